@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Kernel side of rsttrace: every TCP reset sent or received and every dropped
+ * TCP packet on a watched port becomes one rsttrace_tcp_event on the ring
+ * buffer, with the owner of the socket (the process that connected, accepted
+ * or closed it), not just the task the hook happened to run in.
+ *
+ * Tracepoints only (tp_btf and syscall tracepoints): kprobes and fentry are
+ * not available on every kernel rsttrace must run on.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "core_fixes.bpf.h"
+#include "rsttrace/records.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define HEADER_UNSET ((__u16)~0U)
+
+/* Set by userspace before load. 0: every network namespace. */
+const volatile __u32 filter_netns = 0;
+
+/* watched_ports[p] != 0: port p is watched. Written by userspace after load. */
+__u8 watched_ports[65536];
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* resized by userspace (--ring-buffer-size) */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RSTTRACE_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct sock_owner {
+	__u64 ts_ns;
+	__u32 pid;
+	__u8 source; /* enum rsttrace_owner_source */
+	__u8 pad[3];
+	char comm[RSTTRACE_COMM_LEN];
+};
+
+/*
+ * Socket address -> the process that last connected, accepted or closed it.
+ * LRU: bounded, and a socket freed without a final state change simply ages
+ * out. Entries for reused addresses are reset when a new socket starts.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sock_owner);
+} sock_owners SEC(".maps");
+
+static __always_inline void count(__u32 stat)
+{
+	__u64 *value = bpf_map_lookup_elem(&stats, &stat);
+
+	if (value)
+		*value += 1;
+}
+
+static __always_inline bool port_watched(__u16 port)
+{
+	return watched_ports[port] != 0;
+}
+
+static __always_inline bool event_watched(const struct rsttrace_tcp_event *e)
+{
+	return port_watched(e->local_port) || port_watched(e->remote_port);
+}
+
+static __always_inline bool netns_selected(__u32 netns)
+{
+	return filter_netns == 0 || filter_netns == netns;
+}
+
+static __always_inline bool is_full_sock_state(__u8 state)
+{
+	return state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
+}
+
+static __always_inline __u32 sock_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline void record_owner(const struct sock *sk, __u8 source)
+{
+	struct sock_owner owner = {};
+	__u64 key = (__u64)sk;
+
+	owner.ts_ns = bpf_ktime_get_ns();
+	owner.pid = bpf_get_current_pid_tgid() >> 32;
+	owner.source = source;
+	bpf_get_current_comm(owner.comm, sizeof(owner.comm));
+	bpf_map_update_elem(&sock_owners, &key, &owner, BPF_ANY);
+}
+
+static __always_inline void fill_owner(struct rsttrace_tcp_event *e)
+{
+	struct sock_owner *owner;
+
+	if (!e->sock_id)
+		return;
+	owner = bpf_map_lookup_elem(&sock_owners, &e->sock_id);
+	if (!owner)
+		return;
+	e->owner_pid = owner->pid;
+	e->owner_source = owner->source;
+	e->owner_ts_ns = owner->ts_ns;
+	__builtin_memcpy(e->owner_comm, owner->comm, sizeof(e->owner_comm));
+}
+
+/*
+ * Socket identity, state, namespace and byte counters. Only sock_common is
+ * valid for request and timewait sockets; tcp_sock fields are read for full
+ * sockets only.
+ */
+static __always_inline void fill_sock_identity(struct rsttrace_tcp_event *e, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+
+	e->sock_id = (__u64)sk;
+	e->flags |= RSTTRACE_FLAG_SOCKET;
+	e->tcp_state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	e->netns = sock_netns(sk);
+	if (!is_full_sock_state(e->tcp_state))
+		return;
+	e->flags |= RSTTRACE_FLAG_FULLSOCK;
+	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	e->unread_bytes = BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq);
+}
+
+static __always_inline bool fill_sock_addresses(struct rsttrace_tcp_event *e, const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (family == AF_INET) {
+		e->family = 4;
+		bpf_core_read(e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(e->remote_addr, 4, &sk->__sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		e->family = 6;
+		bpf_core_read(e->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
+	} else {
+		return false;
+	}
+	e->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* An unhashed (closed) socket reads skc_num 0; inet_sport keeps the port. */
+	if (!e->local_port && is_full_sock_state(e->tcp_state))
+		e->local_port = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	return true;
+}
+
+/*
+ * Addresses and ports from the packet's own IPv4/IPv6 and TCP headers.
+ * `ingress`: the packet arrived here, so its destination is the local end.
+ * Returns false for anything that is not TCP (or is a non-first fragment).
+ */
+static __always_inline bool fill_packet_addresses(struct rsttrace_tcp_event *e,
+						  const struct sk_buff *skb, bool ingress)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 network = BPF_CORE_READ(skb, network_header);
+	__u8 *local = e->local_addr, *remote = e->remote_addr;
+	__u8 tcp[14];
+	__u16 transport;
+	__u8 first;
+
+	if (network == HEADER_UNSET || bpf_probe_read_kernel(&first, 1, head + network))
+		return false;
+	if ((first >> 4) == 4) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + network))
+			return false;
+		if (ip.protocol != IPPROTO_TCP || (ip.frag_off & bpf_htons(0x1fff)))
+			return false;
+		transport = network + (first & 0x0f) * 4;
+		e->family = 4;
+		__builtin_memcpy(ingress ? local : remote, &ip.daddr, 4);
+		__builtin_memcpy(ingress ? remote : local, &ip.saddr, 4);
+	} else if ((first >> 4) == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + network))
+			return false;
+		if (ip6.nexthdr != IPPROTO_TCP) /* extension headers: not followed */
+			return false;
+		transport = network + sizeof(struct ipv6hdr);
+		e->family = 6;
+		__builtin_memcpy(ingress ? local : remote, &ip6.daddr, 16);
+		__builtin_memcpy(ingress ? remote : local, &ip6.saddr, 16);
+	} else {
+		return false;
+	}
+	if (bpf_probe_read_kernel(tcp, sizeof(tcp), head + transport))
+		return false;
+	__u16 source = (__u16)tcp[0] << 8 | tcp[1];
+	__u16 dest = (__u16)tcp[2] << 8 | tcp[3];
+	e->local_port = ingress ? dest : source;
+	e->remote_port = ingress ? source : dest;
+	e->tcp_flags = tcp[13];
+	e->flags |= RSTTRACE_FLAG_PACKET | (ingress ? RSTTRACE_FLAG_INGRESS : 0);
+	return true;
+}
+
+/* The packet's device, else its route's device; 0 if it has neither. */
+static __always_inline struct net_device *packet_device(const struct sk_buff *skb)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	unsigned long refdst;
+
+	if (dev)
+		return dev;
+	refdst = BPF_CORE_READ(skb, _skb_refdst) & ~1UL; /* low bit: SKB_DST_NOREF */
+	if (!refdst)
+		return 0;
+	return BPF_CORE_READ((struct dst_entry *)refdst, dev);
+}
+
+static __always_inline void fill_context(struct rsttrace_tcp_event *e, __u8 kind)
+{
+	e->header.type = RSTTRACE_RECORD_TCP_EVENT;
+	e->header.size = sizeof(*e);
+	e->kind = kind;
+	e->ts_ns = bpf_ktime_get_ns();
+	e->context_pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->context_comm, sizeof(e->context_comm));
+}
+
+/* Called once an event passed the port filter: count it, filter the netns, emit. */
+static __always_inline void emit(struct rsttrace_tcp_event *e, __u32 seen_stat)
+{
+	count(seen_stat);
+	if (!netns_selected(e->netns))
+		return;
+	fill_owner(e);
+	/* No wakeup: a wakeup per event loses events on some kernels; userspace polls. */
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
+		count(RSTTRACE_STAT_LOST);
+	else
+		count(RSTTRACE_STAT_EMITTED);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(handle_send_reset)
+{
+	/* Read by index: the argument list depends on the kernel (core_fixes). */
+	const struct sock *sk = (const struct sock *)ctx[0];
+	const struct sk_buff *skb = (const struct sk_buff *)ctx[1];
+	struct rsttrace_tcp_event e = {};
+
+	if (tcp_send_reset_args >= 3) {
+		e.reason = (__u32)ctx[2];
+		e.flags |= RSTTRACE_FLAG_REASON;
+	}
+	/* With a packet (stack reset: sk may be NULL, a listener, a request or
+	 * timewait socket) the packet that provoked the reset is the truth for
+	 * addresses; an active reset has only the socket. */
+	if (sk)
+		fill_sock_identity(&e, sk);
+	if (skb) {
+		if (!fill_packet_addresses(&e, skb, true))
+			return 0;
+		if (!sk) {
+			struct net_device *dev = packet_device(skb);
+
+			e.netns = dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
+		}
+	} else if (!sk || !fill_sock_addresses(&e, sk)) {
+		return 0;
+	}
+	if (!event_watched(&e))
+		return 0;
+	if (sk && (e.flags & RSTTRACE_FLAG_REASON) && reset_sent_by_closer(e.reason))
+		record_owner(sk, RSTTRACE_OWNER_CLOSE);
+	fill_context(&e, RSTTRACE_KIND_RESET_SENT);
+	emit(&e, RSTTRACE_STAT_RESET_SENT);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(handle_receive_reset, struct sock *sk)
+{
+	struct rsttrace_tcp_event e = {};
+
+	fill_sock_identity(&e, sk);
+	if (!fill_sock_addresses(&e, sk) || !event_watched(&e))
+		return 0;
+	fill_context(&e, RSTTRACE_KIND_RESET_RECEIVED);
+	emit(&e, RSTTRACE_STAT_RESET_RECEIVED);
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(handle_kfree_skb)
+{
+	const struct sk_buff *skb = (const struct sk_buff *)ctx[0];
+	__u16 protocol = BPF_CORE_READ(skb, protocol);
+	struct rsttrace_tcp_event e = {};
+	const struct sock *sk = 0;
+	struct net_device *dev;
+
+	/* Every dropped packet of the host comes here: leave early. */
+	if (protocol != bpf_htons(ETH_P_IP) && protocol != bpf_htons(ETH_P_IPV6))
+		return 0;
+	if (!fill_packet_addresses(&e, skb, BPF_CORE_READ(skb, skb_iif) != 0) || !event_watched(&e))
+		return 0;
+	if (kfree_skb_args >= 3) {
+		e.reason = (__u32)ctx[2];
+		e.flags |= RSTTRACE_FLAG_REASON;
+		if (drop_is_consumed_reset(e.reason))
+			return 0;
+	}
+	e.location = ctx[1];
+	if (kfree_skb_args >= 4)
+		sk = (const struct sock *)ctx[3];
+	if (!sk)
+		sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		fill_sock_identity(&e, sk);
+	if (BPF_CORE_READ(skb, _skb_refdst))
+		e.flags |= RSTTRACE_FLAG_ROUTED;
+	dev = packet_device(skb);
+	if (dev) {
+		e.ifindex = BPF_CORE_READ(dev, ifindex);
+		e.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	}
+	fill_context(&e, RSTTRACE_KIND_DROP);
+	emit(&e, RSTTRACE_STAT_DROP);
+	return 0;
+}
+
+/*
+ * Owner tracking. inet_sock_set_state fires in process context for connect(),
+ * listen(), close() and shutdown(); in softirq for handshakes and resets, where
+ * the running task is unrelated, so only the former record an owner.
+ */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	__u16 local_port, remote_port;
+	__u64 key = (__u64)sk;
+
+	if (sk_protocol_of(sk) != IPPROTO_TCP)
+		return 0;
+	local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* connect() enters SYN_SENT before it picks the local port. */
+	if (!port_watched(local_port) && !port_watched(remote_port))
+		return 0;
+	switch (newstate) {
+	case TCP_SYN_SENT:
+		record_owner(sk, RSTTRACE_OWNER_CONNECT);
+		break;
+	case TCP_LISTEN:
+		record_owner(sk, RSTTRACE_OWNER_LISTEN);
+		break;
+	case TCP_ESTABLISHED:
+		/* A new passive socket: forget whatever had this address before. */
+		if (oldstate == TCP_SYN_RECV)
+			bpf_map_delete_elem(&sock_owners, &key);
+		break;
+	case TCP_FIN_WAIT1:
+	case TCP_LAST_ACK:
+		record_owner(sk, RSTTRACE_OWNER_CLOSE);
+		break;
+	}
+	return 0;
+}
+
+/* accept() returns a new fd: follow it to its socket and record the acceptor. */
+static __always_inline void record_accepted(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct socket *sock;
+	struct file *file;
+	struct sock *sk;
+	__u16 family;
+
+	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+		return;
+	sock = BPF_CORE_READ(file, private_data);
+	sk = sock ? BPF_CORE_READ(sock, sk) : 0;
+	if (!sk)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if ((family != AF_INET && family != AF_INET6) || sk_protocol_of(sk) != IPPROTO_TCP)
+		return;
+	if (!port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)) &&
+	    !port_watched(bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
+		return;
+	record_owner(sk, RSTTRACE_OWNER_ACCEPT);
+}
+
+SEC("tp/syscalls/sys_exit_accept4")
+int handle_accept4_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	record_accepted(ctx->ret);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_accept")
+int handle_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	record_accepted(ctx->ret);
+	return 0;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The records the BPF programs put on the ring buffer, defined once for both
+ * sides: bpf/ compiles this as C against vmlinux.h, userspace/ as C++ against
+ * <linux/types.h>. Fixed-width fields, explicit padding, sizes asserted below,
+ * so a layout change breaks the build instead of silently misdecoding.
+ */
+#ifndef RSTTRACE_RECORDS_H
+#define RSTTRACE_RECORDS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#ifdef __cplusplus
+#define RSTTRACE_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define RSTTRACE_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+#define RSTTRACE_COMM_LEN 16
+#define RSTTRACE_ADDR_LEN 16
+
+/* record_header.type */
+enum rsttrace_record_type {
+	RSTTRACE_RECORD_TCP_EVENT = 1,
+};
+
+/* tcp_event.kind: which kernel hook saw it */
+enum rsttrace_event_kind {
+	RSTTRACE_KIND_RESET_SENT = 1,     /* tcp:tcp_send_reset */
+	RSTTRACE_KIND_RESET_RECEIVED = 2, /* tcp:tcp_receive_reset */
+	RSTTRACE_KIND_DROP = 3,           /* skb:kfree_skb */
+};
+
+/* tcp_event.owner_source: how the owner below was learnt */
+enum rsttrace_owner_source {
+	RSTTRACE_OWNER_NONE = 0,    /* socket never seen in process context */
+	RSTTRACE_OWNER_CONNECT = 1, /* it called connect() */
+	RSTTRACE_OWNER_ACCEPT = 2,  /* it accept()ed the socket */
+	RSTTRACE_OWNER_CLOSE = 3,   /* it closed / shut down / aborted the socket */
+	RSTTRACE_OWNER_LISTEN = 4,  /* it called listen() on it */
+};
+
+/* tcp_event.flags */
+enum rsttrace_event_flags {
+	RSTTRACE_FLAG_REASON = 1 << 0,   /* `reason` holds a kernel enum value */
+	RSTTRACE_FLAG_SOCKET = 1 << 1,   /* a socket was involved (sk != NULL) */
+	RSTTRACE_FLAG_FULLSOCK = 1 << 2, /* ... and it was a full socket */
+	RSTTRACE_FLAG_PACKET = 1 << 3,   /* addresses and tcp_flags came from a packet */
+	RSTTRACE_FLAG_INGRESS = 1 << 4,  /* the packet was received by this host */
+	RSTTRACE_FLAG_ROUTED = 1 << 5,   /* the packet had a route (dst) when it was freed */
+};
+
+/* index into the BPF `stats` map: per-CPU counters kept by the programs */
+enum rsttrace_stat {
+	RSTTRACE_STAT_EMITTED = 0,     /* records written to the ring buffer */
+	RSTTRACE_STAT_LOST = 1,        /* records that did not fit in the ring buffer */
+	RSTTRACE_STAT_RESET_SENT = 2,  /* resets seen on watched ports, before the netns filter */
+	RSTTRACE_STAT_RESET_RECEIVED = 3,
+	RSTTRACE_STAT_DROP = 4,
+	RSTTRACE_STAT_COUNT = 5,
+};
+
+struct rsttrace_record_header {
+	__u16 type; /* enum rsttrace_record_type */
+	__u16 size; /* sizeof the whole record */
+	__u32 reserved;
+};
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_record_header) == 8, "record_header layout");
+
+struct rsttrace_tcp_event {
+	struct rsttrace_record_header header;
+	__u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 sock_id;        /* kernel address of the socket, 0 if none: correlation only */
+	__u64 owner_ts_ns;    /* when the owner was recorded (CLOCK_MONOTONIC), 0 if none */
+	__u64 bytes_received; /* tcp_sock.bytes_received (full sockets) */
+	__u64 bytes_acked;    /* tcp_sock.bytes_acked (full sockets) */
+	__u64 location;       /* kfree_skb: kernel address that freed the packet */
+	__u32 netns;          /* network namespace inode */
+	__u32 reason;         /* sk_rst_reason / skb_drop_reason value, see FLAG_REASON */
+	__u32 owner_pid;      /* tgid of the owning process, 0 if unknown */
+	__u32 context_pid;    /* tgid of the task the hook ran in (0: idle / softirq on idle) */
+	__u32 unread_bytes;   /* rcv_nxt - copied_seq (full sockets): data the owner never read */
+	__u32 ifindex;        /* device of the packet (drops), 0 if none */
+	__u8 local_addr[RSTTRACE_ADDR_LEN];  /* network order; IPv4 in the first 4 bytes */
+	__u8 remote_addr[RSTTRACE_ADDR_LEN];
+	char owner_comm[RSTTRACE_COMM_LEN];
+	char context_comm[RSTTRACE_COMM_LEN];
+	__u16 local_port;  /* host order */
+	__u16 remote_port; /* host order */
+	__u8 family;       /* 4 or 6 */
+	__u8 kind;         /* enum rsttrace_event_kind */
+	__u8 tcp_state;    /* kernel TCP state value, 0 if no socket */
+	__u8 tcp_flags;    /* TCP header flags byte of the packet (FLAG_PACKET) */
+	__u8 owner_source; /* enum rsttrace_owner_source */
+	__u8 flags;        /* enum rsttrace_event_flags */
+	__u8 pad[6];
+};
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_tcp_event) == 160, "tcp_event layout");
+
+#endif /* RSTTRACE_RECORDS_H */

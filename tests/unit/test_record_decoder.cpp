@@ -1,0 +1,127 @@
+#include <arpa/inet.h>
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <vector>
+
+#include "collect/record_decoder.h"
+#include "rsttrace/records.h"
+
+using namespace rsttrace;
+
+namespace {
+
+rsttrace_tcp_event sample_event() {
+  rsttrace_tcp_event raw{};
+  raw.header.type = RSTTRACE_RECORD_TCP_EVENT;
+  raw.header.size = sizeof(raw);
+  raw.kind = RSTTRACE_KIND_RESET_SENT;
+  raw.family = 4;
+  raw.ts_ns = 123456789;
+  raw.sock_id = 0xffff888012345678ULL;
+  raw.netns = 4026532000u;
+  raw.reason = 11;
+  raw.tcp_state = 7;
+  raw.flags = RSTTRACE_FLAG_REASON | RSTTRACE_FLAG_SOCKET | RSTTRACE_FLAG_FULLSOCK;
+  inet_pton(AF_INET, "127.0.0.1", raw.local_addr);
+  inet_pton(AF_INET, "127.0.0.2", raw.remote_addr);
+  raw.local_port = 22;
+  raw.remote_port = 40000;
+  raw.owner_pid = 812;
+  std::memcpy(raw.owner_comm, "sshd", 4);
+  raw.owner_source = RSTTRACE_OWNER_ACCEPT;
+  raw.context_pid = 900;
+  std::memcpy(raw.context_comm, "0123456789abcdef", 16);  // no NUL: all 16 bytes used
+  raw.unread_bytes = 21;
+  return raw;
+}
+
+std::vector<std::byte> bytes_of(const rsttrace_tcp_event& raw) {
+  std::vector<std::byte> bytes(sizeof(raw));
+  std::memcpy(bytes.data(), &raw, sizeof(raw));
+  return bytes;
+}
+
+}  // namespace
+
+TEST_CASE("a reset record decodes field by field") {
+  const auto bytes = bytes_of(sample_event());
+  const DecodeResult result = decode_record(bytes);
+  REQUIRE(std::holds_alternative<TcpEvent>(result));
+  const TcpEvent& e = std::get<TcpEvent>(result);
+  CHECK(e.kind == EventKind::ResetSent);
+  CHECK(e.family == 4);
+  CHECK(e.local.port == 22);
+  CHECK(e.remote.port == 40000);
+  CHECK(e.local.addr[0] == 127);
+  CHECK(e.remote.addr[3] == 2);
+  CHECK(e.netns == 4026532000u);
+  CHECK(e.reason == 11u);
+  CHECK(e.tcp_state == 7);
+  CHECK(e.full_socket);
+  CHECK_FALSE(e.tcp_flags);
+  REQUIRE(e.owner);
+  CHECK(e.owner->pid == 812);
+  CHECK(e.owner->comm == "sshd");
+  CHECK(e.owner_source == OwnerSource::Accept);
+  CHECK(e.context.comm == "0123456789abcdef");
+  CHECK(e.unread_bytes == 21);
+}
+
+TEST_CASE("flags decide which optional facts exist") {
+  auto raw = sample_event();
+  raw.flags = RSTTRACE_FLAG_PACKET | RSTTRACE_FLAG_INGRESS;
+  raw.tcp_flags = 0x02;
+  raw.owner_pid = 0;
+  const auto bytes = bytes_of(raw);
+  const TcpEvent e = std::get<TcpEvent>(decode_record(bytes));
+  CHECK_FALSE(e.reason);
+  CHECK_FALSE(e.tcp_state);
+  CHECK_FALSE(e.owner);
+  CHECK(e.tcp_flags == 0x02);
+  CHECK(e.ingress);
+}
+
+TEST_CASE("IPv4-mapped IPv6 addresses are reported as IPv4") {
+  auto raw = sample_event();
+  raw.family = 6;
+  inet_pton(AF_INET6, "::ffff:10.1.2.3", raw.local_addr);
+  inet_pton(AF_INET6, "::ffff:10.1.2.4", raw.remote_addr);
+  const auto bytes = bytes_of(raw);
+  const TcpEvent e = std::get<TcpEvent>(decode_record(bytes));
+  CHECK(e.family == 4);
+  CHECK(e.local.addr[0] == 10);
+  CHECK(e.remote.addr[3] == 4);
+  CHECK(e.remote.addr[4] == 0);
+
+  inet_pton(AF_INET6, "2001:db8::1", raw.remote_addr);
+  const auto real_v6 = bytes_of(raw);
+  CHECK(std::get<TcpEvent>(decode_record(real_v6)).family == 6);
+}
+
+TEST_CASE("malformed records are refused with a reason, never misread") {
+  auto raw = sample_event();
+  auto bytes = bytes_of(raw);
+  SECTION("truncated") {
+    const DecodeResult r = decode_record(std::span(bytes).first(20));
+    REQUIRE(std::holds_alternative<DecodeError>(r));
+    CHECK_THAT(std::get<DecodeError>(r).message, Catch::Contains("says 160 bytes"));
+  }
+  SECTION("shorter than a header") {
+    CHECK(std::holds_alternative<DecodeError>(decode_record(std::span(bytes).first(3))));
+  }
+  SECTION("unknown type") {
+    raw.header.type = 99;
+    bytes = bytes_of(raw);
+    CHECK_THAT(std::get<DecodeError>(decode_record(bytes)).message, Catch::Contains("unknown record type 99"));
+  }
+  SECTION("unknown kind") {
+    raw.kind = 7;
+    bytes = bytes_of(raw);
+    CHECK(std::holds_alternative<DecodeError>(decode_record(bytes)));
+  }
+  SECTION("unknown family") {
+    raw.family = 5;
+    bytes = bytes_of(raw);
+    CHECK(std::holds_alternative<DecodeError>(decode_record(bytes)));
+  }
+}

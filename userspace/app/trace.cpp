@@ -1,0 +1,221 @@
+#include "app/trace.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <spdlog/spdlog.h>
+
+#include "attribute/attributor.h"
+#include "collect/bpf_session.h"
+#include "collect/kernel_btf.h"
+#include "collect/record_decoder.h"
+#include "collect/tracefs.h"
+#include "error.h"
+#include "output/format.h"
+
+namespace rsttrace {
+namespace {
+
+// SIGINT/SIGTERM arrive on a file descriptor: no handler, no global flag.
+class SignalFd {
+ public:
+  SignalFd() {
+    sigemptyset(&mask_);
+    sigaddset(&mask_, SIGINT);
+    sigaddset(&mask_, SIGTERM);
+    if (sigprocmask(SIG_BLOCK, &mask_, &previous_) != 0) throw failed("block", "signals", errno_text(errno));
+    fd_ = signalfd(-1, &mask_, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd_ < 0) throw failed("open", "signalfd", errno_text(errno));
+  }
+  ~SignalFd() {
+    close(fd_);
+    sigprocmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  SignalFd(const SignalFd&) = delete;
+  SignalFd& operator=(const SignalFd&) = delete;
+
+  // Waits up to timeout_ms; true once a stop signal arrived.
+  bool wait(int timeout_ms) {
+    pollfd pfd{fd_, POLLIN, 0};
+    if (poll(&pfd, 1, timeout_ms) <= 0) return false;
+    signalfd_siginfo info{};
+    return read(fd_, &info, sizeof(info)) == sizeof(info);
+  }
+
+ private:
+  sigset_t mask_{}, previous_{};
+  int fd_ = -1;
+};
+
+// Written atomically (temp file + rename) once everything is attached, removed at exit.
+class ReadyFile {
+ public:
+  explicit ReadyFile(std::string path) : path_(std::move(path)) {}
+  ~ReadyFile() {
+    if (written_) std::filesystem::remove(path_);
+  }
+  void write() {
+    if (path_.empty()) return;
+    const std::string temp = path_ + ".tmp." + std::to_string(getpid());
+    {
+      std::ofstream out(temp);
+      out << getpid() << '\n';
+      if (!out) throw failed("write", "ready file " + path_, errno_text(errno));
+    }
+    if (std::rename(temp.c_str(), path_.c_str()) != 0) {
+      const int err = errno;
+      std::filesystem::remove(temp);
+      throw failed("write", "ready file " + path_, errno_text(err));
+    }
+    written_ = true;
+  }
+
+ private:
+  std::string path_;
+  bool written_ = false;
+};
+
+struct Counts {
+  uint64_t reports = 0;
+  uint64_t reset_sent = 0;
+  uint64_t reset_received = 0;
+  uint64_t drop = 0;
+  uint64_t malformed = 0;
+  uint64_t lost_reported = 0;
+};
+
+class EventPrinter {
+ public:
+  EventPrinter(const TraceOptions& options, const Formatter& formatter)
+      : json_(options.json), formatter_(formatter) {}
+
+  void report(const Report& report, Counts& counts) {
+    ++counts.reports;
+    switch (report.event.kind) {
+      case EventKind::ResetSent: ++counts.reset_sent; break;
+      case EventKind::ResetReceived: ++counts.reset_received; break;
+      case EventKind::Drop: ++counts.drop; break;
+    }
+    line(json_ ? json_line(formatter_.event_json(report)) : formatter_.event_text(report));
+  }
+
+  // Kernel-side losses since the last call: a log line, and a JSON record.
+  void lost(uint64_t count, uint64_t total, uint64_t now_unix_ns) {
+    spdlog::warn("lost {} events (ring buffer full; {} in total): raise --ring-buffer-kib", count, total);
+    if (json_)
+      line(json_line({{"type", "lost"},
+                      {"ts", format_rfc3339_micro(now_unix_ns)},
+                      {"count", count},
+                      {"total", total}}));
+  }
+
+  void summary(const nlohmann::ordered_json& summary) {
+    if (json_) line(json_line(summary));
+  }
+
+  void flush() { std::fflush(stdout); }
+
+ private:
+  void line(const std::string& text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fputc('\n', stdout);
+  }
+  bool json_;
+  const Formatter& formatter_;
+};
+
+uint64_t unix_now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+}  // namespace
+
+int run_trace(const TraceOptions& options) {
+  const KernelBtf kernel = KernelBtf::load();
+  const KernelNames names = KernelNames::from_btf(kernel.get());
+  const Formatter formatter{names, WallClock::now()};
+  Attributor attributor(names);
+  EventPrinter printer(options, formatter);
+  Counts counts;
+
+  SignalFd signals;
+  ReadyFile ready(options.ready_file);
+  const std::string no_tracefs = ensure_tracefs();
+  if (!no_tracefs.empty())
+    spdlog::warn("{}; owners are learnt from connect/close only, not accept()", no_tracefs);
+  BpfSession session(
+      SessionConfig{options.ports, options.netns, options.ring_buffer_kib * 1024u, no_tracefs.empty()},
+      kernel.get(),
+      [&](std::span<const std::byte> bytes) {
+        DecodeResult decoded = decode_record(bytes);
+        if (auto* error = std::get_if<DecodeError>(&decoded)) {
+          ++counts.malformed;
+          spdlog::warn("failed to decode record: {}", error->message);
+          return;
+        }
+        for (const Report& report : attributor.add(std::get<TcpEvent>(decoded))) printer.report(report, counts);
+      });
+  for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
+  ready.write();
+
+  std::string ports;
+  for (uint16_t port : options.ports) ports += (ports.empty() ? "" : ",") + std::to_string(port);
+  spdlog::info("watching TCP port{} {}{}; Ctrl-C to stop", options.ports.size() > 1 ? "s" : "", ports,
+               options.netns ? " in netns " + std::to_string(options.netns) : "");
+
+  const auto started = std::chrono::steady_clock::now();
+  const auto deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                      std::chrono::duration<double>(options.duration_seconds));
+  for (;;) {
+    int timeout_ms = static_cast<int>(options.poll_interval_ms);
+    if (options.duration_seconds > 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, timeout_ms));
+    }
+    const bool stop = signals.wait(timeout_ms);
+    session.drain();
+    const KernelStats stats = session.stats();
+    if (stats.lost > counts.lost_reported) {
+      printer.lost(stats.lost - counts.lost_reported, stats.lost, unix_now_ns());
+      counts.lost_reported = stats.lost;
+    }
+    printer.flush();
+    if (stop || (options.duration_seconds > 0 && std::chrono::steady_clock::now() >= deadline)) break;
+  }
+
+  session.drain();
+  const KernelStats stats = session.stats();
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const nlohmann::ordered_json summary = {
+      {"type", "summary"},
+      {"ts", format_rfc3339_micro(unix_now_ns())},
+      {"duration_s", elapsed},
+      {"events", counts.reports},
+      {"reset_sent", counts.reset_sent},
+      {"reset_received", counts.reset_received},
+      {"drop", counts.drop},
+      {"lost", stats.lost},
+      {"malformed", counts.malformed},
+      {"kernel", {{"emitted", stats.emitted},
+                  {"reset_sent", stats.reset_sent},
+                  {"reset_received", stats.reset_received},
+                  {"drop", stats.drop}}},
+  };
+  printer.summary(summary);
+  printer.flush();
+  spdlog::info("{} events ({} resets sent, {} received, {} drops) in {:.1f} s; lost {}, malformed {}",
+               counts.reports, counts.reset_sent, counts.reset_received, counts.drop, elapsed, stats.lost,
+               counts.malformed);
+  return 0;
+}
+
+}  // namespace rsttrace

@@ -1,0 +1,89 @@
+#include "cli/options.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <filesystem>
+
+#include "error.h"
+
+namespace rsttrace {
+
+uint32_t parse_netns(const std::string& text) {
+  uint64_t inode = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), inode);
+  if (ec == std::errc() && end == text.data() + text.size()) {
+    if (inode == 0 || inode > UINT32_MAX)
+      throw failed("parse", "--netns " + text, "a namespace inode is a number from 1 to 4294967295");
+    return static_cast<uint32_t>(inode);
+  }
+  struct stat st {};
+  if (stat(text.c_str(), &st) != 0) throw failed("open", "--netns " + text, errno_text(errno));
+  return static_cast<uint32_t>(st.st_ino);
+}
+
+void check_ready_file_path(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path file(path);
+  std::error_code ec;
+  if (fs::is_directory(file, ec)) throw failed("use", "--ready-file " + path, "it is a directory");
+  fs::path dir = file.parent_path();
+  if (dir.empty()) dir = ".";
+  if (!fs::is_directory(dir, ec))
+    throw failed("use", "--ready-file " + path, "directory " + dir.string() + " does not exist");
+  if (access(dir.c_str(), W_OK) != 0)
+    throw failed("use", "--ready-file " + path, "directory " + dir.string() + " is not writable");
+}
+
+ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
+  CLI::App app{"rsttrace: who reset this TCP connection, from the kernel, live"};
+  app.name(args.empty() ? "rsttrace" : args[0]);
+  TraceOptions options;
+  std::vector<int> ports;
+  std::string netns;
+  app.add_option("-p,--port", ports, "TCP port to watch, repeatable (default 22)")
+      ->check(CLI::Range(1, 65535));
+  app.add_flag("--json", options.json, "one JSON object per line on stdout (docs/events.md)");
+  app.add_option("-d,--duration", options.duration_seconds, "stop after SECONDS (0: until SIGINT/SIGTERM)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--ready-file", options.ready_file,
+                 "create PATH once every BPF program is attached (removed at exit)");
+  app.add_option("--netns", netns, "only this network namespace: inode number or a path like /run/netns/NAME");
+  app.add_flag("-v,--verbose", options.verbose, "debug logs, including libbpf's and the verifier's");
+  app.add_option("--ring-buffer-kib", options.ring_buffer_kib, "kernel ring buffer size in KiB (power of two)")
+      ->check(CLI::Range(64u, 1u << 20));
+  app.add_option("--poll-interval-ms", options.poll_interval_ms, "how often the ring buffer is drained")
+      ->check(CLI::Range(1u, 1000u));
+
+  std::vector<const char*> argv;
+  for (const auto& arg : args) argv.push_back(arg.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::CallForHelp&) {
+    return CliExit{0, app.help(), false};
+  } catch (const CLI::ParseError& e) {
+    return CliExit{2, e.what(), true};
+  }
+
+  try {
+    if (!ports.empty()) {
+      std::sort(ports.begin(), ports.end());
+      ports.erase(std::unique(ports.begin(), ports.end()), ports.end());
+      options.ports.assign(ports.begin(), ports.end());
+    }
+    const uint32_t kib = options.ring_buffer_kib;
+    if ((kib & (kib - 1)) != 0)
+      throw failed("use", "--ring-buffer-kib " + std::to_string(kib), "the size must be a power of two");
+    if (!netns.empty()) options.netns = parse_netns(netns);
+    if (!options.ready_file.empty()) check_ready_file_path(options.ready_file);
+  } catch (const Error& e) {
+    return CliExit{2, e.what(), true};
+  }
+  return options;
+}
+
+}  // namespace rsttrace

@@ -1,0 +1,41 @@
+// Command line -> validated options. Everything the user can get wrong is
+// caught here, before any BPF is loaded, with one line of explanation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace rsttrace {
+
+struct TraceOptions {
+  std::vector<uint16_t> ports{22};
+  bool json = false;
+  double duration_seconds = 0;  // 0: until SIGINT/SIGTERM
+  std::string ready_file;       // created once every program is attached
+  uint32_t netns = 0;           // 0: every network namespace
+  bool verbose = false;
+  uint32_t ring_buffer_kib = 4096;
+  uint32_t poll_interval_ms = 50;
+};
+
+// Parsing ended without something to run: help was printed, or the input
+// was bad (message is one line, without the program name).
+struct CliExit {
+  int code = 0;
+  std::string message;
+  bool to_stderr = false;
+};
+
+using ParsedCommandLine = std::variant<TraceOptions, CliExit>;
+
+ParsedCommandLine parse_command_line(const std::vector<std::string>& args);
+
+// "4026531840" or a path such as /proc/1/ns/net or /run/netns/NAME.
+uint32_t parse_netns(const std::string& text);  // throws Error
+
+// The ready file can be written: its directory exists and is writable.
+void check_ready_file_path(const std::string& path);  // throws Error
+
+}  // namespace rsttrace

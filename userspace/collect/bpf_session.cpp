@@ -1,0 +1,109 @@
+#include "collect/bpf_session.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "collect/kernel_btf.h"
+#include "error.h"
+#include "rsttrace.skel.h"
+#include "rsttrace/records.h"
+
+namespace rsttrace {
+namespace {
+
+// The tracepoints every run needs, checked before load so a missing one is
+// named instead of surfacing as a verifier error.
+constexpr const char* kRequiredTracepoints[] = {"tcp_send_reset", "tcp_receive_reset", "kfree_skb",
+                                                "inet_sock_set_state"};
+
+std::string program_title(const bpf_program* prog) {
+  return std::string(bpf_program__name(prog)) + " (" + bpf_program__section_name(prog) + ")";
+}
+
+}  // namespace
+
+void BpfSession::SkeletonFree::operator()(rsttrace_bpf* skel) const { rsttrace_bpf__destroy(skel); }
+void BpfSession::LinkFree::operator()(bpf_link* link) const { bpf_link__destroy(link); }
+void BpfSession::RingBufferFree::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
+
+BpfSession::BpfSession(const SessionConfig& config, const btf* kernel_types, RecordSink sink)
+    : sink_(std::move(sink)) {
+  for (const char* tracepoint : kRequiredTracepoints)
+    if (!tracepoint_arg_count(kernel_types, tracepoint))
+      throw failed("find", std::string("tracepoint ") + tracepoint,
+                   "the running kernel's BTF has no btf_trace_" + std::string(tracepoint));
+
+  skel_.reset(rsttrace_bpf__open());
+  if (!skel_) throw failed("open", "BPF object", errno_text(errno));
+
+  skel_->rodata->filter_netns = config.netns;
+  skel_->rodata->tcp_send_reset_args = static_cast<__u8>(*tracepoint_arg_count(kernel_types, "tcp_send_reset"));
+  skel_->rodata->kfree_skb_args = static_cast<__u8>(*tracepoint_arg_count(kernel_types, "kfree_skb"));
+  if (!config.syscall_tracepoints) {
+    bpf_program__set_autoload(skel_->progs.handle_accept4_exit, false);
+    bpf_program__set_autoload(skel_->progs.handle_accept_exit, false);
+  }
+  if (int err = bpf_map__set_max_entries(skel_->maps.events, config.ring_buffer_bytes))
+    throw failed("size", "ring buffer", errno_text(err));
+
+  if (int err = rsttrace_bpf__load(skel_.get())) {
+    std::string reason = errno_text(err);
+    if (err == -EPERM || err == -EACCES)
+      reason += " (rsttrace needs root, or CAP_BPF and CAP_PERFMON)";
+    else
+      reason += " (run with -v for the verifier log)";
+    throw failed("load", "BPF programs", reason);
+  }
+
+  for (uint16_t port : config.ports) skel_->bss->watched_ports[port] = 1;
+
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) throw failed("attach", "program " + program_title(prog), errno_text(errno));
+    links_.emplace_back(link);
+    attached_.push_back(program_title(prog));
+  }
+
+  reader_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfSession::on_record, this, nullptr));
+  if (!reader_) throw failed("open", "ring buffer reader", errno_text(errno));
+}
+
+BpfSession::~BpfSession() = default;
+
+int BpfSession::on_record(void* self, void* data, size_t size) {
+  static_cast<BpfSession*>(self)->sink_(std::span(static_cast<const std::byte*>(data), size));
+  return 0;
+}
+
+void BpfSession::drain() {
+  const int err = ring_buffer__consume(reader_.get());
+  if (err < 0) throw failed("read", "ring buffer", errno_text(err));
+}
+
+KernelStats BpfSession::stats() const {
+  const int ncpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> per_cpu(ncpus > 0 ? ncpus : 1);
+  auto sum = [&](uint32_t index) -> uint64_t {
+    if (bpf_map__lookup_elem(skel_->maps.stats, &index, sizeof(index), per_cpu.data(),
+                             per_cpu.size() * sizeof(uint64_t), 0))
+      return 0;
+    uint64_t total = 0;
+    for (uint64_t value : per_cpu) total += value;
+    return total;
+  };
+  return KernelStats{
+      .emitted = sum(RSTTRACE_STAT_EMITTED),
+      .lost = sum(RSTTRACE_STAT_LOST),
+      .reset_sent = sum(RSTTRACE_STAT_RESET_SENT),
+      .reset_received = sum(RSTTRACE_STAT_RESET_RECEIVED),
+      .drop = sum(RSTTRACE_STAT_DROP),
+  };
+}
+
+}  // namespace rsttrace

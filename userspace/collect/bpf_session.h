@@ -1,0 +1,74 @@
+// Owner of everything rsttrace puts in the kernel: the skeleton (programs and
+// maps), one link per attached program, and the ring buffer reader. Built
+// whole or not at all: a constructor that throws leaves nothing attached, and
+// the destructor detaches in reverse order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+struct rsttrace_bpf;
+struct bpf_link;
+struct ring_buffer;
+struct btf;
+
+namespace rsttrace {
+
+struct SessionConfig {
+  std::vector<uint16_t> ports;
+  uint32_t netns = 0;
+  uint32_t ring_buffer_bytes = 4u << 20;
+  // accept() tracking needs syscall tracepoints; off when tracefs is missing.
+  bool syscall_tracepoints = true;
+};
+
+// Counters kept by the BPF programs, summed over CPUs (enum rsttrace_stat).
+struct KernelStats {
+  uint64_t emitted = 0;
+  uint64_t lost = 0;
+  uint64_t reset_sent = 0;
+  uint64_t reset_received = 0;
+  uint64_t drop = 0;
+};
+
+class BpfSession {
+ public:
+  using RecordSink = std::function<void(std::span<const std::byte>)>;
+
+  // Loads and attaches; throws Error naming what failed.
+  BpfSession(const SessionConfig& config, const btf* kernel_types, RecordSink sink);
+  ~BpfSession();
+  BpfSession(const BpfSession&) = delete;
+  BpfSession& operator=(const BpfSession&) = delete;
+
+  // Hands every record waiting in the ring buffer to the sink.
+  void drain();
+  KernelStats stats() const;
+  std::vector<std::string> attached_programs() const { return attached_; }
+
+ private:
+  struct SkeletonFree {
+    void operator()(rsttrace_bpf* skel) const;
+  };
+  struct LinkFree {
+    void operator()(bpf_link* link) const;
+  };
+  struct RingBufferFree {
+    void operator()(ring_buffer* rb) const;
+  };
+  static int on_record(void* self, void* data, size_t size);
+
+  RecordSink sink_;
+  // Destroyed bottom-up: reader, then links, then the skeleton.
+  std::unique_ptr<rsttrace_bpf, SkeletonFree> skel_;
+  std::vector<std::unique_ptr<bpf_link, LinkFree>> links_;
+  std::unique_ptr<ring_buffer, RingBufferFree> reader_;
+  std::vector<std::string> attached_;
+};
+
+}  // namespace rsttrace

@@ -1,0 +1,98 @@
+#include "collect/record_decoder.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "rsttrace/records.h"
+
+namespace rsttrace {
+namespace {
+
+std::string comm_bytes(const char (&comm)[RSTTRACE_COMM_LEN]) {
+  const auto* end = std::find(comm, comm + RSTTRACE_COMM_LEN, '\0');
+  return std::string(comm, end);
+}
+
+bool is_v4_mapped(const std::array<uint8_t, 16>& a) {
+  static constexpr uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::equal(std::begin(prefix), std::end(prefix), a.begin());
+}
+
+// ::ffff:a.b.c.d on a dual-stack socket is an IPv4 connection: report it as
+// one, so it matches the packet-derived events of the same connection.
+void unmap_v4(TcpEvent& event) {
+  if (event.family != 6 || !is_v4_mapped(event.local.addr) || !is_v4_mapped(event.remote.addr))
+    return;
+  for (auto* addr : {&event.local.addr, &event.remote.addr}) {
+    std::array<uint8_t, 16> v4{};
+    std::copy_n(addr->begin() + 12, 4, v4.begin());
+    *addr = v4;
+  }
+  event.family = 4;
+}
+
+DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
+  TcpEvent event;
+  switch (raw.kind) {
+    case RSTTRACE_KIND_RESET_SENT: event.kind = EventKind::ResetSent; break;
+    case RSTTRACE_KIND_RESET_RECEIVED: event.kind = EventKind::ResetReceived; break;
+    case RSTTRACE_KIND_DROP: event.kind = EventKind::Drop; break;
+    default: return DecodeError{"unknown event kind " + std::to_string(raw.kind)};
+  }
+  if (raw.family != 4 && raw.family != 6)
+    return DecodeError{"unknown address family " + std::to_string(raw.family)};
+  if (raw.owner_source > RSTTRACE_OWNER_LISTEN)
+    return DecodeError{"unknown owner source " + std::to_string(raw.owner_source)};
+
+  event.monotonic_ns = raw.ts_ns;
+  event.family = raw.family;
+  std::copy_n(raw.local_addr, 16, event.local.addr.begin());
+  std::copy_n(raw.remote_addr, 16, event.remote.addr.begin());
+  event.local.port = raw.local_port;
+  event.remote.port = raw.remote_port;
+  event.netns = raw.netns;
+  event.sock_id = raw.sock_id;
+  if (raw.flags & RSTTRACE_FLAG_SOCKET) event.tcp_state = raw.tcp_state;
+  if (raw.flags & RSTTRACE_FLAG_REASON) event.reason = raw.reason;
+  event.full_socket = raw.flags & RSTTRACE_FLAG_FULLSOCK;
+  if (raw.flags & RSTTRACE_FLAG_PACKET) event.tcp_flags = raw.tcp_flags;
+  event.ingress = raw.flags & RSTTRACE_FLAG_INGRESS;
+  event.routed = raw.flags & RSTTRACE_FLAG_ROUTED;
+  if (raw.owner_pid != 0) event.owner = Process{raw.owner_pid, comm_bytes(raw.owner_comm)};
+  event.owner_source = static_cast<OwnerSource>(raw.owner_source);
+  event.owner_monotonic_ns = raw.owner_ts_ns;
+  event.context = Process{raw.context_pid, comm_bytes(raw.context_comm)};
+  event.bytes_received = raw.bytes_received;
+  event.bytes_acked = raw.bytes_acked;
+  event.unread_bytes = raw.unread_bytes;
+  event.location = raw.location;
+  event.ifindex = raw.ifindex;
+  unmap_v4(event);
+  return event;
+}
+
+}  // namespace
+
+DecodeResult decode_record(std::span<const std::byte> bytes) {
+  rsttrace_record_header header;
+  if (bytes.size() < sizeof(header))
+    return DecodeError{"record of " + std::to_string(bytes.size()) + " bytes is shorter than its header"};
+  std::memcpy(&header, bytes.data(), sizeof(header));
+  if (header.size != bytes.size())
+    return DecodeError{"record says " + std::to_string(header.size) + " bytes, ring buffer gave " +
+                       std::to_string(bytes.size())};
+  switch (header.type) {
+    case RSTTRACE_RECORD_TCP_EVENT: {
+      rsttrace_tcp_event raw;
+      if (bytes.size() != sizeof(raw))
+        return DecodeError{"tcp event of " + std::to_string(bytes.size()) + " bytes, expected " +
+                           std::to_string(sizeof(raw))};
+      std::memcpy(&raw, bytes.data(), sizeof(raw));
+      return decode_tcp_event(raw);
+    }
+    default:
+      return DecodeError{"unknown record type " + std::to_string(header.type)};
+  }
+}
+
+}  // namespace rsttrace

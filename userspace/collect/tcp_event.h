@@ -1,0 +1,54 @@
+// A decoded rsttrace_tcp_event: the kernel's facts about one reset or drop,
+// in host-friendly types. Strings from the kernel (comm) stay raw bytes here;
+// output/ escapes them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace rsttrace {
+
+enum class EventKind { ResetSent, ResetReceived, Drop };
+
+enum class OwnerSource { None, Connect, Accept, Close, Listen };
+
+struct Process {
+  uint32_t pid = 0;
+  std::string comm;  // raw bytes from the kernel: untrusted
+  bool operator==(const Process&) const = default;
+};
+
+struct Endpoint {
+  std::array<uint8_t, 16> addr{};  // network order; IPv4 in the first 4 bytes
+  uint16_t port = 0;
+  bool operator==(const Endpoint&) const = default;
+};
+
+struct TcpEvent {
+  EventKind kind = EventKind::ResetSent;
+  uint64_t monotonic_ns = 0;
+  int family = 4;  // 4 or 6; IPv4-mapped IPv6 addresses are reported as 4
+  Endpoint local;
+  Endpoint remote;
+  uint32_t netns = 0;
+  std::optional<uint8_t> tcp_state;  // when a socket was involved
+  std::optional<uint32_t> reason;    // raw sk_rst_reason / skb_drop_reason value
+  std::optional<Process> owner;
+  OwnerSource owner_source = OwnerSource::None;
+  uint64_t owner_monotonic_ns = 0;
+  Process context;  // the task the hook ran in (may be unrelated: softirq, peer)
+  uint64_t sock_id = 0;
+  bool full_socket = false;
+  uint64_t bytes_received = 0;
+  uint64_t bytes_acked = 0;
+  uint32_t unread_bytes = 0;
+  std::optional<uint8_t> tcp_flags;  // from the packet's TCP header
+  bool ingress = false;              // the packet was received by this host
+  bool routed = false;
+  uint64_t location = 0;  // kfree_skb caller address
+  uint32_t ifindex = 0;
+};
+
+}  // namespace rsttrace

@@ -1,0 +1,55 @@
+// Text and JSON renderings of reports and notices. Pure functions: every
+// string that came from the kernel or the network is escaped here.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "attribute/report.h"
+#include "collect/kernel_btf.h"
+
+namespace rsttrace {
+
+// Printable ASCII stays, backslash doubles, everything else becomes \xNN:
+// safe in a terminal, in a log line and (after JSON escaping) in JSON.
+std::string escape_untrusted(std::string_view bytes);
+
+std::string format_address(int family, const std::array<uint8_t, 16>& addr);
+std::string format_endpoint(int family, const Endpoint& endpoint);  // 1.2.3.4:22, [::1]:22
+std::string format_rfc3339_micro(uint64_t unix_ns);                // 2026-11-25T10:00:00.000001Z
+std::string format_tcp_flags(uint8_t flags);                       // SYN|ACK
+std::string_view direction_name(EventKind kind);                   // sent / received / dropped
+std::string_view kind_name(EventKind kind);                        // reset / drop
+std::string_view owner_source_name(OwnerSource source);            // connect / accept / ...
+
+// CLOCK_MONOTONIC (BPF timestamps) -> wall clock, measured once at start.
+struct WallClock {
+  int64_t realtime_minus_monotonic_ns = 0;
+  static WallClock now();
+  uint64_t unix_ns(uint64_t monotonic_ns) const {
+    return static_cast<uint64_t>(static_cast<int64_t>(monotonic_ns) + realtime_minus_monotonic_ns);
+  }
+};
+
+// The kernel's name for the event's reason and TCP state, from the running
+// kernel's BTF; "reason 93" for a value the BTF does not name.
+std::optional<std::string> reason_name(const KernelNames& names, const TcpEvent& event);
+std::optional<std::string> state_name(const KernelNames& names, const TcpEvent& event);
+
+struct Formatter {
+  const KernelNames& names;
+  WallClock clock;
+
+  nlohmann::ordered_json event_json(const Report& report) const;
+  std::string event_text(const Report& report) const;
+};
+
+// One JSON line (no trailing newline); invalid UTF-8 cannot occur because
+// every kernel string went through escape_untrusted.
+std::string json_line(const nlohmann::ordered_json& object);
+
+}  // namespace rsttrace
