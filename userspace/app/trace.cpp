@@ -12,6 +12,7 @@
 #include <fstream>
 #include <spdlog/spdlog.h>
 
+#include "app/privileges.h"
 #include "attribute/attributor.h"
 #include "collect/bpf_session.h"
 #include "collect/kernel_btf.h"
@@ -140,6 +141,7 @@ uint64_t unix_now_ns() {
 }  // namespace
 
 int run_trace(const TraceOptions& options) {
+  require_bpf_privileges();
   const KernelBtf kernel = KernelBtf::load();
   const KernelNames names = KernelNames::from_btf(kernel.get());
   const Formatter formatter{names, WallClock::now()};

@@ -1,0 +1,205 @@
+"""Core pipeline against the real kernel: every reset and drop on a watched
+port, with addresses, namespace, reason, state and the socket's owner."""
+
+import errno
+import socket
+import subprocess
+import unittest
+
+import harness
+from harness import Peer, Rsttrace, tcp_mib, wait_until
+
+PORT = 2222          # watched, with 22
+UNWATCHED = 2223
+NETNS = None         # this file's private network namespace
+
+
+def connect_refused(addr, port, bind=None):
+    """connect() to a closed port; returns the client's local port."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        if bind:
+            sock.bind((bind, 0))
+        err = sock.connect_ex((addr, port))
+        assert err == errno.ECONNREFUSED, f"expected ECONNREFUSED, got {errno.errorcode.get(err, err)}"
+        return sock.getsockname()[1]
+
+
+class CoreTest(unittest.TestCase):
+    def trace(self, *extra):
+        return Rsttrace("--port", "22", "--port", str(PORT), "--netns", str(NETNS), *extra)
+
+    def test_connect_to_closed_port(self):
+        with self.trace() as rt:
+            client_port = connect_refused("127.0.0.1", PORT, bind="127.0.0.2")
+            sent = rt.wait_event(direction="sent", local_port=PORT)
+            received = rt.wait_event(direction="received", remote_port=PORT)
+            dropped = rt.wait_event(direction="dropped", local_port=PORT)
+        self.assertEqual(rt.returncode, 0)
+
+        self.assertEqual(sent["kind"], "reset")
+        self.assertEqual(sent["family"], 4)
+        self.assertEqual(sent["local_addr"], "127.0.0.1")
+        self.assertEqual(sent["remote_addr"], "127.0.0.2")
+        self.assertEqual(sent["remote_port"], client_port)
+        self.assertEqual(sent["netns"], NETNS)
+        self.assertEqual(sent["kernel_reason"], "NO_SOCKET")
+        self.assertIsNone(sent["tcp_state"])   # no socket at all
+        self.assertIsNone(sent["pid"])
+        self.assertIsNone(sent["comm"])
+        self.assertEqual(sent["tcp_flags"], "SYN")  # the packet that was answered
+        self.assertEqual(sent["verdict"], "unknown")
+        self.assertIn("NO_SOCKET", sent["detail"])
+        self.assertRegex(sent["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+
+        # The client's side of the same refusal: its own socket, in SYN_SENT.
+        self.assertEqual(received["local_addr"], "127.0.0.2")
+        self.assertEqual(received["local_port"], client_port)
+        self.assertEqual(received["tcp_state"], "SYN_SENT")
+        self.assertEqual(received["pid"], harness.os.getpid())
+        self.assertEqual(received["comm"], "python3")
+        self.assertEqual(received["owner_source"], "connect")
+        self.assertIsNone(received["kernel_reason"])
+
+        self.assertEqual(dropped["kind"], "drop")
+        self.assertEqual(dropped["kernel_reason"], "NO_SOCKET")
+        self.assertEqual(dropped["tcp_flags"], "SYN")
+
+        summary = rt.summary()
+        self.assertEqual(summary["lost"], 0)
+        self.assertEqual(summary["events"], len(rt.events()))
+        self.assertEqual(summary["kernel"]["emitted"], len(rt.events()))
+
+    def test_ipv6_connect_to_closed_port(self):
+        with self.trace() as rt:
+            client_port = connect_refused("::1", PORT)
+            sent = rt.wait_event(direction="sent", local_port=PORT, family=6)
+        self.assertEqual(sent["local_addr"], "::1")
+        self.assertEqual(sent["remote_addr"], "::1")
+        self.assertEqual(sent["remote_port"], client_port)
+        self.assertEqual(sent["kernel_reason"], "NO_SOCKET")
+        self.assertEqual(sent["netns"], NETNS)
+
+    def test_unwatched_port_produces_nothing(self):
+        with self.trace() as rt:
+            connect_refused("127.0.0.1", UNWATCHED)
+            connect_refused("127.0.0.1", PORT)  # a marker that the pipeline ran
+            rt.wait_event(direction="sent", local_port=PORT)
+        ports = {(e["local_port"], e["remote_port"]) for e in rt.events()}
+        self.assertFalse([p for p in ports if UNWATCHED in p], ports)
+
+    def test_abort_with_linger_zero_and_peer_reset(self):
+        with self.trace() as rt, \
+                Peer("server", "127.0.0.1", PORT, "rst-server", "hold") as server:
+            server.expect("listening")
+            with Peer("client", "127.0.0.1", PORT, "rst-client", "linger0") as client:
+                client_port = int(client.expect("connected")[0])
+                server.expect("accepted")
+                client.step()
+                client.expect("closed")
+                sent = rt.wait_event(direction="sent", local_port=client_port)
+                received = rt.wait_event(direction="received", local_port=PORT)
+
+        # The aborting side: its own reset, from its own close().
+        self.assertEqual(sent["remote_port"], PORT)
+        self.assertEqual(sent["pid"], client.proc.pid)
+        self.assertEqual(sent["comm"], "rst-client")
+        self.assertEqual(sent["owner_source"], "close")
+        self.assertIsNotNone(sent["kernel_reason"])
+        self.assertEqual(sent["tcp_state"], "CLOSE")
+        # The peer's side: an established socket that the server accepted.
+        self.assertEqual(received["remote_port"], client_port)
+        self.assertEqual(received["tcp_state"], "ESTABLISHED")
+        self.assertEqual(received["pid"], server.proc.pid)
+        self.assertEqual(received["comm"], "rst-server")
+        self.assertEqual(received["owner_source"], "accept")
+
+    def test_owner_is_not_the_task_the_reset_ran_in(self):
+        # The server closes (FIN), the client then sends data: the orphaned
+        # server socket answers with a reset that runs in the *client's*
+        # context on loopback. The owner must still be the server.
+        with self.trace() as rt, \
+                Peer("server", "127.0.0.1", PORT, "rst-owner", "close") as server:
+            server.expect("listening")
+            with Peer("client", "127.0.0.1", PORT, "rst-client", "send-after") as client:
+                client.expect("connected")
+                server.expect("accepted")
+                server.expect("closed")
+                client.step()
+                client.expect("sent")
+                sent = rt.wait_event(direction="sent", local_port=PORT)
+        self.assertEqual(sent["pid"], server.proc.pid)
+        self.assertEqual(sent["comm"], "rst-owner")
+        self.assertEqual(sent["owner_source"], "close")
+        self.assertEqual(sent["context_comm"], "rst-client")
+        self.assertNotEqual(sent["context_pid"], sent["pid"])
+        self.assertEqual(sent["kernel_reason"], "TCP_ABORT_ON_DATA")
+
+    def test_netfilter_drop_of_a_syn(self):
+        ruleset = f"""
+        table inet rsttrace_test {{
+          chain input {{ type filter hook input priority 0; tcp dport {PORT} drop; }}
+        }}"""
+        subprocess.run(["nft", "-f", "-"], input=ruleset, text=True, check=True)
+        try:
+            with self.trace() as rt:
+                with socket.socket() as sock:
+                    sock.settimeout(1.5)  # the first SYN retransmission comes after 1 s
+                    with self.assertRaises(OSError):
+                        sock.connect(("127.0.0.1", PORT))
+                    client_port = sock.getsockname()[1]
+                wait_until(lambda: len(rt.events(direction="dropped")) >= 2, 10, "SYN and its retransmission")
+            drops = rt.events(direction="dropped")
+            for drop in drops:
+                self.assertEqual(drop["kind"], "drop")
+                self.assertEqual(drop["kernel_reason"], "NETFILTER_DROP")
+                self.assertEqual(drop["local_port"], PORT)
+                self.assertEqual(drop["remote_port"], client_port)
+                self.assertEqual(drop["tcp_flags"], "SYN")
+                self.assertEqual(drop["netns"], NETNS)
+            # No reset at all: the client only ever saw silence.
+            self.assertEqual(rt.events(kind="reset"), [])
+        finally:
+            subprocess.run(["nft", "delete", "table", "inet", "rsttrace_test"], check=True)
+
+    def test_every_kernel_reset_is_reported(self):
+        count = 2000
+        with self.trace() as rt:
+            before = tcp_mib("OutRsts")
+            for _ in range(count):
+                connect_refused("127.0.0.1", PORT)
+            resets = tcp_mib("OutRsts") - before
+            wait_until(lambda: len(rt.events(direction="sent")) >= resets, 20, f"{resets} reset events")
+        self.assertEqual(resets, count)
+        self.assertEqual(len(rt.events(direction="sent")), resets)
+        summary = rt.summary()
+        self.assertEqual(summary["lost"], 0)
+        self.assertEqual(summary["kernel"]["reset_sent"], resets)
+        self.assertEqual(summary["events"], len(rt.events()))
+
+    def test_text_output_is_one_line_per_event(self):
+        with Rsttrace("--port", str(PORT), "--netns", str(NETNS), json_output=False) as rt:
+            connect_refused("127.0.0.1", PORT)
+            wait_until(lambda: any(" reset sent 127.0.0.1:%d " % PORT in line for line in rt.lines), 10, "text line")
+        self.assertEqual(rt.returncode, 0)
+        self.assertIn("events", rt.stderr)  # the exit summary goes to stderr
+
+    def test_sigterm_and_duration_stop_cleanly(self):
+        with self.trace() as rt:
+            pass
+        self.assertEqual(rt.returncode, 0)
+        with Rsttrace("--port", str(PORT), "--duration", "0.5") as rt:
+            rt.proc.wait(timeout=30)
+            rt.stop()
+        self.assertEqual(rt.returncode, 0)
+        self.assertEqual(rt.summary()["type"], "summary")
+        with self.trace() as rt:
+            rt.stop(harness.signal.SIGTERM)
+        self.assertEqual(rt.returncode, 0)
+        self.assertFalse(harness.os.path.exists(rt.ready_file))  # removed at exit
+
+
+if __name__ == "__main__":
+    harness.require_root()
+    NETNS = harness.enter_private_netns()
+    unittest.main()
