@@ -58,7 +58,7 @@ TEST_CASE("the ready file must be writable before anything is loaded") {
   CHECK(std::get<TraceOptions>(parse({"--ready-file", "/tmp/rsttrace-ready"})).ready_file == "/tmp/rsttrace-ready");
 }
 
-TEST_CASE("--netns takes an inode or a namespace path") {
+TEST_CASE("the netns filter takes an inode or a namespace path") {
   CHECK(std::get<TraceOptions>(parse({"--netns", "4026531840"})).netns == 4026531840u);
   struct stat st {};
   REQUIRE(stat("/proc/self/ns/net", &st) == 0);
@@ -68,7 +68,7 @@ TEST_CASE("--netns takes an inode or a namespace path") {
   error_of({"--netns", "99999999999"});
 }
 
-TEST_CASE("--help prints usage and exits 0") {
+TEST_CASE("help prints usage and exits 0") {
   const auto exit = std::get<CliExit>(parse({"--help"}));
   CHECK(exit.code == 0);
   CHECK_THAT(exit.message, Catch::Contains("--ready-file"));
