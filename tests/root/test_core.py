@@ -177,6 +177,25 @@ class CoreTest(unittest.TestCase):
         self.assertEqual(summary["kernel"]["reset_sent"], resets)
         self.assertEqual(summary["events"], len(rt.events()))
 
+    def test_losses_are_counted_and_shown(self):
+        # A 64 KiB ring buffer drained once a second cannot hold a storm:
+        # what does not fit must be counted, never silently missing.
+        with self.trace("--ring-buffer-kib", "64", "--poll-interval-ms", "1000") as rt:
+            for _ in range(2000):
+                connect_refused("127.0.0.1", PORT)
+            wait_until(lambda: any(r["type"] == "lost" for r in rt.records()), 10, "a lost record")
+        lost_lines = [r for r in rt.records() if r["type"] == "lost"]
+        summary = rt.summary()
+        kernel = summary["kernel"]
+        seen = kernel["reset_sent"] + kernel["reset_received"] + kernel["drop"]
+        self.assertGreater(summary["lost"], 0)
+        self.assertEqual(sum(r["count"] for r in lost_lines), summary["lost"])
+        self.assertEqual(lost_lines[-1]["total"], summary["lost"])
+        self.assertEqual(summary["events"], kernel["emitted"])
+        self.assertEqual(summary["events"] + summary["lost"], seen)
+        self.assertEqual(kernel["reset_sent"], 2000)
+        self.assertIn("lost", rt.stderr)
+
     def test_text_output_is_one_line_per_event(self):
         with Rsttrace("--port", str(PORT), "--netns", str(NETNS), json_output=False) as rt:
             connect_refused("127.0.0.1", PORT)

@@ -167,6 +167,7 @@ int run_trace(const TraceOptions& options) {
         for (const Report& report : attributor.add(std::get<TcpEvent>(decoded))) printer.report(report, counts);
       });
   for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
+  for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
   ready.write();
 
   std::string ports;

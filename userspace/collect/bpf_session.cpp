@@ -40,9 +40,17 @@ BpfSession::BpfSession(const SessionConfig& config, const btf* kernel_types, Rec
   skel_.reset(rsttrace_bpf__open());
   if (!skel_) throw failed("open", "BPF object", errno_text(errno));
 
+  const int send_reset_args = *tracepoint_arg_count(kernel_types, "tcp_send_reset");
+  const int kfree_skb_args = *tracepoint_arg_count(kernel_types, "kfree_skb");
+  if (send_reset_args < 3)
+    limitations_.push_back(
+        "tcp:tcp_send_reset has no reason and does not fire for resets from close() on this kernel "
+        "(before 6.10): reset reasons are null and aborts by the owner go unseen");
+  if (kfree_skb_args < 3)
+    limitations_.push_back("skb:kfree_skb has no drop reason on this kernel (before 5.17): drops are unnamed");
   skel_->rodata->filter_netns = config.netns;
-  skel_->rodata->tcp_send_reset_args = static_cast<__u8>(*tracepoint_arg_count(kernel_types, "tcp_send_reset"));
-  skel_->rodata->kfree_skb_args = static_cast<__u8>(*tracepoint_arg_count(kernel_types, "kfree_skb"));
+  skel_->rodata->tcp_send_reset_args = static_cast<__u8>(send_reset_args);
+  skel_->rodata->kfree_skb_args = static_cast<__u8>(kfree_skb_args);
   if (!config.syscall_tracepoints) {
     bpf_program__set_autoload(skel_->progs.handle_accept4_exit, false);
     bpf_program__set_autoload(skel_->progs.handle_accept_exit, false);

@@ -50,6 +50,8 @@ class BpfSession {
   void drain();
   KernelStats stats() const;
   std::vector<std::string> attached_programs() const { return attached_; }
+  // What this kernel cannot show, one sentence each (empty on 6.11+).
+  std::vector<std::string> limitations() const { return limitations_; }
 
  private:
   struct SkeletonFree {
@@ -69,6 +71,7 @@ class BpfSession {
   std::vector<std::unique_ptr<bpf_link, LinkFree>> links_;
   std::unique_ptr<ring_buffer, RingBufferFree> reader_;
   std::vector<std::string> attached_;
+  std::vector<std::string> limitations_;
 };
 
 }  // namespace rsttrace
