@@ -45,9 +45,13 @@ struct {
 
 struct sock_owner {
 	__u64 ts_ns;
+	__u64 accept_ts_ns;
 	__u32 pid;
-	__u8 source; /* enum rsttrace_owner_source */
-	__u8 pad[3];
+	__u32 accept_pid; /* kept when a child later closes it: listener vs child */
+	__u32 exit_code;  /* the closer's exit_code when it closed while exiting */
+	__u8 source;      /* enum rsttrace_owner_source */
+	__u8 exiting;
+	__u8 pad[2];
 	char comm[RSTTRACE_COMM_LEN];
 };
 
@@ -96,15 +100,32 @@ static __always_inline __u32 sock_netns(const struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
+#define PF_EXITING 0x00000004
+
 static __always_inline void record_owner(const struct sock *sk, __u8 source)
 {
-	struct sock_owner owner = {};
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct sock_owner owner = {}, *previous;
 	__u64 key = (__u64)sk;
 
+	previous = bpf_map_lookup_elem(&sock_owners, &key);
+	if (previous && source != RSTTRACE_OWNER_CONNECT && source != RSTTRACE_OWNER_LISTEN) {
+		owner.accept_pid = previous->accept_pid;
+		owner.accept_ts_ns = previous->accept_ts_ns;
+	}
 	owner.ts_ns = bpf_ktime_get_ns();
 	owner.pid = bpf_get_current_pid_tgid() >> 32;
 	owner.source = source;
 	bpf_get_current_comm(owner.comm, sizeof(owner.comm));
+	if (source == RSTTRACE_OWNER_ACCEPT) {
+		owner.accept_pid = owner.pid;
+		owner.accept_ts_ns = owner.ts_ns;
+	}
+	/* A close from exit(): the process ended (or was killed) holding the socket. */
+	if (source == RSTTRACE_OWNER_CLOSE && (BPF_CORE_READ(task, flags) & PF_EXITING)) {
+		owner.exiting = 1;
+		owner.exit_code = BPF_CORE_READ(task, exit_code);
+	}
 	bpf_map_update_elem(&sock_owners, &key, &owner, BPF_ANY);
 }
 
@@ -120,6 +141,12 @@ static __always_inline void fill_owner(struct rsttrace_tcp_event *e)
 	e->owner_pid = owner->pid;
 	e->owner_source = owner->source;
 	e->owner_ts_ns = owner->ts_ns;
+	e->acceptor_pid = owner->accept_pid;
+	e->acceptor_ts_ns = owner->accept_ts_ns;
+	if (owner->exiting) {
+		e->flags |= RSTTRACE_FLAG_OWNER_EXITING;
+		e->owner_exit_code = owner->exit_code;
+	}
 	__builtin_memcpy(e->owner_comm, owner->comm, sizeof(e->owner_comm));
 }
 
@@ -425,5 +452,52 @@ SEC("tp/syscalls/sys_exit_accept")
 int handle_accept_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	record_accepted(ctx->ret);
+	return 0;
+}
+
+/*
+ * TCP wrappers evidence: libwrap (sshd, tcpd) opens /etc/hosts.allow and
+ * /etc/hosts.deny for every connection it judges. Userspace joins these opens
+ * to the process that later closes the connection.
+ */
+static __always_inline __u8 wrapper_file(const char *name)
+{
+	static const char allow[] = "/etc/hosts.allow";
+	static const char deny[] = "/etc/hosts.deny";
+	bool is_allow = true, is_deny = true;
+
+	for (int i = 0; i < sizeof(allow); i++) {
+		if (name[i] != allow[i])
+			is_allow = false;
+		if (i < sizeof(deny) && name[i] != deny[i])
+			is_deny = false;
+	}
+	return is_allow ? RSTTRACE_HOSTS_ALLOW : is_deny ? RSTTRACE_HOSTS_DENY : 0;
+}
+
+SEC("tp/syscalls/sys_enter_openat")
+int handle_openat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct rsttrace_wrapper_open e = {};
+	char name[20] = {};
+
+	if (bpf_probe_read_user_str(name, sizeof(name), (const char *)ctx->args[1]) < 16 ||
+	    name[0] != '/' || name[5] != 'h')
+		return 0;
+	e.file = wrapper_file(name);
+	if (!e.file)
+		return 0;
+	e.header.type = RSTTRACE_RECORD_WRAPPER_OPEN;
+	e.header.size = sizeof(e);
+	e.ts_ns = bpf_ktime_get_ns();
+	e.pid = bpf_get_current_pid_tgid() >> 32;
+	e.open_flags = (__u32)ctx->args[2];
+	e.mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	bpf_get_current_comm(e.comm, sizeof(e.comm));
+	if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_NO_WAKEUP))
+		count(RSTTRACE_STAT_LOST);
+	else
+		count(RSTTRACE_STAT_EVIDENCE);
 	return 0;
 }

@@ -24,6 +24,7 @@
 /* record_header.type */
 enum rsttrace_record_type {
 	RSTTRACE_RECORD_TCP_EVENT = 1,
+	RSTTRACE_RECORD_WRAPPER_OPEN = 2,
 };
 
 /* tcp_event.kind: which kernel hook saw it */
@@ -50,16 +51,18 @@ enum rsttrace_event_flags {
 	RSTTRACE_FLAG_PACKET = 1 << 3,   /* addresses and tcp_flags came from a packet */
 	RSTTRACE_FLAG_INGRESS = 1 << 4,  /* the packet was received by this host */
 	RSTTRACE_FLAG_ROUTED = 1 << 5,   /* the packet had a route (dst) when it was freed */
+	RSTTRACE_FLAG_OWNER_EXITING = 1 << 6, /* the owner closed it while exiting (owner_exit_code) */
 };
 
 /* index into the BPF `stats` map: per-CPU counters kept by the programs */
 enum rsttrace_stat {
-	RSTTRACE_STAT_EMITTED = 0,     /* records written to the ring buffer */
+	RSTTRACE_STAT_EMITTED = 0,     /* tcp events written to the ring buffer */
 	RSTTRACE_STAT_LOST = 1,        /* records that did not fit in the ring buffer */
 	RSTTRACE_STAT_RESET_SENT = 2,  /* resets seen on watched ports, before the netns filter */
 	RSTTRACE_STAT_RESET_RECEIVED = 3,
 	RSTTRACE_STAT_DROP = 4,
-	RSTTRACE_STAT_COUNT = 5,
+	RSTTRACE_STAT_EVIDENCE = 5,    /* evidence records (wrapper opens) written */
+	RSTTRACE_STAT_COUNT = 6,
 };
 
 struct rsttrace_record_header {
@@ -77,12 +80,15 @@ struct rsttrace_tcp_event {
 	__u64 bytes_received; /* tcp_sock.bytes_received (full sockets) */
 	__u64 bytes_acked;    /* tcp_sock.bytes_acked (full sockets) */
 	__u64 location;       /* kfree_skb: kernel address that freed the packet */
+	__u64 acceptor_ts_ns; /* when acceptor_pid accepted it, 0 if not seen */
 	__u32 netns;          /* network namespace inode */
 	__u32 reason;         /* sk_rst_reason / skb_drop_reason value, see FLAG_REASON */
 	__u32 owner_pid;      /* tgid of the owning process, 0 if unknown */
 	__u32 context_pid;    /* tgid of the task the hook ran in (0: idle / softirq on idle) */
 	__u32 unread_bytes;   /* rcv_nxt - copied_seq (full sockets): data the owner never read */
 	__u32 ifindex;        /* device of the packet (drops), 0 if none */
+	__u32 acceptor_pid;   /* tgid that accept()ed the socket, 0 if not seen */
+	__u32 owner_exit_code; /* task->exit_code of an exiting owner (FLAG_OWNER_EXITING) */
 	__u8 local_addr[RSTTRACE_ADDR_LEN];  /* network order; IPv4 in the first 4 bytes */
 	__u8 remote_addr[RSTTRACE_ADDR_LEN];
 	char owner_comm[RSTTRACE_COMM_LEN];
@@ -97,6 +103,25 @@ struct rsttrace_tcp_event {
 	__u8 flags;        /* enum rsttrace_event_flags */
 	__u8 pad[6];
 };
-RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_tcp_event) == 160, "tcp_event layout");
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_tcp_event) == 176, "tcp_event layout");
+
+/* wrapper_open.file */
+enum rsttrace_wrapper_file {
+	RSTTRACE_HOSTS_ALLOW = 1,
+	RSTTRACE_HOSTS_DENY = 2,
+};
+
+/* A process opened /etc/hosts.allow or /etc/hosts.deny (TCP wrappers). */
+struct rsttrace_wrapper_open {
+	struct rsttrace_record_header header;
+	__u64 ts_ns;
+	__u32 pid;        /* tgid */
+	__u32 open_flags; /* openat() flags: O_WRONLY/O_RDWR mean a writer */
+	__u32 mnt_ns;     /* mount namespace inode: which copy of the file */
+	__u8 file;        /* enum rsttrace_wrapper_file */
+	__u8 pad[3];
+	char comm[RSTTRACE_COMM_LEN];
+};
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_wrapper_open) == 48, "wrapper_open layout");
 
 #endif /* RSTTRACE_RECORDS_H */

@@ -27,7 +27,7 @@ def connect_refused(addr, port, bind=None):
 
 class CoreTest(unittest.TestCase):
     def trace(self, *extra):
-        return Rsttrace("--port", "22", "--port", str(PORT), "--netns", str(NETNS), *extra)
+        return Rsttrace("--raw", "--port", "22", "--port", str(PORT), "--netns", str(NETNS), *extra)
 
     def test_connect_to_closed_port(self):
         with self.trace() as rt:
@@ -48,7 +48,7 @@ class CoreTest(unittest.TestCase):
         self.assertIsNone(sent["pid"])
         self.assertIsNone(sent["comm"])
         self.assertEqual(sent["tcp_flags"], "SYN")  # the packet that was answered
-        self.assertEqual(sent["verdict"], "unknown")
+        self.assertEqual(sent["verdict"], "no-listener")
         self.assertIn("NO_SOCKET", sent["detail"])
         self.assertRegex(sent["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -197,7 +197,7 @@ class CoreTest(unittest.TestCase):
         self.assertIn("lost", rt.stderr)
 
     def test_text_output_is_one_line_per_event(self):
-        with Rsttrace("--port", str(PORT), "--netns", str(NETNS), json_output=False) as rt:
+        with Rsttrace("--raw", "--port", str(PORT), "--netns", str(NETNS), json_output=False) as rt:
             connect_refused("127.0.0.1", PORT)
             wait_until(lambda: any(" reset sent 127.0.0.1:%d " % PORT in line for line in rt.lines), 10, "text line")
         self.assertEqual(rt.returncode, 0)

@@ -142,7 +142,7 @@ TEST_CASE("the text line carries the same facts") {
   const TcpEvent e = sample_event();
   const std::string text = formatter.event_text(Report{e, "unknown", describe_evidence(names, e)});
   CHECK(text ==
-        "1970-01-01T00:00:01.000000Z reset sent 127.0.0.1:22 <> 127.0.0.2:40000 netns 4026532000 state CLOSE "
-        "reason TCP_ABORT_ON_CLOSE owner sshd[812] verdict unknown: RST sent on a socket (TCP_ABORT_ON_CLOSE), "
+        "1970-01-01T00:00:01.000000Z unknown reset sent 127.0.0.1:22 <> 127.0.0.2:40000 netns 4026532000 state CLOSE "
+        "reason TCP_ABORT_ON_CLOSE owner sshd[812]: RST sent on a socket (TCP_ABORT_ON_CLOSE), "
         "socket in CLOSE, owner sshd[812] (close), 21 bytes unread, hook ran in sshd[812]");
 }

@@ -32,6 +32,8 @@ rsttrace_tcp_event sample_event() {
   raw.context_pid = 900;
   std::memcpy(raw.context_comm, "0123456789abcdef", 16);  // no NUL: all 16 bytes used
   raw.unread_bytes = 21;
+  raw.acceptor_pid = 811;
+  raw.acceptor_ts_ns = 100;
   return raw;
 }
 
@@ -65,6 +67,39 @@ TEST_CASE("a reset record decodes field by field") {
   CHECK(e.owner_source == OwnerSource::Accept);
   CHECK(e.context.comm == "0123456789abcdef");
   CHECK(e.unread_bytes == 21);
+  CHECK(e.acceptor_pid == 811);
+  CHECK(e.acceptor_monotonic_ns == 100);
+  CHECK_FALSE(e.owner_exiting);
+}
+
+TEST_CASE("an owner that closed from exit() carries its exit code") {
+  auto raw = sample_event();
+  raw.flags |= RSTTRACE_FLAG_OWNER_EXITING;
+  raw.owner_exit_code = 9;  // killed by SIGKILL
+  const auto bytes = bytes_of(raw);
+  const TcpEvent e = std::get<TcpEvent>(decode_record(bytes));
+  CHECK(e.owner_exiting);
+  CHECK(e.owner_exit_code == 9);
+}
+
+TEST_CASE("a wrapper-file open decodes") {
+  rsttrace_wrapper_open raw{};
+  raw.header.type = RSTTRACE_RECORD_WRAPPER_OPEN;
+  raw.header.size = sizeof(raw);
+  raw.ts_ns = 55;
+  raw.pid = 4242;
+  raw.file = RSTTRACE_HOSTS_DENY;
+  raw.open_flags = 01101;  // O_WRONLY|O_CREAT|O_TRUNC
+  std::memcpy(raw.comm, "fail2ban-server", 15);
+  std::vector<std::byte> bytes(sizeof(raw));
+  std::memcpy(bytes.data(), &raw, sizeof(raw));
+  const WrapperOpen open = std::get<WrapperOpen>(decode_record(bytes));
+  CHECK(open.file == WrapperFile::HostsDeny);
+  CHECK(open.process == Process{4242, "fail2ban-server"});
+  CHECK(open.for_writing());
+  raw.file = 9;
+  std::memcpy(bytes.data(), &raw, sizeof(raw));
+  CHECK(std::holds_alternative<DecodeError>(decode_record(bytes)));
 }
 
 TEST_CASE("flags decide which optional facts exist") {
@@ -104,7 +139,7 @@ TEST_CASE("malformed records are refused with a reason, never misread") {
   SECTION("truncated") {
     const DecodeResult r = decode_record(std::span(bytes).first(20));
     REQUIRE(std::holds_alternative<DecodeError>(r));
-    CHECK_THAT(std::get<DecodeError>(r).message, Catch::Contains("says 160 bytes"));
+    CHECK_THAT(std::get<DecodeError>(r).message, Catch::Contains("says 176 bytes"));
   }
   SECTION("shorter than a header") {
     CHECK(std::holds_alternative<DecodeError>(decode_record(std::span(bytes).first(3))));

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <set>
+#include <ctime>
 #include <fstream>
 #include <spdlog/spdlog.h>
 
@@ -85,6 +87,7 @@ class ReadyFile {
 
 struct Counts {
   uint64_t reports = 0;
+  uint64_t packets = 0;  // kernel events folded into the reports
   uint64_t reset_sent = 0;
   uint64_t reset_received = 0;
   uint64_t drop = 0;
@@ -99,6 +102,7 @@ class EventPrinter {
 
   void report(const Report& report, Counts& counts) {
     ++counts.reports;
+    counts.packets += report.packets;
     switch (report.event.kind) {
       case EventKind::ResetSent: ++counts.reset_sent; break;
       case EventKind::ResetReceived: ++counts.reset_received; break;
@@ -132,6 +136,12 @@ class EventPrinter {
   const Formatter& formatter_;
 };
 
+uint64_t monotonic_now_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
+}
+
 uint64_t unix_now_ns() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -145,7 +155,7 @@ int run_trace(const TraceOptions& options) {
   const KernelBtf kernel = KernelBtf::load();
   const KernelNames names = KernelNames::from_btf(kernel.get());
   const Formatter formatter{names, WallClock::now()};
-  Attributor attributor(names);
+  Attributor attributor(names, std::set<uint16_t>(options.ports.begin(), options.ports.end()), options.raw);
   EventPrinter printer(options, formatter);
   Counts counts;
 
@@ -153,7 +163,7 @@ int run_trace(const TraceOptions& options) {
   ReadyFile ready(options.ready_file);
   const std::string no_tracefs = ensure_tracefs();
   if (!no_tracefs.empty())
-    spdlog::warn("{}; owners are learnt from connect/close only, not accept()", no_tracefs);
+    spdlog::warn("{}; owners are learnt from connect/close only, not accept(), and TCP wrappers go unseen", no_tracefs);
   BpfSession session(
       SessionConfig{options.ports, options.netns, options.ring_buffer_kib * 1024u, no_tracefs.empty()},
       kernel.get(),
@@ -164,7 +174,10 @@ int run_trace(const TraceOptions& options) {
           spdlog::warn("failed to decode record: {}", error->message);
           return;
         }
-        for (const Report& report : attributor.add(std::get<TcpEvent>(decoded))) printer.report(report, counts);
+        if (auto* event = std::get_if<TcpEvent>(&decoded))
+          for (const Report& report : attributor.add(*event)) printer.report(report, counts);
+        else
+          attributor.add(std::get<WrapperOpen>(decoded));
       });
   for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
   for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
@@ -186,6 +199,7 @@ int run_trace(const TraceOptions& options) {
     }
     const bool stop = signals.wait(timeout_ms);
     session.drain();
+    for (const Report& report : attributor.due(monotonic_now_ns())) printer.report(report, counts);
     const KernelStats stats = session.stats();
     if (stats.lost > counts.lost_reported) {
       printer.lost(stats.lost - counts.lost_reported, stats.lost, unix_now_ns());
@@ -196,6 +210,7 @@ int run_trace(const TraceOptions& options) {
   }
 
   session.drain();
+  for (const Report& report : attributor.flush()) printer.report(report, counts);
   const KernelStats stats = session.stats();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const nlohmann::ordered_json summary = {
@@ -203,6 +218,8 @@ int run_trace(const TraceOptions& options) {
       {"ts", format_rfc3339_micro(unix_now_ns())},
       {"duration_s", elapsed},
       {"events", counts.reports},
+      {"packets", counts.packets},
+      {"absorbed", attributor.absorbed()},
       {"reset_sent", counts.reset_sent},
       {"reset_received", counts.reset_received},
       {"drop", counts.drop},
@@ -211,7 +228,8 @@ int run_trace(const TraceOptions& options) {
       {"kernel", {{"emitted", stats.emitted},
                   {"reset_sent", stats.reset_sent},
                   {"reset_received", stats.reset_received},
-                  {"drop", stats.drop}}},
+                  {"drop", stats.drop},
+                  {"evidence", stats.evidence}}},
   };
   printer.summary(summary);
   printer.flush();

@@ -1,5 +1,6 @@
 #include "attribute/attributor.h"
 
+#include "attribute/rules.h"
 #include "output/format.h"
 
 namespace rsttrace {
@@ -37,8 +38,26 @@ std::string describe_evidence(const KernelNames& names, const TcpEvent& event) {
   return text;
 }
 
-std::vector<Report> Attributor::add(const TcpEvent& event) {
-  return {Report{.event = event, .verdict = "unknown", .detail = describe_evidence(names_, event)}};
+Attributor::Attributor(const KernelNames& names, std::set<uint16_t> watched_ports, bool raw,
+                       CorrelatorSettings settings)
+    : names_(names), watched_ports_(std::move(watched_ports)), raw_(raw), correlator_(settings) {}
+
+std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent>>& groups) const {
+  const RuleContext context{names_, evidence_, watched_ports_};
+  std::vector<Report> reports;
+  reports.reserve(groups.size());
+  for (const auto& group : groups) reports.push_back(judge(group, context));
+  return reports;
 }
+
+std::vector<Report> Attributor::add(const TcpEvent& event) {
+  if (raw_) return judge_all({{event}});
+  correlator_.add(event);
+  return {};
+}
+
+std::vector<Report> Attributor::due(uint64_t now_ns) { return judge_all(correlator_.take_due(now_ns)); }
+
+std::vector<Report> Attributor::flush() { return judge_all(correlator_.take_all()); }
 
 }  // namespace rsttrace

@@ -1,29 +1,45 @@
-// Turns kernel events into reports with a verdict. Until the attribution
-// rules land (docs/attribution.md) every report is "unknown" and its detail
-// states the raw evidence.
+// Kernel events in, reports out: events of one connection are correlated
+// (attribute/correlator.h), then judged by the rules (attribute/rules.h)
+// against the evidence gathered meanwhile.
 #pragma once
 
+#include <set>
 #include <vector>
 
+#include "attribute/correlator.h"
+#include "attribute/evidence.h"
 #include "attribute/report.h"
 #include "collect/kernel_btf.h"
 
 namespace rsttrace {
 
-// One sentence of what the kernel showed, e.g. "RST sent by the TCP stack for
-// a packet that matched no socket (NO_SOCKET); hook ran in ssh[812]".
+// One sentence of what the kernel showed, e.g. "RST sent for a packet that
+// matched no socket (NO_SOCKET), packet flags SYN, hook ran in ssh[812]".
 std::string describe_evidence(const KernelNames& names, const TcpEvent& event);
 
 class Attributor {
  public:
-  explicit Attributor(const KernelNames& names) : names_(names) {}
+  // raw: no correlation, one report per kernel event, judged at once.
+  Attributor(const KernelNames& names, std::set<uint16_t> watched_ports, bool raw = false,
+             CorrelatorSettings settings = {});
 
-  // Reports that are ready now; a later version may hold events back to fold
-  // the several kernel events of one connection into one report.
+  void add(const WrapperOpen& open) { evidence_.add(open); }
   std::vector<Report> add(const TcpEvent& event);
+  // Reports whose connection has settled by now (CLOCK_MONOTONIC ns).
+  std::vector<Report> due(uint64_t now_ns);
+  std::vector<Report> flush();
+
+  uint64_t absorbed() const { return correlator_.absorbed(); }
+  size_t pending() const { return correlator_.open_groups(); }
 
  private:
+  std::vector<Report> judge_all(const std::vector<std::vector<TcpEvent>>& groups) const;
+
   const KernelNames& names_;
+  std::set<uint16_t> watched_ports_;
+  bool raw_;
+  Correlator correlator_;
+  Evidence evidence_;
 };
 
 }  // namespace rsttrace

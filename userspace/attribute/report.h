@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "collect/tcp_event.h"
@@ -14,6 +15,8 @@ struct Report {
   std::string verdict = "unknown";
   std::string detail;        // one sentence: the evidence behind the verdict
   uint32_t packets = 1;      // kernel events folded into this report
+  std::optional<std::string> peer_saw;        // "reset" | "silence": what the other end got
+  std::optional<std::string> netfilter_hook;  // firewall verdicts: "prerouting" | "input" | "output"
 };
 
 }  // namespace rsttrace

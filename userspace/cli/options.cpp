@@ -48,6 +48,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   app.add_option("-p,--port", ports, "TCP port to watch, repeatable (default 22)")
       ->check(CLI::Range(1, 65535));
   app.add_flag("--json", options.json, "one JSON object per line on stdout (docs/events.md)");
+  app.add_flag("--raw", options.raw, "one line per kernel event, without folding a connection's events into one");
   app.add_option("-d,--duration", options.duration_seconds, "stop after SECONDS (0: until SIGINT/SIGTERM)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--ready-file", options.ready_file,

@@ -12,6 +12,7 @@ namespace rsttrace {
 struct TraceOptions {
   std::vector<uint16_t> ports{22};
   bool json = false;
+  bool raw = false;             // one line per kernel event, no correlation
   double duration_seconds = 0;  // 0: until SIGINT/SIGTERM
   std::string ready_file;       // created once every program is attached
   uint32_t netns = 0;           // 0: every network namespace

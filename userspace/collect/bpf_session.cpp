@@ -54,6 +54,7 @@ BpfSession::BpfSession(const SessionConfig& config, const btf* kernel_types, Rec
   if (!config.syscall_tracepoints) {
     bpf_program__set_autoload(skel_->progs.handle_accept4_exit, false);
     bpf_program__set_autoload(skel_->progs.handle_accept_exit, false);
+    bpf_program__set_autoload(skel_->progs.handle_openat_enter, false);
   }
   if (int err = bpf_map__set_max_entries(skel_->maps.events, config.ring_buffer_bytes))
     throw failed("size", "ring buffer", errno_text(err));
@@ -111,6 +112,7 @@ KernelStats BpfSession::stats() const {
       .reset_sent = sum(RSTTRACE_STAT_RESET_SENT),
       .reset_received = sum(RSTTRACE_STAT_RESET_RECEIVED),
       .drop = sum(RSTTRACE_STAT_DROP),
+      .evidence = sum(RSTTRACE_STAT_EVIDENCE),
   };
 }
 

@@ -23,7 +23,7 @@ struct SessionConfig {
   std::vector<uint16_t> ports;
   uint32_t netns = 0;
   uint32_t ring_buffer_bytes = 4u << 20;
-  // accept() tracking needs syscall tracepoints; off when tracefs is missing.
+  // accept() and wrapper-file tracking need syscall tracepoints; off when tracefs is missing.
   bool syscall_tracepoints = true;
 };
 
@@ -34,6 +34,7 @@ struct KernelStats {
   uint64_t reset_sent = 0;
   uint64_t reset_received = 0;
   uint64_t drop = 0;
+  uint64_t evidence = 0;  // wrapper-file opens
 };
 
 class BpfSession {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "rsttrace/records.h"
 
@@ -61,6 +62,10 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
   if (raw.owner_pid != 0) event.owner = Process{raw.owner_pid, comm_bytes(raw.owner_comm)};
   event.owner_source = static_cast<OwnerSource>(raw.owner_source);
   event.owner_monotonic_ns = raw.owner_ts_ns;
+  event.owner_exiting = raw.flags & RSTTRACE_FLAG_OWNER_EXITING;
+  event.owner_exit_code = raw.owner_exit_code;
+  event.acceptor_pid = raw.acceptor_pid;
+  event.acceptor_monotonic_ns = raw.acceptor_ts_ns;
   event.context = Process{raw.context_pid, comm_bytes(raw.context_comm)};
   event.bytes_received = raw.bytes_received;
   event.bytes_acked = raw.bytes_acked;
@@ -69,6 +74,30 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
   event.ifindex = raw.ifindex;
   unmap_v4(event);
   return event;
+}
+
+DecodeResult decode_wrapper_open(const rsttrace_wrapper_open& raw) {
+  WrapperOpen open;
+  switch (raw.file) {
+    case RSTTRACE_HOSTS_ALLOW: open.file = WrapperFile::HostsAllow; break;
+    case RSTTRACE_HOSTS_DENY: open.file = WrapperFile::HostsDeny; break;
+    default: return DecodeError{"unknown wrapper file " + std::to_string(raw.file)};
+  }
+  open.monotonic_ns = raw.ts_ns;
+  open.process = Process{raw.pid, comm_bytes(raw.comm)};
+  open.open_flags = raw.open_flags;
+  open.mnt_ns = raw.mnt_ns;
+  return open;
+}
+
+// Copies a record of exactly sizeof(Raw) bytes out of the ring buffer.
+template <typename Raw>
+std::optional<DecodeError> copy_exact(std::span<const std::byte> bytes, Raw& raw, const char* what) {
+  if (bytes.size() != sizeof(raw))
+    return DecodeError{std::string(what) + " of " + std::to_string(bytes.size()) + " bytes, expected " +
+                       std::to_string(sizeof(raw))};
+  std::memcpy(&raw, bytes.data(), sizeof(raw));
+  return std::nullopt;
 }
 
 }  // namespace
@@ -84,11 +113,13 @@ DecodeResult decode_record(std::span<const std::byte> bytes) {
   switch (header.type) {
     case RSTTRACE_RECORD_TCP_EVENT: {
       rsttrace_tcp_event raw;
-      if (bytes.size() != sizeof(raw))
-        return DecodeError{"tcp event of " + std::to_string(bytes.size()) + " bytes, expected " +
-                           std::to_string(sizeof(raw))};
-      std::memcpy(&raw, bytes.data(), sizeof(raw));
+      if (auto error = copy_exact(bytes, raw, "tcp event")) return *error;
       return decode_tcp_event(raw);
+    }
+    case RSTTRACE_RECORD_WRAPPER_OPEN: {
+      rsttrace_wrapper_open raw;
+      if (auto error = copy_exact(bytes, raw, "wrapper open")) return *error;
+      return decode_wrapper_open(raw);
     }
     default:
       return DecodeError{"unknown record type " + std::to_string(header.type)};

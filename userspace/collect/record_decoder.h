@@ -15,7 +15,7 @@ struct DecodeError {
   std::string message;
 };
 
-using DecodeResult = std::variant<TcpEvent, DecodeError>;
+using DecodeResult = std::variant<TcpEvent, WrapperOpen, DecodeError>;
 
 DecodeResult decode_record(std::span<const std::byte> bytes);
 

@@ -38,6 +38,10 @@ struct TcpEvent {
   std::optional<Process> owner;
   OwnerSource owner_source = OwnerSource::None;
   uint64_t owner_monotonic_ns = 0;
+  bool owner_exiting = false;    // the owner closed it from exit()
+  uint32_t owner_exit_code = 0;  // its task->exit_code then (signal in the low 7 bits)
+  uint32_t acceptor_pid = 0;     // who accept()ed it; 0 if not seen
+  uint64_t acceptor_monotonic_ns = 0;
   Process context;  // the task the hook ran in (may be unrelated: softirq, peer)
   uint64_t sock_id = 0;
   bool full_socket = false;
@@ -49,6 +53,18 @@ struct TcpEvent {
   bool routed = false;
   uint64_t location = 0;  // kfree_skb caller address
   uint32_t ifindex = 0;
+};
+
+enum class WrapperFile { HostsAllow, HostsDeny };
+
+// A process opened /etc/hosts.allow or /etc/hosts.deny.
+struct WrapperOpen {
+  uint64_t monotonic_ns = 0;
+  Process process;
+  WrapperFile file = WrapperFile::HostsDeny;
+  uint32_t open_flags = 0;
+  uint32_t mnt_ns = 0;
+  bool for_writing() const { return (open_flags & 3) != 0; }  // O_WRONLY or O_RDWR
 };
 
 }  // namespace rsttrace

@@ -137,6 +137,8 @@ nlohmann::ordered_json Formatter::event_json(const Report& report) const {
       {"context_comm", escape_untrusted(e.context.comm)},
       {"packets", report.packets},
       {"tcp_flags", e.tcp_flags ? nlohmann::ordered_json(format_tcp_flags(*e.tcp_flags)) : nlohmann::ordered_json(nullptr)},
+      {"peer_saw", optional_json(report.peer_saw)},
+      {"netfilter_hook", optional_json(report.netfilter_hook)},
   };
   if (e.full_socket) {
     out["bytes_received"] = e.bytes_received;
@@ -160,7 +162,7 @@ std::string Formatter::event_text(const Report& report) const {
   if (e.owner)
     line += " owner " + escape_untrusted(e.owner->comm) + "[" + std::to_string(e.owner->pid) + "]";
   if (report.packets > 1) line += " packets " + std::to_string(report.packets);
-  line += " verdict " + report.verdict;
+  line.insert(line.find(' ') + 1, report.verdict + " ");
   if (!report.detail.empty()) line += ": " + report.detail;
   return line;
 }

@@ -1,0 +1,84 @@
+#include "attribute/correlator.h"
+
+#include <algorithm>
+
+namespace rsttrace {
+namespace {
+
+constexpr uint8_t kSyn = 0x02, kAck = 0x10, kRst = 0x04;
+
+bool is_syn_drop(const TcpEvent& event) {
+  return event.kind == EventKind::Drop && event.tcp_flags && (*event.tcp_flags & (kSyn | kAck | kRst)) == kSyn;
+}
+
+}  // namespace
+
+ConnectionKey ConnectionKey::of(const TcpEvent& event) {
+  ConnectionKey key{event.netns, event.family, event.local, event.remote};
+  if (std::tie(key.high.addr, key.high.port) < std::tie(key.low.addr, key.low.port)) std::swap(key.low, key.high);
+  return key;
+}
+
+uint64_t Correlator::due_at(const Group& group) const {
+  // Only SYN drops so far: the first retransmission (after 1 s) tells a
+  // silent DROP from a REJECT, so wait for it; any reset settles normally.
+  const bool only_syn_drops = std::all_of(group.events.begin(), group.events.end(), is_syn_drop);
+  if (only_syn_drops && group.events.size() == 1)
+    return std::max(group.first_ns + settings_.drop_wait_ns, group.last_ns + settings_.settle_ns);
+  return group.last_ns + settings_.settle_ns;
+}
+
+bool Correlator::add(const TcpEvent& event) {
+  const ConnectionKey key = ConnectionKey::of(event);
+  if (is_syn_drop(event)) {
+    auto reported = reported_drops_.find(key);
+    if (reported != reported_drops_.end() && event.monotonic_ns <= reported->second) {
+      ++absorbed_;
+      return false;
+    }
+  }
+  auto [it, inserted] = open_.try_emplace(key);
+  Group& group = it->second;
+  if (inserted) group.first_ns = event.monotonic_ns;
+  group.last_ns = std::max(group.last_ns, event.monotonic_ns);
+  group.events.push_back(event);
+  if (inserted && open_.size() > settings_.max_open) {
+    // Bounded memory: judge the group that started first, now.
+    auto oldest = std::min_element(open_.begin(), open_.end(), [](const auto& a, const auto& b) {
+      return a.second.first_ns < b.second.first_ns;
+    });
+    remember_if_drop(oldest->first, oldest->second);
+    early_.push_back(std::move(oldest->second.events));
+    open_.erase(oldest);
+    ++evicted_;
+  }
+  return true;
+}
+
+void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) {
+  if (std::any_of(group.events.begin(), group.events.end(), is_syn_drop))
+    reported_drops_[key] = group.last_ns + settings_.absorb_drops_ns;
+}
+
+std::vector<std::vector<TcpEvent>> Correlator::take_due(uint64_t now_ns) {
+  std::vector<std::pair<uint64_t, std::vector<TcpEvent>>> due;
+  for (auto it = open_.begin(); it != open_.end();) {
+    if (due_at(it->second) <= now_ns) {
+      remember_if_drop(it->first, it->second);
+      due.emplace_back(it->second.first_ns, std::move(it->second.events));
+      it = open_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second < now_ns; });
+  std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::vector<TcpEvent>> groups = std::move(early_);
+  early_.clear();
+  for (auto& [first, events] : due) groups.push_back(std::move(events));
+  return groups;
+}
+
+std::vector<std::vector<TcpEvent>> Correlator::take_all() { return take_due(UINT64_MAX); }
+
+}  // namespace rsttrace

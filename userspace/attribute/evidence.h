@@ -1,0 +1,37 @@
+// Evidence that is not a TCP event: which processes consulted the TCP
+// wrappers files, and when. Bounded: the oldest processes are forgotten first.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <unordered_map>
+
+#include "collect/tcp_event.h"
+
+namespace rsttrace {
+
+struct WrapperCheck {
+  uint64_t first_ns = 0;  // first open by this process
+  uint64_t last_ns = 0;   // last open by this process
+  bool hosts_allow = false;
+  bool hosts_deny = false;
+};
+
+class Evidence {
+ public:
+  explicit Evidence(size_t max_processes = 16384) : max_processes_(max_processes) {}
+
+  void add(const WrapperOpen& open);
+  // The wrapper files `pid` opened for reading within [from_ns, to_ns].
+  std::optional<WrapperCheck> wrapper_check(uint32_t pid, uint64_t from_ns, uint64_t to_ns) const;
+  uint64_t evicted() const { return evicted_; }
+
+ private:
+  size_t max_processes_;
+  std::unordered_map<uint32_t, WrapperCheck> checks_;
+  std::deque<uint32_t> order_;  // insertion order, for eviction
+  uint64_t evicted_ = 0;
+};
+
+}  // namespace rsttrace

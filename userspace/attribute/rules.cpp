@@ -1,0 +1,275 @@
+#include "attribute/rules.h"
+
+#include <string.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "attribute/attributor.h"
+#include "output/format.h"
+
+namespace rsttrace {
+namespace {
+
+constexpr uint8_t kSyn = 0x02, kAck = 0x10;
+constexpr uint64_t kSecond = 1'000'000'000;
+// How far back a wrapper check may lie when the accept() itself was not seen.
+constexpr uint64_t kWrapperLookback = 300 * kSecond;
+// sshd's default LoginGraceTime; a child that closes later than this after
+// accept() without a word ran into it (or a longer configured one).
+constexpr uint64_t kLoginGraceTime = 120 * kSecond;
+
+using Group = std::vector<TcpEvent>;
+
+std::string who(const Process& process) {
+  return escape_untrusted(process.comm) + "[" + std::to_string(process.pid) + "]";
+}
+
+std::string seconds(uint64_t ns) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f s", static_cast<double>(ns) / kSecond);
+  return text;
+}
+
+std::string plural(uint64_t n, const char* word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+class Judge {
+ public:
+  Judge(const Group& group, const RuleContext& context) : group_(group), context_(context) {}
+
+  Report run() {
+    if (auto report = firewall()) return *report;
+    if (auto report = no_listener()) return *report;
+    if (auto report = closed_by_owner()) return *report;
+    if (auto report = stack_reset()) return *report;
+    if (auto report = peer_reset()) return *report;
+    if (auto report = kernel_drop()) return *report;
+    return make(group_.front(), "unknown", "no rule matched: " + describe_evidence(context_.names, group_.front()));
+  }
+
+ private:
+  std::string reason(const TcpEvent& e) const { return reason_name(context_.names, e).value_or(""); }
+  std::string reason_or_none(const TcpEvent& e) const { return reason_name(context_.names, e).value_or("no reason given"); }
+  bool reason_is(const TcpEvent& e, std::string_view name) const { return reason(e) == name; }
+  bool state_is(const TcpEvent& e, std::string_view name) const { return state_name(context_.names, e) == name; }
+  bool watched(uint16_t port) const { return context_.watched_ports.count(port) != 0; }
+  static bool is_syn(const TcpEvent& e) { return e.tcp_flags && (*e.tcp_flags & (kSyn | kAck)) == kSyn; }
+  std::string local(const TcpEvent& e) const { return format_endpoint(e.family, e.local); }
+  std::string remote(const TcpEvent& e) const { return format_endpoint(e.family, e.remote); }
+
+  Report make(const TcpEvent& decisive, std::string verdict, std::string detail) const {
+    Report report{decisive, std::move(verdict), std::move(detail), static_cast<uint32_t>(group_.size())};
+    return report;
+  }
+
+  // The event to show: the one the rule rests on, seen from the watched end
+  // when both ends are on this host.
+  template <typename Predicate>
+  const TcpEvent* find(Predicate predicate) const {
+    const TcpEvent* fallback = nullptr;
+    for (const TcpEvent& e : group_) {
+      if (!predicate(e)) continue;
+      if (watched(e.local.port)) return &e;
+      if (!fallback) fallback = &e;
+    }
+    return fallback;
+  }
+
+  // netfilter dropped packets of this connection (NETFILTER_DROP).
+  std::optional<Report> firewall() const {
+    const TcpEvent* drop = find([&](const TcpEvent& e) { return e.kind == EventKind::Drop && reason_is(e, "NETFILTER_DROP"); });
+    if (!drop) return std::nullopt;
+    const auto drops = std::count_if(group_.begin(), group_.end(), [&](const TcpEvent& e) {
+      return e.kind == EventKind::Drop && reason_is(e, "NETFILTER_DROP");
+    });
+    // REJECT --reject-with tcp-reset: netfilter answers with its own RST,
+    // which only a local client socket shows (received in SYN_SENT).
+    const bool client_reset = std::any_of(group_.begin(), group_.end(), [&](const TcpEvent& e) {
+      return e.kind == EventKind::ResetReceived && state_is(e, "SYN_SENT");
+    });
+    const std::string hook = !drop->ingress ? "output" : drop->routed ? "input" : "prerouting";
+    std::string what = is_syn(*drop) ? "the SYN" : "packets";
+    std::string detail = "netfilter dropped " + what + (drop->ingress ? " from " + remote(*drop) : " to " + remote(*drop)) +
+                         " at the " + hook + " hook (NETFILTER_DROP, " + plural(drops, "packet") + ")";
+    Report report = make(*drop, "firewall", "");
+    report.netfilter_hook = hook;
+    if (client_reset) {
+      report.peer_saw = "reset";
+      detail += "; the client got a reset from the firewall (REJECT with tcp-reset)";
+    } else if (drops > 1 && is_syn(*drop)) {
+      report.peer_saw = "silence";
+      detail += "; the client retransmitted: a silent DROP, the client times out";
+    } else if (is_syn(*drop)) {
+      detail += "; no retransmission within 1.3 s: a REJECT answers with a reset or ICMP, else the client gave up";
+    }
+    report.detail = detail;
+    return report;
+  }
+
+  // A SYN found no socket: nothing listens on the port.
+  std::optional<Report> no_listener() const {
+    const TcpEvent* reset = find([&](const TcpEvent& e) {
+      return e.kind == EventKind::ResetSent && !e.sock_id && reason_is(e, "NO_SOCKET");
+    });
+    if (!reset) {
+      // Kernels before 6.10 give no reason: a reset for a SYN with no socket.
+      reset = find([&](const TcpEvent& e) { return e.kind == EventKind::ResetSent && !e.sock_id && !e.reason && is_syn(e); });
+    }
+    if (!reset) return std::nullopt;
+    if (is_syn(*reset)) {
+      Report report = make(*reset, "no-listener",
+                           "nothing listens on " + local(*reset) + " (sshd down or restarting): the kernel refused the SYN from " +
+                               remote(*reset) + " with a reset (" + reason_or_none(*reset) + ")");
+      report.peer_saw = "reset";
+      return report;
+    }
+    Report report = make(*reset, "kernel",
+                         "a segment from " + remote(*reset) + " matched no socket (NO_SOCKET): the connection no longer " +
+                             "exists here (closed, timed out, or its process restarted)");
+    report.peer_saw = "reset";
+    return report;
+  }
+
+  // The owning process closed or aborted the connection itself.
+  std::optional<Report> closed_by_owner() const {
+    const TcpEvent* reset = find([&](const TcpEvent& e) {
+      return e.kind == EventKind::ResetSent && e.owner && e.owner_source == OwnerSource::Close &&
+             (reason_is(e, "TCP_ABORT_ON_CLOSE") || reason_is(e, "TCP_ABORT_ON_DATA") || reason_is(e, "TCP_STATE") ||
+              reason_is(e, "TCP_DISCONNECT_WITH_DATA"));
+    });
+    if (!reset) return std::nullopt;
+    const TcpEvent& e = *reset;
+    const Process& owner = *e.owner;
+    // The closing end is the client of the watched port: the peer gave up.
+    if (!watched(e.local.port) && watched(e.remote.port)) {
+      Report report = make(e, "peer", "the client " + who(owner) + " at " + local(e) + " aborted the connection to " +
+                                          remote(e) + " (" + reason(e) + ")");
+      report.peer_saw = "reset";
+      return report;
+    }
+    const std::string how = how_closed(e);
+    const uint64_t from = e.acceptor_monotonic_ns ? e.acceptor_monotonic_ns
+                                                  : (e.monotonic_ns > kWrapperLookback ? e.monotonic_ns - kWrapperLookback : 0);
+    const auto check = context_.evidence.wrapper_check(owner.pid, from, e.monotonic_ns);
+    Report report = make(e, "", "");
+    report.peer_saw = "reset";
+    if (check && e.bytes_acked == 0) {
+      std::string files = check->hosts_allow && check->hosts_deny ? "/etc/hosts.allow and /etc/hosts.deny"
+                          : check->hosts_deny                       ? "/etc/hosts.deny"
+                                                                    : "/etc/hosts.allow";
+      report.verdict = "tcp-wrappers";
+      report.detail = who(owner) + " read " + files + ", sent nothing, and " + how + " " +
+                      seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " + remote(e) + " (" +
+                      reason(e) + ")";
+      return report;
+    }
+    if (!is_sshd_family(owner.comm)) {
+      report.verdict = "unknown";
+      report.detail = "the local process " + who(owner) + " on " + local(e) + " " + how + " (" + reason(e) + ", " +
+                      plural(e.unread_bytes, "unread byte") + "); it is not sshd";
+      return report;
+    }
+    report.verdict = "sshd";
+    if (e.acceptor_pid && e.acceptor_pid == owner.pid) {
+      report.detail = "the listening " + who(owner) + " closed the connection from " + remote(e) + " right after accept(" +
+                      seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
+                      "), before any child took it: MaxStartups or PerSourcePenalties refused it (" + reason(e) + ")";
+    } else if (e.owner_exiting && (e.owner_exit_code & 0x7f)) {
+      const char* signal = sigabbrev_np(static_cast<int>(e.owner_exit_code & 0x7f));
+      report.detail = "the sshd child " + who(owner) + " was killed by SIG" + (signal ? signal : "?") +
+                      " holding the connection from " + remote(e) + " (" + reason(e) + ")";
+    } else if (e.acceptor_monotonic_ns && e.monotonic_ns - e.acceptor_monotonic_ns >= kLoginGraceTime) {
+      report.detail = "the sshd child " + who(owner) + " " + how + " " + seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
+                      " after accept: LoginGraceTime expired for " + remote(e) + " (" + reason(e) + ")";
+    } else if (e.bytes_received > 0 && (e.unread_bytes > 0 || reason_is(e, "TCP_ABORT_ON_DATA"))) {
+      report.detail = "the pre-auth sshd child " + who(owner) + " " + how + " with client data unread (" +
+                      plural(e.bytes_received, "byte") + " received, " + plural(e.unread_bytes, "unread") +
+                      "): protocol mismatch or a garbage banner from " + remote(e) + " (" + reason(e) + ")";
+    } else {
+      report.detail = who(owner) + " " + how + " the connection from " + remote(e) + " (" + reason(e) + ", " +
+                      plural(e.bytes_received, "byte") + " received, " + plural(e.bytes_acked, "byte") + " sent)";
+    }
+    return report;
+  }
+
+  static std::string how_closed(const TcpEvent& e) {
+    if (e.owner_exiting) return "exited (status " + std::to_string((e.owner_exit_code >> 8) & 0xff) + ")";
+    return "closed it";
+  }
+
+  // The TCP stack reset the connection for a protocol reason of its own.
+  std::optional<Report> stack_reset() const {
+    const TcpEvent* reset = find([&](const TcpEvent& e) {
+      return e.kind == EventKind::ResetSent && e.reason && !reason_is(e, "NOT_SPECIFIED");
+    });
+    if (!reset) return std::nullopt;
+    std::string detail = "the kernel reset the connection with " + remote(*reset) + ": " + kernel_reason_phrase(reason(*reset)) +
+                         " (" + reason(*reset) + ")";
+    if (reset->owner) detail += "; socket of " + who(*reset->owner);
+    Report report = make(*reset, "kernel", detail);
+    report.peer_saw = "reset";
+    return report;
+  }
+
+  // A reset came from the other end. A received reset on the same socket as
+  // one sent is the kernel's own abort (tcp_reset() runs for both), not the peer's.
+  std::optional<Report> peer_reset() const {
+    const TcpEvent* received = find([&](const TcpEvent& e) {
+      if (e.kind != EventKind::ResetReceived) return false;
+      return std::none_of(group_.begin(), group_.end(), [&](const TcpEvent& other) {
+        return other.kind == EventKind::ResetSent && other.sock_id == e.sock_id;
+      });
+    });
+    if (!received) return std::nullopt;
+    std::string detail = "the peer " + remote(*received) + " sent a reset to " + local(*received);
+    if (auto state = state_name(context_.names, *received)) detail += " in " + *state;
+    if (received->owner) detail += " (socket of " + who(*received->owner) + ")";
+    return make(*received, "peer", detail);
+  }
+
+  // Packets dropped for a reason of the kernel's own.
+  std::optional<Report> kernel_drop() const {
+    const TcpEvent* drop = find([](const TcpEvent& e) { return e.kind == EventKind::Drop; });
+    if (!drop) return std::nullopt;
+    const std::string name = reason(*drop).empty() ? "no reason given" : reason(*drop);
+    return make(*drop, "kernel", "the kernel dropped " + plural(group_.size(), "packet") + " of the connection with " +
+                                     remote(*drop) + ": " + kernel_reason_phrase(name) + " (" + name + ")");
+  }
+
+  static std::string kernel_reason_phrase(const std::string& reason) {
+    static const std::pair<const char*, const char*> phrases[] = {
+        {"TCP_INVALID_ACK_SEQUENCE", "an ACK for data never sent"},
+        {"TCP_RFC7323_PAWS", "a segment with an old timestamp (PAWS)"},
+        {"TCP_TOO_OLD_ACK", "an ACK too old to be valid"},
+        {"TCP_ACK_UNSENT_DATA", "an ACK for unsent data"},
+        {"TCP_FLAGS", "a segment with invalid flags"},
+        {"TCP_OLD_ACK", "an old ACK"},
+        {"TCP_TIMEWAIT_SOCKET", "a segment for a connection in TIME_WAIT"},
+        {"INVALID_SYN", "an invalid SYN"},
+        {"TCP_ABORT_ON_MEMORY", "memory pressure (too many orphaned sockets, or out of socket memory)"},
+        {"TCP_KEEPALIVE_TIMEOUT", "keepalive probes went unanswered"},
+        {"TCP_ABORT_ON_LINGER", "the FIN_WAIT2 timeout of an orphaned socket"},
+        {"TCP_LISTEN_OVERFLOW", "the accept queue was full: the listener does not accept fast enough"},
+        {"TCP_STATE", "a segment the socket's state does not allow"},
+        {"NO_SOCKET", "no socket for it"},
+    };
+    for (const auto& [name, phrase] : phrases)
+      if (reason == name) return phrase;
+    return reason;
+  }
+
+  const Group& group_;
+  const RuleContext& context_;
+};
+
+}  // namespace
+
+bool is_sshd_family(const std::string& comm) {
+  return comm == "sshd" || comm == "sshd-session" || comm == "sshd-auth" || comm.rfind("sshd:", 0) == 0;
+}
+
+Report judge(const std::vector<TcpEvent>& group, const RuleContext& context) { return Judge(group, context).run(); }
+
+}  // namespace rsttrace
