@@ -4,6 +4,8 @@
 #include "app/logging.h"
 #include "app/trace.h"
 #include "cli/options.h"
+#include "selftest/lab_client.h"
+#include "selftest/selftest.h"
 #include "error.h"
 
 int main(int argc, char** argv) {
@@ -14,9 +16,14 @@ int main(int argc, char** argv) {
                  exit->message.c_str());
     return exit->code;
   }
-  const auto& options = std::get<TraceOptions>(parsed);
-  setup_logging(options.verbose);
+  if (const auto* client = std::get_if<LabClientOptions>(&parsed)) return run_lab_client(*client);
   try {
+    if (const auto* selftest = std::get_if<SelftestOptions>(&parsed)) {
+      setup_logging(selftest->verbose);
+      return run_selftest(*selftest);
+    }
+    const auto& options = std::get<TraceOptions>(parsed);
+    setup_logging(options.verbose);
     return run_trace(options);
   } catch (const Error& e) {
     spdlog::error("{}", e.what());

@@ -144,10 +144,13 @@ class Judge {
     const Process& owner = *e.owner;
     // The closing end is the client of the watched port: the peer gave up.
     if (!watched(e.local.port) && watched(e.remote.port)) {
-      Report report = make(e, "peer", "the client " + who(owner) + " at " + local(e) + " aborted the connection to " +
-                                          remote(e) + " (" + reason(e) + ")");
-      report.peer_saw = "reset";
-      return report;
+      // Both ends on this host: show the watched end, which received it.
+      const TcpEvent* server_side = find([&](const TcpEvent& other) {
+        return other.kind == EventKind::ResetReceived && watched(other.local.port);
+      });
+      return make(server_side ? *server_side : e, "peer",
+                  "the client " + who(owner) + " at " + local(e) + " aborted the connection to " + remote(e) + " (" +
+                      reason(e) + ")");
     }
     const std::string how = how_closed(e);
     const uint64_t from = e.acceptor_monotonic_ns ? e.acceptor_monotonic_ns
@@ -173,9 +176,9 @@ class Judge {
     }
     report.verdict = "sshd";
     if (e.acceptor_pid && e.acceptor_pid == owner.pid) {
-      report.detail = "the listening " + who(owner) + " closed the connection from " + remote(e) + " right after accept(" +
+      report.detail = "the listening " + who(owner) + " closed the connection from " + remote(e) + " " +
                       seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
-                      "), before any child took it: MaxStartups or PerSourcePenalties refused it (" + reason(e) + ")";
+                      " after accept(), before any child took it: MaxStartups or PerSourcePenalties refused it (" + reason(e) + ")";
     } else if (e.owner_exiting && (e.owner_exit_code & 0x7f)) {
       const char* signal = sigabbrev_np(static_cast<int>(e.owner_exit_code & 0x7f));
       report.detail = "the sshd child " + who(owner) + " was killed by SIG" + (signal ? signal : "?") +
@@ -185,7 +188,7 @@ class Judge {
                       " after accept: LoginGraceTime expired for " + remote(e) + " (" + reason(e) + ")";
     } else if (e.bytes_received > 0 && (e.unread_bytes > 0 || reason_is(e, "TCP_ABORT_ON_DATA"))) {
       report.detail = "the pre-auth sshd child " + who(owner) + " " + how + " with client data unread (" +
-                      plural(e.bytes_received, "byte") + " received, " + plural(e.unread_bytes, "unread") +
+                      plural(e.bytes_received, "byte") + " received, " + std::to_string(e.unread_bytes) + " unread" +
                       "): protocol mismatch or a garbage banner from " + remote(e) + " (" + reason(e) + ")";
     } else {
       report.detail = who(owner) + " " + how + " the connection from " + remote(e) + " (" + reason(e) + ", " +

@@ -60,6 +60,26 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   app.add_option("--poll-interval-ms", options.poll_interval_ms, "how often the ring buffer is drained")
       ->check(CLI::Range(1u, 1000u));
 
+  SelftestOptions selftest;
+  CLI::App* selftest_command = app.add_subcommand(
+      "selftest", "prove rsttrace on this kernel: real sshd, ssh, iptables and nft scenarios in throwaway namespaces");
+  selftest_command->add_option("-s,--scenario", selftest.scenarios, "run only this scenario (repeatable)");
+  selftest_command->add_flag("--json", selftest.json, "one JSON result per scenario");
+  selftest_command->add_flag("--list", selftest.list, "list the scenarios and exit");
+  selftest_command->add_flag("-v,--verbose", selftest.verbose, "show the lab's commands and logs");
+
+  LabClientOptions lab_client;
+  CLI::App* lab_client_command = app.add_subcommand("lab-client", "raw TCP client used by selftest");
+  lab_client_command->group("");  // internal: not in --help
+  lab_client_command->add_option("--connect", lab_client.connect)->required();
+  lab_client_command->add_option("--port", lab_client.port);
+  lab_client_command->add_option("--bind", lab_client.bind);
+  lab_client_command->add_option("--bind-port", lab_client.bind_port);
+  lab_client_command->add_option("--send", lab_client.send);
+  lab_client_command->add_flag("--read-first", lab_client.read_first);
+  lab_client_command->add_flag("--linger0", lab_client.linger0);
+  lab_client_command->add_option("--hold", lab_client.hold_seconds);
+
   std::vector<const char*> argv;
   for (const auto& arg : args) argv.push_back(arg.c_str());
   try {
@@ -70,6 +90,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     return CliExit{2, e.what(), true};
   }
 
+  if (selftest_command->parsed()) return selftest;
+  if (lab_client_command->parsed()) return lab_client;
   try {
     if (!ports.empty()) {
       std::sort(ports.begin(), ports.end());

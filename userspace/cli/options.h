@@ -21,6 +21,26 @@ struct TraceOptions {
   uint32_t poll_interval_ms = 50;
 };
 
+// `rsttrace selftest`: the scenario lab as a product command.
+struct SelftestOptions {
+  std::vector<std::string> scenarios;  // empty: all
+  bool json = false;
+  bool list = false;
+  bool verbose = false;
+};
+
+// `rsttrace lab-client` (hidden): a raw TCP client the lab runs in its namespaces.
+struct LabClientOptions {
+  std::string connect;
+  uint16_t port = 22;
+  std::string bind;
+  uint16_t bind_port = 0;
+  std::string send;  // \r \n understood
+  bool read_first = false;
+  bool linger0 = false;
+  double hold_seconds = 0;  // 0: until the peer ends it
+};
+
 // Parsing ended without something to run: help was printed, or the input
 // was bad (message is one line, without the program name).
 struct CliExit {
@@ -29,7 +49,7 @@ struct CliExit {
   bool to_stderr = false;
 };
 
-using ParsedCommandLine = std::variant<TraceOptions, CliExit>;
+using ParsedCommandLine = std::variant<TraceOptions, SelftestOptions, LabClientOptions, CliExit>;
 
 ParsedCommandLine parse_command_line(const std::vector<std::string>& args);
 

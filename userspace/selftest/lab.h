@@ -1,0 +1,98 @@
+// The scenario lab: throwaway network namespaces with a real OpenSSH sshd in
+// each, real clients, real firewall rules. Nothing here touches the host's
+// sshd, firewall or /etc/hosts.*: rules live in the namespace, and sshd runs
+// in a private mount namespace where /etc/hosts.allow, /etc/hosts.deny and
+// /run are its own.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "selftest/subprocess.h"
+
+namespace rsttrace::lab {
+
+// Addresses inside every lab namespace.
+inline constexpr const char* kServer4 = "127.0.0.1";
+inline constexpr const char* kClient4 = "127.0.0.2";
+inline constexpr const char* kServer6 = "fd00:5eed::1";
+inline constexpr const char* kClient6 = "fd00:5eed::2";
+// The only ephemeral port of a lab namespace: the ssh client's source port
+// is known in advance, so the reported remote port can be checked exactly.
+inline constexpr uint16_t kClientPort = 40022;
+
+// A temporary directory, removed with everything in it.
+class WorkDir {
+ public:
+  WorkDir();
+  ~WorkDir();
+  WorkDir(const WorkDir&) = delete;
+  WorkDir& operator=(const WorkDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  void write(const std::string& name, const std::string& text, unsigned mode = 0600) const;
+
+ private:
+  std::string path_;
+};
+
+class Namespace {
+ public:
+  Namespace(const WorkDir& dir, const std::string& tag);
+  ~Namespace();  // kills what runs inside, deletes the namespace
+  Namespace(const Namespace&) = delete;
+  Namespace& operator=(const Namespace&) = delete;
+
+  const std::string& name() const { return name_; }
+  uint32_t inode() const { return inode_; }
+  std::vector<std::string> exec(std::vector<std::string> argv) const;
+  Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+  Result run_checked(const std::vector<std::string>& argv) const;
+  // Waits until `ss` lists a TCP socket in `state`, matching `filter`, whose
+  // line contains `contains` (e.g. the owning process's name).
+  void wait_socket(const std::string& state, const std::string& filter, const std::string& contains,
+                   const std::string& what) const;
+
+ private:
+  const WorkDir& dir_;
+  std::string name_;
+  uint32_t inode_ = 0;
+  mutable int runs_ = 0;
+};
+
+// Deletes lab namespaces left behind by a selftest that was killed.
+void remove_stale_namespaces();
+
+struct SshdSettings {
+  uint16_t port = 22;
+  std::string hosts_allow;
+  std::string hosts_deny;
+  std::vector<std::string> config;  // extra sshd_config lines
+};
+
+class Sshd {
+ public:
+  Sshd(const Namespace& ns, const WorkDir& dir, const SshdSettings& settings);
+  ~Sshd();
+  pid_t pid() const { return process_->pid(); }
+  std::string log() const { return process_->err(); }
+
+ private:
+  std::unique_ptr<Child> process_;
+};
+
+// The real OpenSSH client, from `bind` to `host`; output is what it printed.
+Result ssh_client(const Namespace& ns, const std::string& bind, const std::string& host, uint16_t port,
+                  int connect_timeout_s = 12);
+
+// `rsttrace lab-client` (a raw TCP client) in the namespace, in the background.
+std::unique_ptr<Child> start_raw_client(const Namespace& ns, const WorkDir& dir, const std::string& tag,
+                                        const std::vector<std::string>& args);
+
+// This executable, for the tracer and raw clients it starts.
+std::string self_path();
+
+}  // namespace rsttrace::lab

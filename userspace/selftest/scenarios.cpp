@@ -1,0 +1,149 @@
+// The scenario lab: each cause of "Connection reset by peer" on port 22,
+// played for real (OpenSSH sshd with libwrap, ssh, iptables, nft) inside
+// throwaway namespaces, with the report rsttrace must give for it.
+#include <signal.h>
+
+#include "selftest/scenario.h"
+
+namespace rsttrace::lab {
+namespace {
+
+const std::string kHostsDenyClient4 = std::string("sshd: ") + kClient4 + "\n";
+const std::string kHostsDenyClient6 = std::string("sshd: [") + kClient6 + "]\n";
+
+Expectation wrappers(const std::string& client, uint16_t local_port = 22) {
+  return {.verdict = "tcp-wrappers", .remote_addr = client, .local_port = local_port, .peer_saw = "reset",
+          .detail_says = "/etc/hosts.deny", .client_says = "Connection reset by peer"};
+}
+
+Expectation rejected(const std::string& client) {
+  return {.verdict = "firewall", .remote_addr = client, .peer_saw = "reset", .detail_says = "REJECT",
+          .client_says = "Connection refused"};
+}
+
+void hosts_deny(Lab& lab, const std::string& client, const std::string& server, const std::string& deny) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {.hosts_deny = deny});
+  lab.expect(ns, ssh_client(ns, client, server, 22), wrappers(client));
+}
+
+void iptables_reject(Lab& lab, const char* iptables, const std::string& client, const std::string& server) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {});
+  ns.run_checked({iptables, "-I", "INPUT", "-p", "tcp", "--dport", "22", "-j", "REJECT", "--reject-with", "tcp-reset"});
+  lab.expect(ns, ssh_client(ns, client, server, 22), rejected(client));
+}
+
+void nft_drop(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {});
+  ns.run_checked({"nft", "add table inet rsttrace_lab; "
+                         "add chain inet rsttrace_lab input { type filter hook input priority 0; }; "
+                         "add rule inet rsttrace_lab input tcp dport 22 drop"});
+  lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22, 3),
+             {.verdict = "firewall", .remote_addr = kClient4, .peer_saw = "silence", .detail_says = "DROP",
+              .client_says = "timed out"});
+}
+
+void max_startups(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {.config = {"MaxStartups 1"}});
+  // One unauthenticated connection fills MaxStartups 1 ...
+  auto holder = start_raw_client(ns, lab.dir(), "holder",
+                                 {"--connect", kServer4, "--bind", "127.0.0.3", "--bind-port", "40100", "--hold", "60"});
+  ns.wait_socket("established", "sport = :22", "sshd", "the held connection in an sshd child");
+  // ... so the listener drops the next one itself.
+  lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22),
+             {.verdict = "sshd", .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "MaxStartups",
+              .client_says = "kex_exchange_identification"});
+}
+
+void garbage_banner(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {});
+  auto client = start_raw_client(ns, lab.dir(), "garbage",
+                                 {"--connect", kServer4, "--bind", kClient4, "--bind-port", std::to_string(kClientPort),
+                                  "--read-first", "--send", "GET / HTTP/1.0\\r\\n\\r\\nHost: x\\r\\n\\r\\n", "--hold", "10"});
+  lab.expect(ns, client->wait(std::chrono::seconds(20)),
+             {.verdict = "sshd", .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "garbage banner"});
+}
+
+void no_sshd(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22),
+             {.verdict = "no-listener", .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "nothing listens",
+              .client_says = "Connection refused"});
+}
+
+void peer_abort(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {});
+  auto client = start_raw_client(ns, lab.dir(), "abort",
+                                 {"--connect", kServer4, "--bind", kClient4, "--bind-port", std::to_string(kClientPort),
+                                  "--read-first", "--linger0"});
+  lab.expect(ns, client->wait(std::chrono::seconds(20)),
+             {.verdict = "peer", .remote_addr = kClient4, .detail_says = "aborted",
+              .client_says = "aborted with a reset"});
+}
+
+void custom_port(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer({22, 2222});
+  Sshd sshd(ns, lab.dir(), {.port = 2222, .hosts_deny = kHostsDenyClient4});
+  lab.expect(ns, ssh_client(ns, kClient4, kServer4, 2222), wrappers(kClient4, 2222));
+}
+
+void unwatched_port(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer({22});
+  Sshd sshd(ns, lab.dir(), {.port = 2223, .hosts_deny = kHostsDenyClient4});
+  lab.expect(ns, ssh_client(ns, kClient4, kServer4, 2223),
+             {.verdict = "", .remote_addr = kClient4, .local_port = 2223, .client_says = "Connection reset by peer"});
+  lab.expect(ns, ssh_client(ns, kClient4, kServer4, 2224),
+             {.verdict = "", .remote_addr = kClient4, .local_port = 2224, .client_says = "Connection refused"});
+}
+
+void two_namespaces(Lab& lab) {
+  Namespace& a = lab.ns("a");
+  Namespace& b = lab.ns("b");
+  lab.start_tracer();
+  Sshd sshd(a, lab.dir(), {.hosts_deny = kHostsDenyClient4});
+  Result denied = ssh_client(a, kClient4, kServer4, 22);
+  Result refused = ssh_client(b, kClient4, kServer4, 22);
+  lab.expect(a, denied, wrappers(kClient4));
+  lab.expect(b, refused, {.verdict = "no-listener", .remote_addr = kClient4, .peer_saw = "reset",
+                          .client_says = "Connection refused"});
+}
+
+}  // namespace
+
+const std::vector<Scenario>& scenarios() {
+  static const std::vector<Scenario> all = {
+      {"hosts-deny", "sshd's libwrap refuses the client listed in /etc/hosts.deny",
+       [](Lab& lab) { hosts_deny(lab, kClient4, kServer4, kHostsDenyClient4); }},
+      {"iptables-reject", "iptables REJECT --reject-with tcp-reset on port 22",
+       [](Lab& lab) { iptables_reject(lab, "iptables", kClient4, kServer4); }},
+      {"nft-drop", "an nftables rule drops SYNs to port 22; the client times out", nft_drop},
+      {"maxstartups", "sshd's MaxStartups is full; the listener drops the next connection", max_startups},
+      {"garbage-banner", "a client sends an HTTP request instead of an SSH banner", garbage_banner},
+      {"no-sshd", "nothing listens on port 22", no_sshd},
+      {"peer-abort", "the client aborts with a reset after the server's banner", peer_abort},
+      {"hosts-deny-ipv6", "the hosts.deny refusal over IPv6",
+       [](Lab& lab) { hosts_deny(lab, kClient6, kServer6, kHostsDenyClient6); }},
+      {"iptables-reject-ipv6", "the ip6tables REJECT over IPv6",
+       [](Lab& lab) { iptables_reject(lab, "ip6tables", kClient6, kServer6); }},
+      {"custom-port", "sshd on port 2222, watched with --port 2222, refused by hosts.deny", custom_port},
+      {"unwatched-port", "resets on ports rsttrace does not watch produce nothing", unwatched_port},
+      {"two-namespaces", "two namespaces at once, each with its own cause and netns", two_namespaces},
+  };
+  return all;
+}
+
+}  // namespace rsttrace::lab
