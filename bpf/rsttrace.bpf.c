@@ -412,6 +412,47 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	return 0;
 }
 
+/*
+ * A forked child (sshd's per-connection process) never calls accept(): it
+ * becomes the owner when it reads or writes the socket. Only a change of
+ * process updates the map, so the steady state is one lookup per call.
+ */
+static __always_inline void record_io(const struct sock *sk)
+{
+	struct sock_owner *owner;
+	__u64 key = (__u64)sk;
+	__u16 family;
+
+	if (!sk)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	if (!port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)) &&
+	    !port_watched(bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
+		return;
+	if (sk_protocol_of(sk) != IPPROTO_TCP)
+		return;
+	owner = bpf_map_lookup_elem(&sock_owners, &key);
+	if (owner && owner->pid == bpf_get_current_pid_tgid() >> 32)
+		return;
+	record_owner(sk, RSTTRACE_OWNER_IO);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(handle_send_length, struct sock *sk)
+{
+	record_io(sk);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(handle_recv_length, struct sock *sk)
+{
+	record_io(sk);
+	return 0;
+}
+
 /* accept() returns a new fd: follow it to its socket and record the acceptor. */
 static __always_inline void record_accepted(long fd)
 {

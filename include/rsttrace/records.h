@@ -41,6 +41,7 @@ enum rsttrace_owner_source {
 	RSTTRACE_OWNER_ACCEPT = 2,  /* it accept()ed the socket */
 	RSTTRACE_OWNER_CLOSE = 3,   /* it closed / shut down / aborted the socket */
 	RSTTRACE_OWNER_LISTEN = 4,  /* it called listen() on it */
+	RSTTRACE_OWNER_IO = 5,      /* it read or wrote it (e.g. a forked child) */
 };
 
 /* tcp_event.flags */

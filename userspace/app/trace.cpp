@@ -220,6 +220,7 @@ int run_trace(const TraceOptions& options) {
       {"events", counts.reports},
       {"packets", counts.packets},
       {"absorbed", attributor.absorbed()},
+      {"ignored", attributor.ignored()},
       {"reset_sent", counts.reset_sent},
       {"reset_received", counts.reset_received},
       {"drop", counts.drop},

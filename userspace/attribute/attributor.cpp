@@ -42,11 +42,16 @@ Attributor::Attributor(const KernelNames& names, std::set<uint16_t> watched_port
                        CorrelatorSettings settings)
     : names_(names), watched_ports_(std::move(watched_ports)), raw_(raw), correlator_(settings) {}
 
-std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent>>& groups) const {
+std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent>>& groups) {
   const RuleContext context{names_, evidence_, watched_ports_};
   std::vector<Report> reports;
   reports.reserve(groups.size());
-  for (const auto& group : groups) reports.push_back(judge(group, context));
+  for (const auto& group : groups) {
+    if (auto report = judge(group, context))
+      reports.push_back(std::move(*report));
+    else
+      ++ignored_;
+  }
   return reports;
 }
 

@@ -30,16 +30,18 @@ class Attributor {
   std::vector<Report> flush();
 
   uint64_t absorbed() const { return correlator_.absorbed(); }
+  uint64_t ignored() const { return ignored_; }  // groups that were ordinary teardown
   size_t pending() const { return correlator_.open_groups(); }
 
  private:
-  std::vector<Report> judge_all(const std::vector<std::vector<TcpEvent>>& groups) const;
+  std::vector<Report> judge_all(const std::vector<std::vector<TcpEvent>>& groups);
 
   const KernelNames& names_;
   std::set<uint16_t> watched_ports_;
   bool raw_;
   Correlator correlator_;
   Evidence evidence_;
+  uint64_t ignored_ = 0;
 };
 
 }  // namespace rsttrace

@@ -39,14 +39,30 @@ class Judge {
  public:
   Judge(const Group& group, const RuleContext& context) : group_(group), context_(context) {}
 
-  Report run() {
-    if (auto report = firewall()) return *report;
-    if (auto report = no_listener()) return *report;
-    if (auto report = closed_by_owner()) return *report;
-    if (auto report = stack_reset()) return *report;
-    if (auto report = peer_reset()) return *report;
-    if (auto report = kernel_drop()) return *report;
+  std::optional<Report> run() {
+    if (auto report = firewall()) return report;
+    if (auto report = no_listener()) return report;
+    if (auto report = closed_by_owner()) return report;
+    if (auto report = stack_reset()) return report;
+    if (auto report = peer_reset()) return report;
+    if (only_teardown_drops()) return std::nullopt;
+    if (auto report = kernel_drop()) return report;
     return make(group_.front(), "unknown", "no rule matched: " + describe_evidence(context_.names, group_.front()));
+  }
+
+  // Drops that every normal connection may see (data queued at close,
+  // duplicate or old segments): not a failure of the connection.
+  bool only_teardown_drops() const {
+    return std::all_of(group_.begin(), group_.end(), [&](const TcpEvent& e) {
+      if (e.kind != EventKind::Drop || is_syn(e)) return false;
+      static const char* const failures[] = {"TCP_LISTEN_OVERFLOW", "TCP_REQQFULLDROP", "SOCKET_BACKLOG",
+                                             "SOCKET_RCVBUFF",      "PROTO_MEM",        "TCP_RFC7323_PAWS",
+                                             "TCP_INVALID_SEQUENCE", "TCP_INVALID_ACK_SEQUENCE", "TCP_MD5",
+                                             "TCP_AO",              "XFRM",             "TCP_ABORT_ON_DATA"};
+      const std::string name = reason(e);
+      return std::none_of(std::begin(failures), std::end(failures),
+                          [&](const char* failure) { return name.rfind(failure, 0) == 0; });
+    });
   }
 
  private:
@@ -158,7 +174,8 @@ class Judge {
     const auto check = context_.evidence.wrapper_check(owner.pid, from, e.monotonic_ns);
     Report report = make(e, "", "");
     report.peer_saw = "reset";
-    if (check && e.bytes_acked == 0) {
+    // bytes_acked counts the SYN on an active open: at most 1 means nothing sent.
+    if (check && e.bytes_acked <= 1) {
       std::string files = check->hosts_allow && check->hosts_deny ? "/etc/hosts.allow and /etc/hosts.deny"
                           : check->hosts_deny                       ? "/etc/hosts.deny"
                                                                     : "/etc/hosts.allow";
@@ -273,6 +290,8 @@ bool is_sshd_family(const std::string& comm) {
   return comm == "sshd" || comm == "sshd-session" || comm == "sshd-auth" || comm.rfind("sshd:", 0) == 0;
 }
 
-Report judge(const std::vector<TcpEvent>& group, const RuleContext& context) { return Judge(group, context).run(); }
+std::optional<Report> judge(const std::vector<TcpEvent>& group, const RuleContext& context) {
+  return Judge(group, context).run();
+}
 
 }  // namespace rsttrace

@@ -17,7 +17,9 @@ struct RuleContext {
   const std::set<uint16_t>& watched_ports;
 };
 
-Report judge(const std::vector<TcpEvent>& group, const RuleContext& context);
+// nullopt: the group is ordinary teardown (e.g. QUEUE_PURGE drops of a
+// normal close), not a connection failure; --raw still shows its events.
+std::optional<Report> judge(const std::vector<TcpEvent>& group, const RuleContext& context);
 
 // sshd, and the sshd-session / sshd-auth of OpenSSH 9.8+.
 bool is_sshd_family(const std::string& comm);

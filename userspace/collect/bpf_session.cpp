@@ -48,6 +48,15 @@ BpfSession::BpfSession(const SessionConfig& config, const btf* kernel_types, Rec
         "(before 6.10): reset reasons are null and aborts by the owner go unseen");
   if (kfree_skb_args < 3)
     limitations_.push_back("skb:kfree_skb has no drop reason on this kernel (before 5.17): drops are unnamed");
+  // sock:sock_{send,recv}_length are newer than 6.1; without them a forked child
+  // is learnt only when it closes the socket.
+  if (!tracepoint_arg_count(kernel_types, "sock_send_length") ||
+      !tracepoint_arg_count(kernel_types, "sock_recv_length")) {
+    bpf_program__set_autoload(skel_->progs.handle_send_length, false);
+    bpf_program__set_autoload(skel_->progs.handle_recv_length, false);
+    limitations_.push_back("no sock:sock_send_length/sock_recv_length tracepoints on this kernel: "
+                           "a process that inherited a socket is named only once it closes it");
+  }
   skel_->rodata->filter_netns = config.netns;
   skel_->rodata->tcp_send_reset_args = static_cast<__u8>(send_reset_args);
   skel_->rodata->kfree_skb_args = static_cast<__u8>(kfree_skb_args);

@@ -42,7 +42,7 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
   }
   if (raw.family != 4 && raw.family != 6)
     return DecodeError{"unknown address family " + std::to_string(raw.family)};
-  if (raw.owner_source > RSTTRACE_OWNER_LISTEN)
+  if (raw.owner_source > RSTTRACE_OWNER_IO)
     return DecodeError{"unknown owner source " + std::to_string(raw.owner_source)};
 
   event.monotonic_ns = raw.ts_ns;

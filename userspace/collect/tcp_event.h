@@ -12,7 +12,7 @@ namespace rsttrace {
 
 enum class EventKind { ResetSent, ResetReceived, Drop };
 
-enum class OwnerSource { None, Connect, Accept, Close, Listen };
+enum class OwnerSource { None, Connect, Accept, Close, Listen, Io };
 
 struct Process {
   uint32_t pid = 0;

@@ -78,6 +78,7 @@ std::string_view owner_source_name(OwnerSource source) {
     case OwnerSource::Accept: return "accept";
     case OwnerSource::Close: return "close";
     case OwnerSource::Listen: return "listen";
+    case OwnerSource::Io: return "io";
   }
   return "?";
 }

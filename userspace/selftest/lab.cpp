@@ -28,8 +28,8 @@ std::string self_path() {
 }
 
 WorkDir::WorkDir() {
-  char pattern[] = "/tmp/rsttrace-lab-XXXXXX";
-  if (!mkdtemp(pattern)) throw failed("create", "lab directory", errno_text(errno));
+  std::string pattern = "/tmp/" + std::string(kPrefix) + std::to_string(getpid()) + "-XXXXXX";
+  if (!mkdtemp(pattern.data())) throw failed("create", "lab directory", errno_text(errno));
   path_ = pattern;
   chmod(path_.c_str(), 0755);  // sshd (privsep user) must reach its config
 }
@@ -62,14 +62,14 @@ Namespace::Namespace(const WorkDir& dir, const std::string& tag)
     const std::string range = std::to_string(kClientPort) + " " + std::to_string(kClientPort);
     run_checked({"sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=" + range});
   } catch (...) {
-    lab::run({"ip", "netns", "del", name_}, dir_.file("netns-del"));
+    run_cleanup({"ip", "netns", "del", name_}, dir_.file("netns-del"));
     throw;
   }
 }
 
 Namespace::~Namespace() {
   // Whatever still runs inside (sshd children, clients) goes first.
-  const Result pids = lab::run({"ip", "netns", "pids", name_}, dir_.file("netns-pids"));
+  const Result pids = run_cleanup({"ip", "netns", "pids", name_}, dir_.file("netns-pids"));
   size_t start = 0;
   while (start < pids.out.size()) {
     const size_t end = pids.out.find('\n', start);
@@ -78,7 +78,7 @@ Namespace::~Namespace() {
     if (end == std::string::npos) break;
     start = end + 1;
   }
-  lab::run({"ip", "netns", "del", name_}, dir_.file("netns-del"));
+  run_cleanup({"ip", "netns", "del", name_}, dir_.file("netns-del"));
 }
 
 std::vector<std::string> Namespace::exec(std::vector<std::string> argv) const {
@@ -105,10 +105,13 @@ void Namespace::wait_socket(const std::string& state, const std::string& filter,
   throw failed("wait for", what, "not seen within 15 s");
 }
 
-void remove_stale_namespaces() {
-  DIR* dir = opendir("/run/netns");
-  if (!dir) return;
+namespace {
+
+// Entries of `directory` named rsttrace-lab-<pid>-... whose selftest is gone.
+std::vector<std::string> stale_entries(const char* directory) {
   std::vector<std::string> stale;
+  DIR* dir = opendir(directory);
+  if (!dir) return stale;
   while (dirent* entry = readdir(dir)) {
     const std::string name = entry->d_name;
     if (name.rfind(kPrefix, 0) != 0) continue;
@@ -117,14 +120,25 @@ void remove_stale_namespaces() {
     stale.push_back(name);
   }
   closedir(dir);
+  return stale;
+}
+
+}  // namespace
+
+void remove_stale_leftovers() {
+  for (const auto& name : stale_entries("/tmp")) {
+    std::error_code ec;
+    std::filesystem::remove_all("/tmp/" + name, ec);
+  }
+  const std::vector<std::string> stale = stale_entries("/run/netns");
   WorkDir scratch;
   for (const auto& name : stale) {
-    const Result pids = run({"ip", "netns", "pids", name}, scratch.file("pids"));
+    const Result pids = run_cleanup({"ip", "netns", "pids", name}, scratch.file("pids"));
     std::string pid_list = pids.out;
     for (char& c : pid_list)
       if (c == '\n') c = ' ';
-    if (!pid_list.empty()) run({"sh", "-c", "kill -9 " + pid_list}, scratch.file("kill"));
-    run({"ip", "netns", "del", name}, scratch.file("del"));
+    if (!pid_list.empty()) run_cleanup({"sh", "-c", "kill -9 " + pid_list}, scratch.file("kill"));
+    run_cleanup({"ip", "netns", "del", name}, scratch.file("del"));
   }
 }
 

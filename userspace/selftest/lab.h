@@ -63,8 +63,8 @@ class Namespace {
   mutable int runs_ = 0;
 };
 
-// Deletes lab namespaces left behind by a selftest that was killed.
-void remove_stale_namespaces();
+// Deletes the namespaces and directories a killed selftest left behind.
+void remove_stale_leftovers();
 
 struct SshdSettings {
   uint16_t port = 22;

@@ -25,12 +25,7 @@ std::string first_line(const std::string& text) {
 
 }  // namespace
 
-Lab::~Lab() {
-  try {
-    stop_tracer();
-  } catch (...) {
-  }
-}
+Lab::~Lab() { stop_tracer(); }
 
 Namespace& Lab::ns(const std::string& tag) {
   for (auto& [name, ns] : namespaces_)
@@ -56,7 +51,7 @@ void Lab::start_tracer(const std::vector<uint16_t>& ports) {
 void Lab::stop_tracer() {
   if (!tracer_ || !tracer_->running()) return;
   tracer_->signal(SIGINT);
-  tracer_->wait(std::chrono::seconds(30));
+  tracer_->wait(std::chrono::seconds(30), Wait::ToTheEnd);
 }
 
 std::string Lab::tracer_log() const { return tracer_ ? tracer_->err() : ""; }
@@ -194,7 +189,7 @@ int run_selftest(const SelftestOptions& options) {
     for (const auto& scenario : all) chosen.push_back(&scenario);
 
   lab::block_stop_signals();
-  lab::remove_stale_namespaces();
+  lab::remove_stale_leftovers();
   std::vector<Outcome> outcomes;
   bool interrupted = false;
   if (!options.json) std::printf("%-22s %-26s %-26s %s\n", "scenario", "expected", "observed", "result");

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -55,6 +56,7 @@ Child::Child(const std::vector<std::string>& argv, const std::string& output_pre
   if (pid_ < 0) throw failed("start", argv.front(), errno_text(errno));
   if (pid_ == 0) {
     setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // a killed selftest takes its children along
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);  // the lab's children take signals normally
@@ -97,7 +99,7 @@ void Child::signal(int sig) {
 std::string Child::out() const { return read_file(out_path_); }
 std::string Child::err() const { return read_file(err_path_); }
 
-Result Child::wait(std::chrono::milliseconds timeout) {
+Result Child::wait(std::chrono::milliseconds timeout, Wait mode) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   Result result;
   while (running()) {
@@ -108,7 +110,10 @@ Result Child::wait(std::chrono::milliseconds timeout) {
       result.timed_out = true;
       break;
     }
-    sleep_checked(std::chrono::milliseconds(10));
+    if (mode == Wait::Interruptible)
+      sleep_checked(std::chrono::milliseconds(10));
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   kill(-pid_, SIGKILL);  // leftovers of its group (sshd children, helpers)
   if (!result.timed_out) result.exit_code = WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
@@ -117,9 +122,14 @@ Result Child::wait(std::chrono::milliseconds timeout) {
   return result;
 }
 
-Result run(const std::vector<std::string>& argv, const std::string& output_prefix, std::chrono::milliseconds timeout) {
+Result run(const std::vector<std::string>& argv, const std::string& output_prefix, std::chrono::milliseconds timeout,
+           Wait mode) {
   Child child(argv, output_prefix);
-  return child.wait(timeout);
+  return child.wait(timeout, mode);
+}
+
+Result run_cleanup(const std::vector<std::string>& argv, const std::string& output_prefix) {
+  return run(argv, output_prefix, std::chrono::seconds(30), Wait::ToTheEnd);
 }
 
 Result run_checked(const std::vector<std::string>& argv, const std::string& output_prefix,

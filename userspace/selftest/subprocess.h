@@ -21,6 +21,9 @@ void block_stop_signals();
 void throw_if_interrupted();
 void sleep_checked(std::chrono::milliseconds duration);
 
+// Cleanup must finish even after a stop signal: its waits are not interruptible.
+enum class Wait { Interruptible, ToTheEnd };
+
 struct Result {
   int exit_code = -1;  // -1: killed on timeout
   std::string out;
@@ -41,7 +44,7 @@ class Child {
   bool running();
   void signal(int sig);
   // Waits for the exit; kills the group and sets timed_out past the deadline.
-  Result wait(std::chrono::milliseconds timeout);
+  Result wait(std::chrono::milliseconds timeout, Wait mode = Wait::Interruptible);
   std::string out() const;
   std::string err() const;
 
@@ -53,7 +56,9 @@ class Child {
 };
 
 Result run(const std::vector<std::string>& argv, const std::string& output_prefix,
-           std::chrono::milliseconds timeout = std::chrono::seconds(30));
+           std::chrono::milliseconds timeout = std::chrono::seconds(30), Wait mode = Wait::Interruptible);
+// For destructors: never throws Interrupted.
+Result run_cleanup(const std::vector<std::string>& argv, const std::string& output_prefix);
 // run() that throws Error unless the command exits 0.
 Result run_checked(const std::vector<std::string>& argv, const std::string& output_prefix,
                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
