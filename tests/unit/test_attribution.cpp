@@ -1,0 +1,292 @@
+// The attribution rules and the correlation, on synthetic kernel events
+// shaped like the sequences measured with the real sshd (docs/attribution.md).
+#include <arpa/inet.h>
+
+#include <catch2/catch.hpp>
+
+#include "attribute/attributor.h"
+#include "attribute/correlator.h"
+#include "attribute/rules.h"
+#include "synthetic_btf.h"
+
+using namespace rsttrace;
+using rsttrace::testing::SyntheticBtf;
+
+namespace {
+
+constexpr uint64_t kMs = 1'000'000;
+constexpr uint8_t kSyn = 0x02, kAckRst = 0x14;
+
+// Values as on some kernel; the rules only ever use the names.
+const KernelNames& names() {
+  static const KernelNames table = [] {
+    SyntheticBtf types;
+    types.add_enum("sk_rst_reason", {{"SK_RST_REASON_NOT_SPECIFIED", 0}, {"SK_RST_REASON_NO_SOCKET", 1},
+                                     {"SK_RST_REASON_TCP_ABORT_ON_DATA", 8}, {"SK_RST_REASON_TCP_ABORT_ON_CLOSE", 11},
+                                     {"SK_RST_REASON_TCP_STATE", 14}, {"SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT", 15}});
+    types.add_enum("skb_drop_reason", {{"SKB_DROP_REASON_NO_SOCKET", 3}, {"SKB_DROP_REASON_NETFILTER_DROP", 12},
+                                       {"SKB_DROP_REASON_TCP_LISTEN_OVERFLOW", 40}, {"SKB_DROP_REASON_QUEUE_PURGE", 60}});
+    types.add_enum("", {{"TCP_ESTABLISHED", 1}, {"TCP_SYN_SENT", 2}, {"TCP_CLOSE", 7}, {"TCP_CLOSE_WAIT", 8},
+                        {"TCP_LISTEN", 10}});
+    return KernelNames::from_btf(types.get());
+  }();
+  return table;
+}
+
+uint32_t reset_reason(const char* name) { return *names().reset_reasons.value(name); }
+uint32_t drop_reason(const char* name) { return *names().drop_reasons.value(name); }
+uint8_t state(const char* name) { return static_cast<uint8_t>(*names().tcp_states.value(name)); }
+
+Endpoint v4(const char* addr, uint16_t port) {
+  Endpoint end;
+  inet_pton(AF_INET, addr, end.addr.data());
+  end.port = port;
+  return end;
+}
+
+const Endpoint kServer = v4("127.0.0.1", 22);
+const Endpoint kClient = v4("127.0.0.2", 40022);
+
+// An event seen from the server's end (local 22) unless `client_side`.
+TcpEvent event(EventKind kind, uint64_t at_ms, bool client_side = false) {
+  TcpEvent e;
+  e.kind = kind;
+  e.monotonic_ns = at_ms * kMs;
+  e.netns = 4026532000u;
+  e.local = client_side ? kClient : kServer;
+  e.remote = client_side ? kServer : kClient;
+  return e;
+}
+
+TcpEvent server_reset(const char* reason, uint64_t at_ms, Process owner, OwnerSource source) {
+  TcpEvent e = event(EventKind::ResetSent, at_ms);
+  e.reason = reset_reason(reason);
+  e.sock_id = 0x1000;
+  e.tcp_state = state("CLOSE");
+  e.full_socket = true;
+  e.owner = owner;
+  e.owner_source = source;
+  return e;
+}
+
+TcpEvent client_received(uint64_t at_ms, const char* state_name) {
+  TcpEvent e = event(EventKind::ResetReceived, at_ms, true);
+  e.sock_id = 0x2000;
+  e.tcp_state = state(state_name);
+  e.owner = Process{900, "ssh"};
+  e.owner_source = OwnerSource::Connect;
+  return e;
+}
+
+TcpEvent syn_drop(const char* reason, uint64_t at_ms) {
+  TcpEvent e = event(EventKind::Drop, at_ms);
+  e.reason = drop_reason(reason);
+  e.tcp_flags = kSyn;
+  e.ingress = true;
+  e.routed = true;
+  return e;
+}
+
+struct Fixture {
+  Evidence evidence;
+  std::set<uint16_t> watched{22};
+  std::optional<Report> judge(const std::vector<TcpEvent>& group) {
+    return rsttrace::judge(group, RuleContext{names(), evidence, watched});
+  }
+  void wrapper_check(uint32_t pid, uint64_t at_ms) {
+    for (auto file : {WrapperFile::HostsAllow, WrapperFile::HostsDeny})
+      evidence.add(WrapperOpen{at_ms * kMs, Process{pid, "sshd"}, file, 0 /* O_RDONLY */, 1});
+  }
+};
+
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "libwrap refusal: the child read hosts.deny, sent nothing, closed 5 s later") {
+  wrapper_check(812, 1000);
+  TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 6000, {812, "sshd"}, OwnerSource::Close);
+  reset.acceptor_pid = 800;  // the listener
+  reset.acceptor_monotonic_ns = 990 * kMs;
+  reset.bytes_received = 41;
+  reset.unread_bytes = 41;
+  reset.owner_exiting = true;
+  const auto report = judge({client_received(6000, "ESTABLISHED"), reset});
+  REQUIRE(report);
+  CHECK(report->verdict == "tcp-wrappers");
+  CHECK(report->event.local.port == 22);  // shown from the server's end
+  CHECK(report->packets == 2);
+  CHECK(report->peer_saw == "reset");
+  CHECK_THAT(report->detail, Catch::Contains("sshd[812] read /etc/hosts.allow and /etc/hosts.deny"));
+  CHECK_THAT(report->detail, Catch::Contains("5.0 s later"));
+}
+
+TEST_CASE_METHOD(Fixture, "an allowed connection that later aborts is not blamed on the wrappers") {
+  wrapper_check(812, 1000);
+  TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 1500, {812, "sshd"}, OwnerSource::Close);
+  reset.bytes_acked = 41;  // sshd sent its banner: the wrappers let it through
+  reset.bytes_received = 60;
+  reset.unread_bytes = 13;
+  const auto report = judge({reset});
+  REQUIRE(report);
+  CHECK(report->verdict == "sshd");
+  CHECK_THAT(report->detail, Catch::Contains("garbage banner"));
+}
+
+TEST_CASE_METHOD(Fixture, "the listener closing what it accepted is MaxStartups") {
+  TcpEvent reset = server_reset("TCP_ABORT_ON_DATA", 2000, {800, "sshd"}, OwnerSource::Close);
+  reset.acceptor_pid = 800;
+  reset.acceptor_monotonic_ns = 1999 * kMs;
+  reset.context = Process{900, "ssh"};  // ran in the client's task
+  const auto report = judge({reset});
+  REQUIRE(report);
+  CHECK(report->verdict == "sshd");
+  CHECK_THAT(report->detail, Catch::Contains("MaxStartups"));
+  CHECK(report->event.owner->pid == 800);
+}
+
+TEST_CASE_METHOD(Fixture, "a killed sshd child is named with its signal") {
+  TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 2000, {812, "sshd"}, OwnerSource::Close);
+  reset.acceptor_pid = 800;
+  reset.owner_exiting = true;
+  reset.owner_exit_code = 9;
+  const auto report = judge({reset});
+  REQUIRE(report);
+  CHECK(report->verdict == "sshd");
+  CHECK_THAT(report->detail, Catch::Contains("killed by SIGKILL"));
+}
+
+TEST_CASE_METHOD(Fixture, "a reset for a SYN with no socket: nothing listens") {
+  TcpEvent reset = event(EventKind::ResetSent, 10);
+  reset.reason = reset_reason("NO_SOCKET");
+  reset.tcp_flags = kSyn;
+  const auto report = judge({reset, syn_drop("NO_SOCKET", 10), client_received(10, "SYN_SENT")});
+  REQUIRE(report);
+  CHECK(report->verdict == "no-listener");
+  CHECK(report->packets == 3);
+  CHECK(report->event.kind == EventKind::ResetSent);
+}
+
+TEST_CASE_METHOD(Fixture, "netfilter: REJECT shows as a reset to the local client, DROP as retransmissions") {
+  SECTION("reject") {
+    const auto report = judge({syn_drop("NETFILTER_DROP", 10), client_received(10, "SYN_SENT")});
+    REQUIRE(report);
+    CHECK(report->verdict == "firewall");
+    CHECK(report->peer_saw == "reset");
+    CHECK(report->netfilter_hook == "input");
+    CHECK_THAT(report->detail, Catch::Contains("REJECT"));
+  }
+  SECTION("drop") {
+    const auto report = judge({syn_drop("NETFILTER_DROP", 10), syn_drop("NETFILTER_DROP", 1010)});
+    REQUIRE(report);
+    CHECK(report->verdict == "firewall");
+    CHECK(report->peer_saw == "silence");
+    CHECK(report->packets == 2);
+  }
+  SECTION("prerouting: dropped before routing") {
+    TcpEvent drop = syn_drop("NETFILTER_DROP", 10);
+    drop.routed = false;
+    CHECK(judge({drop})->netfilter_hook == "prerouting");
+  }
+}
+
+TEST_CASE_METHOD(Fixture, "the client aborting is the peer, shown from the server's end") {
+  TcpEvent abort = event(EventKind::ResetSent, 10, true);
+  abort.reason = reset_reason("TCP_STATE");
+  abort.sock_id = 0x2000;
+  abort.owner = Process{900, "ssh"};
+  abort.owner_source = OwnerSource::Close;
+  TcpEvent received = event(EventKind::ResetReceived, 10);
+  received.sock_id = 0x1000;
+  received.tcp_state = state("ESTABLISHED");
+  received.owner = Process{812, "sshd"};
+  const auto report = judge({received, abort});
+  REQUIRE(report);
+  CHECK(report->verdict == "peer");
+  CHECK(report->event.kind == EventKind::ResetReceived);
+  CHECK(report->event.local.port == 22);
+  CHECK_THAT(report->detail, Catch::Contains("ssh[900]"));
+}
+
+TEST_CASE_METHOD(Fixture, "a remote peer's reset alone is the peer") {
+  TcpEvent received = event(EventKind::ResetReceived, 10);
+  received.sock_id = 0x1000;
+  received.tcp_state = state("ESTABLISHED");
+  CHECK(judge({received})->verdict == "peer");
+}
+
+TEST_CASE_METHOD(Fixture, "the kernel's own resets and meaningful drops are the kernel, named") {
+  TcpEvent keepalive = event(EventKind::ResetSent, 10);
+  keepalive.reason = reset_reason("TCP_KEEPALIVE_TIMEOUT");
+  keepalive.sock_id = 0x1000;
+  auto report = judge({keepalive});
+  REQUIRE(report);
+  CHECK(report->verdict == "kernel");
+  CHECK_THAT(report->detail, Catch::Contains("keepalive"));
+
+  report = judge({syn_drop("TCP_LISTEN_OVERFLOW", 10)});
+  REQUIRE(report);
+  CHECK(report->verdict == "kernel");
+  CHECK_THAT(report->detail, Catch::Contains("accept queue"));
+}
+
+TEST_CASE_METHOD(Fixture, "ordinary teardown drops are not a verdict") {
+  TcpEvent purge = event(EventKind::Drop, 10, true);
+  purge.reason = drop_reason("QUEUE_PURGE");
+  purge.tcp_flags = 0x11;  // FIN|ACK
+  CHECK_FALSE(judge({purge}));
+}
+
+TEST_CASE("the correlator folds one connection's events and waits for a dropped SYN's retransmission") {
+  Correlator correlator;
+  SECTION("a reset and its loopback twin become one group once settled") {
+    correlator.add(event(EventKind::ResetSent, 100));
+    correlator.add(client_received(100, "ESTABLISHED"));  // the same connection, from the other end
+    CHECK(correlator.take_due(200 * kMs).empty());         // not settled yet
+    const auto groups = correlator.take_due(300 * kMs);
+    REQUIRE(groups.size() == 1);
+    CHECK(groups[0].size() == 2);
+  }
+  SECTION("a lone dropped SYN waits for the first retransmission (1 s)") {
+    correlator.add(syn_drop("NETFILTER_DROP", 0));
+    CHECK(correlator.take_due(500 * kMs).empty());
+    correlator.add(syn_drop("NETFILTER_DROP", 1000));
+    const auto groups = correlator.take_due(1200 * kMs);
+    REQUIRE(groups.size() == 1);
+    CHECK(groups[0].size() == 2);
+    // Later retransmissions of the reported drop are absorbed, not reported again.
+    CHECK_FALSE(correlator.add(syn_drop("NETFILTER_DROP", 3000)));
+    CHECK(correlator.absorbed() == 1);
+    CHECK(correlator.take_due(10'000 * kMs).empty());
+  }
+  SECTION("a lone dropped SYN is reported after the wait even without a retransmission") {
+    correlator.add(syn_drop("NETFILTER_DROP", 0));
+    CHECK(correlator.take_due(1400 * kMs).size() == 1);
+  }
+  SECTION("different connections stay apart, oldest first") {
+    TcpEvent other = event(EventKind::ResetSent, 50);
+    other.remote.port = 40023;
+    correlator.add(event(EventKind::ResetSent, 60));
+    correlator.add(other);
+    const auto groups = correlator.take_all();
+    REQUIRE(groups.size() == 2);
+    CHECK(groups[0][0].remote.port == 40023);
+  }
+  SECTION("memory is bounded: beyond the cap the oldest group is judged early") {
+    Correlator small(CorrelatorSettings{.max_open = 2});
+    for (uint16_t port = 1; port <= 3; ++port) {
+      TcpEvent e = event(EventKind::ResetSent, port);
+      e.remote.port = port;
+      small.add(e);
+    }
+    CHECK(small.open_groups() == 2);
+    CHECK(small.evicted() == 1);
+    CHECK(small.take_due(0).size() == 1);
+  }
+}
+
+TEST_CASE("raw mode reports every kernel event at once") {
+  Attributor raw(names(), {22}, true);
+  CHECK(raw.add(event(EventKind::ResetSent, 1)).size() == 1);
+  Attributor folded(names(), {22}, false);
+  CHECK(folded.add(event(EventKind::ResetSent, 1)).empty());
+  CHECK(folded.flush().size() == 1);
+}
