@@ -243,6 +243,7 @@ static __always_inline bool fill_packet_addresses(struct rsttrace_tcp_event *e,
 	e->local_port = ingress ? dest : source;
 	e->remote_port = ingress ? source : dest;
 	e->tcp_flags = tcp[13];
+	e->tcp_seq = (__u32)tcp[4] << 24 | (__u32)tcp[5] << 16 | (__u32)tcp[6] << 8 | tcp[7];
 	e->flags |= RSTTRACE_FLAG_PACKET | (ingress ? RSTTRACE_FLAG_INGRESS : 0);
 	return true;
 }

@@ -102,7 +102,8 @@ struct rsttrace_tcp_event {
 	__u8 tcp_flags;    /* TCP header flags byte of the packet (FLAG_PACKET) */
 	__u8 owner_source; /* enum rsttrace_owner_source */
 	__u8 flags;        /* enum rsttrace_event_flags */
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 tcp_seq;     /* sequence number of the packet (FLAG_PACKET), host order */
 };
 RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_tcp_event) == 176, "tcp_event layout");
 

@@ -196,6 +196,20 @@ class CoreTest(unittest.TestCase):
         self.assertEqual(kernel["reset_sent"], 2000)
         self.assertIn("lost", rt.stderr)
 
+    def test_folded_lines_account_for_every_kernel_event(self):
+        with Rsttrace("--port", str(PORT), "--netns", str(NETNS)) as rt:
+            for _ in range(200):
+                connect_refused("127.0.0.1", PORT, bind="127.0.0.2")
+            wait_until(lambda: len(rt.events()) >= 200, 20, "200 folded lines")
+        summary = rt.summary()
+        self.assertEqual(summary["events"], 200)  # one line per connection
+        for event in rt.events():
+            self.assertEqual(event["verdict"], "no-listener")
+            self.assertEqual(event["packets"], 3)  # RST sent, SYN dropped, RST received
+        self.assertEqual(summary["lost"], 0)
+        self.assertEqual(summary["packets"] + summary["absorbed"] + summary["ignored"],
+                         summary["kernel"]["emitted"])
+
     def test_text_output_is_one_line_per_event(self):
         with Rsttrace("--raw", "--port", str(PORT), "--netns", str(NETNS), json_output=False) as rt:
             connect_refused("127.0.0.1", PORT)

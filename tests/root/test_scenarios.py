@@ -124,6 +124,13 @@ class ScenarioTest(unittest.TestCase):
             self.assertIsNone(check["event"])
             self.assertEqual(check["problems"], [])
 
+    def test_failed_login_is_not_reported(self):
+        result, records = selftest("failed-login")
+        self.assertEqual(result.returncode, 0, result.stdout)
+        check = records[0]["checks"][0]
+        self.assertIsNone(check["event"])
+        self.assertIn("Permission denied", check["client_output"])
+
     def test_two_namespaces(self):
         checks = self.play("two-namespaces",
                            dict(verdict="tcp-wrappers", remote_addr=CLIENT4, client_says=RESET_BY_PEER),

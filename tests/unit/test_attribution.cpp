@@ -261,6 +261,28 @@ TEST_CASE("the correlator folds one connection's events and waits for a dropped 
     correlator.add(syn_drop("NETFILTER_DROP", 0));
     CHECK(correlator.take_due(1400 * kMs).size() == 1);
   }
+  SECTION("a reused client port with a new SYN is a new connection") {
+    TcpEvent first = syn_drop("NO_SOCKET", 0);
+    first.tcp_seq = 1000;
+    TcpEvent second = syn_drop("NO_SOCKET", 5);
+    second.tcp_seq = 777777;
+    correlator.add(first);
+    correlator.add(second);
+    CHECK(correlator.take_all().size() == 2);
+  }
+  SECTION("a new connection on a reported drop's tuple is not absorbed") {
+    TcpEvent syn = syn_drop("NETFILTER_DROP", 0);
+    syn.tcp_seq = 1000;
+    TcpEvent again = syn;
+    again.monotonic_ns = 1000 * kMs;
+    correlator.add(syn);
+    correlator.add(again);
+    CHECK(correlator.take_due(1200 * kMs).size() == 1);
+    TcpEvent fresh = syn;
+    fresh.monotonic_ns = 5000 * kMs;
+    fresh.tcp_seq = 99;
+    CHECK(correlator.add(fresh));
+  }
   SECTION("different connections stay apart, oldest first") {
     TcpEvent other = event(EventKind::ResetSent, 50);
     other.remote.port = 40023;

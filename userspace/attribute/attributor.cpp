@@ -47,10 +47,14 @@ std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent
   std::vector<Report> reports;
   reports.reserve(groups.size());
   for (const auto& group : groups) {
-    if (auto report = judge(group, context))
+    if (auto report = judge(group, context)) {
       reports.push_back(std::move(*report));
-    else
-      ++ignored_;
+    } else if (raw_) {  // raw: every kernel event has its line
+      reports.push_back(Report{group.front(), "none", "ordinary teardown, not a failure: " +
+                                                          describe_evidence(names_, group.front())});
+    } else {
+      ignored_ += group.size();
+    }
   }
   return reports;
 }

@@ -30,7 +30,7 @@ class Attributor {
   std::vector<Report> flush();
 
   uint64_t absorbed() const { return correlator_.absorbed(); }
-  uint64_t ignored() const { return ignored_; }  // groups that were ordinary teardown
+  uint64_t ignored() const { return ignored_; }  // kernel events of ordinary teardown, not reported
   size_t pending() const { return correlator_.open_groups(); }
 
  private:

@@ -28,14 +28,33 @@ uint64_t Correlator::due_at(const Group& group) const {
   return group.last_ns + settings_.settle_ns;
 }
 
+// The same four-tuple may carry a new connection soon after (a client port
+// reused): a different SYN (another initial sequence number) or another
+// socket on the same end means another connection.
+bool Correlator::starts_new_connection(const Group& group, const TcpEvent& event) {
+  return std::any_of(group.events.begin(), group.events.end(), [&](const TcpEvent& seen) {
+    if (seen.kind != event.kind || seen.local != event.local) return false;
+    if (seen.sock_id && event.sock_id && seen.sock_id != event.sock_id) return true;
+    const bool both_syns = seen.tcp_flags && event.tcp_flags && (*seen.tcp_flags & (kSyn | kAck)) == kSyn &&
+                           (*event.tcp_flags & (kSyn | kAck)) == kSyn;
+    return both_syns && seen.tcp_seq != event.tcp_seq;
+  });
+}
+
 bool Correlator::add(const TcpEvent& event) {
   const ConnectionKey key = ConnectionKey::of(event);
   if (is_syn_drop(event)) {
     auto reported = reported_drops_.find(key);
-    if (reported != reported_drops_.end() && event.monotonic_ns <= reported->second) {
+    if (reported != reported_drops_.end() && event.monotonic_ns <= reported->second.until_ns &&
+        event.tcp_seq == reported->second.isn) {
       ++absorbed_;
       return false;
     }
+  }
+  if (auto open = open_.find(key); open != open_.end() && starts_new_connection(open->second, event)) {
+    remember_if_drop(open->first, open->second);
+    early_.push_back(std::move(open->second.events));
+    open_.erase(open);
   }
   auto [it, inserted] = open_.try_emplace(key);
   Group& group = it->second;
@@ -56,8 +75,8 @@ bool Correlator::add(const TcpEvent& event) {
 }
 
 void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) {
-  if (std::any_of(group.events.begin(), group.events.end(), is_syn_drop))
-    reported_drops_[key] = group.last_ns + settings_.absorb_drops_ns;
+  auto drop = std::find_if(group.events.begin(), group.events.end(), is_syn_drop);
+  if (drop != group.events.end()) reported_drops_[key] = {group.last_ns + settings_.absorb_drops_ns, drop->tcp_seq};
 }
 
 std::vector<std::vector<TcpEvent>> Correlator::take_due(uint64_t now_ns) {
@@ -71,7 +90,7 @@ std::vector<std::vector<TcpEvent>> Correlator::take_due(uint64_t now_ns) {
       ++it;
     }
   }
-  std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second < now_ns; });
+  std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
   std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<std::vector<TcpEvent>> groups = std::move(early_);
   early_.clear();

@@ -50,11 +50,16 @@ class Correlator {
     uint64_t last_ns = 0;
   };
   uint64_t due_at(const Group& group) const;
+  static bool starts_new_connection(const Group& group, const TcpEvent& event);
   void remember_if_drop(const ConnectionKey& key, const Group& group);
 
   CorrelatorSettings settings_;
   std::map<ConnectionKey, Group> open_;
-  std::map<ConnectionKey, uint64_t> reported_drops_;  // key -> absorb until
+  struct ReportedDrop {
+    uint64_t until_ns;
+    uint32_t isn;  // the dropped SYN's sequence number: its retransmissions carry the same
+  };
+  std::map<ConnectionKey, ReportedDrop> reported_drops_;
   std::vector<std::vector<TcpEvent>> early_;          // judged early (max_open)
   uint64_t absorbed_ = 0;
   uint64_t evicted_ = 0;

@@ -56,7 +56,10 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
   if (raw.flags & RSTTRACE_FLAG_SOCKET) event.tcp_state = raw.tcp_state;
   if (raw.flags & RSTTRACE_FLAG_REASON) event.reason = raw.reason;
   event.full_socket = raw.flags & RSTTRACE_FLAG_FULLSOCK;
-  if (raw.flags & RSTTRACE_FLAG_PACKET) event.tcp_flags = raw.tcp_flags;
+  if (raw.flags & RSTTRACE_FLAG_PACKET) {
+    event.tcp_flags = raw.tcp_flags;
+    event.tcp_seq = raw.tcp_seq;
+  }
   event.ingress = raw.flags & RSTTRACE_FLAG_INGRESS;
   event.routed = raw.flags & RSTTRACE_FLAG_ROUTED;
   if (raw.owner_pid != 0) event.owner = Process{raw.owner_pid, comm_bytes(raw.owner_comm)};

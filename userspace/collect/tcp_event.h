@@ -49,6 +49,7 @@ struct TcpEvent {
   uint64_t bytes_acked = 0;
   uint32_t unread_bytes = 0;
   std::optional<uint8_t> tcp_flags;  // from the packet's TCP header
+  uint32_t tcp_seq = 0;              // the packet's sequence number (a SYN's: the connection's ISN)
   bool ingress = false;              // the packet was received by this host
   bool routed = false;
   uint64_t location = 0;  // kfree_skb caller address

@@ -110,6 +110,14 @@ void unwatched_port(Lab& lab) {
              {.verdict = "", .remote_addr = kClient4, .local_port = 2224, .client_says = "Connection refused"});
 }
 
+void failed_login(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {});
+  lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22),
+             {.verdict = "", .remote_addr = kClient4, .client_says = "Permission denied"});
+}
+
 void two_namespaces(Lab& lab) {
   Namespace& a = lab.ns("a");
   Namespace& b = lab.ns("b");
@@ -142,6 +150,7 @@ const std::vector<Scenario>& scenarios() {
       {"custom-port", "sshd on port 2222, watched with --port 2222, refused by hosts.deny", custom_port},
       {"unwatched-port", "resets on ports rsttrace does not watch produce nothing", unwatched_port},
       {"two-namespaces", "two namespaces at once, each with its own cause and netns", two_namespaces},
+      {"failed-login", "an ordinary failed login (no key): no reset, nothing to report", failed_login},
   };
   return all;
 }
