@@ -62,15 +62,21 @@ void max_startups(Lab& lab) {
               .client_says = "kex_exchange_identification"});
 }
 
-void garbage_banner(Lab& lab) {
+// sshd in a fresh namespace, and a raw client from kClient4:kClientPort doing `actions`.
+void raw_client_against_sshd(Lab& lab, const std::string& tag, const std::vector<std::string>& actions,
+                             const Expectation& expected) {
   Namespace& ns = lab.ns("a");
   lab.start_tracer();
   Sshd sshd(ns, lab.dir(), {});
-  auto client = start_raw_client(ns, lab.dir(), "garbage",
-                                 {"--connect", kServer4, "--bind", kClient4, "--bind-port", std::to_string(kClientPort),
-                                  "--read-first", "--send", "GET / HTTP/1.0\\r\\n\\r\\nHost: x\\r\\n\\r\\n", "--hold", "10"});
-  lab.expect(ns, client->wait(std::chrono::seconds(20)),
-             {.verdict = "sshd", .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "garbage banner"});
+  std::vector<std::string> args{"--connect", kServer4, "--bind", kClient4, "--bind-port", std::to_string(kClientPort)};
+  args.insert(args.end(), actions.begin(), actions.end());
+  auto client = start_raw_client(ns, lab.dir(), tag, args);
+  lab.expect(ns, client->wait(std::chrono::seconds(20)), expected);
+}
+
+void garbage_banner(Lab& lab) {
+  raw_client_against_sshd(lab, "garbage", {"--read-first", "--send", "GET / HTTP/1.0\\r\\n\\r\\nHost: x\\r\\n\\r\\n", "--hold", "10"},
+                          {.verdict = "sshd", .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "garbage banner"});
 }
 
 void no_sshd(Lab& lab) {
@@ -82,15 +88,9 @@ void no_sshd(Lab& lab) {
 }
 
 void peer_abort(Lab& lab) {
-  Namespace& ns = lab.ns("a");
-  lab.start_tracer();
-  Sshd sshd(ns, lab.dir(), {});
-  auto client = start_raw_client(ns, lab.dir(), "abort",
-                                 {"--connect", kServer4, "--bind", kClient4, "--bind-port", std::to_string(kClientPort),
-                                  "--read-first", "--linger0"});
-  lab.expect(ns, client->wait(std::chrono::seconds(20)),
-             {.verdict = "peer", .remote_addr = kClient4, .detail_says = "aborted",
-              .client_says = "aborted with a reset"});
+  raw_client_against_sshd(lab, "abort", {"--read-first", "--linger0"},
+                          {.verdict = "peer", .remote_addr = kClient4, .detail_says = "aborted",
+                           .client_says = "aborted with a reset"});
 }
 
 void custom_port(Lab& lab) {
