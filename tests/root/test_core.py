@@ -210,6 +210,16 @@ class CoreTest(unittest.TestCase):
         self.assertEqual(summary["packets"] + summary["absorbed"] + summary["ignored"],
                          summary["kernel"]["emitted"])
 
+    def test_bpf_stats_count_program_runs(self):
+        with self.trace("--bpf-stats") as rt:
+            for _ in range(50):
+                connect_refused("127.0.0.1", PORT)
+            wait_until(lambda: len(rt.events(direction="sent")) >= 50, 10, "50 resets")
+        programs = {p["name"]: p for p in rt.summary()["programs"]}
+        self.assertGreaterEqual(programs["handle_send_reset"]["runs"], 50)
+        self.assertGreater(programs["handle_send_reset"]["run_time_ns"], 0)
+        self.assertIn("handle_kfree_skb", programs)
+
     def test_text_output_is_one_line_per_event(self):
         with Rsttrace("--raw", "--port", str(PORT), "--netns", str(NETNS), json_output=False) as rt:
             connect_refused("127.0.0.1", PORT)

@@ -165,7 +165,8 @@ int run_trace(const TraceOptions& options) {
   if (!no_tracefs.empty())
     spdlog::warn("{}; owners are learnt from connect/close only, not accept(), and TCP wrappers go unseen", no_tracefs);
   BpfSession session(
-      SessionConfig{options.ports, options.netns, options.ring_buffer_kib * 1024u, no_tracefs.empty()},
+      SessionConfig{options.ports, options.netns, options.ring_buffer_kib * 1024u, no_tracefs.empty(),
+                    options.bpf_stats},
       kernel.get(),
       [&](std::span<const std::byte> bytes) {
         DecodeResult decoded = decode_record(bytes);
@@ -213,7 +214,13 @@ int run_trace(const TraceOptions& options) {
   for (const Report& report : attributor.flush()) printer.report(report, counts);
   const KernelStats stats = session.stats();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const nlohmann::ordered_json summary = {
+  nlohmann::ordered_json programs = nlohmann::ordered_json::array();
+  for (const ProgramStats& program : session.program_stats())
+    programs.push_back({{"name", program.name},
+                        {"runs", program.runs},
+                        {"run_time_ns", program.run_time_ns},
+                        {"ns_per_run", program.runs ? static_cast<double>(program.run_time_ns) / program.runs : 0.0}});
+  nlohmann::ordered_json summary = {
       {"type", "summary"},
       {"ts", format_rfc3339_micro(unix_now_ns())},
       {"duration_s", elapsed},
@@ -232,6 +239,7 @@ int run_trace(const TraceOptions& options) {
                   {"drop", stats.drop},
                   {"evidence", stats.evidence}}},
   };
+  if (options.bpf_stats) summary["programs"] = programs;
   printer.summary(summary);
   printer.flush();
   spdlog::info("{} events ({} resets sent, {} received, {} drops) in {:.1f} s; lost {}, malformed {}",

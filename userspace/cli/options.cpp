@@ -59,6 +59,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       ->check(CLI::Range(64u, 1u << 20));
   app.add_option("--poll-interval-ms", options.poll_interval_ms, "how often the ring buffer is drained")
       ->check(CLI::Range(1u, 1000u));
+  app.add_flag("--bpf-stats", options.bpf_stats,
+               "count each BPF program's runs and run time (BPF_ENABLE_STATS) and add them to the summary");
 
   SelftestOptions selftest;
   CLI::App* selftest_command = app.add_subcommand(

@@ -19,6 +19,7 @@ struct TraceOptions {
   bool verbose = false;
   uint32_t ring_buffer_kib = 4096;
   uint32_t poll_interval_ms = 50;
+  bool bpf_stats = false;  // per-program run counts and time in the summary
 };
 
 // `rsttrace selftest`: the scenario lab as a product command.

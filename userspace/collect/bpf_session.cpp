@@ -88,11 +88,32 @@ BpfSession::BpfSession(const SessionConfig& config, const btf* kernel_types, Rec
     attached_.push_back(program_title(prog));
   }
 
+  if (config.program_stats) {
+    stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
+    if (stats_fd_ < 0) throw failed("enable", "BPF run time statistics", errno_text(errno));
+  }
+
   reader_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfSession::on_record, this, nullptr));
   if (!reader_) throw failed("open", "ring buffer reader", errno_text(errno));
 }
 
-BpfSession::~BpfSession() = default;
+BpfSession::~BpfSession() {
+  if (stats_fd_ >= 0) close(stats_fd_);
+}
+
+std::vector<ProgramStats> BpfSession::program_stats() const {
+  std::vector<ProgramStats> all;
+  if (stats_fd_ < 0) return all;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_prog_info info{};
+    __u32 length = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &length) != 0) continue;
+    all.push_back(ProgramStats{bpf_program__name(prog), info.run_cnt, info.run_time_ns});
+  }
+  return all;
+}
 
 int BpfSession::on_record(void* self, void* data, size_t size) {
   static_cast<BpfSession*>(self)->sink_(std::span(static_cast<const std::byte*>(data), size));

@@ -25,6 +25,15 @@ struct SessionConfig {
   uint32_t ring_buffer_bytes = 4u << 20;
   // accept() and wrapper-file tracking need syscall tracepoints; off when tracefs is missing.
   bool syscall_tracepoints = true;
+  // Turn on the kernel's per-program run time accounting for this session.
+  bool program_stats = false;
+};
+
+// A program's cost as the kernel counts it (BPF_ENABLE_STATS).
+struct ProgramStats {
+  std::string name;
+  uint64_t runs = 0;
+  uint64_t run_time_ns = 0;
 };
 
 // Counters kept by the BPF programs, summed over CPUs (enum rsttrace_stat).
@@ -50,6 +59,7 @@ class BpfSession {
   // Hands every record waiting in the ring buffer to the sink.
   void drain();
   KernelStats stats() const;
+  std::vector<ProgramStats> program_stats() const;  // empty unless config.program_stats
   std::vector<std::string> attached_programs() const { return attached_; }
   // What this kernel cannot show, one sentence each (empty on 6.11+).
   std::vector<std::string> limitations() const { return limitations_; }
@@ -71,6 +81,7 @@ class BpfSession {
   std::unique_ptr<rsttrace_bpf, SkeletonFree> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkFree>> links_;
   std::unique_ptr<ring_buffer, RingBufferFree> reader_;
+  int stats_fd_ = -1;  // holds BPF_STATS_RUN_TIME on while open
   std::vector<std::string> attached_;
   std::vector<std::string> limitations_;
 };
