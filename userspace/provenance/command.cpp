@@ -1,0 +1,89 @@
+#include "provenance/command.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace rsttrace {
+
+std::optional<std::string> capture_output(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return std::nullopt;
+  std::vector<char*> args;
+  for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    return std::nullopt;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    const int null = open("/dev/null", O_RDWR);
+    dup2(null, 0);
+    dup2(pipe_fds[1], 1);
+    dup2(null, 2);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  std::string out;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool timed_out = false;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    pollfd pfd{pipe_fds[0], POLLIN, 0};
+    if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buffer[65536];
+    const ssize_t n = read(pipe_fds[0], buffer, sizeof(buffer));
+    if (n <= 0) break;
+    out.append(buffer, static_cast<size_t>(n));
+  }
+  close(pipe_fds[0]);
+  if (timed_out) kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
+  return out;
+}
+
+std::string netns_path(uint32_t inode) {
+  struct stat st {};
+  if (DIR* dir = opendir("/run/netns")) {
+    while (dirent* entry = readdir(dir)) {
+      const std::string path = std::string("/run/netns/") + entry->d_name;
+      if (entry->d_name[0] != '.' && stat(path.c_str(), &st) == 0 && st.st_ino == inode) {
+        closedir(dir);
+        return path;
+      }
+    }
+    closedir(dir);
+  }
+  if (DIR* dir = opendir("/proc")) {
+    while (dirent* entry = readdir(dir)) {
+      if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+      const std::string path = std::string("/proc/") + entry->d_name + "/ns/net";
+      if (stat(path.c_str(), &st) == 0 && st.st_ino == inode) {
+        closedir(dir);
+        return path;
+      }
+    }
+    closedir(dir);
+  }
+  return "";
+}
+
+}  // namespace rsttrace

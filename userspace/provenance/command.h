@@ -1,0 +1,19 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rsttrace {
+
+// Runs argv (no shell) and returns its stdout, or nullopt if it could not run,
+// failed, or outlived the timeout (then it is killed). stderr is discarded.
+std::optional<std::string> capture_output(const std::vector<std::string>& argv,
+                                          std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// A path that enters network namespace `inode` (/run/netns/NAME or
+// /proc/PID/ns/net), or empty if no process or name holds it any more.
+std::string netns_path(uint32_t inode);
+
+}  // namespace rsttrace

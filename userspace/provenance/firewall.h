@@ -1,0 +1,54 @@
+// Which netfilter rule dropped a packet, read from the namespace's own
+// rulesets (never changed): nftables (also iptables-nft, which lives in
+// nf_tables) and iptables-legacy. The rules are walked like netfilter does,
+// base chains by priority, jumps and returns followed, with the packet's
+// facts; the first rule that surely drops or rejects it is reported.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rsttrace {
+
+struct PacketFacts {
+  int family = 4;  // 4 or 6
+  std::array<uint8_t, 16> saddr{}, daddr{};
+  uint16_t sport = 0, dport = 0;
+  std::string hook;  // "prerouting" | "input" | "output"
+  bool syn = false;  // a connection's first packet: conntrack state "new"
+};
+
+struct FirewallRule {
+  std::string backend;  // "nftables" | "iptables-nft" | "iptables-legacy"
+  std::string family;   // nftables family: ip, ip6, inet
+  std::string table;
+  std::string chain;
+  std::optional<uint64_t> handle;  // nftables handle (also for iptables-nft rules)
+  std::string text;                // nft rule text, or the iptables rule spec (-A ...)
+  std::string verdict;             // "drop" | "reject" | "policy drop"
+  std::optional<uint64_t> packets; // the rule's counter, where it has one
+  std::optional<std::string> fail2ban_jail;
+  bool certain = true;  // false: some match of the rule could not be evaluated
+};
+
+// The texts the tools print, for one network namespace.
+struct Rulesets {
+  std::string nft_json;           // nft -j -a list ruleset
+  std::string nft_text;           // nft -a list ruleset
+  std::string iptables_nft;       // iptables-nft-save -c (+ ip6tables-nft-save -c)
+  std::string iptables_legacy;    // iptables-legacy-save -c (+ ip6tables-legacy-save -c)
+};
+
+std::optional<FirewallRule> find_dropping_rule(const Rulesets& rulesets, const PacketFacts& packet);
+
+// Reads the rulesets of network namespace `inode` with nft and iptables-save
+// (entered with nsenter). Empty texts where a tool is missing or fails.
+Rulesets read_rulesets(uint32_t netns_inode);
+
+// fail2ban's names: iptables chains f2b-<jail>, nftables sets addr-set-<jail>.
+std::optional<std::string> fail2ban_jail_of(const std::string& chain_or_set);
+
+}  // namespace rsttrace
