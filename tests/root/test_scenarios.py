@@ -6,6 +6,7 @@ written independently of the product's, and checked field by field."""
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import unittest
@@ -76,15 +77,36 @@ class ScenarioTest(unittest.TestCase):
                                      client_says=RESET_BY_PEER))
 
     def test_iptables_reject(self):
-        self.play("iptables-reject", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
-                                          kernel_reason="NETFILTER_DROP", netfilter_hook="input", peer_saw="reset",
-                                          client_says="Connection refused"))
+        checks = self.play("iptables-reject", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                   kernel_reason="NETFILTER_DROP", netfilter_hook="input",
+                                                   peer_saw="reset", client_says="Connection refused"))
+        rule = checks[0]["event"]["rule"]
+        self.assertEqual((rule["backend"], rule["family"], rule["table"], rule["chain"], rule["verdict"], rule["text"]),
+                         ("iptables-nft", "ip", "filter", "INPUT", "reject",
+                          "-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset"))
 
     def test_nft_drop(self):
         checks = self.play("nft-drop", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
                                             kind="drop", direction="dropped", peer_saw="silence",
                                             client_says="Connection timed out"))
-        self.assertGreaterEqual(checks[0]["event"]["packets"], 2)  # the SYN and its retransmission
+        event = checks[0]["event"]
+        self.assertGreaterEqual(event["packets"], 2)  # the SYN and its retransmission
+        rule = event["rule"]
+        self.assertEqual((rule["backend"], rule["family"], rule["table"], rule["chain"], rule["text"]),
+                         ("nftables", "inet", "rsttrace_lab", "input", "tcp dport 22 drop"))
+        # The handle is the one nft itself lists for that rule in the namespace.
+        listed = re.search(r"tcp dport 22 drop # handle (\d+)", checks[0]["ruleset"])
+        self.assertIsNotNone(listed, checks[0]["ruleset"])
+        self.assertEqual(rule["handle"], int(listed.group(1)))
+
+    def test_iptables_legacy_drop(self):
+        checks = self.play("iptables-legacy-drop", dict(verdict="firewall", remote_addr=CLIENT4,
+                                                        remote_port=CLIENT_PORT, peer_saw="silence",
+                                                        client_says="Connection timed out"))
+        rule = checks[0]["event"]["rule"]
+        self.assertEqual((rule["backend"], rule["table"], rule["chain"], rule["verdict"], rule["text"]),
+                         ("iptables-legacy", "filter", "INPUT", "drop",
+                          "-A INPUT -s 127.0.0.2/32 -p tcp -m tcp --dport 22 -j DROP"))
 
     def test_maxstartups(self):
         checks = self.play("maxstartups", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,

@@ -155,7 +155,9 @@ int run_trace(const TraceOptions& options) {
   const KernelBtf kernel = KernelBtf::load();
   const KernelNames names = KernelNames::from_btf(kernel.get());
   const Formatter formatter{names, WallClock::now()};
-  Attributor attributor(names, std::set<uint16_t>(options.ports.begin(), options.ports.end()), options.raw);
+  Provenance provenance;
+  Attributor attributor(names, std::set<uint16_t>(options.ports.begin(), options.ports.end()), options.raw, {},
+                        &provenance);
   EventPrinter printer(options, formatter);
   Counts counts;
 

@@ -39,8 +39,26 @@ std::string describe_evidence(const KernelNames& names, const TcpEvent& event) {
 }
 
 Attributor::Attributor(const KernelNames& names, std::set<uint16_t> watched_ports, bool raw,
-                       CorrelatorSettings settings)
-    : names_(names), watched_ports_(std::move(watched_ports)), raw_(raw), correlator_(settings) {}
+                       CorrelatorSettings settings, Provenance* provenance)
+    : names_(names), watched_ports_(std::move(watched_ports)), raw_(raw), correlator_(settings),
+      provenance_(provenance) {}
+
+void Attributor::add_provenance(Report& report) {
+  if (!provenance_) return;
+  if (report.verdict == "firewall" && report.netfilter_hook) {
+    report.rule = provenance_->dropping_rule(report.event, *report.netfilter_hook, report.event.monotonic_ns);
+    if (!report.rule) {
+      report.detail += "; no rule in the namespace's nftables or iptables rulesets drops it now (changed since?)";
+      return;
+    }
+    const FirewallRule& rule = *report.rule;
+    report.fail2ban_jail = rule.fail2ban_jail;
+    report.detail += std::string("; ") + (rule.certain ? "rule" : "probably the rule") + ": " + rule.backend + " " +
+                     rule.family + " " + escape_untrusted(rule.table) + " " + escape_untrusted(rule.chain) +
+                     (rule.handle ? " handle " + std::to_string(*rule.handle) : "") + ": " + escape_untrusted(rule.text);
+    if (rule.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*rule.fail2ban_jail) + ")";
+  }
+}
 
 std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent>>& groups) {
   const RuleContext context{names_, evidence_, watched_ports_};
@@ -48,6 +66,7 @@ std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent
   reports.reserve(groups.size());
   for (const auto& group : groups) {
     if (auto report = judge(group, context)) {
+      add_provenance(*report);
       reports.push_back(std::move(*report));
     } else if (raw_) {  // raw: every kernel event has its line
       reports.push_back(Report{group.front(), "none", "ordinary teardown, not a failure: " +

@@ -10,6 +10,7 @@
 #include "attribute/evidence.h"
 #include "attribute/report.h"
 #include "collect/kernel_btf.h"
+#include "provenance/provenance.h"
 
 namespace rsttrace {
 
@@ -20,8 +21,9 @@ std::string describe_evidence(const KernelNames& names, const TcpEvent& event);
 class Attributor {
  public:
   // raw: no correlation, one report per kernel event, judged at once.
+  // provenance: where to look up rules and writers; none in pure tests.
   Attributor(const KernelNames& names, std::set<uint16_t> watched_ports, bool raw = false,
-             CorrelatorSettings settings = {});
+             CorrelatorSettings settings = {}, Provenance* provenance = nullptr);
 
   void add(const WrapperOpen& open) { evidence_.add(open); }
   std::vector<Report> add(const TcpEvent& event);
@@ -35,12 +37,14 @@ class Attributor {
 
  private:
   std::vector<Report> judge_all(const std::vector<std::vector<TcpEvent>>& groups);
+  void add_provenance(Report& report);
 
   const KernelNames& names_;
   std::set<uint16_t> watched_ports_;
   bool raw_;
   Correlator correlator_;
   Evidence evidence_;
+  Provenance* provenance_;
   uint64_t ignored_ = 0;
 };
 

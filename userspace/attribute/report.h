@@ -7,6 +7,7 @@
 #include <string>
 
 #include "collect/tcp_event.h"
+#include "provenance/firewall.h"
 
 namespace rsttrace {
 
@@ -17,6 +18,8 @@ struct Report {
   uint32_t packets = 1;      // kernel events folded into this report
   std::optional<std::string> peer_saw;        // "reset" | "silence": what the other end got
   std::optional<std::string> netfilter_hook;  // firewall verdicts: "prerouting" | "input" | "output"
+  std::optional<FirewallRule> rule;           // firewall verdicts: the rule that dropped it
+  std::optional<std::string> fail2ban_jail;   // the jail behind the rule or the wrappers line
 };
 
 }  // namespace rsttrace

@@ -111,6 +111,18 @@ nlohmann::ordered_json optional_json(const std::optional<std::string>& value) {
   return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json(nullptr);
 }
 
+nlohmann::ordered_json rule_json(const FirewallRule& rule) {
+  return {{"backend", rule.backend},
+          {"family", rule.family},
+          {"table", escape_untrusted(rule.table)},
+          {"chain", escape_untrusted(rule.chain)},
+          {"handle", rule.handle ? nlohmann::ordered_json(*rule.handle) : nlohmann::ordered_json(nullptr)},
+          {"text", escape_untrusted(rule.text)},
+          {"verdict", rule.verdict},
+          {"packets", rule.packets ? nlohmann::ordered_json(*rule.packets) : nlohmann::ordered_json(nullptr)},
+          {"certain", rule.certain}};
+}
+
 }  // namespace
 
 nlohmann::ordered_json Formatter::event_json(const Report& report) const {
@@ -140,6 +152,9 @@ nlohmann::ordered_json Formatter::event_json(const Report& report) const {
       {"tcp_flags", e.tcp_flags ? nlohmann::ordered_json(format_tcp_flags(*e.tcp_flags)) : nlohmann::ordered_json(nullptr)},
       {"peer_saw", optional_json(report.peer_saw)},
       {"netfilter_hook", optional_json(report.netfilter_hook)},
+      {"rule", report.rule ? rule_json(*report.rule) : nlohmann::ordered_json(nullptr)},
+      {"fail2ban_jail", report.fail2ban_jail ? nlohmann::ordered_json(escape_untrusted(*report.fail2ban_jail))
+                                             : nlohmann::ordered_json(nullptr)},
   };
   if (e.full_socket) {
     out["bytes_received"] = e.bytes_received;

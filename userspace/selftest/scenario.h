@@ -23,6 +23,8 @@ struct Expectation {
   std::optional<std::string> peer_saw;
   std::string detail_says;  // a phrase the detail must contain
   std::string client_says;  // a phrase the client must have printed
+  std::string rule_backend; // firewall: the backend of the rule rsttrace must name
+  std::string rule_says;    // ... and a phrase of its text
 };
 
 struct Check {
@@ -31,6 +33,7 @@ struct Check {
   Expectation expected;
   nlohmann::ordered_json event;  // null if none
   std::string client_output;
+  std::string ruleset;  // `nft -a list ruleset` of the namespace, to check handles against
   std::vector<std::string> problems;
 };
 

@@ -18,7 +18,8 @@ Expectation wrappers(const std::string& client, uint16_t local_port = 22) {
 
 Expectation rejected(const std::string& client) {
   return {.verdict = "firewall", .remote_addr = client, .peer_saw = "reset", .detail_says = "REJECT",
-          .client_says = "Connection refused"};
+          .client_says = "Connection refused", .rule_backend = "iptables-nft",
+          .rule_says = "-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset"};
 }
 
 void hosts_deny(Lab& lab, const std::string& client, const std::string& server, const std::string& deny) {
@@ -45,7 +46,17 @@ void nft_drop(Lab& lab) {
                          "add rule inet rsttrace_lab input tcp dport 22 drop"});
   lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22, 3),
              {.verdict = "firewall", .remote_addr = kClient4, .peer_saw = "silence", .detail_says = "DROP",
-              .client_says = "timed out"});
+              .client_says = "timed out", .rule_backend = "nftables", .rule_says = "tcp dport 22 drop"});
+}
+
+void iptables_legacy_drop(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {});
+  ns.run_checked({"iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-s", kClient4, "-j", "DROP"});
+  lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22, 3),
+             {.verdict = "firewall", .remote_addr = kClient4, .peer_saw = "silence", .client_says = "timed out",
+              .rule_backend = "iptables-legacy", .rule_says = "-A INPUT -s 127.0.0.2/32 -p tcp -m tcp --dport 22 -j DROP"});
 }
 
 void max_startups(Lab& lab) {
@@ -139,6 +150,7 @@ const std::vector<Scenario>& scenarios() {
       {"iptables-reject", "iptables REJECT --reject-with tcp-reset on port 22",
        [](Lab& lab) { iptables_reject(lab, "iptables", kClient4, kServer4); }},
       {"nft-drop", "an nftables rule drops SYNs to port 22; the client times out", nft_drop},
+      {"iptables-legacy-drop", "an iptables-legacy rule drops the client's SYNs", iptables_legacy_drop},
       {"maxstartups", "sshd's MaxStartups is full; the listener drops the next connection", max_startups},
       {"garbage-banner", "a client sends an HTTP request instead of an SSH banner", garbage_banner},
       {"no-sshd", "nothing listens on port 22", no_sshd},

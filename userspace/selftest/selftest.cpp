@@ -79,6 +79,7 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
     return found;
   };
   auto& problems = check.problems;
+  check.ruleset = ns.run({"nft", "-a", "list", "ruleset"}).out;
   if (expected.verdict.empty()) {
     sleep_checked(kSilence);
     for (auto& event : events())
@@ -105,6 +106,15 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
         problems.push_back("peer_saw " + event["peer_saw"].dump() + ", expected " + *expected.peer_saw);
       if (event["detail"].get<std::string>().find(expected.detail_says) == std::string::npos)
         problems.push_back("detail lacks \"" + expected.detail_says + "\"");
+      if (!expected.rule_backend.empty()) {
+        const auto& rule = event["rule"];
+        if (rule.is_null())
+          problems.push_back("no rule named");
+        else if (rule["backend"] != expected.rule_backend ||
+                 rule["text"].get<std::string>().find(expected.rule_says) == std::string::npos)
+          problems.push_back("rule " + rule.dump() + ", expected " + expected.rule_backend + " \"" +
+                             expected.rule_says + "\"");
+      }
     }
   }
   if (check.client_output.find(expected.client_says) == std::string::npos)
@@ -143,6 +153,7 @@ nlohmann::ordered_json outcome_json(const Outcome& outcome) {
                       {"client_says", e.client_says}}},
         {"event", check.event},
         {"client_output", escape_untrusted(check.client_output)},
+        {"ruleset", check.ruleset},
         {"problems", check.problems},
     });
   }

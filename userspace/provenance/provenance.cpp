@@ -1,0 +1,29 @@
+#include "provenance/provenance.h"
+
+namespace rsttrace {
+
+PacketFacts packet_facts(const TcpEvent& drop, const std::string& hook) {
+  PacketFacts packet;
+  packet.family = drop.family;
+  const Endpoint& source = drop.ingress ? drop.remote : drop.local;
+  const Endpoint& dest = drop.ingress ? drop.local : drop.remote;
+  packet.saddr = source.addr;
+  packet.daddr = dest.addr;
+  packet.sport = source.port;
+  packet.dport = dest.port;
+  packet.hook = hook;
+  packet.syn = drop.tcp_flags && (*drop.tcp_flags & 0x12) == 0x02;
+  return packet;
+}
+
+std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns) {
+  Snapshot& snapshot = rulesets_[drop.netns];
+  if (snapshot.read_ns == 0 || now_ns - snapshot.read_ns > 1'000'000'000ULL) {
+    snapshot.rulesets = read_rulesets(drop.netns);
+    snapshot.read_ns = now_ns;
+  }
+  if (rulesets_.size() > 4096) rulesets_.clear();  // bounded: namespaces come and go
+  return find_dropping_rule(snapshot.rulesets, packet_facts(drop, hook));
+}
+
+}  // namespace rsttrace

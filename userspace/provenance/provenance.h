@@ -1,0 +1,31 @@
+// Who and what is behind a block: the firewall rule (and fail2ban jail) for a
+// firewall verdict, the hosts.allow/hosts.deny line and its writer for a TCP
+// wrappers verdict. Reads the system's own state; never changes it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+
+#include "collect/tcp_event.h"
+#include "provenance/firewall.h"
+
+namespace rsttrace {
+
+class Provenance {
+ public:
+  // The rule that dropped `drop` at `hook`; rulesets are read at most once a
+  // second per namespace (a drop storm must not become an nft storm).
+  std::optional<FirewallRule> dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns);
+
+ private:
+  struct Snapshot {
+    uint64_t read_ns = 0;
+    Rulesets rulesets;
+  };
+  std::map<uint32_t, Snapshot> rulesets_;  // by netns inode
+};
+
+PacketFacts packet_facts(const TcpEvent& drop, const std::string& hook);
+
+}  // namespace rsttrace
