@@ -120,10 +120,13 @@ struct rsttrace_wrapper_open {
 	__u32 pid;        /* tgid */
 	__u32 open_flags; /* openat() flags: O_WRONLY/O_RDWR mean a writer */
 	__u32 mnt_ns;     /* mount namespace inode: which copy of the file */
+	__u32 parent_pid; /* tgid of its parent: a shell's parent is the real writer (fail2ban) */
 	__u8 file;        /* enum rsttrace_wrapper_file */
 	__u8 pad[3];
 	char comm[RSTTRACE_COMM_LEN];
+	char parent_comm[RSTTRACE_COMM_LEN];
+	__u8 pad_end[4];
 };
-RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_wrapper_open) == 48, "wrapper_open layout");
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_wrapper_open) == 72, "wrapper_open layout");
 
 #endif /* RSTTRACE_RECORDS_H */

@@ -95,7 +95,7 @@ struct Fixture {
   }
   void wrapper_check(uint32_t pid, uint64_t at_ms) {
     for (auto file : {WrapperFile::HostsAllow, WrapperFile::HostsDeny})
-      evidence.add(WrapperOpen{at_ms * kMs, Process{pid, "sshd"}, file, 0 /* O_RDONLY */, 1});
+      evidence.add(WrapperOpen{at_ms * kMs, Process{pid, "sshd"}, Process{800, "sshd"}, file, 0 /* O_RDONLY */, 1});
   }
 };
 

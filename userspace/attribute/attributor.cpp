@@ -1,6 +1,8 @@
 #include "attribute/attributor.h"
 
 #include "attribute/rules.h"
+
+#include <sys/stat.h>
 #include "output/format.h"
 
 namespace rsttrace {
@@ -44,7 +46,23 @@ Attributor::Attributor(const KernelNames& names, std::set<uint16_t> watched_port
       provenance_(provenance) {}
 
 void Attributor::add_provenance(Report& report) {
+  if (report.verdict == "tcp-wrappers") {
+    report.written_by = evidence_.last_writer(report.wrapper_mnt_ns, WrapperFile::HostsDeny);
+    if (report.written_by) {
+      const WrapperOpen& writer = *report.written_by;
+      report.detail += "; /etc/hosts.deny last written by " + escape_untrusted(writer.process.comm) + "[" +
+                       std::to_string(writer.process.pid) + "], child of " + escape_untrusted(writer.parent.comm) +
+                       "[" + std::to_string(writer.parent.pid) + "]";
+    }
+  }
   if (!provenance_) return;
+  if (report.verdict == "tcp-wrappers") {
+    const std::string root =
+        Provenance::mount_root(report.wrapper_mnt_ns, report.event.acceptor_pid ? report.event.acceptor_pid : report.wrapper_pid);
+    struct stat st {};
+    if (!report.written_by && !root.empty() && stat((root + "/etc/hosts.deny").c_str(), &st) == 0)
+      report.written_mtime_unix_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000ULL + st.st_mtim.tv_nsec;
+  }
   if (report.verdict == "firewall" && report.netfilter_hook) {
     report.rule = provenance_->dropping_rule(report.event, *report.netfilter_hook, report.event.monotonic_ns);
     if (!report.rule) {

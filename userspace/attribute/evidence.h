@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <optional>
 #include <unordered_map>
 
@@ -16,6 +17,7 @@ struct WrapperCheck {
   uint64_t last_ns = 0;   // last open by this process
   bool hosts_allow = false;
   bool hosts_deny = false;
+  uint32_t mnt_ns = 0;    // which copy of the files it read
 };
 
 class Evidence {
@@ -25,12 +27,15 @@ class Evidence {
   void add(const WrapperOpen& open);
   // The wrapper files `pid` opened for reading within [from_ns, to_ns].
   std::optional<WrapperCheck> wrapper_check(uint32_t pid, uint64_t from_ns, uint64_t to_ns) const;
+  // The last process seen opening `file` for writing in mount namespace `mnt_ns`.
+  std::optional<WrapperOpen> last_writer(uint32_t mnt_ns, WrapperFile file) const;
   uint64_t evicted() const { return evicted_; }
 
  private:
   size_t max_processes_;
   std::unordered_map<uint32_t, WrapperCheck> checks_;
   std::deque<uint32_t> order_;  // insertion order, for eviction
+  std::map<std::pair<uint32_t, WrapperFile>, WrapperOpen> writers_;  // bounded like checks_
   uint64_t evicted_ = 0;
 };
 

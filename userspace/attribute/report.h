@@ -20,6 +20,11 @@ struct Report {
   std::optional<std::string> netfilter_hook;  // firewall verdicts: "prerouting" | "input" | "output"
   std::optional<FirewallRule> rule;           // firewall verdicts: the rule that dropped it
   std::optional<std::string> fail2ban_jail;   // the jail behind the rule or the wrappers line
+  // tcp-wrappers verdicts:
+  uint32_t wrapper_mnt_ns = 0;                // the mount namespace whose hosts.* files were read
+  uint32_t wrapper_pid = 0;                   // the process that read them
+  std::optional<WrapperOpen> written_by;      // the last writer of hosts.deny seen by rsttrace
+  std::optional<uint64_t> written_mtime_unix_ns;  // else the file's modification time
 };
 
 }  // namespace rsttrace

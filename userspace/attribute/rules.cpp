@@ -180,6 +180,8 @@ class Judge {
                           : check->hosts_deny                       ? "/etc/hosts.deny"
                                                                     : "/etc/hosts.allow";
       report.verdict = "tcp-wrappers";
+      report.wrapper_mnt_ns = check->mnt_ns;
+      report.wrapper_pid = owner.pid;
       report.detail = who(owner) + " read " + files + ", sent nothing, and " + how + " " +
                       seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " + remote(e) + " (" +
                       reason(e) + ")";

@@ -62,6 +62,7 @@ enum class WrapperFile { HostsAllow, HostsDeny };
 struct WrapperOpen {
   uint64_t monotonic_ns = 0;
   Process process;
+  Process parent;
   WrapperFile file = WrapperFile::HostsDeny;
   uint32_t open_flags = 0;
   uint32_t mnt_ns = 0;

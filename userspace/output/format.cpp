@@ -111,6 +111,21 @@ nlohmann::ordered_json optional_json(const std::optional<std::string>& value) {
   return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json(nullptr);
 }
 
+nlohmann::ordered_json written_by_json(const Report& report, const WallClock& clock) {
+  if (report.written_by) {
+    const WrapperOpen& w = *report.written_by;
+    return {{"source", "observed"},
+            {"ts", format_rfc3339_micro(clock.unix_ns(w.monotonic_ns))},
+            {"pid", w.process.pid},
+            {"comm", escape_untrusted(w.process.comm)},
+            {"parent_pid", w.parent.pid},
+            {"parent_comm", escape_untrusted(w.parent.comm)}};
+  }
+  if (report.written_mtime_unix_ns)
+    return {{"source", "mtime"}, {"ts", format_rfc3339_micro(*report.written_mtime_unix_ns)}};
+  return nullptr;
+}
+
 nlohmann::ordered_json rule_json(const FirewallRule& rule) {
   return {{"backend", rule.backend},
           {"family", rule.family},
@@ -155,6 +170,7 @@ nlohmann::ordered_json Formatter::event_json(const Report& report) const {
       {"rule", report.rule ? rule_json(*report.rule) : nlohmann::ordered_json(nullptr)},
       {"fail2ban_jail", report.fail2ban_jail ? nlohmann::ordered_json(escape_untrusted(*report.fail2ban_jail))
                                              : nlohmann::ordered_json(nullptr)},
+      {"written_by", written_by_json(report, clock)},
   };
   if (e.full_socket) {
     out["bytes_received"] = e.bytes_received;

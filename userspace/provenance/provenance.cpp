@@ -1,5 +1,10 @@
 #include "provenance/provenance.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <string>
+
 namespace rsttrace {
 
 PacketFacts packet_facts(const TcpEvent& drop, const std::string& hook) {
@@ -14,6 +19,25 @@ PacketFacts packet_facts(const TcpEvent& drop, const std::string& hook) {
   packet.hook = hook;
   packet.syn = drop.tcp_flags && (*drop.tcp_flags & 0x12) == 0x02;
   return packet;
+}
+
+std::string Provenance::mount_root(uint32_t mnt_ns, uint32_t hint_pid) {
+  struct stat st {};
+  auto in_ns = [&](const std::string& pid) {
+    return stat(("/proc/" + pid + "/ns/mnt").c_str(), &st) == 0 && st.st_ino == mnt_ns;
+  };
+  if (hint_pid && in_ns(std::to_string(hint_pid))) return "/proc/" + std::to_string(hint_pid) + "/root";
+  std::string found;
+  if (DIR* dir = opendir("/proc")) {
+    while (dirent* entry = readdir(dir)) {
+      if (entry->d_name[0] >= '0' && entry->d_name[0] <= '9' && in_ns(entry->d_name)) {
+        found = std::string("/proc/") + entry->d_name + "/root";
+        break;
+      }
+    }
+    closedir(dir);
+  }
+  return found;
 }
 
 std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns) {

@@ -18,6 +18,10 @@ class Provenance {
   // second per namespace (a drop storm must not become an nft storm).
   std::optional<FirewallRule> dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns);
 
+  // Where mount namespace `mnt_ns`'s files are reachable from here
+  // (/proc/PID/root of a process in it; `hint` is tried first), or "".
+  static std::string mount_root(uint32_t mnt_ns, uint32_t hint_pid);
+
  private:
   struct Snapshot {
     uint64_t read_ns = 0;
