@@ -312,3 +312,29 @@ TEST_CASE("raw mode reports every kernel event at once") {
   CHECK(folded.add(event(EventKind::ResetSent, 1)).empty());
   CHECK(folded.flush().size() == 1);
 }
+
+TEST_CASE("wrapper evidence is bounded and forgets the oldest process first") {
+  Evidence evidence(2);
+  auto open = [&](uint32_t pid, uint64_t at_ms) {
+    evidence.add(WrapperOpen{at_ms * kMs, Process{pid, "sshd"}, Process{1, "sshd"}, WrapperFile::HostsDeny, 0, 1});
+  };
+  open(10, 1);
+  open(11, 2);
+  open(10, 100'000);  // pid 10 again, long after: a new process, now the newest
+  open(12, 100'001);  // over the cap: 11 is the oldest now
+  CHECK(evidence.wrapper_check(10, 0, UINT64_MAX));
+  CHECK_FALSE(evidence.wrapper_check(11, 0, UINT64_MAX));
+  CHECK(evidence.wrapper_check(12, 0, UINT64_MAX));
+  CHECK(evidence.evicted() == 1);
+}
+
+TEST_CASE("writers of the wrapper files are kept per mount namespace, checks are not writers") {
+  Evidence evidence;
+  evidence.add(WrapperOpen{5 * kMs, Process{70, "sh"}, Process{60, "fail2ban-server"}, WrapperFile::HostsDeny,
+                           02101 /* O_WRONLY|O_CREAT|O_APPEND */, 42});
+  const auto writer = evidence.last_writer(42, WrapperFile::HostsDeny);
+  REQUIRE(writer);
+  CHECK(writer->parent.comm == "fail2ban-server");
+  CHECK_FALSE(evidence.last_writer(43, WrapperFile::HostsDeny));
+  CHECK_FALSE(evidence.wrapper_check(70, 0, UINT64_MAX));
+}

@@ -11,16 +11,28 @@ void Evidence::add(const WrapperOpen& open) {
   auto [it, inserted] = checks_.try_emplace(open.process.pid);
   WrapperCheck& check = it->second;
   // A pid seen long ago may be a new process now: start over after a minute.
-  if (inserted || open.monotonic_ns > check.last_ns + 60'000'000'000ULL) check = WrapperCheck{open.monotonic_ns};
-  check.mnt_ns = open.mnt_ns;
+  if (inserted || open.monotonic_ns > check.last_ns + 60'000'000'000ULL) {
+    check = WrapperCheck{open.monotonic_ns};
+    check.sequence = next_sequence_++;
+    order_.emplace_back(open.process.pid, check.sequence);
+  }
   check.last_ns = open.monotonic_ns;
+  check.mnt_ns = open.mnt_ns;
   (open.file == WrapperFile::HostsAllow ? check.hosts_allow : check.hosts_deny) = true;
-  if (!inserted) return;
-  order_.push_back(open.process.pid);
-  while (checks_.size() > max_processes_) {
-    checks_.erase(order_.front());
+  while (checks_.size() > max_processes_ && !order_.empty()) {
+    const auto [pid, sequence] = order_.front();
     order_.pop_front();
+    auto oldest = checks_.find(pid);
+    if (oldest == checks_.end() || oldest->second.sequence != sequence) continue;  // restarted since
+    checks_.erase(oldest);
     ++evicted_;
+  }
+  // Restarted entries leave stale places behind; keep the queue bounded too.
+  if (order_.size() > 2 * max_processes_) {
+    std::erase_if(order_, [this](const auto& entry) {
+      auto found = checks_.find(entry.first);
+      return found == checks_.end() || found->second.sequence != entry.second;
+    });
   }
 }
 

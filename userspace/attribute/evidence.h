@@ -18,6 +18,7 @@ struct WrapperCheck {
   bool hosts_allow = false;
   bool hosts_deny = false;
   uint32_t mnt_ns = 0;    // which copy of the files it read
+  uint64_t sequence = 0;  // insertion number, to recognise stale eviction entries
 };
 
 class Evidence {
@@ -34,7 +35,8 @@ class Evidence {
  private:
   size_t max_processes_;
   std::unordered_map<uint32_t, WrapperCheck> checks_;
-  std::deque<uint32_t> order_;  // insertion order, for eviction
+  std::deque<std::pair<uint32_t, uint64_t>> order_;  // (pid, sequence) in insertion order, for eviction
+  uint64_t next_sequence_ = 0;
   std::map<std::pair<uint32_t, WrapperFile>, WrapperOpen> writers_;  // bounded like checks_
   uint64_t evicted_ = 0;
 };
