@@ -146,6 +146,23 @@ class ScenarioTest(unittest.TestCase):
             self.assertIsNone(check["event"])
             self.assertEqual(check["problems"], [])
 
+    def test_fail2ban_hostsdeny(self):
+        checks = self.play("fail2ban-hostsdeny", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
+                                                      remote_port=CLIENT_PORT, fail2ban_jail="sshd-lab",
+                                                      client_says=RESET_BY_PEER))
+        writer = checks[0]["event"]["written_by"]
+        self.assertEqual(writer["source"], "observed")
+        self.assertEqual(writer["comm"], "sh")  # the action's shell ...
+        self.assertTrue(writer["parent_comm"].startswith("f2b/"), writer)  # ... started by fail2ban-server
+
+    def test_fail2ban_nftables(self):
+        checks = self.play("fail2ban-nftables", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                     fail2ban_jail="sshd-lab", client_says="Connection refused"))
+        rule = checks[0]["event"]["rule"]
+        self.assertEqual((rule["backend"], rule["family"], rule["table"], rule["verdict"]),
+                         ("nftables", "inet", "f2b-table", "reject"))
+        self.assertIn("@addr-set-sshd-lab", rule["text"])
+
     def test_failed_login_is_not_reported(self):
         result, records = selftest("failed-login")
         self.assertEqual(result.returncode, 0, result.stdout)

@@ -53,6 +53,9 @@ void Attributor::add_provenance(Report& report) {
       report.detail += "; /etc/hosts.deny last written by " + escape_untrusted(writer.process.comm) + "[" +
                        std::to_string(writer.process.pid) + "], child of " + escape_untrusted(writer.parent.comm) +
                        "[" + std::to_string(writer.parent.pid) + "]";
+      report.fail2ban_jail =
+          Provenance::fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr));
+      if (report.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";
     }
   }
   if (!provenance_) return;

@@ -3,7 +3,11 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
+
+#include "provenance/command.h"
 
 namespace rsttrace {
 
@@ -19,6 +23,36 @@ PacketFacts packet_facts(const TcpEvent& drop, const std::string& hook) {
   packet.hook = hook;
   packet.syn = drop.tcp_flags && (*drop.tcp_flags & 0x12) == 0x02;
   return packet;
+}
+
+namespace {
+
+// fail2ban-server's control socket, from its command line (-s), as reachable
+// from here through its root (it may live in another mount namespace).
+std::string fail2ban_socket(uint32_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string argument, socket = "/var/run/fail2ban/fail2ban.sock";
+  bool next_is_socket = false;
+  while (std::getline(in, argument, '\0')) {
+    if (next_is_socket) socket = argument;
+    next_is_socket = argument == "-s";
+  }
+  return "/proc/" + std::to_string(pid) + "/root" + socket;
+}
+
+}  // namespace
+
+std::optional<std::string> Provenance::fail2ban_jail_of_writer(const WrapperOpen& writer, const std::string& address) {
+  const std::string& thread = writer.parent.comm;
+  const bool fail2ban = thread.rfind("f2b/", 0) == 0 || thread.rfind("fail2ban", 0) == 0;
+  if (!fail2ban) return std::nullopt;
+  if (thread.rfind("f2b/a.", 0) == 0 && thread.size() < 15) return thread.substr(6);
+  // Ask fail2ban which jail banned the address: `banned IP` answers [['jail', ...]].
+  const auto answer = capture_output({"fail2ban-client", "-s", fail2ban_socket(writer.parent.pid), "banned", address});
+  if (!answer) return std::nullopt;
+  const auto open = answer->find("'"), close = open == std::string::npos ? open : answer->find("'", open + 1);
+  if (close == std::string::npos) return std::nullopt;
+  return answer->substr(open + 1, close - open - 1);
 }
 
 std::string Provenance::mount_root(uint32_t mnt_ns, uint32_t hint_pid) {

@@ -18,6 +18,11 @@ class Provenance {
   // second per namespace (a drop storm must not become an nft storm).
   std::optional<FirewallRule> dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns);
 
+  // The fail2ban jail that banned `address`, when `writer` (who wrote
+  // hosts.deny) was started by fail2ban: its action threads are named
+  // f2b/a.<jail>; a name cut at 15 bytes is confirmed with fail2ban-client.
+  static std::optional<std::string> fail2ban_jail_of_writer(const WrapperOpen& writer, const std::string& address);
+
   // Where mount namespace `mnt_ns`'s files are reachable from here
   // (/proc/PID/root of a process in it; `hint` is tried first), or "".
   static std::string mount_root(uint32_t mnt_ns, uint32_t hint_pid);

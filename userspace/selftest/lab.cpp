@@ -59,8 +59,7 @@ Namespace::Namespace(const WorkDir& dir, const std::string& tag)
     run_checked({"ip", "link", "set", "lo", "up"});
     run_checked({"ip", "-6", "addr", "add", std::string(kServer6) + "/128", "dev", "lo", "nodad"});
     run_checked({"ip", "-6", "addr", "add", std::string(kClient6) + "/128", "dev", "lo", "nodad"});
-    const std::string range = std::to_string(kClientPort) + " " + std::to_string(kClientPort);
-    run_checked({"sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=" + range});
+    set_client_ports(kClientPort, kClientPort);
   } catch (...) {
     run_cleanup({"ip", "netns", "del", name_}, dir_.file("netns-del"));
     throw;
@@ -88,6 +87,10 @@ std::vector<std::string> Namespace::exec(std::vector<std::string> argv) const {
 
 Result Namespace::run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) const {
   return lab::run(exec(argv), dir_.file(name_ + "-run" + std::to_string(++runs_)), timeout);
+}
+
+void Namespace::set_client_ports(uint16_t low, uint16_t high) const {
+  run_checked({"sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=" + std::to_string(low) + " " + std::to_string(high)});
 }
 
 Result Namespace::run_checked(const std::vector<std::string>& argv) const {
@@ -168,6 +171,7 @@ Sshd::Sshd(const Namespace& ns, const WorkDir& dir, const SshdSettings& settings
                              "mount -t tmpfs -o mode=0755 rsttrace-lab /run\n"
                              "mkdir -m 0755 /run/sshd\n"
                              "exec /usr/sbin/sshd -D -e -f \"$3\"\n";
+  log_path_ = dir.file(tag) + ".err";  // sshd -e logs to stderr, which Child keeps here
   process_ = std::make_unique<Child>(
       ns.exec({"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sshd-lab",
                dir.file(tag + ".hosts.allow"), dir.file(tag + ".hosts.deny"), dir.file(tag + ".config")}),
@@ -183,6 +187,69 @@ Sshd::Sshd(const Namespace& ns, const WorkDir& dir, const SshdSettings& settings
 }
 
 Sshd::~Sshd() = default;
+
+Fail2ban::Fail2ban(const Namespace& ns, const WorkDir& dir, const Sshd& sshd, const std::string& jail,
+                   const std::string& action)
+    : dir_(dir), jail_(jail), config_(dir.file("fail2ban")), socket_(dir.file("fail2ban.sock")) {
+  (void)ns;
+  // fail2ban's own actions and filters, without Debian's enabled sshd jail.
+  lab::run_checked({"cp", "-a", "/etc/fail2ban", config_}, dir.file("f2b-copy"));
+  lab::run_checked({"sh", "-c", "rm -f \"$1\"/jail.d/* \"$1\"/*.local", "f2b", config_}, dir.file("f2b-clean"));
+  dir.write("fail2ban/fail2ban.local",
+            "[Definition]\nloglevel = INFO\nlogtarget = " + dir.file("fail2ban.log") + "\nsocket = " + socket_ +
+                "\npidfile = " + dir.file("fail2ban.pid") + "\ndbfile = :memory:\n",
+            0644);
+  // sshd -e writes bare messages: no syslog prefix, no time (fail2ban then uses its own clock).
+  dir.write("fail2ban/filter.d/rsttrace-lab-sshd.conf",
+            "[Definition]\n"
+            "failregex = ^Connection closed by (?:authenticating|invalid) user \\S+ <HOST> port \\d+ \\[preauth\\]\\s*$\n"
+            "            ^Invalid user \\S* from <HOST> port \\d+\\s*$\n"
+            "datepattern = {NONE}\n",
+            0644);
+  dir.write("fail2ban/jail.local",
+            "[DEFAULT]\nbackend = polling\nbantime = 600\nfindtime = 600\nmaxretry = 2\n\n[" + jail +
+                "]\nenabled = true\nport = 22\nprotocol = tcp\nfilter = rsttrace-lab-sshd\nlogpath = " + sshd.log_path() +
+                "\naction = " + action + "\n",
+            0644);
+  // In sshd's mount namespace: its /etc/hosts.deny is the lab's copy.
+  const std::string target = std::to_string(sshd.pid());
+  process_ = std::make_unique<Child>(
+      std::vector<std::string>{"nsenter", "-t", target, "-m", "-n", "--", "fail2ban-server", "-f", "-x", "-c", config_,
+                               "-s", socket_, "-p", dir.file("fail2ban.pid")},
+      dir.file("fail2ban-server"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    if (!process_->running()) throw failed("start", "fail2ban", "it exited: " + process_->err());
+    const Result ping = lab::run(client({"ping"}), dir.file("f2b-ping"));
+    if (ping.exit_code == 0 && status().find(jail) != std::string::npos) break;
+    if (std::chrono::steady_clock::now() >= deadline) throw failed("start", "fail2ban", "no jail " + jail + " after 30 s");
+    sleep_checked(std::chrono::milliseconds(100));
+  }
+}
+
+Fail2ban::~Fail2ban() {
+  run_cleanup(client({"stop"}), dir_.file("f2b-stop"));
+}
+
+std::vector<std::string> Fail2ban::client(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{"fail2ban-client", "-c", config_, "-s", socket_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+std::string Fail2ban::status() const { return lab::run(client({"status"}), dir_.file("f2b-status")).out; }
+
+void Fail2ban::wait_banned(const std::string& address) const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    const Result jail = lab::run(client({"status", jail_}), dir_.file("f2b-jail"));
+    const auto banned = jail.out.find("Banned IP list:");
+    if (banned != std::string::npos && jail.out.find(address, banned) != std::string::npos) return;
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw failed("wait for", "fail2ban to ban " + address, "not banned after 30 s: " + jail.out);
+    sleep_checked(std::chrono::milliseconds(100));
+  }
+}
 
 Result ssh_client(const Namespace& ns, const std::string& bind, const std::string& host, uint16_t port,
                   int connect_timeout_s) {

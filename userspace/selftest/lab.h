@@ -51,6 +51,8 @@ class Namespace {
   std::vector<std::string> exec(std::vector<std::string> argv) const;
   Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
   Result run_checked(const std::vector<std::string>& argv) const;
+  // The namespace's ephemeral ports (kClientPort only, unless widened here).
+  void set_client_ports(uint16_t low, uint16_t high) const;
   // Waits until `ss` lists a TCP socket in `state`, matching `filter`, whose
   // line contains `contains` (e.g. the owning process's name).
   void wait_socket(const std::string& state, const std::string& filter, const std::string& contains,
@@ -79,8 +81,29 @@ class Sshd {
   ~Sshd();
   pid_t pid() const { return process_->pid(); }
   std::string log() const { return process_->err(); }
+  std::string log_path() const { return log_path_; }
 
  private:
+  std::unique_ptr<Child> process_;
+  std::string log_path_;
+};
+
+// The real fail2ban-server, in sshd's own mount and network namespaces (so
+// its hosts.deny and firewall are the lab's), reading sshd's log, with one
+// jail `jail` banning after two failures with `action`.
+class Fail2ban {
+ public:
+  Fail2ban(const Namespace& ns, const WorkDir& dir, const Sshd& sshd, const std::string& jail,
+           const std::string& action);
+  ~Fail2ban();
+  // Waits until the jail has banned `address`.
+  void wait_banned(const std::string& address) const;
+  std::string status() const;
+
+ private:
+  std::vector<std::string> client(const std::vector<std::string>& args) const;
+  const WorkDir& dir_;
+  std::string jail_, config_, socket_;
   std::unique_ptr<Child> process_;
 };
 

@@ -129,6 +129,19 @@ void failed_login(Lab& lab) {
              {.verdict = "", .remote_addr = kClient4, .client_says = "Permission denied"});
 }
 
+// Two failed logins from the client make fail2ban ban it; the next attempt is refused.
+void fail2ban_ban(Lab& lab, const std::string& action, const Expectation& expected) {
+  Namespace& ns = lab.ns("a");
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {});
+  Fail2ban fail2ban(ns, lab.dir(), sshd, "sshd-lab", action);
+  ns.set_client_ports(40100, 40199);  // the failed logins leave their ports in TIME_WAIT
+  for (int attempt = 0; attempt < 2; ++attempt) ssh_client(ns, kClient4, kServer4, 22);
+  fail2ban.wait_banned(kClient4);
+  ns.set_client_ports(kClientPort, kClientPort);
+  lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22), expected);
+}
+
 void two_namespaces(Lab& lab) {
   Namespace& a = lab.ns("a");
   Namespace& b = lab.ns("b");
@@ -162,6 +175,18 @@ const std::vector<Scenario>& scenarios() {
       {"custom-port", "sshd on port 2222, watched with --port 2222, refused by hosts.deny", custom_port},
       {"unwatched-port", "resets on ports rsttrace does not watch produce nothing", unwatched_port},
       {"two-namespaces", "two namespaces at once, each with its own cause and netns", two_namespaces},
+      {"fail2ban-hostsdeny", "fail2ban bans the client with its hostsdeny action",
+       [](Lab& lab) {
+         Expectation e = wrappers(kClient4);
+         e.detail_says = "fail2ban jail sshd-lab";
+         fail2ban_ban(lab, "hostsdeny", e);
+       }},
+      {"fail2ban-nftables", "fail2ban bans the client with its nftables action",
+       [](Lab& lab) {
+         fail2ban_ban(lab, "nftables-multiport", {.verdict = "firewall", .remote_addr = kClient4, .detail_says = "fail2ban jail sshd-lab",
+                                                  .client_says = "Connection refused", .rule_backend = "nftables",
+                                                  .rule_says = "@addr-set-sshd-lab"});
+       }},
       {"failed-login", "an ordinary failed login (no key): no reset, nothing to report", failed_login},
   };
   return all;
