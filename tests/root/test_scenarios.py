@@ -155,6 +155,10 @@ class ScenarioTest(unittest.TestCase):
         self.assertEqual(writer["comm"], "sh")  # the action's shell ...
         self.assertTrue(writer["parent_comm"].startswith("f2b/"), writer)  # ... started by fail2ban-server
 
+    def test_fail2ban_long_jail_name_is_asked_of_fail2ban(self):
+        self.play("fail2ban-long-jail", dict(verdict="tcp-wrappers", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                             fail2ban_jail="sshd-aggressive-lab", client_says=RESET_BY_PEER))
+
     def test_fail2ban_nftables(self):
         checks = self.play("fail2ban-nftables", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
                                                      fail2ban_jail="sshd-lab", client_says="Connection refused"))

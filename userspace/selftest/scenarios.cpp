@@ -130,11 +130,12 @@ void failed_login(Lab& lab) {
 }
 
 // Two failed logins from the client make fail2ban ban it; the next attempt is refused.
-void fail2ban_ban(Lab& lab, const std::string& action, const Expectation& expected) {
+void fail2ban_ban(Lab& lab, const std::string& action, const Expectation& expected,
+                  const std::string& jail = "sshd-lab") {
   Namespace& ns = lab.ns("a");
   lab.start_tracer();
   Sshd sshd(ns, lab.dir(), {});
-  Fail2ban fail2ban(ns, lab.dir(), sshd, "sshd-lab", action);
+  Fail2ban fail2ban(ns, lab.dir(), sshd, jail, action);
   ns.set_client_ports(40100, 40199);  // the failed logins leave their ports in TIME_WAIT
   for (int attempt = 0; attempt < 2; ++attempt) ssh_client(ns, kClient4, kServer4, 22);
   fail2ban.wait_banned(kClient4);
@@ -180,6 +181,12 @@ const std::vector<Scenario>& scenarios() {
          Expectation e = wrappers(kClient4);
          e.detail_says = "fail2ban jail sshd-lab";
          fail2ban_ban(lab, "hostsdeny", e);
+       }},
+      {"fail2ban-long-jail", "a jail name longer than a thread name: fail2ban itself is asked",
+       [](Lab& lab) {
+         Expectation e = wrappers(kClient4);
+         e.detail_says = "fail2ban jail sshd-aggressive-lab";
+         fail2ban_ban(lab, "hostsdeny", e, "sshd-aggressive-lab");
        }},
       {"fail2ban-nftables", "fail2ban bans the client with its nftables action",
        [](Lab& lab) {
