@@ -74,7 +74,14 @@ class ScenarioTest(unittest.TestCase):
         self.play("hosts-deny", dict(verdict="tcp-wrappers", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
                                      local_port=22, kind="reset", direction="sent", comm="sshd",
                                      kernel_reason="TCP_ABORT_ON_CLOSE", peer_saw="reset",
+                                     wrapper_rule={"file": "/etc/hosts.deny", "line": 1, "text": "sshd: 127.0.0.2"},
                                      client_says=RESET_BY_PEER))
+
+    def test_hosts_deny_names_the_line_that_refused(self):
+        checks = self.play("hosts-deny-lines", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
+                                                    remote_port=CLIENT_PORT, client_says=RESET_BY_PEER))
+        self.assertEqual(checks[0]["event"]["wrapper_rule"],
+                         {"file": "/etc/hosts.deny", "line": 7, "text": "sshd, in.ftpd : 127.0.0.0/255.255.255.248"})
 
     def test_iptables_reject(self):
         checks = self.play("iptables-reject", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
@@ -149,6 +156,8 @@ class ScenarioTest(unittest.TestCase):
     def test_fail2ban_hostsdeny(self):
         checks = self.play("fail2ban-hostsdeny", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
                                                       remote_port=CLIENT_PORT, fail2ban_jail="sshd-lab",
+                                                      wrapper_rule={"file": "/etc/hosts.deny", "line": 1,
+                                                                    "text": "ALL: 127.0.0.2"},
                                                       client_says=RESET_BY_PEER))
         writer = checks[0]["event"]["written_by"]
         self.assertEqual(writer["source"], "observed")

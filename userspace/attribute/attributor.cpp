@@ -62,6 +62,22 @@ void Attributor::add_provenance(Report& report) {
   if (report.verdict == "tcp-wrappers") {
     const std::string root =
         Provenance::mount_root(report.wrapper_mnt_ns, report.event.acceptor_pid ? report.event.acceptor_pid : report.wrapper_pid);
+    // The files as the refused process saw them (its mount namespace), read now.
+    AccessClient client;
+    client.daemon = report.event.owner ? report.event.owner->comm : "sshd";
+    client.address = format_address(report.event.family, report.event.remote.addr);
+    client.server_address = format_address(report.event.family, report.event.local.addr);
+    client.server_port = report.event.local.port;
+    if (!root.empty()) {
+      const AccessDecision decision = decide_access_from_files(client, root);
+      if (!decision.allowed && decision.rule) {
+        report.wrapper_rule = decision.rule;
+        report.detail += "; refused by " + decision.rule->file + " line " + std::to_string(decision.rule->line) + ": " +
+                         escape_untrusted(decision.rule->text);
+      } else {
+        report.detail += "; the wrapper files allow " + client.address + " now (changed since?)";
+      }
+    }
     struct stat st {};
     if (!report.written_by && !root.empty() && stat((root + "/etc/hosts.deny").c_str(), &st) == 0)
       report.written_mtime_unix_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000ULL + st.st_mtim.tv_nsec;

@@ -8,6 +8,7 @@
 
 #include "collect/tcp_event.h"
 #include "provenance/firewall.h"
+#include "provenance/hosts_access.h"
 
 namespace rsttrace {
 
@@ -23,6 +24,7 @@ struct Report {
   // tcp-wrappers verdicts:
   uint32_t wrapper_mnt_ns = 0;                // the mount namespace whose hosts.* files were read
   uint32_t wrapper_pid = 0;                   // the process that read them
+  std::optional<WrapperRule> wrapper_rule;    // the hosts.allow/hosts.deny line that refused the client
   std::optional<WrapperOpen> written_by;      // the last writer of hosts.deny seen by rsttrace
   std::optional<uint64_t> written_mtime_unix_ns;  // else the file's modification time
 };

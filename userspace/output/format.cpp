@@ -170,6 +170,10 @@ nlohmann::ordered_json Formatter::event_json(const Report& report) const {
       {"rule", report.rule ? rule_json(*report.rule) : nlohmann::ordered_json(nullptr)},
       {"fail2ban_jail", report.fail2ban_jail ? nlohmann::ordered_json(escape_untrusted(*report.fail2ban_jail))
                                              : nlohmann::ordered_json(nullptr)},
+      {"wrapper_rule", report.wrapper_rule ? nlohmann::ordered_json{{"file", report.wrapper_rule->file},
+                                                                    {"line", report.wrapper_rule->line},
+                                                                    {"text", escape_untrusted(report.wrapper_rule->text)}}
+                                           : nlohmann::ordered_json(nullptr)},
       {"written_by", written_by_json(report, clock)},
   };
   if (e.full_socket) {

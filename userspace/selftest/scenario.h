@@ -25,6 +25,7 @@ struct Expectation {
   std::string client_says;  // a phrase the client must have printed
   std::string rule_backend; // firewall: the backend of the rule rsttrace must name
   std::string rule_says;    // ... and a phrase of its text
+  int wrapper_line = 0;     // tcp-wrappers: the hosts.deny line that must be named
 };
 
 struct Check {

@@ -11,10 +11,22 @@ namespace {
 const std::string kHostsDenyClient4 = std::string("sshd: ") + kClient4 + "\n";
 const std::string kHostsDenyClient6 = std::string("sshd: [") + kClient6 + "]\n";
 
-Expectation wrappers(const std::string& client, uint16_t local_port = 22) {
+Expectation wrappers(const std::string& client, uint16_t local_port = 22, int line = 1) {
   return {.verdict = "tcp-wrappers", .remote_addr = client, .local_port = local_port, .peer_saw = "reset",
-          .detail_says = "/etc/hosts.deny", .client_says = "Connection reset by peer"};
+          .detail_says = "/etc/hosts.deny", .client_says = "Connection reset by peer", .wrapper_line = line};
 }
+
+// Only line 7 refuses 127.0.0.2: the others name other daemons, other
+// networks, or except it.
+const std::string kHostsDenyLines =
+    "# lab hosts.deny\n"
+    "in.telnetd, vsftpd : ALL\n"
+    "ALL EXCEPT sshd : 127.0.0.2\n"
+    "sshd : 192.168.0.0/255.255.0.0\n"
+    "sshd : ALL EXCEPT 127.0.0.0/255.255.255.0\n"
+    "\n"
+    "sshd, in.ftpd : 127.0.0.0/255.255.255.248\n"
+    "ALL : ALL\n";
 
 Expectation rejected(const std::string& client) {
   return {.verdict = "firewall", .remote_addr = client, .peer_saw = "reset", .detail_says = "REJECT",
@@ -161,6 +173,13 @@ const std::vector<Scenario>& scenarios() {
   static const std::vector<Scenario> all = {
       {"hosts-deny", "sshd's libwrap refuses the client listed in /etc/hosts.deny",
        [](Lab& lab) { hosts_deny(lab, kClient4, kServer4, kHostsDenyClient4); }},
+      {"hosts-deny-lines", "a hosts.deny of several lines: the one that refused is named",
+       [](Lab& lab) {
+         Namespace& ns = lab.ns("a");
+         lab.start_tracer();
+         Sshd sshd(ns, lab.dir(), {.hosts_allow = "sshd : 10.0.0.0/255.0.0.0\n", .hosts_deny = kHostsDenyLines});
+         lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22), wrappers(kClient4, 22, 7));
+       }},
       {"iptables-reject", "iptables REJECT --reject-with tcp-reset on port 22",
        [](Lab& lab) { iptables_reject(lab, "iptables", kClient4, kServer4); }},
       {"nft-drop", "an nftables rule drops SYNs to port 22; the client times out", nft_drop},

@@ -106,6 +106,12 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
         problems.push_back("peer_saw " + event["peer_saw"].dump() + ", expected " + *expected.peer_saw);
       if (event["detail"].get<std::string>().find(expected.detail_says) == std::string::npos)
         problems.push_back("detail lacks \"" + expected.detail_says + "\"");
+      if (expected.wrapper_line) {
+        const auto& line = event["wrapper_rule"];
+        if (line.is_null() || line["line"] != expected.wrapper_line || line["file"] != "/etc/hosts.deny")
+          problems.push_back("wrapper_rule " + line.dump() + ", expected /etc/hosts.deny line " +
+                             std::to_string(expected.wrapper_line));
+      }
       if (!expected.rule_backend.empty()) {
         const auto& rule = event["rule"];
         if (rule.is_null())

@@ -1,0 +1,498 @@
+#include "provenance/hosts_access.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace rsttrace {
+
+namespace {
+
+// Kleene logic: Maybe is a pattern rsttrace cannot decide (no host name,
+// netgroup, ident user...), so that `ALL EXCEPT .example.com` stays undecided.
+enum class Match { No, Yes, Maybe };
+
+Match both(Match a, Match b) {
+  if (a == Match::No || b == Match::No) return Match::No;
+  if (a == Match::Yes && b == Match::Yes) return Match::Yes;
+  return Match::Maybe;
+}
+Match either(Match a, Match b) {
+  if (a == Match::Yes || b == Match::Yes) return Match::Yes;
+  if (a == Match::No && b == Match::No) return Match::No;
+  return Match::Maybe;
+}
+Match negate(Match a) {
+  if (a == Match::Maybe) return a;
+  return a == Match::Yes ? Match::No : Match::Yes;
+}
+Match of(bool b) { return b ? Match::Yes : Match::No; }
+
+// libwrap reads a rule into a 2048-byte buffer; a longer one ends the file.
+constexpr size_t kMaxRuleLength = 2046;
+// libwrap recurses into pattern files without a limit; a loop would hang it.
+constexpr int kMaxPatternFileDepth = 8;
+constexpr std::string_view kListSeparators = ", \t\r\n";
+constexpr std::string_view kBlanks = " \t\r\n";
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+// Debian's match_pattern_ylo: `*` any run, `?` one character, no case.
+bool wildcard_match(std::string_view s, std::string_view pattern) {
+  size_t si = 0, pi = 0, star = std::string_view::npos, resume = 0;
+  while (si < s.size()) {
+    if (pi < pattern.size() && (pattern[pi] == '?' || iequals(pattern.substr(pi, 1), s.substr(si, 1)))) {
+      ++si, ++pi;
+    } else if (pi < pattern.size() && pattern[pi] == '*') {
+      star = pi++, resume = si;
+    } else if (star != std::string_view::npos) {
+      pi = star + 1, si = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (pi < pattern.size() && pattern[pi] == '*') ++pi;
+  return pi == pattern.size();
+}
+
+// libwrap's split_at: the first `delimiter` outside [brackets], so that
+// `[fd00::]/64` survives the split of a rule at its colons.
+std::optional<std::pair<std::string_view, std::string_view>> split_at(std::string_view s, char delimiter) {
+  int depth = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '[') ++depth;
+    else if (s[i] == ']') --depth;
+    else if (depth == 0 && s[i] == delimiter) return std::pair{s.substr(0, i), s.substr(i + 1)};
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string_view> tokens_of(std::string_view list, std::string_view separators) {
+  std::vector<std::string_view> tokens;
+  size_t pos = 0;
+  while ((pos = list.find_first_not_of(separators, pos)) != std::string_view::npos) {
+    size_t end = list.find_first_of(separators, pos);
+    if (end == std::string_view::npos) end = list.size();
+    tokens.push_back(list.substr(pos, end - pos));
+    pos = end;
+  }
+  return tokens;
+}
+
+std::optional<std::array<uint8_t, 4>> parse_v4(std::string_view s) {
+  std::array<uint8_t, 4> out{};
+  if (inet_pton(AF_INET, std::string(s).c_str(), out.data()) != 1) return std::nullopt;
+  return out;
+}
+std::optional<std::array<uint8_t, 16>> parse_v6(std::string_view s) {
+  std::array<uint8_t, 16> out{};
+  if (inet_pton(AF_INET6, std::string(s).c_str(), out.data()) != 1) return std::nullopt;
+  return out;
+}
+uint32_t v4_number(const std::array<uint8_t, 4>& a) {
+  return (uint32_t{a[0]} << 24) | (uint32_t{a[1]} << 16) | (uint32_t{a[2]} << 8) | a[3];
+}
+
+// A string as libwrap's eval_* gives it; nullopt: libwrap knew it, rsttrace does not.
+using Known = std::optional<std::string>;
+
+struct HostView {
+  Known address;
+  Known name;
+};
+
+// The facts one rule is matched against, and the reasons for undecided patterns.
+struct Matcher {
+  const AccessClient& client;
+  HostView client_host;
+  HostView server_host;
+  Known user;
+  const PatternFileLoader& load_pattern_file;
+  std::set<std::string> maybe_reasons;  // for the line being matched
+  std::vector<std::string>& notes;
+  int depth = 0;
+
+  Match undecided(std::string reason) {
+    maybe_reasons.insert(std::move(reason));
+    return Match::Maybe;
+  }
+
+  // string_match: the patterns that apply to names, addresses and users alike.
+  Match string_match(std::string_view tok, const Known& value, std::string_view what) {
+    if (iequals(tok, "ALL")) return Match::Yes;
+    if (!value) return undecided(std::string(what) + " is unknown to rsttrace (pattern " + std::string(tok) + ")");
+    const std::string& s = *value;
+    if (tok.front() == '.') return of(s.size() > tok.size() && iequals(tok, std::string_view(s).substr(s.size() - tok.size())));
+    if (iequals(tok, "KNOWN")) return of(!iequals(s, "unknown"));
+    if (tok.back() == '.') return of(istarts_with(s, tok));
+    if (tok.find_first_of("*?") != std::string_view::npos) return of(wildcard_match(s, tok));
+    if (tok.size() > 2 && tok.front() == '[' && tok.back() == ']') {
+      auto pattern = parse_v6(tok.substr(1, tok.size() - 2));
+      auto address = parse_v6(s);
+      return of(pattern && address && *pattern == *address);
+    }
+    return of(iequals(tok, s));
+  }
+
+  // net/mask, net/prefixlen and [v6net]/prefixlen: against the address only.
+  Match masked_match(std::string_view net, std::string_view mask, const Known& address) {
+    if (!address) return undecided("the server address is unknown to rsttrace (pattern " + std::string(net) + "/" + std::string(mask) + ")");
+    auto leading_number = [](std::string_view s) -> std::optional<unsigned> {
+      // libwrap reads the prefix length with strtol: trailing junk is ignored.
+      size_t digits = 0;
+      while (digits < s.size() && digits < 4 && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+      if (digits == 0) return std::nullopt;
+      return static_cast<unsigned>(std::stoul(std::string(s.substr(0, digits))));
+    };
+    const std::string bad = "bad net/mask " + std::string(net) + "/" + std::string(mask) + ": never matches";
+    if (net.size() > 2 && net.front() == '[' && net.back() == ']') {
+      auto network = parse_v6(net.substr(1, net.size() - 2));
+      auto length = leading_number(mask);
+      if (!network || !length || *length > 128) {
+        notes.push_back(bad);
+        return Match::No;
+      }
+      auto client = parse_v6(*address);
+      if (!client) return Match::No;
+      // Unlike IPv4, both sides are masked: [fd00::1]/64 matches fd00::2.
+      for (unsigned bit = 0; bit < *length; ++bit) {
+        const uint8_t m = uint8_t(0x80 >> (bit % 8));
+        if (((*network)[bit / 8] & m) != ((*client)[bit / 8] & m)) return Match::No;
+      }
+      return Match::Yes;
+    }
+    auto network = parse_v4(net);
+    std::optional<uint32_t> mask_bits;
+    if (auto dotted = parse_v4(mask)) {
+      // 255.255.255.255 is INADDR_NONE to libwrap: not a valid mask.
+      if (v4_number(*dotted) != 0xffffffffu) mask_bits = v4_number(*dotted);
+    } else if (auto length = leading_number(mask); length && *length <= 32) {
+      mask_bits = *length == 0 ? 0u : 0xffffffffu << (32 - *length);
+    }
+    if (!network || !mask_bits) {
+      notes.push_back(bad);
+      return Match::No;
+    }
+    auto client = parse_v4(*address);
+    if (!client) return Match::No;
+    // libwrap compares with the net as written: host bits in it never match.
+    if ((v4_number(*network) & ~*mask_bits) != 0)
+      notes.push_back("net/mask " + std::string(net) + "/" + std::string(mask) + " has host bits set: libwrap never matches it");
+    return of((v4_number(*client) & *mask_bits) == v4_number(*network));
+  }
+
+  Match pattern_file_match(std::string_view path, const HostView& host) {
+    if (!load_pattern_file) return undecided("pattern file " + std::string(path) + " is not read");
+    if (depth >= kMaxPatternFileDepth) return undecided("pattern file " + std::string(path) + " nests too deep");
+    auto text = load_pattern_file(std::string(path));
+    if (!text) {
+      notes.push_back("pattern file " + std::string(path) + " cannot be read: libwrap matches nothing from it");
+      return Match::No;
+    }
+    ++depth;
+    Match result = Match::No;
+    for (std::string_view tok : tokens_of(*text, " \t\r\n\v\f")) {
+      result = either(result, host_match(tok, host));
+      if (result == Match::Yes) break;  // libwrap stops at the first match
+    }
+    --depth;
+    return result;
+  }
+
+  // host_match: a client (or server endpoint) host pattern.
+  Match host_match(std::string_view tok, const HostView& host) {
+    if (tok.front() == '@') return undecided("netgroup " + std::string(tok) + " is not looked up");
+    if (tok.front() == '/') return pattern_file_match(tok, host);
+    auto name_known = [](const std::string& n) { return !iequals(n, "unknown") && !iequals(n, "paranoid"); };
+    if (iequals(tok, "KNOWN")) {
+      if (host.address && iequals(*host.address, "unknown")) return Match::No;
+      if (!host.name || !host.address) return undecided("the host name is unknown to rsttrace (pattern KNOWN)");
+      return of(name_known(*host.name));
+    }
+    if (iequals(tok, "LOCAL")) {
+      if (!host.name) return undecided("the host name is unknown to rsttrace (pattern LOCAL)");
+      return of(host.name->find('.') == std::string::npos && name_known(*host.name));
+    }
+    if (auto net_mask = split_at(tok, '/')) return masked_match(net_mask->first, net_mask->second, host.address);
+    // Patterns of only digits, dots and slashes are addresses: not tried on names.
+    Match by_address = string_match(tok, host.address, "the server address");
+    if (by_address == Match::Yes || tok.find_first_not_of("0123456789./") == std::string_view::npos)
+      return by_address;
+    return either(by_address, string_match(tok, host.name, "the host name"));
+  }
+
+  Match daemon_match(std::string_view tok) {
+    auto daemon_host = split_at(tok.substr(1), '@');
+    std::string_view daemon = daemon_host ? tok.substr(0, daemon_host->first.size() + 1) : tok;
+    Match result = string_match(daemon, client.daemon, "the daemon");
+    // Debian's extension: a number in a daemon list is the server's port.
+    if (result != Match::Yes && daemon.find_first_not_of("0123456789") == std::string_view::npos) {
+      result = client.server_port == 0
+                   ? either(result, undecided("the server port is unknown to rsttrace (pattern " + std::string(daemon) + ")"))
+                   : either(result, of(std::to_string(client.server_port) == daemon));
+    }
+    if (!daemon_host || result == Match::No) return result;
+    return both(result, host_match(daemon_host->second, server_host));
+  }
+
+  Match client_match(std::string_view tok) {
+    auto user_host = split_at(tok.substr(1), '@');
+    if (!user_host) return host_match(tok, client_host);
+    // libwrap looks the user up only once the host part matched.
+    Match by_host = host_match(user_host->second, client_host);
+    if (by_host == Match::No) return by_host;
+    std::string_view user_pattern = tok.substr(0, user_host->first.size() + 1);
+    return both(by_host, string_match(user_pattern, user, "the client user"));
+  }
+
+  // list_match: the first matching element, unless the list after EXCEPT matches.
+  template <typename Fn>
+  Match list_match(const std::vector<std::string_view>& tokens, size_t from, Fn&& match_one) {
+    Match head = Match::No;
+    size_t i = from;
+    for (; i < tokens.size() && !iequals(tokens[i], "EXCEPT"); ++i) {
+      if (head != Match::Yes) head = either(head, match_one(tokens[i]));
+    }
+    if (head == Match::No || i == tokens.size()) return head;
+    return both(head, negate(list_match(tokens, i + 1, match_one)));
+  }
+};
+
+struct LogicalLine {
+  int first = 0, last = 0;
+  std::string text;
+  bool terminated = true;  // ended by a newline: libwrap ignores a rule without one
+};
+
+// libwrap's xgets: backslash-newline joins physical lines into one rule.
+std::vector<LogicalLine> logical_lines(std::string_view text) {
+  std::vector<LogicalLine> lines;
+  int number = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    LogicalLine line;
+    line.first = number + 1;
+    line.terminated = false;
+    while (pos < text.size()) {
+      size_t end = text.find('\n', pos);
+      ++number;
+      if (end == std::string_view::npos) {
+        line.text += text.substr(pos);
+        pos = text.size();
+        break;
+      }
+      std::string_view piece = text.substr(pos, end - pos);
+      pos = end + 1;
+      if (!piece.empty() && piece.back() == '\\') {
+        line.text += piece.substr(0, piece.size() - 1);
+        continue;
+      }
+      line.text += piece;
+      line.terminated = true;
+      break;
+    }
+    line.last = number;
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+// What the matched rule's hosts_options(5) fields do to the verdict.
+struct OptionsOutcome {
+  std::optional<bool> allowed;  // set: the options decide, whatever the file says
+  bool certain = true;
+  std::vector<std::string> notes;
+};
+
+OptionsOutcome process_options(std::string_view options) {
+  enum Flags { kNeedArg = 1, kOptArg = 2, kUseLast = 4 };
+  static const std::vector<std::pair<std::string_view, int>> kOptions = {
+      {"user", kNeedArg},  {"group", kNeedArg},    {"umask", kNeedArg},   {"linger", kNeedArg},
+      {"keepalive", 0},    {"aclexec", kNeedArg},  {"spawn", kNeedArg},   {"twist", kNeedArg | kUseLast},
+      {"rfc931", kOptArg}, {"setenv", kNeedArg},   {"nice", kOptArg},     {"severity", kNeedArg},
+      {"allow", kUseLast}, {"deny", kUseLast},     {"banners", kNeedArg},
+  };
+  OptionsOutcome outcome;
+  // get_field: fields end at an unescaped ':'; a backslash quotes any character.
+  std::vector<std::string> fields;
+  std::string field;
+  for (size_t i = 0; i <= options.size(); ++i) {
+    if (i == options.size() || options[i] == ':') {
+      // A trailing ':' leaves an empty field: "missing option name".
+      fields.push_back(field);
+      field.clear();
+      continue;
+    }
+    if (options[i] == '\\' && i + 1 < options.size()) ++i;
+    field += options[i];
+  }
+  // tcpd_jump: libwrap refuses service when a matched rule's options are bad.
+  auto refuse = [&](std::string why) {
+    outcome.allowed = false;
+    outcome.notes.push_back(why + ": libwrap refuses the connection");
+    return outcome;
+  };
+  for (size_t f = 0; f < fields.size(); ++f) {
+    std::string_view opt = fields[f];
+    const size_t begin = opt.find_first_not_of(kBlanks);
+    opt = begin == std::string_view::npos ? std::string_view{} : opt.substr(begin, opt.find_last_not_of(kBlanks) - begin + 1);
+    const size_t key_end = std::min(opt.find_first_of(" \t\r\n="), opt.size());
+    std::string_view key = opt.substr(0, key_end);
+    std::string_view value = opt.substr(key_end);
+    value.remove_prefix(std::min(value.find_first_not_of(" \t\r\n"), value.size()));
+    if (!value.empty() && value.front() == '=') {  // exactly one '=' is ignored
+      value.remove_prefix(1);
+      value.remove_prefix(std::min(value.find_first_not_of(" \t\r\n"), value.size()));
+    }
+    if (key.empty()) return refuse("missing option name");
+    auto known = std::find_if(kOptions.begin(), kOptions.end(), [&](const auto& o) { return iequals(o.first, key); });
+    if (known == kOptions.end()) return refuse("bad option name \"" + std::string(key) + "\"");
+    const int flags = known->second;
+    const std::string name(known->first);
+    if (value.empty() && (flags & kNeedArg)) return refuse("option \"" + name + "\" requires value");
+    if (!value.empty() && !(flags & (kNeedArg | kOptArg))) return refuse("option \"" + name + "\" requires no value");
+    if (f + 1 < fields.size() && (flags & kUseLast)) return refuse("option \"" + name + "\" must be at end");
+    if (name == "allow") outcome.allowed = true;
+    if (name == "deny") outcome.allowed = false;
+    if (name == "twist") {
+      outcome.allowed = false;
+      outcome.notes.push_back("twist: the client gets `" + std::string(value) + "` instead of the daemon");
+    }
+    if (name == "aclexec") {
+      outcome.certain = false;
+      outcome.notes.push_back("aclexec: the verdict depends on the exit status of `" + std::string(value) + "`");
+    }
+    if (name == "user" || name == "group" || name == "severity" || name == "umask" || name == "nice" ||
+        name == "linger" || name == "banners")
+      outcome.notes.push_back("option " + name + " is not checked: a bad value would make libwrap refuse");
+  }
+  return outcome;
+}
+
+std::string normalized_address(const std::string& address, std::vector<std::string>& notes) {
+  if (address.empty()) return "unknown";
+  // libwrap matches an IPv4-mapped client as its IPv4 address.
+  if (istarts_with(address, "::ffff:") && parse_v4(std::string_view(address).substr(7)))
+    return address.substr(7);
+  if (auto v6 = parse_v6(address)) {  // libwrap sees inet_ntop's spelling
+    char text[INET6_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET6, v6->data(), text, sizeof(text));
+    return text;
+  }
+  if (!parse_v4(address)) notes.push_back("client address " + address + " is not an IP address");
+  return address;
+}
+
+struct TableResult {
+  std::optional<WrapperRule> rule;
+  std::optional<std::string> options;
+};
+
+// table_match: the first line of one file whose daemon and client lists both match.
+TableResult table_match(std::string_view text, const std::string& file, Matcher& matcher, bool& certain) {
+  for (const LogicalLine& line : logical_lines(text)) {
+    const std::string where = file + " line " + std::to_string(line.first);
+    if (!line.terminated || line.text.size() > kMaxRuleLength) {
+      matcher.notes.push_back(where + ": missing newline or line too long: libwrap ignores it and the rest of the file");
+      certain = certain && line.text.find_first_not_of(kBlanks) == std::string::npos;
+      break;
+    }
+    if (line.text.empty() || line.text[0] == '#' || line.text.find_first_not_of(kBlanks) == std::string::npos)
+      continue;
+    auto daemons_rest = split_at(line.text, ':');
+    if (!daemons_rest) {
+      matcher.notes.push_back(where + ": missing \":\" separator: libwrap skips the line");
+      continue;
+    }
+    auto clients_options = split_at(daemons_rest->second, ':');
+    std::string_view clients = clients_options ? clients_options->first : daemons_rest->second;
+    matcher.maybe_reasons.clear();
+    const auto daemon_tokens = tokens_of(daemons_rest->first, kListSeparators);
+    Match match = matcher.list_match(daemon_tokens, 0, [&](std::string_view t) { return matcher.daemon_match(t); });
+    if (match != Match::No) {
+      const auto client_tokens = tokens_of(clients, kListSeparators);
+      match = both(match, matcher.list_match(client_tokens, 0, [&](std::string_view t) { return matcher.client_match(t); }));
+    }
+    if (match == Match::Maybe) {
+      std::string why;
+      for (const auto& reason : matcher.maybe_reasons) why += (why.empty() ? "" : "; ") + reason;
+      matcher.notes.push_back(where + " may match (" + why + "): treated as not matching");
+      certain = false;
+      continue;
+    }
+    if (match == Match::Yes) {
+      TableResult result;
+      result.rule = WrapperRule{file, line.first, line.last, line.text};
+      if (clients_options) result.options = std::string(clients_options->second);
+      return result;
+    }
+  }
+  return {};
+}
+
+std::optional<std::string> read_whole_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+}  // namespace
+
+AccessDecision decide_access(std::string_view allow_text, std::string_view deny_text, const AccessClient& client,
+                             std::string allow_name, std::string deny_name,
+                             const PatternFileLoader& load_pattern_file) {
+  AccessDecision decision;
+  Known hostname = client.hostname.empty() ? Known{} : Known{client.hostname};
+  Matcher matcher{client,
+                  HostView{normalized_address(client.address, decision.notes), hostname},
+                  HostView{client.server_address.empty() ? Known{} : Known{client.server_address}, Known{}},
+                  client.user.empty() ? Known{} : Known{client.user},
+                  load_pattern_file,
+                  {},
+                  decision.notes};
+  if (matcher.server_host.address)
+    matcher.server_host.address = normalized_address(*matcher.server_host.address, decision.notes);
+
+  TableResult found = table_match(allow_text, allow_name, matcher, decision.certain);
+  bool allowed = true;
+  if (!found.rule) {
+    found = table_match(deny_text, deny_name, matcher, decision.certain);
+    allowed = !found.rule;
+  }
+  decision.allowed = allowed;
+  if (found.rule && found.options) {
+    OptionsOutcome outcome = process_options(*found.options);
+    if (outcome.allowed) decision.allowed = *outcome.allowed;
+    decision.certain = decision.certain && outcome.certain;
+    for (auto& note : outcome.notes)
+      decision.notes.push_back(found.rule->file + " line " + std::to_string(found.rule->line) + ": " + note);
+  }
+  decision.rule = std::move(found.rule);
+  return decision;
+}
+
+AccessDecision decide_access_from_files(const AccessClient& client, const std::string& root) {
+  const std::string allow = read_whole_file(root + "/etc/hosts.allow").value_or("");
+  const std::string deny = read_whole_file(root + "/etc/hosts.deny").value_or("");
+  return decide_access(allow, deny, client, "/etc/hosts.allow", "/etc/hosts.deny",
+                       [&root](const std::string& path) { return read_whole_file(root + path); });
+}
+
+}  // namespace rsttrace
