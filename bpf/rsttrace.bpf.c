@@ -537,7 +537,8 @@ int handle_openat_enter(struct trace_event_raw_sys_enter *ctx)
 	e.open_flags = (__u32)ctx->args[2];
 	e.mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
 	e.parent_pid = BPF_CORE_READ(task, real_parent, tgid);
-	BPF_CORE_READ_STR_INTO(&e.parent_comm, task, real_parent, comm);
+	BPF_CORE_READ_STR_INTO(&e.parent_thread, task, real_parent, comm);
+	BPF_CORE_READ_STR_INTO(&e.parent_comm, task, real_parent, group_leader, comm);
 	bpf_get_current_comm(e.comm, sizeof(e.comm));
 	if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_NO_WAKEUP))
 		count(RSTTRACE_STAT_LOST);

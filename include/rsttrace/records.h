@@ -124,9 +124,10 @@ struct rsttrace_wrapper_open {
 	__u8 file;        /* enum rsttrace_wrapper_file */
 	__u8 pad[3];
 	char comm[RSTTRACE_COMM_LEN];
-	char parent_comm[RSTTRACE_COMM_LEN];
+	char parent_comm[RSTTRACE_COMM_LEN];   /* the parent process (its thread-group leader) */
+	char parent_thread[RSTTRACE_COMM_LEN]; /* the parent thread that started it (fail2ban: f2b/a.<jail>) */
 	__u8 pad_end[4];
 };
-RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_wrapper_open) == 72, "wrapper_open layout");
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_wrapper_open) == 88, "wrapper_open layout");
 
 #endif /* RSTTRACE_RECORDS_H */

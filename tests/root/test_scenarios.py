@@ -162,7 +162,8 @@ class ScenarioTest(unittest.TestCase):
         writer = checks[0]["event"]["written_by"]
         self.assertEqual(writer["source"], "observed")
         self.assertEqual(writer["comm"], "sh")  # the action's shell ...
-        self.assertTrue(writer["parent_comm"].startswith("f2b/"), writer)  # ... started by fail2ban-server
+        self.assertEqual(writer["parent_comm"], "fail2ban-server")  # ... started by fail2ban-server
+        self.assertEqual(writer["parent_thread"], "f2b/a.sshd-lab")  # its action thread for the jail
 
     def test_fail2ban_long_jail_name_is_asked_of_fail2ban(self):
         self.play("fail2ban-long-jail", dict(verdict="tcp-wrappers", remote_addr=CLIENT4, remote_port=CLIENT_PORT,

@@ -95,7 +95,7 @@ struct Fixture {
   }
   void wrapper_check(uint32_t pid, uint64_t at_ms) {
     for (auto file : {WrapperFile::HostsAllow, WrapperFile::HostsDeny})
-      evidence.add(WrapperOpen{at_ms * kMs, Process{pid, "sshd"}, Process{800, "sshd"}, file, 0 /* O_RDONLY */, 1});
+      evidence.add(WrapperOpen{at_ms * kMs, Process{pid, "sshd"}, Process{800, "sshd"}, "sshd", file, 0 /* O_RDONLY */, 1});
   }
 };
 
@@ -316,7 +316,7 @@ TEST_CASE("raw mode reports every kernel event at once") {
 TEST_CASE("wrapper evidence is bounded and forgets the oldest process first") {
   Evidence evidence(2);
   auto open = [&](uint32_t pid, uint64_t at_ms) {
-    evidence.add(WrapperOpen{at_ms * kMs, Process{pid, "sshd"}, Process{1, "sshd"}, WrapperFile::HostsDeny, 0, 1});
+    evidence.add(WrapperOpen{at_ms * kMs, Process{pid, "sshd"}, Process{1, "sshd"}, "sshd", WrapperFile::HostsDeny, 0, 1});
   };
   open(10, 1);
   open(11, 2);
@@ -330,7 +330,7 @@ TEST_CASE("wrapper evidence is bounded and forgets the oldest process first") {
 
 TEST_CASE("writers of the wrapper files are kept per mount namespace, checks are not writers") {
   Evidence evidence;
-  evidence.add(WrapperOpen{5 * kMs, Process{70, "sh"}, Process{60, "fail2ban-server"}, WrapperFile::HostsDeny,
+  evidence.add(WrapperOpen{5 * kMs, Process{70, "sh"}, Process{60, "fail2ban-server"}, "f2b/a.sshd", WrapperFile::HostsDeny,
                            02101 /* O_WRONLY|O_CREAT|O_APPEND */, 42});
   const auto writer = evidence.last_writer(42, WrapperFile::HostsDeny);
   REQUIRE(writer);

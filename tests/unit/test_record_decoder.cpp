@@ -93,12 +93,14 @@ TEST_CASE("a wrapper-file open decodes") {
   std::memcpy(raw.comm, "sh", 2);
   raw.parent_pid = 4200;
   std::memcpy(raw.parent_comm, "fail2ban-server", 15);
+  std::memcpy(raw.parent_thread, "f2b/a.sshd-lab", 14);
   std::vector<std::byte> bytes(sizeof(raw));
   std::memcpy(bytes.data(), &raw, sizeof(raw));
   const WrapperOpen open = std::get<WrapperOpen>(decode_record(bytes));
   CHECK(open.file == WrapperFile::HostsDeny);
   CHECK(open.process == Process{4242, "sh"});
   CHECK(open.parent == Process{4200, "fail2ban-server"});
+  CHECK(open.parent_thread == "f2b/a.sshd-lab");
   CHECK(open.for_writing());
   raw.file = 9;
   std::memcpy(bytes.data(), &raw, sizeof(raw));

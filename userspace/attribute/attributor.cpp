@@ -52,7 +52,7 @@ void Attributor::add_provenance(Report& report) {
       const WrapperOpen& writer = *report.written_by;
       report.detail += "; /etc/hosts.deny last written by " + escape_untrusted(writer.process.comm) + "[" +
                        std::to_string(writer.process.pid) + "], child of " + escape_untrusted(writer.parent.comm) +
-                       "[" + std::to_string(writer.parent.pid) + "]";
+                       "[" + std::to_string(writer.parent.pid) + "] (thread " + escape_untrusted(writer.parent_thread) + ")";
       report.fail2ban_jail =
           Provenance::fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr));
       if (report.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";

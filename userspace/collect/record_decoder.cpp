@@ -89,6 +89,7 @@ DecodeResult decode_wrapper_open(const rsttrace_wrapper_open& raw) {
   open.monotonic_ns = raw.ts_ns;
   open.process = Process{raw.pid, comm_bytes(raw.comm)};
   open.parent = Process{raw.parent_pid, comm_bytes(raw.parent_comm)};
+  open.parent_thread = comm_bytes(raw.parent_thread);
   open.open_flags = raw.open_flags;
   open.mnt_ns = raw.mnt_ns;
   return open;

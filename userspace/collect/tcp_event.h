@@ -62,7 +62,8 @@ enum class WrapperFile { HostsAllow, HostsDeny };
 struct WrapperOpen {
   uint64_t monotonic_ns = 0;
   Process process;
-  Process parent;
+  Process parent;             // the parent process (comm of its main thread)
+  std::string parent_thread;  // the parent thread that started it
   WrapperFile file = WrapperFile::HostsDeny;
   uint32_t open_flags = 0;
   uint32_t mnt_ns = 0;

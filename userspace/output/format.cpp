@@ -119,7 +119,8 @@ nlohmann::ordered_json written_by_json(const Report& report, const WallClock& cl
             {"pid", w.process.pid},
             {"comm", escape_untrusted(w.process.comm)},
             {"parent_pid", w.parent.pid},
-            {"parent_comm", escape_untrusted(w.parent.comm)}};
+            {"parent_comm", escape_untrusted(w.parent.comm)},
+            {"parent_thread", escape_untrusted(w.parent_thread)}};
   }
   if (report.written_mtime_unix_ns)
     return {{"source", "mtime"}, {"ts", format_rfc3339_micro(*report.written_mtime_unix_ns)}};

@@ -43,8 +43,8 @@ std::string fail2ban_socket(uint32_t pid) {
 }  // namespace
 
 std::optional<std::string> Provenance::fail2ban_jail_of_writer(const WrapperOpen& writer, const std::string& address) {
-  const std::string& thread = writer.parent.comm;
-  const bool fail2ban = thread.rfind("f2b/", 0) == 0 || thread.rfind("fail2ban", 0) == 0;
+  const std::string& thread = writer.parent_thread;
+  const bool fail2ban = thread.rfind("f2b/", 0) == 0 || writer.parent.comm.rfind("fail2ban", 0) == 0;
   if (!fail2ban) return std::nullopt;
   if (thread.rfind("f2b/a.", 0) == 0 && thread.size() < 15) return thread.substr(6);
   // Ask fail2ban which jail banned the address: `banned IP` answers [['jail', ...]].
