@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <ctime>
 #include <fstream>
@@ -21,6 +22,7 @@
 #include "collect/record_decoder.h"
 #include "collect/tracefs.h"
 #include "error.h"
+#include "output/capture_file.h"
 #include "output/format.h"
 
 namespace rsttrace {
@@ -33,6 +35,7 @@ class SignalFd {
     sigemptyset(&mask_);
     sigaddset(&mask_, SIGINT);
     sigaddset(&mask_, SIGTERM);
+    sigaddset(&mask_, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &mask_, &previous_) != 0) throw failed("block", "signals", errno_text(errno));
     fd_ = signalfd(-1, &mask_, SFD_CLOEXEC | SFD_NONBLOCK);
     if (fd_ < 0) throw failed("open", "signalfd", errno_text(errno));
@@ -44,12 +47,12 @@ class SignalFd {
   SignalFd(const SignalFd&) = delete;
   SignalFd& operator=(const SignalFd&) = delete;
 
-  // Waits up to timeout_ms; true once a stop signal arrived.
-  bool wait(int timeout_ms) {
+  // Waits up to timeout_ms; the signal that arrived, or 0.
+  int wait(int timeout_ms) {
     pollfd pfd{fd_, POLLIN, 0};
-    if (poll(&pfd, 1, timeout_ms) <= 0) return false;
+    if (poll(&pfd, 1, timeout_ms) <= 0) return 0;
     signalfd_siginfo info{};
-    return read(fd_, &info, sizeof(info)) == sizeof(info);
+    return read(fd_, &info, sizeof(info)) == sizeof(info) ? static_cast<int>(info.ssi_signo) : 0;
   }
 
  private:
@@ -98,7 +101,11 @@ struct Counts {
 class EventPrinter {
  public:
   EventPrinter(const TraceOptions& options, const Formatter& formatter)
-      : json_(options.json), formatter_(formatter) {}
+      : json_(options.json), formatter_(formatter) {
+    if (!options.output.empty())
+      capture_ = std::make_unique<CaptureFile>(options.output, options.rotate_bytes, options.rotate_keep);
+  }
+  CaptureFile* capture() { return capture_.get(); }
 
   void report(const Report& report, Counts& counts) {
     ++counts.reports;
@@ -108,22 +115,21 @@ class EventPrinter {
       case EventKind::ResetReceived: ++counts.reset_received; break;
       case EventKind::Drop: ++counts.drop; break;
     }
-    line(json_ ? json_line(formatter_.event_json(report)) : formatter_.event_text(report));
+    if (json_ || capture_) {
+      const std::string json = json_line(formatter_.event_json(report));
+      if (capture_) capture_->write_line(json);
+      if (json_) line(json);
+    }
+    if (!json_) line(formatter_.event_text(report));
   }
 
   // Kernel-side losses since the last call: a log line, and a JSON record.
   void lost(uint64_t count, uint64_t total, uint64_t now_unix_ns) {
     spdlog::warn("lost {} events (ring buffer full; {} in total): raise --ring-buffer-kib", count, total);
-    if (json_)
-      line(json_line({{"type", "lost"},
-                      {"ts", format_rfc3339_micro(now_unix_ns)},
-                      {"count", count},
-                      {"total", total}}));
+    record(json_line({{"type", "lost"}, {"ts", format_rfc3339_micro(now_unix_ns)}, {"count", count}, {"total", total}}));
   }
 
-  void summary(const nlohmann::ordered_json& summary) {
-    if (json_) line(json_line(summary));
-  }
+  void summary(const nlohmann::ordered_json& summary) { record(json_line(summary)); }
 
   void flush() { std::fflush(stdout); }
 
@@ -132,8 +138,14 @@ class EventPrinter {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fputc('\n', stdout);
   }
+  // A JSON-only record (lost, summary): stdout under --json, and the capture file.
+  void record(const std::string& json) {
+    if (capture_) capture_->write_line(json);
+    if (json_) line(json);
+  }
   bool json_;
   const Formatter& formatter_;
+  std::unique_ptr<CaptureFile> capture_;
 };
 
 uint64_t monotonic_now_ns() {
@@ -200,7 +212,9 @@ int run_trace(const TraceOptions& options) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, timeout_ms));
     }
-    const bool stop = signals.wait(timeout_ms);
+    const int signal = signals.wait(timeout_ms);
+    if (signal == SIGHUP && printer.capture()) printer.capture()->reopen();
+    const bool stop = signal == SIGINT || signal == SIGTERM;
     session.drain();
     for (const Report& report : attributor.due(monotonic_now_ns())) printer.report(report, counts);
     const KernelStats stats = session.stats();
@@ -242,6 +256,8 @@ int run_trace(const TraceOptions& options) {
                   {"evidence", stats.evidence}}},
   };
   if (options.bpf_stats) summary["programs"] = programs;
+  if (const CaptureFile* capture = printer.capture())
+    summary["capture"] = {{"failed_writes", capture->failed_writes()}, {"rotations", capture->rotations()}};
   printer.summary(summary);
   printer.flush();
   spdlog::info("{} events ({} resets sent, {} received, {} drops) in {:.1f} s; lost {}, malformed {}",

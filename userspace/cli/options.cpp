@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "error.h"
+#include "output/capture_file.h"
 
 namespace rsttrace {
 
@@ -26,17 +27,17 @@ uint32_t parse_netns(const std::string& text) {
   return static_cast<uint32_t>(st.st_ino);
 }
 
-void check_ready_file_path(const std::string& path) {
+void check_writable_path(const std::string& option, const std::string& path) {
   namespace fs = std::filesystem;
   const fs::path file(path);
   std::error_code ec;
-  if (fs::is_directory(file, ec)) throw failed("use", "--ready-file " + path, "it is a directory");
+  if (fs::is_directory(file, ec)) throw failed("use", option + " " + path, "it is a directory");
   fs::path dir = file.parent_path();
   if (dir.empty()) dir = ".";
   if (!fs::is_directory(dir, ec))
-    throw failed("use", "--ready-file " + path, "directory " + dir.string() + " does not exist");
+    throw failed("use", option + " " + path, "directory " + dir.string() + " does not exist");
   if (access(dir.c_str(), W_OK) != 0)
-    throw failed("use", "--ready-file " + path, "directory " + dir.string() + " is not writable");
+    throw failed("use", option + " " + path, "directory " + dir.string() + " is not writable");
 }
 
 ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
@@ -59,6 +60,12 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       ->check(CLI::Range(64u, 1u << 20));
   app.add_option("--poll-interval-ms", options.poll_interval_ms, "how often the ring buffer is drained")
       ->check(CLI::Range(1u, 1000u));
+  std::string rotate_size;
+  app.add_option("-o,--output", options.output,
+                 "also write JSON lines (the --json contract) to FILE, mode 0600; SIGHUP reopens it");
+  app.add_option("--rotate-size", rotate_size, "rotate FILE when it would grow past SIZE (e.g. 100M)");
+  app.add_option("--rotate-keep", options.rotate_keep, "rotated files to keep: FILE.1 ... FILE.N (default 5)")
+      ->check(CLI::Range(0u, 1000u));
   app.add_flag("--bpf-stats", options.bpf_stats,
                "count each BPF program's runs and run time (BPF_ENABLE_STATS) and add them to the summary");
 
@@ -104,7 +111,13 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     if ((kib & (kib - 1)) != 0)
       throw failed("use", "--ring-buffer-kib " + std::to_string(kib), "the size must be a power of two");
     if (!netns.empty()) options.netns = parse_netns(netns);
-    if (!options.ready_file.empty()) check_ready_file_path(options.ready_file);
+    if (!options.ready_file.empty()) check_writable_path("--ready-file", options.ready_file);
+    if (!options.output.empty()) check_writable_path("--output", options.output);
+    if (!rotate_size.empty()) {
+      if (options.output.empty()) throw failed("use", "--rotate-size", "it needs --output");
+      options.rotate_bytes = parse_size(rotate_size);
+      if (options.rotate_bytes < 4096) throw failed("use", "--rotate-size " + rotate_size, "the least is 4K");
+    }
   } catch (const Error& e) {
     return CliExit{2, e.what(), true};
   }

@@ -20,6 +20,9 @@ struct TraceOptions {
   uint32_t ring_buffer_kib = 4096;
   uint32_t poll_interval_ms = 50;
   bool bpf_stats = false;  // per-program run counts and time in the summary
+  std::string output;           // capture file of JSON lines, besides stdout
+  uint64_t rotate_bytes = 0;    // 0: never rotate
+  unsigned rotate_keep = 5;
 };
 
 // `rsttrace selftest`: the scenario lab as a product command.
@@ -57,7 +60,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args);
 // "4026531840" or a path such as /proc/1/ns/net or /run/netns/NAME.
 uint32_t parse_netns(const std::string& text);  // throws Error
 
-// The ready file can be written: its directory exists and is writable.
-void check_ready_file_path(const std::string& path);  // throws Error
+// A file rsttrace will create can be written: its directory exists and is
+// writable and it is not a directory. `option` names it in the error.
+void check_writable_path(const std::string& option, const std::string& path);  // throws Error
 
 }  // namespace rsttrace

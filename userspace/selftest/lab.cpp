@@ -164,17 +164,22 @@ Sshd::Sshd(const Namespace& ns, const WorkDir& dir, const SshdSettings& settings
                        "LogLevel VERBOSE\n";
   for (const auto& line : settings.config) config += line + "\n";
   dir.write(tag + ".config", config, 0644);
-  // In a mount namespace of its own: the wrapper files and /run are the lab's.
+  // In a mount namespace of its own, over a copy-on-write /etc: the wrapper
+  // files (and whatever fail2ban's actions write, e.g. sed -i's temporary
+  // files) are the lab's, never the host's; /run too.
+  const std::string upper = dir.file(tag + ".etc-upper"), work = dir.file(tag + ".etc-work");
+  lab::run_checked({"mkdir", "-p", upper, work}, dir.file(tag + "-mkdir"));
   const std::string script = "set -e\n"
-                             "mount --bind \"$1\" /etc/hosts.allow\n"
-                             "mount --bind \"$2\" /etc/hosts.deny\n"
+                             "mount -t overlay rsttrace-lab -o lowerdir=/etc,upperdir=\"$4\",workdir=\"$5\" /etc\n"
+                             "cat \"$1\" > /etc/hosts.allow\n"
+                             "cat \"$2\" > /etc/hosts.deny\n"
                              "mount -t tmpfs -o mode=0755 rsttrace-lab /run\n"
                              "mkdir -m 0755 /run/sshd\n"
                              "exec /usr/sbin/sshd -D -e -f \"$3\"\n";
   log_path_ = dir.file(tag) + ".err";  // sshd -e logs to stderr, which Child keeps here
   process_ = std::make_unique<Child>(
       ns.exec({"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sshd-lab",
-               dir.file(tag + ".hosts.allow"), dir.file(tag + ".hosts.deny"), dir.file(tag + ".config")}),
+               dir.file(tag + ".hosts.allow"), dir.file(tag + ".hosts.deny"), dir.file(tag + ".config"), upper, work}),
       dir.file(tag));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   for (;;) {
@@ -239,15 +244,15 @@ std::vector<std::string> Fail2ban::client(const std::vector<std::string>& args) 
 
 std::string Fail2ban::status() const { return lab::run(client({"status"}), dir_.file("f2b-status")).out; }
 
-void Fail2ban::wait_banned(const std::string& address) const {
+void Fail2ban::wait_banned(const std::string& address, const std::function<bool()>& in_effect) const {
+  // fail2ban lists an address as banned before its action has run: wait for
+  // the action's effect itself.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
-    const Result jail = lab::run(client({"status", jail_}), dir_.file("f2b-jail"));
-    const auto banned = jail.out.find("Banned IP list:");
-    if (banned != std::string::npos && jail.out.find(address, banned) != std::string::npos) return;
+    if (in_effect()) return;
     if (std::chrono::steady_clock::now() >= deadline)
-      throw failed("wait for", "fail2ban to ban " + address, "not banned after 30 s: " + jail.out);
-    sleep_checked(std::chrono::milliseconds(100));
+      throw failed("wait for", "fail2ban to ban " + address, "no effect after 30 s: " + status());
+    sleep_checked(std::chrono::milliseconds(50));
   }
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -96,8 +97,8 @@ class Fail2ban {
   Fail2ban(const Namespace& ns, const WorkDir& dir, const Sshd& sshd, const std::string& jail,
            const std::string& action);
   ~Fail2ban();
-  // Waits until the jail has banned `address`.
-  void wait_banned(const std::string& address) const;
+  // Waits until the ban of `address` is in effect (`in_effect` says so).
+  void wait_banned(const std::string& address, const std::function<bool()>& in_effect) const;
   std::string status() const;
 
  private:

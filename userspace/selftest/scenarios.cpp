@@ -150,7 +150,11 @@ void fail2ban_ban(Lab& lab, const std::string& action, const Expectation& expect
   Fail2ban fail2ban(ns, lab.dir(), sshd, jail, action);
   ns.set_client_ports(40100, 40199);  // the failed logins leave their ports in TIME_WAIT
   for (int attempt = 0; attempt < 2; ++attempt) ssh_client(ns, kClient4, kServer4, 22);
-  fail2ban.wait_banned(kClient4);
+  fail2ban.wait_banned(kClient4, [&] {
+    if (action == "hostsdeny")  // the line in sshd's own view of /etc/hosts.deny
+      return read_file("/proc/" + std::to_string(sshd.pid()) + "/root/etc/hosts.deny").find(kClient4) != std::string::npos;
+    return ns.run({"nft", "list", "set", "inet", "f2b-table", "addr-set-" + jail}).out.find(kClient4) != std::string::npos;
+  });
   ns.set_client_ports(kClientPort, kClientPort);
   lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22), expected);
 }
