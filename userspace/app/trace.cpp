@@ -164,8 +164,9 @@ uint64_t unix_now_ns() {
 
 int run_trace(const TraceOptions& options) {
   require_bpf_privileges();
-  const KernelBtf kernel = KernelBtf::load();
-  const KernelNames names = KernelNames::from_btf(kernel.get());
+  // The kernel's BTF (several MB) is needed only until the programs are loaded.
+  auto kernel = std::make_optional(KernelBtf::load());
+  const KernelNames names = KernelNames::from_btf(kernel->get());
   const Formatter formatter{names, WallClock::now()};
   Provenance provenance;
   Attributor attributor(names, std::set<uint16_t>(options.ports.begin(), options.ports.end()), options.raw, {},
@@ -181,7 +182,7 @@ int run_trace(const TraceOptions& options) {
   BpfSession session(
       SessionConfig{options.ports, options.netns, options.ring_buffer_kib * 1024u, no_tracefs.empty(),
                     options.bpf_stats},
-      kernel.get(),
+      kernel->get(),
       [&](std::span<const std::byte> bytes) {
         DecodeResult decoded = decode_record(bytes);
         if (auto* error = std::get_if<DecodeError>(&decoded)) {
@@ -194,6 +195,7 @@ int run_trace(const TraceOptions& options) {
         else
           attributor.add(std::get<WrapperOpen>(decoded));
       });
+  kernel.reset();
   for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
   for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
   ready.write();

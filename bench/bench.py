@@ -1,0 +1,404 @@
+"""rsttrace benchmarks (run through bench/run, as root).
+
+Every workload runs on loopback inside a network namespace made here, for a
+bounded time. Configurations alternate within each round (A B C D, A B C D,
+...) so that a noisy, shared machine affects them alike; figures are ratios
+to the baseline of the same round, with min/median/max over the rounds.
+"""
+
+import datetime
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("BUILD", os.path.join(ROOT, "build"))
+RSTTRACE = os.path.join(BUILD, "rsttrace")
+LOADGEN = os.path.join(BUILD, "bench", "rsttrace_loadgen")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "3"))
+SOAK_CONNECTIONS = int(os.environ.get("BENCH_SOAK", "1000000"))
+NS = f"rsttrace-bench-{os.getpid()}"
+WORK = tempfile.mkdtemp(prefix="rsttrace-bench-")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def sh(*cmd, check=True, **kw):
+    return subprocess.run(list(cmd), check=check, capture_output=True, text=True, **kw)
+
+
+def in_ns(*cmd):
+    return ["ip", "netns", "exec", NS, *cmd]
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def snmp(name, proto="Tcp:"):
+    rows = [l.split() for l in sh(*in_ns("cat", "/proc/net/snmp")).stdout.splitlines() if l.startswith(proto)]
+    return int(rows[1][rows[0].index(name)])
+
+
+def proc_cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def proc_status(pid, key):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])  # kB
+    return 0
+
+
+def nft_counter():
+    out = sh(*in_ns("nft", "-j", "list", "table", "inet", "bench")).stdout
+    for obj in json.loads(out)["nftables"]:
+        for expr in obj.get("rule", {}).get("expr", []):
+            if "counter" in expr:
+                return expr["counter"]["packets"]
+    return 0
+
+
+# ---- observers: what runs beside the workload ------------------------------
+
+class Observer:
+    name = "baseline"
+
+    def start(self, workload):
+        self.proc = None
+
+    def stop(self):
+        return {}
+
+    def usage(self):
+        return {}
+
+
+class Rsttrace(Observer):
+    name = "rsttrace"
+
+    def __init__(self, extra=()):
+        self.extra = list(extra)
+
+    def start(self, workload):
+        ready = os.path.join(WORK, "ready")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        self.out = open(os.path.join(WORK, "rsttrace.out"), "w")
+        self.proc = subprocess.Popen([RSTTRACE, "--json", "--port", "22", "--netns", f"/run/netns/{NS}",
+                                      "--ready-file", ready, *self.extra],
+                                     stdout=self.out, stderr=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(ready) or self.proc.poll() is not None, 60, "rsttrace ready")
+        self.cpu0 = proc_cpu_seconds(self.proc.pid)
+        self.rss0 = proc_status(self.proc.pid, "VmRSS")
+
+    def usage(self):
+        return {"cpu_s": proc_cpu_seconds(self.proc.pid) - self.cpu0, "hwm_kb": proc_status(self.proc.pid, "VmHWM"),
+                "rss0_kb": self.rss0, "rss_kb": proc_status(self.proc.pid, "VmRSS")}
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=60)
+        self.out.close()
+        lines = open(os.path.join(WORK, "rsttrace.out")).read().splitlines()
+        return json.loads(lines[-1]) if lines else {}
+
+
+class Tcpdump(Observer):
+    name = "tcpdump"
+
+    def start(self, workload):
+        flt = "tcp port 22 and (tcp[tcpflags] & (tcp-rst|tcp-syn) != 0)"
+        self.err = open(os.path.join(WORK, "tcpdump.err"), "w")
+        self.proc = subprocess.Popen(in_ns("tcpdump", "-i", "lo", "-n", "-w", os.path.join(WORK, "tcpdump.pcap"), flt),
+                                     stdout=subprocess.DEVNULL, stderr=self.err)
+        wait_for(lambda: "listening on" in open(os.path.join(WORK, "tcpdump.err")).read(), 30, "tcpdump")
+        self.cpu0 = proc_cpu_seconds(self.proc.pid)
+
+    def usage(self):
+        return {"cpu_s": proc_cpu_seconds(self.proc.pid) - self.cpu0, "hwm_kb": proc_status(self.proc.pid, "VmHWM")}
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        self.err.close()
+        return {}
+
+
+BPFTRACE_PROGRAM = ("tracepoint:tcp:tcp_send_reset /args->sport == 22 || args->dport == 22/ { @resets = count(); } "
+                    "tracepoint:skb:kfree_skb { @drops = count(); }")
+
+
+class Bpftrace(Observer):
+    name = "bpftrace"
+    why_not = None
+
+    @classmethod
+    def available(cls):
+        if cls.why_not is not None:
+            return cls.why_not == ""
+        probe = subprocess.run(["unshare", "-m", "sh", "-c",
+                                "mount -t tracefs nodev /sys/kernel/tracing && exec timeout 20 bpftrace -e "
+                                "'tracepoint:tcp:tcp_send_reset { @ = count(); exit(); } interval:s:1 { exit(); }'"],
+                               capture_output=True, text=True)
+        cls.why_not = "" if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["exit %d" % probe.returncode])[-1]
+        return cls.why_not == ""
+
+    def start(self, workload):
+        self.out = open(os.path.join(WORK, "bpftrace.out"), "w")
+        self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c",
+                                      f"mount -t tracefs nodev /sys/kernel/tracing && exec bpftrace -B line -e '{BPFTRACE_PROGRAM}'"],
+                                     stdout=self.out, stderr=subprocess.STDOUT)
+        wait_for(lambda: "Attaching" in open(os.path.join(WORK, "bpftrace.out")).read(), 60, "bpftrace")
+        time.sleep(0.5)  # bpftrace prints "Attaching" before the probes are in place
+        self.cpu0 = proc_cpu_seconds(self.proc.pid)
+
+    def usage(self):
+        return {"cpu_s": proc_cpu_seconds(self.proc.pid) - self.cpu0, "hwm_kb": proc_status(self.proc.pid, "VmHWM")}
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        self.out.close()
+        return {}
+
+
+# ---- workloads -----------------------------------------------------------
+
+def loadgen(mode, port, seconds=SECONDS):
+    out = sh(*in_ns(LOADGEN, mode, str(port), str(seconds), "2")).stdout
+    return json.loads(out)
+
+
+def measure(workload, observer):
+    observer.start(workload)
+    before = {"rsts": snmp("OutRsts"), "nft": nft_counter() if workload == "drop_storm" else 0}
+    if workload == "unrelated":
+        result = loadgen("fin", 5001)
+        rate = result["rate"]
+    elif workload == "throughput":
+        out = sh(*in_ns("iperf3", "-c", "127.0.0.1", "-p", "5201", "-t", str(SECONDS), "-J")).stdout
+        rate = json.loads(out)["end"]["sum_received"]["bits_per_second"]
+    elif workload == "reset_storm":
+        rate = loadgen("rst", 22)["rate"]
+    elif workload == "drop_storm":
+        rate = loadgen("syn", 22)["rate"]
+    elif workload == "soak":
+        rate = loadgen("rst", 22, seconds=max(5.0, SOAK_CONNECTIONS / 70000.0))["rate"]
+    usage = observer.usage()
+    after = {"rsts": snmp("OutRsts"), "nft": nft_counter() if workload == "drop_storm" else 0}
+    summary = observer.stop()
+    return {"workload": workload, "config": observer.name, "rate": rate,
+            "kernel_resets": after["rsts"] - before["rsts"], "nft_drops": after["nft"] - before["nft"],
+            "summary": summary, **usage}
+
+
+def setup_namespace():
+    sh("ip", "netns", "add", NS)
+    sh(*in_ns("ip", "link", "set", "lo", "up"))
+    # Room for connect/close churn: all ports, and TIME_WAIT reuse.
+    sh(*in_ns("sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65000"))
+    sh(*in_ns("sysctl", "-q", "-w", "net.ipv4.tcp_tw_reuse=1"))
+    sh(*in_ns("nft", "add table inet bench; add chain inet bench input { type filter hook input priority 0; }"))
+    subprocess.Popen(in_ns("iperf3", "-s", "-p", "5201"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: "5201" in sh(*in_ns("ss", "-Htln")).stdout, 10, "iperf3 server")
+
+
+def drop_rule(on):
+    if on:
+        sh(*in_ns("nft", "add rule inet bench input tcp dport 22 counter drop"))
+    else:
+        sh(*in_ns("nft", "flush chain inet bench input"))
+
+
+def teardown():
+    pids = sh("ip", "netns", "pids", NS, check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sh("ip", "netns", "del", NS, check=False)
+
+
+def run():
+    results = []
+    configs = [Observer(), Rsttrace(), Tcpdump()]
+    if Bpftrace.available():
+        configs.append(Bpftrace())
+    for workload in ("unrelated", "throughput", "reset_storm", "drop_storm"):
+        drop_rule(workload == "drop_storm")
+        for round_number in range(ROUNDS):
+            for observer in configs:
+                if workload in ("unrelated", "throughput") and observer.name in ("tcpdump", "bpftrace"):
+                    continue
+                record = measure(workload, observer)
+                record["round"] = round_number
+                results.append(record)
+                print(json.dumps({k: v for k, v in record.items() if k != "summary"}), flush=True)
+    drop_rule(False)
+    # Per-program cost, with the kernel's run time accounting on.
+    costs = {}
+    for workload in ("unrelated", "reset_storm"):
+        record = measure(workload, Rsttrace(["--bpf-stats"]))
+        costs[workload] = record["summary"].get("programs", [])
+    # Soak: about a million connections ending in a reset.
+    soak = measure("soak", Rsttrace())
+    return results, costs, soak
+
+
+def stats(values):
+    return (min(values), statistics.median(values), max(values)) if values else (0, 0, 0)
+
+
+def ratio_rows(results, workload, config):
+    rows = []
+    for record in results:
+        if record["workload"] != workload or record["config"] != config:
+            continue
+        base = [r for r in results if r["workload"] == workload and r["config"] == "baseline"
+                and r["round"] == record["round"]]
+        if base:
+            rows.append(record["rate"] / base[0]["rate"])
+    return rows
+
+
+def fmt(triple, percent=False, digits=1):
+    if percent:
+        return " / ".join(f"{(v - 1) * 100:+.{digits}f}%" for v in triple)
+    return " / ".join(f"{v:,.{digits}f}" for v in triple)
+
+
+def write_report(results, costs, soak):
+    today = datetime.date.today().isoformat()
+    cpu = open("/proc/cpuinfo").read()
+    model = next((l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("model name")), "?")
+    lines = [f"# rsttrace benchmarks, {today}", "",
+             f"- machine: {os.cpu_count()} CPUs ({model}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB",
+             f"- kernel: {platform.release()}",
+             f"- rsttrace: {sh('git', '-C', ROOT, 'rev-parse', '--short', 'HEAD', check=False).stdout.strip()}",
+             f"- method: {ROUNDS} rounds of {SECONDS:g} s per workload, configurations alternating within each round; "
+             "loopback inside a private network namespace; 2 load threads. Figures are min / median / max over the rounds; "
+             "overheads are each round's rate against the same round's baseline (negative: slower).",
+             ""]
+    targets = []
+
+    def observed(workload, config, key):
+        return [r[key] for r in results if r["workload"] == workload and r["config"] == config and key in r]
+
+    lines += ["## Connection rate and throughput", "",
+              "| workload | config | rate (min / median / max) | vs baseline |", "| --- | --- | --- | --- |"]
+    for workload, unit in (("unrelated", "conn/s"), ("throughput", "bit/s"), ("reset_storm", "conn/s"),
+                           ("drop_storm", "SYN/s")):
+        for config in ("baseline", "rsttrace", "tcpdump", "bpftrace"):
+            rates = observed(workload, config, "rate")
+            if not rates:
+                continue
+            vs = fmt(stats(ratio_rows(results, workload, config)), percent=True) if config != "baseline" else "-"
+            lines.append(f"| {workload} | {config} | {fmt(stats(rates), digits=0)} {unit} | {vs} |")
+    lines.append("")
+
+    lines += ["## Accounting: rsttrace's events against the kernel's own counters", "",
+              "| workload | round | kernel count | rsttrace saw | lost | lines / packets+absorbed+ignored = emitted |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    all_accounted = True
+    for record in results:
+        if record["config"] != "rsttrace" or record["workload"] not in ("reset_storm", "drop_storm"):
+            continue
+        s = record["summary"]
+        kernel = record["kernel_resets"] if record["workload"] == "reset_storm" else record["nft_drops"]
+        saw = s["kernel"]["reset_sent"] if record["workload"] == "reset_storm" else s["kernel"]["drop"]
+        balanced = s["packets"] + s["absorbed"] + s["ignored"] == s["kernel"]["emitted"]
+        all_accounted &= saw == kernel and s["lost"] == 0 and balanced
+        lines.append(f"| {record['workload']} | {record['round']} | {kernel:,} | {saw:,} | {s['lost']} | "
+                     f"{s['events']:,} / {'balanced' if balanced else 'UNBALANCED'} |")
+    lines.append("")
+
+    lines += ["## Collector cost", "", "| workload | config | CPU (% of one core) | peak RSS (MB) |", "| --- | --- | --- | --- |"]
+    for workload in ("unrelated", "reset_storm", "drop_storm"):
+        for config in ("rsttrace", "tcpdump", "bpftrace"):
+            cpu_s = observed(workload, config, "cpu_s")
+            if not cpu_s:
+                continue
+            pct = [c / SECONDS * 100 for c in cpu_s]
+            hwm = [h / 1024 for h in observed(workload, config, "hwm_kb")]
+            lines.append(f"| {workload} | {config} | {fmt(stats(pct))} | {fmt(stats(hwm))} |")
+    lines.append("")
+
+    lines += ["## BPF program cost (BPF_ENABLE_STATS, one run each)", "",
+              "| program | unrelated traffic: runs, ns/run (filtered out early) | reset storm: runs, ns/run (emitting) |",
+              "| --- | --- | --- |"]
+    names = sorted({p["name"] for programs in costs.values() for p in programs})
+    for name in names:
+        cells = []
+        for workload in ("unrelated", "reset_storm"):
+            p = next((p for p in costs.get(workload, []) if p["name"] == name), None)
+            cells.append(f"{p['runs']:,}, {p['ns_per_run']:.0f}" if p else "-")
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    lines.append("")
+
+    s = soak["summary"]
+    growth = (soak["rss_kb"] - soak["rss0_kb"]) / soak["rss0_kb"] * 100 if soak.get("rss0_kb") else 0
+    lines += ["## Soak", "",
+              f"- connections ending in a reset: {soak['kernel_resets']:,} (kernel OutRsts), rsttrace saw "
+              f"{s['kernel']['reset_sent']:,}, lost {s['lost']}, lines {s['events']:,}",
+              f"- RSS: {soak['rss0_kb'] / 1024:.1f} MB after attach, {soak['rss_kb'] / 1024:.1f} MB at the end "
+              f"({growth:+.1f}%), peak {soak['hwm_kb'] / 1024:.1f} MB", ""]
+
+    def check(name, ok, figure):
+        targets.append(f"| {name} | {'met' if ok else 'MISSED'} | {figure} |")
+
+    unrelated = statistics.median(ratio_rows(results, "unrelated", "rsttrace") or [1])
+    check("unrelated traffic: at most 1% lower connection rate", unrelated >= 0.99, f"median {(unrelated - 1) * 100:+.1f}%")
+    throughput = statistics.median(ratio_rows(results, "throughput", "rsttrace") or [1])
+    check("unrelated traffic: at most 1% lower throughput", throughput >= 0.99, f"median {(throughput - 1) * 100:+.1f}%")
+    storm = statistics.median(ratio_rows(results, "reset_storm", "rsttrace") or [1])
+    check("reset storm: at most 5% lower connection rate", storm >= 0.95, f"median {(storm - 1) * 100:+.1f}%")
+    tcpdump = statistics.median(ratio_rows(results, "reset_storm", "tcpdump") or [1])
+    check("reset storm: lower overhead than tcpdump", storm >= tcpdump,
+          f"rsttrace {(storm - 1) * 100:+.1f}%, tcpdump {(tcpdump - 1) * 100:+.1f}%")
+    check("reset storm and drop storm: zero loss, every kernel event accounted for", all_accounted,
+          "see the accounting table")
+    storm_cpu = statistics.median([c / SECONDS * 100 for c in observed("reset_storm", "rsttrace", "cpu_s")] or [0])
+    check("reset storm: collector CPU at most 20% of one core", storm_cpu <= 20, f"median {storm_cpu:.1f}%")
+    storm_rss = max(observed("reset_storm", "rsttrace", "hwm_kb") or [0]) / 1024
+    check("reset storm: RSS at most 20 MB", storm_rss <= 20, f"peak {storm_rss:.1f} MB")
+    check("soak: RSS growth under 5%, no loss", growth < 5 and s["lost"] == 0, f"{growth:+.1f}%, lost {s['lost']}")
+
+    lines += ["## Targets", "", "| target | result | figure |", "| --- | --- | --- |", *targets, ""]
+    if Bpftrace.why_not:
+        lines += ["## bpftrace", "", f"bpftrace could not run here: `{Bpftrace.why_not}`", ""]
+    path = os.path.join(ROOT, "bench", "results", f"{today}.md")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    with open(path.replace(".md", ".json"), "w") as f:
+        json.dump({"results": results, "costs": costs, "soak": soak}, f, indent=1)
+    print(f"wrote {path}")
+
+
+def main():
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root")
+    setup_namespace()
+    try:
+        results, costs, soak = run()
+    finally:
+        teardown()
+    write_report(results, costs, soak)
+
+
+if __name__ == "__main__":
+    main()
