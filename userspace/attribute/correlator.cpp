@@ -61,11 +61,14 @@ bool Correlator::add(const TcpEvent& event) {
   if (inserted) group.first_ns = event.monotonic_ns;
   group.last_ns = std::max(group.last_ns, event.monotonic_ns);
   group.events.push_back(event);
-  if (inserted && open_.size() > settings_.max_open) {
+  due_.emplace(due_at(group), key);
+  if (inserted) by_start_.emplace_back(group.first_ns, key);
+  while (open_.size() > settings_.max_open && !by_start_.empty()) {
     // Bounded memory: judge the group that started first, now.
-    auto oldest = std::min_element(open_.begin(), open_.end(), [](const auto& a, const auto& b) {
-      return a.second.first_ns < b.second.first_ns;
-    });
+    const auto [first_ns, oldest_key] = by_start_.front();
+    by_start_.pop_front();
+    auto oldest = open_.find(oldest_key);
+    if (oldest == open_.end() || oldest->second.first_ns != first_ns) continue;  // judged already
     remember_if_drop(oldest->first, oldest->second);
     early_.push_back(std::move(oldest->second.events));
     open_.erase(oldest);
@@ -76,25 +79,31 @@ bool Correlator::add(const TcpEvent& event) {
 
 void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) {
   auto drop = std::find_if(group.events.begin(), group.events.end(), is_syn_drop);
-  if (drop != group.events.end()) reported_drops_[key] = {group.last_ns + settings_.absorb_drops_ns, drop->tcp_seq};
+  if (drop == group.events.end()) return;
+  // Bounded: in a flood, forgetting means a later retransmission gets a line of its own.
+  if (reported_drops_.size() >= settings_.max_open) reported_drops_.clear();
+  reported_drops_[key] = {group.last_ns + settings_.absorb_drops_ns, drop->tcp_seq};
 }
 
 std::vector<std::vector<TcpEvent>> Correlator::take_due(uint64_t now_ns) {
-  std::vector<std::pair<uint64_t, std::vector<TcpEvent>>> due;
-  for (auto it = open_.begin(); it != open_.end();) {
-    if (due_at(it->second) <= now_ns) {
-      remember_if_drop(it->first, it->second);
-      due.emplace_back(it->second.first_ns, std::move(it->second.events));
-      it = open_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
-  std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<std::vector<TcpEvent>> groups = std::move(early_);
   early_.clear();
-  for (auto& [first, events] : due) groups.push_back(std::move(events));
+  // Only the groups whose time has come are looked at: a storm keeps many open.
+  while (!due_.empty() && due_.top().first <= now_ns) {
+    const ConnectionKey key = due_.top().second;
+    due_.pop();
+    auto it = open_.find(key);
+    if (it == open_.end() || due_at(it->second) > now_ns) continue;  // stale entry
+    remember_if_drop(it->first, it->second);
+    groups.push_back(std::move(it->second.events));
+    open_.erase(it);
+  }
+  if (open_.empty()) {  // drop the stale entries left behind
+    due_ = {};
+    by_start_.clear();
+  }
+  while (by_start_.size() > 2 * open_.size() + 1024) by_start_.pop_front();  // stale: their groups are gone
+  std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
   return groups;
 }
 

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <map>
+#include <deque>
+#include <queue>
 #include <tuple>
 #include <vector>
 
@@ -27,7 +29,7 @@ struct CorrelatorSettings {
   uint64_t settle_ns = 150'000'000;          // quiet time before a group is judged
   uint64_t drop_wait_ns = 1'300'000'000;     // a dropped SYN waits for its first retransmission (1 s)
   uint64_t absorb_drops_ns = 75'000'000'000; // later retransmissions of a reported drop are not reported again
-  size_t max_open = 65536;                   // groups held at once; the oldest is judged early beyond that
+  size_t max_open = 16384;                   // groups held at once; the oldest is judged early beyond that
 };
 
 class Correlator {
@@ -55,6 +57,14 @@ class Correlator {
 
   CorrelatorSettings settings_;
   std::map<ConnectionKey, Group> open_;
+  // (due time, connection), earliest first; an entry is stale when its group
+  // got later events since (a newer entry exists) or is gone.
+  using Due = std::pair<uint64_t, ConnectionKey>;
+  struct Later {
+    bool operator()(const Due& a, const Due& b) const { return a.first > b.first; }
+  };
+  std::priority_queue<Due, std::vector<Due>, Later> due_;
+  std::deque<Due> by_start_;  // (first event time, connection) in arrival order, for eviction
   struct ReportedDrop {
     uint64_t until_ns;
     uint32_t isn;  // the dropped SYN's sequence number: its retransmissions carry the same

@@ -37,7 +37,10 @@ std::string plural(uint64_t n, const char* word) {
 
 class Judge {
  public:
-  Judge(const Group& group, const RuleContext& context) : group_(group), context_(context) {}
+  Judge(const Group& group, const RuleContext& context) : group_(group), context_(context) {
+    reasons_.reserve(group.size());  // named once: the rules ask many times
+    for (const TcpEvent& e : group) reasons_.push_back(reason_name(context.names, e).value_or(""));
+  }
 
   std::optional<Report> run() {
     if (auto report = firewall()) return report;
@@ -66,7 +69,7 @@ class Judge {
   }
 
  private:
-  std::string reason(const TcpEvent& e) const { return reason_name(context_.names, e).value_or(""); }
+  const std::string& reason(const TcpEvent& e) const { return reasons_[static_cast<size_t>(&e - group_.data())]; }
   std::string reason_or_none(const TcpEvent& e) const { return reason_name(context_.names, e).value_or("no reason given"); }
   bool reason_is(const TcpEvent& e, std::string_view name) const { return reason(e) == name; }
   bool state_is(const TcpEvent& e, std::string_view name) const { return state_name(context_.names, e) == name; }
@@ -284,6 +287,7 @@ class Judge {
 
   const Group& group_;
   const RuleContext& context_;
+  std::vector<std::string> reasons_;  // parallel to group_
 };
 
 }  // namespace

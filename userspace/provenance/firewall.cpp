@@ -545,14 +545,34 @@ std::optional<std::string> fail2ban_jail_of(const std::string& name) {
   return std::nullopt;
 }
 
+struct RulesetIndex::Parsed {
+  Json nft;
+  std::map<std::string, std::string> nft_texts;
+  IptRuleset iptables_nft;
+  IptRuleset iptables_legacy;
+};
+
+RulesetIndex::RulesetIndex(const Rulesets& rulesets)
+    : parsed_(std::make_unique<Parsed>(Parsed{Json::parse(rulesets.nft_json, nullptr, false),
+                                              nft_rule_texts(rulesets.nft_text),
+                                              parse_iptables_save(rulesets.iptables_nft),
+                                              parse_iptables_save(rulesets.iptables_legacy)})) {}
+RulesetIndex::~RulesetIndex() = default;
+RulesetIndex::RulesetIndex(RulesetIndex&&) noexcept = default;
+RulesetIndex& RulesetIndex::operator=(RulesetIndex&&) noexcept = default;
+
 std::optional<FirewallRule> find_dropping_rule(const Rulesets& rulesets, const PacketFacts& packet) {
+  return RulesetIndex(rulesets).find_dropping_rule(packet);
+}
+
+std::optional<FirewallRule> RulesetIndex::find_dropping_rule(const PacketFacts& packet) const {
   std::optional<FirewallRule> candidate;
   // nf_tables: native nftables and iptables-nft alike.
-  const Json root = Json::parse(rulesets.nft_json, nullptr, false);
+  const Json& root = parsed_->nft;
   if (!root.is_discarded()) {
     NftWalker walker(root, packet);
-    const auto texts = nft_rule_texts(rulesets.nft_text);
-    const IptRuleset iptables_nft = parse_iptables_save(rulesets.iptables_nft);
+    const auto& texts = parsed_->nft_texts;
+    const IptRuleset& iptables_nft = parsed_->iptables_nft;
     auto finish = [&](FirewallRule rule) {
       const std::string chain_key = std::to_string(rule.family == "ip6" ? 6 : 4) + "/" + rule.table + "/" + rule.chain;
       if ((rule.family == "ip" || rule.family == "ip6") && iptables_nft.policies.count(chain_key)) {
@@ -583,8 +603,7 @@ std::optional<FirewallRule> find_dropping_rule(const Rulesets& rulesets, const P
     }
   }
   // iptables-legacy: its own hooks, its own tables.
-  const IptRuleset legacy = parse_iptables_save(rulesets.iptables_legacy);
-  Outcome outcome = IptWalker(legacy, packet, "iptables-legacy").run();
+  Outcome outcome = IptWalker(parsed_->iptables_legacy, packet, "iptables-legacy").run();
   if (outcome.kind == Outcome::Dropped) return outcome.rule;
   if (!candidate) candidate = outcome.candidate;
   return candidate;

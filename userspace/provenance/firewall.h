@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,20 @@ struct Rulesets {
   std::string nft_text;           // nft -a list ruleset
   std::string iptables_nft;       // iptables-nft-save -c (+ ip6tables-nft-save -c)
   std::string iptables_legacy;    // iptables-legacy-save -c (+ ip6tables-legacy-save -c)
+};
+
+// The rulesets parsed once, asked for many packets (a drop storm asks often).
+class RulesetIndex {
+ public:
+  explicit RulesetIndex(const Rulesets& rulesets);
+  ~RulesetIndex();
+  RulesetIndex(RulesetIndex&&) noexcept;
+  RulesetIndex& operator=(RulesetIndex&&) noexcept;
+  std::optional<FirewallRule> find_dropping_rule(const PacketFacts& packet) const;
+
+ private:
+  struct Parsed;
+  std::unique_ptr<Parsed> parsed_;
 };
 
 std::optional<FirewallRule> find_dropping_rule(const Rulesets& rulesets, const PacketFacts& packet);

@@ -77,11 +77,12 @@ std::string Provenance::mount_root(uint32_t mnt_ns, uint32_t hint_pid) {
 std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns) {
   Snapshot& snapshot = rulesets_[drop.netns];
   if (snapshot.read_ns == 0 || now_ns - snapshot.read_ns > 1'000'000'000ULL) {
-    snapshot.rulesets = read_rulesets(drop.netns);
+    snapshot.rulesets.emplace(read_rulesets(drop.netns));
     snapshot.read_ns = now_ns;
   }
+  auto rule = snapshot.rulesets->find_dropping_rule(packet_facts(drop, hook));
   if (rulesets_.size() > 4096) rulesets_.clear();  // bounded: namespaces come and go
-  return find_dropping_rule(snapshot.rulesets, packet_facts(drop, hook));
+  return rule;
 }
 
 }  // namespace rsttrace

@@ -30,7 +30,7 @@ class Provenance {
  private:
   struct Snapshot {
     uint64_t read_ns = 0;
-    Rulesets rulesets;
+    std::optional<RulesetIndex> rulesets;
   };
   std::map<uint32_t, Snapshot> rulesets_;  // by netns inode
 };
