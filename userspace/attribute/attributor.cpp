@@ -3,6 +3,8 @@
 #include "attribute/rules.h"
 
 #include <sys/stat.h>
+
+#include <ctime>
 #include "output/format.h"
 
 namespace rsttrace {
@@ -83,7 +85,10 @@ void Attributor::add_provenance(Report& report) {
       report.written_mtime_unix_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000ULL + st.st_mtim.tv_nsec;
   }
   if (report.verdict == "firewall" && report.netfilter_hook) {
-    report.rule = provenance_->dropping_rule(report.event, *report.netfilter_hook, report.event.monotonic_ns);
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    report.rule = provenance_->dropping_rule(report.event, *report.netfilter_hook,
+                                             static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + now.tv_nsec);
     if (!report.rule) {
       report.detail += "; no rule in the namespace's nftables or iptables rulesets drops it now (changed since?)";
       return;

@@ -76,7 +76,8 @@ std::string Provenance::mount_root(uint32_t mnt_ns, uint32_t hint_pid) {
 
 std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns) {
   Snapshot& snapshot = rulesets_[drop.netns];
-  if (snapshot.read_ns == 0 || now_ns - snapshot.read_ns > 1'000'000'000ULL) {
+  // now_ns is the clock at judging time, so it never runs backwards.
+  if (!snapshot.rulesets || now_ns >= snapshot.read_ns + 1'000'000'000ULL) {
     snapshot.rulesets.emplace(read_rulesets(drop.netns));
     snapshot.read_ns = now_ns;
   }

@@ -16,6 +16,7 @@ class Provenance {
  public:
   // The rule that dropped `drop` at `hook`; rulesets are read at most once a
   // second per namespace (a drop storm must not become an nft storm).
+  // now_ns: CLOCK_MONOTONIC now, not the event's time (groups are judged out of order).
   std::optional<FirewallRule> dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns);
 
   // The fail2ban jail that banned `address`, when `writer` (who wrote
