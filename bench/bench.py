@@ -117,15 +117,21 @@ class Rsttrace(Observer):
         return json.loads(lines[-1]) if lines else {}
 
 
-class Tcpdump(Observer):
-    name = "tcpdump"
+class Tool(Observer):
+    """Another program doing the same job: started, waited for until it says
+    `ready_word` in its log, measured, stopped with SIGINT."""
+    ready_word = ""
+
+    def command(self):
+        raise NotImplementedError
 
     def start(self, workload):
-        flt = "tcp port 22 and (tcp[tcpflags] & (tcp-rst|tcp-syn) != 0)"
-        self.err = open(os.path.join(WORK, "tcpdump.err"), "w")
-        self.proc = subprocess.Popen(in_ns("tcpdump", "-i", "lo", "-n", "-w", os.path.join(WORK, "tcpdump.pcap"), flt),
-                                     stdout=subprocess.DEVNULL, stderr=self.err)
-        wait_for(lambda: "listening on" in open(os.path.join(WORK, "tcpdump.err")).read(), 30, "tcpdump")
+        self.log_path = os.path.join(WORK, f"{self.name}.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: self.ready_word in open(self.log_path).read() or self.proc.poll() is not None, 60, self.name)
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited {self.proc.returncode}")
         self.cpu0 = proc_cpu_seconds(self.proc.pid)
 
     def usage(self):
@@ -134,17 +140,28 @@ class Tcpdump(Observer):
     def stop(self):
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout=30)
-        self.err.close()
+        self.log.close()
         return {}
+
+
+class Tcpdump(Tool):
+    name = "tcpdump"
+    ready_word = "listening on"
+
+    def command(self):
+        flt = "tcp port 22 and (tcp[tcpflags] & (tcp-rst|tcp-syn) != 0)"
+        return in_ns("tcpdump", "-i", "lo", "-n", "-w", os.path.join(WORK, "tcpdump.pcap"), flt)
 
 
 # The same hooks as rsttrace's, counting. (This kernel's tcp_send_reset format
 # has no dport field to filter on; the bench namespace carries only port 22.)
-BPFTRACE_PROGRAM = "tracepoint:tcp:tcp_send_reset { @resets = count(); } tracepoint:skb:kfree_skb { @drops = count(); }"
+BPFTRACE_PROGRAM = ("tracepoint:tcp:tcp_send_reset { @resets = count(); } tracepoint:skb:kfree_skb { @drops = count(); } "
+                    "interval:ms:200 { print(@resets); }")
 
 
-class Bpftrace(Observer):
+class Bpftrace(Tool):
     name = "bpftrace"
+    ready_word = "Attaching"
     why_not = None
 
     @classmethod
@@ -158,24 +175,14 @@ class Bpftrace(Observer):
         cls.why_not = "" if probe.returncode == 0 else (probe.stderr.strip().splitlines() or ["exit %d" % probe.returncode])[-1]
         return cls.why_not == ""
 
+    def command(self):
+        return ["unshare", "-m", "sh", "-c",
+                f"mount -t tracefs nodev /sys/kernel/tracing && exec bpftrace -B line -e '{BPFTRACE_PROGRAM}'"]
+
     def start(self, workload):
-        self.out = open(os.path.join(WORK, "bpftrace.out"), "w")
-        self.proc = subprocess.Popen(["unshare", "-m", "sh", "-c",
-                                      f"mount -t tracefs nodev /sys/kernel/tracing && exec bpftrace -B line -e '{BPFTRACE_PROGRAM}'"],
-                                     stdout=self.out, stderr=subprocess.STDOUT)
-        wait_for(lambda: "Attaching" in open(os.path.join(WORK, "bpftrace.out")).read(), 60, "bpftrace")
-        time.sleep(0.5)  # bpftrace prints "Attaching" before the probes are in place
-        self.cpu0 = proc_cpu_seconds(self.proc.pid)
-
-    def usage(self):
-        return {"cpu_s": proc_cpu_seconds(self.proc.pid) - self.cpu0, "hwm_kb": proc_status(self.proc.pid, "VmHWM")}
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(timeout=30)
-        self.out.close()
-        return {}
-
+        super().start(workload)
+        # "Attaching N probes" comes before the probes are in place: wait for the first interval print.
+        wait_for(lambda: "@" in open(self.log_path).read() or self.proc.poll() is not None, 30, "bpftrace probes")
 
 # ---- workloads -----------------------------------------------------------
 
@@ -252,7 +259,7 @@ def run():
                     if observer.name != "bpftrace":
                         raise
                     observer.proc.kill()
-                    Bpftrace.why_not = f"{error}: " + open(os.path.join(WORK, "bpftrace.out")).read()[-300:]
+                    Bpftrace.why_not = f"{error}: " + open(observer.log_path).read()[-300:]
                     configs.remove(observer)
                     continue
                 record["round"] = round_number

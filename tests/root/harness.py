@@ -37,6 +37,9 @@ def enter_private_netns():
     return os.stat("/proc/self/ns/net").st_ino
 
 
+POLL_INTERVAL = 0.02  # how often a condition is checked, not a wait for an outcome
+
+
 def wait_until(predicate, timeout=10.0, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -45,7 +48,7 @@ def wait_until(predicate, timeout=10.0, what="condition"):
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(POLL_INTERVAL)
 
 
 def tcp_mib(name):
