@@ -210,6 +210,18 @@ class CoreTest(unittest.TestCase):
         self.assertEqual(summary["packets"] + summary["absorbed"] + summary["ignored"],
                          summary["kernel"]["emitted"])
 
+    def test_periodic_and_final_summaries(self):
+        # A verdict settles 150 ms after its events: a 0.1 s interval has passed by then.
+        with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--summary-interval", "0.1") as rt:
+            for _ in range(3):
+                connect_refused("127.0.0.1", PORT, bind="127.0.0.2")
+            wait_until(lambda: len(rt.events()) >= 3, 10, "3 verdicts")
+        self.assertIn("last 0.1 s: ", rt.stderr)
+        self.assertIn("no-listener 3; top remotes 127.0.0.2 (3)", rt.stderr)
+        summary = rt.summary()
+        self.assertEqual(summary["verdicts"], {"no-listener": 3})
+        self.assertEqual(summary["top_remotes"], [{"remote_addr": "127.0.0.2", "events": 3}])
+
     def test_bpf_stats_count_program_runs(self):
         with self.trace("--bpf-stats") as rt:
             for _ in range(50):

@@ -24,6 +24,7 @@
 #include "error.h"
 #include "output/capture_file.h"
 #include "output/format.h"
+#include "output/tally.h"
 
 namespace rsttrace {
 namespace {
@@ -106,8 +107,12 @@ class EventPrinter {
       capture_ = std::make_unique<CaptureFile>(options.output, options.rotate_bytes, options.rotate_keep);
   }
   CaptureFile* capture() { return capture_.get(); }
+  Tally interval;  // since the last periodic summary
+  Tally run;       // since the start
 
   void report(const Report& report, Counts& counts) {
+    interval.add(report);
+    run.add(report);
     ++counts.reports;
     counts.packets += report.packets;
     switch (report.event.kind) {
@@ -206,6 +211,8 @@ int run_trace(const TraceOptions& options) {
                options.netns ? " in netns " + std::to_string(options.netns) : "");
 
   const auto started = std::chrono::steady_clock::now();
+  auto next_summary = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                    std::chrono::duration<double>(options.summary_interval));
   const auto deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                       std::chrono::duration<double>(options.duration_seconds));
   for (;;) {
@@ -225,6 +232,12 @@ int run_trace(const TraceOptions& options) {
       counts.lost_reported = stats.lost;
     }
     printer.flush();
+    if (options.summary_interval > 0 && std::chrono::steady_clock::now() >= next_summary) {
+      spdlog::info("last {:g} s: {}; lost {}", options.summary_interval, printer.interval.text(), stats.lost);
+      printer.interval.clear();
+      next_summary += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(options.summary_interval));
+    }
     if (stop || (options.duration_seconds > 0 && std::chrono::steady_clock::now() >= deadline)) break;
   }
 
@@ -257,14 +270,17 @@ int run_trace(const TraceOptions& options) {
                   {"drop", stats.drop},
                   {"evidence", stats.evidence}}},
   };
+  summary["verdicts"] = printer.run.by_verdict();
+  nlohmann::ordered_json top = nlohmann::ordered_json::array();
+  for (const auto& [address, count] : printer.run.top_remotes(10))
+    top.push_back({{"remote_addr", address}, {"events", count}});
+  summary["top_remotes"] = top;
   if (options.bpf_stats) summary["programs"] = programs;
   if (const CaptureFile* capture = printer.capture())
     summary["capture"] = {{"failed_writes", capture->failed_writes()}, {"rotations", capture->rotations()}};
   printer.summary(summary);
   printer.flush();
-  spdlog::info("{} events ({} resets sent, {} received, {} drops) in {:.1f} s; lost {}, malformed {}",
-               counts.reports, counts.reset_sent, counts.reset_received, counts.drop, elapsed, stats.lost,
-               counts.malformed);
+  spdlog::info("{} in {:.1f} s; lost {}, malformed {}", printer.run.text(), elapsed, stats.lost, counts.malformed);
   return 0;
 }
 

@@ -60,6 +60,9 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       ->check(CLI::Range(64u, 1u << 20));
   app.add_option("--poll-interval-ms", options.poll_interval_ms, "how often the ring buffer is drained")
       ->check(CLI::Range(1u, 1000u));
+  app.add_option("--summary-interval", options.summary_interval,
+                 "every SECONDS, a summary on stderr: counts by verdict, top remote addresses, losses")
+      ->check(CLI::NonNegativeNumber);
   std::string rotate_size;
   app.add_option("-o,--output", options.output,
                  "also write JSON lines (the --json contract) to FILE, mode 0600; SIGHUP reopens it");

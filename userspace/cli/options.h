@@ -20,6 +20,7 @@ struct TraceOptions {
   uint32_t ring_buffer_kib = 4096;
   uint32_t poll_interval_ms = 50;
   bool bpf_stats = false;  // per-program run counts and time in the summary
+  double summary_interval = 0;  // seconds between summaries on stderr; 0: only at exit
   std::string output;           // capture file of JSON lines, besides stdout
   uint64_t rotate_bytes = 0;    // 0: never rotate
   unsigned rotate_keep = 5;
