@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "provenance/firewall.h"
+#include "provenance/provenance.h"
 
 using namespace rsttrace;
 
@@ -165,4 +166,23 @@ TEST_CASE("fail2ban's names") {
   CHECK(fail2ban_jail_of("addr-set-sshd-lab") == "sshd-lab");
   CHECK_FALSE(fail2ban_jail_of("f2b-chain"));
   CHECK_FALSE(fail2ban_jail_of("INPUT"));
+}
+
+TEST_CASE("rulesets are read again after a reload, but a drop storm is rate-limited", "[provenance]") {
+  using rsttrace::RulesetRereads;
+  RulesetRereads rereads;
+  constexpr uint64_t ms = 1'000'000;
+  CHECK(rereads.should_read(false, 0, 1000 * ms, 1000 * ms));          // no snapshot yet
+  CHECK_FALSE(rereads.should_read(true, 1000 * ms, 990 * ms, 1010 * ms));  // snapshot newer than the drop
+  CHECK(rereads.should_read(true, 1000 * ms, 1020 * ms, 1030 * ms));   // a drop after the snapshot: maybe a new rule
+  // A storm: every drop is newer than the snapshot; the burst runs out, then one read a second.
+  uint64_t snapshot = 1030 * ms, reads = 0;
+  for (uint64_t t = 1040; t < 3040; t += 10) {
+    if (rereads.should_read(true, snapshot, t * ms, t * ms)) {
+      ++reads;
+      snapshot = t * ms;
+    }
+  }
+  CHECK(reads >= 3);
+  CHECK(reads <= 5);  // 2 burst tokens left + about 2 refilled in 2 s
 }

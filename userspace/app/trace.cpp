@@ -22,6 +22,8 @@
 #include "collect/record_decoder.h"
 #include "collect/tracefs.h"
 #include "error.h"
+#include "metrics/exposition.h"
+#include "metrics/server.h"
 #include "output/capture_file.h"
 #include "output/format.h"
 #include "output/tally.h"
@@ -110,7 +112,10 @@ class EventPrinter {
   Tally interval;  // since the last periodic summary
   Tally run;       // since the start
 
+  EventCounters metrics;  // for --metrics
+
   void report(const Report& report, Counts& counts) {
+    metrics.add(report);
     interval.add(report);
     run.add(report);
     ++counts.reports;
@@ -165,6 +170,59 @@ uint64_t unix_now_ns() {
           .count());
 }
 
+// Publishes --metrics pages about once a second, with events/s over that span.
+class MetricsPublisher {
+ public:
+  explicit MetricsPublisher(const TraceOptions& options)
+      : start_unix_(static_cast<double>(unix_now_ns()) / 1e9), bpf_stats_(options.bpf_stats) {
+    if (options.metrics) server_ = std::make_unique<MetricsServer>(*options.metrics);
+  }
+  bool enabled() const { return server_ != nullptr; }
+
+  void maybe_publish(const BpfSession& session, const Attributor& attributor, EventPrinter& printer,
+                     const Counts& counts, bool force = false) {
+    if (!server_) return;
+    const uint64_t now = monotonic_now_ns();
+    if (!force && now < last_ns_ + 1'000'000'000ULL) return;
+    MetricsSnapshot snapshot;
+    snapshot.events = printer.metrics.counts();
+    const KernelStats stats = session.stats();
+    snapshot.packets = counts.packets;
+    snapshot.absorbed = attributor.absorbed();
+    snapshot.ignored = attributor.ignored();
+    snapshot.lost = stats.lost;
+    snapshot.malformed = counts.malformed;
+    snapshot.kernel_emitted = stats.emitted;
+    if (const CaptureFile* capture = printer.capture()) {
+      snapshot.failed_writes = capture->failed_writes();
+      snapshot.rotations = capture->rotations();
+    }
+    snapshot.open_connections = attributor.pending();
+    snapshot.evicted_connections = attributor.evicted();
+    if (last_ns_ != 0 && now > last_ns_)
+      snapshot.events_per_second = static_cast<double>(counts.reports - last_reports_) * 1e9 /
+                                   static_cast<double>(now - last_ns_);
+    const ProcessUsage usage = read_process_usage();
+    snapshot.cpu_seconds = usage.cpu_seconds;
+    snapshot.resident_bytes = usage.resident_bytes;
+    snapshot.start_time_seconds = start_unix_;
+    snapshot.program_stats = bpf_stats_;
+    if (bpf_stats_)
+      for (const ProgramStats& program : session.program_stats())
+        snapshot.programs.push_back({program.name, program.runs, program.run_time_ns});
+    server_->publish(render_prometheus(snapshot));
+    last_ns_ = now;
+    last_reports_ = counts.reports;
+  }
+
+ private:
+  std::unique_ptr<MetricsServer> server_;
+  double start_unix_;
+  bool bpf_stats_;
+  uint64_t last_ns_ = 0;
+  uint64_t last_reports_ = 0;
+};
+
 }  // namespace
 
 int run_trace(const TraceOptions& options) {
@@ -181,6 +239,8 @@ int run_trace(const TraceOptions& options) {
 
   SignalFd signals;
   ReadyFile ready(options.ready_file);
+  // Bound before anything is attached: a taken port fails the start cleanly.
+  MetricsPublisher metrics(options);
   const std::string no_tracefs = ensure_tracefs();
   if (!no_tracefs.empty())
     spdlog::warn("{}; owners are learnt from connect/close only, not accept(), and TCP wrappers go unseen", no_tracefs);
@@ -203,6 +263,8 @@ int run_trace(const TraceOptions& options) {
   kernel.reset();
   for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
   for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
+  metrics.maybe_publish(session, attributor, printer, counts, true);
+  if (options.metrics) spdlog::info("serving metrics at http://{}/metrics", options.metrics->text());
   ready.write();
 
   std::string ports;
@@ -232,6 +294,7 @@ int run_trace(const TraceOptions& options) {
       counts.lost_reported = stats.lost;
     }
     printer.flush();
+    metrics.maybe_publish(session, attributor, printer, counts);
     if (options.summary_interval > 0 && std::chrono::steady_clock::now() >= next_summary) {
       spdlog::info("last {:g} s: {}; lost {}", options.summary_interval, printer.interval.text(), stats.lost);
       printer.interval.clear();

@@ -34,6 +34,7 @@ class Attributor {
   uint64_t absorbed() const { return correlator_.absorbed(); }
   uint64_t ignored() const { return ignored_; }  // kernel events of ordinary teardown, not reported
   size_t pending() const { return correlator_.open_groups(); }
+  uint64_t evicted() const { return correlator_.evicted(); }  // judged early: the table was full
 
  private:
   std::vector<Report> judge_all(const std::vector<std::vector<TcpEvent>>& groups);

@@ -69,6 +69,12 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   app.add_option("--rotate-size", rotate_size, "rotate FILE when it would grow past SIZE (e.g. 100M)");
   app.add_option("--rotate-keep", options.rotate_keep, "rotated files to keep: FILE.1 ... FILE.N (default 5)")
       ->check(CLI::Range(0u, 1000u));
+  std::string metrics;
+  bool metrics_allow_remote = false;
+  app.add_option("--metrics", metrics,
+                 "serve Prometheus metrics at http://ADDR:PORT/metrics (loopback only, e.g. 127.0.0.1:9822)");
+  app.add_flag("--metrics-allow-remote", metrics_allow_remote,
+               "let --metrics listen on a non-loopback address (put it behind a firewall)");
   app.add_flag("--bpf-stats", options.bpf_stats,
                "count each BPF program's runs and run time (BPF_ENABLE_STATS) and add them to the summary");
 
@@ -116,6 +122,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     if (!netns.empty()) options.netns = parse_netns(netns);
     if (!options.ready_file.empty()) check_writable_path("--ready-file", options.ready_file);
     if (!options.output.empty()) check_writable_path("--output", options.output);
+    if (metrics_allow_remote && metrics.empty()) throw failed("use", "--metrics-allow-remote", "it needs --metrics");
+    if (!metrics.empty()) options.metrics = parse_listen_address(metrics, metrics_allow_remote);
     if (!rotate_size.empty()) {
       if (options.output.empty()) throw failed("use", "--rotate-size", "it needs --output");
       options.rotate_bytes = parse_size(rotate_size);

@@ -3,9 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
+
+#include "metrics/listen_address.h"
 
 namespace rsttrace {
 
@@ -24,6 +27,7 @@ struct TraceOptions {
   std::string output;           // capture file of JSON lines, besides stdout
   uint64_t rotate_bytes = 0;    // 0: never rotate
   unsigned rotate_keep = 5;
+  std::optional<ListenAddress> metrics;  // --metrics: Prometheus text over HTTP
 };
 
 // `rsttrace selftest`: the scenario lab as a product command.

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -74,10 +75,21 @@ std::string Provenance::mount_root(uint32_t mnt_ns, uint32_t hint_pid) {
   return found;
 }
 
+bool RulesetRereads::should_read(bool have_snapshot, uint64_t snapshot_ns, uint64_t drop_ns, uint64_t now_ns) {
+  if (refilled_ns_ == 0) refilled_ns_ = now_ns;
+  if (now_ns > refilled_ns_) {
+    tokens_ = std::min(kBurst, tokens_ + static_cast<double>(now_ns - refilled_ns_) / 1e9);
+    refilled_ns_ = now_ns;
+  }
+  if (have_snapshot && snapshot_ns >= drop_ns) return false;  // taken after the drop: current enough
+  if (have_snapshot && tokens_ < 1) return false;                // storm: the older snapshot serves
+  tokens_ = std::max(0.0, tokens_ - 1);
+  return true;
+}
+
 std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns) {
   Snapshot& snapshot = rulesets_[drop.netns];
-  // now_ns is the clock at judging time, so it never runs backwards.
-  if (!snapshot.rulesets || now_ns >= snapshot.read_ns + 1'000'000'000ULL) {
+  if (snapshot.rereads.should_read(snapshot.rulesets.has_value(), snapshot.read_ns, drop.monotonic_ns, now_ns)) {
     snapshot.rulesets.emplace(read_rulesets(drop.netns));
     snapshot.read_ns = now_ns;
   }

@@ -12,10 +12,25 @@
 
 namespace rsttrace {
 
+// When to read a namespace's rulesets again. A snapshot taken before a drop
+// happened may miss a rule loaded since (fail2ban bans, `nft -f` reloads), so
+// it is read again, but a drop storm must not become an nft storm: re-reads
+// spend tokens from a bucket of 4 that refills one per second.
+class RulesetRereads {
+ public:
+  // drop_ns: when the kernel dropped the packet; now_ns: CLOCK_MONOTONIC now.
+  bool should_read(bool have_snapshot, uint64_t snapshot_ns, uint64_t drop_ns, uint64_t now_ns);
+
+ private:
+  static constexpr double kBurst = 4;
+  double tokens_ = kBurst;
+  uint64_t refilled_ns_ = 0;
+};
+
 class Provenance {
  public:
-  // The rule that dropped `drop` at `hook`; rulesets are read at most once a
-  // second per namespace (a drop storm must not become an nft storm).
+  // The rule that dropped `drop` at `hook`, from a snapshot of the
+  // namespace's rulesets taken after the drop where RulesetRereads allows.
   // now_ns: CLOCK_MONOTONIC now, not the event's time (groups are judged out of order).
   std::optional<FirewallRule> dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns);
 
@@ -32,6 +47,7 @@ class Provenance {
   struct Snapshot {
     uint64_t read_ns = 0;
     std::optional<RulesetIndex> rulesets;
+    RulesetRereads rereads;
   };
   std::map<uint32_t, Snapshot> rulesets_;  // by netns inode
 };

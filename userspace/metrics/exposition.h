@@ -1,0 +1,71 @@
+// Prometheus text exposition of rsttrace's counters. Pure: the trace loop
+// fills a MetricsSnapshot, render_prometheus() turns it into the page that
+// --metrics serves (text format 0.0.4).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "attribute/report.h"
+
+namespace rsttrace {
+
+// Reports counted by the labels operators slice on.
+struct EventLabels {
+  std::string verdict;
+  std::string kind;       // "reset" | "drop"
+  std::string direction;  // "sent" | "received" | "dropped"
+  uint16_t port = 0;      // the local (watched) port
+  auto operator<=>(const EventLabels&) const = default;
+};
+
+class EventCounters {
+ public:
+  void add(const Report& report);
+  const std::map<EventLabels, uint64_t>& counts() const { return counts_; }
+  uint64_t total() const { return total_; }
+
+ private:
+  std::map<EventLabels, uint64_t> counts_;  // bounded: verdicts x kinds x watched ports
+  uint64_t total_ = 0;
+};
+
+struct ProgramRunTime {
+  std::string name;
+  uint64_t runs = 0;
+  uint64_t run_time_ns = 0;
+};
+
+struct MetricsSnapshot {
+  std::map<EventLabels, uint64_t> events;
+  uint64_t packets = 0;         // kernel events folded into reports
+  uint64_t absorbed = 0;        // kernel events folded into another connection's report
+  uint64_t ignored = 0;         // ordinary teardown, not reported
+  uint64_t lost = 0;            // ring buffer full
+  uint64_t malformed = 0;       // records that failed to decode
+  uint64_t failed_writes = 0;   // capture file lines that could not be written
+  uint64_t rotations = 0;       // capture file rotations
+  uint64_t kernel_emitted = 0;  // records the BPF programs submitted
+  uint64_t open_connections = 0;     // groups waiting for a verdict
+  uint64_t evicted_connections = 0;  // groups judged early because the table was full
+  double events_per_second = 0;      // reports per second over the last publish interval
+  double cpu_seconds = 0;            // this process, user + system
+  uint64_t resident_bytes = 0;
+  double start_time_seconds = 0;     // unix time
+  bool program_stats = false;        // BPF_ENABLE_STATS on: programs below are meaningful
+  std::vector<ProgramRunTime> programs;
+};
+
+std::string render_prometheus(const MetricsSnapshot& snapshot);
+
+// This process's CPU time and resident memory, from /proc/self/stat.
+struct ProcessUsage {
+  double cpu_seconds = 0;
+  uint64_t resident_bytes = 0;
+};
+ProcessUsage read_process_usage();
+
+}  // namespace rsttrace
