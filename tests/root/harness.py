@@ -61,8 +61,9 @@ def tcp_mib(name):
 class Rsttrace:
     """rsttrace --json as a child process; lines are collected as they come."""
 
-    def __init__(self, *args, json_output=True):
+    def __init__(self, *args, json_output=True, ready_owner=None):
         self.args = list(args)
+        self.ready_owner = ready_owner  # uid that must write the ready file (--user)
         self.json_output = json_output
         self.lines = []
         self.stderr = ""
@@ -72,6 +73,8 @@ class Rsttrace:
     def __enter__(self):
         self._dir = tempfile.TemporaryDirectory(prefix="rsttrace-test-")
         self.ready_file = os.path.join(self._dir.name, "ready")
+        if self.ready_owner is not None:
+            os.chown(self._dir.name, self.ready_owner, -1)
         cmd = [RSTTRACE, "--ready-file", self.ready_file] + self.args
         if self.json_output:
             cmd.append("--json")

@@ -4,6 +4,7 @@ on a server during a long incident (a second rsttrace beside it, sshd
 restarting, namespaces coming and going, rulesets reloaded)."""
 
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -141,25 +142,6 @@ class KeepsWorkingTest(unittest.TestCase):
         # sshd with MaxStartups 1: a second unauthenticated connection is reset by sshd.
         workdir = tempfile.TemporaryDirectory(prefix="rsttrace-sshd-")
         self.addCleanup(workdir.cleanup)
-        key = os.path.join(workdir.name, "host_key")
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
-        config = os.path.join(workdir.name, "sshd_config")
-        with open(config, "w") as f:
-            f.write(f"Port {PORT}\nListenAddress 127.0.0.1\nHostKey {key}\nMaxStartups 1\n"
-                    f"PidFile {workdir.name}/sshd.pid\nUsePAM no\n")
-        os.makedirs("/run/sshd", exist_ok=True)
-
-        def start_sshd():
-            proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config], stderr=subprocess.PIPE, text=True)
-            self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
-            wait_until(lambda: port_open(), 10, "sshd listening")
-            return proc
-
-        def port_open():
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", PORT)) != 0:
-                    return False
-                return sock.recv(64).startswith(b"SSH-")  # a whole handshake slot used and freed
 
         def holding_the_only_slot():
             # The slot of an earlier probe frees when its sshd child exits: retry until sshd greets us.
@@ -177,18 +159,110 @@ class KeepsWorkingTest(unittest.TestCase):
                     wait_until(lambda: rt.events(verdict="sshd", pid=pid), 15, f"an sshd verdict for pid {pid}")
 
         with Rsttrace("--port", str(PORT), "--netns", str(NETNS)) as rt:
-            first = start_sshd()
+            first = start_sshd(self, workdir.name, "MaxStartups 1\n")
             beyond_max_startups(rt, first.pid)
             first.terminate()
             first.wait()
             refused(1)
             wait_until(lambda: rt.events(verdict="no-listener"), 10, "no-listener while sshd is down")
-            second = start_sshd()
+            second = start_sshd(self, workdir.name, "MaxStartups 1\n")
             beyond_max_startups(rt, second.pid)
             second.terminate()
             second.wait()
         self.assertEqual(rt.returncode, 0)
         self.assertEqual(rt.summary()["lost"], 0)
+
+
+def status_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def children_of(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(child) for child in f.read().split()]
+
+
+def start_sshd(test, workdir, extra_config="", wrap=None):
+    """A real sshd on PORT in the test's netns; wrap: argv prefix (e.g. a mount namespace of its own)."""
+    key = os.path.join(workdir, "host_key")
+    if not os.path.exists(key):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key], check=True)
+    config = os.path.join(workdir, "sshd_config")
+    with open(config, "w") as f:
+        f.write(f"Port {PORT}\nListenAddress 127.0.0.1\nHostKey {key}\nPidFile {workdir}/sshd.pid\n"
+                f"UsePAM no\n{extra_config}")
+    os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen((wrap or []) + ["/usr/sbin/sshd", "-D", "-e", "-f", config],
+                            stderr=subprocess.DEVNULL)
+    test.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+
+    wait_until(listening, 10, "sshd listening")
+    return proc
+
+
+def listening(port=PORT):
+    """A socket of this netns listens on port (connecting would itself be traced)."""
+    with open("/proc/net/tcp") as f:
+        return any(fields[1].endswith(f":{port:04X}") and fields[3] == "0A"
+                   for fields in (line.split() for line in f.readlines()[1:]))
+
+
+class PrivilegesTest(unittest.TestCase):
+    def test_dropped_after_attach_and_broker_keeps_them(self):
+        with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--metrics", METRICS) as rt:
+            status = status_of(rt.proc.pid)
+            for field in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"):
+                self.assertEqual(int(status[field], 16), 0, f"{field} {status[field]}")
+            self.assertEqual(status["NoNewPrivs"], "1")
+            for task in os.listdir(f"/proc/{rt.proc.pid}/task"):  # the metrics threads too
+                self.assertEqual(int(status_of(f"{rt.proc.pid}/task/{task}")["CapEff"], 16), 0)
+            brokers = [c for c in children_of(rt.proc.pid) if status_of(c)["Name"] == "rsttrace-broker"]
+            self.assertEqual(len(brokers), 1)
+            self.assertNotEqual(int(status_of(brokers[0])["CapEff"], 16), 0)
+            scrape()  # the metrics thread serves without privileges
+        self.assertEqual(rt.returncode, 0)
+        self.assertFalse(os.path.exists(f"/proc/{brokers[0]}/status") and
+                         status_of(brokers[0]).get("PPid") == str(rt.proc.pid), "the broker outlived rsttrace")
+
+    def test_user_switch(self):
+        with tempfile.TemporaryDirectory(prefix="rsttrace-user-") as directory:
+            os.chown(directory, 65534, 65534)
+            capture = os.path.join(directory, "capture.jsonl")
+            with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--user", "nobody", "--output", capture,
+                          ready_owner=65534) as rt:
+                status = status_of(rt.proc.pid)
+                self.assertEqual(status["Uid"].split(), ["65534"] * 4)
+                self.assertEqual(status["Groups"].strip(), "")
+                self.assertEqual(int(status["CapEff"], 16), 0)
+                refused(2)
+                wait_until(lambda: len(rt.events()) >= 2, 10, "2 events as nobody")
+                rt.proc.send_signal(signal.SIGHUP)  # reopen as nobody
+                refused(1)
+                wait_until(lambda: len(rt.events()) >= 3, 10, "3 events")
+            self.assertEqual(rt.returncode, 0)
+            self.assertEqual(rt.summary()["capture"]["failed_writes"], 0)
+            self.assertEqual(os.stat(capture).st_uid, 65534)
+
+    def test_wrapper_provenance_through_the_broker(self):
+        # sshd in a mount namespace of its own, where /etc/hosts.deny refuses 127.0.0.1:
+        # rsttrace (without privileges) names the line through the broker.
+        workdir = tempfile.TemporaryDirectory(prefix="rsttrace-wrap-")
+        self.addCleanup(workdir.cleanup)
+        for name, text in (("hosts.allow", "# nothing allowed explicitly\n"), ("hosts.deny", "sshd: 127.0.0.1\n")):
+            with open(os.path.join(workdir.name, name), "w") as f:
+                f.write(text)
+        binds = " && ".join(f"mount --bind {workdir.name}/{name} /etc/{name}" for name in ("hosts.allow", "hosts.deny"))
+        wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c", binds + ' && exec "$0" "$@"']
+        with Rsttrace("--port", str(PORT), "--netns", str(NETNS)) as rt:
+            start_sshd(self, workdir.name, wrap=wrap)
+            with socket.create_connection(("127.0.0.1", PORT)) as client:
+                client.sendall(b"SSH-2.0-rsttrace-test\r\n")
+                event = rt.wait_event(timeout=20, verdict="tcp-wrappers")
+        self.assertEqual(event["wrapper_rule"]["file"], "/etc/hosts.deny")
+        self.assertEqual(event["wrapper_rule"]["line"], 1)
+        self.assertEqual(event["wrapper_rule"]["text"], "sshd: 127.0.0.1")
+        self.assertEqual(event["written_by"]["source"], "mtime")
 
 
 if __name__ == "__main__":

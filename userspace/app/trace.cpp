@@ -1,6 +1,7 @@
 #include "app/trace.h"
 
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #include "metrics/exposition.h"
 #include "metrics/server.h"
 #include "output/capture_file.h"
+#include "privsep/broker.h"
 #include "output/format.h"
 #include "output/tally.h"
 
@@ -68,7 +70,8 @@ class ReadyFile {
  public:
   explicit ReadyFile(std::string path) : path_(std::move(path)) {}
   ~ReadyFile() {
-    if (written_) std::filesystem::remove(path_);
+    std::error_code ignored;  // e.g. no longer allowed after --user
+    if (written_) std::filesystem::remove(path_, ignored);
   }
   void write() {
     if (path_.empty()) return;
@@ -177,7 +180,9 @@ class MetricsPublisher {
       : start_unix_(static_cast<double>(unix_now_ns()) / 1e9), bpf_stats_(options.bpf_stats) {
     if (options.metrics) server_ = std::make_unique<MetricsServer>(*options.metrics);
   }
-  bool enabled() const { return server_ != nullptr; }
+  void serve() {
+    if (server_) server_->serve();
+  }
 
   void maybe_publish(const BpfSession& session, const Attributor& attributor, EventPrinter& printer,
                      const Counts& counts, bool force = false) {
@@ -263,7 +268,22 @@ int run_trace(const TraceOptions& options) {
   kernel.reset();
   for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
   for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
+  // From here on, privileges live only in the broker: it reads rulesets and
+  // hosts files for provenance; this process parses untrusted input and serves HTTP.
+  std::unique_ptr<BrokerAccess> broker;
+  if (!options.keep_privileges) {
+    // The capture file was created by root: the user must be able to reopen it.
+    if (const passwd* user = options.user.empty() ? nullptr : getpwnam(options.user.c_str());
+        user && !options.output.empty() && chown(options.output.c_str(), user->pw_uid, user->pw_gid) != 0)
+      throw failed("hand", "--output " + options.output + " to user " + options.user, errno_text(errno));
+    broker = std::make_unique<BrokerAccess>();
+    provenance.use(*broker);
+    const DroppedPrivileges dropped = drop_privileges(options.user, [&] { return session.maps_readable(); });
+    if (dropped.kept_cap_bpf) spdlog::info("kept CAP_BPF: this kernel checks it on every bpf() call");
+    spdlog::debug("privileges dropped ({}); broker pid {}", privilege_summary(), broker->pid());
+  }
   metrics.maybe_publish(session, attributor, printer, counts, true);
+  metrics.serve();
   if (options.metrics) spdlog::info("serving metrics at http://{}/metrics", options.metrics->text());
   ready.write();
 

@@ -56,14 +56,15 @@ void Attributor::add_provenance(Report& report) {
                        std::to_string(writer.process.pid) + "], child of " + escape_untrusted(writer.parent.comm) +
                        "[" + std::to_string(writer.parent.pid) + "] (thread " + escape_untrusted(writer.parent_thread) + ")";
       report.fail2ban_jail =
-          Provenance::fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr));
+          provenance_ ? provenance_->fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr))
+                      : Provenance::fail2ban_jail_from_thread(writer);
       if (report.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";
     }
   }
   if (!provenance_) return;
   if (report.verdict == "tcp-wrappers") {
     const std::string root =
-        Provenance::mount_root(report.wrapper_mnt_ns, report.event.acceptor_pid ? report.event.acceptor_pid : report.wrapper_pid);
+        provenance_->mount_root(report.wrapper_mnt_ns, report.event.acceptor_pid ? report.event.acceptor_pid : report.wrapper_pid);
     // The files as the refused process saw them (its mount namespace), read now.
     AccessClient client;
     client.daemon = report.event.owner ? report.event.owner->comm : "sshd";
@@ -71,7 +72,8 @@ void Attributor::add_provenance(Report& report) {
     client.server_address = format_address(report.event.family, report.event.local.addr);
     client.server_port = report.event.local.port;
     if (!root.empty()) {
-      const AccessDecision decision = decide_access_from_files(client, root);
+      const AccessDecision decision = decide_access_from_files(
+          client, root, [this](const std::string& path) { return provenance_->access().read_file(path); });
       if (!decision.allowed && decision.rule) {
         report.wrapper_rule = decision.rule;
         report.detail += "; refused by " + decision.rule->file + " line " + std::to_string(decision.rule->line) + ": " +
@@ -80,9 +82,9 @@ void Attributor::add_provenance(Report& report) {
         report.detail += "; the wrapper files allow " + client.address + " now (changed since?)";
       }
     }
-    struct stat st {};
-    if (!report.written_by && !root.empty() && stat((root + "/etc/hosts.deny").c_str(), &st) == 0)
-      report.written_mtime_unix_ns = static_cast<uint64_t>(st.st_mtim.tv_sec) * 1'000'000'000ULL + st.st_mtim.tv_nsec;
+    const auto st = report.written_by || root.empty() ? std::nullopt : provenance_->access().stat_file(root + "/etc/hosts.deny");
+    if (st)
+      report.written_mtime_unix_ns = static_cast<uint64_t>(st->st_mtim.tv_sec) * 1'000'000'000ULL + st->st_mtim.tv_nsec;
   }
   if (report.verdict == "firewall" && report.netfilter_hook) {
     timespec now{};

@@ -1,5 +1,6 @@
 #include "cli/options.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -75,6 +76,11 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
                  "serve Prometheus metrics at http://ADDR:PORT/metrics (loopback only, e.g. 127.0.0.1:9822)");
   app.add_flag("--metrics-allow-remote", metrics_allow_remote,
                "let --metrics listen on a non-loopback address (put it behind a firewall)");
+  app.add_option("--user", options.user,
+                 "after attaching, switch to USER (its directory must hold --output); default: stay uid 0 "
+                 "without any capability");
+  app.add_flag("--keep-privileges", options.keep_privileges,
+               "do not drop privileges after attaching (rulesets and hosts files are then read directly)");
   app.add_flag("--bpf-stats", options.bpf_stats,
                "count each BPF program's runs and run time (BPF_ENABLE_STATS) and add them to the summary");
 
@@ -123,6 +129,10 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     if (!options.ready_file.empty()) check_writable_path("--ready-file", options.ready_file);
     if (!options.output.empty()) check_writable_path("--output", options.output);
     if (metrics_allow_remote && metrics.empty()) throw failed("use", "--metrics-allow-remote", "it needs --metrics");
+    if (options.keep_privileges && !options.user.empty())
+      throw failed("use", "--user", "it drops privileges, --keep-privileges keeps them");
+    if (!options.user.empty() && !getpwnam(options.user.c_str()))
+      throw failed("use", "--user " + options.user, "no such user");
     if (!metrics.empty()) options.metrics = parse_listen_address(metrics, metrics_allow_remote);
     if (!rotate_size.empty()) {
       if (options.output.empty()) throw failed("use", "--rotate-size", "it needs --output");

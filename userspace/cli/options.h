@@ -28,6 +28,8 @@ struct TraceOptions {
   uint64_t rotate_bytes = 0;    // 0: never rotate
   unsigned rotate_keep = 5;
   std::optional<ListenAddress> metrics;  // --metrics: Prometheus text over HTTP
+  std::string user;              // after attach, run as this user (else uid 0 without capabilities)
+  bool keep_privileges = false;  // do not drop privileges after attach
 };
 
 // `rsttrace selftest`: the scenario lab as a product command.

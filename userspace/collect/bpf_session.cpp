@@ -125,6 +125,14 @@ void BpfSession::drain() {
   if (err < 0) throw failed("read", "ring buffer", errno_text(err));
 }
 
+bool BpfSession::maps_readable() const {
+  const int ncpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> per_cpu(ncpus > 0 ? ncpus : 1);
+  const uint32_t index = RSTTRACE_STAT_EMITTED;
+  return bpf_map__lookup_elem(skel_->maps.stats, &index, sizeof(index), per_cpu.data(),
+                              per_cpu.size() * sizeof(uint64_t), 0) == 0;
+}
+
 KernelStats BpfSession::stats() const {
   const int ncpus = libbpf_num_possible_cpus();
   std::vector<uint64_t> per_cpu(ncpus > 0 ? ncpus : 1);

@@ -59,6 +59,9 @@ class BpfSession {
   // Hands every record waiting in the ring buffer to the sink.
   void drain();
   KernelStats stats() const;
+  // Whether this process can read the BPF maps, e.g. after dropping CAP_BPF
+  // (kernels before 6.5 check it on every bpf() call while unprivileged BPF is off).
+  bool maps_readable() const;
   std::vector<ProgramStats> program_stats() const;  // empty unless config.program_stats
   std::vector<std::string> attached_programs() const { return attached_; }
   // What this kernel cannot show, one sentence each (empty on 6.11+).

@@ -32,7 +32,10 @@ MetricsServer::MetricsServer(const ListenAddress& address) : server_(std::make_u
   if (!server_->bind_to_port(address.host, address.port))
     throw failed("bind", "metrics address " + address.text(), errno ? errno_text(errno) : "address unavailable");
   port_ = address.port;
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+}
+
+void MetricsServer::serve() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { server_->listen_after_bind(); });
 }
 
 MetricsServer::~MetricsServer() {

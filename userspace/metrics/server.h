@@ -18,8 +18,11 @@ namespace rsttrace {
 
 class MetricsServer {
  public:
-  // Binds at once (throws Error "failed to bind metrics address ..."), serves from a thread.
+  // Binds at once (throws Error "failed to bind metrics address ...").
   explicit MetricsServer(const ListenAddress& address);
+  // Serves from a thread of its own: call it after privileges are dropped,
+  // since capabilities belong to each thread.
+  void serve();
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

@@ -60,12 +60,15 @@ std::optional<std::string> capture_output(const std::vector<std::string>& argv, 
   return out;
 }
 
-std::string netns_path(uint32_t inode) {
-  struct stat st {};
+std::string netns_path(uint32_t inode, SystemAccess& access) {
+  auto is_it = [&](const std::string& path) {
+    const auto st = access.stat_file(path);
+    return st && st->st_ino == inode;
+  };
   if (DIR* dir = opendir("/run/netns")) {
     while (dirent* entry = readdir(dir)) {
       const std::string path = std::string("/run/netns/") + entry->d_name;
-      if (entry->d_name[0] != '.' && stat(path.c_str(), &st) == 0 && st.st_ino == inode) {
+      if (entry->d_name[0] != '.' && is_it(path)) {
         closedir(dir);
         return path;
       }
@@ -76,7 +79,7 @@ std::string netns_path(uint32_t inode) {
     while (dirent* entry = readdir(dir)) {
       if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
       const std::string path = std::string("/proc/") + entry->d_name + "/ns/net";
-      if (stat(path.c_str(), &st) == 0 && st.st_ino == inode) {
+      if (is_it(path)) {
         closedir(dir);
         return path;
       }

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "privsep/system_access.h"
+
 namespace rsttrace {
 
 // Runs argv (no shell) and returns its stdout, or nullopt if it could not run,
@@ -14,6 +16,6 @@ std::optional<std::string> capture_output(const std::vector<std::string>& argv,
 
 // A path that enters network namespace `inode` (/run/netns/NAME or
 // /proc/PID/ns/net), or empty if no process or name holds it any more.
-std::string netns_path(uint32_t inode);
+std::string netns_path(uint32_t inode, SystemAccess& access);
 
 }  // namespace rsttrace

@@ -609,13 +609,13 @@ std::optional<FirewallRule> RulesetIndex::find_dropping_rule(const PacketFacts& 
   return candidate;
 }
 
-Rulesets read_rulesets(uint32_t netns_inode) {
+Rulesets read_rulesets(uint32_t netns_inode, SystemAccess& access) {
   Rulesets rulesets;
-  const std::string path = netns_path(netns_inode);
+  const std::string path = netns_path(netns_inode, access);
   if (path.empty()) return rulesets;
   auto in_netns = [&](std::vector<std::string> argv) {
     argv.insert(argv.begin(), {"nsenter", "--net=" + path, "--"});
-    return capture_output(argv).value_or("");
+    return access.run(argv).value_or("");
   };
   rulesets.nft_json = in_netns({"nft", "-j", "-a", "list", "ruleset"});
   rulesets.nft_text = in_netns({"nft", "-a", "list", "ruleset"});

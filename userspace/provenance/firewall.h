@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "privsep/system_access.h"
+
 namespace rsttrace {
 
 struct PacketFacts {
@@ -61,7 +63,7 @@ std::optional<FirewallRule> find_dropping_rule(const Rulesets& rulesets, const P
 
 // Reads the rulesets of network namespace `inode` with nft and iptables-save
 // (entered with nsenter). Empty texts where a tool is missing or fails.
-Rulesets read_rulesets(uint32_t netns_inode);
+Rulesets read_rulesets(uint32_t netns_inode, SystemAccess& access);
 
 // fail2ban's names: iptables chains f2b-<jail>, nftables sets addr-set-<jail>.
 std::optional<std::string> fail2ban_jail_of(const std::string& chain_or_set);

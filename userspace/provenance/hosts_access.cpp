@@ -488,11 +488,13 @@ AccessDecision decide_access(std::string_view allow_text, std::string_view deny_
   return decision;
 }
 
-AccessDecision decide_access_from_files(const AccessClient& client, const std::string& root) {
-  const std::string allow = read_whole_file(root + "/etc/hosts.allow").value_or("");
-  const std::string deny = read_whole_file(root + "/etc/hosts.deny").value_or("");
+AccessDecision decide_access_from_files(const AccessClient& client, const std::string& root,
+                                        const PatternFileLoader& read_file) {
+  const PatternFileLoader read = read_file ? read_file : PatternFileLoader(read_whole_file);
+  const std::string allow = read(root + "/etc/hosts.allow").value_or("");
+  const std::string deny = read(root + "/etc/hosts.deny").value_or("");
   return decide_access(allow, deny, client, "/etc/hosts.allow", "/etc/hosts.deny",
-                       [&root](const std::string& path) { return read_whole_file(root + path); });
+                       [&root, &read](const std::string& path) { return read(root + path); });
 }
 
 }  // namespace rsttrace

@@ -57,6 +57,8 @@ AccessDecision decide_access(std::string_view allow_text, std::string_view deny_
 // Convenience: reads <root>/etc/hosts.allow, <root>/etc/hosts.deny and pattern
 // files below <root> (e.g. root "/proc/812/root" for the daemon's own view).
 // A missing file reads as empty, like libwrap treats it.
-AccessDecision decide_access_from_files(const AccessClient& client, const std::string& root = "");
+// read_file: how a file is read (default: directly; rsttrace's broker once privileges are dropped).
+AccessDecision decide_access_from_files(const AccessClient& client, const std::string& root = "",
+                                        const PatternFileLoader& read_file = {});
 
 }  // namespace rsttrace

@@ -30,8 +30,8 @@ namespace {
 
 // fail2ban-server's control socket, from its command line (-s), as reachable
 // from here through its root (it may live in another mount namespace).
-std::string fail2ban_socket(uint32_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+std::string fail2ban_socket(uint32_t pid, SystemAccess& access) {
+  std::istringstream in(access.read_file("/proc/" + std::to_string(pid) + "/cmdline").value_or(""));
   std::string argument, socket = "/var/run/fail2ban/fail2ban.sock";
   bool next_is_socket = false;
   while (std::getline(in, argument, '\0')) {
@@ -43,13 +43,20 @@ std::string fail2ban_socket(uint32_t pid) {
 
 }  // namespace
 
+std::optional<std::string> Provenance::fail2ban_jail_from_thread(const WrapperOpen& writer) {
+  const std::string& thread = writer.parent_thread;
+  if (thread.rfind("f2b/a.", 0) == 0 && thread.size() < 15) return thread.substr(6);
+  return std::nullopt;
+}
+
 std::optional<std::string> Provenance::fail2ban_jail_of_writer(const WrapperOpen& writer, const std::string& address) {
   const std::string& thread = writer.parent_thread;
   const bool fail2ban = thread.rfind("f2b/", 0) == 0 || writer.parent.comm.rfind("fail2ban", 0) == 0;
   if (!fail2ban) return std::nullopt;
-  if (thread.rfind("f2b/a.", 0) == 0 && thread.size() < 15) return thread.substr(6);
+  if (auto jail = fail2ban_jail_from_thread(writer)) return jail;
   // Ask fail2ban which jail banned the address: `banned IP` answers [['jail', ...]].
-  const auto answer = capture_output({"fail2ban-client", "-s", fail2ban_socket(writer.parent.pid), "banned", address});
+  const auto answer =
+      access_->run({"fail2ban-client", "-s", fail2ban_socket(writer.parent.pid, *access_), "banned", address});
   if (!answer) return std::nullopt;
   const auto open = answer->find("'"), close = open == std::string::npos ? open : answer->find("'", open + 1);
   if (close == std::string::npos) return std::nullopt;
@@ -57,9 +64,9 @@ std::optional<std::string> Provenance::fail2ban_jail_of_writer(const WrapperOpen
 }
 
 std::string Provenance::mount_root(uint32_t mnt_ns, uint32_t hint_pid) {
-  struct stat st {};
   auto in_ns = [&](const std::string& pid) {
-    return stat(("/proc/" + pid + "/ns/mnt").c_str(), &st) == 0 && st.st_ino == mnt_ns;
+    const auto st = access_->stat_file("/proc/" + pid + "/ns/mnt");
+    return st && st->st_ino == mnt_ns;
   };
   if (hint_pid && in_ns(std::to_string(hint_pid))) return "/proc/" + std::to_string(hint_pid) + "/root";
   std::string found;
@@ -90,7 +97,7 @@ bool RulesetRereads::should_read(bool have_snapshot, uint64_t snapshot_ns, uint6
 std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns) {
   Snapshot& snapshot = rulesets_[drop.netns];
   if (snapshot.rereads.should_read(snapshot.rulesets.has_value(), snapshot.read_ns, drop.monotonic_ns, now_ns)) {
-    snapshot.rulesets.emplace(read_rulesets(drop.netns));
+    snapshot.rulesets.emplace(read_rulesets(drop.netns, *access_));
     snapshot.read_ns = now_ns;
   }
   auto rule = snapshot.rulesets->find_dropping_rule(packet_facts(drop, hook));

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "collect/tcp_event.h"
+#include "privsep/system_access.h"
 #include "provenance/firewall.h"
 
 namespace rsttrace {
@@ -29,6 +30,11 @@ class RulesetRereads {
 
 class Provenance {
  public:
+  // Reads the system directly until use() hands it the privileged broker.
+  Provenance() : access_(&direct_) {}
+  void use(SystemAccess& access) { access_ = &access; }
+  SystemAccess& access() { return *access_; }
+
   // The rule that dropped `drop` at `hook`, from a snapshot of the
   // namespace's rulesets taken after the drop where RulesetRereads allows.
   // now_ns: CLOCK_MONOTONIC now, not the event's time (groups are judged out of order).
@@ -37,11 +43,13 @@ class Provenance {
   // The fail2ban jail that banned `address`, when `writer` (who wrote
   // hosts.deny) was started by fail2ban: its action threads are named
   // f2b/a.<jail>; a name cut at 15 bytes is confirmed with fail2ban-client.
-  static std::optional<std::string> fail2ban_jail_of_writer(const WrapperOpen& writer, const std::string& address);
+  std::optional<std::string> fail2ban_jail_of_writer(const WrapperOpen& writer, const std::string& address);
+  // The jail when the writer's parent thread name says it whole (f2b/a.<jail>).
+  static std::optional<std::string> fail2ban_jail_from_thread(const WrapperOpen& writer);
 
   // Where mount namespace `mnt_ns`'s files are reachable from here
   // (/proc/PID/root of a process in it; `hint` is tried first), or "".
-  static std::string mount_root(uint32_t mnt_ns, uint32_t hint_pid);
+  std::string mount_root(uint32_t mnt_ns, uint32_t hint_pid);
 
  private:
   struct Snapshot {
@@ -50,6 +58,8 @@ class Provenance {
     RulesetRereads rereads;
   };
   std::map<uint32_t, Snapshot> rulesets_;  // by netns inode
+  DirectAccess direct_;
+  SystemAccess* access_;
 };
 
 PacketFacts packet_facts(const TcpEvent& drop, const std::string& hook);

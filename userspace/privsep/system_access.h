@@ -1,0 +1,42 @@
+// What provenance needs from the system that a process without privileges
+// cannot do itself: run the ruleset and fail2ban readers (in other network
+// namespaces) and open files of other processes' mount and network
+// namespaces. DirectAccess does it in this process; BrokerAccess asks the
+// privileged broker (privsep/broker.h) once rsttrace has dropped privileges.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace rsttrace {
+
+class SystemAccess {
+ public:
+  virtual ~SystemAccess() = default;
+  // argv's standard output; nullopt if it could not run, failed or timed out.
+  virtual std::optional<std::string> run(const std::vector<std::string>& argv) = 0;
+  // A read-only descriptor for path (the caller closes it), or -1.
+  virtual int open_read(const std::string& path) = 0;
+
+  std::optional<std::string> read_file(const std::string& path, size_t max_bytes = 16 << 20);
+  std::optional<struct stat> stat_file(const std::string& path);
+};
+
+class DirectAccess final : public SystemAccess {
+ public:
+  std::optional<std::string> run(const std::vector<std::string>& argv) override;
+  int open_read(const std::string& path) override;
+};
+
+// What the broker serves, and nothing else. Pure; unit-tested.
+// Commands: the ruleset and fail2ban readers, possibly under `nsenter --net=PATH --`.
+bool broker_allows_command(const std::vector<std::string>& argv);
+// Paths: namespace files of processes and /run/netns, command lines, and
+// /etc/hosts.* of a process's root (hosts.allow, hosts.deny, and pattern files
+// named /etc/hosts.*: others are not read once privileges are dropped).
+bool broker_allows_path(const std::string& path);
+
+}  // namespace rsttrace
