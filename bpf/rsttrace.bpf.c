@@ -316,8 +316,38 @@ int BPF_PROG(handle_send_reset)
 	}
 	if (!event_watched(&e))
 		return 0;
-	if (sk && (e.flags & RSTTRACE_FLAG_REASON) && reset_sent_by_closer(e.reason))
+	if (sk && (e.flags & RSTTRACE_FLAG_REASON) && reset_sent_by_closer(e.reason)) {
+		e.flags |= RSTTRACE_FLAG_BY_CLOSER;
 		record_owner(sk, RSTTRACE_OWNER_CLOSE);
+	}
+	fill_context(&e, RSTTRACE_KIND_RESET_SENT);
+	emit(&e, RSTTRACE_STAT_RESET_SENT);
+	return 0;
+}
+
+/*
+ * Before 6.10, tcp_send_active_reset() (close() with unread data, a zero
+ * linger, disconnect, keepalive and memory aborts) does not reach
+ * tcp:tcp_send_reset. Where kprobes exist, this fills the gap; userspace
+ * loads it only when the tracepoint lacks the reason argument, so one reset is
+ * never reported twice. The close and disconnect paths set TCP_CLOSE before
+ * sending, in the closing process; the timer paths send from the old state.
+ */
+SEC("kprobe/tcp_send_active_reset")
+int BPF_KPROBE(handle_active_reset, struct sock *sk)
+{
+	struct rsttrace_tcp_event e = {};
+
+	if (!sk)
+		return 0;
+	fill_sock_identity(&e, sk);
+	if (!fill_sock_addresses(&e, sk) || !event_watched(&e))
+		return 0;
+	e.flags |= RSTTRACE_FLAG_KPROBE;
+	if (e.tcp_state == TCP_CLOSE) {
+		e.flags |= RSTTRACE_FLAG_BY_CLOSER;
+		record_owner(sk, RSTTRACE_OWNER_CLOSE);
+	}
 	fill_context(&e, RSTTRACE_KIND_RESET_SENT);
 	emit(&e, RSTTRACE_STAT_RESET_SENT);
 	return 0;

@@ -53,6 +53,8 @@ enum rsttrace_event_flags {
 	RSTTRACE_FLAG_INGRESS = 1 << 4,  /* the packet was received by this host */
 	RSTTRACE_FLAG_ROUTED = 1 << 5,   /* the packet had a route (dst) when it was freed */
 	RSTTRACE_FLAG_OWNER_EXITING = 1 << 6, /* the owner closed it while exiting (owner_exit_code) */
+	RSTTRACE_FLAG_BY_CLOSER = 1 << 7,     /* an active reset sent by the process closing the socket */
+	RSTTRACE_FLAG_KPROBE = 1 << 8,        /* seen by the tcp_send_active_reset kprobe (kernels before 6.10) */
 };
 
 /* index into the BPF `stats` map: per-CPU counters kept by the programs */

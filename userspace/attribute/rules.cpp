@@ -154,9 +154,11 @@ class Judge {
   // The owning process closed or aborted the connection itself.
   std::optional<Report> closed_by_owner() const {
     const TcpEvent* reset = find([&](const TcpEvent& e) {
+      // Before 6.10 there is no reason: the kprobe's active resets and the stack's
+      // reset of data arriving after close (ABORT_ON_DATA) come without one.
       return e.kind == EventKind::ResetSent && e.owner && e.owner_source == OwnerSource::Close &&
              (reason_is(e, "TCP_ABORT_ON_CLOSE") || reason_is(e, "TCP_ABORT_ON_DATA") || reason_is(e, "TCP_STATE") ||
-              reason_is(e, "TCP_DISCONNECT_WITH_DATA"));
+              reason_is(e, "TCP_DISCONNECT_WITH_DATA") || (!e.reason && (e.sent_by_closer || e.full_socket)));
     });
     if (!reset) return std::nullopt;
     const TcpEvent& e = *reset;

@@ -20,6 +20,9 @@ namespace {
 constexpr const char* kRequiredTracepoints[] = {"tcp_send_reset", "tcp_receive_reset", "kfree_skb",
                                                 "inet_sock_set_state"};
 
+// libbpf attaches kprobes through the kprobe PMU (perf_event_open).
+bool kprobes_available() { return access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0; }
+
 std::string program_title(const bpf_program* prog) {
   return std::string(bpf_program__name(prog)) + " (" + bpf_program__section_name(prog) + ")";
 }
@@ -42,10 +45,17 @@ BpfSession::BpfSession(const SessionConfig& config, const btf* kernel_types, Rec
 
   const int send_reset_args = *tracepoint_arg_count(kernel_types, "tcp_send_reset");
   const int kfree_skb_args = *tracepoint_arg_count(kernel_types, "kfree_skb");
+  // Before 6.10 active resets skip the tracepoint: a kprobe fills in where the
+  // kernel has kprobes; the tracepoint reports them itself from 6.10 on.
+  const bool active_reset_kprobe = send_reset_args < 3 && kprobes_available();
+  bpf_program__set_autoload(skel_->progs.handle_active_reset, active_reset_kprobe);
   if (send_reset_args < 3)
-    limitations_.push_back(
-        "tcp:tcp_send_reset has no reason and does not fire for resets from close() on this kernel "
-        "(before 6.10): reset reasons are null and aborts by the owner go unseen");
+    limitations_.push_back(active_reset_kprobe
+                               ? "tcp:tcp_send_reset has no reason on this kernel (before 6.10): reset reasons are "
+                                 "null; resets from close() come from a kprobe on tcp_send_active_reset"
+                               : "tcp:tcp_send_reset has no reason and does not fire for resets from close() on this "
+                                 "kernel (before 6.10), and it has no kprobes: reset reasons are null and aborts by "
+                                 "the owner go unseen");
   if (kfree_skb_args < 3)
     limitations_.push_back("skb:kfree_skb has no drop reason on this kernel (before 5.17): drops are unnamed");
   // sock:sock_{send,recv}_length are newer than 6.1; without them a forked child

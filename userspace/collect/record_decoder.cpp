@@ -56,6 +56,8 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
   if (raw.flags & RSTTRACE_FLAG_SOCKET) event.tcp_state = raw.tcp_state;
   if (raw.flags & RSTTRACE_FLAG_REASON) event.reason = raw.reason;
   event.full_socket = raw.flags & RSTTRACE_FLAG_FULLSOCK;
+  event.sent_by_closer = raw.flags & RSTTRACE_FLAG_BY_CLOSER;
+  event.from_kprobe = raw.flags & RSTTRACE_FLAG_KPROBE;
   if (raw.flags & RSTTRACE_FLAG_PACKET) {
     event.tcp_flags = raw.tcp_flags;
     event.tcp_seq = raw.tcp_seq;

@@ -45,6 +45,8 @@ struct TcpEvent {
   Process context;  // the task the hook ran in (may be unrelated: softirq, peer)
   uint64_t sock_id = 0;
   bool full_socket = false;
+  bool sent_by_closer = false;  // an active reset from close()/disconnect in the owner's task
+  bool from_kprobe = false;     // seen by the tcp_send_active_reset kprobe (kernels before 6.10)
   uint64_t bytes_received = 0;
   uint64_t bytes_acked = 0;
   uint32_t unread_bytes = 0;
