@@ -5,8 +5,10 @@
  * buffer, with the owner of the socket (the process that connected, accepted
  * or closed it), not just the task the hook happened to run in.
  *
- * Tracepoints only (tp_btf and syscall tracepoints): kprobes and fentry are
- * not available on every kernel rsttrace must run on.
+ * Tracepoints (tp_btf and syscall tracepoints) carry everything on 6.10 and
+ * later; kprobes and fentry are not available on every kernel rsttrace must
+ * run on. The one kprobe below fills what older tracepoints lack, where the
+ * kernel has kprobes.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -350,6 +352,14 @@ int BPF_KPROBE(handle_active_reset, struct sock *sk)
 	}
 	fill_context(&e, RSTTRACE_KIND_RESET_SENT);
 	emit(&e, RSTTRACE_STAT_RESET_SENT);
+	return 0;
+}
+
+/* Never attached by a trace: `rsttrace check` loads it alone to tell whether
+ * this kernel runs fentry programs ("?": not loaded unless asked). */
+SEC("?fentry/tcp_send_active_reset")
+int BPF_PROG(probe_fentry)
+{
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 #include <cstdio>
 #include <spdlog/spdlog.h>
 
+#include "app/check.h"
 #include "app/logging.h"
 #include "app/trace.h"
 #include "cli/options.h"
@@ -21,6 +22,10 @@ int main(int argc, char** argv) {
     if (const auto* selftest = std::get_if<SelftestOptions>(&parsed)) {
       setup_logging(selftest->verbose);
       return run_selftest(*selftest);
+    }
+    if (const auto* check = std::get_if<CheckOptions>(&parsed)) {
+      setup_logging(check->verbose);
+      return run_check();
     }
     const auto& options = std::get<TraceOptions>(parsed);
     setup_logging(options.verbose);

@@ -92,6 +92,11 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   selftest_command->add_flag("--list", selftest.list, "list the scenarios and exit");
   selftest_command->add_flag("-v,--verbose", selftest.verbose, "show the lab's commands and logs");
 
+  CheckOptions check;
+  CLI::App* check_command = app.add_subcommand(
+      "check", "what this kernel offers rsttrace (tracepoints, reasons, kprobes, fentry) and the fallbacks in use");
+  check_command->add_flag("-v,--verbose", check.verbose, "libbpf's and the verifier's logs");
+
   LabClientOptions lab_client;
   CLI::App* lab_client_command = app.add_subcommand("lab-client", "raw TCP client used by selftest");
   lab_client_command->group("");  // internal: not in --help
@@ -116,6 +121,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
 
   if (selftest_command->parsed()) return selftest;
   if (lab_client_command->parsed()) return lab_client;
+  if (check_command->parsed()) return check;
   try {
     if (!ports.empty()) {
       std::sort(ports.begin(), ports.end());

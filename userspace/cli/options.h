@@ -40,6 +40,11 @@ struct SelftestOptions {
   bool verbose = false;
 };
 
+// `rsttrace check`: what this kernel offers and which fallbacks are in use.
+struct CheckOptions {
+  bool verbose = false;
+};
+
 // `rsttrace lab-client` (hidden): a raw TCP client the lab runs in its namespaces.
 struct LabClientOptions {
   std::string connect;
@@ -60,7 +65,7 @@ struct CliExit {
   bool to_stderr = false;
 };
 
-using ParsedCommandLine = std::variant<TraceOptions, SelftestOptions, LabClientOptions, CliExit>;
+using ParsedCommandLine = std::variant<TraceOptions, SelftestOptions, CheckOptions, LabClientOptions, CliExit>;
 
 ParsedCommandLine parse_command_line(const std::vector<std::string>& args);
 

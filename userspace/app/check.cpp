@@ -1,0 +1,121 @@
+#include "app/check.h"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/privileges.h"
+#include "collect/bpf_session.h"
+#include "collect/feature_probe.h"
+#include "collect/kernel_btf.h"
+#include "collect/tracefs.h"
+#include "error.h"
+
+namespace rsttrace {
+namespace {
+
+void row(const std::string& what, const std::string& answer) { std::printf("  %-34s %s\n", what.c_str(), answer.c_str()); }
+
+std::string tracepoint_row(const btf* types, const char* name, const char* (*meaning)(int)) {
+  const std::optional<int> args = tracepoint_arg_count(types, name);
+  if (!args) return "missing";
+  return "yes, " + std::to_string(*args) + (*args == 1 ? " argument" : " arguments") + (meaning ? std::string(": ") + meaning(*args) : "");
+}
+
+}  // namespace
+
+int run_check() {
+  utsname host{};
+  uname(&host);
+  std::printf("kernel %s (%s)\n", host.release, host.machine);
+
+  std::optional<KernelBtf> kernel;
+  try {
+    kernel.emplace(KernelBtf::load());
+  } catch (const Error& e) {
+    std::printf("  %-34s %s\nrsttrace cannot run here: it needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF)\n", "BTF",
+                e.what());
+    return 1;
+  }
+  const btf* types = kernel->get();
+  row("BTF", "/sys/kernel/btf/vmlinux");
+
+  std::printf("tracepoints\n");
+  row("tcp:tcp_send_reset", tracepoint_row(types, "tcp_send_reset", [](int n) {
+        return n >= 3 ? "with the reason; also active resets (6.10+)"
+                      : "no reason, and not called for active resets (before 6.10)";
+      }));
+  row("tcp:tcp_receive_reset", tracepoint_row(types, "tcp_receive_reset", nullptr));
+  row("skb:kfree_skb", tracepoint_row(types, "kfree_skb", [](int n) {
+        return n >= 4 ? "with the drop reason and rx_sk (6.11+)" : n == 3 ? "with the drop reason (5.17+)" : "no reason";
+      }));
+  row("sock:inet_sock_set_state", tracepoint_row(types, "inet_sock_set_state", nullptr));
+  row("sock:sock_send_length", tracepoint_row(types, "sock_send_length", nullptr));
+  row("sock:sock_recv_length", tracepoint_row(types, "sock_recv_length", nullptr));
+
+  const KernelNames names = KernelNames::from_btf(types);
+  std::printf("reason enums\n");
+  row("enum sk_rst_reason", names.reset_reasons.empty() ? "missing (before 6.10): resets carry no reason" : "yes");
+  const auto netfilter_drop = names.drop_reasons.value("NETFILTER_DROP");
+  row("SKB_DROP_REASON_NETFILTER_DROP",
+      netfilter_drop ? "yes (" + std::to_string(*netfilter_drop) + ")" : "missing (before 5.18): firewall drops unnamed");
+
+  const std::string no_tracefs = ensure_tracefs();
+  row("tracefs (syscall tracepoint ids)", no_tracefs.empty() ? "yes" : no_tracefs);
+
+  try {
+    require_bpf_privileges();
+  } catch (const Error& e) {
+    std::printf("attach probes skipped: %s\n", e.what());
+    return 1;
+  }
+  std::printf("attach probes (each program loaded and attached alone, then detached)\n");
+  const struct {
+    const char* label;
+    const char* program;
+  } probes[] = {{"tp_btf (tcp:tcp_send_reset)", "handle_send_reset"},
+                {"syscall tracepoint (openat)", "handle_openat_enter"},
+                {"kprobe (tcp_send_active_reset)", "handle_active_reset"},
+                {"fentry (tcp_send_active_reset)", "probe_fentry"}};
+  bool kprobe_ok = false;
+  for (const auto& probe : probes) {
+    if (std::string(probe.program) == "handle_openat_enter" && !no_tracefs.empty()) {
+      row(probe.label, "skipped: no tracefs");
+      continue;
+    }
+    const ProbeResult result = probe_program(probe.program);
+    if (std::string(probe.program) == "handle_active_reset") kprobe_ok = result.ok;
+    row(probe.label, result.ok ? "works" : "no (" + result.error + ")");
+  }
+
+  const bool old_send_reset = tracepoint_arg_count(types, "tcp_send_reset").value_or(0) < 3;
+  std::printf("fallbacks in use\n");
+  if (!old_send_reset)
+    row("active resets", "tcp:tcp_send_reset (no fallback needed)");
+  else
+    row("active resets", kprobe_ok ? "kprobe on tcp_send_active_reset" : "none: aborts by close() go unseen");
+
+  std::printf("a full session (port 22)\n");
+  try {
+    BpfSession session(SessionConfig{{22}, 0, 1u << 16, no_tracefs.empty(), false}, types,
+                       [](std::span<const std::byte>) {});
+    row("programs attached", std::to_string(session.attached_programs().size()));
+    for (const auto& program : session.attached_programs()) row("", program);
+    if (session.limitations().empty()) {
+      std::printf("rsttrace works fully on this kernel\n");
+    } else {
+      std::printf("rsttrace works on this kernel, with limitations:\n");
+      for (const auto& limitation : session.limitations()) std::printf("  - %s\n", limitation.c_str());
+    }
+  } catch (const Error& e) {
+    std::printf("rsttrace cannot trace on this kernel: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace rsttrace

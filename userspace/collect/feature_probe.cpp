@@ -1,0 +1,31 @@
+#include "collect/feature_probe.h"
+
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "error.h"
+#include "rsttrace.skel.h"
+
+namespace rsttrace {
+
+ProbeResult probe_program(const std::string& program) {
+  std::unique_ptr<rsttrace_bpf, decltype(&rsttrace_bpf__destroy)> skel(rsttrace_bpf__open(), rsttrace_bpf__destroy);
+  if (!skel) return {false, "failed to open BPF object: " + errno_text(errno)};
+  bpf_program* target = nullptr;
+  bpf_program* prog = nullptr;
+  bpf_object__for_each_program(prog, skel->obj) {
+    const bool wanted = program == bpf_program__name(prog);
+    bpf_program__set_autoload(prog, wanted);
+    if (wanted) target = prog;
+  }
+  if (!target) return {false, "no program " + program};
+  if (int err = rsttrace_bpf__load(skel.get())) return {false, "load: " + errno_text(err)};
+  bpf_link* link = bpf_program__attach(target);
+  if (!link) return {false, "attach: " + errno_text(errno)};
+  bpf_link__destroy(link);
+  return {true, ""};
+}
+
+}  // namespace rsttrace
