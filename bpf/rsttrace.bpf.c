@@ -79,7 +79,13 @@ static __always_inline void count(__u32 stat)
 
 static __always_inline bool port_watched(__u16 port)
 {
-	return watched_ports[port] != 0;
+	/* The 6.1 verifier (seen under qemu) keeps no bounds for a register after a
+	 * byte swap, so a bpf_ntohs() port indexing the array was rejected as
+	 * unbounded; mask it where the compiler cannot drop the mask. */
+	__u32 index = port;
+
+	barrier_var(index);
+	return watched_ports[index & 0xffff] != 0;
 }
 
 static __always_inline bool event_watched(const struct rsttrace_tcp_event *e)

@@ -13,10 +13,15 @@ namespace {
 
 int forward_libbpf(enum libbpf_print_level level, const char* format, va_list args) {
   if (!spdlog::should_log(spdlog::level::debug)) return 0;
-  char buffer[4096];
-  int length = std::vsnprintf(buffer, sizeof(buffer), format, args);
+  // Whole, however long: a verifier log is one message, its error at the end.
+  va_list copy;
+  va_copy(copy, args);
+  const int length = std::vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
   if (length <= 0) return length;
-  std::string line(buffer, std::min<size_t>(static_cast<size_t>(length), sizeof(buffer) - 1));
+  std::string line(static_cast<size_t>(length) + 1, '\0');
+  std::vsnprintf(line.data(), line.size(), format, args);
+  line.pop_back();
   while (!line.empty() && line.back() == '\n') line.pop_back();
   const auto spd_level = level == LIBBPF_WARN ? spdlog::level::warn
                          : level == LIBBPF_INFO ? spdlog::level::info
