@@ -3,6 +3,7 @@
 
 #include "app/check.h"
 #include "app/logging.h"
+#include "app/report.h"
 #include "app/trace.h"
 #include "cli/options.h"
 #include "selftest/lab_client.h"
@@ -22,6 +23,10 @@ int main(int argc, char** argv) {
     if (const auto* selftest = std::get_if<SelftestOptions>(&parsed)) {
       setup_logging(selftest->verbose);
       return run_selftest(*selftest);
+    }
+    if (const auto* report = std::get_if<ReportOptions>(&parsed)) {
+      setup_logging(false);
+      return run_report(*report);
     }
     if (const auto* check = std::get_if<CheckOptions>(&parsed)) {
       setup_logging(check->verbose);

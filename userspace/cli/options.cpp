@@ -92,6 +92,12 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   selftest_command->add_flag("--list", selftest.list, "list the scenarios and exit");
   selftest_command->add_flag("-v,--verbose", selftest.verbose, "show the lab's commands and logs");
 
+  ReportOptions report;
+  CLI::App* report_command = app.add_subcommand(
+      "report", "the incident story of capture files (--output): counts by verdict, top remotes and jails, timeline");
+  report_command->add_option("files", report.files, "capture files, rotated ones too (FILE FILE.1 ...)")->required();
+  report_command->add_option("--html", report.html, "also write a self-contained HTML page with a timeline chart");
+
   CheckOptions check;
   CLI::App* check_command = app.add_subcommand(
       "check", "what this kernel offers rsttrace (tracepoints, reasons, kprobes, fentry) and the fallbacks in use");
@@ -122,6 +128,14 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   if (selftest_command->parsed()) return selftest;
   if (lab_client_command->parsed()) return lab_client;
   if (check_command->parsed()) return check;
+  if (report_command->parsed()) {
+    try {
+      if (!report.html.empty()) check_writable_path("--html", report.html);
+    } catch (const Error& e) {
+      return CliExit{2, e.what(), true};
+    }
+    return report;
+  }
   try {
     if (!ports.empty()) {
       std::sort(ports.begin(), ports.end());

@@ -40,6 +40,12 @@ struct SelftestOptions {
   bool verbose = false;
 };
 
+// `rsttrace report FILE...`: the story of capture files.
+struct ReportOptions {
+  std::vector<std::string> files;
+  std::string html;  // also write a self-contained HTML page here
+};
+
 // `rsttrace check`: what this kernel offers and which fallbacks are in use.
 struct CheckOptions {
   bool verbose = false;
@@ -65,7 +71,7 @@ struct CliExit {
   bool to_stderr = false;
 };
 
-using ParsedCommandLine = std::variant<TraceOptions, SelftestOptions, CheckOptions, LabClientOptions, CliExit>;
+using ParsedCommandLine = std::variant<TraceOptions, SelftestOptions, CheckOptions, ReportOptions, LabClientOptions, CliExit>;
 
 ParsedCommandLine parse_command_line(const std::vector<std::string>& args);
 

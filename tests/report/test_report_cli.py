@@ -1,0 +1,69 @@
+"""`rsttrace report` on a hand-made capture with known counts: the printed
+numbers, malformed and truncated lines, a missing file, the HTML page."""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import capture_fixture
+
+RSTTRACE = os.environ["RSTTRACE"]
+
+
+class ReportCliTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory(prefix="rsttrace-report-")
+        self.paths = capture_fixture.write(self.dir.name)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def report(self, *args):
+        return subprocess.run([RSTTRACE, "report", *args], capture_output=True, text=True, timeout=60)
+
+    def test_counts_of_a_known_capture(self):
+        # Rotated file last on the command line: the story is the same.
+        run = self.report(self.paths[0], self.paths[1])
+        self.assertEqual(run.returncode, 0, run.stderr)
+        out = run.stdout
+        expected = capture_fixture.EXPECTED
+        self.assertIn(f"{expected['events']} events from 2026-11-25T02:10:00.000000Z to 2026-11-25T02:25:00.000000Z", out)
+        for verdict in ("tcp-wrappers", "firewall", "sshd"):
+            self.assertRegex(out, rf"\n  {verdict}\s+{expected[verdict]}\n")
+        self.assertIn(f"lost in the kernel: {expected['lost']}", out)
+        self.assertIn("skipped lines: 1 malformed, 1 truncated", out)
+        self.assertRegex(out, r"top remote addresses:\n  127\.0\.0\.2\s+4\n  127\.0\.0\.4\s+2\n")
+        self.assertRegex(out, r"fail2ban jails:\n  sshd\s+5\n  recidive\s+2\n")
+        self.assertRegex(out, r"2026-11-25T02:20\s+2  firewall 2")
+        name, line = expected["malformed_line"]
+        self.assertIn(f"{name}:{line}: skipped a malformed line", run.stderr)
+        self.assertIn("1 truncated last line(s) skipped", run.stderr)
+
+    def test_missing_file_is_one_line_and_nothing_printed(self):
+        run = self.report(self.paths[0], os.path.join(self.dir.name, "nope.jsonl"))
+        self.assertEqual(run.returncode, 1)
+        self.assertEqual(run.stdout, "")
+        self.assertEqual(run.stderr.strip().splitlines(),
+                         [f"rsttrace: error: failed to read {self.dir.name}/nope.jsonl: No such file or directory"])
+
+    def test_html_page(self):
+        page = os.path.join(self.dir.name, "report.html")
+        run = self.report(*self.paths, "--html", page)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(page) as f:
+            html = f.read()
+        self.assertIn("<svg", html)
+        self.assertEqual(len(re.findall(r"<rect [^>]*fill=\"#d95f02\"><title>", html)), 4)  # wrappers: in 4 minutes
+        self.assertNotIn("<script>", html)
+        self.assertIn("&lt;script&gt;", html)
+        self.assertNotRegex(html, r"(src|href)=")  # self-contained
+        bad = self.report(self.paths[0], "--html", os.path.join(self.dir.name, "no/such/dir/x.html"))
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("does not exist", bad.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()

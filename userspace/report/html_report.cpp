@@ -1,0 +1,179 @@
+// The postmortem page: one self-contained HTML file (no scripts, no external
+// resources), a stacked bar chart per minute as inline SVG, and the tables.
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <set>
+
+#include "output/format.h"
+#include "report/incident.h"
+
+namespace rsttrace {
+namespace {
+
+std::string html(const std::string& untrusted) {
+  std::string text = escape_untrusted(untrusted), out;  // printable ASCII first, then HTML
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+const char* colour_of(const std::string& verdict) {
+  static const std::pair<const char*, const char*> palette[] = {
+      {"tcp-wrappers", "#d95f02"}, {"firewall", "#1b9e77"}, {"sshd", "#7570b3"}, {"no-listener", "#e7298a"},
+      {"kernel", "#66a61e"},       {"peer", "#e6ab02"},     {"unknown", "#a6761d"}};
+  for (const auto& [name, colour] : palette)
+    if (verdict == name) return colour;
+  return "#666666";
+}
+
+// "2026-11-25T02:13Z" -> minutes since the epoch.
+long long minute_number(const std::string& minute) {
+  std::tm tm{};
+  if (std::sscanf(minute.c_str(), "%4d-%2d-%2dT%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                  &tm.tm_min) != 5)
+    return 0;
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return static_cast<long long>(timegm(&tm)) / 60;
+}
+
+std::string minute_label(long long minute) {
+  const std::time_t t = static_cast<std::time_t>(minute * 60);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof(buffer), "%m-%d %H:%M", &tm);
+  return buffer;
+}
+
+std::string chart(const Incident& incident) {
+  const auto& timeline = incident.timeline();
+  if (timeline.empty()) return "<p>No events.</p>";
+  const long long first = minute_number(timeline.begin()->first), last = minute_number(timeline.rbegin()->first);
+  const long long span = last - first + 1;
+  const long long per_bar = std::max<long long>(1, (span + 239) / 240);  // at most 240 bars
+  const long long bars = (span + per_bar - 1) / per_bar;
+  std::vector<std::map<std::string, uint64_t>> buckets(static_cast<size_t>(bars));
+  std::set<std::string> verdicts;
+  for (const auto& [minute, counts] : timeline) {
+    auto& bucket = buckets[static_cast<size_t>((minute_number(minute) - first) / per_bar)];
+    for (const auto& [verdict, count] : counts) {
+      bucket[verdict] += count;
+      verdicts.insert(verdict);
+    }
+  }
+  uint64_t peak = 1;
+  for (const auto& bucket : buckets) {
+    uint64_t total = 0;
+    for (const auto& entry : bucket) total += entry.second;
+    peak = std::max(peak, total);
+  }
+  const int width = 960, height = 320, left = 60, right = 20, top = 20, bottom = 50;
+  const double plot_w = width - left - right, plot_h = height - top - bottom;
+  const double bar_w = plot_w / static_cast<double>(bars);
+  std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"" + std::to_string(width) +
+                    "\" height=\"" + std::to_string(height) + "\" role=\"img\" aria-label=\"events per " +
+                    (per_bar == 1 ? std::string("minute") : std::to_string(per_bar) + " minutes") + " by verdict\">\n";
+  char buffer[512];
+  // Grid lines at whole counts, at most five; the scale's top is the last one.
+  const uint64_t step = std::max<uint64_t>(1, (peak + 3) / 4);
+  peak = step * ((peak + step - 1) / step);
+  for (uint64_t value = 0; value <= peak; value += step) {
+    const double y = top + plot_h - plot_h * static_cast<double>(value) / static_cast<double>(peak);
+    std::snprintf(buffer, sizeof(buffer),
+                  "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                  "<text x=\"%d\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%llu</text>\n",
+                  left, y, width - right, y, left - 6, y + 4, static_cast<unsigned long long>(value));
+    svg += buffer;
+  }
+  for (long long bar = 0; bar < bars; ++bar) {
+    double y = top + plot_h;
+    const double x = left + bar_w * static_cast<double>(bar);
+    for (const auto& [verdict, count] : buckets[static_cast<size_t>(bar)]) {
+      const double h = plot_h * static_cast<double>(count) / static_cast<double>(peak);
+      y -= h;
+      std::snprintf(buffer, sizeof(buffer),
+                    "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"><title>%s %s: %llu</title></rect>\n",
+                    x + 0.5, y, std::max(bar_w - 1.0, 1.0), h, colour_of(verdict),
+                    minute_label(first + bar * per_bar).c_str(), html(verdict).c_str(),
+                    static_cast<unsigned long long>(count));
+      svg += buffer;
+    }
+  }
+  // Time labels: about six along the axis.
+  const long long label_every = std::max<long long>(1, bars / 6);
+  for (long long bar = 0; bar < bars; bar += label_every) {
+    std::snprintf(buffer, sizeof(buffer), "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">%s</text>\n",
+                  left + bar_w * static_cast<double>(bar), height - bottom + 16,
+                  minute_label(first + bar * per_bar).c_str());
+    svg += buffer;
+  }
+  std::snprintf(buffer, sizeof(buffer),
+                "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>"
+                "<text x=\"%d\" y=\"%d\" font-size=\"11\">UTC, %s per bar</text>\n",
+                left, top + plot_h, width - right, top + plot_h, left, height - 8,
+                per_bar == 1 ? "one minute" : (std::to_string(per_bar) + " minutes").c_str());
+  svg += buffer;
+  // Legend.
+  int x = left + 220;
+  for (const auto& verdict : verdicts) {
+    std::snprintf(buffer, sizeof(buffer),
+                  "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
+                  "<text x=\"%d\" y=\"%d\" font-size=\"12\">%s</text>\n",
+                  x, height - 19, colour_of(verdict), x + 16, height - 9, html(verdict).c_str());
+    svg += buffer;
+    x += 24 + static_cast<int>(verdict.size()) * 8;
+  }
+  return svg + "</svg>";
+}
+
+std::string table(const char* caption, const char* key, const std::vector<std::pair<std::string, uint64_t>>& rows) {
+  std::string out = std::string("<table><caption>") + caption + "</caption><tr><th>" + key + "</th><th>events</th></tr>\n";
+  if (rows.empty()) out += "<tr><td colspan=\"2\">none</td></tr>\n";
+  for (const auto& [name, count] : rows)
+    out += "<tr><td>" + html(name) + "</td><td class=\"n\">" + std::to_string(count) + "</td></tr>\n";
+  return out + "</table>\n";
+}
+
+}  // namespace
+
+std::string render_html(const Incident& incident, const std::vector<std::string>& files) {
+  std::string names;
+  for (const auto& file : files) names += (names.empty() ? "" : ", ") + html(file);
+  std::vector<std::pair<std::string, uint64_t>> verdicts(incident.by_verdict().begin(), incident.by_verdict().end());
+  std::sort(verdicts.begin(), verdicts.end(), [](const auto& a, const auto& b) {
+    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  });
+  std::string page =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
+      "<title>rsttrace report</title>\n<style>\n"
+      "body{font-family:sans-serif;margin:24px;color:#222}h1{font-size:20px}"
+      "table{border-collapse:collapse;margin:12px 24px 12px 0;display:inline-table;vertical-align:top}"
+      "caption{text-align:left;font-weight:bold;padding:4px 0}"
+      "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}td.n{text-align:right}.note{color:#a00}\n"
+      "</style></head><body>\n<h1>rsttrace report</h1>\n<p>Capture: " + names + "</p>\n";
+  if (incident.events())
+    page += "<p>" + std::to_string(incident.events()) + " events from " + html(incident.first_seen()) + " to " +
+            html(incident.last_seen()) + ".</p>\n";
+  page += "<p" + std::string(incident.lost() ? " class=\"note\"" : "") + ">Events lost in the kernel: " +
+          std::to_string(incident.lost()) + (incident.lost() ? " (not in the counts below)." : ".") + "</p>\n";
+  if (incident.malformed() || incident.truncated())
+    page += "<p class=\"note\">Skipped lines: " + std::to_string(incident.malformed()) + " malformed, " +
+            std::to_string(incident.truncated()) + " truncated.</p>\n";
+  page += chart(incident) + "\n<div>\n" + table("By verdict", "verdict", verdicts) +
+          table("Top remote addresses", "remote address", incident.top_remotes(20)) +
+          table("fail2ban jails", "jail", incident.top_jails(20)) + "</div>\n</body></html>\n";
+  return page;
+}
+
+}  // namespace rsttrace

@@ -1,0 +1,60 @@
+// `rsttrace report`: the story of an incident from capture files (the JSON
+// lines of docs/events.md). Pure: lines in, an Incident out, text or HTML
+// rendered from it. Aggregates as it reads, so a capture of any size streams.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace rsttrace {
+
+struct MalformedLine {
+  std::string file;
+  uint64_t line = 0;
+  std::string why;
+};
+
+class Incident {
+ public:
+  // One line of `file` (1-based `number`), without its newline.
+  // `last_unterminated`: the file's last line had no newline (a capture cut
+  // while being written): if it does not parse it is counted as truncated, not malformed.
+  void add_line(const std::string& file, uint64_t number, const std::string& line, bool last_unterminated = false);
+
+  uint64_t events() const { return events_; }
+  const std::map<std::string, uint64_t>& by_verdict() const { return by_verdict_; }
+  std::vector<std::pair<std::string, uint64_t>> top_remotes(size_t n) const;
+  std::vector<std::pair<std::string, uint64_t>> top_jails(size_t n) const;
+  const std::string& first_seen() const { return first_; }  // RFC 3339, "" when no event
+  const std::string& last_seen() const { return last_; }
+  // Events per minute ("2026-11-25T02:13Z") and verdict, minutes in order.
+  const std::map<std::string, std::map<std::string, uint64_t>>& timeline() const { return timeline_; }
+  uint64_t lost() const { return lost_; }  // kernel events lost, from `lost` lines
+  uint64_t malformed() const { return malformed_count_; }
+  const std::vector<MalformedLine>& malformed_lines() const { return malformed_; }  // the first 20
+  uint64_t truncated() const { return truncated_; }
+  uint64_t runs() const { return summaries_; }  // `summary` lines: rsttrace runs that ended cleanly
+
+ private:
+  void malformed(const std::string& file, uint64_t number, std::string why);
+  static void bump(std::map<std::string, uint64_t>& counts, const std::string& key);
+
+  uint64_t events_ = 0, lost_ = 0, malformed_count_ = 0, truncated_ = 0, summaries_ = 0;
+  std::map<std::string, uint64_t> by_verdict_, by_remote_, by_jail_;
+  std::string first_, last_;
+  std::map<std::string, std::map<std::string, uint64_t>> timeline_;
+  std::vector<MalformedLine> malformed_;
+};
+
+// The minute of an RFC 3339 UTC timestamp ("2026-11-25T02:13:08.939998Z" ->
+// "2026-11-25T02:13Z"), or nullopt if it is not one.
+std::optional<std::string> minute_of(const std::string& ts);
+
+std::string render_text(const Incident& incident, const std::vector<std::string>& files);
+std::string render_html(const Incident& incident, const std::vector<std::string>& files);
+
+}  // namespace rsttrace
