@@ -165,6 +165,15 @@ TEST_CASE_METHOD(Fixture, "a reset for a SYN with no socket: nothing listens") {
   CHECK(report->event.kind == EventKind::ResetSent);
 }
 
+TEST_CASE_METHOD(Fixture, "before 6.10 the no-socket reset is untraced: the SYN's NO_SOCKET drop is the evidence") {
+  const auto report = judge({syn_drop("NO_SOCKET", 10), client_received(10, "SYN_SENT")});
+  REQUIRE(report);
+  CHECK(report->verdict == "no-listener");
+  CHECK(report->peer_saw == "reset");
+  CHECK(report->event.kind == EventKind::Drop);
+  CHECK_THAT(report->detail, Catch::Contains("found no socket (NO_SOCKET)"));
+}
+
 TEST_CASE_METHOD(Fixture, "netfilter: REJECT shows as a reset to the local client, DROP as retransmissions") {
   SECTION("reject") {
     const auto report = judge({syn_drop("NETFILTER_DROP", 10), client_received(10, "SYN_SENT")});

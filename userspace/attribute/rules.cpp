@@ -136,7 +136,20 @@ class Judge {
       // Kernels before 6.10 give no reason: a reset for a SYN with no socket.
       reset = find([&](const TcpEvent& e) { return e.kind == EventKind::ResetSent && !e.sock_id && !e.reason && is_syn(e); });
     }
-    if (!reset) return std::nullopt;
+    if (!reset) {
+      // Before 6.10 tcp:tcp_send_reset does not fire without a socket; the
+      // SYN's drop (NO_SOCKET, 5.17+) is then the evidence, and the kernel
+      // answers such a SYN with a reset (TcpOutRsts counts it).
+      const TcpEvent* drop = find([&](const TcpEvent& e) {
+        return e.kind == EventKind::Drop && e.ingress && reason_is(e, "NO_SOCKET") && is_syn(e);
+      });
+      if (!drop) return std::nullopt;
+      Report report = make(*drop, "no-listener",
+                           "nothing listens on " + local(*drop) + " (sshd down or restarting): the SYN from " +
+                               remote(*drop) + " found no socket (NO_SOCKET) and the kernel refused it with a reset");
+      report.peer_saw = "reset";
+      return report;
+    }
     if (is_syn(*reset)) {
       Report report = make(*reset, "no-listener",
                            "nothing listens on " + local(*reset) + " (sshd down or restarting): the kernel refused the SYN from " +
