@@ -3,6 +3,7 @@
 
 #include "attribute/attributor.h"
 #include "output/format.h"
+#include "output/json_writer.h"
 #include "synthetic_btf.h"
 
 using namespace rsttrace;
@@ -145,4 +146,24 @@ TEST_CASE("the text line carries the same facts") {
         "1970-01-01T00:00:01.000000Z unknown reset sent 127.0.0.1:22 <> 127.0.0.2:40000 netns 4026532000 state CLOSE "
         "reason TCP_ABORT_ON_CLOSE owner sshd[812]: RST sent on a socket (TCP_ABORT_ON_CLOSE), "
         "socket in CLOSE, owner sshd[812] (close), 21 bytes unread, hook ran in sshd[812]");
+}
+
+TEST_CASE("the direct JSON writer escapes strings exactly as nlohmann's dump does", "[format]") {
+  const std::string samples[] = {"",          "plain",         "quote\" backslash\\ slash/", "\n\r\t\b\f",
+                                 std::string("nul\0byte", 8), "\x01\x1f\x7f", "caf\xc3\xa9 \xe2\x82\xac",
+                                 "\xff\xfe broken utf-8", "\xc3", "<script>alert(1)</script>"};
+  for (const std::string& sample : samples) {
+    std::string mine;
+    rsttrace::append_json_string(mine, sample);
+    CHECK(mine == nlohmann::json(sample).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  std::string object;
+  rsttrace::JsonObjectWriter out(object);
+  out.string("a", "x").number("n", 18446744073709551615ULL).boolean("b", false).null("z");
+  rsttrace::JsonObjectWriter inner = out.object("o");
+  inner.optional_string("s", std::nullopt).optional_string("t", std::string("v"));
+  inner.close();
+  out.close();
+  CHECK(object == R"({"a":"x","n":18446744073709551615,"b":false,"z":null,"o":{"s":null,"t":"v"}})");
+  CHECK(nlohmann::ordered_json::parse(object).dump() == object);
 }

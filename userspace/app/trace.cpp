@@ -1,5 +1,6 @@
 #include "app/trace.h"
 
+#include <malloc.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -129,7 +130,7 @@ class EventPrinter {
       case EventKind::Drop: ++counts.drop; break;
     }
     if (json_ || capture_) {
-      const std::string json = json_line(formatter_.event_json(report));
+      const std::string json = formatter_.event_line(report);
       if (capture_) capture_->write_line(json);
       if (json_) line(json);
     }
@@ -266,6 +267,7 @@ int run_trace(const TraceOptions& options) {
           attributor.add(std::get<WrapperOpen>(decoded));
       });
   kernel.reset();
+  malloc_trim(0);  // hand the BTF's megabytes back: RSS is watched on long runs
   for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
   for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
   // From here on, privileges live only in the broker: it reads rulesets and

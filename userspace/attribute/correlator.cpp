@@ -1,6 +1,7 @@
 #include "attribute/correlator.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace rsttrace {
 namespace {
@@ -12,6 +13,22 @@ bool is_syn_drop(const TcpEvent& event) {
 }
 
 }  // namespace
+
+size_t ConnectionKeyHash::operator()(const ConnectionKey& key) const {
+  // The fields as 64-bit words, multiplied and folded (no padding bytes read).
+  uint64_t words[6];
+  std::memcpy(&words[0], key.low.addr.data(), 16);
+  std::memcpy(&words[2], key.high.addr.data(), 16);
+  words[4] = (static_cast<uint64_t>(key.netns) << 32) | static_cast<uint32_t>(key.family);
+  words[5] = (static_cast<uint64_t>(key.low.port) << 16) | key.high.port;
+  uint64_t hash = 0x9e3779b97f4a7c15ULL;
+  for (uint64_t word : words) {
+    hash ^= word;
+    hash *= 0xbf58476d1ce4e5b9ULL;
+    hash ^= hash >> 31;
+  }
+  return static_cast<size_t>(hash);
+}
 
 ConnectionKey ConnectionKey::of(const TcpEvent& event) {
   ConnectionKey key{event.netns, event.family, event.local, event.remote};
@@ -78,7 +95,10 @@ bool Correlator::add(const TcpEvent& event) {
 }
 
 void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) {
-  auto drop = std::find_if(group.events.begin(), group.events.end(), is_syn_drop);
+  // Only a SYN that met silence is retransmitted; one answered by a reset
+  // (no listener, REJECT) is not, and remembering it would only cost memory.
+  if (!std::all_of(group.events.begin(), group.events.end(), is_syn_drop)) return;
+  auto drop = group.events.begin();
   if (drop == group.events.end()) return;
   // Bounded: in a flood, forgetting means a later retransmission gets a line of its own.
   if (reported_drops_.size() >= settings_.max_open) reported_drops_.clear();
@@ -103,7 +123,10 @@ std::vector<std::vector<TcpEvent>> Correlator::take_due(uint64_t now_ns) {
     by_start_.clear();
   }
   while (by_start_.size() > 2 * open_.size() + 1024) by_start_.pop_front();  // stale: their groups are gone
-  std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
+  if (now_ns >= next_expiry_ns_) {  // a sweep a second is enough: entries last 75 s
+    std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
+    next_expiry_ns_ = now_ns + 1'000'000'000ULL;
+  }
   return groups;
 }
 

@@ -4,8 +4,8 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <deque>
+#include <unordered_map>
 #include <queue>
 #include <tuple>
 #include <vector>
@@ -23,6 +23,11 @@ struct ConnectionKey {
   static ConnectionKey of(const TcpEvent& event);
   auto tie() const { return std::tie(netns, family, low.addr, low.port, high.addr, high.port); }
   bool operator<(const ConnectionKey& other) const { return tie() < other.tie(); }
+  bool operator==(const ConnectionKey& other) const { return tie() == other.tie(); }
+};
+
+struct ConnectionKeyHash {
+  size_t operator()(const ConnectionKey& key) const;
 };
 
 struct CorrelatorSettings {
@@ -56,7 +61,8 @@ class Correlator {
   void remember_if_drop(const ConnectionKey& key, const Group& group);
 
   CorrelatorSettings settings_;
-  std::map<ConnectionKey, Group> open_;
+  // Hashed, not ordered: a storm keeps thousands open and looks one up per event.
+  std::unordered_map<ConnectionKey, Group, ConnectionKeyHash> open_;
   // (due time, connection), earliest first; an entry is stale when its group
   // got later events since (a newer entry exists) or is gone.
   using Due = std::pair<uint64_t, ConnectionKey>;
@@ -69,10 +75,11 @@ class Correlator {
     uint64_t until_ns;
     uint32_t isn;  // the dropped SYN's sequence number: its retransmissions carry the same
   };
-  std::map<ConnectionKey, ReportedDrop> reported_drops_;
+  std::unordered_map<ConnectionKey, ReportedDrop, ConnectionKeyHash> reported_drops_;
   std::vector<std::vector<TcpEvent>> early_;          // judged early (max_open)
   uint64_t absorbed_ = 0;
   uint64_t evicted_ = 0;
+  uint64_t next_expiry_ns_ = 0;
 };
 
 }  // namespace rsttrace

@@ -1,4 +1,5 @@
 #include "output/format.h"
+#include "output/json_writer.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -41,11 +42,20 @@ std::string format_endpoint(int family, const Endpoint& endpoint) {
 std::string format_rfc3339_micro(uint64_t unix_ns) {
   const time_t seconds = static_cast<time_t>(unix_ns / 1'000'000'000);
   const unsigned micros = static_cast<unsigned>(unix_ns % 1'000'000'000 / 1000);
-  tm utc{};
-  gmtime_r(&seconds, &utc);
-  char text[64];
-  std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, micros);
+  // The date and time change once a second; a storm formats thousands per second.
+  thread_local time_t cached_second = -1;
+  thread_local char prefix[64];
+  if (seconds != cached_second) {
+    tm utc{};
+    gmtime_r(&seconds, &utc);
+    std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d.", utc.tm_year + 1900, utc.tm_mon + 1,
+                  utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+    cached_second = seconds;
+  }
+  std::string text(prefix);
+  char digits[7] = {'0', '0', '0', '0', '0', '0', 'Z'};
+  for (int i = 5, value = static_cast<int>(micros); i >= 0; --i, value /= 10) digits[i] = static_cast<char>('0' + value % 10);
+  text.append(digits, 7);
   return text;
 }
 
@@ -107,82 +117,94 @@ std::optional<std::string> state_name(const KernelNames& names, const TcpEvent& 
 
 namespace {
 
-nlohmann::ordered_json optional_json(const std::optional<std::string>& value) {
-  return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json(nullptr);
-}
-
-nlohmann::ordered_json written_by_json(const Report& report, const WallClock& clock) {
+void write_written_by(JsonObjectWriter& out, const Report& report, const WallClock& clock) {
   if (report.written_by) {
     const WrapperOpen& w = *report.written_by;
-    return {{"source", "observed"},
-            {"ts", format_rfc3339_micro(clock.unix_ns(w.monotonic_ns))},
-            {"pid", w.process.pid},
-            {"comm", escape_untrusted(w.process.comm)},
-            {"parent_pid", w.parent.pid},
-            {"parent_comm", escape_untrusted(w.parent.comm)},
-            {"parent_thread", escape_untrusted(w.parent_thread)}};
+    JsonObjectWriter by = out.object("written_by");
+    by.string("source", "observed")
+        .string("ts", format_rfc3339_micro(clock.unix_ns(w.monotonic_ns)))
+        .number("pid", w.process.pid)
+        .string("comm", escape_untrusted(w.process.comm))
+        .number("parent_pid", w.parent.pid)
+        .string("parent_comm", escape_untrusted(w.parent.comm))
+        .string("parent_thread", escape_untrusted(w.parent_thread));
+    by.close();
+  } else if (report.written_mtime_unix_ns) {
+    JsonObjectWriter by = out.object("written_by");
+    by.string("source", "mtime").string("ts", format_rfc3339_micro(*report.written_mtime_unix_ns));
+    by.close();
+  } else {
+    out.null("written_by");
   }
-  if (report.written_mtime_unix_ns)
-    return {{"source", "mtime"}, {"ts", format_rfc3339_micro(*report.written_mtime_unix_ns)}};
-  return nullptr;
 }
 
-nlohmann::ordered_json rule_json(const FirewallRule& rule) {
-  return {{"backend", rule.backend},
-          {"family", rule.family},
-          {"table", escape_untrusted(rule.table)},
-          {"chain", escape_untrusted(rule.chain)},
-          {"handle", rule.handle ? nlohmann::ordered_json(*rule.handle) : nlohmann::ordered_json(nullptr)},
-          {"text", escape_untrusted(rule.text)},
-          {"verdict", rule.verdict},
-          {"packets", rule.packets ? nlohmann::ordered_json(*rule.packets) : nlohmann::ordered_json(nullptr)},
-          {"certain", rule.certain}};
+void write_rule(JsonObjectWriter& out, const std::optional<FirewallRule>& rule) {
+  if (!rule) {
+    out.null("rule");
+    return;
+  }
+  JsonObjectWriter r = out.object("rule");
+  r.string("backend", rule->backend)
+      .string("family", rule->family)
+      .string("table", escape_untrusted(rule->table))
+      .string("chain", escape_untrusted(rule->chain));
+  rule->handle ? r.number("handle", *rule->handle) : r.null("handle");
+  r.string("text", escape_untrusted(rule->text)).string("verdict", rule->verdict);
+  rule->packets ? r.number("packets", *rule->packets) : r.null("packets");
+  r.boolean("certain", rule->certain);
+  r.close();
 }
 
 }  // namespace
 
-nlohmann::ordered_json Formatter::event_json(const Report& report) const {
+std::string Formatter::event_line(const Report& report) const {
   const TcpEvent& e = report.event;
-  nlohmann::ordered_json out = {
-      {"type", "event"},
-      {"ts", format_rfc3339_micro(clock.unix_ns(e.monotonic_ns))},
-      {"kind", kind_name(e.kind)},
-      {"direction", direction_name(e.kind)},
-      {"family", e.family},
-      {"local_addr", format_address(e.family, e.local.addr)},
-      {"local_port", e.local.port},
-      {"remote_addr", format_address(e.family, e.remote.addr)},
-      {"remote_port", e.remote.port},
-      {"netns", e.netns},
-      {"tcp_state", optional_json(state_name(names, e))},
-      {"kernel_reason", optional_json(reason_name(names, e))},
-      {"pid", e.owner ? nlohmann::ordered_json(e.owner->pid) : nlohmann::ordered_json(nullptr)},
-      {"comm", e.owner ? nlohmann::ordered_json(escape_untrusted(e.owner->comm)) : nlohmann::ordered_json(nullptr)},
-      {"verdict", report.verdict},
-      {"detail", report.detail},
-      // Extensions beyond the core contract (docs/events.md).
-      {"owner_source", owner_source_name(e.owner_source)},
-      {"context_pid", e.context.pid},
-      {"context_comm", escape_untrusted(e.context.comm)},
-      {"packets", report.packets},
-      {"tcp_flags", e.tcp_flags ? nlohmann::ordered_json(format_tcp_flags(*e.tcp_flags)) : nlohmann::ordered_json(nullptr)},
-      {"peer_saw", optional_json(report.peer_saw)},
-      {"netfilter_hook", optional_json(report.netfilter_hook)},
-      {"rule", report.rule ? rule_json(*report.rule) : nlohmann::ordered_json(nullptr)},
-      {"fail2ban_jail", report.fail2ban_jail ? nlohmann::ordered_json(escape_untrusted(*report.fail2ban_jail))
-                                             : nlohmann::ordered_json(nullptr)},
-      {"wrapper_rule", report.wrapper_rule ? nlohmann::ordered_json{{"file", report.wrapper_rule->file},
-                                                                    {"line", report.wrapper_rule->line},
-                                                                    {"text", escape_untrusted(report.wrapper_rule->text)}}
-                                           : nlohmann::ordered_json(nullptr)},
-      {"written_by", written_by_json(report, clock)},
-  };
-  if (e.full_socket) {
-    out["bytes_received"] = e.bytes_received;
-    out["bytes_acked"] = e.bytes_acked;
-    out["unread_bytes"] = e.unread_bytes;
+  std::string line;
+  line.reserve(768);
+  JsonObjectWriter out(line);
+  out.string("type", "event")
+      .string("ts", format_rfc3339_micro(clock.unix_ns(e.monotonic_ns)))
+      .string("kind", kind_name(e.kind))
+      .string("direction", direction_name(e.kind))
+      .number("family", static_cast<uint64_t>(e.family))
+      .string("local_addr", format_address(e.family, e.local.addr))
+      .number("local_port", e.local.port)
+      .string("remote_addr", format_address(e.family, e.remote.addr))
+      .number("remote_port", e.remote.port)
+      .number("netns", e.netns)
+      .optional_string("tcp_state", state_name(names, e))
+      .optional_string("kernel_reason", reason_name(names, e));
+  e.owner ? out.number("pid", e.owner->pid) : out.null("pid");
+  e.owner ? out.string("comm", escape_untrusted(e.owner->comm)) : out.null("comm");
+  out.string("verdict", report.verdict).string("detail", report.detail);
+  // Extensions beyond the core contract (docs/events.md).
+  out.string("owner_source", owner_source_name(e.owner_source))
+      .number("context_pid", e.context.pid)
+      .string("context_comm", escape_untrusted(e.context.comm))
+      .number("packets", report.packets);
+  e.tcp_flags ? out.string("tcp_flags", format_tcp_flags(*e.tcp_flags)) : out.null("tcp_flags");
+  out.optional_string("peer_saw", report.peer_saw).optional_string("netfilter_hook", report.netfilter_hook);
+  write_rule(out, report.rule);
+  report.fail2ban_jail ? out.string("fail2ban_jail", escape_untrusted(*report.fail2ban_jail))
+                       : out.null("fail2ban_jail");
+  if (report.wrapper_rule) {
+    JsonObjectWriter rule = out.object("wrapper_rule");
+    rule.string("file", report.wrapper_rule->file)
+        .number("line", report.wrapper_rule->line)
+        .string("text", escape_untrusted(report.wrapper_rule->text));
+    rule.close();
+  } else {
+    out.null("wrapper_rule");
   }
-  return out;
+  write_written_by(out, report, clock);
+  if (e.full_socket)
+    out.number("bytes_received", e.bytes_received).number("bytes_acked", e.bytes_acked).number("unread_bytes", e.unread_bytes);
+  out.close();
+  return line;
+}
+
+nlohmann::ordered_json Formatter::event_json(const Report& report) const {
+  return nlohmann::ordered_json::parse(event_line(report));
 }
 
 std::string Formatter::event_text(const Report& report) const {

@@ -44,7 +44,8 @@ struct Formatter {
   const KernelNames& names;
   WallClock clock;
 
-  nlohmann::ordered_json event_json(const Report& report) const;
+  std::string event_line(const Report& report) const;            // one JSON line, written directly
+  nlohmann::ordered_json event_json(const Report& report) const;  // the same, as a DOM (tests, tools)
   std::string event_text(const Report& report) const;
 };
 
