@@ -75,7 +75,10 @@ bool Correlator::add(const TcpEvent& event) {
   }
   auto [it, inserted] = open_.try_emplace(key);
   Group& group = it->second;
-  if (inserted) group.first_ns = event.monotonic_ns;
+  if (inserted) {
+    group.first_ns = event.monotonic_ns;
+    group.events.reserve(3);  // a reset seen from both ends plus a drop: no regrowth in a storm
+  }
   group.last_ns = std::max(group.last_ns, event.monotonic_ns);
   group.events.push_back(event);
   due_.emplace(due_at(group), key);
