@@ -256,6 +256,13 @@ static __always_inline bool fill_packet_addresses(struct rsttrace_tcp_event *e,
 	return true;
 }
 
+/* An event about socket `sk` alone (no packet): false unless it is TCP on a watched port. */
+static __always_inline bool fill_watched_socket(struct rsttrace_tcp_event *e, const struct sock *sk)
+{
+	fill_sock_identity(e, sk);
+	return fill_sock_addresses(e, sk) && event_watched(e);
+}
+
 /* The packet's device, else its route's device; 0 if it has neither. */
 static __always_inline struct net_device *packet_device(const struct sk_buff *skb)
 {
@@ -294,6 +301,17 @@ static __always_inline void emit(struct rsttrace_tcp_event *e, __u32 seen_stat)
 		count(RSTTRACE_STAT_EMITTED);
 }
 
+/* A reset leaving this host; `by_closer`: sent by the process closing `sk`, its owner. */
+static __always_inline void emit_reset_sent(struct rsttrace_tcp_event *e, const struct sock *sk, bool by_closer)
+{
+	if (by_closer) {
+		e->flags |= RSTTRACE_FLAG_BY_CLOSER;
+		record_owner(sk, RSTTRACE_OWNER_CLOSE);
+	}
+	fill_context(e, RSTTRACE_KIND_RESET_SENT);
+	emit(e, RSTTRACE_STAT_RESET_SENT);
+}
+
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(handle_send_reset)
 {
@@ -324,12 +342,7 @@ int BPF_PROG(handle_send_reset)
 	}
 	if (!event_watched(&e))
 		return 0;
-	if (sk && (e.flags & RSTTRACE_FLAG_REASON) && reset_sent_by_closer(e.reason)) {
-		e.flags |= RSTTRACE_FLAG_BY_CLOSER;
-		record_owner(sk, RSTTRACE_OWNER_CLOSE);
-	}
-	fill_context(&e, RSTTRACE_KIND_RESET_SENT);
-	emit(&e, RSTTRACE_STAT_RESET_SENT);
+	emit_reset_sent(&e, sk, sk && (e.flags & RSTTRACE_FLAG_REASON) && reset_sent_by_closer(e.reason));
 	return 0;
 }
 
@@ -346,18 +359,10 @@ int BPF_KPROBE(handle_active_reset, struct sock *sk)
 {
 	struct rsttrace_tcp_event e = {};
 
-	if (!sk)
-		return 0;
-	fill_sock_identity(&e, sk);
-	if (!fill_sock_addresses(&e, sk) || !event_watched(&e))
+	if (!sk || !fill_watched_socket(&e, sk))
 		return 0;
 	e.flags |= RSTTRACE_FLAG_KPROBE;
-	if (e.tcp_state == TCP_CLOSE) {
-		e.flags |= RSTTRACE_FLAG_BY_CLOSER;
-		record_owner(sk, RSTTRACE_OWNER_CLOSE);
-	}
-	fill_context(&e, RSTTRACE_KIND_RESET_SENT);
-	emit(&e, RSTTRACE_STAT_RESET_SENT);
+	emit_reset_sent(&e, sk, e.tcp_state == TCP_CLOSE);
 	return 0;
 }
 
@@ -374,8 +379,7 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 {
 	struct rsttrace_tcp_event e = {};
 
-	fill_sock_identity(&e, sk);
-	if (!fill_sock_addresses(&e, sk) || !event_watched(&e))
+	if (!fill_watched_socket(&e, sk))
 		return 0;
 	fill_context(&e, RSTTRACE_KIND_RESET_RECEIVED);
 	emit(&e, RSTTRACE_STAT_RESET_RECEIVED);

@@ -6,30 +6,31 @@
 
 namespace rsttrace {
 
-namespace {
-constexpr size_t kMaxRemotes = 4096;
+void BoundedCounts::add(const std::string& key) {
+  auto it = counts_.find(key);
+  if (it != counts_.end())
+    ++it->second;
+  else if (counts_.size() < max_keys_)
+    counts_.emplace(key, 1);
+  else
+    ++counts_[overflow_key_];
+}
+
+std::vector<std::pair<std::string, uint64_t>> BoundedCounts::top(size_t n) const {
+  std::vector<std::pair<std::string, uint64_t>> all(counts_.begin(), counts_.end());
+  // Stable on the map's key order: ties stay sorted by key.
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (all.size() > n) all.resize(n);
+  return all;
 }
 
 void Tally::add(const Report& report) {
   ++total_;
   ++by_verdict_[report.verdict];
-  const std::string remote = format_address(report.event.family, report.event.remote.addr);
-  auto it = by_remote_.find(remote);
-  if (it != by_remote_.end()) {
-    ++it->second;
-  } else if (by_remote_.size() < kMaxRemotes) {
-    by_remote_.emplace(remote, 1);
-  } else {
-    ++by_remote_["(other addresses)"];
-  }
+  by_remote_.add(format_address(report.event.family, report.event.remote.addr));
 }
 
-std::vector<std::pair<std::string, uint64_t>> Tally::top_remotes(size_t n) const {
-  std::vector<std::pair<std::string, uint64_t>> all(by_remote_.begin(), by_remote_.end());
-  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
-  if (all.size() > n) all.resize(n);
-  return all;
-}
+std::vector<std::pair<std::string, uint64_t>> Tally::top_remotes(size_t n) const { return by_remote_.top(n); }
 
 std::string Tally::text(size_t top) const {
   std::string line = std::to_string(total_) + (total_ == 1 ? " event" : " events");

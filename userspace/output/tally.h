@@ -12,10 +12,31 @@
 
 namespace rsttrace {
 
+// Counts by key with a bound on distinct keys (a scan must not grow it
+// forever): beyond `max_keys`, new keys are counted under `overflow_key`.
+class BoundedCounts {
+ public:
+  BoundedCounts(size_t max_keys, std::string overflow_key)
+      : max_keys_(max_keys), overflow_key_(std::move(overflow_key)) {}
+  void add(const std::string& key);
+  const std::map<std::string, uint64_t>& all() const { return counts_; }
+  // The `n` keys with the highest counts, highest first, ties by key.
+  std::vector<std::pair<std::string, uint64_t>> top(size_t n) const;
+
+ private:
+  size_t max_keys_;
+  std::string overflow_key_;
+  std::map<std::string, uint64_t> counts_;
+};
+
 class Tally {
  public:
   void add(const Report& report);
-  void clear() { *this = Tally{}; }
+  void clear() {
+    total_ = 0;
+    by_verdict_.clear();
+    by_remote_ = BoundedCounts(kMaxRemotes, "(other addresses)");
+  }
   uint64_t total() const { return total_; }
   const std::map<std::string, uint64_t>& by_verdict() const { return by_verdict_; }
   // The `n` remote addresses with the most reports, most first (ties by address).
@@ -26,7 +47,8 @@ class Tally {
  private:
   uint64_t total_ = 0;
   std::map<std::string, uint64_t> by_verdict_;
-  std::map<std::string, uint64_t> by_remote_;  // bounded in add(): a scan must not grow it forever
+  static constexpr size_t kMaxRemotes = 4096;
+  BoundedCounts by_remote_{kMaxRemotes, "(other addresses)"};
 };
 
 }  // namespace rsttrace

@@ -149,10 +149,7 @@ std::string table(const char* caption, const char* key, const std::vector<std::p
 std::string render_html(const Incident& incident, const std::vector<std::string>& files) {
   std::string names;
   for (const auto& file : files) names += (names.empty() ? "" : ", ") + html(file);
-  std::vector<std::pair<std::string, uint64_t>> verdicts(incident.by_verdict().begin(), incident.by_verdict().end());
-  std::sort(verdicts.begin(), verdicts.end(), [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
-  });
+  const auto verdicts = incident.verdicts_by_count();
   std::string page =
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
       "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"

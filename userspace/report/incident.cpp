@@ -11,17 +11,7 @@
 namespace rsttrace {
 namespace {
 
-constexpr size_t kMaxDistinct = 100000;  // remotes/jails tracked; beyond, counted as "(others)"
 constexpr size_t kMaxMalformedKept = 20;
-
-std::vector<std::pair<std::string, uint64_t>> top_of(const std::map<std::string, uint64_t>& counts, size_t n) {
-  std::vector<std::pair<std::string, uint64_t>> all(counts.begin(), counts.end());
-  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
-  });
-  if (all.size() > n) all.resize(n);
-  return all;
-}
 
 std::string string_field(const nlohmann::json& record, const char* key) {
   const auto it = record.find(key);
@@ -35,17 +25,6 @@ std::optional<std::string> minute_of(const std::string& ts) {
   std::smatch match;
   if (!std::regex_match(ts, match, rfc3339)) return std::nullopt;
   return match[1].str() + "Z";
-}
-
-void Incident::bump(std::map<std::string, uint64_t>& counts, const std::string& key) {
-  auto it = counts.find(key);
-  if (it != counts.end()) {
-    ++it->second;
-  } else if (counts.size() < kMaxDistinct) {
-    counts.emplace(key, 1);
-  } else {
-    ++counts["(others)"];
-  }
 }
 
 void Incident::malformed(const std::string& file, uint64_t number, std::string why) {
@@ -81,17 +60,17 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
   if (!minute) return malformed(file, number, "event without an RFC 3339 \"ts\"");
   if (verdict.empty()) return malformed(file, number, "event without a \"verdict\"");
   ++events_;
-  bump(by_verdict_, verdict);
-  bump(by_remote_, string_field(record, "remote_addr"));
-  if (const std::string jail = string_field(record, "fail2ban_jail"); !jail.empty()) bump(by_jail_, jail);
+  by_verdict_.add(verdict);
+  by_remote_.add(string_field(record, "remote_addr"));
+  if (const std::string jail = string_field(record, "fail2ban_jail"); !jail.empty()) by_jail_.add(jail);
   if (first_.empty() || ts < first_) first_ = ts;  // same format, UTC: text order is time order
   if (last_.empty() || ts > last_) last_ = ts;
   auto& minute_counts = timeline_[*minute];
   if (minute_counts.count(verdict) || minute_counts.size() < 64) ++minute_counts[verdict];
 }
 
-std::vector<std::pair<std::string, uint64_t>> Incident::top_remotes(size_t n) const { return top_of(by_remote_, n); }
-std::vector<std::pair<std::string, uint64_t>> Incident::top_jails(size_t n) const { return top_of(by_jail_, n); }
+std::vector<std::pair<std::string, uint64_t>> Incident::top_remotes(size_t n) const { return by_remote_.top(n); }
+std::vector<std::pair<std::string, uint64_t>> Incident::top_jails(size_t n) const { return by_jail_.top(n); }
 
 std::string render_text(const Incident& incident, const std::vector<std::string>& files) {
   std::string out;
@@ -112,10 +91,7 @@ std::string render_text(const Incident& incident, const std::vector<std::string>
          std::to_string(incident.truncated()) + " truncated");
   line("");
   line("by verdict:");
-  std::vector<std::pair<std::string, uint64_t>> verdicts(incident.by_verdict().begin(), incident.by_verdict().end());
-  std::sort(verdicts.begin(), verdicts.end(), [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
-  });
+  const auto verdicts = incident.verdicts_by_count();
   char buffer[256];
   for (const auto& [verdict, count] : verdicts) {
     std::snprintf(buffer, sizeof(buffer), "  %-14s %10llu", escape_untrusted(verdict).c_str(),

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "output/tally.h"
+
 namespace rsttrace {
 
 struct MalformedLine {
@@ -26,7 +28,8 @@ class Incident {
   void add_line(const std::string& file, uint64_t number, const std::string& line, bool last_unterminated = false);
 
   uint64_t events() const { return events_; }
-  const std::map<std::string, uint64_t>& by_verdict() const { return by_verdict_; }
+  const std::map<std::string, uint64_t>& by_verdict() const { return by_verdict_.all(); }
+  std::vector<std::pair<std::string, uint64_t>> verdicts_by_count() const { return by_verdict_.top(SIZE_MAX); }
   std::vector<std::pair<std::string, uint64_t>> top_remotes(size_t n) const;
   std::vector<std::pair<std::string, uint64_t>> top_jails(size_t n) const;
   const std::string& first_seen() const { return first_; }  // RFC 3339, "" when no event
@@ -41,10 +44,9 @@ class Incident {
 
  private:
   void malformed(const std::string& file, uint64_t number, std::string why);
-  static void bump(std::map<std::string, uint64_t>& counts, const std::string& key);
 
   uint64_t events_ = 0, lost_ = 0, malformed_count_ = 0, truncated_ = 0, summaries_ = 0;
-  std::map<std::string, uint64_t> by_verdict_, by_remote_, by_jail_;
+  BoundedCounts by_verdict_{64, "(other verdicts)"}, by_remote_{100000, "(others)"}, by_jail_{100000, "(others)"};
   std::string first_, last_;
   std::map<std::string, std::map<std::string, uint64_t>> timeline_;
   std::vector<MalformedLine> malformed_;
