@@ -299,6 +299,7 @@ int run_trace(const TraceOptions& options) {
                                     std::chrono::duration<double>(options.summary_interval));
   const auto deadline = started + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                       std::chrono::duration<double>(options.duration_seconds));
+  auto next_trim = started;
   for (;;) {
     int timeout_ms = static_cast<int>(options.poll_interval_ms);
     if (options.duration_seconds > 0) {
@@ -317,6 +318,11 @@ int run_trace(const TraceOptions& options) {
     }
     printer.flush();
     metrics.maybe_publish(session, attributor, printer, counts);
+    // After a storm, give freed memory back: RSS is what operators watch.
+    if (const auto now = std::chrono::steady_clock::now(); now >= next_trim) {
+      malloc_trim(0);
+      next_trim = now + std::chrono::seconds(1);
+    }
     if (options.summary_interval > 0 && std::chrono::steady_clock::now() >= next_summary) {
       spdlog::info("last {:g} s: {}; lost {}", options.summary_interval, printer.interval.text(), stats.lost);
       printer.interval.clear();

@@ -77,7 +77,9 @@ bool Correlator::add(const TcpEvent& event) {
   Group& group = it->second;
   if (inserted) {
     group.first_ns = event.monotonic_ns;
-    group.events.reserve(3);  // a reset seen from both ends plus a drop: no regrowth in a storm
+    // A reset seen from both ends plus a drop: no regrowth in a reset storm. A
+    // dropped SYN mostly stays alone (a drop storm holds many): no room kept.
+    if (!is_syn_drop(event)) group.events.reserve(3);
   }
   group.last_ns = std::max(group.last_ns, event.monotonic_ns);
   group.events.push_back(event);
