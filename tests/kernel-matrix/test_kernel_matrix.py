@@ -5,6 +5,7 @@ as it does on the host. Skipped (77) with the reason when qemu or the kernel
 package cannot be had."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -32,6 +33,9 @@ def main():
     assert "kernel 6.1." in out, "the guest did not run a 6.1 kernel"
     assert "no reason, and not called for active resets" in out, "6.1's tcp_send_reset should lack the reason"
     assert "kprobe on tcp_send_active_reset" in out, "the active-reset kprobe fallback is not in use"
+    # Debian's 6.1 runs all three kinds: the probes must say so (they load the real programs).
+    for kind in (r"tp_btf \(tcp:tcp_send_reset\)", r"kprobe \(tcp_send_active_reset\)", r"fentry \(tcp_send_active_reset\)"):
+        assert re.search(kind + r"\s+works", out), f"{kind} should work on 6.1"
 
     lab = in_guest(RSTTRACE, "selftest", "--json")
     results = [json.loads(line) for line in lab.stdout.splitlines() if line.startswith("{")]

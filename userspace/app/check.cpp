@@ -87,7 +87,7 @@ int run_check() {
       row(probe.label, "skipped: no tracefs");
       continue;
     }
-    const ProbeResult result = probe_program(probe.program);
+    const ProbeResult result = probe_program(probe.program, types);
     if (std::string(probe.program) == "handle_active_reset") kprobe_ok = result.ok;
     row(probe.label, result.ok ? "works" : "no (" + result.error + ")");
   }

@@ -4,6 +4,8 @@
 
 #include <string>
 
+struct btf;
+
 namespace rsttrace {
 
 struct ProbeResult {
@@ -11,7 +13,8 @@ struct ProbeResult {
   std::string error;  // why not, when !ok
 };
 
-// Loads `program` (a program name in bpf/rsttrace.bpf.c) alone and attaches it.
-ProbeResult probe_program(const std::string& program);
+// Loads `program` (a program name in bpf/rsttrace.bpf.c) alone and attaches
+// it, with the argument counts of the running kernel's tracepoints (kernel_types).
+ProbeResult probe_program(const std::string& program, const btf* kernel_types);
 
 }  // namespace rsttrace
