@@ -49,6 +49,27 @@ class ReportCliTest(unittest.TestCase):
         self.assertEqual(run.stderr.strip().splitlines(),
                          [f"rsttrace: error: failed to read {self.dir.name}/nope.jsonl: No such file or directory"])
 
+    def test_malformed_lines_are_capped_on_stderr_and_never_fatal(self):
+        garbage = os.path.join(self.dir.name, "garbage.jsonl")
+        with open(garbage, "wb") as f:
+            f.write(b"\x1b[31m not json\n" * 500 + b"x" * (3 << 20) + b"\n")  # and one 3 MiB line
+        run = self.report(garbage, *self.paths)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("9 events from", run.stdout)
+        self.assertIn("skipped lines: 502 malformed, 1 truncated", run.stdout)
+        warnings = run.stderr.splitlines()
+        self.assertLessEqual(len(warnings), 25)
+        self.assertIn(f"rsttrace: warning: {garbage}:1: skipped a malformed line: not a JSON object", warnings)
+        self.assertIn("rsttrace: warning: ... and 482 more malformed lines (502 in all)", warnings)
+        self.assertNotIn("\x1b", run.stderr + run.stdout)
+
+    def test_a_directory_is_unreadable(self):
+        run = self.report(self.paths[0], self.dir.name)
+        self.assertEqual(run.returncode, 1)
+        self.assertEqual(run.stdout, "")
+        self.assertEqual(run.stderr.strip().splitlines(),
+                         [f"rsttrace: error: failed to read {self.dir.name}: Is a directory"])
+
     def test_html_page(self):
         page = os.path.join(self.dir.name, "report.html")
         run = self.report(*self.paths, "--html", page)

@@ -1,5 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <sstream>
+
+#include "cli/options.h"
+#include "report/capture_reader.h"
 #include "report/incident.h"
 
 using namespace rsttrace;
@@ -93,4 +97,118 @@ TEST_CASE("report: text and HTML escape what came from the capture", "[report]")
   CHECK_THAT(page, Catch::Contains("fill=\"#7570b3\""));  // sshd's
   CHECK_THAT(page, !Catch::Contains("<script"));
   CHECK_THAT(page, !Catch::Contains("http://www.w3.org/1999"));  // nothing external but the SVG namespace
+}
+
+TEST_CASE("report: rotated files read out of order give the same story, line numbers per file", "[report]") {
+  const std::string older = event("2026-11-25T02:13:08.000000Z", "tcp-wrappers", "127.0.0.2", "sshd") + "\n" +
+                            "{garbage\n" + event("2026-11-25T02:14:00.000000Z", "sshd", "127.0.0.3") + "\n";
+  const std::string newer = event("2026-11-25T02:15:00.000000Z", "firewall", "127.0.0.4") + "\n" +
+                            R"({"type":"lost","ts":"2026-11-25T02:15:01.000000Z","count":2,"total":2})" + "\n" +
+                            R"({"type":"event","ts":"2026-11-25T02:1)";  // cut mid-write
+  auto story = [&](bool newest_first) {
+    Incident incident;
+    std::istringstream a(newest_first ? newer : older), b(newest_first ? older : newer);
+    CHECK(read_capture(a, newest_first ? "cap" : "cap.1", incident));
+    CHECK(read_capture(b, newest_first ? "cap.1" : "cap", incident));
+    return incident;
+  };
+  for (const bool newest_first : {true, false}) {
+    const Incident incident = story(newest_first);
+    CHECK(incident.events() == 3);
+    CHECK(incident.first_seen() == "2026-11-25T02:13:08.000000Z");
+    CHECK(incident.last_seen() == "2026-11-25T02:15:00.000000Z");
+    CHECK(incident.lost() == 2);
+    CHECK(incident.truncated() == 1);
+    REQUIRE(incident.malformed_lines().size() == 1);
+    CHECK(incident.malformed_lines()[0].file == "cap.1");
+    CHECK(incident.malformed_lines()[0].line == 2);
+    CHECK(render_text(incident, {"cap"}) == render_text(story(!newest_first), {"cap"}));
+  }
+}
+
+TEST_CASE("report: a line far too long is skipped without being held, the next one still counts", "[report]") {
+  std::istringstream in(std::string(5000, 'x') + "\n" + event("2026-11-25T02:13:08Z", "sshd", "::1") + "\n" +
+                        std::string(5000, 'y'));
+  LineReader reader(in, 1000);
+  CaptureLine line;
+  REQUIRE(reader.next(line));
+  CHECK(line.too_long);
+  CHECK(line.text.empty());
+  CHECK(line.number == 1);
+  REQUIRE(reader.next(line));
+  CHECK_FALSE(line.too_long);
+  CHECK_FALSE(line.unterminated);
+  CHECK(line.number == 2);
+  REQUIRE(reader.next(line));
+  CHECK(line.too_long);
+  CHECK(line.unterminated);
+  CHECK_FALSE(reader.next(line));
+
+  std::istringstream again(in.str());
+  Incident incident;
+  CHECK(read_capture(again, "cap", incident, 1000));
+  CHECK(incident.events() == 1);
+  CHECK(incident.malformed() == 2);
+  CHECK(incident.malformed_lines()[1].line == 3);
+}
+
+TEST_CASE("report: timestamps must be real UTC dates, ordered by time not text", "[report]") {
+  CHECK(timestamp_us("1970-01-01T00:00:00Z") == 0);
+  CHECK(timestamp_us("1970-01-02T00:00:01.5Z") == 86'401'500'000LL);
+  CHECK(timestamp_us("2024-02-29T23:59:59.999999Z").has_value());
+  CHECK_FALSE(timestamp_us("2026-02-29T00:00:00Z"));  // not a leap year
+  CHECK_FALSE(timestamp_us("2026-02-31T00:00:00Z"));
+  CHECK_FALSE(timestamp_us("2026-13-01T00:00:00Z"));
+  CHECK_FALSE(timestamp_us("2026-99-99T99:99:99Z"));
+  CHECK_FALSE(timestamp_us("2026-11-25T02:13:08.Z"));
+  CHECK_FALSE(timestamp_us("2026-11-25T02:13:08.12a456Z"));
+  Incident incident;
+  incident.add_line("cap", 1, event("2026-11-25T02:13:08.5Z", "sshd", "::1"));
+  incident.add_line("cap", 2, event("2026-11-25T02:13:08Z", "sshd", "::1"));  // "08Z" > "08.5Z" as text
+  CHECK(incident.first_seen() == "2026-11-25T02:13:08Z");
+  CHECK(incident.last_seen() == "2026-11-25T02:13:08.5Z");
+  incident.add_line("cap", 3, event("2026-02-31T00:00:00Z", "sshd", "::1"));
+  CHECK(incident.malformed() == 1);
+}
+
+TEST_CASE("report: the chart stays bounded for years of events and many verdicts", "[report]") {
+  Incident incident;
+  uint64_t n = 0;
+  for (int year = 1971; year <= 9999; year += 7)
+    incident.add_line("cap", ++n, event(std::to_string(year) + "-06-15T12:00:00Z", "firewall", "10.0.0.1"));
+  for (int i = 0; i < 100; ++i)
+    incident.add_line("cap", ++n, event("2026-11-25T02:13:08Z", "made-up-" + std::to_string(i), "10.0.0.1"));
+  CHECK(incident.by_verdict().size() == 65);  // 64 and the overflow
+  CHECK(incident.by_verdict().at(Incident::kOtherVerdicts) == 37);
+  CHECK(incident.timeline().at("2026-11-25T02:13Z").at(Incident::kOtherVerdicts) == 37);
+  const std::string page = render_html(incident, {"cap"});
+  size_t rects = 0;
+  for (size_t at = page.find("<rect x="); at != std::string::npos; at = page.find("<rect x=", at + 1)) ++rects;
+  CHECK(rects < 400);  // at most 240 bars, a few verdicts each, and the legend
+  CHECK_THAT(page, Catch::Contains("</svg>"));
+}
+
+TEST_CASE("report: a hostile verdict of any length stays escaped and whole in the page", "[report]") {
+  Incident incident;
+  const std::string verdict = std::string(2000, 'v') + "<script>alert(1)</script>";
+  incident.add_line("cap", 1, event("2026-11-25T02:13:08Z", verdict, "10.0.0.1"));
+  const std::string page = render_html(incident, {"cap"});
+  CHECK_THAT(page, !Catch::Contains("<script"));
+  CHECK_THAT(page, Catch::Contains(std::string(2000, 'v') + "&lt;script&gt;alert(1)&lt;/script&gt;: 1</title></rect>"));
+  const std::string text = render_text(incident, {"cap"});
+  CHECK_THAT(text, Catch::Contains("<script>alert(1)</script>          1\n"));
+}
+
+TEST_CASE("report: the subcommand takes files in any number and --html", "[report]") {
+  const auto parsed = parse_command_line({"rsttrace", "report", "cap", "cap.2", "cap.1", "--html", "/tmp/r.html"});
+  REQUIRE(std::holds_alternative<ReportOptions>(parsed));
+  const auto& options = std::get<ReportOptions>(parsed);
+  CHECK(options.files == std::vector<std::string>{"cap", "cap.2", "cap.1"});
+  CHECK(options.html == "/tmp/r.html");
+  const auto none = parse_command_line({"rsttrace", "report"});
+  REQUIRE(std::holds_alternative<CliExit>(none));
+  CHECK(std::get<CliExit>(none).code == 2);
+  const auto bad_html = parse_command_line({"rsttrace", "report", "cap", "--html", "/no/such/dir/r.html"});
+  REQUIRE(std::holds_alternative<CliExit>(bad_html));
+  CHECK_THAT(std::get<CliExit>(bad_html).message, Catch::Contains("does not exist"));
 }

@@ -9,32 +9,31 @@
 
 #include "error.h"
 #include "output/format.h"
+#include "report/capture_reader.h"
 #include "report/incident.h"
 
 namespace rsttrace {
 
 int run_report(const ReportOptions& options) {
-  // Every file must open before anything is printed: no half report.
-  std::vector<std::ifstream> inputs;
+  // Every file must open before anything is printed: no half report. They are
+  // then read one at a time (FILE.1 ... FILE.1000 need not all be open at once).
   for (const auto& file : options.files) {
-    inputs.emplace_back(file, std::ios::binary);
-    if (!inputs.back()) throw failed("read", escape_untrusted(file), errno_text(errno));
+    std::ifstream probe(file, std::ios::binary);
+    if (!probe) throw failed("read", escape_untrusted(file), errno_text(errno));
   }
+  // Argument order does not matter: the incident aggregates, time comes from each record.
   Incident incident;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    std::ifstream& in = inputs[i];
-    std::string line;
-    uint64_t number = 0;
-    while (std::getline(in, line)) {
-      ++number;
-      incident.add_line(options.files[i], number, line, in.eof());  // eof here: no newline after it
-    }
-    if (in.bad()) throw failed("read", escape_untrusted(options.files[i]), errno_text(errno));
+  for (const auto& file : options.files) {
+    errno = 0;
+    std::ifstream in(file, std::ios::binary);
+    if (!in || !read_capture(in, file, incident))
+      throw failed("read", escape_untrusted(file), errno_text(errno ? errno : EIO));
   }
   for (const MalformedLine& bad : incident.malformed_lines())
     spdlog::warn("{}:{}: skipped a malformed line: {}", escape_untrusted(bad.file), bad.line, bad.why);
   if (incident.malformed() > incident.malformed_lines().size())
-    spdlog::warn("... {} malformed lines skipped in all", incident.malformed());
+    spdlog::warn("... and {} more malformed lines ({} in all)", incident.malformed() - incident.malformed_lines().size(),
+                 incident.malformed());
   if (incident.truncated()) spdlog::warn("{} truncated last line(s) skipped", incident.truncated());
 
   const std::string text = render_text(incident, options.files);

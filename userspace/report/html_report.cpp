@@ -35,32 +35,52 @@ const char* colour_of(const std::string& verdict) {
   return "#666666";
 }
 
-// "2026-11-25T02:13Z" -> minutes since the epoch.
+// "2026-11-25T02:13Z" (a key of Incident::timeline(), always valid) -> minutes since the epoch.
 long long minute_number(const std::string& minute) {
-  std::tm tm{};
-  if (std::sscanf(minute.c_str(), "%4d-%2d-%2dT%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                  &tm.tm_min) != 5)
-    return 0;
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return static_cast<long long>(timegm(&tm)) / 60;
+  return timestamp_us(minute.substr(0, 16) + ":00Z").value_or(0) / 60'000'000;
 }
 
-std::string minute_label(long long minute) {
+// "11-25 02:13"; with the year when the chart spans more than one.
+std::string minute_label(long long minute, bool with_year) {
   const std::time_t t = static_cast<std::time_t>(minute * 60);
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buffer[32];
-  std::strftime(buffer, sizeof(buffer), "%m-%d %H:%M", &tm);
+  std::strftime(buffer, sizeof(buffer), with_year ? "%Y-%m-%d %H:%M" : "%m-%d %H:%M", &tm);
   return buffer;
+}
+
+long long floor_div(long long a, long long b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); }
+
+// Minutes per bar: a round duration (1, 2, 5 ... minutes, hours, days) giving at most 240 bars.
+long long bar_minutes(long long span) {
+  static constexpr long long round[] = {1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440};
+  for (long long minutes : round)
+    if ((span + minutes - 1) / minutes <= 240) return minutes;
+  return 1440 * ((span + 1440 * 240 - 1) / (1440 * 240));
+}
+
+// "minute", "5 minutes", "hour", "3 hours", "day", "2 days".
+std::string duration_text(long long minutes) {
+  auto unit = [](long long n, const char* name) { return n == 1 ? std::string(name) : std::to_string(n) + " " + name + "s"; };
+  if (minutes % 1440 == 0) return unit(minutes / 1440, "day");
+  if (minutes % 60 == 0) return unit(minutes / 60, "hour");
+  return unit(minutes, "minute");
 }
 
 std::string chart(const Incident& incident) {
   const auto& timeline = incident.timeline();
   if (timeline.empty()) return "<p>No events.</p>";
-  const long long first = minute_number(timeline.begin()->first), last = minute_number(timeline.rbegin()->first);
+  long long first = minute_number(timeline.begin()->first), last = first;
+  for (const auto& entry : timeline) {  // text order is time order for valid keys; do not rely on it
+    first = std::min(first, minute_number(entry.first));
+    last = std::max(last, minute_number(entry.first));
+  }
+  const long long per_bar = bar_minutes(last - first + 1);
+  first = floor_div(first, per_bar) * per_bar;  // bars start on the clock's round times
   const long long span = last - first + 1;
-  const long long per_bar = std::max<long long>(1, (span + 239) / 240);  // at most 240 bars
+  const std::string per_bar_text = duration_text(per_bar);
+  const bool with_year = minute_label(first, true).substr(0, 4) != minute_label(last, true).substr(0, 4);
   const long long bars = (span + per_bar - 1) / per_bar;
   std::vector<std::map<std::string, uint64_t>> buckets(static_cast<size_t>(bars));
   std::set<std::string> verdicts;
@@ -77,12 +97,12 @@ std::string chart(const Incident& incident) {
     for (const auto& entry : bucket) total += entry.second;
     peak = std::max(peak, total);
   }
-  const int width = 960, height = 320, left = 60, right = 20, top = 20, bottom = 50;
+  const int width = 960, height = 320, left = 60, right = 20, top = 24, bottom = 50;
   const double plot_w = width - left - right, plot_h = height - top - bottom;
   const double bar_w = plot_w / static_cast<double>(bars);
   std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"timeline\" width=\"" + std::to_string(width) +
                     "\" height=\"" + std::to_string(height) + "\" role=\"img\" aria-label=\"events per " +
-                    (per_bar == 1 ? std::string("minute") : std::to_string(per_bar) + " minutes") + " by verdict\">\n";
+                    per_bar_text + " by verdict\">\n";
   char buffer[512];
   // Grid lines at whole counts, at most five; the scale's top is the last one.
   const uint64_t step = std::max<uint64_t>(1, (peak + 3) / 4);
@@ -101,36 +121,40 @@ std::string chart(const Incident& incident) {
     for (const auto& [verdict, count] : buckets[static_cast<size_t>(bar)]) {
       const double h = plot_h * static_cast<double>(count) / static_cast<double>(peak);
       y -= h;
+      // Numbers through snprintf, capture strings (any length) appended whole.
       std::snprintf(buffer, sizeof(buffer),
-                    "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"><title>%s %s: %llu</title></rect>\n",
+                    "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"><title>%s ",
                     x + 0.5, y, std::max(bar_w - 1.0, 1.0), h, colour_of(verdict),
-                    minute_label(first + bar * per_bar).c_str(), html(verdict).c_str(),
-                    static_cast<unsigned long long>(count));
-      svg += buffer;
+                    minute_label(first + bar * per_bar, with_year).c_str());
+      svg += buffer + html(verdict) + ": " + std::to_string(count) + "</title></rect>\n";
     }
   }
+  std::snprintf(buffer, sizeof(buffer), "<text x=\"%d\" y=\"%d\" font-size=\"11\">events per %s</text>\n", 8, 12,
+                per_bar_text.c_str());
+  svg += buffer;
   // Time labels: about six along the axis.
   const long long label_every = std::max<long long>(1, bars / 6);
   for (long long bar = 0; bar < bars; bar += label_every) {
+    if (bar > 0 && left + bar_w * static_cast<double>(bar) > width - right - (with_year ? 95 : 70)) break;  // cut off
     std::snprintf(buffer, sizeof(buffer), "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">%s</text>\n",
                   left + bar_w * static_cast<double>(bar), height - bottom + 16,
-                  minute_label(first + bar * per_bar).c_str());
+                  minute_label(first + bar * per_bar, with_year).c_str());
     svg += buffer;
   }
   std::snprintf(buffer, sizeof(buffer),
                 "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#333\"/>"
-                "<text x=\"%d\" y=\"%d\" font-size=\"11\">UTC, %s per bar</text>\n",
-                left, top + plot_h, width - right, top + plot_h, left, height - 8,
-                per_bar == 1 ? "one minute" : (std::to_string(per_bar) + " minutes").c_str());
+                "<text x=\"%d\" y=\"%d\" font-size=\"11\">UTC, one bar per %s</text>\n",
+                left, top + plot_h, width - right, top + plot_h, left, height - 8, per_bar_text.c_str());
   svg += buffer;
   // Legend.
   int x = left + 220;
   for (const auto& verdict : verdicts) {
+    if (x > width - 100) break;  // more verdicts than room: the table lists them all
     std::snprintf(buffer, sizeof(buffer),
                   "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>"
-                  "<text x=\"%d\" y=\"%d\" font-size=\"12\">%s</text>\n",
-                  x, height - 19, colour_of(verdict), x + 16, height - 9, html(verdict).c_str());
-    svg += buffer;
+                  "<text x=\"%d\" y=\"%d\" font-size=\"12\">",
+                  x, height - 19, colour_of(verdict), x + 16, height - 9);
+    svg += buffer + html(verdict) + "</text>\n";
     x += 24 + static_cast<int>(verdict.size()) * 8;
   }
   return svg + "</svg>";

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 
 #include "output/format.h"
@@ -20,11 +19,53 @@ std::string string_field(const nlohmann::json& record, const char* key) {
 
 }  // namespace
 
+std::optional<int64_t> timestamp_us(const std::string& ts) {
+  // YYYY-MM-DDTHH:MM:SS, then an optional fraction, then Z.
+  static constexpr char shape[] = "dddd-dd-ddTdd:dd:dd";
+  constexpr size_t fixed = sizeof(shape) - 1;
+  if (ts.size() < fixed + 1 || ts.back() != 'Z') return std::nullopt;
+  for (size_t i = 0; i < fixed; ++i) {
+    const bool digit = ts[i] >= '0' && ts[i] <= '9';
+    if (shape[i] == 'd' ? !digit : ts[i] != shape[i]) return std::nullopt;
+  }
+  auto number = [&ts](size_t at, size_t digits) {
+    int value = 0;
+    for (size_t i = at; i < at + digits; ++i) value = value * 10 + (ts[i] - '0');
+    return value;
+  };
+  const int year = number(0, 4), month = number(5, 2), day = number(8, 2);
+  const int hour = number(11, 2), minute = number(14, 2), second = number(17, 2);
+  static constexpr int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (month < 1 || month > 12) return std::nullopt;
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (day < 1 || day > month_days[month - 1] + (month == 2 && leap)) return std::nullopt;
+  if (hour > 23 || minute > 59 || second > 59) return std::nullopt;
+  int64_t micros = 0;
+  const size_t fraction = ts.size() - 1 - fixed;  // characters between the seconds and the Z
+  if (fraction > 0) {
+    if (fraction < 2 || fraction > 10 || ts[fixed] != '.') return std::nullopt;  // "." and 1 to 9 digits
+    for (size_t i = 0; i < 6; ++i) {
+      const size_t at = fixed + 1 + i;
+      const char c = at < ts.size() - 1 ? ts[at] : '0';
+      if (c < '0' || c > '9') return std::nullopt;
+      micros = micros * 10 + (c - '0');
+    }
+    for (size_t at = fixed + 7; at < ts.size() - 1; ++at)
+      if (ts[at] < '0' || ts[at] > '9') return std::nullopt;
+  }
+  // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+  const int y = year - (month <= 2);
+  const int era = (y >= 0 ? y : y - 399) / 400;
+  const int yoe = y - era * 400;
+  const int doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const int64_t days = static_cast<int64_t>(era) * 146097 + doe - 719468;
+  return ((days * 24 + hour) * 60 + minute) * 60'000'000LL + second * 1'000'000LL + micros;
+}
+
 std::optional<std::string> minute_of(const std::string& ts) {
-  static const std::regex rfc3339(R"((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}):\d{2}(\.\d+)?Z)");
-  std::smatch match;
-  if (!std::regex_match(ts, match, rfc3339)) return std::nullopt;
-  return match[1].str() + "Z";
+  if (!timestamp_us(ts)) return std::nullopt;
+  return ts.substr(0, 16) + "Z";
 }
 
 void Incident::malformed(const std::string& file, uint64_t number, std::string why) {
@@ -56,17 +97,18 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
   if (type != "event") return malformed(file, number, type.empty() ? "no \"type\"" : "unknown type");
   const std::string ts = string_field(record, "ts");
   const std::string verdict = string_field(record, "verdict");
-  const auto minute = minute_of(ts);
-  if (!minute) return malformed(file, number, "event without an RFC 3339 \"ts\"");
+  const auto when = timestamp_us(ts);
+  if (!when) return malformed(file, number, "event without an RFC 3339 \"ts\"");
   if (verdict.empty()) return malformed(file, number, "event without a \"verdict\"");
   ++events_;
   by_verdict_.add(verdict);
-  by_remote_.add(string_field(record, "remote_addr"));
+  // Past the bound on distinct verdicts, the timeline counts under the same overflow key.
+  const std::string verdict_key = by_verdict_.all().count(verdict) ? verdict : kOtherVerdicts;
+  if (const std::string remote = string_field(record, "remote_addr"); !remote.empty()) by_remote_.add(remote);
   if (const std::string jail = string_field(record, "fail2ban_jail"); !jail.empty()) by_jail_.add(jail);
-  if (first_.empty() || ts < first_) first_ = ts;  // same format, UTC: text order is time order
-  if (last_.empty() || ts > last_) last_ = ts;
-  auto& minute_counts = timeline_[*minute];
-  if (minute_counts.count(verdict) || minute_counts.size() < 64) ++minute_counts[verdict];
+  if (first_.empty() || *when < first_us_) first_ = ts, first_us_ = *when;
+  if (last_.empty() || *when > last_us_) last_ = ts, last_us_ = *when;
+  ++timeline_[ts.substr(0, 16) + "Z"][verdict_key];
 }
 
 std::vector<std::pair<std::string, uint64_t>> Incident::top_remotes(size_t n) const { return by_remote_.top(n); }
@@ -92,25 +134,20 @@ std::string render_text(const Incident& incident, const std::vector<std::string>
   line("");
   line("by verdict:");
   const auto verdicts = incident.verdicts_by_count();
-  char buffer[256];
-  for (const auto& [verdict, count] : verdicts) {
-    std::snprintf(buffer, sizeof(buffer), "  %-14s %10llu", escape_untrusted(verdict).c_str(),
-                  static_cast<unsigned long long>(count));
-    line(buffer);
-  }
+  char buffer[32];
+  // "  name      count": the name escaped and whole (however long), the count right-aligned.
+  auto row = [&](const std::string& name, size_t width, uint64_t count) {
+    std::string text = "  " + escape_untrusted(name);
+    if (text.size() < width + 2) text.append(width + 2 - text.size(), ' ');
+    std::snprintf(buffer, sizeof(buffer), " %10llu", static_cast<unsigned long long>(count));
+    line(text + buffer);
+  };
+  for (const auto& [verdict, count] : verdicts) row(verdict, 14, count);
   line("top remote addresses:");
-  for (const auto& [address, count] : incident.top_remotes(10)) {
-    std::snprintf(buffer, sizeof(buffer), "  %-40s %10llu", escape_untrusted(address).c_str(),
-                  static_cast<unsigned long long>(count));
-    line(buffer);
-  }
+  for (const auto& [address, count] : incident.top_remotes(10)) row(address, 40, count);
   const auto jails = incident.top_jails(10);
   line(jails.empty() ? "fail2ban jails: none" : "fail2ban jails:");
-  for (const auto& [jail, count] : jails) {
-    std::snprintf(buffer, sizeof(buffer), "  %-40s %10llu", escape_untrusted(jail).c_str(),
-                  static_cast<unsigned long long>(count));
-    line(buffer);
-  }
+  for (const auto& [jail, count] : jails) row(jail, 40, count);
   line("per minute (UTC):");
   for (const auto& [minute, counts] : incident.timeline()) {
     std::string row = "  " + minute.substr(0, 16) + " ";

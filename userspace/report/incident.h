@@ -22,6 +22,8 @@ struct MalformedLine {
 
 class Incident {
  public:
+  static constexpr const char* kOtherVerdicts = "(other verdicts)";  // past 64 distinct verdicts
+
   // One line of `file` (1-based `number`), without its newline.
   // `last_unterminated`: the file's last line had no newline (a capture cut
   // while being written): if it does not parse it is counted as truncated, not malformed.
@@ -42,12 +44,15 @@ class Incident {
   uint64_t truncated() const { return truncated_; }
   uint64_t runs() const { return summaries_; }  // `summary` lines: rsttrace runs that ended cleanly
 
- private:
+  // A line skipped for a reason found before parsing (e.g. far too long).
   void malformed(const std::string& file, uint64_t number, std::string why);
 
+ private:
+
   uint64_t events_ = 0, lost_ = 0, malformed_count_ = 0, truncated_ = 0, summaries_ = 0;
-  BoundedCounts by_verdict_{64, "(other verdicts)"}, by_remote_{100000, "(others)"}, by_jail_{100000, "(others)"};
+  BoundedCounts by_verdict_{64, kOtherVerdicts}, by_remote_{100000, "(others)"}, by_jail_{100000, "(others)"};
   std::string first_, last_;
+  int64_t first_us_ = 0, last_us_ = 0;  // first_ and last_ as microseconds since the epoch
   std::map<std::string, std::map<std::string, uint64_t>> timeline_;
   std::vector<MalformedLine> malformed_;
 };
@@ -55,6 +60,10 @@ class Incident {
 // The minute of an RFC 3339 UTC timestamp ("2026-11-25T02:13:08.939998Z" ->
 // "2026-11-25T02:13Z"), or nullopt if it is not one.
 std::optional<std::string> minute_of(const std::string& ts);
+
+// An RFC 3339 UTC timestamp ("YYYY-MM-DDTHH:MM:SS[.fraction]Z", a real
+// calendar date) as microseconds since the epoch, or nullopt.
+std::optional<int64_t> timestamp_us(const std::string& ts);
 
 std::string render_text(const Incident& incident, const std::vector<std::string>& files);
 std::string render_html(const Incident& incident, const std::vector<std::string>& files);
