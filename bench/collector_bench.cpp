@@ -7,9 +7,15 @@
 // runs after each batch with the simulated clock. Not run by CTest:
 //
 //   collector_bench [--workload reset|drop|mixed] [--connections N] [--rate CONN_PER_S]
-//                   [--text] [--raw] [--poll-ms MS] [--dump FILE] [--repeat R]
+//                   [--text] [--raw] [--poll-ms MS] [--dump FILE] [--repeat R] [--stream]
 //
-// Prints ns per connection and per record, lines, and peak RSS (getrusage).
+// By default the pipeline is driven as app/trace.cpp drives it (vectors of
+// reports, a string per line). --stream uses the streaming calls where this
+// build has them: Attributor::add(TcpEvent&&), Attributor::due(now, callback),
+// Formatter::append_event_line into one reused buffer.
+//
+// Prints ns per connection and per record, lines, and peak RSS (getrusage's
+// ru_maxrss: while tracing, and at the end, after the final flush).
 // --dump FILE writes every output line to FILE (byte-for-byte comparisons
 // between builds); without it lines go to a reused buffer, fwrite to /dev/null.
 #include <arpa/inet.h>
@@ -95,7 +101,34 @@ struct Settings {
   uint64_t poll_ms = 50;
   std::string dump;
   int repeat = 1;
+  bool stream = false;
 };
+
+// The streaming calls, where the build under test has them (the bench also
+// builds against older trees for A/B runs).
+template <typename A, typename F>
+void add_event(A& attributor, TcpEvent& event, bool stream, F&& report) {
+  if (stream)
+    for (const Report& r : attributor.add(std::move(event))) report(r);
+  else
+    for (const Report& r : attributor.add(event)) report(r);
+}
+
+template <typename A, typename F>
+void settle(A& attributor, uint64_t now_ns, bool stream, F&& report) {
+  if constexpr (requires { attributor.due(now_ns, report); }) {
+    if (stream) return attributor.due(now_ns, report);
+  }
+  for (const Report& r : attributor.due(now_ns)) report(r);
+}
+
+template <typename Fmt>
+void append_line(const Fmt& formatter, std::string& out, const Report& report, bool stream) {
+  if constexpr (requires { formatter.append_event_line(out, report); }) {
+    if (stream) return formatter.append_event_line(out, report);
+  }
+  out += formatter.event_line(report);
+}
 
 // Appends records to a byte buffer laid out like the ring buffer's contents.
 class RecordBuffer {
@@ -265,6 +298,7 @@ class Generator {
                                         "\t\r\b\f\x01\x7f", "0123456789abcdef"};
     auto sent = base(RSTTRACE_KIND_RESET_SENT, ts);
     sent.family = 6;
+    i /= 8;  // the mixed workload's every 8th connection: vary by its own count
     if (i % 2) {
       inet_pton(AF_INET6, "2001:db8::1", sent.local_addr);
       inet_pton(AF_INET6, "2001:db8::beef", sent.remote_addr);
@@ -309,7 +343,7 @@ long current_rss_kib() {
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--workload reset|drop|mixed] [--connections N] [--rate CONN_PER_S] [--text] [--raw]\n"
-               "          [--poll-ms MS] [--dump FILE] [--repeat R]\n",
+               "          [--poll-ms MS] [--dump FILE] [--repeat R] [--stream]\n",
                argv0);
   return 2;
 }
@@ -323,6 +357,7 @@ int main(int argc, char** argv) {
     auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
     const char* v = nullptr;
     if (arg == "--text") s.text = true;
+    else if (arg == "--stream") s.stream = true;
     else if (arg == "--raw") s.raw = true;
     else if (arg == "--workload" && (v = value())) s.workload = v;
     else if (arg == "--connections" && (v = value())) s.connections = std::strtoull(v, nullptr, 10);
@@ -358,7 +393,10 @@ int main(int argc, char** argv) {
       metrics.add(r);
       interval.add(r);
       run.add(r);
-      out += s.text ? formatter.event_text(r) : formatter.event_line(r);
+      if (s.text)
+        out += formatter.event_text(r);
+      else
+        append_line(formatter, out, r, s.stream);
       out += '\n';
       ++lines;
       if (out.size() >= 1 << 16) {
@@ -387,32 +425,41 @@ int main(int argc, char** argv) {
           return;
         }
         if (auto* event = std::get_if<TcpEvent>(&decoded))
-          for (const Report& r : attributor.add(*event)) report(r);
+          add_event(attributor, *event, s.stream, report);
         else
           attributor.add(std::get<WrapperOpen>(decoded));
       });
-      for (const Report& r : attributor.due(now + kMs)) report(r);
+      settle(attributor, now + kMs, s.stream, report);
       busy += std::chrono::steady_clock::now() - t0;
       records += batch.count();
     }
+    // As the benchmark reads VmHWM: while tracing, before the exit's flush of every open group.
+    const long peak_tracing = peak_rss_kib();
     const auto t0 = std::chrono::steady_clock::now();
-    for (const Report& r : attributor.flush()) report(r);
+    settle(attributor, UINT64_MAX, s.stream, report);
     bytes += out.size();
     std::fwrite(out.data(), 1, out.size(), sink);
     out.clear();
     busy += std::chrono::steady_clock::now() - t0;
+    if (!s.dump.empty()) {  // the tallies too, for comparisons between builds
+      std::fprintf(sink, "tally: %s\ninterval: %s\n", run.text(10).c_str(), interval.text(10).c_str());
+      for (const auto& [labels, count] : metrics.counts())
+        std::fprintf(sink, "metric: %s %s %s %u %llu\n", labels.verdict.c_str(), labels.kind.c_str(),
+                     labels.direction.c_str(), labels.port, static_cast<unsigned long long>(count));
+    }
 
     const double ns = static_cast<double>(busy.count());
     std::printf(
-        "{\"workload\": \"%s\", \"format\": \"%s\", \"connections\": %llu, \"records\": %llu, \"lines\": %llu, "
+        "{\"workload\": \"%s\", \"format\": \"%s\", \"stream\": %s, \"connections\": %llu, \"records\": %llu, \"lines\": %llu, "
         "\"bytes\": %llu, \"ignored\": %llu, \"malformed\": %llu, \"ns_per_connection\": %.1f, \"ns_per_record\": %.1f, "
-        "\"cpu_at_25k_conn_s\": \"%.1f%%\", \"rss_start_kib\": %ld, \"rss_end_kib\": %ld, \"peak_rss_kib\": %ld}\n",
-        s.workload.c_str(), s.text ? "text" : "json", static_cast<unsigned long long>(s.connections),
+        "\"cpu_at_25k_conn_s\": \"%.1f%%\", \"rss_start_kib\": %ld, \"peak_rss_tracing_kib\": %ld, \"rss_end_kib\": %ld, "
+        "\"peak_rss_kib\": %ld}\n",
+        s.workload.c_str(), s.text ? "text" : "json", s.stream ? "true" : "false", static_cast<unsigned long long>(s.connections),
         static_cast<unsigned long long>(records), static_cast<unsigned long long>(lines),
         static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(attributor.ignored()),
         static_cast<unsigned long long>(malformed), ns / static_cast<double>(s.connections),
         ns / static_cast<double>(records), ns / static_cast<double>(s.connections) * 25'000 / 1e9 * 100, rss_start,
-        current_rss_kib(), peak_rss_kib());
+        peak_tracing, current_rss_kib(), peak_rss_kib());
     std::fflush(stdout);
   }
   std::fclose(sink);

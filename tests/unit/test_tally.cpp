@@ -31,3 +31,27 @@ TEST_CASE("a tally counts by verdict and ranks remote addresses") {
   tally.clear();
   CHECK(tally.text() == "0 events");
 }
+
+TEST_CASE("bounded counts: runs of one key, new keys, and the overflow key count as a plain map would") {
+  BoundedCounts counts(5, "(other)");
+  std::map<std::string, uint64_t> expected;
+  uint32_t state = 1;
+  for (int i = 0; i < 5000; ++i) {
+    state = state * 1103515245u + 12345u;
+    const int pick = static_cast<int>((state >> 16) % 12);  // runs of the same key, and more keys than room
+    const std::string key = pick == 11 ? std::string("(other)") : std::string{'k', static_cast<char>('0' + pick / 2)};
+    for (int repeat = 0; repeat < 1 + pick % 3; ++repeat) {
+      counts.add(key);
+      if (expected.count(key) || expected.size() < 5)
+        ++expected[key];
+      else
+        ++expected["(other)"];
+    }
+    if (i == 2500) {  // a copy counts on its own
+      BoundedCounts copy = counts;
+      copy.add("k0");
+      CHECK(copy.all().at("k0") == counts.all().at("k0") + 1);
+    }
+  }
+  CHECK(counts.all() == expected);
+}

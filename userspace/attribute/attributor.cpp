@@ -104,20 +104,25 @@ void Attributor::add_provenance(Report& report) {
   }
 }
 
+bool Attributor::finish(const std::vector<TcpEvent>& group, std::optional<Report>& report) {
+  if (report) {
+    add_provenance(*report);
+    return true;
+  }
+  if (raw_) {  // raw: every kernel event has its line
+    report = Report{group.front(), "none", "ordinary teardown, not a failure: " + describe_evidence(names_, group.front())};
+    return true;
+  }
+  ignored_ += group.size();
+  return false;
+}
+
 std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent>>& groups) {
-  const RuleContext context{names_, evidence_, watched_ports_};
   std::vector<Report> reports;
   reports.reserve(groups.size());
   for (const auto& group : groups) {
-    if (auto report = judge(group, context)) {
-      add_provenance(*report);
-      reports.push_back(std::move(*report));
-    } else if (raw_) {  // raw: every kernel event has its line
-      reports.push_back(Report{group.front(), "none", "ordinary teardown, not a failure: " +
-                                                          describe_evidence(names_, group.front())});
-    } else {
-      ignored_ += group.size();
-    }
+    std::optional<Report> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
+    if (finish(group, report)) reports.push_back(std::move(*report));
   }
   return reports;
 }
@@ -125,6 +130,12 @@ std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent
 std::vector<Report> Attributor::add(const TcpEvent& event) {
   if (raw_) return judge_all({{event}});
   correlator_.add(event);
+  return {};
+}
+
+std::vector<Report> Attributor::add(TcpEvent&& event) {
+  if (raw_) return judge_all({{std::move(event)}});
+  correlator_.add(std::move(event));
   return {};
 }
 

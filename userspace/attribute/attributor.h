@@ -9,6 +9,7 @@
 #include "attribute/correlator.h"
 #include "attribute/evidence.h"
 #include "attribute/report.h"
+#include "attribute/rules.h"
 #include "collect/kernel_btf.h"
 #include "provenance/provenance.h"
 
@@ -27,9 +28,24 @@ class Attributor {
 
   void add(const WrapperOpen& open) { evidence_.add(open); }
   std::vector<Report> add(const TcpEvent& event);
+  std::vector<Report> add(TcpEvent&& event);  // the same, without copying the event
   // Reports whose connection has settled by now (CLOCK_MONOTONIC ns).
   std::vector<Report> due(uint64_t now_ns);
   std::vector<Report> flush();
+  // The same reports in the same order, handed one at a time to
+  // on_report(Report&) (which may move from it): no vector of reports is built
+  // (a storm settles thousands per poll), each group is judged right before its report.
+  template <typename OnReport>
+  void due(uint64_t now_ns, OnReport&& on_report) {
+    correlator_.take_due(now_ns, [&](std::vector<TcpEvent>& group) {
+      std::optional<Report> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
+      if (finish(group, report)) on_report(*report);
+    });
+  }
+  template <typename OnReport>
+  void flush(OnReport&& on_report) {
+    due(UINT64_MAX, on_report);
+  }
 
   uint64_t absorbed() const { return correlator_.absorbed(); }
   uint64_t ignored() const { return ignored_; }  // kernel events of ordinary teardown, not reported
@@ -38,6 +54,9 @@ class Attributor {
 
  private:
   std::vector<Report> judge_all(const std::vector<std::vector<TcpEvent>>& groups);
+  // After judge(): provenance for a report; else the --raw line, or the group
+  // counted as ignored. False: no report.
+  bool finish(const std::vector<TcpEvent>& group, std::optional<Report>& report);
   void add_provenance(Report& report);
 
   const KernelNames& names_;

@@ -1,5 +1,7 @@
 #include "attribute/correlator.h"
 
+#include <endian.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -30,9 +32,26 @@ size_t ConnectionKeyHash::operator()(const ConnectionKey& key) const {
   return static_cast<size_t>(hash);
 }
 
+namespace {
+
+// (addr, port) < (addr, port), the address compared byte by byte (as memcmp
+// would), here as two big-endian words.
+bool endpoint_less(const Endpoint& a, const Endpoint& b) {
+  uint64_t a_words[2], b_words[2];
+  std::memcpy(a_words, a.addr.data(), 16);
+  std::memcpy(b_words, b.addr.data(), 16);
+  for (int i = 0; i < 2; ++i) {
+    const uint64_t x = be64toh(a_words[i]), y = be64toh(b_words[i]);
+    if (x != y) return x < y;
+  }
+  return a.port < b.port;
+}
+
+}  // namespace
+
 ConnectionKey ConnectionKey::of(const TcpEvent& event) {
   ConnectionKey key{event.netns, event.family, event.local, event.remote};
-  if (std::tie(key.high.addr, key.high.port) < std::tie(key.low.addr, key.low.port)) std::swap(key.low, key.high);
+  if (endpoint_less(key.high, key.low)) std::swap(key.low, key.high);
   return key;
 }
 
@@ -58,7 +77,12 @@ bool Correlator::starts_new_connection(const Group& group, const TcpEvent& event
   });
 }
 
-bool Correlator::add(const TcpEvent& event) {
+bool Correlator::add(const TcpEvent& event) { return add_event(event); }
+
+bool Correlator::add(TcpEvent&& event) { return add_event(std::move(event)); }
+
+template <typename Event>
+bool Correlator::add_event(Event&& event) {
   const ConnectionKey key = ConnectionKey::of(event);
   if (is_syn_drop(event)) {
     auto reported = reported_drops_.find(key);
@@ -68,35 +92,154 @@ bool Correlator::add(const TcpEvent& event) {
       return false;
     }
   }
-  if (auto open = open_.find(key); open != open_.end() && starts_new_connection(open->second, event)) {
-    remember_if_drop(open->first, open->second);
-    early_.push_back(std::move(open->second.events));
-    open_.erase(open);
+  // The connection's slot: the last event's (a live slot is its key's only
+  // one), else one lookup.
+  uint32_t index = last_slot_;
+  if (index >= slots_.size() || !slots_[index].live() || !(slots_[index].key == key)) {
+    const uint32_t hash = static_cast<uint32_t>(ConnectionKeyHash()(key));
+    index = find_slot(key, hash);
+    if (index == kNoSlot) {
+      if (free_slots_.empty()) {
+        index = static_cast<uint32_t>(slots_.size());
+        slots_.emplace_back();
+      } else {
+        index = free_slots_.back();
+        free_slots_.pop_back();
+      }
+      slots_[index].key = key;
+      slots_[index].hash = hash;
+      index_insert(hash, index);
+    }
+    last_slot_ = index;
   }
-  auto [it, inserted] = open_.try_emplace(key);
-  Group& group = it->second;
+  if (slots_[index].open() && starts_new_connection(groups_[slots_[index].group], event)) {
+    Group& old = groups_[slots_[index].group];
+    remember_if_drop(key, old);
+    early_.push_back(std::move(old.events));
+    close(slots_[index]);
+  }
+  const bool inserted = !slots_[index].open();
   if (inserted) {
-    group.first_ns = event.monotonic_ns;
+    uint32_t group_index;
+    if (free_groups_.empty()) {
+      group_index = static_cast<uint32_t>(groups_.size());
+      groups_.emplace_back();
+    } else {
+      group_index = free_groups_.back();
+      free_groups_.pop_back();
+    }
+    slots_[index].group = group_index;
+    ++open_count_;
+    Group& fresh = groups_[group_index];
+    if (!spare_.empty()) {  // room a judged group left
+      fresh.events = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    fresh.first_ns = event.monotonic_ns;
+    fresh.last_ns = 0;
     // A reset seen from both ends plus a drop: no regrowth in a reset storm. A
     // dropped SYN mostly stays alone (a drop storm holds many): no room kept.
-    if (!is_syn_drop(event)) group.events.reserve(3);
+    if (!is_syn_drop(event)) fresh.events.reserve(3);
   }
+  Group& group = groups_[slots_[index].group];
   group.last_ns = std::max(group.last_ns, event.monotonic_ns);
-  group.events.push_back(event);
-  due_.emplace(due_at(group), key);
+  group.events.push_back(std::forward<Event>(event));
+  due_.emplace(due_at(group), index);
+  ++slots_[index].refs;
   if (inserted) by_start_.emplace_back(group.first_ns, key);
-  while (open_.size() > settings_.max_open && !by_start_.empty()) {
+  while (open_count_ > settings_.max_open && !by_start_.empty()) {
     // Bounded memory: judge the group that started first, now.
     const auto [first_ns, oldest_key] = by_start_.front();
     by_start_.pop_front();
-    auto oldest = open_.find(oldest_key);
-    if (oldest == open_.end() || oldest->second.first_ns != first_ns) continue;  // judged already
-    remember_if_drop(oldest->first, oldest->second);
-    early_.push_back(std::move(oldest->second.events));
-    open_.erase(oldest);
+    const uint32_t oldest = find_slot(oldest_key, static_cast<uint32_t>(ConnectionKeyHash()(oldest_key)));
+    if (oldest == kNoSlot || !slots_[oldest].open()) continue;  // judged already
+    Group& evicted = groups_[slots_[oldest].group];
+    if (evicted.first_ns != first_ns) continue;  // judged already
+    remember_if_drop(slots_[oldest].key, evicted);
+    early_.push_back(std::move(evicted.events));
+    close(slots_[oldest]);
     ++evicted_;
+    if (slots_[oldest].refs == 0) release(oldest);
   }
   return true;
+}
+
+void Correlator::close(Slot& slot) {
+  Group& group = groups_[slot.group];
+  free_groups_.push_back(slot.group);
+  slot.group = kNoGroup;
+  --open_count_;
+  // The events' room serves the next new group (a few are kept, not one per group).
+  std::vector<TcpEvent> events = std::move(group.events);
+  group.events = {};
+  if (events.capacity() != 0 && spare_.size() < kSpareGroups) {
+    events.clear();
+    spare_.push_back(std::move(events));
+  }
+}
+
+void Correlator::unref(uint32_t index) {
+  if (--slots_[index].refs == 0 && !slots_[index].open()) release(index);
+}
+
+void Correlator::release(uint32_t index) {
+  index_erase(slots_[index].hash, index);
+  free_slots_.push_back(index);
+}
+
+void Correlator::forget_all() {
+  due_ = {};
+  by_start_.clear();
+  slots_.clear();  // no open group and no entry: no slot is in use
+  free_slots_.clear();
+  groups_.clear();
+  free_groups_.clear();
+  index_reset(kMinCells);
+}
+
+uint32_t Correlator::find_slot(const ConnectionKey& key, uint32_t hash) const {
+  const size_t mask = index_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Cell& cell = index_[i];
+    if (cell.slot == kNoSlot) return kNoSlot;
+    if (cell.hash == hash && slots_[cell.slot].key == key) return cell.slot;
+  }
+}
+
+void Correlator::index_insert(uint32_t hash, uint32_t slot) {
+  if (2 * (indexed_ + 1) > index_.size()) {  // at most half full: short probes
+    std::vector<Cell> cells = std::move(index_);
+    index_reset(2 * cells.size());
+    for (const Cell& cell : cells)
+      if (cell.slot != kNoSlot) index_insert(cell.hash, cell.slot);
+  }
+  const size_t mask = index_.size() - 1;
+  size_t i = hash & mask;
+  while (index_[i].slot != kNoSlot) i = (i + 1) & mask;
+  index_[i] = Cell{hash, slot};
+  ++indexed_;
+}
+
+void Correlator::index_erase(uint32_t hash, uint32_t slot) {
+  const size_t mask = index_.size() - 1;
+  size_t hole = hash & mask;
+  while (index_[hole].slot != slot) hole = (hole + 1) & mask;
+  // Shift back the cells after it that the hole would hide from their home.
+  for (size_t next = (hole + 1) & mask; index_[next].slot != kNoSlot; next = (next + 1) & mask) {
+    const size_t home = index_[next].hash & mask;
+    // Does `home` lie cyclically in (hole, next]? Then the cell may stay.
+    const bool stays = hole < next ? (home > hole && home <= next) : (home > hole || home <= next);
+    if (stays) continue;
+    index_[hole] = index_[next];
+    hole = next;
+  }
+  index_[hole] = Cell{};
+  --indexed_;
+}
+
+void Correlator::index_reset(size_t cells) {
+  index_.assign(cells, Cell{});
+  indexed_ = 0;
 }
 
 void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) {
@@ -111,27 +254,8 @@ void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) 
 }
 
 std::vector<std::vector<TcpEvent>> Correlator::take_due(uint64_t now_ns) {
-  std::vector<std::vector<TcpEvent>> groups = std::move(early_);
-  early_.clear();
-  // Only the groups whose time has come are looked at: a storm keeps many open.
-  while (!due_.empty() && due_.top().first <= now_ns) {
-    const ConnectionKey key = due_.top().second;
-    due_.pop();
-    auto it = open_.find(key);
-    if (it == open_.end() || due_at(it->second) > now_ns) continue;  // stale entry
-    remember_if_drop(it->first, it->second);
-    groups.push_back(std::move(it->second.events));
-    open_.erase(it);
-  }
-  if (open_.empty()) {  // drop the stale entries left behind
-    due_ = {};
-    by_start_.clear();
-  }
-  while (by_start_.size() > 2 * open_.size() + 1024) by_start_.pop_front();  // stale: their groups are gone
-  if (now_ns >= next_expiry_ns_) {  // a sweep a second is enough: entries last 75 s
-    std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
-    next_expiry_ns_ = now_ns + 1'000'000'000ULL;
-  }
+  std::vector<std::vector<TcpEvent>> groups;
+  take_due(now_ns, [&](std::vector<TcpEvent>& group) { groups.push_back(std::move(group)); });
   return groups;
 }
 

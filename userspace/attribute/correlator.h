@@ -4,10 +4,12 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <unordered_map>
 #include <queue>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "collect/tcp_event.h"
@@ -23,8 +25,19 @@ struct ConnectionKey {
   static ConnectionKey of(const TcpEvent& event);
   auto tie() const { return std::tie(netns, family, low.addr, low.port, high.addr, high.port); }
   bool operator<(const ConnectionKey& other) const { return tie() < other.tie(); }
-  bool operator==(const ConnectionKey& other) const { return tie() == other.tie(); }
+  bool operator==(const ConnectionKey& other) const {
+    // Field by field, as words: no padding (asserted below), looked up per event.
+    uint64_t a[5], b[5];
+    uint32_t a_tail, b_tail;
+    std::memcpy(a, this, sizeof(a));
+    std::memcpy(b, &other, sizeof(b));
+    std::memcpy(&a_tail, reinterpret_cast<const char*>(this) + sizeof(a), sizeof(a_tail));
+    std::memcpy(&b_tail, reinterpret_cast<const char*>(&other) + sizeof(b), sizeof(b_tail));
+    return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4]) | (a_tail ^ b_tail)) == 0;
+  }
 };
+static_assert(sizeof(ConnectionKey) == 44 && std::has_unique_object_representations_v<ConnectionKey>,
+              "ConnectionKey::operator== compares its bytes");
 
 struct ConnectionKeyHash {
   size_t operator()(const ConnectionKey& key) const;
@@ -43,10 +56,15 @@ class Correlator {
 
   // Returns false when the event was absorbed into an already reported drop.
   bool add(const TcpEvent& event);
+  bool add(TcpEvent&& event);  // the same, the event moved into its group
   // Groups that have settled by `now_ns` (CLOCK_MONOTONIC), oldest first.
   std::vector<std::vector<TcpEvent>> take_due(uint64_t now_ns);
   std::vector<std::vector<TcpEvent>> take_all();
-  size_t open_groups() const { return open_.size(); }
+  // The same groups in the same order, handed one at a time to
+  // on_group(std::vector<TcpEvent>&) (which may move from it): no vector of groups.
+  template <typename OnGroup>
+  void take_due(uint64_t now_ns, OnGroup&& on_group);
+  size_t open_groups() const { return open_count_; }
   uint64_t absorbed() const { return absorbed_; }
   uint64_t evicted() const { return evicted_; }
 
@@ -56,30 +74,98 @@ class Correlator {
     uint64_t first_ns = 0;
     uint64_t last_ns = 0;
   };
+  // One connection (key) while it has an open group or is named by entries of
+  // due_: those name slots, not keys (16 bytes, no lookup when taken), and a
+  // slot lives as long as an entry would look its key up.
+  static constexpr uint32_t kNoGroup = UINT32_MAX;
+  struct Slot {
+    ConnectionKey key;
+    uint32_t hash = 0;            // low bits of ConnectionKeyHash(key): its place in index_
+    uint32_t refs = 0;            // entries in due_ naming this slot
+    uint32_t group = kNoGroup;    // the connection's open group in groups_, if any
+    bool open() const { return group != kNoGroup; }
+    bool live() const { return open() || refs != 0; }  // else free, or to be freed
+  };
+  template <typename Event>
+  bool add_event(Event&& event);
   uint64_t due_at(const Group& group) const;
   static bool starts_new_connection(const Group& group, const TcpEvent& event);
   void remember_if_drop(const ConnectionKey& key, const Group& group);
+  void close(Slot& slot);      // the group is taken: the slot holds no open group
+  void unref(uint32_t index);  // an entry naming the slot is gone
+  void release(uint32_t index);  // neither open nor named: free for another connection
+  void forget_all();           // no open group: every entry is stale
 
   CorrelatorSettings settings_;
-  // Hashed, not ordered: a storm keeps thousands open and looks one up per event.
-  std::unordered_map<ConnectionKey, Group, ConnectionKeyHash> open_;
-  // (due time, connection), earliest first; an entry is stale when its group
-  // got later events since (a newer entry exists) or is gone.
-  using Due = std::pair<uint64_t, ConnectionKey>;
+  std::vector<Slot> slots_;  // 56 bytes: a drop storm keeps many alive for their due_ entries
+  std::vector<uint32_t> free_slots_;
+  std::vector<Group> groups_;  // the open groups (at most max_open, plus free ones)
+  std::vector<uint32_t> free_groups_;
+  // Key -> live slot. Hashed, not ordered: a storm keeps thousands open and
+  // looks one up per connection. Open addressing (linear probing, deletion by
+  // backward shift) over 8-byte cells: one cache line per lookup, no nodes.
+  struct Cell {
+    uint32_t hash = 0;
+    uint32_t slot = kNoSlot;
+  };
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+  uint32_t find_slot(const ConnectionKey& key, uint32_t hash) const;
+  void index_insert(uint32_t hash, uint32_t slot);
+  void index_erase(uint32_t hash, uint32_t slot);
+  void index_reset(size_t cells);
+  std::vector<Cell> index_ = std::vector<Cell>(kMinCells);
+  size_t indexed_ = 0;
+  static constexpr size_t kMinCells = 1024;
+  size_t open_count_ = 0;
+  // The slot of the last event's connection: its next events follow at once
+  // (sent, dropped, received), so most events need no hash lookup.
+  uint32_t last_slot_ = UINT32_MAX;
+  // (due time, slot), earliest first; an entry is stale when its group got
+  // later events since (a newer entry exists) or is gone.
+  using Due = std::pair<uint64_t, uint32_t>;
   struct Later {
     bool operator()(const Due& a, const Due& b) const { return a.first > b.first; }
   };
   std::priority_queue<Due, std::vector<Due>, Later> due_;
-  std::deque<Due> by_start_;  // (first event time, connection) in arrival order, for eviction
+  // (first event time, connection) in arrival order, for eviction.
+  std::deque<std::pair<uint64_t, ConnectionKey>> by_start_;
   struct ReportedDrop {
     uint64_t until_ns;
     uint32_t isn;  // the dropped SYN's sequence number: its retransmissions carry the same
   };
   std::unordered_map<ConnectionKey, ReportedDrop, ConnectionKeyHash> reported_drops_;
   std::vector<std::vector<TcpEvent>> early_;          // judged early (max_open)
+  static constexpr size_t kSpareGroups = 256;
+  std::vector<std::vector<TcpEvent>> spare_;          // emptied event vectors, for new groups
   uint64_t absorbed_ = 0;
   uint64_t evicted_ = 0;
   uint64_t next_expiry_ns_ = 0;
 };
+
+template <typename OnGroup>
+void Correlator::take_due(uint64_t now_ns, OnGroup&& on_group) {
+  std::vector<std::vector<TcpEvent>> early = std::move(early_);
+  early_.clear();
+  for (std::vector<TcpEvent>& group : early) on_group(group);
+  // Only the groups whose time has come are looked at: a storm keeps many open.
+  while (!due_.empty() && due_.top().first <= now_ns) {
+    const uint32_t index = due_.top().second;
+    due_.pop();
+    Slot& slot = slots_[index];
+    if (slot.open() && due_at(groups_[slot.group]) <= now_ns) {  // else a stale entry
+      Group& group = groups_[slot.group];
+      remember_if_drop(slot.key, group);
+      on_group(group.events);
+      close(slot);
+    }
+    unref(index);
+  }
+  if (open_count_ == 0) forget_all();  // drop the stale entries left behind
+  while (by_start_.size() > 2 * open_count_ + 1024) by_start_.pop_front();  // stale: their groups are gone
+  if (now_ns >= next_expiry_ns_) {  // a sweep a second is enough: entries last 75 s
+    std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
+    next_expiry_ns_ = now_ns + 1'000'000'000ULL;
+  }
+}
 
 }  // namespace rsttrace

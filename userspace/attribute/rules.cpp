@@ -31,6 +31,18 @@ std::string seconds(uint64_t ns) {
   return text;
 }
 
+// Concatenation with one allocation (details are built per reported connection).
+template <typename... Parts>
+std::string cat(const Parts&... parts) {
+  const std::string_view views[] = {std::string_view(parts)...};
+  size_t size = 0;
+  for (std::string_view view : views) size += view.size();
+  std::string out;
+  out.reserve(size);
+  for (std::string_view view : views) out.append(view);
+  return out;
+}
+
 std::string plural(uint64_t n, const char* word) {
   return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
 }
@@ -38,9 +50,29 @@ std::string plural(uint64_t n, const char* word) {
 class Judge {
  public:
   Judge(const Group& group, const RuleContext& context) : group_(group), context_(context) {
-    reasons_.reserve(group.size());  // named once: the rules ask many times
-    for (const TcpEvent& e : group) reasons_.push_back(reason_name(context.names, e).value_or(""));
+    // Named once, without copies: the rules ask many times.
+    static const std::string kNone;
+    if (group.size() > kInlineReasons) {
+      more_reasons_.resize(group.size());
+      reasons_ = more_reasons_.data();
+    }
+    size_t i = 0;
+    for (const TcpEvent& e : group) {
+      const std::string* name = &kNone;
+      if (e.reason) {
+        const EnumNames& table = e.kind == EventKind::Drop ? context.names.drop_reasons : context.names.reset_reasons;
+        name = table.find(*e.reason);
+        if (!name) {  // a value this kernel's BTF does not name: "reason 93"
+          if (unnamed_.capacity() == 0) unnamed_.reserve(group.size());  // pointers into it stay valid
+          unnamed_.push_back(*reason_name(context.names, e));
+          name = &unnamed_.back();
+        }
+      }
+      reasons_[i++] = name;
+    }
   }
+  Judge(const Judge&) = delete;
+  Judge& operator=(const Judge&) = delete;
 
   std::optional<Report> run() {
     if (auto report = firewall()) return report;
@@ -69,10 +101,16 @@ class Judge {
   }
 
  private:
-  const std::string& reason(const TcpEvent& e) const { return reasons_[static_cast<size_t>(&e - group_.data())]; }
-  std::string reason_or_none(const TcpEvent& e) const { return reason_name(context_.names, e).value_or("no reason given"); }
+  const std::string& reason(const TcpEvent& e) const { return *reasons_[static_cast<size_t>(&e - group_.data())]; }
+  std::string_view reason_or_none(const TcpEvent& e) const {
+    return e.reason ? std::string_view(reason(e)) : std::string_view("no reason given");
+  }
   bool reason_is(const TcpEvent& e, std::string_view name) const { return reason(e) == name; }
-  bool state_is(const TcpEvent& e, std::string_view name) const { return state_name(context_.names, e) == name; }
+  bool state_is(const TcpEvent& e, std::string_view name) const {
+    if (!e.tcp_state) return false;
+    if (const std::string* known = context_.names.tcp_states.find(*e.tcp_state)) return *known == name;
+    return state_name(context_.names, e) == name;
+  }
   bool watched(uint16_t port) const { return context_.watched_ports.count(port) != 0; }
   static bool is_syn(const TcpEvent& e) { return e.tcp_flags && (*e.tcp_flags & (kSyn | kAck)) == kSyn; }
   std::string local(const TcpEvent& e) const { return format_endpoint(e.family, e.local); }
@@ -110,8 +148,8 @@ class Judge {
     });
     const std::string hook = !drop->ingress ? "output" : drop->routed ? "input" : "prerouting";
     std::string what = is_syn(*drop) ? "the SYN" : "packets";
-    std::string detail = "netfilter dropped " + what + (drop->ingress ? " from " + remote(*drop) : " to " + remote(*drop)) +
-                         " at the " + hook + " hook (NETFILTER_DROP, " + plural(drops, "packet") + ")";
+    std::string detail = cat("netfilter dropped ", what, drop->ingress ? " from " : " to ", remote(*drop), " at the ", hook,
+                             " hook (NETFILTER_DROP, ", plural(drops, "packet"), ")");
     Report report = make(*drop, "firewall", "");
     report.netfilter_hook = hook;
     if (client_reset) {
@@ -145,21 +183,21 @@ class Judge {
       });
       if (!drop) return std::nullopt;
       Report report = make(*drop, "no-listener",
-                           "nothing listens on " + local(*drop) + " (sshd down or restarting): the SYN from " +
-                               remote(*drop) + " found no socket (NO_SOCKET) and the kernel refused it with a reset");
+                           cat("nothing listens on ", local(*drop), " (sshd down or restarting): the SYN from ",
+                               remote(*drop), " found no socket (NO_SOCKET) and the kernel refused it with a reset"));
       report.peer_saw = "reset";
       return report;
     }
     if (is_syn(*reset)) {
       Report report = make(*reset, "no-listener",
-                           "nothing listens on " + local(*reset) + " (sshd down or restarting): the kernel refused the SYN from " +
-                               remote(*reset) + " with a reset (" + reason_or_none(*reset) + ")");
+                           cat("nothing listens on ", local(*reset), " (sshd down or restarting): the kernel refused the SYN from ",
+                               remote(*reset), " with a reset (", reason_or_none(*reset), ")"));
       report.peer_saw = "reset";
       return report;
     }
     Report report = make(*reset, "kernel",
-                         "a segment from " + remote(*reset) + " matched no socket (NO_SOCKET): the connection no longer " +
-                             "exists here (closed, timed out, or its process restarted)");
+                         cat("a segment from ", remote(*reset), " matched no socket (NO_SOCKET): the connection no longer ",
+                             "exists here (closed, timed out, or its process restarted)"));
     report.peer_saw = "reset";
     return report;
   }
@@ -302,7 +340,13 @@ class Judge {
 
   const Group& group_;
   const RuleContext& context_;
-  std::vector<std::string> reasons_;  // parallel to group_
+  // Parallel to group_: names in context_.names, or in unnamed_. Groups are
+  // small (a reset seen from both ends and a drop): no allocation for them.
+  static constexpr size_t kInlineReasons = 8;
+  const std::string* inline_reasons_[kInlineReasons];
+  std::vector<const std::string*> more_reasons_;
+  const std::string** reasons_ = inline_reasons_;
+  std::vector<std::string> unnamed_;
 };
 
 }  // namespace

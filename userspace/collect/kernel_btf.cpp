@@ -65,6 +65,11 @@ std::optional<std::string> EnumNames::name(uint32_t value) const {
   return it->second;
 }
 
+const std::string* EnumNames::find(uint32_t value) const {
+  auto it = by_value_.find(value);
+  return it == by_value_.end() ? nullptr : &it->second;
+}
+
 std::optional<uint32_t> EnumNames::value(std::string_view name) const {
   for (const auto& [value, candidate] : by_value_)
     if (candidate == name) return value;

@@ -25,6 +25,7 @@ class EnumNames {
   static EnumNames from_btf(const btf* types, std::string_view enum_name, std::string_view member,
                             std::string_view strip_prefix);
   std::optional<std::string> name(uint32_t value) const;
+  const std::string* find(uint32_t value) const;  // the same without a copy; nullptr if unnamed
   std::optional<uint32_t> value(std::string_view name) const;
   bool empty() const { return by_value_.empty(); }
 

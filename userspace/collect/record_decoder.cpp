@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string.h>  // strnlen
 #include <optional>
 
 #include "rsttrace/records.h"
@@ -10,8 +11,13 @@ namespace rsttrace {
 namespace {
 
 std::string comm_bytes(const char (&comm)[RSTTRACE_COMM_LEN]) {
-  const auto* end = std::find(comm, comm + RSTTRACE_COMM_LEN, '\0');
-  return std::string(comm, end);
+  return std::string(comm, strnlen(comm, RSTTRACE_COMM_LEN));
+}
+
+// The same, into a process in place (no temporary string, no move).
+void set_process(Process& process, uint32_t pid, const char (&comm)[RSTTRACE_COMM_LEN]) {
+  process.pid = pid;
+  process.comm.assign(comm, strnlen(comm, RSTTRACE_COMM_LEN));
 }
 
 bool is_v4_mapped(const std::array<uint8_t, 16>& a) {
@@ -33,11 +39,11 @@ void unmap_v4(TcpEvent& event) {
 }
 
 DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
-  TcpEvent event;
+  EventKind kind;
   switch (raw.kind) {
-    case RSTTRACE_KIND_RESET_SENT: event.kind = EventKind::ResetSent; break;
-    case RSTTRACE_KIND_RESET_RECEIVED: event.kind = EventKind::ResetReceived; break;
-    case RSTTRACE_KIND_DROP: event.kind = EventKind::Drop; break;
+    case RSTTRACE_KIND_RESET_SENT: kind = EventKind::ResetSent; break;
+    case RSTTRACE_KIND_RESET_RECEIVED: kind = EventKind::ResetReceived; break;
+    case RSTTRACE_KIND_DROP: kind = EventKind::Drop; break;
     default: return DecodeError{"unknown event kind " + std::to_string(raw.kind)};
   }
   if (raw.family != 4 && raw.family != 6)
@@ -45,6 +51,9 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
   if (raw.owner_source > RSTTRACE_OWNER_IO)
     return DecodeError{"unknown owner source " + std::to_string(raw.owner_source)};
 
+  DecodeResult result(std::in_place_type<TcpEvent>);  // built in place: no move of the event
+  TcpEvent& event = *std::get_if<TcpEvent>(&result);
+  event.kind = kind;
   event.monotonic_ns = raw.ts_ns;
   event.family = raw.family;
   std::copy_n(raw.local_addr, 16, event.local.addr.begin());
@@ -64,21 +73,21 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
   }
   event.ingress = raw.flags & RSTTRACE_FLAG_INGRESS;
   event.routed = raw.flags & RSTTRACE_FLAG_ROUTED;
-  if (raw.owner_pid != 0) event.owner = Process{raw.owner_pid, comm_bytes(raw.owner_comm)};
+  if (raw.owner_pid != 0) set_process(event.owner.emplace(), raw.owner_pid, raw.owner_comm);
   event.owner_source = static_cast<OwnerSource>(raw.owner_source);
   event.owner_monotonic_ns = raw.owner_ts_ns;
   event.owner_exiting = raw.flags & RSTTRACE_FLAG_OWNER_EXITING;
   event.owner_exit_code = raw.owner_exit_code;
   event.acceptor_pid = raw.acceptor_pid;
   event.acceptor_monotonic_ns = raw.acceptor_ts_ns;
-  event.context = Process{raw.context_pid, comm_bytes(raw.context_comm)};
+  set_process(event.context, raw.context_pid, raw.context_comm);
   event.bytes_received = raw.bytes_received;
   event.bytes_acked = raw.bytes_acked;
   event.unread_bytes = raw.unread_bytes;
   event.location = raw.location;
   event.ifindex = raw.ifindex;
   unmap_v4(event);
-  return event;
+  return result;
 }
 
 DecodeResult decode_wrapper_open(const rsttrace_wrapper_open& raw) {

@@ -12,9 +12,17 @@
 namespace rsttrace {
 
 void EventCounters::add(const Report& report) {
-  ++counts_[EventLabels{report.verdict, std::string(kind_name(report.event.kind)),
-                        std::string(direction_name(report.event.kind)), report.event.local.port}];
   ++total_;
+  const std::string_view kind = kind_name(report.event.kind), direction = direction_name(report.event.kind);
+  if (last_ && last_->first.port == report.event.local.port && last_->first.verdict == report.verdict &&
+      last_->first.kind == kind && last_->first.direction == direction) {
+    ++last_->second;
+    return;
+  }
+  auto [entry, inserted] =
+      counts_.try_emplace(EventLabels{report.verdict, std::string(kind), std::string(direction), report.event.local.port}, 0);
+  ++entry->second;
+  last_ = &*entry;
 }
 
 namespace {

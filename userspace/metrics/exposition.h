@@ -24,6 +24,14 @@ struct EventLabels {
 
 class EventCounters {
  public:
+  EventCounters() = default;
+  EventCounters(const EventCounters& other) : counts_(other.counts_), total_(other.total_) {}
+  EventCounters& operator=(const EventCounters& other) {
+    counts_ = other.counts_;
+    total_ = other.total_;
+    last_ = nullptr;
+    return *this;
+  }
   void add(const Report& report);
   const std::map<EventLabels, uint64_t>& counts() const { return counts_; }
   uint64_t total() const { return total_; }
@@ -31,6 +39,8 @@ class EventCounters {
  private:
   std::map<EventLabels, uint64_t> counts_;  // bounded: verdicts x kinds x watched ports
   uint64_t total_ = 0;
+  // The entry the last report counted in: a storm repeats the same labels.
+  std::pair<const EventLabels, uint64_t>* last_ = nullptr;
 };
 
 struct ProgramRunTime {

@@ -4,70 +4,209 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cinttypes>
+#include <cstring>
 #include <cstdio>
 #include <ctime>
 
 namespace rsttrace {
 
-std::string escape_untrusted(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  for (unsigned char c : bytes) {
-    if (c == '\\') {
-      out += "\\\\";
-    } else if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char hex[5];
-      std::snprintf(hex, sizeof(hex), "\\x%02x", c);
-      out += hex;
-    }
+namespace {
+
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+// Decimal digits of `value` at `out`; returns the end.
+char* put_decimal(char* out, unsigned value) {
+  char digits[10];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value);
+  while (n) *out++ = digits[--n];
+  return out;
+}
+
+char* put_ipv4(char* out, const uint8_t* addr) {  // inet_ntop's "%u.%u.%u.%u"
+  for (int i = 0; i < 4; ++i) {
+    if (i) *out++ = '.';
+    out = put_decimal(out, addr[i]);
   }
   return out;
 }
 
-std::string format_address(int family, const std::array<uint8_t, 16>& addr) {
-  char text[INET6_ADDRSTRLEN] = {};
-  if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, addr.data(), text, sizeof(text))) return "?";
-  return text;
+// inet_ntop(AF_INET6) as glibc writes it: the longest run (the first of equal
+// ones) of two or more zero groups becomes "::", groups in lowercase hex without
+// leading zeros, and ::a.b.c.d / ::ffff:a.b.c.d for IPv4-compatible and -mapped.
+char* put_ipv6(char* out, const uint8_t* addr) {
+  unsigned words[8];
+  for (int i = 0; i < 8; ++i) words[i] = static_cast<unsigned>(addr[2 * i]) << 8 | addr[2 * i + 1];
+  int best_base = -1, best_len = 0, cur_base = -1, cur_len = 0;
+  for (int i = 0; i < 8; ++i) {
+    if (words[i] == 0) {
+      if (cur_base == -1) cur_base = i, cur_len = 1;
+      else ++cur_len;
+    } else if (cur_base != -1) {
+      if (best_base == -1 || cur_len > best_len) best_base = cur_base, best_len = cur_len;
+      cur_base = -1;
+    }
+  }
+  if (cur_base != -1 && (best_base == -1 || cur_len > best_len)) best_base = cur_base, best_len = cur_len;
+  if (best_base != -1 && best_len < 2) best_base = -1;
+  for (int i = 0; i < 8; ++i) {
+    if (best_base != -1 && i >= best_base && i < best_base + best_len) {
+      if (i == best_base) *out++ = ':';
+      continue;
+    }
+    if (i != 0) *out++ = ':';
+    if (i == 6 && best_base == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)))
+      return put_ipv4(out, addr + 12);
+    bool leading = true;
+    for (int shift = 12; shift >= 0; shift -= 4) {
+      const unsigned digit = (words[i] >> shift) & 0xf;
+      if (leading && digit == 0 && shift) continue;
+      leading = false;
+      *out++ = kHexDigits[digit];
+    }
+  }
+  if (best_base != -1 && best_base + best_len == 8) *out++ = ':';
+  return out;
 }
 
-std::string format_endpoint(int family, const Endpoint& endpoint) {
-  const std::string addr = format_address(family, endpoint.addr);
-  const std::string port = std::to_string(endpoint.port);
-  return family == 6 ? "[" + addr + "]:" + port : addr + ":" + port;
+char* put_address(char* out, int family, const std::array<uint8_t, 16>& addr) {  // INET6_ADDRSTRLEN - 1 at most
+  return family == 6 ? put_ipv6(out, addr.data()) : put_ipv4(out, addr.data());
 }
 
-std::string format_rfc3339_micro(uint64_t unix_ns) {
+constexpr size_t kMaxTimestamp = 40;  // 2026-11-25T10:00:00.000001Z (years past 9999 would take more)
+
+char* put_rfc3339_micro(char* out, uint64_t unix_ns) {
   const time_t seconds = static_cast<time_t>(unix_ns / 1'000'000'000);
   const unsigned micros = static_cast<unsigned>(unix_ns % 1'000'000'000 / 1000);
   // The date and time change once a second; a storm formats thousands per second.
   thread_local time_t cached_second = -1;
-  thread_local char prefix[64];
+  thread_local char prefix[32];
+  thread_local size_t prefix_size = 0;
   if (seconds != cached_second) {
     tm utc{};
     gmtime_r(&seconds, &utc);
-    std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d.", utc.tm_year + 1900, utc.tm_mon + 1,
-                  utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+    const int n = std::snprintf(prefix, sizeof(prefix), "%04d-%02d-%02dT%02d:%02d:%02d.", utc.tm_year + 1900,
+                                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+    prefix_size = n < 0 ? 0 : std::min(static_cast<size_t>(n), sizeof(prefix) - 1);
     cached_second = seconds;
   }
-  std::string text(prefix);
-  char digits[7] = {'0', '0', '0', '0', '0', '0', 'Z'};
-  for (int i = 5, value = static_cast<int>(micros); i >= 0; --i, value /= 10) digits[i] = static_cast<char>('0' + value % 10);
-  text.append(digits, 7);
+  std::memcpy(out, prefix, prefix_size);
+  out += prefix_size;
+  for (int i = 5, value = static_cast<int>(micros); i >= 0; --i, value /= 10) out[i] = static_cast<char>('0' + value % 10);
+  out[6] = 'Z';
+  return out + 7;
+}
+
+constexpr size_t kMaxTcpFlags = 32;  // FIN|SYN|RST|PSH|ACK|URG|ECE|CWR
+
+char* put_tcp_flags(char* out, uint8_t flags) {
+  static constexpr const char* names[8] = {"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"};
+  if (!flags) {
+    std::memcpy(out, "none", 4);
+    return out + 4;
+  }
+  char* const start = out;
+  for (int bit = 0; bit < 8; ++bit) {
+    if (!(flags & (1u << bit))) continue;
+    if (out != start) *out++ = '|';
+    std::memcpy(out, names[bit], 3);
+    out += 3;
+  }
+  return out;
+}
+
+// "state 99", "reason 93": a value the kernel's BTF does not name.
+constexpr size_t kMaxUnnamed = 20;
+
+char* put_unnamed(char* out, std::string_view what, uint32_t value) {
+  std::memcpy(out, what.data(), what.size());
+  out[what.size()] = ' ';
+  return put_decimal(out + what.size() + 1, value);
+}
+
+}  // namespace
+
+void append_escaped_untrusted(std::string& out, std::string_view bytes) {
+  size_t plain = 0;  // start of the run of bytes that stay as they are
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') continue;
+    out.append(bytes.data() + plain, i - plain);
+    plain = i + 1;
+    if (c == '\\') {
+      out.append("\\\\", 2);
+    } else {
+      const char hex[4] = {'\\', 'x', kHexDigits[c >> 4], kHexDigits[c & 0xf]};
+      out.append(hex, sizeof(hex));
+    }
+  }
+  out.append(bytes.data() + plain, bytes.size() - plain);
+}
+
+std::string escape_untrusted(std::string_view bytes) {
+  std::string out;
+  out.reserve(bytes.size());
+  append_escaped_untrusted(out, bytes);
+  return out;
+}
+
+void append_address(std::string& out, int family, const std::array<uint8_t, 16>& addr) {
+  char text[INET6_ADDRSTRLEN];
+  out.append(text, static_cast<size_t>(put_address(text, family, addr) - text));
+}
+
+std::string format_address(int family, const std::array<uint8_t, 16>& addr) {
+  std::string text;
+  append_address(text, family, addr);
   return text;
 }
 
-std::string format_tcp_flags(uint8_t flags) {
-  static constexpr const char* names[8] = {"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"};
-  std::string out;
-  for (int bit = 0; bit < 8; ++bit) {
-    if (!(flags & (1u << bit))) continue;
-    if (!out.empty()) out += '|';
-    out += names[bit];
+void append_endpoint(std::string& out, int family, const Endpoint& endpoint) {
+  char text[INET6_ADDRSTRLEN + 8];
+  char* end = text;
+  if (family == 6) {
+    *end++ = '[';
+    end = put_ipv6(end, endpoint.addr.data());
+    *end++ = ']';
+  } else {
+    end = put_ipv4(end, endpoint.addr.data());
   }
-  return out.empty() ? "none" : out;
+  *end++ = ':';
+  end = put_decimal(end, endpoint.port);
+  out.append(text, static_cast<size_t>(end - text));
+}
+
+std::string format_endpoint(int family, const Endpoint& endpoint) {
+  std::string text;
+  append_endpoint(text, family, endpoint);
+  return text;
+}
+
+void append_rfc3339_micro(std::string& out, uint64_t unix_ns) {
+  char text[kMaxTimestamp];
+  out.append(text, static_cast<size_t>(put_rfc3339_micro(text, unix_ns) - text));
+}
+
+std::string format_rfc3339_micro(uint64_t unix_ns) {
+  std::string text;
+  append_rfc3339_micro(text, unix_ns);
+  return text;
+}
+
+void append_tcp_flags(std::string& out, uint8_t flags) {
+  char text[kMaxTcpFlags];
+  out.append(text, static_cast<size_t>(put_tcp_flags(text, flags) - text));
+}
+
+std::string format_tcp_flags(uint8_t flags) {
+  std::string out;
+  append_tcp_flags(out, flags);
+  return out;
 }
 
 std::string_view direction_name(EventKind kind) {
@@ -102,17 +241,39 @@ WallClock WallClock::now() {
   return WallClock{real_ns - mono_ns};
 }
 
-std::optional<std::string> reason_name(const KernelNames& names, const TcpEvent& event) {
-  if (!event.reason) return std::nullopt;
+bool append_reason_name(std::string& out, const KernelNames& names, const TcpEvent& event) {
+  if (!event.reason) return false;
   const EnumNames& table = event.kind == EventKind::Drop ? names.drop_reasons : names.reset_reasons;
-  if (auto name = table.name(*event.reason)) return name;
-  return "reason " + std::to_string(*event.reason);  // a value this kernel's BTF does not name
+  if (const std::string* name = table.find(*event.reason)) {
+    out += *name;
+  } else {  // a value this kernel's BTF does not name
+    char text[kMaxUnnamed];
+    out.append(text, static_cast<size_t>(put_unnamed(text, "reason", *event.reason) - text));
+  }
+  return true;
+}
+
+bool append_state_name(std::string& out, const KernelNames& names, const TcpEvent& event) {
+  if (!event.tcp_state) return false;
+  if (const std::string* name = names.tcp_states.find(*event.tcp_state)) {
+    out += *name;
+  } else {
+    char text[kMaxUnnamed];
+    out.append(text, static_cast<size_t>(put_unnamed(text, "state", *event.tcp_state) - text));
+  }
+  return true;
+}
+
+std::optional<std::string> reason_name(const KernelNames& names, const TcpEvent& event) {
+  std::string name;
+  if (!append_reason_name(name, names, event)) return std::nullopt;
+  return name;
 }
 
 std::optional<std::string> state_name(const KernelNames& names, const TcpEvent& event) {
-  if (!event.tcp_state) return std::nullopt;
-  if (auto name = names.tcp_states.name(*event.tcp_state)) return name;
-  return "state " + std::to_string(*event.tcp_state);
+  std::string name;
+  if (!append_state_name(name, names, event)) return std::nullopt;
+  return name;
 }
 
 namespace {
@@ -122,16 +283,18 @@ void write_written_by(JsonObjectWriter& out, const Report& report, const WallClo
     const WrapperOpen& w = *report.written_by;
     JsonObjectWriter by = out.object("written_by");
     by.string("source", "observed")
-        .string("ts", format_rfc3339_micro(clock.unix_ns(w.monotonic_ns)))
+        .ascii_string("ts", kMaxTimestamp, [&](char* at) { return put_rfc3339_micro(at, clock.unix_ns(w.monotonic_ns)); })
         .number("pid", w.process.pid)
-        .string("comm", escape_untrusted(w.process.comm))
+        .untrusted_string("comm", w.process.comm)
         .number("parent_pid", w.parent.pid)
-        .string("parent_comm", escape_untrusted(w.parent.comm))
-        .string("parent_thread", escape_untrusted(w.parent_thread));
+        .untrusted_string("parent_comm", w.parent.comm)
+        .untrusted_string("parent_thread", w.parent_thread);
     by.close();
   } else if (report.written_mtime_unix_ns) {
     JsonObjectWriter by = out.object("written_by");
-    by.string("source", "mtime").string("ts", format_rfc3339_micro(*report.written_mtime_unix_ns));
+    by.string("source", "mtime").ascii_string("ts", kMaxTimestamp, [&](char* at) {
+      return put_rfc3339_micro(at, *report.written_mtime_unix_ns);
+    });
     by.close();
   } else {
     out.null("written_by");
@@ -146,10 +309,10 @@ void write_rule(JsonObjectWriter& out, const std::optional<FirewallRule>& rule) 
   JsonObjectWriter r = out.object("rule");
   r.string("backend", rule->backend)
       .string("family", rule->family)
-      .string("table", escape_untrusted(rule->table))
-      .string("chain", escape_untrusted(rule->chain));
+      .untrusted_string("table", rule->table)
+      .untrusted_string("chain", rule->chain);
   rule->handle ? r.number("handle", *rule->handle) : r.null("handle");
-  r.string("text", escape_untrusted(rule->text)).string("verdict", rule->verdict);
+  r.untrusted_string("text", rule->text).string("verdict", rule->verdict);
   rule->packets ? r.number("packets", *rule->packets) : r.null("packets");
   r.boolean("certain", rule->certain);
   r.close();
@@ -158,40 +321,55 @@ void write_rule(JsonObjectWriter& out, const std::optional<FirewallRule>& rule) 
 }  // namespace
 
 std::string Formatter::event_line(const Report& report) const {
-  const TcpEvent& e = report.event;
   std::string line;
   line.reserve(768);
+  append_event_line(line, report);
+  return line;
+}
+
+void Formatter::append_event_line(std::string& line, const Report& report) const {
+  const TcpEvent& e = report.event;
   JsonObjectWriter out(line);
+  // A kernel name is JSON-escaped like any string; "state 99" / "reason 93" need no escaping.
+  auto enum_name = [&](std::string_view key, const EnumNames& table, auto value, std::string_view unnamed) {
+    if (!value) {
+      out.null(key);
+    } else if (const std::string* name = table.find(*value)) {
+      out.string(key, *name);
+    } else {
+      out.ascii_string(key, kMaxUnnamed, [&](char* at) { return put_unnamed(at, unnamed, *value); });
+    }
+  };
   out.string("type", "event")
-      .string("ts", format_rfc3339_micro(clock.unix_ns(e.monotonic_ns)))
+      .ascii_string("ts", kMaxTimestamp, [&](char* at) { return put_rfc3339_micro(at, clock.unix_ns(e.monotonic_ns)); })
       .string("kind", kind_name(e.kind))
       .string("direction", direction_name(e.kind))
       .number("family", static_cast<uint64_t>(e.family))
-      .string("local_addr", format_address(e.family, e.local.addr))
+      .ascii_string("local_addr", INET6_ADDRSTRLEN, [&](char* at) { return put_address(at, e.family, e.local.addr); })
       .number("local_port", e.local.port)
-      .string("remote_addr", format_address(e.family, e.remote.addr))
+      .ascii_string("remote_addr", INET6_ADDRSTRLEN, [&](char* at) { return put_address(at, e.family, e.remote.addr); })
       .number("remote_port", e.remote.port)
-      .number("netns", e.netns)
-      .optional_string("tcp_state", state_name(names, e))
-      .optional_string("kernel_reason", reason_name(names, e));
+      .number("netns", e.netns);
+  enum_name("tcp_state", names.tcp_states, e.tcp_state, "state");
+  enum_name("kernel_reason", e.kind == EventKind::Drop ? names.drop_reasons : names.reset_reasons, e.reason, "reason");
   e.owner ? out.number("pid", e.owner->pid) : out.null("pid");
-  e.owner ? out.string("comm", escape_untrusted(e.owner->comm)) : out.null("comm");
+  e.owner ? out.untrusted_string("comm", e.owner->comm) : out.null("comm");
   out.string("verdict", report.verdict).string("detail", report.detail);
   // Extensions beyond the core contract (docs/events.md).
   out.string("owner_source", owner_source_name(e.owner_source))
       .number("context_pid", e.context.pid)
-      .string("context_comm", escape_untrusted(e.context.comm))
+      .untrusted_string("context_comm", e.context.comm)
       .number("packets", report.packets);
-  e.tcp_flags ? out.string("tcp_flags", format_tcp_flags(*e.tcp_flags)) : out.null("tcp_flags");
+  e.tcp_flags ? out.ascii_string("tcp_flags", kMaxTcpFlags, [&](char* at) { return put_tcp_flags(at, *e.tcp_flags); })
+              : out.null("tcp_flags");
   out.optional_string("peer_saw", report.peer_saw).optional_string("netfilter_hook", report.netfilter_hook);
   write_rule(out, report.rule);
-  report.fail2ban_jail ? out.string("fail2ban_jail", escape_untrusted(*report.fail2ban_jail))
-                       : out.null("fail2ban_jail");
+  report.fail2ban_jail ? out.untrusted_string("fail2ban_jail", *report.fail2ban_jail) : out.null("fail2ban_jail");
   if (report.wrapper_rule) {
     JsonObjectWriter rule = out.object("wrapper_rule");
     rule.string("file", report.wrapper_rule->file)
         .number("line", report.wrapper_rule->line)
-        .string("text", escape_untrusted(report.wrapper_rule->text));
+        .untrusted_string("text", report.wrapper_rule->text);
     rule.close();
   } else {
     out.null("wrapper_rule");
@@ -200,7 +378,6 @@ std::string Formatter::event_line(const Report& report) const {
   if (e.full_socket)
     out.number("bytes_received", e.bytes_received).number("bytes_acked", e.bytes_acked).number("unread_bytes", e.unread_bytes);
   out.close();
-  return line;
 }
 
 nlohmann::ordered_json Formatter::event_json(const Report& report) const {
@@ -209,20 +386,44 @@ nlohmann::ordered_json Formatter::event_json(const Report& report) const {
 
 std::string Formatter::event_text(const Report& report) const {
   const TcpEvent& e = report.event;
-  std::string line = format_rfc3339_micro(clock.unix_ns(e.monotonic_ns));
+  std::string line;
+  line.reserve(160 + report.verdict.size() + report.detail.size());
+  append_rfc3339_micro(line, clock.unix_ns(e.monotonic_ns));  // no space in it: the verdict comes next
+  line += ' ';
+  line += report.verdict;
   line += ' ';
   line += kind_name(e.kind);
   line += ' ';
   line += direction_name(e.kind);
-  line += ' ' + format_endpoint(e.family, e.local) + " <> " + format_endpoint(e.family, e.remote);
-  line += " netns " + std::to_string(e.netns);
-  if (auto state = state_name(names, e)) line += " state " + *state;
-  if (auto reason = reason_name(names, e)) line += " reason " + *reason;
-  if (e.owner)
-    line += " owner " + escape_untrusted(e.owner->comm) + "[" + std::to_string(e.owner->pid) + "]";
-  if (report.packets > 1) line += " packets " + std::to_string(report.packets);
-  line.insert(line.find(' ') + 1, report.verdict + " ");
-  if (!report.detail.empty()) line += ": " + report.detail;
+  line += ' ';
+  append_endpoint(line, e.family, e.local);
+  line += " <> ";
+  append_endpoint(line, e.family, e.remote);
+  line += " netns ";
+  line += std::to_string(e.netns);
+  if (e.tcp_state) {
+    line += " state ";
+    append_state_name(line, names, e);
+  }
+  if (e.reason) {
+    line += " reason ";
+    append_reason_name(line, names, e);
+  }
+  if (e.owner) {
+    line += " owner ";
+    append_escaped_untrusted(line, e.owner->comm);
+    line += '[';
+    line += std::to_string(e.owner->pid);
+    line += ']';
+  }
+  if (report.packets > 1) {
+    line += " packets ";
+    line += std::to_string(report.packets);
+  }
+  if (!report.detail.empty()) {
+    line += ": ";
+    line += report.detail;
+  }
   return line;
 }
 

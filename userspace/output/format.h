@@ -26,6 +26,14 @@ std::string_view direction_name(EventKind kind);                   // sent / rec
 std::string_view kind_name(EventKind kind);                        // reset / drop
 std::string_view owner_source_name(OwnerSource source);            // connect / accept / ...
 
+// The same, appended to `out` without temporaries or stdio (the event line's
+// hot path). Addresses are exactly what inet_ntop() gives.
+void append_escaped_untrusted(std::string& out, std::string_view bytes);
+void append_address(std::string& out, int family, const std::array<uint8_t, 16>& addr);
+void append_endpoint(std::string& out, int family, const Endpoint& endpoint);
+void append_rfc3339_micro(std::string& out, uint64_t unix_ns);
+void append_tcp_flags(std::string& out, uint8_t flags);
+
 // CLOCK_MONOTONIC (BPF timestamps) -> wall clock, measured once at start.
 struct WallClock {
   int64_t realtime_minus_monotonic_ns = 0;
@@ -39,12 +47,16 @@ struct WallClock {
 // kernel's BTF; "reason 93" for a value the BTF does not name.
 std::optional<std::string> reason_name(const KernelNames& names, const TcpEvent& event);
 std::optional<std::string> state_name(const KernelNames& names, const TcpEvent& event);
+// The same, appended to `out`; false (nothing appended) when the event has none.
+bool append_reason_name(std::string& out, const KernelNames& names, const TcpEvent& event);
+bool append_state_name(std::string& out, const KernelNames& names, const TcpEvent& event);
 
 struct Formatter {
   const KernelNames& names;
   WallClock clock;
 
   std::string event_line(const Report& report) const;            // one JSON line, written directly
+  void append_event_line(std::string& out, const Report& report) const;  // the same, appended to `out`
   nlohmann::ordered_json event_json(const Report& report) const;  // the same, as a DOM (tests, tools)
   std::string event_text(const Report& report) const;
 };

@@ -7,13 +7,18 @@
 namespace rsttrace {
 
 void BoundedCounts::add(const std::string& key) {
+  if (last_ && last_->first == key) {
+    ++last_->second;
+    return;
+  }
   auto it = counts_.find(key);
   if (it != counts_.end())
     ++it->second;
   else if (counts_.size() < max_keys_)
-    counts_.emplace(key, 1);
+    it = counts_.emplace(key, 1).first;
   else
-    ++counts_[overflow_key_];
+    ++(it = counts_.try_emplace(overflow_key_, 0).first)->second;
+  last_ = &*it;
 }
 
 std::vector<std::pair<std::string, uint64_t>> BoundedCounts::top(size_t n) const {

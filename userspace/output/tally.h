@@ -18,6 +18,15 @@ class BoundedCounts {
  public:
   BoundedCounts(size_t max_keys, std::string overflow_key)
       : max_keys_(max_keys), overflow_key_(std::move(overflow_key)) {}
+  BoundedCounts(const BoundedCounts& other)
+      : max_keys_(other.max_keys_), overflow_key_(other.overflow_key_), counts_(other.counts_) {}
+  BoundedCounts& operator=(const BoundedCounts& other) {
+    max_keys_ = other.max_keys_;
+    overflow_key_ = other.overflow_key_;
+    counts_ = other.counts_;
+    last_ = nullptr;
+    return *this;
+  }
   void add(const std::string& key);
   const std::map<std::string, uint64_t>& all() const { return counts_; }
   // The `n` keys with the highest counts, highest first, ties by key.
@@ -27,6 +36,8 @@ class BoundedCounts {
   size_t max_keys_;
   std::string overflow_key_;
   std::map<std::string, uint64_t> counts_;
+  // The entry the last key was counted in: a storm repeats the same remote.
+  std::pair<const std::string, uint64_t>* last_ = nullptr;
 };
 
 class Tally {
