@@ -101,7 +101,8 @@ int run_check() {
 
   std::printf("a full session (port 22)\n");
   try {
-    BpfSession session(SessionConfig{{22}, 0, 1u << 16, no_tracefs.empty(), false}, types,
+    BpfSession session(SessionConfig{{22}, 0, 1u << 16, no_tracefs.empty(), false},
+                       TracepointShapes::from_btf(types),
                        [](std::span<const std::byte>) {});
     row("programs attached", std::to_string(session.attached_programs().size()));
     for (const auto& program : session.attached_programs()) row("", program);

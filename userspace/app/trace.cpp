@@ -130,9 +130,10 @@ class EventPrinter {
       case EventKind::Drop: ++counts.drop; break;
     }
     if (json_ || capture_) {
-      const std::string json = formatter_.event_line(report);
-      if (capture_) capture_->write_line(json);
-      if (json_) line(json);
+      line_.clear();  // reused: a storm writes tens of thousands of lines a second
+      formatter_.append_event_line(line_, report);
+      if (capture_) capture_->write_line(line_);
+      if (json_) line(line_);
     }
     if (!json_) line(formatter_.event_text(report));
   }
@@ -160,6 +161,7 @@ class EventPrinter {
   bool json_;
   const Formatter& formatter_;
   std::unique_ptr<CaptureFile> capture_;
+  std::string line_;
 };
 
 uint64_t monotonic_now_ns() {
@@ -233,9 +235,16 @@ class MetricsPublisher {
 
 int run_trace(const TraceOptions& options) {
   require_bpf_privileges();
-  // The kernel's BTF (several MB) is needed only until the programs are loaded.
-  auto kernel = std::make_optional(KernelBtf::load());
-  const KernelNames names = KernelNames::from_btf(kernel->get());
+  // The kernel's BTF (several MB) is needed only for names and tracepoint
+  // shapes: freed before libbpf loads its own copy, so the two never add up.
+  KernelNames names;
+  TracepointShapes tracepoints;
+  {
+    const KernelBtf kernel = KernelBtf::load();
+    names = KernelNames::from_btf(kernel.get());
+    tracepoints = TracepointShapes::from_btf(kernel.get());
+  }
+  malloc_trim(0);
   const Formatter formatter{names, WallClock::now()};
   Provenance provenance;
   Attributor attributor(names, std::set<uint16_t>(options.ports.begin(), options.ports.end()), options.raw, {},
@@ -253,7 +262,7 @@ int run_trace(const TraceOptions& options) {
   BpfSession session(
       SessionConfig{options.ports, options.netns, options.ring_buffer_kib * 1024u, no_tracefs.empty(),
                     options.bpf_stats},
-      kernel->get(),
+      tracepoints,
       [&](std::span<const std::byte> bytes) {
         DecodeResult decoded = decode_record(bytes);
         if (auto* error = std::get_if<DecodeError>(&decoded)) {
@@ -262,12 +271,11 @@ int run_trace(const TraceOptions& options) {
           return;
         }
         if (auto* event = std::get_if<TcpEvent>(&decoded))
-          for (const Report& report : attributor.add(*event)) printer.report(report, counts);
+          for (const Report& report : attributor.add(std::move(*event))) printer.report(report, counts);
         else
           attributor.add(std::get<WrapperOpen>(decoded));
       });
-  kernel.reset();
-  malloc_trim(0);  // hand the BTF's megabytes back: RSS is watched on long runs
+  malloc_trim(0);  // and libbpf's copy: RSS is watched on long runs
   for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
   for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
   // From here on, privileges live only in the broker: it reads rulesets and
@@ -310,7 +318,7 @@ int run_trace(const TraceOptions& options) {
     if (signal == SIGHUP && printer.capture()) printer.capture()->reopen();
     const bool stop = signal == SIGINT || signal == SIGTERM;
     session.drain();
-    for (const Report& report : attributor.due(monotonic_now_ns())) printer.report(report, counts);
+    attributor.due(monotonic_now_ns(), [&](const Report& report) { printer.report(report, counts); });
     const KernelStats stats = session.stats();
     if (stats.lost > counts.lost_reported) {
       printer.lost(stats.lost - counts.lost_reported, stats.lost, unix_now_ns());
@@ -333,7 +341,7 @@ int run_trace(const TraceOptions& options) {
   }
 
   session.drain();
-  for (const Report& report : attributor.flush()) printer.report(report, counts);
+  attributor.flush([&](const Report& report) { printer.report(report, counts); });
   const KernelStats stats = session.stats();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   nlohmann::ordered_json programs = nlohmann::ordered_json::array();

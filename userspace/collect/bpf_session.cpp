@@ -15,10 +15,6 @@
 namespace rsttrace {
 namespace {
 
-// The tracepoints every run needs, checked before load so a missing one is
-// named instead of surfacing as a verifier error.
-constexpr const char* kRequiredTracepoints[] = {"tcp_send_reset", "tcp_receive_reset", "kfree_skb",
-                                                "inet_sock_set_state"};
 
 // libbpf attaches kprobes through the kprobe PMU (perf_event_open).
 bool kprobes_available() { return access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0; }
@@ -33,18 +29,23 @@ void BpfSession::SkeletonFree::operator()(rsttrace_bpf* skel) const { rsttrace_b
 void BpfSession::LinkFree::operator()(bpf_link* link) const { bpf_link__destroy(link); }
 void BpfSession::RingBufferFree::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
 
-BpfSession::BpfSession(const SessionConfig& config, const btf* kernel_types, RecordSink sink)
+BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& tracepoints, RecordSink sink)
     : sink_(std::move(sink)) {
-  for (const char* tracepoint : kRequiredTracepoints)
-    if (!tracepoint_arg_count(kernel_types, tracepoint))
-      throw failed("find", std::string("tracepoint ") + tracepoint,
-                   "the running kernel's BTF has no btf_trace_" + std::string(tracepoint));
+  // The tracepoints every run needs, checked before load so a missing one is
+  // named instead of surfacing as a verifier error.
+  for (const auto& [name, args] : {std::pair{"tcp_send_reset", tracepoints.tcp_send_reset},
+                                   std::pair{"tcp_receive_reset", tracepoints.tcp_receive_reset},
+                                   std::pair{"kfree_skb", tracepoints.kfree_skb},
+                                   std::pair{"inet_sock_set_state", tracepoints.inet_sock_set_state}})
+    if (!args)
+      throw failed("find", std::string("tracepoint ") + name,
+                   "the running kernel's BTF has no btf_trace_" + std::string(name));
 
   skel_.reset(rsttrace_bpf__open());
   if (!skel_) throw failed("open", "BPF object", errno_text(errno));
 
-  const int send_reset_args = *tracepoint_arg_count(kernel_types, "tcp_send_reset");
-  const int kfree_skb_args = *tracepoint_arg_count(kernel_types, "kfree_skb");
+  const int send_reset_args = *tracepoints.tcp_send_reset;
+  const int kfree_skb_args = *tracepoints.kfree_skb;
   // Before 6.10 active resets skip the tracepoint: a kprobe fills in where the
   // kernel has kprobes; the tracepoint reports them itself from 6.10 on.
   const bool active_reset_kprobe = send_reset_args < 3 && kprobes_available();
@@ -60,8 +61,7 @@ BpfSession::BpfSession(const SessionConfig& config, const btf* kernel_types, Rec
     limitations_.push_back("skb:kfree_skb has no drop reason on this kernel (before 5.17): drops are unnamed");
   // sock:sock_{send,recv}_length are newer than 6.1; without them a forked child
   // is learnt only when it closes the socket.
-  if (!tracepoint_arg_count(kernel_types, "sock_send_length") ||
-      !tracepoint_arg_count(kernel_types, "sock_recv_length")) {
+  if (!tracepoints.sock_send_length || !tracepoints.sock_recv_length) {
     bpf_program__set_autoload(skel_->progs.handle_send_length, false);
     bpf_program__set_autoload(skel_->progs.handle_recv_length, false);
     limitations_.push_back("no sock:sock_send_length/sock_recv_length tracepoints on this kernel: "

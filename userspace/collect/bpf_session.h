@@ -12,10 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "collect/kernel_btf.h"
+
 struct rsttrace_bpf;
 struct bpf_link;
 struct ring_buffer;
-struct btf;
 
 namespace rsttrace {
 
@@ -51,7 +52,7 @@ class BpfSession {
   using RecordSink = std::function<void(std::span<const std::byte>)>;
 
   // Loads and attaches; throws Error naming what failed.
-  BpfSession(const SessionConfig& config, const btf* kernel_types, RecordSink sink);
+  BpfSession(const SessionConfig& config, const TracepointShapes& tracepoints, RecordSink sink);
   ~BpfSession();
   BpfSession(const BpfSession&) = delete;
   BpfSession& operator=(const BpfSession&) = delete;

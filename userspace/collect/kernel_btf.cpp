@@ -95,6 +95,15 @@ std::optional<int> tracepoint_arg_count(const btf* types, std::string_view name)
   return btf_vlen(type) - 1;  // the first parameter is the tracepoint's context
 }
 
+TracepointShapes TracepointShapes::from_btf(const btf* types) {
+  return TracepointShapes{tracepoint_arg_count(types, "tcp_send_reset"),
+                          tracepoint_arg_count(types, "tcp_receive_reset"),
+                          tracepoint_arg_count(types, "kfree_skb"),
+                          tracepoint_arg_count(types, "inet_sock_set_state"),
+                          tracepoint_arg_count(types, "sock_send_length"),
+                          tracepoint_arg_count(types, "sock_recv_length")};
+}
+
 void KernelBtf::Free::operator()(btf* types) const { btf__free(types); }
 
 KernelBtf KernelBtf::load() {

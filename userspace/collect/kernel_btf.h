@@ -46,6 +46,20 @@ struct KernelNames {
 // the context pointer), or nullopt if the kernel has no such tracepoint.
 std::optional<int> tracepoint_arg_count(const btf* types, std::string_view name);
 
+// The argument counts of the tracepoints rsttrace loads programs for, read
+// once: the kernel's BTF (several MB) can then be freed before libbpf parses
+// its own copy while loading, which keeps the start's RSS peak low.
+struct TracepointShapes {
+  std::optional<int> tcp_send_reset;  // 2 before 6.10, 3 with the reason
+  std::optional<int> tcp_receive_reset;
+  std::optional<int> kfree_skb;  // 2 before 5.17, 3 with the reason, 4 with rx_sk
+  std::optional<int> inet_sock_set_state;
+  std::optional<int> sock_send_length;  // 6.3+
+  std::optional<int> sock_recv_length;
+
+  static TracepointShapes from_btf(const btf* types);
+};
+
 // Owner of the running kernel's BTF (/sys/kernel/btf/vmlinux).
 class KernelBtf {
  public:
