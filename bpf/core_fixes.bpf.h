@@ -29,8 +29,10 @@ const volatile __u8 kfree_skb_args = 4;
  * 5.6 ("sock: Make sk_protocol a 16-bit value", for MPTCP). The bitfield
  * relocation reads both layouts.
  */
-static __always_inline __u16 sk_protocol_of(const struct sock *sk)
+static __always_inline __u16 sk_protocol_of(const struct sock *sk, bool typed)
 {
+	if (typed) /* a BTF pointer (tp_btf): a plain load */
+		return BPF_CORE_READ_BITFIELD(sk, sk_protocol);
 	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
 }
 
@@ -63,6 +65,19 @@ static __always_inline bool drop_is_consumed_reset(__u32 reason)
 {
 	return bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_RESET) &&
 	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_TCP_RESET);
+}
+
+/*
+ * A packet that matched no socket is answered with a reset, then freed with
+ * SKB_DROP_REASON_NO_SOCKET (5.19+ names it; tcp:tcp_send_reset fires for it
+ * from 6.10 on, with SK_RST_REASON_NO_SOCKET). The reset says it all, so that
+ * drop is folded (counted, not emitted). Before 6.10 no reset is reported
+ * for it and the drop is the evidence: nothing is folded there.
+ */
+static __always_inline bool drop_is_no_socket(__u32 reason)
+{
+	return bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET) &&
+	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET);
 }
 
 #endif /* RSTTRACE_CORE_FIXES_BPF_H */

@@ -77,6 +77,51 @@ static __always_inline void count(__u32 stat)
 		*value += 1;
 }
 
+/*
+ * The packet the last reported stack reset on this CPU answered (its skb
+ * address), 0 when none is pending. The kernel sends the reset and frees the
+ * packet in one softirq pass on one CPU, so a per-CPU slot suffices.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} answered_packet SEC(".maps");
+
+static __always_inline void remember_answered_packet(const struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&answered_packet, &zero);
+
+	if (slot)
+		*slot = (__u64)skb;
+}
+
+/*
+ * True when this drop is the NO_SOCKET free of the packet a reported reset
+ * just answered (core_fixes: drop_is_no_socket): one connection attempt is
+ * then one event, not two. Counted as a drop seen and as folded.
+ */
+static __always_inline bool fold_answered_drop(const struct sk_buff *skb, __u32 reason)
+{
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&answered_packet, &zero);
+	bool answered;
+
+	if (!slot || !*slot)
+		return false;
+	/* Cleared by the next drop whatever it is: a slot left by a packet that was
+	 * not dropped must never match a later packet at the same address. */
+	answered = *slot == (__u64)skb;
+	*slot = 0;
+	if (!answered || !drop_is_no_socket(reason))
+		return false;
+	count(RSTTRACE_STAT_DROP);
+	count(RSTTRACE_STAT_FOLDED);
+	return true;
+}
+
 static __always_inline bool port_watched(__u16 port)
 {
 	/* The 6.1 verifier (seen under qemu) keeps no bounds for a register after a
@@ -103,8 +148,22 @@ static __always_inline bool is_full_sock_state(__u8 state)
 	return state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV;
 }
 
-static __always_inline __u32 sock_netns(const struct sock *sk)
+/*
+ * Kernel structures are read two ways. Programs on BTF tracepoints (tp_btf)
+ * get typed pointers: plain loads, which the verifier makes fault-safe, cost
+ * about a nanosecond each. The kprobe and the syscall tracepoints have untyped
+ * pointers and need a bpf_probe_read_kernel() call per field (BPF_CORE_READ),
+ * 15-20 ns each, which in a reset storm was most of an event's cost. `typed`
+ * is a constant at every call site, so each program keeps one of the two.
+ * Fields past struct sock (inet_sock, tcp_sock) are always read with the
+ * helper: the verifier checks typed loads against struct sock's size.
+ */
+#define READ_FIELD(typed, ptr, field) ((typed) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
+static __always_inline __u32 sock_netns(const struct sock *sk, bool typed)
 {
+	if (typed)
+		return sk->__sk_common.skc_net.net->ns.inum;
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
@@ -116,10 +175,13 @@ static __always_inline void record_owner(const struct sock *sk, __u8 source)
 	struct sock_owner owner = {}, *previous;
 	__u64 key = (__u64)sk;
 
-	previous = bpf_map_lookup_elem(&sock_owners, &key);
-	if (previous && source != RSTTRACE_OWNER_CONNECT && source != RSTTRACE_OWNER_LISTEN) {
-		owner.accept_pid = previous->accept_pid;
-		owner.accept_ts_ns = previous->accept_ts_ns;
+	/* connect() and listen() start a socket's story: nothing to carry over. */
+	if (source != RSTTRACE_OWNER_CONNECT && source != RSTTRACE_OWNER_LISTEN) {
+		previous = bpf_map_lookup_elem(&sock_owners, &key);
+		if (previous) {
+			owner.accept_pid = previous->accept_pid;
+			owner.accept_ts_ns = previous->accept_ts_ns;
+		}
 	}
 	owner.ts_ns = bpf_ktime_get_ns();
 	owner.pid = bpf_get_current_pid_tgid() >> 32;
@@ -163,14 +225,14 @@ static __always_inline void fill_owner(struct rsttrace_tcp_event *e)
  * valid for request and timewait sockets; tcp_sock fields are read for full
  * sockets only.
  */
-static __always_inline void fill_sock_identity(struct rsttrace_tcp_event *e, const struct sock *sk)
+static __always_inline void fill_sock_identity(struct rsttrace_tcp_event *e, const struct sock *sk, bool typed)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 
 	e->sock_id = (__u64)sk;
 	e->flags |= RSTTRACE_FLAG_SOCKET;
-	e->tcp_state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	e->netns = sock_netns(sk);
+	e->tcp_state = READ_FIELD(typed, sk, __sk_common.skc_state);
+	e->netns = sock_netns(sk, typed);
 	if (!is_full_sock_state(e->tcp_state))
 		return;
 	e->flags |= RSTTRACE_FLAG_FULLSOCK;
@@ -179,11 +241,19 @@ static __always_inline void fill_sock_identity(struct rsttrace_tcp_event *e, con
 	e->unread_bytes = BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq);
 }
 
-static __always_inline bool fill_sock_addresses(struct rsttrace_tcp_event *e, const struct sock *sk)
+static __always_inline bool fill_sock_addresses(struct rsttrace_tcp_event *e, const struct sock *sk, bool typed)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = READ_FIELD(typed, sk, __sk_common.skc_family);
 
-	if (family == AF_INET) {
+	if (family == AF_INET && typed) {
+		e->family = 4;
+		__builtin_memcpy(e->local_addr, &sk->__sk_common.skc_rcv_saddr, 4);
+		__builtin_memcpy(e->remote_addr, &sk->__sk_common.skc_daddr, 4);
+	} else if (family == AF_INET6 && typed) {
+		e->family = 6;
+		__builtin_memcpy(e->local_addr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(e->remote_addr, &sk->__sk_common.skc_v6_daddr, 16);
+	} else if (family == AF_INET) {
 		e->family = 4;
 		bpf_core_read(e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
 		bpf_core_read(e->remote_addr, 4, &sk->__sk_common.skc_daddr);
@@ -194,8 +264,8 @@ static __always_inline bool fill_sock_addresses(struct rsttrace_tcp_event *e, co
 	} else {
 		return false;
 	}
-	e->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	e->local_port = READ_FIELD(typed, sk, __sk_common.skc_num);
+	e->remote_port = bpf_ntohs(READ_FIELD(typed, sk, __sk_common.skc_dport));
 	/* An unhashed (closed) socket reads skc_num 0; inet_sport keeps the port. */
 	if (!e->local_port && is_full_sock_state(e->tcp_state))
 		e->local_port = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
@@ -210,42 +280,49 @@ static __always_inline bool fill_sock_addresses(struct rsttrace_tcp_event *e, co
 static __always_inline bool fill_packet_addresses(struct rsttrace_tcp_event *e,
 						  const struct sk_buff *skb, bool ingress)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 network = BPF_CORE_READ(skb, network_header);
+	/* skb is typed in every caller (tp_btf); the packet bytes are not. */
+	unsigned char *head = skb->head;
+	__u16 network = skb->network_header;
 	__u8 *local = e->local_addr, *remote = e->remote_addr;
-	__u8 tcp[14];
-	__u16 transport;
-	__u8 first;
-
-	if (network == HEADER_UNSET || bpf_probe_read_kernel(&first, 1, head + network))
-		return false;
-	if ((first >> 4) == 4) {
+	/* One read for both headers in the common case (IPv4 without options,
+	 * IPv6 without extension headers): the headers are in the skb's linear
+	 * head, which always has room past them (tailroom, skb_shared_info). */
+	union {
+		__u8 bytes[sizeof(struct ipv6hdr) + 14];
 		struct iphdr ip;
-
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + network))
-			return false;
-		if (ip.protocol != IPPROTO_TCP || (ip.frag_off & bpf_htons(0x1fff)))
-			return false;
-		transport = network + (first & 0x0f) * 4;
-		e->family = 4;
-		__builtin_memcpy(ingress ? local : remote, &ip.daddr, 4);
-		__builtin_memcpy(ingress ? remote : local, &ip.saddr, 4);
-	} else if ((first >> 4) == 6) {
 		struct ipv6hdr ip6;
+	} h;
+	__u8 *tcp;
+	__u8 tcp_after_options[14];
 
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + network))
+	if (network == HEADER_UNSET || bpf_probe_read_kernel(&h, sizeof(h), head + network))
+		return false;
+	if (h.bytes[0] >> 4 == 4) {
+		__u8 header_len = (h.bytes[0] & 0x0f) * 4;
+
+		if (h.ip.protocol != IPPROTO_TCP || (h.ip.frag_off & bpf_htons(0x1fff)) || header_len < 20)
 			return false;
-		if (ip6.nexthdr != IPPROTO_TCP) /* extension headers: not followed */
+		e->family = 4;
+		__builtin_memcpy(ingress ? local : remote, &h.ip.daddr, 4);
+		__builtin_memcpy(ingress ? remote : local, &h.ip.saddr, 4);
+		if (header_len == 20) {
+			tcp = &h.bytes[20];
+		} else {
+			if (bpf_probe_read_kernel(tcp_after_options, sizeof(tcp_after_options),
+						  head + network + header_len))
+				return false;
+			tcp = tcp_after_options;
+		}
+	} else if (h.bytes[0] >> 4 == 6) {
+		if (h.ip6.nexthdr != IPPROTO_TCP) /* extension headers: not followed */
 			return false;
-		transport = network + sizeof(struct ipv6hdr);
 		e->family = 6;
-		__builtin_memcpy(ingress ? local : remote, &ip6.daddr, 16);
-		__builtin_memcpy(ingress ? remote : local, &ip6.saddr, 16);
+		__builtin_memcpy(ingress ? local : remote, &h.ip6.daddr, 16);
+		__builtin_memcpy(ingress ? remote : local, &h.ip6.saddr, 16);
+		tcp = &h.bytes[sizeof(struct ipv6hdr)];
 	} else {
 		return false;
 	}
-	if (bpf_probe_read_kernel(tcp, sizeof(tcp), head + transport))
-		return false;
 	__u16 source = (__u16)tcp[0] << 8 | tcp[1];
 	__u16 dest = (__u16)tcp[2] << 8 | tcp[3];
 	e->local_port = ingress ? dest : source;
@@ -257,24 +334,39 @@ static __always_inline bool fill_packet_addresses(struct rsttrace_tcp_event *e,
 }
 
 /* An event about socket `sk` alone (no packet): false unless it is TCP on a watched port. */
-static __always_inline bool fill_watched_socket(struct rsttrace_tcp_event *e, const struct sock *sk)
+static __always_inline bool fill_watched_socket(struct rsttrace_tcp_event *e, const struct sock *sk, bool typed)
 {
-	fill_sock_identity(e, sk);
-	return fill_sock_addresses(e, sk) && event_watched(e);
+	fill_sock_identity(e, sk, typed);
+	return fill_sock_addresses(e, sk, typed) && event_watched(e);
 }
 
-/* The packet's device, else its route's device; 0 if it has neither. */
-static __always_inline struct net_device *packet_device(const struct sk_buff *skb)
+/*
+ * The namespace (and, for drops, the index) of the packet's device, else of
+ * its route's device; false if it has neither.
+ */
+static __always_inline bool fill_packet_device(struct rsttrace_tcp_event *e, const struct sk_buff *skb,
+					       bool with_ifindex)
 {
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	const struct net_device *dev = skb->dev;
 	unsigned long refdst;
 
-	if (dev)
-		return dev;
-	refdst = BPF_CORE_READ(skb, _skb_refdst) & ~1UL; /* low bit: SKB_DST_NOREF */
+	if (dev) {
+		if (with_ifindex)
+			e->ifindex = dev->ifindex;
+		e->netns = dev->nd_net.net->ns.inum;
+		return true;
+	}
+	refdst = skb->_skb_refdst & ~1UL; /* low bit: SKB_DST_NOREF */
 	if (!refdst)
-		return 0;
-	return BPF_CORE_READ((struct dst_entry *)refdst, dev);
+		return false;
+	/* An untyped pointer: read through the helper (bpf_core_cast needs 6.2+). */
+	dev = BPF_CORE_READ((struct dst_entry *)refdst, dev);
+	if (!dev)
+		return false;
+	if (with_ifindex)
+		e->ifindex = BPF_CORE_READ(dev, ifindex);
+	e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return true;
 }
 
 static __always_inline void fill_context(struct rsttrace_tcp_event *e, __u8 kind)
@@ -328,20 +420,21 @@ int BPF_PROG(handle_send_reset)
 	 * timewait socket) the packet that provoked the reset is the truth for
 	 * addresses; an active reset has only the socket. */
 	if (sk)
-		fill_sock_identity(&e, sk);
+		fill_sock_identity(&e, sk, true);
 	if (skb) {
 		if (!fill_packet_addresses(&e, skb, true))
 			return 0;
-		if (!sk) {
-			struct net_device *dev = packet_device(skb);
-
-			e.netns = dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
-		}
-	} else if (!sk || !fill_sock_addresses(&e, sk)) {
+		if (!sk)
+			fill_packet_device(&e, skb, false);
+	} else if (!sk || !fill_sock_addresses(&e, sk, true)) {
 		return 0;
 	}
 	if (!event_watched(&e))
 		return 0;
+	/* A reset for a packet that matched no socket: the kernel frees that
+	 * packet next, as a NO_SOCKET drop, on this CPU (see fold_answered_drop). */
+	if (skb && !sk)
+		remember_answered_packet(skb);
 	emit_reset_sent(&e, sk, sk && (e.flags & RSTTRACE_FLAG_REASON) && reset_sent_by_closer(e.reason));
 	return 0;
 }
@@ -359,7 +452,7 @@ int BPF_KPROBE(handle_active_reset, struct sock *sk)
 {
 	struct rsttrace_tcp_event e = {};
 
-	if (!sk || !fill_watched_socket(&e, sk))
+	if (!sk || !fill_watched_socket(&e, sk, false))
 		return 0;
 	e.flags |= RSTTRACE_FLAG_KPROBE;
 	emit_reset_sent(&e, sk, e.tcp_state == TCP_CLOSE);
@@ -379,7 +472,7 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 {
 	struct rsttrace_tcp_event e = {};
 
-	if (!fill_watched_socket(&e, sk))
+	if (!fill_watched_socket(&e, sk, true))
 		return 0;
 	fill_context(&e, RSTTRACE_KIND_RESET_RECEIVED);
 	emit(&e, RSTTRACE_STAT_RESET_RECEIVED);
@@ -390,15 +483,16 @@ SEC("tp_btf/kfree_skb")
 int BPF_PROG(handle_kfree_skb)
 {
 	const struct sk_buff *skb = (const struct sk_buff *)ctx[0];
-	__u16 protocol = BPF_CORE_READ(skb, protocol);
+	__u16 protocol = skb->protocol;
 	struct rsttrace_tcp_event e = {};
 	const struct sock *sk = 0;
-	struct net_device *dev;
 
 	/* Every dropped packet of the host comes here: leave early. */
 	if (protocol != bpf_htons(ETH_P_IP) && protocol != bpf_htons(ETH_P_IPV6))
 		return 0;
-	if (!fill_packet_addresses(&e, skb, BPF_CORE_READ(skb, skb_iif) != 0) || !event_watched(&e))
+	if (kfree_skb_args >= 3 && fold_answered_drop(skb, (__u32)ctx[2]))
+		return 0;
+	if (!fill_packet_addresses(&e, skb, skb->skb_iif != 0) || !event_watched(&e))
 		return 0;
 	if (kfree_skb_args >= 3) {
 		e.reason = (__u32)ctx[2];
@@ -410,16 +504,12 @@ int BPF_PROG(handle_kfree_skb)
 	if (kfree_skb_args >= 4)
 		sk = (const struct sock *)ctx[3];
 	if (!sk)
-		sk = BPF_CORE_READ(skb, sk);
+		sk = skb->sk;
 	if (sk)
-		fill_sock_identity(&e, sk);
-	if (BPF_CORE_READ(skb, _skb_refdst))
+		fill_sock_identity(&e, sk, true);
+	if (skb->_skb_refdst)
 		e.flags |= RSTTRACE_FLAG_ROUTED;
-	dev = packet_device(skb);
-	if (dev) {
-		e.ifindex = BPF_CORE_READ(dev, ifindex);
-		e.netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
-	}
+	fill_packet_device(&e, skb, true);
 	fill_context(&e, RSTTRACE_KIND_DROP);
 	emit(&e, RSTTRACE_STAT_DROP);
 	return 0;
@@ -436,10 +526,10 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	__u16 local_port, remote_port;
 	__u64 key = (__u64)sk;
 
-	if (sk_protocol_of(sk) != IPPROTO_TCP)
+	if (sk_protocol_of(sk, true) != IPPROTO_TCP)
 		return 0;
-	local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
-	remote_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	local_port = sk->__sk_common.skc_num;
+	remote_port = bpf_ntohs(sk->__sk_common.skc_dport);
 	/* connect() enters SYN_SENT before it picks the local port. */
 	if (!port_watched(local_port) && !port_watched(remote_port))
 		return 0;
@@ -476,13 +566,12 @@ static __always_inline void record_io(const struct sock *sk)
 
 	if (!sk)
 		return;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return;
-	if (!port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)) &&
-	    !port_watched(bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
+	if (!port_watched(sk->__sk_common.skc_num) && !port_watched(bpf_ntohs(sk->__sk_common.skc_dport)))
 		return;
-	if (sk_protocol_of(sk) != IPPROTO_TCP)
+	if (sk_protocol_of(sk, true) != IPPROTO_TCP)
 		return;
 	owner = bpf_map_lookup_elem(&sock_owners, &key);
 	if (owner && owner->pid == bpf_get_current_pid_tgid() >> 32)
@@ -525,7 +614,7 @@ static __always_inline void record_accepted(long fd)
 	if (!sk)
 		return;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if ((family != AF_INET && family != AF_INET6) || sk_protocol_of(sk) != IPPROTO_TCP)
+	if ((family != AF_INET && family != AF_INET6) || sk_protocol_of(sk, false) != IPPROTO_TCP)
 		return;
 	if (!port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)) &&
 	    !port_watched(bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))

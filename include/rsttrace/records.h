@@ -65,7 +65,8 @@ enum rsttrace_stat {
 	RSTTRACE_STAT_RESET_RECEIVED = 3,
 	RSTTRACE_STAT_DROP = 4,
 	RSTTRACE_STAT_EVIDENCE = 5,    /* evidence records (wrapper opens) written */
-	RSTTRACE_STAT_COUNT = 6,
+	RSTTRACE_STAT_FOLDED = 6,      /* events not emitted: they repeat one just emitted (also counted above) */
+	RSTTRACE_STAT_COUNT = 7,
 };
 
 struct rsttrace_record_header {

@@ -201,6 +201,7 @@ class MetricsPublisher {
     snapshot.lost = stats.lost;
     snapshot.malformed = counts.malformed;
     snapshot.kernel_emitted = stats.emitted;
+    snapshot.kernel_folded = stats.folded;
     if (const CaptureFile* capture = printer.capture()) {
       snapshot.failed_writes = capture->failed_writes();
       snapshot.rotations = capture->rotations();
@@ -367,7 +368,8 @@ int run_trace(const TraceOptions& options) {
                   {"reset_sent", stats.reset_sent},
                   {"reset_received", stats.reset_received},
                   {"drop", stats.drop},
-                  {"evidence", stats.evidence}}},
+                  {"evidence", stats.evidence},
+                  {"folded", stats.folded}}},
   };
   summary["verdicts"] = printer.run.by_verdict();
   nlohmann::ordered_json top = nlohmann::ordered_json::array();

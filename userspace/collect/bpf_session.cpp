@@ -161,6 +161,7 @@ KernelStats BpfSession::stats() const {
       .reset_received = sum(RSTTRACE_STAT_RESET_RECEIVED),
       .drop = sum(RSTTRACE_STAT_DROP),
       .evidence = sum(RSTTRACE_STAT_EVIDENCE),
+      .folded = sum(RSTTRACE_STAT_FOLDED),
   };
 }
 

@@ -45,6 +45,7 @@ struct KernelStats {
   uint64_t reset_received = 0;
   uint64_t drop = 0;
   uint64_t evidence = 0;  // wrapper-file opens
+  uint64_t folded = 0;    // seen but not emitted: they repeat an emitted event (the answered SYN's drop)
 };
 
 class BpfSession {

@@ -84,6 +84,10 @@ std::string render_prometheus(const MetricsSnapshot& s) {
                 std::to_string(count));
   page.counter("rsttrace_kernel_events_total", "Records the BPF programs submitted to the ring buffer.",
                s.kernel_emitted);
+  page.counter("rsttrace_kernel_folded_events_total",
+               "Kernel events not submitted because they repeat one just submitted "
+               "(the NO_SOCKET drop of a packet answered with a reported reset).",
+               s.kernel_folded);
   page.counter("rsttrace_packets_total", "Kernel events folded into reported events.", s.packets);
   page.counter("rsttrace_absorbed_events_total", "Kernel events folded into another connection's report.",
                s.absorbed);

@@ -59,6 +59,7 @@ struct MetricsSnapshot {
   uint64_t failed_writes = 0;   // capture file lines that could not be written
   uint64_t rotations = 0;       // capture file rotations
   uint64_t kernel_emitted = 0;  // records the BPF programs submitted
+  uint64_t kernel_folded = 0;   // events the BPF programs folded into one already submitted
   uint64_t open_connections = 0;     // groups waiting for a verdict
   uint64_t evicted_connections = 0;  // groups judged early because the table was full
   double events_per_second = 0;      // reports per second over the last publish interval
