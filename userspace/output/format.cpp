@@ -129,6 +129,14 @@ char* put_unnamed(char* out, std::string_view what, uint32_t value) {
   return put_decimal(out + what.size() + 1, value);
 }
 
+// What an append_*() function writes, as a string: the format_*() forms.
+template <typename... Params, typename... Args>
+std::string appended(void (*append)(std::string&, Params...), Args&&... args) {
+  std::string text;
+  append(text, std::forward<Args>(args)...);
+  return text;
+}
+
 }  // namespace
 
 void append_escaped_untrusted(std::string& out, std::string_view bytes) {
@@ -161,9 +169,7 @@ void append_address(std::string& out, int family, const std::array<uint8_t, 16>&
 }
 
 std::string format_address(int family, const std::array<uint8_t, 16>& addr) {
-  std::string text;
-  append_address(text, family, addr);
-  return text;
+  return appended(append_address, family, addr);
 }
 
 void append_endpoint(std::string& out, int family, const Endpoint& endpoint) {
@@ -181,33 +187,21 @@ void append_endpoint(std::string& out, int family, const Endpoint& endpoint) {
   out.append(text, static_cast<size_t>(end - text));
 }
 
-std::string format_endpoint(int family, const Endpoint& endpoint) {
-  std::string text;
-  append_endpoint(text, family, endpoint);
-  return text;
-}
+std::string format_endpoint(int family, const Endpoint& endpoint) { return appended(append_endpoint, family, endpoint); }
 
 void append_rfc3339_micro(std::string& out, uint64_t unix_ns) {
   char text[kMaxTimestamp];
   out.append(text, static_cast<size_t>(put_rfc3339_micro(text, unix_ns) - text));
 }
 
-std::string format_rfc3339_micro(uint64_t unix_ns) {
-  std::string text;
-  append_rfc3339_micro(text, unix_ns);
-  return text;
-}
+std::string format_rfc3339_micro(uint64_t unix_ns) { return appended(append_rfc3339_micro, unix_ns); }
 
 void append_tcp_flags(std::string& out, uint8_t flags) {
   char text[kMaxTcpFlags];
   out.append(text, static_cast<size_t>(put_tcp_flags(text, flags) - text));
 }
 
-std::string format_tcp_flags(uint8_t flags) {
-  std::string out;
-  append_tcp_flags(out, flags);
-  return out;
-}
+std::string format_tcp_flags(uint8_t flags) { return appended(append_tcp_flags, flags); }
 
 std::string_view direction_name(EventKind kind) {
   switch (kind) {
