@@ -159,6 +159,20 @@ static __always_inline bool is_full_sock_state(__u8 state)
  * helper: the verifier checks typed loads against struct sock's size.
  */
 #define READ_FIELD(typed, ptr, field) ((typed) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+#define READ_BYTES(typed, dst, size, src)                  \
+	do {                                               \
+		if (typed)                                 \
+			__builtin_memcpy(dst, src, size);  \
+		else                                       \
+			bpf_core_read(dst, size, src);     \
+	} while (0)
+
+/* Either end of the socket is on a watched port. */
+static __always_inline bool sock_port_watched(const struct sock *sk, bool typed)
+{
+	return port_watched(READ_FIELD(typed, sk, __sk_common.skc_num)) ||
+	       port_watched(bpf_ntohs(READ_FIELD(typed, sk, __sk_common.skc_dport)));
+}
 
 static __always_inline __u32 sock_netns(const struct sock *sk, bool typed)
 {
@@ -245,22 +259,14 @@ static __always_inline bool fill_sock_addresses(struct rsttrace_tcp_event *e, co
 {
 	__u16 family = READ_FIELD(typed, sk, __sk_common.skc_family);
 
-	if (family == AF_INET && typed) {
+	if (family == AF_INET) {
 		e->family = 4;
-		__builtin_memcpy(e->local_addr, &sk->__sk_common.skc_rcv_saddr, 4);
-		__builtin_memcpy(e->remote_addr, &sk->__sk_common.skc_daddr, 4);
-	} else if (family == AF_INET6 && typed) {
-		e->family = 6;
-		__builtin_memcpy(e->local_addr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
-		__builtin_memcpy(e->remote_addr, &sk->__sk_common.skc_v6_daddr, 16);
-	} else if (family == AF_INET) {
-		e->family = 4;
-		bpf_core_read(e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(e->remote_addr, 4, &sk->__sk_common.skc_daddr);
+		READ_BYTES(typed, e->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+		READ_BYTES(typed, e->remote_addr, 4, &sk->__sk_common.skc_daddr);
 	} else if (family == AF_INET6) {
 		e->family = 6;
-		bpf_core_read(e->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(e->remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
+		READ_BYTES(typed, e->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		READ_BYTES(typed, e->remote_addr, 16, &sk->__sk_common.skc_v6_daddr);
 	} else {
 		return false;
 	}
@@ -523,15 +529,12 @@ int BPF_PROG(handle_kfree_skb)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
 {
-	__u16 local_port, remote_port;
 	__u64 key = (__u64)sk;
 
 	if (sk_protocol_of(sk, true) != IPPROTO_TCP)
 		return 0;
-	local_port = sk->__sk_common.skc_num;
-	remote_port = bpf_ntohs(sk->__sk_common.skc_dport);
 	/* connect() enters SYN_SENT before it picks the local port. */
-	if (!port_watched(local_port) && !port_watched(remote_port))
+	if (!sock_port_watched(sk, true))
 		return 0;
 	switch (newstate) {
 	case TCP_SYN_SENT:
@@ -569,7 +572,7 @@ static __always_inline void record_io(const struct sock *sk)
 	family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return;
-	if (!port_watched(sk->__sk_common.skc_num) && !port_watched(bpf_ntohs(sk->__sk_common.skc_dport)))
+	if (!sock_port_watched(sk, true))
 		return;
 	if (sk_protocol_of(sk, true) != IPPROTO_TCP)
 		return;
@@ -616,8 +619,7 @@ static __always_inline void record_accepted(long fd)
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if ((family != AF_INET && family != AF_INET6) || sk_protocol_of(sk, false) != IPPROTO_TCP)
 		return;
-	if (!port_watched(BPF_CORE_READ(sk, __sk_common.skc_num)) &&
-	    !port_watched(bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))))
+	if (!sock_port_watched(sk, false))
 		return;
 	record_owner(sk, RSTTRACE_OWNER_ACCEPT);
 }
