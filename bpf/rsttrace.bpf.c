@@ -69,6 +69,27 @@ struct {
 	__type(value, struct sock_owner);
 } sock_owners SEC(".maps");
 
+/*
+ * Storm aggregation (records.h): keys userspace put here are counted in
+ * storm_counts[slot] instead of being emitted. storms_in_use (written by
+ * userspace) skips the key lookup entirely while there is no storm.
+ */
+__u32 storms_in_use;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RSTTRACE_STORM_SLOTS);
+	__type(key, struct rsttrace_storm_key);
+	__type(value, struct rsttrace_storm_slot);
+} storm_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RSTTRACE_STORM_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} storm_counts SEC(".maps");
+
 static __always_inline void count(__u32 stat)
 {
 	__u64 *value = bpf_map_lookup_elem(&stats, &stat);
@@ -375,22 +396,49 @@ static __always_inline bool fill_packet_device(struct rsttrace_tcp_event *e, con
 	return true;
 }
 
-static __always_inline void fill_context(struct rsttrace_tcp_event *e, __u8 kind)
+static __always_inline void fill_context(struct rsttrace_tcp_event *e)
 {
 	e->header.type = RSTTRACE_RECORD_TCP_EVENT;
 	e->header.size = sizeof(*e);
-	e->kind = kind;
 	e->ts_ns = bpf_ktime_get_ns();
 	e->context_pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->context_comm, sizeof(e->context_comm));
 }
 
-/* Called once an event passed the port filter: count it, filter the netns, emit. */
-static __always_inline void emit(struct rsttrace_tcp_event *e, __u32 seen_stat)
+/* True when the event belongs to a storm userspace asked to aggregate: counted there. */
+static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
 {
+	struct rsttrace_storm_key key = {};
+	struct rsttrace_storm_slot *slot;
+	__u64 *counter;
+	__u32 index;
+
+	if (!storms_in_use || !rsttrace_storm_key_of(e, port_watched(e->local_port), &key))
+		return false;
+	slot = bpf_map_lookup_elem(&storm_keys, &key);
+	if (!slot || !slot->active)
+		return false;
+	index = slot->index;
+	counter = bpf_map_lookup_elem(&storm_counts, &index);
+	if (!counter)
+		return false;
+	*counter += 1;
+	count(RSTTRACE_STAT_AGGREGATED);
+	return true;
+}
+
+/*
+ * Called once an event passed the port filter: count it, filter the netns,
+ * then count it in its storm or complete and emit it. Context and owner are
+ * read only here, after the storm check: an aggregated event does not need them.
+ */
+static __always_inline void emit(struct rsttrace_tcp_event *e, __u8 kind, __u32 seen_stat)
+{
+	e->kind = kind;
 	count(seen_stat);
-	if (!netns_selected(e->netns))
+	if (!netns_selected(e->netns) || count_in_storm(e))
 		return;
+	fill_context(e);
 	fill_owner(e);
 	/* No wakeup: a wakeup per event loses events on some kernels; userspace polls. */
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
@@ -406,8 +454,7 @@ static __always_inline void emit_reset_sent(struct rsttrace_tcp_event *e, const 
 		e->flags |= RSTTRACE_FLAG_BY_CLOSER;
 		record_owner(sk, RSTTRACE_OWNER_CLOSE);
 	}
-	fill_context(e, RSTTRACE_KIND_RESET_SENT);
-	emit(e, RSTTRACE_STAT_RESET_SENT);
+	emit(e, RSTTRACE_KIND_RESET_SENT, RSTTRACE_STAT_RESET_SENT);
 }
 
 SEC("tp_btf/tcp_send_reset")
@@ -480,8 +527,7 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 
 	if (!fill_watched_socket(&e, sk, true))
 		return 0;
-	fill_context(&e, RSTTRACE_KIND_RESET_RECEIVED);
-	emit(&e, RSTTRACE_STAT_RESET_RECEIVED);
+	emit(&e, RSTTRACE_KIND_RESET_RECEIVED, RSTTRACE_STAT_RESET_RECEIVED);
 	return 0;
 }
 
@@ -516,8 +562,7 @@ int BPF_PROG(handle_kfree_skb)
 	if (skb->_skb_refdst)
 		e.flags |= RSTTRACE_FLAG_ROUTED;
 	fill_packet_device(&e, skb, true);
-	fill_context(&e, RSTTRACE_KIND_DROP);
-	emit(&e, RSTTRACE_STAT_DROP);
+	emit(&e, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP);
 	return 0;
 }
 

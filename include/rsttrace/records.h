@@ -66,7 +66,8 @@ enum rsttrace_stat {
 	RSTTRACE_STAT_DROP = 4,
 	RSTTRACE_STAT_EVIDENCE = 5,    /* evidence records (wrapper opens) written */
 	RSTTRACE_STAT_FOLDED = 6,      /* events not emitted: they repeat one just emitted (also counted above) */
-	RSTTRACE_STAT_COUNT = 7,
+	RSTTRACE_STAT_AGGREGATED = 7,  /* events not emitted: counted in a storm slot instead (also counted above) */
+	RSTTRACE_STAT_COUNT = 8,
 };
 
 struct rsttrace_record_header {
@@ -104,8 +105,8 @@ struct rsttrace_tcp_event {
 	__u8 tcp_state;    /* kernel TCP state value, 0 if no socket */
 	__u8 tcp_flags;    /* TCP header flags byte of the packet (FLAG_PACKET) */
 	__u8 owner_source; /* enum rsttrace_owner_source */
-	__u8 flags;        /* enum rsttrace_event_flags */
-	__u8 pad[2];
+	__u8 pad;
+	__u16 flags;       /* enum rsttrace_event_flags (FLAG_KPROBE needs 9 bits) */
 	__u32 tcp_seq;     /* sequence number of the packet (FLAG_PACKET), host order */
 };
 RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_tcp_event) == 176, "tcp_event layout");
@@ -132,5 +133,72 @@ struct rsttrace_wrapper_open {
 	__u8 pad_end[4];
 };
 RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_wrapper_open) == 88, "wrapper_open layout");
+
+/*
+ * Storms. Above a rate (rsttrace --storm-threshold), userspace hands the BPF
+ * side the key of a class of events that need no per-connection correlation
+ * (a reset for no socket, a drop, a refused connect); the programs then count
+ * matching events in a per-CPU slot instead of writing each to the ring
+ * buffer, and userspace reports the counts once a second. The key is computed
+ * by the function below on both sides, so the two can never disagree.
+ */
+#define RSTTRACE_STORM_SLOTS 64
+
+struct rsttrace_storm_key {
+	__u8 peer_addr[RSTTRACE_ADDR_LEN]; /* the end that is not on the watched port (the client) */
+	__u32 netns;
+	__u32 reason;      /* as in the event, 0 without FLAG_REASON */
+	__u16 port;        /* the watched port */
+	__u16 flags;       /* the event's flags, owner and closer bits cleared */
+	__u8 family;
+	__u8 kind;
+	__u8 tcp_state;
+	__u8 tcp_flags;
+	__u8 watched_local; /* 1: the watched port is this host's end (a server) */
+	__u8 pad[3];
+};
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_storm_key) == 36, "storm_key layout");
+
+/* storm_keys value: which slot of storm_counts counts the key, and whether it is counting. */
+struct rsttrace_storm_slot {
+	__u32 index;  /* < RSTTRACE_STORM_SLOTS */
+	__u32 active; /* 0: the storm ended, events go to the ring buffer again */
+};
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_storm_slot) == 8, "storm_slot layout");
+
+/*
+ * Fills `key` for event `e` and returns 1 when the event may be aggregated:
+ * its verdict rests on the event alone (docs/attribution.md, "Storms"). Those
+ * are resets sent and drops with no socket or a listener, and resets received
+ * by a socket in SYN_SENT (kernel ABI values: TCP_SYN_SENT 2, TCP_LISTEN 10).
+ * A connection's own socket carries evidence (owner, bytes) that only
+ * correlation can weigh. `watched_local`: whether e->local_port is watched
+ * (else e->remote_port is).
+ */
+static inline int rsttrace_storm_key_of(const struct rsttrace_tcp_event *e, int watched_local,
+					struct rsttrace_storm_key *key)
+{
+	if (e->kind == RSTTRACE_KIND_RESET_RECEIVED) {
+		if (e->tcp_state != 2)
+			return 0;
+	} else if (e->kind == RSTTRACE_KIND_RESET_SENT || e->kind == RSTTRACE_KIND_DROP) {
+		if ((e->flags & RSTTRACE_FLAG_FULLSOCK) && e->tcp_state != 10)
+			return 0;
+	} else {
+		return 0;
+	}
+	__builtin_memcpy(key->peer_addr, watched_local ? e->remote_addr : e->local_addr, RSTTRACE_ADDR_LEN);
+	key->netns = e->netns;
+	key->reason = (e->flags & RSTTRACE_FLAG_REASON) ? e->reason : 0;
+	key->port = watched_local ? e->local_port : e->remote_port;
+	key->flags = e->flags & (__u16)~(RSTTRACE_FLAG_OWNER_EXITING | RSTTRACE_FLAG_BY_CLOSER);
+	key->family = e->family;
+	key->kind = e->kind;
+	key->tcp_state = (e->flags & RSTTRACE_FLAG_SOCKET) ? e->tcp_state : 0;
+	key->tcp_flags = (e->flags & RSTTRACE_FLAG_PACKET) ? e->tcp_flags : 0;
+	key->watched_local = watched_local ? 1 : 0;
+	key->pad[0] = key->pad[1] = key->pad[2] = 0;
+	return 1;
+}
 
 #endif /* RSTTRACE_RECORDS_H */

@@ -213,6 +213,90 @@ class CoreTest(unittest.TestCase):
         self.assertEqual(summary["packets"] + summary["absorbed"] + summary["ignored"],
                          summary["kernel"]["emitted"])
 
+    def storms(self, rt, **match):
+        return [r for r in rt.records() if r["type"] == "storm" and all(r.get(k) == v for k, v in match.items())]
+
+    def assert_kernel_balance(self, summary):
+        kernel = summary["kernel"]
+        self.assertEqual(summary["lost"], 0)
+        self.assertEqual(kernel["emitted"] + kernel["folded"] + kernel["aggregated"],
+                         kernel["reset_sent"] + kernel["reset_received"] + kernel["drop"])
+        self.assertEqual(summary["packets"] + summary["absorbed"] + summary["ignored"], kernel["emitted"])
+        self.assertEqual(summary["aggregated"], kernel["aggregated"])
+
+    def test_a_reset_storm_is_counted_in_the_kernel_and_every_reset_accounted(self):
+        count = 3000
+        with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--storm-threshold", "200") as rt:
+            before = tcp_mib("OutRsts")
+            for _ in range(count):
+                connect_refused("127.0.0.1", PORT, bind="127.0.0.3")
+            resets = tcp_mib("OutRsts") - before
+            # Calm again: each storm ends, and connections have their own lines again.
+            wait_until(lambda: len(self.storms(rt, state="end")) == 2, 20, "both storms to end")
+            connect_refused("127.0.0.1", PORT, bind="127.0.0.3")
+            after_storm = wait_until(lambda: [r for r in rt.records()[len(rt.records()) - 5:]
+                                              if r["type"] == "event"], 10, "an event line after the storm")
+        self.assertEqual(resets, count)
+        summary = rt.summary()
+        self.assert_kernel_balance(summary)
+        self.assertEqual(summary["kernel"]["reset_sent"], count + 1)
+        self.assertEqual(summary["storms"], 2)
+        # Python refuses some 40k connections a second: the storm starts once the
+        # collector has seen 200 of them, a poll (50 ms) or so into the loop.
+        self.assertGreater(summary["aggregated"], 0)
+        sent = self.storms(rt, direction="sent")
+        self.assertEqual([r["state"] for r in sent][0], "start")
+        self.assertEqual([r["state"] for r in sent][-1], "end")
+        for line in sent:
+            self.assertEqual(line["verdict"], "no-listener")
+            self.assertEqual(line["kernel_reason"], "NO_SOCKET")
+            self.assertEqual(line["tcp_flags"], "SYN")
+            self.assertEqual((line["peer_addr"], line["port"], line["port_end"]), ("127.0.0.3", PORT, "local"))
+            self.assertEqual(line["netns"], NETNS)
+        self.assertEqual(sent[-1]["total"], sum(r["count"] for r in sent))
+        received = self.storms(rt, direction="received")
+        self.assertEqual({(r["peer_addr"], r["port"], r["port_end"], r["tcp_state"]) for r in received},
+                         {("127.0.0.3", PORT, "remote", "SYN_SENT")})
+        self.assertEqual(summary["aggregated"], sent[-1]["total"] + received[-1]["total"])
+        # Every reset the kernel sent is in exactly one line: an event line or a storm count.
+        sent_in_events = sum(1 for r in rt.events() if r["direction"] == "sent")
+        self.assertEqual(sent_in_events + sent[-1]["total"], count + 1)
+        self.assertEqual(after_storm[-1]["verdict"], "no-listener")
+
+    def test_a_firewall_storm_names_the_rule(self):
+        ruleset = f"""
+        table inet rsttrace_storm {{
+          chain input {{ type filter hook input priority 0; ip saddr 127.0.0.4 tcp dport {PORT} counter drop; }}
+        }}"""
+        subprocess.run(["nft", "-f", "-"], input=ruleset, text=True, check=True)
+        try:
+            with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--storm-threshold", "100") as rt:
+                for _ in range(1000):  # SYNs that nobody answers: connect without waiting
+                    with socket.socket() as sock:
+                        sock.setblocking(False)
+                        sock.bind(("127.0.0.4", 0))
+                        self.assertEqual(sock.connect_ex(("127.0.0.1", PORT)), errno.EINPROGRESS)
+                wait_until(lambda: self.storms(rt, state="end"), 20, "the storm to end")
+            nft = subprocess.run(["nft", "list", "table", "inet", "rsttrace_storm"], capture_output=True,
+                                 text=True, check=True).stdout
+        finally:
+            subprocess.run(["nft", "delete", "table", "inet", "rsttrace_storm"], check=True)
+        summary = rt.summary()
+        self.assert_kernel_balance(summary)
+        dropped = int(nft.split("counter packets ")[1].split()[0])
+        self.assertEqual(summary["kernel"]["drop"], dropped)
+        storm = self.storms(rt, direction="dropped")
+        self.assertTrue(storm)
+        for line in storm:
+            self.assertEqual((line["verdict"], line["kernel_reason"], line["netfilter_hook"]),
+                             ("firewall", "NETFILTER_DROP", "input"))
+            self.assertEqual(line["rule"]["table"], "rsttrace_storm")
+            self.assertIn("127.0.0.4", line["rule"]["text"])
+            self.assertEqual(line["peer_addr"], "127.0.0.4")
+        # Dropped SYNs: lines for the first ones, a count for the rest; none lost.
+        dropped_in_events = sum(r["packets"] for r in rt.events() if r["direction"] == "dropped")
+        self.assertEqual(dropped_in_events + summary["absorbed"] + summary["ignored"] + storm[-1]["total"], dropped)
+
     def test_periodic_and_final_summaries(self):
         # A verdict settles 150 ms after its events: a 0.1 s interval has passed by then.
         with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--summary-interval", "0.1") as rt:

@@ -7,7 +7,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <cstring>
+#include <optional>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -19,6 +22,7 @@
 
 #include "app/privileges.h"
 #include "attribute/attributor.h"
+#include "attribute/storm.h"
 #include "collect/bpf_session.h"
 #include "collect/kernel_btf.h"
 #include "collect/record_decoder.h"
@@ -103,12 +107,13 @@ struct Counts {
   uint64_t drop = 0;
   uint64_t malformed = 0;
   uint64_t lost_reported = 0;
+  uint64_t storm_lines = 0;
 };
 
 class EventPrinter {
  public:
   EventPrinter(const TraceOptions& options, const Formatter& formatter)
-      : json_(options.json), formatter_(formatter) {
+      : json_(options.json), threshold_(options.storm_threshold), formatter_(formatter) {
     if (!options.output.empty())
       capture_ = std::make_unique<CaptureFile>(options.output, options.rotate_bytes, options.rotate_keep);
   }
@@ -117,6 +122,7 @@ class EventPrinter {
   Tally run;       // since the start
 
   EventCounters metrics;  // for --metrics
+  EventCounters storm_metrics;
 
   void report(const Report& report, Counts& counts) {
     metrics.add(report);
@@ -136,6 +142,28 @@ class EventPrinter {
       if (json_) line(line_);
     }
     if (!json_) line(formatter_.event_text(report));
+  }
+
+  void storm(const StormReport& storm, Counts& counts) {
+    const Report& verdict = *storm.verdict;
+    std::array<uint8_t, 16> peer{};
+    std::memcpy(peer.data(), storm.key.peer_addr, peer.size());
+    const std::string peer_addr = format_address(verdict.event.family, peer);
+    storm_metrics.add(verdict, storm.key.port, storm.count);
+    interval.add_storm(verdict, peer_addr, storm.count);
+    run.add_storm(verdict, peer_addr, storm.count);
+    ++counts.storm_lines;
+    if (json_ || capture_) {
+      line_.clear();
+      formatter_.append_storm_line(line_, storm);
+      if (capture_) capture_->write_line(line_);
+      if (json_) line(line_);
+    }
+    if (!json_) line(formatter_.storm_text(storm));
+    if (storm.state == StormState::Start)
+      spdlog::warn("storm on port {} from {}: {} events/s or more of one class ({}); counted in the kernel, one line "
+                   "a second (--storm-threshold)",
+                   storm.key.port, peer_addr, threshold_, verdict.verdict);
   }
 
   // Kernel-side losses since the last call: a log line, and a JSON record.
@@ -159,6 +187,7 @@ class EventPrinter {
     if (json_) line(json);
   }
   bool json_;
+  uint64_t threshold_;
   const Formatter& formatter_;
   std::unique_ptr<CaptureFile> capture_;
   std::string line_;
@@ -187,8 +216,8 @@ class MetricsPublisher {
     if (server_) server_->serve();
   }
 
-  void maybe_publish(const BpfSession& session, const Attributor& attributor, EventPrinter& printer,
-                     const Counts& counts, bool force = false) {
+  void maybe_publish(const BpfSession& session, const Attributor& attributor, const StormTracker* storms,
+                     EventPrinter& printer, const Counts& counts, bool force = false) {
     if (!server_) return;
     const uint64_t now = monotonic_now_ns();
     if (!force && now < last_ns_ + 1'000'000'000ULL) return;
@@ -202,6 +231,9 @@ class MetricsPublisher {
     snapshot.malformed = counts.malformed;
     snapshot.kernel_emitted = stats.emitted;
     snapshot.kernel_folded = stats.folded;
+    snapshot.storm_events = printer.storm_metrics.counts();
+    snapshot.kernel_aggregated = stats.aggregated;
+    snapshot.storms_active = storms ? storms->active() : 0;
     if (const CaptureFile* capture = printer.capture()) {
       snapshot.failed_writes = capture->failed_writes();
       snapshot.rotations = capture->rotations();
@@ -252,6 +284,11 @@ int run_trace(const TraceOptions& options) {
                         &provenance);
   EventPrinter printer(options, formatter);
   Counts counts;
+  // Built once the session exists (it holds the storm maps); records arrive only on drain().
+  std::optional<StormTracker> storms;
+  auto on_storm = [&](const StormReport& storm) { printer.storm(storm, counts); };
+  std::array<bool, 65536> watched{};
+  for (uint16_t port : options.ports) watched[port] = true;
 
   SignalFd signals;
   ReadyFile ready(options.ready_file);
@@ -271,12 +308,23 @@ int run_trace(const TraceOptions& options) {
           spdlog::warn("failed to decode record: {}", error->message);
           return;
         }
-        if (auto* event = std::get_if<TcpEvent>(&decoded))
+        if (auto* event = std::get_if<TcpEvent>(&decoded)) {
+          // The storm class is computed from the raw record, by the function the BPF side uses.
+          rsttrace_tcp_event raw;
+          rsttrace_storm_key key;
+          if (storms && bytes.size() == sizeof(raw)) {
+            std::memcpy(&raw, bytes.data(), sizeof(raw));
+            if (rsttrace_storm_key_of(&raw, watched[raw.local_port], &key)) storms->observe(key, *event, on_storm);
+          }
           for (const Report& report : attributor.add(std::move(*event))) printer.report(report, counts);
+        }
         else
           attributor.add(std::get<WrapperOpen>(decoded));
       });
   malloc_trim(0);  // and libbpf's copy: RSS is watched on long runs
+  if (options.storm_threshold > 0)
+    storms.emplace(options.storm_threshold, session,
+                   [&](const TcpEvent& event) { return attributor.judge_alone(event); });
   for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
   for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
   // From here on, privileges live only in the broker: it reads rulesets and
@@ -293,7 +341,7 @@ int run_trace(const TraceOptions& options) {
     if (dropped.kept_cap_bpf) spdlog::info("kept CAP_BPF: this kernel checks it on every bpf() call");
     spdlog::debug("privileges dropped ({}); broker pid {}", privilege_summary(), broker->pid());
   }
-  metrics.maybe_publish(session, attributor, printer, counts, true);
+  metrics.maybe_publish(session, attributor, storms ? &*storms : nullptr, printer, counts, true);
   metrics.serve();
   if (options.metrics) spdlog::info("serving metrics at http://{}/metrics", options.metrics->text());
   ready.write();
@@ -320,13 +368,14 @@ int run_trace(const TraceOptions& options) {
     const bool stop = signal == SIGINT || signal == SIGTERM;
     session.drain();
     attributor.due(monotonic_now_ns(), [&](const Report& report) { printer.report(report, counts); });
+    if (storms) storms->tick(monotonic_now_ns(), on_storm);
     const KernelStats stats = session.stats();
     if (stats.lost > counts.lost_reported) {
       printer.lost(stats.lost - counts.lost_reported, stats.lost, unix_now_ns());
       counts.lost_reported = stats.lost;
     }
     printer.flush();
-    metrics.maybe_publish(session, attributor, printer, counts);
+    metrics.maybe_publish(session, attributor, storms ? &*storms : nullptr, printer, counts);
     // After a storm, give freed memory back: RSS is what operators watch.
     if (const auto now = std::chrono::steady_clock::now(); now >= next_trim) {
       malloc_trim(0);
@@ -341,7 +390,11 @@ int run_trace(const TraceOptions& options) {
     if (stop || (options.duration_seconds > 0 && std::chrono::steady_clock::now() >= deadline)) break;
   }
 
+  // Storms stop counting before the last drain: their events after this are
+  // emitted, so every event is either in a storm line or in the ring buffer.
+  if (storms) storms->stop_counting(monotonic_now_ns());
   session.drain();
+  if (storms) storms->flush(monotonic_now_ns(), on_storm);
   attributor.flush([&](const Report& report) { printer.report(report, counts); });
   const KernelStats stats = session.stats();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -364,14 +417,18 @@ int run_trace(const TraceOptions& options) {
       {"drop", counts.drop},
       {"lost", stats.lost},
       {"malformed", counts.malformed},
+      {"storms", storms ? storms->started() : 0},
+      {"aggregated", printer.run.storm_events()},
       {"kernel", {{"emitted", stats.emitted},
                   {"reset_sent", stats.reset_sent},
                   {"reset_received", stats.reset_received},
                   {"drop", stats.drop},
                   {"evidence", stats.evidence},
-                  {"folded", stats.folded}}},
+                  {"folded", stats.folded},
+                  {"aggregated", stats.aggregated}}},
   };
   summary["verdicts"] = printer.run.by_verdict();
+  summary["storm_verdicts"] = printer.run.storm_by_verdict();
   nlohmann::ordered_json top = nlohmann::ordered_json::array();
   for (const auto& [address, count] : printer.run.top_remotes(10))
     top.push_back({{"remote_addr", address}, {"events", count}});

@@ -110,11 +110,21 @@ bool Attributor::finish(const std::vector<TcpEvent>& group, std::optional<Report
     return true;
   }
   if (raw_) {  // raw: every kernel event has its line
-    report = Report{group.front(), "none", "ordinary teardown, not a failure: " + describe_evidence(names_, group.front())};
+    report = judge_alone(group.front());
     return true;
   }
   ignored_ += group.size();
   return false;
+}
+
+Report Attributor::judge_alone(const TcpEvent& event) {
+  const std::vector<TcpEvent> group{event};
+  std::optional<Report> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
+  if (report) {
+    add_provenance(*report);
+    return std::move(*report);
+  }
+  return Report{event, "none", "ordinary teardown, not a failure: " + describe_evidence(names_, event)};
 }
 
 std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent>>& groups) {

@@ -47,6 +47,10 @@ class Attributor {
     due(UINT64_MAX, on_report);
   }
 
+  // One event judged as --raw would, with provenance; "none" when its
+  // rules find nothing to report (storms: attribute/storm.h).
+  Report judge_alone(const TcpEvent& event);
+
   uint64_t absorbed() const { return correlator_.absorbed(); }
   uint64_t ignored() const { return ignored_; }  // kernel events of ordinary teardown, not reported
   size_t pending() const { return correlator_.open_groups(); }

@@ -81,6 +81,12 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
                  "without any capability");
   app.add_flag("--keep-privileges", options.keep_privileges,
                "do not drop privileges after attaching (rulesets and hosts files are then read directly)");
+  CLI::Option* storm_option = app.add_option(
+      "--storm-threshold", options.storm_threshold,
+      "events per second of one class (refused, reset for no socket, or dropped, from one client on one port) "
+      "above which they are counted in the kernel and reported once a second as a storm line (default 1000; "
+      "0: never; --raw: never unless given)");
+  storm_option->check(CLI::Range(uint64_t{0}, uint64_t{1} << 32));
   app.add_flag("--bpf-stats", options.bpf_stats,
                "count each BPF program's runs and run time (BPF_ENABLE_STATS) and add them to the summary");
 
@@ -145,6 +151,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     const uint32_t kib = options.ring_buffer_kib;
     if ((kib & (kib - 1)) != 0)
       throw failed("use", "--ring-buffer-kib " + std::to_string(kib), "the size must be a power of two");
+    if (options.raw && storm_option->count() == 0) options.storm_threshold = 0;
     if (!netns.empty()) options.netns = parse_netns(netns);
     if (!options.ready_file.empty()) check_writable_path("--ready-file", options.ready_file);
     if (!options.output.empty()) check_writable_path("--output", options.output);

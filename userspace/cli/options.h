@@ -30,6 +30,9 @@ struct TraceOptions {
   std::optional<ListenAddress> metrics;  // --metrics: Prometheus text over HTTP
   std::string user;              // after attach, run as this user (else uid 0 without capabilities)
   bool keep_privileges = false;  // do not drop privileges after attach
+  // Events per second of one class (attribute/storm.h) from which the kernel
+  // counts them instead of emitting each; 0: never. --raw turns it off.
+  uint64_t storm_threshold = 1000;
 };
 
 // `rsttrace selftest`: the scenario lab as a product command.

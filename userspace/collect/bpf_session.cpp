@@ -162,7 +162,43 @@ KernelStats BpfSession::stats() const {
       .drop = sum(RSTTRACE_STAT_DROP),
       .evidence = sum(RSTTRACE_STAT_EVIDENCE),
       .folded = sum(RSTTRACE_STAT_FOLDED),
+      .aggregated = sum(RSTTRACE_STAT_AGGREGATED),
   };
+}
+
+void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot) {
+  const int ncpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> zeros(ncpus > 0 ? ncpus : 1, 0);
+  if (bpf_map__update_elem(skel_->maps.storm_counts, &slot, sizeof(slot), zeros.data(), zeros.size() * sizeof(uint64_t),
+                           BPF_ANY))
+    throw failed("reset", "storm counter " + std::to_string(slot), errno_text(errno));
+  const rsttrace_storm_slot value{.index = slot, .active = 1};
+  if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_NOEXIST))
+    throw failed("add", "storm key", errno_text(errno));
+  skel_->bss->storms_in_use = ++storm_keys_;
+}
+
+void BpfSession::deactivate(const rsttrace_storm_key& key, uint32_t slot) {
+  const rsttrace_storm_slot value{.index = slot, .active = 0};
+  if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_EXIST))
+    throw failed("end", "storm", errno_text(errno));
+}
+
+void BpfSession::remove(const rsttrace_storm_key& key) {
+  if (bpf_map__delete_elem(skel_->maps.storm_keys, &key, sizeof(key), 0))
+    throw failed("remove", "storm key", errno_text(errno));
+  skel_->bss->storms_in_use = --storm_keys_;
+}
+
+uint64_t BpfSession::count(uint32_t slot) const {
+  const int ncpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> per_cpu(ncpus > 0 ? ncpus : 1);
+  if (bpf_map__lookup_elem(skel_->maps.storm_counts, &slot, sizeof(slot), per_cpu.data(),
+                           per_cpu.size() * sizeof(uint64_t), 0))
+    throw failed("read", "storm counter " + std::to_string(slot), errno_text(errno));
+  uint64_t total = 0;
+  for (uint64_t value : per_cpu) total += value;
+  return total;
 }
 
 }  // namespace rsttrace

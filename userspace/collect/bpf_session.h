@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "attribute/storm.h"
 #include "collect/kernel_btf.h"
 
 struct rsttrace_bpf;
@@ -46,15 +47,16 @@ struct KernelStats {
   uint64_t drop = 0;
   uint64_t evidence = 0;  // wrapper-file opens
   uint64_t folded = 0;    // seen but not emitted: they repeat an emitted event (the answered SYN's drop)
+  uint64_t aggregated = 0;  // seen but not emitted: counted in a storm slot
 };
 
-class BpfSession {
+class BpfSession : public StormCounters {
  public:
   using RecordSink = std::function<void(std::span<const std::byte>)>;
 
   // Loads and attaches; throws Error naming what failed.
   BpfSession(const SessionConfig& config, const TracepointShapes& tracepoints, RecordSink sink);
-  ~BpfSession();
+  ~BpfSession() override;
   BpfSession(const BpfSession&) = delete;
   BpfSession& operator=(const BpfSession&) = delete;
 
@@ -65,6 +67,12 @@ class BpfSession {
   // (kernels before 6.5 check it on every bpf() call while unprivileged BPF is off).
   bool maps_readable() const;
   std::vector<ProgramStats> program_stats() const;  // empty unless config.program_stats
+
+  // StormCounters: the storm_keys and storm_counts maps; throw Error on failure.
+  void activate(const rsttrace_storm_key& key, uint32_t slot) override;
+  void deactivate(const rsttrace_storm_key& key, uint32_t slot) override;
+  void remove(const rsttrace_storm_key& key) override;
+  uint64_t count(uint32_t slot) const override;
   std::vector<std::string> attached_programs() const { return attached_; }
   // What this kernel cannot show, one sentence each (empty on 6.11+).
   std::vector<std::string> limitations() const { return limitations_; }
@@ -86,7 +94,8 @@ class BpfSession {
   std::unique_ptr<rsttrace_bpf, SkeletonFree> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkFree>> links_;
   std::unique_ptr<ring_buffer, RingBufferFree> reader_;
-  int stats_fd_ = -1;  // holds BPF_STATS_RUN_TIME on while open
+  int stats_fd_ = -1;
+  uint32_t storm_keys_ = 0;  // entries in storm_keys, mirrored to storms_in_use  // holds BPF_STATS_RUN_TIME on while open
   std::vector<std::string> attached_;
   std::vector<std::string> limitations_;
 };

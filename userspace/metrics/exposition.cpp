@@ -11,17 +11,17 @@
 
 namespace rsttrace {
 
-void EventCounters::add(const Report& report) {
-  ++total_;
+void EventCounters::add(const Report& report, uint16_t port, uint64_t count) {
+  total_ += count;
   const std::string_view kind = kind_name(report.event.kind), direction = direction_name(report.event.kind);
-  if (last_ && last_->first.port == report.event.local.port && last_->first.verdict == report.verdict &&
+  if (last_ && last_->first.port == port && last_->first.verdict == report.verdict &&
       last_->first.kind == kind && last_->first.direction == direction) {
-    ++last_->second;
+    last_->second += count;
     return;
   }
   auto [entry, inserted] =
-      counts_.try_emplace(EventLabels{report.verdict, std::string(kind), std::string(direction), report.event.local.port}, 0);
-  ++entry->second;
+      counts_.try_emplace(EventLabels{report.verdict, std::string(kind), std::string(direction), port}, 0);
+  entry->second += count;
   last_ = &*entry;
 }
 
@@ -88,6 +88,18 @@ std::string render_prometheus(const MetricsSnapshot& s) {
                "Kernel events not submitted because they repeat one just submitted "
                "(the NO_SOCKET drop of a packet answered with a reported reset).",
                s.kernel_folded);
+  page.family("rsttrace_storm_events_total", "counter",
+              "Events counted in storms (one line per class and second instead of one per connection), by the "
+              "verdict of their class, kind, direction and watched port.");
+  for (const auto& [labels, count] : s.storm_events)
+    page.sample("rsttrace_storm_events_total",
+                "verdict=\"" + label_value(labels.verdict) + "\",kind=\"" + label_value(labels.kind) +
+                    "\",direction=\"" + label_value(labels.direction) + "\",port=\"" + std::to_string(labels.port) +
+                    "\"",
+                std::to_string(count));
+  page.counter("rsttrace_kernel_aggregated_events_total",
+               "Kernel events not submitted because the BPF programs counted them in a storm.", s.kernel_aggregated);
+  page.gauge("rsttrace_storms_active", "Storms being counted in the kernel now.", std::to_string(s.storms_active));
   page.counter("rsttrace_packets_total", "Kernel events folded into reported events.", s.packets);
   page.counter("rsttrace_absorbed_events_total", "Kernel events folded into another connection's report.",
                s.absorbed);

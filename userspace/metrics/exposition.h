@@ -32,7 +32,8 @@ class EventCounters {
     last_ = nullptr;
     return *this;
   }
-  void add(const Report& report);
+  void add(const Report& report) { add(report, report.event.local.port, 1); }
+  void add(const Report& report, uint16_t port, uint64_t count);
   const std::map<EventLabels, uint64_t>& counts() const { return counts_; }
   uint64_t total() const { return total_; }
 
@@ -60,6 +61,9 @@ struct MetricsSnapshot {
   uint64_t rotations = 0;       // capture file rotations
   uint64_t kernel_emitted = 0;  // records the BPF programs submitted
   uint64_t kernel_folded = 0;   // events the BPF programs folded into one already submitted
+  std::map<EventLabels, uint64_t> storm_events;  // events counted in storms, labelled like events
+  uint64_t kernel_aggregated = 0;  // events the BPF programs counted in a storm slot
+  uint64_t storms_active = 0;
   uint64_t open_connections = 0;     // groups waiting for a verdict
   uint64_t evicted_connections = 0;  // groups judged early because the table was full
   double events_per_second = 0;      // reports per second over the last publish interval

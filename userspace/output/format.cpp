@@ -321,10 +321,9 @@ std::string Formatter::event_line(const Report& report) const {
   return line;
 }
 
-void Formatter::append_event_line(std::string& line, const Report& report) const {
-  const TcpEvent& e = report.event;
-  JsonObjectWriter out(line);
-  // A kernel name is JSON-escaped like any string; "state 99" / "reason 93" need no escaping.
+// tcp_state and kernel_reason as the running kernel names them. A kernel name
+// is JSON-escaped like any string; "state 99" / "reason 93" need no escaping.
+void Formatter::append_enum_names(JsonObjectWriter& out, const TcpEvent& e) const {
   auto enum_name = [&](std::string_view key, const EnumNames& table, auto value, std::string_view unnamed) {
     if (!value) {
       out.null(key);
@@ -334,6 +333,13 @@ void Formatter::append_event_line(std::string& line, const Report& report) const
       out.ascii_string(key, kMaxUnnamed, [&](char* at) { return put_unnamed(at, unnamed, *value); });
     }
   };
+  enum_name("tcp_state", names.tcp_states, e.tcp_state, "state");
+  enum_name("kernel_reason", e.kind == EventKind::Drop ? names.drop_reasons : names.reset_reasons, e.reason, "reason");
+}
+
+void Formatter::append_event_line(std::string& line, const Report& report) const {
+  const TcpEvent& e = report.event;
+  JsonObjectWriter out(line);
   out.string("type", "event")
       .ascii_string("ts", kMaxTimestamp, [&](char* at) { return put_rfc3339_micro(at, clock.unix_ns(e.monotonic_ns)); })
       .string("kind", kind_name(e.kind))
@@ -344,8 +350,7 @@ void Formatter::append_event_line(std::string& line, const Report& report) const
       .ascii_string("remote_addr", INET6_ADDRSTRLEN, [&](char* at) { return put_address(at, e.family, e.remote.addr); })
       .number("remote_port", e.remote.port)
       .number("netns", e.netns);
-  enum_name("tcp_state", names.tcp_states, e.tcp_state, "state");
-  enum_name("kernel_reason", e.kind == EventKind::Drop ? names.drop_reasons : names.reset_reasons, e.reason, "reason");
+  append_enum_names(out, e);
   e.owner ? out.number("pid", e.owner->pid) : out.null("pid");
   e.owner ? out.untrusted_string("comm", e.owner->comm) : out.null("comm");
   out.string("verdict", report.verdict).string("detail", report.detail);
@@ -372,6 +377,56 @@ void Formatter::append_event_line(std::string& line, const Report& report) const
   if (e.full_socket)
     out.number("bytes_received", e.bytes_received).number("bytes_acked", e.bytes_acked).number("unread_bytes", e.unread_bytes);
   out.close();
+}
+
+void Formatter::append_storm_line(std::string& line, const StormReport& storm) const {
+  const Report& verdict = *storm.verdict;
+  const TcpEvent& e = verdict.event;  // the event that started the storm: same class
+  JsonObjectWriter out(line);
+  out.string("type", "storm")
+      .ascii_string("ts", kMaxTimestamp, [&](char* at) { return put_rfc3339_micro(at, clock.unix_ns(storm.now_monotonic_ns)); })
+      .string("state", storm_state_name(storm.state))
+      .ascii_string("since", kMaxTimestamp,
+                    [&](char* at) { return put_rfc3339_micro(at, clock.unix_ns(storm.since_monotonic_ns)); })
+      .number("interval_ms", static_cast<uint64_t>(storm.interval_s * 1000 + 0.5))
+      .number("count", storm.count)
+      .number("total", storm.total)
+      .string("kind", kind_name(e.kind))
+      .string("direction", direction_name(e.kind))
+      .number("family", static_cast<uint64_t>(e.family))
+      .number("port", storm.key.port)
+      .string("port_end", storm.key.watched_local ? "local" : "remote")
+      .ascii_string("peer_addr", INET6_ADDRSTRLEN, [&](char* at) {
+        std::array<uint8_t, 16> addr{};
+        std::memcpy(addr.data(), storm.key.peer_addr, addr.size());
+        return put_address(at, e.family, addr);
+      })
+      .number("netns", storm.key.netns);
+  append_enum_names(out, e);
+  e.tcp_flags ? out.ascii_string("tcp_flags", kMaxTcpFlags, [&](char* at) { return put_tcp_flags(at, *e.tcp_flags); })
+              : out.null("tcp_flags");
+  out.string("verdict", verdict.verdict).string("detail", verdict.detail);
+  out.optional_string("peer_saw", verdict.peer_saw).optional_string("netfilter_hook", verdict.netfilter_hook);
+  write_rule(out, verdict.rule);
+  verdict.fail2ban_jail ? out.untrusted_string("fail2ban_jail", *verdict.fail2ban_jail) : out.null("fail2ban_jail");
+  out.close();
+}
+
+std::string Formatter::storm_text(const StormReport& storm) const {
+  const Report& verdict = *storm.verdict;
+  std::string text = "storm ";
+  text += storm_state_name(storm.state);
+  text += ": " + std::to_string(storm.count) +
+          (verdict.event.kind == EventKind::Drop ? std::string(" packets dropped")
+                                                 : " resets " + std::string(direction_name(verdict.event.kind))) +
+          " (" + std::to_string(storm.total) + " since ";
+  append_rfc3339_micro(text, clock.unix_ns(storm.since_monotonic_ns));
+  text += "), port " + std::to_string(storm.key.port) + ", peer ";
+  std::array<uint8_t, 16> addr{};
+  std::memcpy(addr.data(), storm.key.peer_addr, addr.size());
+  append_address(text, verdict.event.family, addr);
+  text += ": " + verdict.verdict + ": " + verdict.detail;
+  return text;
 }
 
 nlohmann::ordered_json Formatter::event_json(const Report& report) const {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attribute/report.h"
+#include "attribute/storm.h"
 #include "collect/kernel_btf.h"
 
 namespace rsttrace {
@@ -51,6 +52,8 @@ std::optional<std::string> state_name(const KernelNames& names, const TcpEvent& 
 bool append_reason_name(std::string& out, const KernelNames& names, const TcpEvent& event);
 bool append_state_name(std::string& out, const KernelNames& names, const TcpEvent& event);
 
+class JsonObjectWriter;
+
 struct Formatter {
   const KernelNames& names;
   WallClock clock;
@@ -59,6 +62,12 @@ struct Formatter {
   void append_event_line(std::string& out, const Report& report) const;  // the same, appended to `out`
   nlohmann::ordered_json event_json(const Report& report) const;  // the same, as a DOM (tests, tools)
   std::string event_text(const Report& report) const;
+  // A storm's line (docs/events.md, "storm") and its text form.
+  void append_storm_line(std::string& out, const StormReport& storm) const;
+  std::string storm_text(const StormReport& storm) const;
+
+ private:
+  void append_enum_names(JsonObjectWriter& out, const TcpEvent& event) const;
 };
 
 // One JSON line (no trailing newline); invalid UTF-8 cannot occur because

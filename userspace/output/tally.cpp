@@ -6,18 +6,18 @@
 
 namespace rsttrace {
 
-void BoundedCounts::add(const std::string& key) {
+void BoundedCounts::add(const std::string& key, uint64_t count) {
   if (last_ && last_->first == key) {
-    ++last_->second;
+    last_->second += count;
     return;
   }
   auto it = counts_.find(key);
   if (it != counts_.end())
-    ++it->second;
+    it->second += count;
   else if (counts_.size() < max_keys_)
-    it = counts_.emplace(key, 1).first;
+    it = counts_.emplace(key, count).first;
   else
-    ++(it = counts_.try_emplace(overflow_key_, 0).first)->second;
+    (it = counts_.try_emplace(overflow_key_, 0).first)->second += count;
   last_ = &*it;
 }
 
@@ -35,6 +35,13 @@ void Tally::add(const Report& report) {
   by_remote_.add(format_address(report.event.family, report.event.remote.addr));
 }
 
+void Tally::add_storm(const Report& verdict, const std::string& peer_addr, uint64_t count) {
+  if (count == 0) return;
+  storm_events_ += count;
+  storm_by_verdict_[verdict.verdict] += count;
+  by_remote_.add(peer_addr, count);
+}
+
 std::vector<std::pair<std::string, uint64_t>> Tally::top_remotes(size_t n) const { return by_remote_.top(n); }
 
 std::string Tally::text(size_t top) const {
@@ -43,6 +50,11 @@ std::string Tally::text(size_t top) const {
   std::stable_sort(verdicts.begin(), verdicts.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   for (size_t i = 0; i < verdicts.size(); ++i)
     line += (i == 0 ? ": " : ", ") + verdicts[i].first + " " + std::to_string(verdicts[i].second);
+  if (storm_events_) {
+    line += "; " + std::to_string(storm_events_) + " more in storms";
+    for (auto it = storm_by_verdict_.begin(); it != storm_by_verdict_.end(); ++it)
+      line += (it == storm_by_verdict_.begin() ? ": " : ", ") + it->first + " " + std::to_string(it->second);
+  }
   const auto remotes = top_remotes(top);
   for (size_t i = 0; i < remotes.size(); ++i)
     line += (i == 0 ? "; top remotes " : ", ") + remotes[i].first + " (" + std::to_string(remotes[i].second) + ")";

@@ -27,7 +27,7 @@ class BoundedCounts {
     last_ = nullptr;
     return *this;
   }
-  void add(const std::string& key);
+  void add(const std::string& key, uint64_t count = 1);
   const std::map<std::string, uint64_t>& all() const { return counts_; }
   // The `n` keys with the highest counts, highest first, ties by key.
   std::vector<std::pair<std::string, uint64_t>> top(size_t n) const;
@@ -43,13 +43,20 @@ class BoundedCounts {
 class Tally {
  public:
   void add(const Report& report);
+  // Events of a storm line (attribute/storm.h): counted by verdict apart from
+  // the event lines, and under the storm's peer among the remotes.
+  void add_storm(const Report& verdict, const std::string& peer_addr, uint64_t count);
   void clear() {
     total_ = 0;
     by_verdict_.clear();
+    storm_events_ = 0;
+    storm_by_verdict_.clear();
     by_remote_ = BoundedCounts(kMaxRemotes, "(other addresses)");
   }
   uint64_t total() const { return total_; }
   const std::map<std::string, uint64_t>& by_verdict() const { return by_verdict_; }
+  uint64_t storm_events() const { return storm_events_; }
+  const std::map<std::string, uint64_t>& storm_by_verdict() const { return storm_by_verdict_; }
   // The `n` remote addresses with the most reports, most first (ties by address).
   std::vector<std::pair<std::string, uint64_t>> top_remotes(size_t n) const;
   // "12 events: tcp-wrappers 10, firewall 2; top remotes 127.0.0.2 (12)"
@@ -58,6 +65,8 @@ class Tally {
  private:
   uint64_t total_ = 0;
   std::map<std::string, uint64_t> by_verdict_;
+  uint64_t storm_events_ = 0;
+  std::map<std::string, uint64_t> storm_by_verdict_;
   static constexpr size_t kMaxRemotes = 4096;
   BoundedCounts by_remote_{kMaxRemotes, "(other addresses)"};
 };

@@ -1,0 +1,288 @@
+// Storms: the class function shared with the BPF side, the tracker's life
+// cycle against a scripted kernel side, and the storm line.
+#include <arpa/inet.h>
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "attribute/storm.h"
+#include "output/format.h"
+#include "synthetic_btf.h"
+
+using namespace rsttrace;
+using rsttrace::testing::SyntheticBtf;
+
+namespace {
+
+constexpr uint8_t kSynSent = 2, kEstablished = 1, kListen = 10;
+
+rsttrace_tcp_event raw_event(uint8_t kind, const char* local, uint16_t local_port, const char* remote,
+                             uint16_t remote_port) {
+  rsttrace_tcp_event e{};
+  e.header.type = RSTTRACE_RECORD_TCP_EVENT;
+  e.header.size = sizeof(e);
+  e.kind = kind;
+  e.family = 4;
+  inet_pton(AF_INET, local, e.local_addr);
+  inet_pton(AF_INET, remote, e.remote_addr);
+  e.local_port = local_port;
+  e.remote_port = remote_port;
+  e.netns = 4026532000u;
+  return e;
+}
+
+std::string address_of(const rsttrace_storm_key& key) {
+  char text[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, key.peer_addr, text, sizeof(text));
+  return text;
+}
+
+// The kernel side as the tracker sees it: counts the test sets, calls it records.
+struct ScriptedKernel : StormCounters {
+  std::map<uint32_t, uint64_t> counts;
+  std::map<uint32_t, bool> active;  // slot -> counting
+  int activations = 0, removals = 0;
+  void activate(const rsttrace_storm_key&, uint32_t slot) override {
+    ++activations;
+    counts[slot] = 0;
+    active[slot] = true;
+  }
+  void deactivate(const rsttrace_storm_key&, uint32_t slot) override { active[slot] = false; }
+  void remove(const rsttrace_storm_key&) override { ++removals; }
+  uint64_t count(uint32_t slot) const override { return counts.at(slot); }
+};
+
+rsttrace_storm_key key_for(const char* peer) {
+  rsttrace_tcp_event raw = raw_event(RSTTRACE_KIND_RESET_SENT, "10.0.0.1", 22, peer, 40000);
+  rsttrace_storm_key key{};
+  REQUIRE(rsttrace_storm_key_of(&raw, 1, &key));
+  return key;
+}
+
+TcpEvent event_at(uint64_t ns) {
+  TcpEvent e;
+  e.monotonic_ns = ns;
+  e.local.port = 22;
+  return e;
+}
+
+Report judged(const TcpEvent& event) { return Report{event, "no-listener", "judged alone"}; }
+
+constexpr uint64_t kSecond = 1'000'000'000ULL;
+
+}  // namespace
+
+TEST_CASE("a server's reset for no socket is classed by client address and watched port") {
+  rsttrace_tcp_event raw = raw_event(RSTTRACE_KIND_RESET_SENT, "10.0.0.1", 22, "192.0.2.7", 40000);
+  raw.flags = RSTTRACE_FLAG_REASON | RSTTRACE_FLAG_PACKET | RSTTRACE_FLAG_INGRESS;
+  raw.reason = 1;
+  raw.tcp_flags = 0x02;
+  rsttrace_storm_key key{};
+  REQUIRE(rsttrace_storm_key_of(&raw, 1, &key) == 1);
+  CHECK(address_of(key) == "192.0.2.7");
+  CHECK(key.port == 22);
+  CHECK(key.watched_local == 1);
+  CHECK(key.reason == 1);
+  CHECK(key.tcp_flags == 0x02);
+
+  // Another connection of the same client (new source port, time, context): the same class.
+  rsttrace_tcp_event other = raw;
+  other.remote_port = 51234;
+  other.ts_ns = 99;
+  other.context_pid = 7;
+  rsttrace_storm_key other_key{};
+  REQUIRE(rsttrace_storm_key_of(&other, 1, &other_key) == 1);
+  CHECK(std::memcmp(&key, &other_key, sizeof(key)) == 0);
+
+  // Another client, another reason: other classes.
+  other.remote_addr[3] = 8;
+  REQUIRE(rsttrace_storm_key_of(&other, 1, &other_key) == 1);
+  CHECK(std::memcmp(&key, &other_key, sizeof(key)) != 0);
+}
+
+TEST_CASE("a client's refused connect is classed by its own address and the server's port") {
+  rsttrace_tcp_event raw = raw_event(RSTTRACE_KIND_RESET_RECEIVED, "127.0.0.5", 40000, "127.0.0.1", 22);
+  raw.flags = RSTTRACE_FLAG_SOCKET | RSTTRACE_FLAG_FULLSOCK;
+  raw.tcp_state = kSynSent;
+  rsttrace_storm_key key{};
+  REQUIRE(rsttrace_storm_key_of(&raw, 0, &key) == 1);
+  CHECK(address_of(key) == "127.0.0.5");
+  CHECK(key.port == 22);
+  CHECK(key.watched_local == 0);
+  CHECK(key.tcp_state == kSynSent);
+}
+
+TEST_CASE("events whose socket carries evidence are never classed for a storm") {
+  rsttrace_storm_key key{};
+  rsttrace_tcp_event received = raw_event(RSTTRACE_KIND_RESET_RECEIVED, "10.0.0.1", 22, "192.0.2.7", 40000);
+  received.flags = RSTTRACE_FLAG_SOCKET | RSTTRACE_FLAG_FULLSOCK;
+  received.tcp_state = kEstablished;
+  CHECK(rsttrace_storm_key_of(&received, 1, &key) == 0);
+
+  rsttrace_tcp_event closed = raw_event(RSTTRACE_KIND_RESET_SENT, "10.0.0.1", 22, "192.0.2.7", 40000);
+  closed.flags = RSTTRACE_FLAG_SOCKET | RSTTRACE_FLAG_FULLSOCK | RSTTRACE_FLAG_BY_CLOSER;
+  closed.tcp_state = 7;
+  CHECK(rsttrace_storm_key_of(&closed, 1, &key) == 0);
+
+  // A drop on a listener (accept queue overflow in a SYN flood) is a class.
+  rsttrace_tcp_event overflow = raw_event(RSTTRACE_KIND_DROP, "10.0.0.1", 22, "192.0.2.7", 40000);
+  overflow.flags = RSTTRACE_FLAG_SOCKET | RSTTRACE_FLAG_FULLSOCK | RSTTRACE_FLAG_PACKET;
+  overflow.tcp_state = kListen;
+  CHECK(rsttrace_storm_key_of(&overflow, 1, &key) == 1);
+
+  rsttrace_tcp_event unknown_kind = raw_event(9, "10.0.0.1", 22, "192.0.2.7", 40000);
+  CHECK(rsttrace_storm_key_of(&unknown_kind, 1, &key) == 0);
+}
+
+TEST_CASE("a storm starts at the threshold within one second, reports each second, and ends when calm") {
+  ScriptedKernel kernel;
+  StormTracker storms(100, kernel, judged);
+  std::vector<StormReport> lines;
+  std::vector<std::string> verdicts;
+  auto on_line = [&](const StormReport& r) {
+    lines.push_back(r);
+    verdicts.push_back(r.verdict->verdict);
+  };
+  const rsttrace_storm_key key = key_for("192.0.2.7");
+
+  // 99 events in the first second, 99 in the next: never 100 within one second.
+  for (int i = 0; i < 99; ++i) storms.observe(key, event_at(kSecond + i), on_line);
+  for (int i = 0; i < 99; ++i) storms.observe(key, event_at(2 * kSecond + 10 + i), on_line);
+  CHECK(kernel.activations == 0);
+  CHECK(lines.empty());
+
+  storms.observe(key, event_at(2 * kSecond + 500), on_line);  // the 100th of this second
+  REQUIRE(kernel.activations == 1);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].state == StormState::Start);
+  CHECK(verdicts[0] == "no-listener");
+  CHECK(storms.active() == 1);
+  const uint32_t slot = kernel.active.begin()->first;
+
+  // Events emitted before the kernel started counting still arrive: no second storm.
+  for (int i = 0; i < 200; ++i) storms.observe(key, event_at(2 * kSecond + 600 + i), on_line);
+  CHECK(kernel.activations == 1);
+
+  kernel.counts[slot] = 5000;
+  storms.tick(2 * kSecond + 900'000'000, on_line);  // under a second since the start line
+  CHECK(lines.size() == 1);
+  storms.tick(3 * kSecond + 600, on_line);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1].state == StormState::Ongoing);
+  CHECK(lines[1].count == 5000);
+  CHECK(lines[1].total == 5000);
+  CHECK(kernel.active[slot]);
+
+  kernel.counts[slot] = 5040;  // 40 in the next second: under half the threshold
+  storms.tick(4 * kSecond + 600, on_line);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[2].count == 40);
+  CHECK_FALSE(kernel.active[slot]);  // no longer counted in the kernel
+
+  kernel.counts[slot] = 5041;  // a program that saw the slot active just before
+  storms.tick(4 * kSecond + 10'000'600, on_line);
+  CHECK(lines.size() == 3);  // the last count waits 50 ms
+  storms.tick(4 * kSecond + 60'000'600, on_line);
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[3].state == StormState::End);
+  CHECK(lines[3].count == 1);
+  CHECK(lines[3].total == 5041);
+  CHECK(kernel.removals == 1);
+  CHECK(storms.active() == 0);
+  CHECK(storms.aggregated() == 5041);
+}
+
+TEST_CASE("storms end with their last count at exit, and slots run out without harm") {
+  ScriptedKernel kernel;
+  StormTracker storms(2, kernel, judged);
+  std::vector<StormReport> lines;
+  auto on_line = [&](const StormReport& r) { lines.push_back(r); };
+  for (int peer = 0; peer < RSTTRACE_STORM_SLOTS + 3; ++peer) {
+    const std::string address = "198.51.100." + std::to_string(peer);
+    const rsttrace_storm_key key = key_for(address.c_str());
+    storms.observe(key, event_at(kSecond), on_line);
+    storms.observe(key, event_at(kSecond + 1), on_line);
+  }
+  CHECK(storms.active() == RSTTRACE_STORM_SLOTS);
+  CHECK(storms.refused_no_slot() == 3);
+  uint64_t expected = 0;
+  for (auto& [slot, count] : kernel.counts) expected += (count = slot + 1);
+
+  lines.clear();
+  storms.stop_counting(kSecond + 2);
+  for (const auto& [slot, counting] : kernel.active) CHECK_FALSE(counting);
+  storms.flush(kSecond + 3, on_line);
+  CHECK(lines.size() == RSTTRACE_STORM_SLOTS);
+  uint64_t reported = 0;
+  for (const StormReport& line : lines) {
+    CHECK(line.state == StormState::End);
+    reported += line.count;
+  }
+  CHECK(reported == expected);
+  CHECK(storms.aggregated() == expected);
+  CHECK(storms.active() == 0);
+}
+
+TEST_CASE("a storm line names its class, count and verdict, escaped like event lines") {
+  SyntheticBtf types;
+  types.add_enum("sk_rst_reason", {{"SK_RST_REASON_NO_SOCKET", 1}});
+  types.add_enum("skb_drop_reason", {{"SKB_DROP_REASON_NETFILTER_DROP", 12}});
+  types.add_enum("", {{"TCP_ESTABLISHED", 1}, {"TCP_SYN_SENT", 2}});
+  const KernelNames names = KernelNames::from_btf(types.get());
+  const Formatter formatter{names, WallClock{0}};
+
+  rsttrace_tcp_event raw = raw_event(RSTTRACE_KIND_DROP, "2001:db8::1", 22, "2001:db8::7", 40000);
+  raw.family = 6;
+  inet_pton(AF_INET6, "2001:db8::1", raw.local_addr);
+  inet_pton(AF_INET6, "2001:db8::7", raw.remote_addr);
+  rsttrace_storm_key key{};
+  REQUIRE(rsttrace_storm_key_of(&raw, 1, &key));
+
+  TcpEvent event;
+  event.kind = EventKind::Drop;
+  event.family = 6;
+  event.reason = 12;
+  event.tcp_flags = 0x02;
+  Report verdict{event, "firewall", "dropped by \"f2b\"\n rule"};
+  verdict.fail2ban_jail = "ssh\x01" "d";
+  StormReport storm;
+  storm.state = StormState::Ongoing;
+  storm.key = key;
+  storm.verdict = &verdict;
+  storm.count = 1234;
+  storm.total = 5678;
+  storm.since_monotonic_ns = 1'000'000;
+  storm.now_monotonic_ns = 2'001'000'000;
+  storm.interval_s = 1.0004;
+
+  std::string line;
+  formatter.append_storm_line(line, storm);
+  CHECK(line.find('\n') == std::string::npos);
+  const auto json = nlohmann::ordered_json::parse(line);
+  CHECK(json.begin().key() == "type");
+  CHECK(json["type"] == "storm");
+  CHECK(json["state"] == "ongoing");
+  CHECK(json["ts"] == "1970-01-01T00:00:02.001000Z");
+  CHECK(json["since"] == "1970-01-01T00:00:00.001000Z");
+  CHECK(json["interval_ms"] == 1000);
+  CHECK(json["count"] == 1234);
+  CHECK(json["total"] == 5678);
+  CHECK(json["kind"] == "drop");
+  CHECK(json["direction"] == "dropped");
+  CHECK(json["family"] == 6);
+  CHECK(json["port"] == 22);
+  CHECK(json["port_end"] == "local");
+  CHECK(json["peer_addr"] == "2001:db8::7");
+  CHECK(json["kernel_reason"] == "NETFILTER_DROP");
+  CHECK(json["tcp_state"].is_null());
+  CHECK(json["tcp_flags"] == "SYN");
+  CHECK(json["verdict"] == "firewall");
+  CHECK(json["detail"] == "dropped by \"f2b\"\n rule");
+  CHECK(json["fail2ban_jail"] == "ssh\\x01d");
+
+  const std::string text = formatter.storm_text(storm);
+  CHECK(text.find("storm ongoing: 1234 packets dropped (5678 since") != std::string::npos);
+  CHECK(text.find("peer 2001:db8::7") != std::string::npos);
+}

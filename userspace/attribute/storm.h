@@ -1,0 +1,143 @@
+// Storms: when one class of events that needs no per-connection correlation
+// (refused connects, resets for no socket, firewall drops from one client)
+// comes faster than a threshold, the BPF side counts it in a per-CPU slot
+// instead of writing each event to the ring buffer, and rsttrace writes one
+// line per class and second with the count (docs/events.md, "storm").
+//
+// The verdict of a storm is the one its class's events get judged alone
+// (they are eligible precisely because the event alone decides it,
+// rsttrace_storm_key_of() in records.h), judged once at the storm's start.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "attribute/report.h"
+#include "rsttrace/records.h"
+
+namespace rsttrace {
+
+// The kernel side of storms (BpfSession in production).
+class StormCounters {
+ public:
+  virtual ~StormCounters() = default;
+  // Zero slot's counters, then count `key` there.
+  virtual void activate(const rsttrace_storm_key& key, uint32_t slot) = 0;
+  // Stop counting `key`: its events are emitted again.
+  virtual void deactivate(const rsttrace_storm_key& key, uint32_t slot) = 0;
+  virtual void remove(const rsttrace_storm_key& key) = 0;
+  // Events counted in slot since activate(), summed over CPUs.
+  virtual uint64_t count(uint32_t slot) const = 0;
+};
+
+struct StormKeyHash {
+  size_t operator()(const rsttrace_storm_key& key) const {
+    return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(&key), sizeof(key)));
+  }
+};
+struct StormKeyEqual {
+  bool operator()(const rsttrace_storm_key& a, const rsttrace_storm_key& b) const {
+    return std::memcmp(&a, &b, sizeof(a)) == 0;
+  }
+};
+
+enum class StormState { Start, Ongoing, End };
+std::string_view storm_state_name(StormState state);  // start / ongoing / end
+
+// One storm line: the count since the previous line of the same storm.
+struct StormReport {
+  StormState state = StormState::Start;
+  rsttrace_storm_key key{};
+  const Report* verdict = nullptr;  // the class judged alone; its event is the one that started the storm
+  uint64_t count = 0;               // events since the previous line
+  uint64_t total = 0;               // events since the start
+  uint64_t since_monotonic_ns = 0;  // start of the storm
+  uint64_t now_monotonic_ns = 0;
+  double interval_s = 0;            // span the count covers
+};
+
+class StormTracker {
+ public:
+  using JudgeAlone = std::function<Report(const TcpEvent&)>;
+  static constexpr uint64_t kSecondNs = 1'000'000'000ULL;
+  // Distinct classes counted per second; beyond, new classes are not tracked
+  // that second (a scan from very many addresses stays per connection).
+  static constexpr size_t kMaxWindowKeys = 16384;
+
+  // threshold: events per second of one class that start a storm; a storm
+  // ends after a second with fewer than threshold / 2.
+  StormTracker(uint64_t threshold_per_second, StormCounters& kernel, JudgeAlone judge_alone);
+
+  // An event the kernel emitted, with its class (rsttrace_storm_key_of()).
+  // May start a storm: the start line goes to on_line.
+  template <typename OnLine>
+  void observe(const rsttrace_storm_key& key, const TcpEvent& event, OnLine&& on_line) {
+    if (event.monotonic_ns >= window_start_ns_ + kSecondNs || event.monotonic_ns < window_start_ns_) {
+      window_.clear();
+      window_start_ns_ = event.monotonic_ns;
+    }
+    auto it = window_.find(key);
+    if (it == window_.end()) {
+      if (window_.size() >= kMaxWindowKeys) return;
+      it = window_.emplace(key, 0).first;
+    }
+    if (++it->second == threshold_) start(key, event, on_line_function(on_line));
+  }
+
+  // Once per poll: a line per storm each second, ends storms that calmed down.
+  template <typename OnLine>
+  void tick(uint64_t now_ns, OnLine&& on_line) {
+    tick_impl(now_ns, false, on_line_function(on_line));
+  }
+  // At exit: stop_counting(), drain the ring buffer, then flush(): the last
+  // count and an end line for every storm.
+  void stop_counting(uint64_t now_ns);
+  template <typename OnLine>
+  void flush(uint64_t now_ns, OnLine&& on_line) {
+    stop_counting(now_ns);
+    tick_impl(now_ns, true, on_line_function(on_line));
+  }
+
+  size_t active() const { return storms_.size(); }
+  uint64_t aggregated() const { return aggregated_; }  // events reported in storm lines
+  uint64_t started() const { return started_; }
+  uint64_t refused_no_slot() const { return refused_no_slot_; }  // storms not started: every slot in use
+
+ private:
+  using LineFunction = std::function<void(const StormReport&)>;
+  template <typename OnLine>
+  static LineFunction on_line_function(OnLine& on_line) {
+    return [&on_line](const StormReport& report) { on_line(report); };
+  }
+  struct Storm {
+    rsttrace_storm_key key{};
+    uint32_t slot = 0;
+    Report verdict;
+    uint64_t since_ns = 0;
+    uint64_t last_line_ns = 0;
+    uint64_t reported = 0;       // kernel count already in lines
+    uint64_t ending_since_ns = 0;  // deactivated at; 0 while counting
+  };
+  void start(const rsttrace_storm_key& key, const TcpEvent& event, const LineFunction& on_line);
+  void tick_impl(uint64_t now_ns, bool final, const LineFunction& on_line);
+  void line(Storm& storm, StormState state, uint64_t now_ns, const LineFunction& on_line);
+
+  uint64_t threshold_;
+  StormCounters& kernel_;
+  JudgeAlone judge_alone_;
+  std::unordered_map<rsttrace_storm_key, uint32_t, StormKeyHash, StormKeyEqual> window_;
+  uint64_t window_start_ns_ = 0;
+  std::vector<Storm> storms_;
+  std::vector<uint32_t> free_slots_;
+  uint64_t aggregated_ = 0;
+  uint64_t started_ = 0;
+  uint64_t refused_no_slot_ = 0;
+};
+
+}  // namespace rsttrace
