@@ -256,21 +256,26 @@ static __always_inline void fill_owner(struct rsttrace_tcp_event *e)
 }
 
 /*
- * Socket identity, state, namespace and byte counters. Only sock_common is
- * valid for request and timewait sockets; tcp_sock fields are read for full
- * sockets only.
+ * Socket identity, state and namespace. Only sock_common is valid for request
+ * and timewait sockets: FLAG_FULLSOCK marks the others.
  */
 static __always_inline void fill_sock_identity(struct rsttrace_tcp_event *e, const struct sock *sk, bool typed)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-
 	e->sock_id = (__u64)sk;
 	e->flags |= RSTTRACE_FLAG_SOCKET;
 	e->tcp_state = READ_FIELD(typed, sk, __sk_common.skc_state);
 	e->netns = sock_netns(sk, typed);
-	if (!is_full_sock_state(e->tcp_state))
+	if (is_full_sock_state(e->tcp_state))
+		e->flags |= RSTTRACE_FLAG_FULLSOCK;
+}
+
+/* tcp_sock's byte counters (past struct sock: read through the helper), for full sockets. */
+static __always_inline void fill_sock_counters(struct rsttrace_tcp_event *e, const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+
+	if (!sk || !(e->flags & RSTTRACE_FLAG_FULLSOCK))
 		return;
-	e->flags |= RSTTRACE_FLAG_FULLSOCK;
 	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
 	e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
 	e->unread_bytes = BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq);
@@ -432,12 +437,13 @@ static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
  * then count it in its storm or complete and emit it. Context and owner are
  * read only here, after the storm check: an aggregated event does not need them.
  */
-static __always_inline void emit(struct rsttrace_tcp_event *e, __u8 kind, __u32 seen_stat)
+static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock *sk, __u8 kind, __u32 seen_stat)
 {
 	e->kind = kind;
 	count(seen_stat);
 	if (!netns_selected(e->netns) || count_in_storm(e))
 		return;
+	fill_sock_counters(e, sk);
 	fill_context(e);
 	fill_owner(e);
 	/* No wakeup: a wakeup per event loses events on some kernels; userspace polls. */
@@ -454,7 +460,7 @@ static __always_inline void emit_reset_sent(struct rsttrace_tcp_event *e, const 
 		e->flags |= RSTTRACE_FLAG_BY_CLOSER;
 		record_owner(sk, RSTTRACE_OWNER_CLOSE);
 	}
-	emit(e, RSTTRACE_KIND_RESET_SENT, RSTTRACE_STAT_RESET_SENT);
+	emit(e, sk, RSTTRACE_KIND_RESET_SENT, RSTTRACE_STAT_RESET_SENT);
 }
 
 SEC("tp_btf/tcp_send_reset")
@@ -527,7 +533,7 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 
 	if (!fill_watched_socket(&e, sk, true))
 		return 0;
-	emit(&e, RSTTRACE_KIND_RESET_RECEIVED, RSTTRACE_STAT_RESET_RECEIVED);
+	emit(&e, sk, RSTTRACE_KIND_RESET_RECEIVED, RSTTRACE_STAT_RESET_RECEIVED);
 	return 0;
 }
 
@@ -562,7 +568,7 @@ int BPF_PROG(handle_kfree_skb)
 	if (skb->_skb_refdst)
 		e.flags |= RSTTRACE_FLAG_ROUTED;
 	fill_packet_device(&e, skb, true);
-	emit(&e, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP);
+	emit(&e, sk, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP);
 	return 0;
 }
 
