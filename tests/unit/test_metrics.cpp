@@ -46,8 +46,17 @@ TEST_CASE("metrics page: counters by label, valid text exposition", "[metrics]")
   counters.add(report_of("odd \"verdict\"\\\n", EventKind::ResetReceived, 2222));
   CHECK(counters.total() == 5);
 
+  // A storm line counts its events under the storm's watched port, not the example's local port.
+  EventCounters storms;
+  storms.add(report_of("no-listener", EventKind::ResetSent, 40000), 22, 90000);
+  storms.add(report_of("no-listener", EventKind::ResetSent, 40001), 22, 10000);
+  CHECK(storms.total() == 100000);
+
   MetricsSnapshot snapshot;
   snapshot.events = counters.counts();
+  snapshot.storm_events = storms.counts();
+  snapshot.kernel_aggregated = 100000;
+  snapshot.storms_active = 1;
   snapshot.lost = 7;
   snapshot.cpu_seconds = 1.25;
   snapshot.resident_bytes = 4096;
@@ -60,6 +69,10 @@ TEST_CASE("metrics page: counters by label, valid text exposition", "[metrics]")
                        "rsttrace_events_total{verdict=\"firewall\",kind=\"drop\",direction=\"dropped\",port=\"22\"} 1\n"));
   CHECK_THAT(page, Catch::Contains("verdict=\"odd \\\"verdict\\\"\\\\\\n\",kind=\"reset\",direction=\"received\""));
   CHECK_THAT(page, Catch::Contains("rsttrace_lost_events_total 7\n"));
+  CHECK_THAT(page, Catch::Contains(
+                       "rsttrace_storm_events_total{verdict=\"no-listener\",kind=\"reset\",direction=\"sent\",port=\"22\"} 100000\n"));
+  CHECK_THAT(page, Catch::Contains("rsttrace_kernel_aggregated_events_total 100000\n"));
+  CHECK_THAT(page, Catch::Contains("rsttrace_storms_active 1\n"));
   CHECK_THAT(page, Catch::Contains("process_cpu_seconds_total 1.25\n"));
   CHECK_THAT(page, Catch::Contains("rsttrace_bpf_program_run_seconds_total{program=\"handle_send_reset\"} 5e-06\n"));
   // Every family is declared once, before its samples; every sample line is "name[{labels}] value".

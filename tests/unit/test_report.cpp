@@ -49,6 +49,28 @@ TEST_CASE("report: counts, top remotes and jails, first and last, per minute", "
   CHECK(timeline.at("2026-11-25T02:16Z").at("firewall") == 1);
 }
 
+TEST_CASE("report: a storm line counts as its count of events, under its peer and jail", "[report]") {
+  Incident incident;
+  incident.add_line("cap", 1, event("2026-11-25T02:13:08.000000Z", "firewall", "192.0.2.7", "sshd"));
+  const std::string storm = R"({"type":"storm","ts":"2026-11-25T02:13:09.000000Z","state":"ongoing","count":90000,)"
+                            R"("port":22,"peer_addr":"192.0.2.7","verdict":"firewall","fail2ban_jail":"sshd"})";
+  incident.add_line("cap", 2, storm);
+  incident.add_line("cap", 3, R"({"type":"storm","ts":"2026-11-25T02:14:10.000000Z","state":"end","count":0,)"
+                              R"("peer_addr":"192.0.2.7","verdict":"firewall"})");
+  incident.add_line("cap", 4, R"({"type":"storm","ts":"2026-11-25T02:14:10.000000Z","verdict":"firewall"})");
+  CHECK(incident.events() == 90001);
+  CHECK(incident.storm_events() == 90000);
+  CHECK(incident.by_verdict().at("firewall") == 90001);
+  CHECK(incident.top_remotes(1) == std::vector<std::pair<std::string, uint64_t>>{{"192.0.2.7", 90001}});
+  CHECK(incident.top_jails(1) == std::vector<std::pair<std::string, uint64_t>>{{"sshd", 90001}});
+  CHECK(incident.timeline().at("2026-11-25T02:13Z").at("firewall") == 90001);
+  CHECK(incident.last_seen() == "2026-11-25T02:13:09.000000Z");  // an empty end line is no event
+  CHECK(incident.malformed() == 1);
+  CHECK(incident.malformed_lines().at(0).why == "storm without a count");
+  CHECK_THAT(render_text(incident, {"cap"}), Catch::Contains("90001 events from 2026-11-25T02:13:08.000000Z to "
+                                                             "2026-11-25T02:13:09.000000Z (90000 of them counted in storms)"));
+}
+
 TEST_CASE("report: malformed lines are counted with their line numbers, a cut last line is truncated", "[report]") {
   Incident incident;
   incident.add_line("cap", 1, "{not json");

@@ -94,21 +94,32 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
     ++summaries_;
     return;
   }
-  if (type != "event") return malformed(file, number, type.empty() ? "no \"type\"" : "unknown type");
+  // A storm line stands for `count` events of its class (docs/events.md).
+  const bool storm = type == "storm";
+  if (type != "event" && !storm) return malformed(file, number, type.empty() ? "no \"type\"" : "unknown type");
   const std::string ts = string_field(record, "ts");
   const std::string verdict = string_field(record, "verdict");
   const auto when = timestamp_us(ts);
-  if (!when) return malformed(file, number, "event without an RFC 3339 \"ts\"");
-  if (verdict.empty()) return malformed(file, number, "event without a \"verdict\"");
-  ++events_;
-  by_verdict_.add(verdict);
+  if (!when) return malformed(file, number, type + " without an RFC 3339 \"ts\"");
+  if (verdict.empty()) return malformed(file, number, type + " without a \"verdict\"");
+  uint64_t count = 1;
+  if (storm) {
+    const auto field = record.find("count");
+    if (field == record.end() || !field->is_number_unsigned()) return malformed(file, number, "storm without a count");
+    count = field->get<uint64_t>();
+    storm_events_ += count;
+    if (count == 0) return;
+  }
+  events_ += count;
+  by_verdict_.add(verdict, count);
   // Past the bound on distinct verdicts, the timeline counts under the same overflow key.
   const std::string verdict_key = by_verdict_.all().count(verdict) ? verdict : kOtherVerdicts;
-  if (const std::string remote = string_field(record, "remote_addr"); !remote.empty()) by_remote_.add(remote);
-  if (const std::string jail = string_field(record, "fail2ban_jail"); !jail.empty()) by_jail_.add(jail);
+  if (const std::string remote = string_field(record, storm ? "peer_addr" : "remote_addr"); !remote.empty())
+    by_remote_.add(remote, count);
+  if (const std::string jail = string_field(record, "fail2ban_jail"); !jail.empty()) by_jail_.add(jail, count);
   if (first_.empty() || *when < first_us_) first_ = ts, first_us_ = *when;
   if (last_.empty() || *when > last_us_) last_ = ts, last_us_ = *when;
-  ++timeline_[ts.substr(0, 16) + "Z"][verdict_key];
+  timeline_[ts.substr(0, 16) + "Z"][verdict_key] += count;
 }
 
 std::vector<std::pair<std::string, uint64_t>> Incident::top_remotes(size_t n) const { return by_remote_.top(n); }
@@ -124,7 +135,8 @@ std::string render_text(const Incident& incident, const std::vector<std::string>
     line("no events");
   } else {
     line(std::to_string(incident.events()) + " events from " + escape_untrusted(incident.first_seen()) + " to " +
-         escape_untrusted(incident.last_seen()));
+         escape_untrusted(incident.last_seen()) +
+         (incident.storm_events() ? " (" + std::to_string(incident.storm_events()) + " of them counted in storms)" : ""));
   }
   line("lost in the kernel: " + std::to_string(incident.lost()) +
        (incident.lost() ? " (the counts below miss these)" : ""));

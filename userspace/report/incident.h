@@ -29,7 +29,8 @@ class Incident {
   // while being written): if it does not parse it is counted as truncated, not malformed.
   void add_line(const std::string& file, uint64_t number, const std::string& line, bool last_unterminated = false);
 
-  uint64_t events() const { return events_; }
+  uint64_t events() const { return events_; }  // event lines, plus the counts of storm lines
+  uint64_t storm_events() const { return storm_events_; }
   const std::map<std::string, uint64_t>& by_verdict() const { return by_verdict_.all(); }
   std::vector<std::pair<std::string, uint64_t>> verdicts_by_count() const { return by_verdict_.top(SIZE_MAX); }
   std::vector<std::pair<std::string, uint64_t>> top_remotes(size_t n) const;
@@ -49,7 +50,7 @@ class Incident {
 
  private:
 
-  uint64_t events_ = 0, lost_ = 0, malformed_count_ = 0, truncated_ = 0, summaries_ = 0;
+  uint64_t events_ = 0, storm_events_ = 0, lost_ = 0, malformed_count_ = 0, truncated_ = 0, summaries_ = 0;
   BoundedCounts by_verdict_{64, kOtherVerdicts}, by_remote_{100000, "(others)"}, by_jail_{100000, "(others)"};
   std::string first_, last_;
   int64_t first_us_ = 0, last_us_ = 0;  // first_ and last_ as microseconds since the epoch
