@@ -1,6 +1,9 @@
 // Loopback load for the benchmarks: as many TCP connections per second as
 // the machine allows, for a fixed time, each ending the way the workload says.
-//   fin  PORT SECONDS THREADS: connect to a listener (served here), close: FIN
+//   fin  PORT SECONDS THREADS: connect to a listener (served here), which closes
+//                             first; the client reads the FIN, then closes (the
+//                             TIME_WAIT stays with the server's port, so client
+//                             ports never run out between rounds)
 //   rst  PORT SECONDS THREADS: connect to a closed port: the kernel answers RST
 //   syn  PORT SECONDS THREADS: non-blocking connect, close at once: one SYN each
 //                             (to a port whose SYNs a firewall drops)
@@ -29,8 +32,8 @@ sockaddr_in loopback(uint16_t port) {
   return addr;
 }
 
-int serve(uint16_t port, std::atomic<bool>& stop) {
-  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+int serve(uint16_t port) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
   const int one = 1;
   setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   sockaddr_in addr = loopback(port);
@@ -38,13 +41,11 @@ int serve(uint16_t port, std::atomic<bool>& stop) {
     std::perror("loadgen: listen");
     std::exit(2);
   }
-  std::thread([listener, &stop] {
-    while (!stop) {
+  // Blocking: it ends with the process.
+  std::thread([listener] {
+    for (;;) {
       const int fd = accept(listener, nullptr, nullptr);
-      if (fd >= 0)
-        close(fd);
-      else
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      if (fd >= 0) close(fd);
     }
   }).detach();
   return listener;
@@ -55,6 +56,11 @@ uint64_t one_connection(const std::string& mode, const sockaddr_in& addr) {
   const int fd = socket(AF_INET, SOCK_STREAM | (syn ? SOCK_NONBLOCK : 0), 0);
   if (fd < 0) return 0;
   const int rc = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  if (mode == "fin" && rc == 0) {
+    char byte;
+    while (read(fd, &byte, 1) > 0) {
+    }
+  }
   const bool counted = mode == "fin" ? rc == 0 : mode == "rst" ? (rc != 0 && errno == ECONNREFUSED)
                                                                : (rc != 0 && errno == EINPROGRESS);
   close(fd);
@@ -73,8 +79,7 @@ int main(int argc, char** argv) {
   const double seconds = std::atof(argv[3]);
   const int threads = std::max(1, std::atoi(argv[4]));
   if (mode != "fin" && mode != "rst" && mode != "syn") return 2;
-  std::atomic<bool> stop{false};
-  if (mode == "fin") serve(port, stop);
+  if (mode == "fin") serve(port);
   const sockaddr_in addr = loopback(port);
   std::atomic<uint64_t> total{0};
   const auto start = std::chrono::steady_clock::now();
@@ -88,7 +93,6 @@ int main(int argc, char** argv) {
       total += done;
     });
   for (auto& worker : workers) worker.join();
-  stop = true;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("{\"mode\": \"%s\", \"connections\": %llu, \"seconds\": %.3f, \"rate\": %.1f}\n", mode.c_str(),
               static_cast<unsigned long long>(total.load()), elapsed, total.load() / elapsed);

@@ -27,7 +27,6 @@ std::string program_title(const bpf_program* prog) {
 
 void BpfSession::SkeletonFree::operator()(rsttrace_bpf* skel) const { rsttrace_bpf__destroy(skel); }
 void BpfSession::LinkFree::operator()(bpf_link* link) const { bpf_link__destroy(link); }
-void BpfSession::RingBufferFree::operator()(ring_buffer* rb) const { ring_buffer__free(rb); }
 
 BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& tracepoints, RecordSink sink)
     : sink_(std::move(sink)) {
@@ -103,8 +102,8 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
     if (stats_fd_ < 0) throw failed("enable", "BPF run time statistics", errno_text(errno));
   }
 
-  reader_.reset(ring_buffer__new(bpf_map__fd(skel_->maps.events), &BpfSession::on_record, this, nullptr));
-  if (!reader_) throw failed("open", "ring buffer reader", errno_text(errno));
+  reader_ = std::make_unique<RingBufferReader>(bpf_map__fd(skel_->maps.events), bpf_map__max_entries(skel_->maps.events),
+                                               sink_);
 }
 
 BpfSession::~BpfSession() {
@@ -125,15 +124,7 @@ std::vector<ProgramStats> BpfSession::program_stats() const {
   return all;
 }
 
-int BpfSession::on_record(void* self, void* data, size_t size) {
-  static_cast<BpfSession*>(self)->sink_(std::span(static_cast<const std::byte*>(data), size));
-  return 0;
-}
-
-void BpfSession::drain() {
-  const int err = ring_buffer__consume(reader_.get());
-  if (err < 0) throw failed("read", "ring buffer", errno_text(err));
-}
+void BpfSession::drain() { reader_->consume(); }
 
 bool BpfSession::maps_readable() const {
   const int ncpus = libbpf_num_possible_cpus();

@@ -14,10 +14,10 @@
 
 #include "attribute/storm.h"
 #include "collect/kernel_btf.h"
+#include "collect/ring_buffer_reader.h"
 
 struct rsttrace_bpf;
 struct bpf_link;
-struct ring_buffer;
 
 namespace rsttrace {
 
@@ -84,16 +84,11 @@ class BpfSession : public StormCounters {
   struct LinkFree {
     void operator()(bpf_link* link) const;
   };
-  struct RingBufferFree {
-    void operator()(ring_buffer* rb) const;
-  };
-  static int on_record(void* self, void* data, size_t size);
-
   RecordSink sink_;
   // Destroyed bottom-up: reader, then links, then the skeleton.
   std::unique_ptr<rsttrace_bpf, SkeletonFree> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkFree>> links_;
-  std::unique_ptr<ring_buffer, RingBufferFree> reader_;
+  std::unique_ptr<RingBufferReader> reader_;
   int stats_fd_ = -1;
   uint32_t storm_keys_ = 0;  // entries in storm_keys, mirrored to storms_in_use  // holds BPF_STATS_RUN_TIME on while open
   std::vector<std::string> attached_;
