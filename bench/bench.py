@@ -212,9 +212,11 @@ def measure(workload, observer):
         out = sh(*in_ns("iperf3", "-c", "127.0.0.1", "-p", "5201", "-t", str(SECONDS), "-J")).stdout
         rate = json.loads(out)["end"]["sum_received"]["bits_per_second"]
     elif workload == "reset_storm":
-        rate = loadgen("rst", 22)["rate"]
+        result = loadgen("rst", 22)
+        rate = result["rate"]
     elif workload == "drop_storm":
-        rate = loadgen("syn", 22)["rate"]
+        result = loadgen("syn", 22)
+        rate = result["rate"]
     elif workload == "soak":
         # RSS once the load has run a tenth of its time (the warm working set),
         # against RSS at the end: growth, not the working set.
@@ -228,7 +230,8 @@ def measure(workload, observer):
         usage["warm_kb"] = warm_kb
     after = {"rsts": snmp("OutRsts"), "nft": nft_counter() if workload == "drop_storm" else 0}
     summary = observer.stop()
-    return {"workload": workload, "config": observer.name, "rate": rate,
+    connections = result["connections"] if workload in ("unrelated", "reset_storm", "drop_storm") else 0
+    return {"workload": workload, "config": observer.name, "rate": rate, "connections": connections,
             "kernel_resets": after["rsts"] - before["rsts"], "nft_drops": after["nft"] - before["nft"],
             "summary": summary, **usage}
 
@@ -270,7 +273,8 @@ def run():
         configs.append(Bpftrace())
     for workload in ("unrelated", "throughput", "reset_storm", "drop_storm"):
         drop_rule(workload == "drop_storm")
-        for round_number in range(ROUNDS):
+        # The unrelated workloads' ratios are small against their noise: twice the rounds.
+        for round_number in range(ROUNDS * 2 if workload in ("unrelated", "throughput") else ROUNDS):
             for observer in list(configs):
                 if workload in ("unrelated", "throughput") and observer.name in ("tcpdump", "bpftrace", PER_CONNECTION):
                     continue
@@ -292,6 +296,7 @@ def run():
     for workload, extra in (("unrelated", []), ("reset_storm", []), ("reset_storm_per_connection", ["--storm-threshold", "0"])):
         record = measure(workload.replace("_per_connection", ""), Rsttrace(["--bpf-stats", *extra]))
         costs[workload] = record["summary"].get("programs", [])
+        costs[workload + ":connections"] = record["connections"]
     # Soak: about a million connections ending in a reset.
     soak = measure("soak", Rsttrace())
     return results, costs, soak
@@ -327,7 +332,8 @@ def write_report(results, costs, soak):
              f"- machine: {os.cpu_count()} CPUs ({model}), {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB",
              f"- kernel: {platform.release()}",
              f"- rsttrace: {sh('git', '-C', ROOT, 'rev-parse', '--short', 'HEAD', check=False).stdout.strip()}",
-             f"- method: {ROUNDS} rounds of {SECONDS:g} s per workload, configurations alternating within each round; "
+             f"- method: {ROUNDS} rounds of {SECONDS:g} s per workload ({ROUNDS * 2} for unrelated traffic and throughput), "
+             "configurations alternating within each round; "
              "loopback inside a private network namespace; 2 load threads. Figures are min / median / max over the rounds; "
              "overheads are each round's rate against the same round's baseline (negative: slower).",
              ""]
@@ -392,13 +398,27 @@ def write_report(results, costs, soak):
               "| program | unrelated traffic: runs, ns/run (filtered out early) | reset storm: runs, ns/run (counted in a storm) "
               "| reset storm, `--storm-threshold 0`: runs, ns/run (emitting) |",
               "| --- | --- | --- | --- |"]
-    names = sorted({p["name"] for programs in costs.values() for p in programs})
+    names = sorted({p["name"] for programs in costs.values() if isinstance(programs, list) for p in programs})
     for name in names:
         cells = []
         for workload in ("unrelated", "reset_storm", "reset_storm_per_connection"):
             p = next((p for p in costs.get(workload, []) if p["name"] == name), None)
             cells.append(f"{p['runs']:,}, {p['ns_per_run']:.0f}" if p else "-")
         lines.append(f"| {name} | {' | '.join(cells)} |")
+    # The programs' run time per connection, against what a connection costs the
+    # two loaded cores at baseline: an overhead estimate free of the rate's noise.
+    cells = []
+    for workload in ("unrelated", "reset_storm", "reset_storm_per_connection"):
+        connections = costs.get(workload + ":connections", 0)
+        base = statistics.median(observed(workload.replace("_per_connection", ""), "baseline", "rate") or [0])
+        total_ns = sum(p["run_time_ns"] for p in costs.get(workload, []))
+        if connections and base:
+            per_connection = total_ns / connections
+            cells.append(f"{per_connection:,.0f} ns, {per_connection / (2e9 / base) * 100:.1f}% of baseline")
+        else:
+            cells.append("-")
+    lines.append(f"| **all programs, per connection** (share of the 2 cores' time per baseline connection) | "
+                 f"{' | '.join(cells)} |")
     lines.append("")
 
     s = soak["summary"]
