@@ -297,6 +297,15 @@ class CoreTest(unittest.TestCase):
         dropped_in_events = sum(r["packets"] for r in rt.events() if r["direction"] == "dropped")
         self.assertEqual(dropped_in_events + summary["absorbed"] + summary["ignored"] + storm[-1]["total"], dropped)
 
+    def test_without_syscall_tracepoints_resets_are_still_reported(self):
+        with self.trace("--no-syscall-tracepoints", "--bpf-stats") as rt:
+            client_port = connect_refused("127.0.0.1", PORT)
+            rt.wait_event(direction="sent", remote_port=client_port)
+        programs = {p["name"] for p in rt.summary()["programs"]}
+        self.assertIn("handle_send_reset", programs)
+        self.assertFalse(programs & {"handle_accept_exit", "handle_accept4_exit", "handle_openat_enter"})
+        self.assertIn("--no-syscall-tracepoints", rt.stderr)
+
     def test_periodic_and_final_summaries(self):
         # A verdict settles 150 ms after its events: a 0.1 s interval has passed by then.
         with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--summary-interval", "0.1") as rt:

@@ -68,6 +68,20 @@ TEST_CASE("the netns filter takes an inode or a namespace path") {
   error_of({"--netns", "99999999999"});
 }
 
+TEST_CASE("storms: on at 1000 a second, off under --raw unless asked, the threshold checked") {
+  CHECK(std::get<TraceOptions>(parse({})).storm_threshold == 1000);
+  CHECK(std::get<TraceOptions>(parse({"--raw"})).storm_threshold == 0);
+  CHECK(std::get<TraceOptions>(parse({"--raw", "--storm-threshold", "50"})).storm_threshold == 50);
+  CHECK(std::get<TraceOptions>(parse({"--storm-threshold", "0"})).storm_threshold == 0);
+  CHECK(error_of({"--storm-threshold", "-1"}).find("storm-threshold") != std::string::npos);
+  CHECK(error_of({"--storm-threshold", "many"}).find("storm-threshold") != std::string::npos);
+}
+
+TEST_CASE("syscall tracepoints are on unless turned off") {
+  CHECK(std::get<TraceOptions>(parse({})).syscall_tracepoints);
+  CHECK_FALSE(std::get<TraceOptions>(parse({"--no-syscall-tracepoints"})).syscall_tracepoints);
+}
+
 TEST_CASE("help prints usage and exits 0") {
   const auto exit = std::get<CliExit>(parse({"--help"}));
   CHECK(exit.code == 0);

@@ -294,11 +294,16 @@ int run_trace(const TraceOptions& options) {
   ReadyFile ready(options.ready_file);
   // Bound before anything is attached: a taken port fails the start cleanly.
   MetricsPublisher metrics(options);
-  const std::string no_tracefs = ensure_tracefs();
-  if (!no_tracefs.empty())
-    spdlog::warn("{}; owners are learnt from connect/close only, not accept(), and TCP wrappers go unseen", no_tracefs);
+  // Syscall tracepoints (accept, openat) put every syscall of every process on
+  // the kernel's slow path while attached: measured in bench/ as the largest
+  // cost on unrelated traffic, hence the option to go without them.
+  const std::string no_tracefs = options.syscall_tracepoints ? ensure_tracefs() : "";
+  const bool syscall_tracepoints = options.syscall_tracepoints && no_tracefs.empty();
+  if (!syscall_tracepoints)
+    spdlog::warn("{}; owners are learnt from connect/close only, not accept(), and TCP wrappers go unseen",
+                 options.syscall_tracepoints ? no_tracefs : "--no-syscall-tracepoints");
   BpfSession session(
-      SessionConfig{options.ports, options.netns, options.ring_buffer_kib * 1024u, no_tracefs.empty(),
+      SessionConfig{options.ports, options.netns, options.ring_buffer_kib * 1024u, syscall_tracepoints,
                     options.bpf_stats},
       tracepoints,
       [&](std::span<const std::byte> bytes) {

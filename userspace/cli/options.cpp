@@ -87,6 +87,10 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       "above which they are counted in the kernel and reported once a second as a storm line (default 1000; "
       "0: never; --raw: never unless given)");
   storm_option->check(CLI::Range(uint64_t{0}, uint64_t{1} << 32));
+  bool no_syscall_tracepoints = false;
+  app.add_flag("--no-syscall-tracepoints", no_syscall_tracepoints,
+               "do not attach to accept() and openat(): every syscall of every process stays on the kernel's fast "
+               "path, but TCP wrappers refusals and the accepting process go unseen");
   app.add_flag("--bpf-stats", options.bpf_stats,
                "count each BPF program's runs and run time (BPF_ENABLE_STATS) and add them to the summary");
 
@@ -152,6 +156,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     if ((kib & (kib - 1)) != 0)
       throw failed("use", "--ring-buffer-kib " + std::to_string(kib), "the size must be a power of two");
     if (options.raw && storm_option->count() == 0) options.storm_threshold = 0;
+    options.syscall_tracepoints = !no_syscall_tracepoints;
     if (!netns.empty()) options.netns = parse_netns(netns);
     if (!options.ready_file.empty()) check_writable_path("--ready-file", options.ready_file);
     if (!options.output.empty()) check_writable_path("--output", options.output);

@@ -33,6 +33,9 @@ struct TraceOptions {
   // Events per second of one class (attribute/storm.h) from which the kernel
   // counts them instead of emitting each; 0: never. --raw turns it off.
   uint64_t storm_threshold = 1000;
+  // accept() and wrapper-file opens through syscall tracepoints; off: cheaper for
+  // every other process, without acceptors and TCP wrappers evidence.
+  bool syscall_tracepoints = true;
 };
 
 // `rsttrace selftest`: the scenario lab as a product command.

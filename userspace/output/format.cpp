@@ -414,7 +414,9 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
 
 std::string Formatter::storm_text(const StormReport& storm) const {
   const Report& verdict = *storm.verdict;
-  std::string text = "storm ";
+  std::string text;
+  append_rfc3339_micro(text, clock.unix_ns(storm.now_monotonic_ns));
+  text += " storm ";
   text += storm_state_name(storm.state);
   text += ": " + std::to_string(storm.count) +
           (verdict.event.kind == EventKind::Drop ? std::string(" packets dropped")
