@@ -43,6 +43,13 @@ def scrape(address=METRICS):
     return samples
 
 
+def scrape_slowly(address=METRICS):
+    """scrape() with room for one stalled client ahead of it (5 s server timeout)."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=15) as response:
+        response.read()
+    return scrape(address)
+
+
 def events_metric(samples, verdict, port=PORT):
     key = ("rsttrace_events_total", frozenset({("verdict", f'"{verdict}"'), ("kind", '"reset"'),
                                                 ("direction", '"sent"'), ("port", f'"{port}"')}))
@@ -66,6 +73,34 @@ class MetricsTest(unittest.TestCase):
             self.assertGreater(samples[("process_cpu_seconds_total", frozenset())], 0)
             runs = samples[("rsttrace_bpf_program_runs_total", frozenset({("program", '"handle_send_reset"')}))]
             self.assertGreaterEqual(runs, 25)
+        self.assertEqual(rt.returncode, 0)
+
+    def test_http_answers_in_kind_and_a_stalled_client_stalls_nothing_else(self):
+        host, port = METRICS.split(":")
+
+        def exchange(request, read_all=True):
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(request)
+                data = b""
+                while chunk := sock.recv(65536):
+                    data += chunk
+                return data
+
+        with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--metrics", METRICS) as rt:
+            self.assertTrue(exchange(b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 405 "))
+            self.assertTrue(exchange(b"GET /nope HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 404 "))
+            self.assertTrue(exchange(b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+                            .startswith(b"HTTP/1.1 431 "))
+            head = exchange(b"HEAD /metrics HTTP/1.1\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n"))
+            # A client that connects and says nothing holds the server for its 5 s
+            # timeout at most; tracing goes on meanwhile, and the next scrape is served.
+            with socket.create_connection((host, int(port))):
+                refused(5)
+                wait_until(lambda: len(rt.events()) >= 5, 10, "events while the metrics server waits")
+                self.assertGreaterEqual(events_metric(scrape_slowly(), "no-listener"), 0)
+            self.assertEqual(events_metric(wait_until(lambda: (s := scrape()) and events_metric(s, "no-listener") >= 5
+                                                      and s, 10, "5 resets on the page"), "no-listener"), 5)
         self.assertEqual(rt.returncode, 0)
 
     def test_refuses_remote_address_and_taken_port(self):

@@ -4,6 +4,7 @@
 #include "error.h"
 #include "metrics/exposition.h"
 #include "metrics/listen_address.h"
+#include "metrics/server.h"
 
 using namespace rsttrace;
 
@@ -97,4 +98,26 @@ TEST_CASE("metrics page: no BPF run time unless the kernel's stats are on", "[me
   MetricsSnapshot snapshot;
   snapshot.programs = {{"handle_send_reset", 0, 0}};
   CHECK_THAT(render_prometheus(snapshot), !Catch::Contains("rsttrace_bpf_program"));
+}
+
+TEST_CASE("metrics HTTP: GET and HEAD of /metrics, everything else refused in kind", "[metrics]") {
+  const std::string page = "rsttrace_lost_events_total 0\n";
+  const std::string ok = http_response("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*", page);
+  CHECK(ok.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK_THAT(ok, Catch::Contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+  CHECK_THAT(ok, Catch::Contains("Content-Length: " + std::to_string(page.size()) + "\r\n"));
+  CHECK(ok.substr(ok.find("\r\n\r\n") + 4) == page);
+  CHECK(http_response("GET /metrics?x=1 HTTP/1.0", page).rfind("HTTP/1.1 200 OK", 0) == 0);
+
+  const std::string head = http_response("HEAD /metrics HTTP/1.1", page);
+  CHECK_THAT(head, Catch::Contains("Content-Length: " + std::to_string(page.size()) + "\r\n"));
+  CHECK(head.substr(head.find("\r\n\r\n") + 4).empty());
+
+  CHECK(http_response("GET / HTTP/1.1", page).rfind("HTTP/1.1 200 OK", 0) == 0);
+  CHECK(http_response("GET /metricsx HTTP/1.1", page).rfind("HTTP/1.1 404 Not Found", 0) == 0);
+  const std::string post = http_response("POST /metrics HTTP/1.1\r\nContent-Length: 3", page);
+  CHECK(post.rfind("HTTP/1.1 405 Method Not Allowed", 0) == 0);
+  CHECK_THAT(post, Catch::Contains("Allow: GET, HEAD\r\n"));
+  for (const char* bad : {"", "GET", "GET /metrics", "GET /metrics SPDY/3", "GET  HTTP/1.1", "\x01\x02 \xff HTTP/1.1"})
+    CHECK(http_response(bad, page).rfind("HTTP/1.1 400 Bad Request", 0) == 0);
 }
