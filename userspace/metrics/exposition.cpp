@@ -70,33 +70,33 @@ class Page {
   std::ostringstream out_;
 };
 
-}  // namespace
-
-std::string render_prometheus(const MetricsSnapshot& s) {
-  Page page;
-  page.family("rsttrace_events_total", "counter",
-              "Connections reset or dropped on a watched port, by verdict, kind, direction and local port.");
-  for (const auto& [labels, count] : s.events)
-    page.sample("rsttrace_events_total",
+// A counter family labelled by verdict, kind, direction and port.
+void event_counts(Page& page, const char* name, const char* help, const std::map<EventLabels, uint64_t>& counts) {
+  page.family(name, "counter", help);
+  for (const auto& [labels, count] : counts)
+    page.sample(name,
                 "verdict=\"" + label_value(labels.verdict) + "\",kind=\"" + label_value(labels.kind) +
                     "\",direction=\"" + label_value(labels.direction) + "\",port=\"" + std::to_string(labels.port) +
                     "\"",
                 std::to_string(count));
+}
+
+}  // namespace
+
+std::string render_prometheus(const MetricsSnapshot& s) {
+  Page page;
+  event_counts(page, "rsttrace_events_total",
+               "Connections reset or dropped on a watched port, by verdict, kind, direction and local port.", s.events);
   page.counter("rsttrace_kernel_events_total", "Records the BPF programs submitted to the ring buffer.",
                s.kernel_emitted);
   page.counter("rsttrace_kernel_folded_events_total",
                "Kernel events not submitted because they repeat one just submitted "
                "(the NO_SOCKET drop of a packet answered with a reported reset).",
                s.kernel_folded);
-  page.family("rsttrace_storm_events_total", "counter",
-              "Events counted in storms (one line per class and second instead of one per connection), by the "
-              "verdict of their class, kind, direction and watched port.");
-  for (const auto& [labels, count] : s.storm_events)
-    page.sample("rsttrace_storm_events_total",
-                "verdict=\"" + label_value(labels.verdict) + "\",kind=\"" + label_value(labels.kind) +
-                    "\",direction=\"" + label_value(labels.direction) + "\",port=\"" + std::to_string(labels.port) +
-                    "\"",
-                std::to_string(count));
+  event_counts(page, "rsttrace_storm_events_total",
+               "Events counted in storms (one line per class and second instead of one per connection), by the "
+               "verdict of their class, kind, direction and watched port.",
+               s.storm_events);
   page.counter("rsttrace_kernel_aggregated_events_total",
                "Kernel events not submitted because the BPF programs counted them in a storm.", s.kernel_aggregated);
   page.gauge("rsttrace_storms_active", "Storms being counted in the kernel now.", std::to_string(s.storms_active));
