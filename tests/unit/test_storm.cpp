@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <map>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 #include "attribute/storm.h"
@@ -44,7 +45,9 @@ struct ScriptedKernel : StormCounters {
   std::map<uint32_t, uint64_t> counts;
   std::map<uint32_t, bool> active;  // slot -> counting
   int activations = 0, removals = 0;
+  bool refuse = false;  // the map update fails
   void activate(const rsttrace_storm_key&, uint32_t slot) override {
+    if (refuse) throw std::runtime_error("failed to add storm key: Cannot allocate memory");
     ++activations;
     counts[slot] = 0;
     active[slot] = true;
@@ -194,6 +197,25 @@ TEST_CASE("a storm starts at the threshold within one second, reports each secon
   CHECK(storms.aggregated() == 5041);
 }
 
+TEST_CASE("a storm the kernel refuses stays per connection, and may start later") {
+  ScriptedKernel kernel;
+  kernel.refuse = true;
+  StormTracker storms(2, kernel, judged);
+  std::vector<StormReport> lines;
+  auto on_line = [&](const StormReport& r) { lines.push_back(r); };
+  const rsttrace_storm_key key = key_for("192.0.2.9");
+  storms.observe(key, event_at(kSecond), on_line);
+  storms.observe(key, event_at(kSecond + 1), on_line);
+  CHECK(lines.empty());
+  CHECK(storms.active() == 0);
+  CHECK(storms.not_started() == 1);
+  kernel.refuse = false;
+  storms.observe(key, event_at(2 * kSecond), on_line);
+  storms.observe(key, event_at(2 * kSecond + 1), on_line);
+  CHECK(storms.active() == 1);
+  CHECK(lines.size() == 1);
+}
+
 TEST_CASE("storms end with their last count at exit, and slots run out without harm") {
   ScriptedKernel kernel;
   StormTracker storms(2, kernel, judged);
@@ -206,7 +228,7 @@ TEST_CASE("storms end with their last count at exit, and slots run out without h
     storms.observe(key, event_at(kSecond + 1), on_line);
   }
   CHECK(storms.active() == RSTTRACE_STORM_SLOTS);
-  CHECK(storms.refused_no_slot() == 3);
+  CHECK(storms.not_started() == 3);
   uint64_t expected = 0;
   for (auto& [slot, count] : kernel.counts) expected += (count = slot + 1);
 

@@ -107,7 +107,6 @@ struct Counts {
   uint64_t drop = 0;
   uint64_t malformed = 0;
   uint64_t lost_reported = 0;
-  uint64_t storm_lines = 0;
 };
 
 class EventPrinter {
@@ -144,15 +143,12 @@ class EventPrinter {
     if (!json_) line(formatter_.event_text(report));
   }
 
-  void storm(const StormReport& storm, Counts& counts) {
+  void storm(const StormReport& storm) {
     const Report& verdict = *storm.verdict;
-    std::array<uint8_t, 16> peer{};
-    std::memcpy(peer.data(), storm.key.peer_addr, peer.size());
-    const std::string peer_addr = format_address(verdict.event.family, peer);
+    const std::string peer_addr = format_address(verdict.event.family, storm_peer_address(storm.key));
     storm_metrics.add(verdict, storm.key.port, storm.count);
     interval.add_storm(verdict, peer_addr, storm.count);
     run.add_storm(verdict, peer_addr, storm.count);
-    ++counts.storm_lines;
     if (json_ || capture_) {
       line_.clear();
       formatter_.append_storm_line(line_, storm);
@@ -286,7 +282,7 @@ int run_trace(const TraceOptions& options) {
   Counts counts;
   // Built once the session exists (it holds the storm maps); records arrive only on drain().
   std::optional<StormTracker> storms;
-  auto on_storm = [&](const StormReport& storm) { printer.storm(storm, counts); };
+  auto on_storm = [&](const StormReport& storm) { printer.storm(storm); };
   std::array<bool, 65536> watched{};
   for (uint16_t port : options.ports) watched[port] = true;
 

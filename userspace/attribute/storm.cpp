@@ -1,6 +1,9 @@
 #include "attribute/storm.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <exception>
 
 namespace rsttrace {
 
@@ -23,7 +26,7 @@ void StormTracker::start(const rsttrace_storm_key& key, const TcpEvent& event, c
   for (const Storm& storm : storms_)
     if (StormKeyEqual{}(storm.key, key)) return;
   if (free_slots_.empty()) {
-    ++refused_no_slot_;
+    ++not_started_;
     return;
   }
   Storm storm;
@@ -32,7 +35,13 @@ void StormTracker::start(const rsttrace_storm_key& key, const TcpEvent& event, c
   storm.verdict = judge_alone_(event);
   storm.since_ns = event.monotonic_ns;
   storm.last_line_ns = event.monotonic_ns;
-  kernel_.activate(key, storm.slot);
+  try {
+    kernel_.activate(key, storm.slot);
+  } catch (const std::exception& error) {  // the class stays per connection: nothing is lost
+    ++not_started_;
+    spdlog::warn("{}; the class goes on with a line per connection", error.what());
+    return;
+  }
   free_slots_.pop_back();
   ++started_;
   storms_.push_back(std::move(storm));
@@ -71,8 +80,10 @@ void StormTracker::tick_impl(uint64_t now_ns, bool final, const LineFunction& on
       const uint64_t before = storm.reported;
       const uint64_t span_ns = now_ns - storm.last_line_ns;
       line(storm, StormState::Ongoing, now_ns, on_line);
-      // Calm: fewer than half the threshold per second over the line's span.
-      if ((storm.reported - before) * 2 * kSecondNs < threshold_ * span_ns) {
+      // Calm: fewer than half the threshold per second over the line's span
+      // (in doubles: a long stall times a large threshold overflows 64 bits).
+      if (static_cast<double>(storm.reported - before) * 2 * kSecondNs <
+          static_cast<double>(threshold_) * static_cast<double>(span_ns)) {
         kernel_.deactivate(storm.key, storm.slot);
         storm.ending_since_ns = now_ns;
       }

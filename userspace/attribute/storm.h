@@ -47,6 +47,13 @@ struct StormKeyEqual {
   }
 };
 
+// The key's peer address in the shape of an Endpoint's.
+inline std::array<uint8_t, 16> storm_peer_address(const rsttrace_storm_key& key) {
+  std::array<uint8_t, 16> addr{};
+  std::memcpy(addr.data(), key.peer_addr, addr.size());
+  return addr;
+}
+
 enum class StormState { Start, Ongoing, End };
 std::string_view storm_state_name(StormState state);  // start / ongoing / end
 
@@ -107,7 +114,8 @@ class StormTracker {
   size_t active() const { return storms_.size(); }
   uint64_t aggregated() const { return aggregated_; }  // events reported in storm lines
   uint64_t started() const { return started_; }
-  uint64_t refused_no_slot() const { return refused_no_slot_; }  // storms not started: every slot in use
+  // Storms not started: every slot in use, or the kernel map refused the key.
+  uint64_t not_started() const { return not_started_; }
 
  private:
   using LineFunction = std::function<void(const StormReport&)>;
@@ -137,7 +145,7 @@ class StormTracker {
   std::vector<uint32_t> free_slots_;
   uint64_t aggregated_ = 0;
   uint64_t started_ = 0;
-  uint64_t refused_no_slot_ = 0;
+  uint64_t not_started_ = 0;
 };
 
 }  // namespace rsttrace

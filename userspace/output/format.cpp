@@ -396,11 +396,8 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
       .number("family", static_cast<uint64_t>(e.family))
       .number("port", storm.key.port)
       .string("port_end", storm.key.watched_local ? "local" : "remote")
-      .ascii_string("peer_addr", INET6_ADDRSTRLEN, [&](char* at) {
-        std::array<uint8_t, 16> addr{};
-        std::memcpy(addr.data(), storm.key.peer_addr, addr.size());
-        return put_address(at, e.family, addr);
-      })
+      .ascii_string("peer_addr", INET6_ADDRSTRLEN,
+                    [&](char* at) { return put_address(at, e.family, storm_peer_address(storm.key)); })
       .number("netns", storm.key.netns);
   append_enum_names(out, e);
   e.tcp_flags ? out.ascii_string("tcp_flags", kMaxTcpFlags, [&](char* at) { return put_tcp_flags(at, *e.tcp_flags); })
@@ -424,9 +421,7 @@ std::string Formatter::storm_text(const StormReport& storm) const {
           " (" + std::to_string(storm.total) + " since ";
   append_rfc3339_micro(text, clock.unix_ns(storm.since_monotonic_ns));
   text += "), port " + std::to_string(storm.key.port) + ", peer ";
-  std::array<uint8_t, 16> addr{};
-  std::memcpy(addr.data(), storm.key.peer_addr, addr.size());
-  append_address(text, verdict.event.family, addr);
+  append_address(text, verdict.event.family, storm_peer_address(storm.key));
   text += ": " + verdict.verdict + ": " + verdict.detail;
   return text;
 }
