@@ -90,6 +90,14 @@ struct {
 	__type(value, __u64);
 } storm_counts SEC(".maps");
 
+/* Peers and ports of the storms (records.h); values unused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RSTTRACE_STORM_SLOTS);
+	__type(key, struct rsttrace_storm_peer);
+	__type(value, __u8);
+} storm_peers SEC(".maps");
+
 static __always_inline void count(__u32 stat)
 {
 	__u64 *value = bpf_map_lookup_elem(&stats, &stat);
@@ -577,6 +585,29 @@ int BPF_PROG(handle_kfree_skb)
  * listen(), close() and shutdown(); in softirq for handshakes and resets, where
  * the running task is unrelated, so only the former record an owner.
  */
+/* A connect() from a storm's peer to its port (the local end of a loopback storm). */
+static __always_inline bool connect_in_storm(const struct sock *sk)
+{
+	struct rsttrace_storm_peer peer = {};
+	__u16 family;
+
+	if (!storms_in_use)
+		return false;
+	family = sk->__sk_common.skc_family;
+	if (family == AF_INET) {
+		peer.family = 4;
+		__builtin_memcpy(peer.addr, &sk->__sk_common.skc_rcv_saddr, 4);
+	} else if (family == AF_INET6) {
+		peer.family = 6;
+		__builtin_memcpy(peer.addr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+	} else {
+		return false;
+	}
+	peer.netns = sock_netns(sk, true);
+	peer.port = bpf_ntohs(sk->__sk_common.skc_dport);
+	return bpf_map_lookup_elem(&storm_peers, &peer) != 0;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
 {
@@ -589,7 +620,8 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 		return 0;
 	switch (newstate) {
 	case TCP_SYN_SENT:
-		record_owner(sk, RSTTRACE_OWNER_CONNECT);
+		if (!connect_in_storm(sk))
+			record_owner(sk, RSTTRACE_OWNER_CONNECT);
 		break;
 	case TCP_LISTEN:
 		record_owner(sk, RSTTRACE_OWNER_LISTEN);

@@ -159,6 +159,21 @@ struct rsttrace_storm_key {
 };
 RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_storm_key) == 36, "storm_key layout");
 
+/*
+ * A storm's peer and port (storm_peers): while one is listed, a connect() from
+ * that address to that port gets no owner record. Its connection would only
+ * be counted in the storm, which names no process, and the record (an LRU
+ * hash update) was the largest cost of a refused connection.
+ */
+struct rsttrace_storm_peer {
+	__u8 addr[RSTTRACE_ADDR_LEN];
+	__u32 netns;
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+};
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_storm_peer) == 24, "storm_peer layout");
+
 /* storm_keys value: which slot of storm_counts counts the key, and whether it is counting. */
 struct rsttrace_storm_slot {
 	__u32 index;  /* < RSTTRACE_STORM_SLOTS */

@@ -157,6 +157,21 @@ KernelStats BpfSession::stats() const {
   };
 }
 
+namespace {
+
+rsttrace_storm_peer peer_of(const rsttrace_storm_key& key) {
+  rsttrace_storm_peer peer{};
+  std::memcpy(peer.addr, key.peer_addr, sizeof(peer.addr));
+  peer.netns = key.netns;
+  peer.port = key.port;
+  peer.family = key.family;
+  return peer;
+}
+
+std::string bytes_of(const rsttrace_storm_peer& peer) { return std::string(reinterpret_cast<const char*>(&peer), sizeof(peer)); }
+
+}  // namespace
+
 void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot) {
   const int ncpus = libbpf_num_possible_cpus();
   std::vector<uint64_t> zeros(ncpus > 0 ? ncpus : 1, 0);
@@ -167,6 +182,11 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot) {
   if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_NOEXIST))
     throw failed("add", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = ++storm_keys_;
+  // Best effort: without the peer entry, connects from it are only recorded as before.
+  const rsttrace_storm_peer peer = peer_of(key);
+  const uint8_t one = 1;
+  if (storm_peer_refs_[bytes_of(peer)]++ == 0)
+    bpf_map__update_elem(skel_->maps.storm_peers, &peer, sizeof(peer), &one, sizeof(one), BPF_ANY);
 }
 
 void BpfSession::deactivate(const rsttrace_storm_key& key, uint32_t slot) {
@@ -179,6 +199,11 @@ void BpfSession::remove(const rsttrace_storm_key& key) {
   if (bpf_map__delete_elem(skel_->maps.storm_keys, &key, sizeof(key), 0))
     throw failed("remove", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = --storm_keys_;
+  const rsttrace_storm_peer peer = peer_of(key);
+  if (auto it = storm_peer_refs_.find(bytes_of(peer)); it != storm_peer_refs_.end() && --it->second == 0) {
+    storm_peer_refs_.erase(it);
+    bpf_map__delete_elem(skel_->maps.storm_peers, &peer, sizeof(peer), 0);
+  }
 }
 
 uint64_t BpfSession::count(uint32_t slot) const {

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -90,7 +91,8 @@ class BpfSession : public StormCounters {
   std::vector<std::unique_ptr<bpf_link, LinkFree>> links_;
   std::unique_ptr<RingBufferReader> reader_;
   int stats_fd_ = -1;
-  uint32_t storm_keys_ = 0;  // entries in storm_keys, mirrored to storms_in_use  // holds BPF_STATS_RUN_TIME on while open
+  uint32_t storm_keys_ = 0;  // entries in storm_keys, mirrored to storms_in_use
+  std::map<std::string, int> storm_peer_refs_;  // storm_peers entries (as bytes) -> storms using them  // holds BPF_STATS_RUN_TIME on while open
   std::vector<std::string> attached_;
   std::vector<std::string> limitations_;
 };
