@@ -679,30 +679,57 @@ int BPF_PROG(handle_recv_length, struct sock *sk)
 	return 0;
 }
 
+/* The file behind `fd` in the current process, 0 if none. */
+static __always_inline struct file *current_file(long fd)
+{
+	struct file **fds = 0;
+	struct file *file = 0;
+
+	/* bpf_get_current_task_btf() (5.11) reaches the fd table with plain
+	 * loads; before it, four helper reads. The array's slots are read with
+	 * the helper either way (a pointer to pointers carries no type). */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+		struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+
+		if (!fdt || fd >= fdt->max_fds)
+			return 0;
+		fds = fdt->fd;
+	} else {
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+
+		if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+			return 0;
+		fds = BPF_CORE_READ(fdt, fd);
+	}
+	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]))
+		return 0;
+	return file;
+}
+
 /* accept() returns a new fd: follow it to its socket and record the acceptor. */
 static __always_inline void record_accepted(long fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
-	struct socket *sock;
 	struct file *file;
+	struct socket *sock;
 	struct sock *sk;
-	__u16 family;
+	/* skc_dport and skc_num share one word (skc_portpair): one read for both. */
+	struct {
+		__be16 dport;
+		__u16 num;
+	} ports;
 
-	if (fd < 0 || !fdt || fd >= BPF_CORE_READ(fdt, max_fds))
-		return;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]) || !file)
+	if (fd < 0 || !(file = current_file(fd)))
 		return;
 	sock = BPF_CORE_READ(file, private_data);
 	sk = sock ? BPF_CORE_READ(sock, sk) : 0;
-	if (!sk)
+	if (!sk || bpf_core_read(&ports, sizeof(ports), &sk->__sk_common.skc_portpair))
 		return;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* Unwatched ports (nearly every accept on a busy host) leave here. */
+	if (!port_watched(ports.num) && !port_watched(bpf_ntohs(ports.dport)))
+		return;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if ((family != AF_INET && family != AF_INET6) || sk_protocol_of(sk, false) != IPPROTO_TCP)
-		return;
-	if (!sock_port_watched(sk, false))
 		return;
 	record_owner(sk, RSTTRACE_OWNER_ACCEPT);
 }

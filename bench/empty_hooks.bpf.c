@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The floor of any observer on rsttrace's hooks: a program that does nothing
+ * on each of rsttrace's attach points, under the same name. The bench runs it
+ * as a configuration of its own, so the tracepoints' own cost (dispatch, and
+ * the syscall slow path that syscall tracepoints put every process on) is
+ * measured apart from rsttrace's work. rsttrace_empty_hooks checks at start
+ * that each program's section is the one rsttrace's program of that name has.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(handle_send_reset) { return 0; }
+
+SEC("kprobe/tcp_send_active_reset")
+int BPF_KPROBE(handle_active_reset) { return 0; }
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(handle_receive_reset) { return 0; }
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(handle_kfree_skb) { return 0; }
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state) { return 0; }
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(handle_send_length) { return 0; }
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(handle_recv_length) { return 0; }
+
+SEC("tp/syscalls/sys_exit_accept4")
+int handle_accept4_exit(void *ctx) { return 0; }
+
+SEC("tp/syscalls/sys_exit_accept")
+int handle_accept_exit(void *ctx) { return 0; }
+
+SEC("tp/syscalls/sys_enter_openat")
+int handle_openat_enter(void *ctx) { return 0; }
