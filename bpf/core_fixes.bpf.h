@@ -80,4 +80,14 @@ static __always_inline bool drop_is_no_socket(__u32 reason)
 	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NO_SOCKET);
 }
 
+/*
+ * bpf_get_current_task_btf() (5.11, "bpf: Add bpf_get_current_task_btf()
+ * helper") returns a typed task, whose fields are plain loads; before it,
+ * each field of the task is a bpf_probe_read_kernel() call.
+ */
+static __always_inline bool have_current_task_btf(void)
+{
+	return bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
+}
+
 #endif /* RSTTRACE_CORE_FIXES_BPF_H */

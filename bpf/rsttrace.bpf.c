@@ -196,11 +196,10 @@ static __always_inline bool is_full_sock_state(__u8 state)
 			bpf_core_read(dst, size, src);     \
 	} while (0)
 
-/* Either end of the socket is on a watched port. */
-static __always_inline bool sock_port_watched(const struct sock *sk, bool typed)
+/* Either end of the socket (a BTF pointer) is on a watched port. */
+static __always_inline bool sock_port_watched(const struct sock *sk)
 {
-	return port_watched(READ_FIELD(typed, sk, __sk_common.skc_num)) ||
-	       port_watched(bpf_ntohs(READ_FIELD(typed, sk, __sk_common.skc_dport)));
+	return port_watched(sk->__sk_common.skc_num) || port_watched(bpf_ntohs(sk->__sk_common.skc_dport));
 }
 
 static __always_inline __u32 sock_netns(const struct sock *sk, bool typed)
@@ -616,7 +615,7 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 	if (sk_protocol_of(sk, true) != IPPROTO_TCP)
 		return 0;
 	/* connect() enters SYN_SENT before it picks the local port. */
-	if (!sock_port_watched(sk, true))
+	if (!sock_port_watched(sk))
 		return 0;
 	switch (newstate) {
 	case TCP_SYN_SENT:
@@ -655,7 +654,7 @@ static __always_inline void record_io(const struct sock *sk)
 	family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return;
-	if (!sock_port_watched(sk, true))
+	if (!sock_port_watched(sk))
 		return;
 	if (sk_protocol_of(sk, true) != IPPROTO_TCP)
 		return;
@@ -685,10 +684,10 @@ static __always_inline struct file *current_file(long fd)
 	struct file **fds = 0;
 	struct file *file = 0;
 
-	/* bpf_get_current_task_btf() (5.11) reaches the fd table with plain
-	 * loads; before it, four helper reads. The array's slots are read with
-	 * the helper either way (a pointer to pointers carries no type). */
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf)) {
+	/* The fd table: plain loads where the task is typed (core_fixes), four
+	 * helper reads before. The array's slots are read with the helper either
+	 * way: a pointer to pointers carries no type. */
+	if (have_current_task_btf()) {
 		struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
 
 		if (!fdt || fd >= fdt->max_fds)
@@ -718,6 +717,7 @@ static __always_inline void record_accepted(long fd)
 		__be16 dport;
 		__u16 num;
 	} ports;
+	__u16 family;
 
 	if (fd < 0 || !(file = current_file(fd)))
 		return;
@@ -728,7 +728,7 @@ static __always_inline void record_accepted(long fd)
 	/* Unwatched ports (nearly every accept on a busy host) leave here. */
 	if (!port_watched(ports.num) && !port_watched(bpf_ntohs(ports.dport)))
 		return;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if ((family != AF_INET && family != AF_INET6) || sk_protocol_of(sk, false) != IPPROTO_TCP)
 		return;
 	record_owner(sk, RSTTRACE_OWNER_ACCEPT);
