@@ -38,5 +38,13 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     spdlog::error("{}", e.what());
     return 1;
+  } catch (const std::exception& e) {
+    // Not ours (the standard library, a JSON accessor): still one line and a
+    // non-zero exit, never std::terminate's abort.
+    spdlog::error("failed to run rsttrace: {}", e.what());
+    return 1;
+  } catch (...) {
+    spdlog::error("failed to run rsttrace: unknown exception");
+    return 1;
   }
 }
