@@ -40,23 +40,32 @@ struct Gate {
   }
 };
 
-std::vector<std::string> take(ProvenanceWorker& worker, uint64_t now_ns) {
-  std::vector<std::string> details;
-  worker.take_ready(now_ns, [&](Report& report) { details.push_back(report.detail); });
-  return details;
+// Delivered details land in `out`.
+struct Sink {
+  std::vector<std::string> out;
+  ProvenanceWorker::Deliver deliver() {
+    return [this](Report& report) { out.push_back(report.detail); };
+  }
+};
+
+std::vector<std::string> take(ProvenanceWorker& worker, Sink& sink, uint64_t now_ns) {
+  sink.out.clear();
+  worker.take_ready(now_ns);
+  return sink.out;
 }
 
 }  // namespace
 
 TEST_CASE("provenance worker: finished reports come out enriched, in order", "[provenance_worker]") {
+  Sink sink;
   ProvenanceWorker worker([](Report& report) { report.detail += " +rule"; }, {});
   for (int i = 0; i < 3; ++i) {
     Report report = report_with("r" + std::to_string(i));
-    REQUIRE(worker.submit(report, 0));
+    REQUIRE(worker.submit(report, 0, sink.deliver()));
   }
   std::vector<std::string> out;
   for (int tries = 0; out.size() < 3 && tries < 500; ++tries) {
-    for (auto& detail : take(worker, 1)) out.push_back(detail);
+    for (auto& detail : take(worker, sink, 1)) out.push_back(detail);
     std::this_thread::sleep_for(2ms);
   }
   CHECK(out == std::vector<std::string>{"r0 +rule", "r1 +rule", "r2 +rule"});
@@ -67,31 +76,33 @@ TEST_CASE("provenance worker: a report past its deadline leaves without provenan
   Gate gate;
   ProvenanceWorker worker([&](Report& report) { gate.enrich(report); }, [&] { gate.release(); },
                           ProvenanceWorker::Settings{1000ms, 8});
+  Sink sink;
   Report report = report_with("drop");
-  REQUIRE(worker.submit(report, 0));
-  CHECK(take(worker, 999'000'000).empty());  // not done, not late
-  const auto late = take(worker, 1'000'000'000);
+  REQUIRE(worker.submit(report, 0, sink.deliver()));
+  CHECK(take(worker, sink, 999'000'000).empty());  // not done, not late
+  const auto late = take(worker, sink, 1'000'000'000);
   REQUIRE(late.size() == 1);
   CHECK(late[0] == "drop; provenance not read within 1.0 s");
   CHECK(worker.timed_out() == 1);
   gate.release();  // the late result is dropped, never handed out twice
-  worker.finish(1000ms, [](Report&) { FAIL("handed out twice"); });
+  worker.finish(1000ms);
+  CHECK(sink.out.size() == 1);
 }
 
 TEST_CASE("provenance worker: a full queue hands the report back and counts it", "[provenance_worker]") {
   Gate gate;
   ProvenanceWorker worker([&](Report& report) { gate.enrich(report); }, [&] { gate.release(); },
                           ProvenanceWorker::Settings{1000ms, 2});
+  Sink sink;
   Report a = report_with("a"), b = report_with("b"), c = report_with("c");
-  REQUIRE(worker.submit(a, 0));
-  REQUIRE(worker.submit(b, 0));
-  CHECK_FALSE(worker.submit(c, 0));
+  REQUIRE(worker.submit(a, 0, sink.deliver()));
+  REQUIRE(worker.submit(b, 0, sink.deliver()));
+  CHECK_FALSE(worker.submit(c, 0, sink.deliver()));
   CHECK(c.detail == "c");  // untouched: the caller prints it as is
   CHECK(worker.skipped() == 1);
   CHECK(worker.waiting() == 2);
-  std::vector<std::string> out;
-  worker.finish(0ms, [&](Report& report) { out.push_back(report.detail); });
-  CHECK(out.size() == 2);
+  worker.finish(0ms);
+  CHECK(sink.out.size() == 2);
 }
 
 TEST_CASE("provenance worker: finish cancels a blocked lookup and hands everything out", "[provenance_worker]") {
@@ -103,15 +114,15 @@ TEST_CASE("provenance worker: finish cancels a blocked lookup and hands everythi
                             gate.release();
                           },
                           ProvenanceWorker::Settings{60000ms, 8});
+  Sink sink;
   Report a = report_with("a"), b = report_with("b");
-  REQUIRE(worker.submit(a, 0));
-  REQUIRE(worker.submit(b, 0));
+  REQUIRE(worker.submit(a, 0, sink.deliver()));
+  REQUIRE(worker.submit(b, 0, sink.deliver()));
   while (gate.entered == 0) std::this_thread::sleep_for(1ms);
-  std::vector<std::string> out;
-  worker.finish(50ms, [&](Report& report) { out.push_back(report.detail); });
+  worker.finish(50ms);
   CHECK(cancelled);
-  REQUIRE(out.size() == 2);
-  CHECK(out[1] == "b; provenance not read: rsttrace was stopping");
+  REQUIRE(sink.out.size() == 2);
+  CHECK(sink.out[1] == "b; provenance not read: rsttrace was stopping");
 }
 
 TEST_CASE("provenance worker: an exception in a lookup does not end the worker", "[provenance_worker]") {
@@ -121,12 +132,13 @@ TEST_CASE("provenance worker: an exception in a lookup does not end the worker",
         report.detail += " ok";
       },
       {});
+  Sink sink;
   Report bad = report_with("bad"), good = report_with("good");
-  REQUIRE(worker.submit(bad, 0));
-  REQUIRE(worker.submit(good, 0));
+  REQUIRE(worker.submit(bad, 0, sink.deliver()));
+  REQUIRE(worker.submit(good, 0, sink.deliver()));
   std::vector<std::string> out;
   for (int tries = 0; out.size() < 2 && tries < 500; ++tries) {
-    for (auto& detail : take(worker, 1)) out.push_back(detail);
+    for (auto& detail : take(worker, sink, 1)) out.push_back(detail);
     std::this_thread::sleep_for(2ms);
   }
   CHECK(out == std::vector<std::string>{"bad; provenance failed", "good ok"});

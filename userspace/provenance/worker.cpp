@@ -29,7 +29,7 @@ ProvenanceWorker::~ProvenanceWorker() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool ProvenanceWorker::submit(Report& report, uint64_t now_ns) {
+bool ProvenanceWorker::submit(Report& report, uint64_t now_ns, Deliver deliver) {
   {
     std::lock_guard lock(mutex_);
     if (stop_ || jobs_.size() >= settings_.max_jobs) {
@@ -38,6 +38,7 @@ bool ProvenanceWorker::submit(Report& report, uint64_t now_ns) {
     }
     auto job = std::make_shared<Job>();
     job->report = std::move(report);
+    job->deliver = std::move(deliver);
     job->deadline_ns = now_ns + static_cast<uint64_t>(settings_.deadline.count()) * 1'000'000ULL;
     jobs_.push_back(std::move(job));
   }
@@ -84,7 +85,7 @@ void ProvenanceWorker::run() {
   }
 }
 
-void ProvenanceWorker::hand_out(uint64_t now_ns, bool everything, const OnReport& on_report) {
+void ProvenanceWorker::hand_out(uint64_t now_ns, bool everything) {
   std::vector<std::shared_ptr<Job>> ready;
   {
     std::lock_guard lock(mutex_);
@@ -105,12 +106,13 @@ void ProvenanceWorker::hand_out(uint64_t now_ns, bool everything, const OnReport
       it = jobs_.erase(it);
     }
   }
-  for (auto& job : ready) on_report(job->report);
+  for (auto& job : ready)
+    if (job->deliver) job->deliver(job->report);
 }
 
-void ProvenanceWorker::take_ready(uint64_t now_ns, const OnReport& on_report) { hand_out(now_ns, false, on_report); }
+void ProvenanceWorker::take_ready(uint64_t now_ns) { hand_out(now_ns, false); }
 
-void ProvenanceWorker::finish(std::chrono::milliseconds grace, const OnReport& on_report) {
+void ProvenanceWorker::finish(std::chrono::milliseconds grace) {
   {
     std::unique_lock lock(mutex_);
     idle_.wait_for(lock, grace, [&] {
@@ -123,7 +125,7 @@ void ProvenanceWorker::finish(std::chrono::milliseconds grace, const OnReport& o
   wake_.notify_all();
   if (cancel_) cancel_();
   if (thread_.joinable()) thread_.join();
-  hand_out(0, true, on_report);
+  hand_out(0, true);
 }
 
 size_t ProvenanceWorker::waiting() const {

@@ -34,7 +34,9 @@ namespace rsttrace {
 class ProvenanceWorker {
  public:
   using Enrich = std::function<void(Report&)>;
-  using OnReport = std::function<void(Report&)>;
+  // Where a report goes once its provenance is in, or its deadline passed:
+  // printed, or (a storm's verdict) stored. Runs on the trace loop's thread.
+  using Deliver = std::function<void(Report&)>;
   struct Settings {
     std::chrono::milliseconds deadline{3000};
     size_t max_jobs = 256;
@@ -49,13 +51,13 @@ class ProvenanceWorker {
   ProvenanceWorker& operator=(const ProvenanceWorker&) = delete;
 
   // Queues `report` (moved from only when it returns true). now_ns: CLOCK_MONOTONIC.
-  bool submit(Report& report, uint64_t now_ns);
-  // Hands out, in submission order, every report that is done and every one
+  bool submit(Report& report, uint64_t now_ns, Deliver deliver);
+  // Delivers, in submission order, every report that is done and every one
   // past its deadline (without its provenance).
-  void take_ready(uint64_t now_ns, const OnReport& on_report);
+  void take_ready(uint64_t now_ns);
   // Waits up to `grace` for the queue to empty, cancels what still runs,
-  // and hands out everything left. The worker thread has ended on return.
-  void finish(std::chrono::milliseconds grace, const OnReport& on_report);
+  // and delivers everything left. The worker thread has ended on return.
+  void finish(std::chrono::milliseconds grace);
 
   size_t waiting() const;
   uint64_t timed_out() const { return timed_out_; }
@@ -66,11 +68,12 @@ class ProvenanceWorker {
   enum class State { Queued, Running, Done, Abandoned };
   struct Job {
     Report report;
+    Deliver deliver;
     uint64_t deadline_ns = 0;
     State state = State::Queued;
   };
   void run();
-  void hand_out(uint64_t now_ns, bool everything, const OnReport& on_report);
+  void hand_out(uint64_t now_ns, bool everything);
 
   Enrich enrich_;
   std::function<void()> cancel_;
