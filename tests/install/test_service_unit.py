@@ -28,11 +28,20 @@ def main():
         staged = stage + prefix
         binary = os.path.join(staged, "bin", "rsttrace")
         unit = os.path.join(staged, "lib", "systemd", "system", "rsttrace.service")
-        for path in (binary, unit, os.path.join(staged, "share", "doc", "rsttrace", "README.md")):
+        sysusers = os.path.join(staged, "lib", "sysusers.d", "rsttrace.conf")
+        for path in (binary, unit, os.path.join(staged, "share", "doc", "rsttrace", "README.md"), sysusers):
             assert os.path.exists(path), f"not installed: {path}"
         with open(unit) as f:
             text = f.read()
         assert f"ExecStart={prefix}/bin/rsttrace " in text, "ExecStart does not name the installed binary"
+        with open(sysusers) as f:
+            users = [line.split() for line in f if line.startswith("u ")]
+        assert [u[1] for u in users] == ["rsttrace"] and users[0][-1] == "/usr/sbin/nologin", \
+            f"sysusers.d must create one user rsttrace without a shell: {users}"
+        # The collector switches user after attach: the sandbox must let it.
+        bounding = next(line for line in text.splitlines() if line.startswith("CapabilityBoundingSet="))
+        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP"):
+            assert cap in bounding.split("=", 1)[1].split(), f"CapabilityBoundingSet lacks {cap}"
 
         # The unit as it would be installed, pointing at the staged binary.
         logs = os.path.join(stage, "log")
@@ -57,6 +66,8 @@ def main():
         assert run.returncode == 0, f"ExecStart exited {run.returncode}: {run.stderr}"
         capture = os.path.join(logs, "events.jsonl")
         assert os.path.exists(capture) and oct(os.stat(capture).st_mode & 0o777) == "0o600", "no 0600 capture"
+        assert os.stat(capture).st_uid == 0, "the capture is created by root, not handed to the collector"
+        assert "the collector runs as user" in run.stderr, f"no word of the collector's user: {run.stderr}"
         print("ExecStart ran:", " ".join(argv[1:]))
     return 0
 

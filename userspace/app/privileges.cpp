@@ -58,6 +58,13 @@ void require_bpf_privileges() {
                               : "permission denied; rsttrace needs root, or CAP_BPF and CAP_PERFMON");
 }
 
+std::string default_collector_user() {
+  if (geteuid() != 0) return "";
+  for (const char* name : {"rsttrace", "nobody"})
+    if (getpwnam(name)) return name;
+  throw failed("drop", "privileges", "no user rsttrace or nobody (create rsttrace, or use --user or --keep-privileges)");
+}
+
 DroppedPrivileges drop_privileges(const std::string& user, const std::function<bool()>& maps_readable) {
   DroppedPrivileges dropped;
   uid_t uid = 0;

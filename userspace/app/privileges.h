@@ -9,6 +9,12 @@ namespace rsttrace {
 // root, or CAP_BPF with CAP_PERFMON (or CAP_SYS_ADMIN) in its effective set.
 void require_bpf_privileges();
 
+// Who the collector becomes after attach when --user is not given: the
+// dedicated system user `rsttrace` (dist/sysusers.d), else `nobody`; "" when
+// this process is not uid 0 (already unprivileged: only its capabilities go).
+// Throws Error if neither user exists.
+std::string default_collector_user();
+
 struct DroppedPrivileges {
   std::string user;           // empty: still uid 0, without capabilities
   bool kept_cap_bpf = false;  // the kernel checks CAP_BPF on every bpf() call

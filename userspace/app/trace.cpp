@@ -70,34 +70,40 @@ class SignalFd {
   int fd_ = -1;
 };
 
-// Written atomically (temp file + rename) once everything is attached, removed at exit.
+// Written atomically (a temp file created exclusively + rename) once everything
+// is attached, removed at exit. After the drop the broker does both: the
+// collector's user may not write the directory.
 class ReadyFile {
  public:
   explicit ReadyFile(std::string path) : path_(std::move(path)) {}
   ~ReadyFile() {
-    std::error_code ignored;  // e.g. no longer allowed after --user
-    if (written_) std::filesystem::remove(path_, ignored);
+    if (!written_) return;
+    if (!(broker_ && broker_->remove_ready()) && !remove_ready_file(path_, identity_))
+      spdlog::debug("ready file {} not removed (replaced, or not allowed)", path_);
   }
+  ReadyFile(const ReadyFile&) = delete;
+  ReadyFile& operator=(const ReadyFile&) = delete;
+  void use(BrokerAccess* broker) { broker_ = broker; }  // it must outlive this
   void write() {
     if (path_.empty()) return;
-    const std::string temp = path_ + ".tmp." + std::to_string(getpid());
-    {
-      std::ofstream out(temp);
-      out << getpid() << '\n';
-      if (!out) throw failed("write", "ready file " + path_, errno_text(errno));
-    }
-    if (std::rename(temp.c_str(), path_.c_str()) != 0) {
-      const int err = errno;
-      std::filesystem::remove(temp);
-      throw failed("write", "ready file " + path_, errno_text(err));
-    }
+    const std::string error = broker_ ? broker_->write_ready() : write_ready_file(path_, getpid(), identity_);
+    if (!error.empty()) throw failed("write", "ready file " + path_, error);
     written_ = true;
   }
 
  private:
   std::string path_;
+  BrokerAccess* broker_ = nullptr;
+  FileIdentity identity_;
   bool written_ = false;
 };
+
+// Besides root, who may own an existing capture file: the collector's user,
+// unless that is `nobody`, whom other daemons (and users' jobs) share.
+uid_t capture_owner(const std::string& collector_user) {
+  const passwd* user = collector_user.empty() || collector_user == "nobody" ? nullptr : getpwnam(collector_user.c_str());
+  return user ? user->pw_uid : collector_user.empty() ? geteuid() : 0;
+}
 
 struct Counts {
   uint64_t reports = 0;
@@ -111,10 +117,11 @@ struct Counts {
 
 class EventPrinter {
  public:
-  EventPrinter(const TraceOptions& options, const Formatter& formatter)
+  EventPrinter(const TraceOptions& options, const Formatter& formatter, uid_t capture_owner)
       : json_(options.json), threshold_(options.storm_threshold), formatter_(formatter) {
     if (!options.output.empty())
-      capture_ = std::make_unique<CaptureFile>(options.output, options.rotate_bytes, options.rotate_keep);
+      capture_ = std::make_unique<CaptureFile>(options.output, options.rotate_bytes, options.rotate_keep,
+                                               capture_owner);
   }
   CaptureFile* capture() { return capture_.get(); }
   Tally interval;  // since the last periodic summary
@@ -264,6 +271,14 @@ class MetricsPublisher {
 
 int run_trace(const TraceOptions& options) {
   require_bpf_privileges();
+  // Who the collector becomes after attach, known first: it may own the capture file.
+  const std::string collector_user =
+      options.keep_privileges ? "" : options.user.empty() ? default_collector_user() : options.user;
+  if (!options.keep_privileges && options.user.empty() && collector_user == "rsttrace")
+    spdlog::info("after attaching, the collector runs as user rsttrace");
+  else if (!options.keep_privileges && options.user.empty() && !collector_user.empty())
+    spdlog::info("after attaching, the collector runs as user {} (no user rsttrace: see dist/sysusers.d)",
+                 collector_user);
   // The kernel's BTF (several MB) is needed only for names and tracepoint
   // shapes: freed before libbpf loads its own copy, so the two never add up.
   KernelNames names;
@@ -278,7 +293,7 @@ int run_trace(const TraceOptions& options) {
   Provenance provenance;
   Attributor attributor(names, std::set<uint16_t>(options.ports.begin(), options.ports.end()), options.raw, {},
                         &provenance);
-  EventPrinter printer(options, formatter);
+  EventPrinter printer(options, formatter, capture_owner(collector_user));
   Counts counts;
   // Built once the session exists (it holds the storm maps); records arrive only on drain().
   std::optional<StormTracker> storms;
@@ -287,6 +302,7 @@ int run_trace(const TraceOptions& options) {
   for (uint16_t port : options.ports) watched[port] = true;
 
   SignalFd signals;
+  std::unique_ptr<BrokerAccess> broker;  // before `ready`: it removes the ready file at exit
   ReadyFile ready(options.ready_file);
   // Bound before anything is attached: a taken port fails the start cleanly.
   MetricsPublisher metrics(options);
@@ -330,15 +346,17 @@ int run_trace(const TraceOptions& options) {
   for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
   // From here on, privileges live only in the broker: it reads rulesets and
   // hosts files for provenance; this process parses untrusted input and serves HTTP.
-  std::unique_ptr<BrokerAccess> broker;
   if (!options.keep_privileges) {
-    // The capture file was created by root: the user must be able to reopen it.
-    if (const passwd* user = options.user.empty() ? nullptr : getpwnam(options.user.c_str());
-        user && !options.output.empty() && chown(options.output.c_str(), user->pw_uid, user->pw_gid) != 0)
-      throw failed("hand", "--output " + options.output + " to user " + options.user, errno_text(errno));
-    broker = std::make_unique<BrokerAccess>();
+    // The broker (still root) also opens, rotates and reopens the capture file
+    // and writes the ready file, at the paths given now: the collector's user
+    // may not write their directories, and no directory is handed to it.
+    broker = std::make_unique<BrokerAccess>(
+        BrokerFiles{options.output, options.rotate_keep, options.ready_file, capture_owner(collector_user)});
     provenance.use(*broker);
-    const DroppedPrivileges dropped = drop_privileges(options.user, [&] { return session.maps_readable(); });
+    if (CaptureFile* capture = printer.capture())
+      capture->set_opener([&broker = *broker](CaptureOpen how) { return broker.open_capture(how); });
+    ready.use(broker.get());
+    const DroppedPrivileges dropped = drop_privileges(collector_user, [&] { return session.maps_readable(); });
     if (dropped.kept_cap_bpf) spdlog::info("kept CAP_BPF: this kernel checks it on every bpf() call");
     spdlog::debug("privileges dropped ({}); broker pid {}", privilege_summary(), broker->pid());
   }
@@ -365,6 +383,7 @@ int run_trace(const TraceOptions& options) {
       timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, timeout_ms));
     }
     const int signal = signals.wait(timeout_ms);
+    if (broker) broker->alive();  // logs once if it died
     if (signal == SIGHUP && printer.capture()) printer.capture()->reopen();
     const bool stop = signal == SIGINT || signal == SIGTERM;
     session.drain();

@@ -92,7 +92,9 @@ void Attributor::add_provenance(Report& report) {
     report.rule = provenance_->dropping_rule(report.event, *report.netfilter_hook,
                                              static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + now.tv_nsec);
     if (!report.rule) {
-      report.detail += "; no rule in the namespace's nftables or iptables rulesets drops it now (changed since?)";
+      report.detail += provenance_->access().available()
+                           ? "; no rule in the namespace's nftables or iptables rulesets drops it now (changed since?)"
+                           : "; provenance unavailable (broker exited)";
       return;
     }
     const FirewallRule& rule = *report.rule;

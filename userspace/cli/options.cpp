@@ -54,7 +54,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   app.add_option("-d,--duration", options.duration_seconds, "stop after SECONDS (0: until SIGINT/SIGTERM)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--ready-file", options.ready_file,
-                 "create PATH once every BPF program is attached (removed at exit)");
+                 "create PATH once every BPF program is attached (removed at exit; a symlink there is replaced, "
+                 "not followed)");
   app.add_option("--netns", netns, "only this network namespace: inode number or a path like /run/netns/NAME");
   app.add_flag("-v,--verbose", options.verbose, "debug logs, including libbpf's and the verifier's");
   app.add_option("--ring-buffer-kib", options.ring_buffer_kib, "kernel ring buffer size in KiB (power of two)")
@@ -66,7 +67,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       ->check(CLI::NonNegativeNumber);
   std::string rotate_size;
   app.add_option("-o,--output", options.output,
-                 "also write JSON lines (the --json contract) to FILE, mode 0600; SIGHUP reopens it");
+                 "also write JSON lines (the --json contract) to FILE, mode 0600; SIGHUP reopens it. A symlink, FIFO, "
+                 "hard link or another user's file there is refused");
   app.add_option("--rotate-size", rotate_size, "rotate FILE when it would grow past SIZE (e.g. 100M)");
   app.add_option("--rotate-keep", options.rotate_keep, "rotated files to keep: FILE.1 ... FILE.N (default 5)")
       ->check(CLI::Range(0u, 1000u));
@@ -77,8 +79,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   app.add_flag("--metrics-allow-remote", metrics_allow_remote,
                "let --metrics listen on a non-loopback address (put it behind a firewall)");
   app.add_option("--user", options.user,
-                 "after attaching, switch to USER (its directory must hold --output); default: stay uid 0 "
-                 "without any capability");
+                 "after attaching, run as USER (default: the system user rsttrace, or nobody if there is none); "
+                 "the broker, still root, opens and rotates --output and writes --ready-file");
   app.add_flag("--keep-privileges", options.keep_privileges,
                "do not drop privileges after attaching (rulesets and hosts files are then read directly)");
   CLI::Option* storm_option = app.add_option(

@@ -28,7 +28,7 @@ struct TraceOptions {
   uint64_t rotate_bytes = 0;    // 0: never rotate
   unsigned rotate_keep = 5;
   std::optional<ListenAddress> metrics;  // --metrics: Prometheus text over HTTP
-  std::string user;              // after attach, run as this user (else uid 0 without capabilities)
+  std::string user;              // after attach, run as this user (else rsttrace, or nobody)
   bool keep_privileges = false;  // do not drop privileges after attach
   // Events per second of one class (attribute/storm.h) from which the kernel
   // counts them instead of emitting each; 0: never. --raw turns it off.

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,6 +12,56 @@
 #include "error.h"
 
 namespace rsttrace {
+namespace {
+
+uint64_t monotonic_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
+}
+
+// O_NOFOLLOW: a symlink is not followed (ELOOP). O_NONBLOCK: a FIFO without
+// a reader fails (ENXIO) instead of hanging, one with a reader is opened and
+// then refused by its type. Nothing is written before fstat has checked it.
+OpenedFile open_checked(const std::string& path, int create_flags, uid_t collector_uid) {
+  OpenedFile result;
+  const int fd =
+      open(path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | create_flags, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    result.error = err == ELOOP   ? "a symbolic link (not followed)"
+                   : err == ENXIO ? "not a regular file (a FIFO or socket)"
+                                  : errno_text(err);
+    return result;
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    result.error = errno_text(errno);
+  } else if (std::string why = refuse_written_file(st, collector_uid); !why.empty()) {
+    result.error = std::move(why);
+  } else if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {  // captures hold peers' addresses
+    result.error = "chmod 0600: " + errno_text(errno);
+  } else {
+    result.fd = fd;
+    return result;
+  }
+  close(fd);
+  return result;
+}
+
+// path.keep is dropped, path.N -> path.N+1, path -> path.1. "" or the error.
+std::string rotate_files(const std::string& path, unsigned keep) {
+  for (unsigned n = keep; n >= 1; --n) {
+    const std::string from = n == 1 ? path : path + "." + std::to_string(n - 1);
+    const std::string to = path + "." + std::to_string(n);
+    if (std::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT)
+      return "rename " + from + " to " + to + ": " + errno_text(errno);
+  }
+  if (keep == 0 && unlink(path.c_str()) != 0 && errno != ENOENT) return "remove " + path + ": " + errno_text(errno);
+  return "";
+}
+
+}  // namespace
 
 uint64_t parse_size(const std::string& text) {
   size_t used = 0;
@@ -28,41 +79,88 @@ uint64_t parse_size(const std::string& text) {
   return value * scale;
 }
 
-CaptureFile::CaptureFile(std::string path, uint64_t rotate_bytes, unsigned keep)
+std::string refuse_written_file(const struct stat& st, uid_t collector_uid) {
+  if (!S_ISREG(st.st_mode)) return "not a regular file";
+  if (st.st_nlink != 1)
+    return "a file with " + std::to_string(st.st_nlink) + " links (a hard link to another file is not written)";
+  if (st.st_uid != 0 && st.st_uid != collector_uid)
+    return "owned by uid " + std::to_string(st.st_uid) + ", not root or rsttrace's user (it could read the capture)";
+  return "";
+}
+
+OpenedFile open_capture_path(const std::string& path, CaptureOpen how, unsigned keep, uid_t collector_uid) {
+  if (how == CaptureOpen::Append) return open_checked(path, O_CREAT, collector_uid);
+  if (std::string error = rotate_files(path, keep); !error.empty()) return {-1, error};
+  // Exclusive: whatever appeared at the path since the rename is not ours.
+  return open_checked(path, O_CREAT | O_EXCL, collector_uid);
+}
+
+std::string write_ready_file(const std::string& path, pid_t pid, FileIdentity& written) {
+  const std::string temp = path + ".tmp." + std::to_string(pid);
+  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0) return "create " + temp + ": " + errno_text(errno);
+  const std::string text = std::to_string(pid) + "\n";
+  struct stat st {};
+  std::string error;
+  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+    error = "write " + temp + ": " + errno_text(errno);
+  else if (fstat(fd, &st) != 0)
+    error = "stat " + temp + ": " + errno_text(errno);
+  close(fd);
+  // rename() replaces whatever is at path (a symlink too) without following it.
+  if (error.empty() && std::rename(temp.c_str(), path.c_str()) != 0) error = errno_text(errno);
+  if (!error.empty()) {
+    unlink(temp.c_str());
+    return error;
+  }
+  written = {st.st_dev, st.st_ino};
+  return "";
+}
+
+bool remove_ready_file(const std::string& path, const FileIdentity& written) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0 || st.st_dev != written.dev || st.st_ino != written.ino) return false;
+  return unlink(path.c_str()) == 0;
+}
+
+CaptureFile::CaptureFile(std::string path, uint64_t rotate_bytes, unsigned keep, uid_t collector_uid)
     : path_(std::move(path)), rotate_bytes_(rotate_bytes), keep_(keep) {
-  if (!open_file()) throw failed("open", "capture file " + path_, errno_text(errno));
+  opener_ = [path = path_, keep, collector_uid](CaptureOpen how) {
+    return open_capture_path(path, how, keep, collector_uid);
+  };
+  OpenedFile opened = opener_(CaptureOpen::Append);
+  if (opened.fd < 0) throw failed("open", "capture file " + path_, opened.error);
+  fd_ = opened.fd;
 }
 
 CaptureFile::~CaptureFile() {
   if (fd_ >= 0) close(fd_);
 }
 
-bool CaptureFile::open_file() {
+bool CaptureFile::take(OpenedFile opened, const char* what) {
   if (fd_ >= 0) close(fd_);
-  fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd_ >= 0) fchmod(fd_, 0600);  // an existing file too: captures hold peers' addresses
-  return fd_ >= 0;
+  fd_ = opened.fd;
+  if (fd_ >= 0) return true;
+  retry_after_ns_ = monotonic_ns() + 1'000'000'000ULL;
+  failing(std::string("failed to ") + what + " capture file " + path_ + ": " + opened.error);
+  return false;
 }
 
-void CaptureFile::reopen() {
-  if (!open_file()) spdlog::warn("failed to reopen capture file {}: {}", path_, errno_text(errno));
+void CaptureFile::failing(const std::string& message) {
+  if (!failing_) spdlog::warn("{}; counting lost lines until it works", message);
+  failing_ = true;
 }
+
+bool CaptureFile::reopen() { return take(opener_(CaptureOpen::Append), "reopen"); }
 
 void CaptureFile::rotate() {
-  // path.keep is dropped, path.N -> path.N+1, path -> path.1, a new path.
-  for (unsigned n = keep_; n >= 1; --n) {
-    const std::string from = n == 1 ? path_ : path_ + "." + std::to_string(n - 1);
-    const std::string to = path_ + "." + std::to_string(n);
-    std::rename(from.c_str(), to.c_str());
-  }
-  if (keep_ == 0) unlink(path_.c_str());
-  ++rotations_;
-  reopen();
+  if (take(opener_(CaptureOpen::Rotate), "rotate")) ++rotations_;
 }
 
 bool CaptureFile::write_line(const std::string& line) {
   struct stat st {};
-  if (fd_ < 0 && !open_file()) {
+  // Without a file, one open a second: a refused path costs no open per line.
+  if (fd_ < 0 && (monotonic_ns() < retry_after_ns_ || !take(opener_(CaptureOpen::Append), "reopen"))) {
     ++failed_writes_;
     return false;
   }
@@ -89,9 +187,7 @@ bool CaptureFile::write_line(const std::string& line) {
     (void)!write(fd_, "\n", 1);
   }
   ++failed_writes_;
-  if (!failing_) spdlog::warn("failed to write capture file {}: {}; counting lost lines until it works", path_,
-                              errno_text(err));
-  failing_ = true;
+  failing("failed to write capture file " + path_ + ": " + errno_text(err));
   return false;
 }
 

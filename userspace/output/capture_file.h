@@ -1,18 +1,63 @@
 // A capture file of JSON lines for days-long runs: rotated by size, reopened
 // on SIGHUP (logrotate's create and copytruncate modes), mode 0600. A line is
-// written whole or not at all; a failed write (disk full, file gone) is
-// counted, never fatal, and writing resumes when it works again.
+// written whole or not at all; a failed write (disk full, file gone, a path
+// refused) is counted, never fatal, and writing resumes when it works again.
+//
+// The path is named by the operator but its directory may be shaped by others
+// (a symlink, a FIFO or a file of theirs put there): every open refuses to
+// follow a symlink or to block, and keeps only a regular file with one link,
+// owned by root or by the collector's user. Once privileges are dropped, the
+// privileged broker opens and rotates the file (set_opener()).
 #pragma once
 
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace rsttrace {
 
+// A descriptor (the caller closes it), or -1 and why not.
+struct OpenedFile {
+  int fd = -1;
+  std::string error;
+};
+
+enum class CaptureOpen { Append, Rotate };
+
+// Why a file just opened for writing must not be written, or "": not a
+// regular file, more than one link, or owned by someone other than root or
+// `collector_uid` (who could read the capture). Pure; unit-tested.
+std::string refuse_written_file(const struct stat& st, uid_t collector_uid);
+
+// Opens `path` for appending (created 0600 if absent) without following a
+// symlink or blocking on a FIFO, and checks it with refuse_written_file().
+// Rotate: first path.N -> path.N+1 (path.keep dropped) ... path -> path.1,
+// then a new path created exclusively. Used directly and by the broker.
+OpenedFile open_capture_path(const std::string& path, CaptureOpen how, unsigned keep, uid_t collector_uid);
+
+// Where the ready file written by write_ready_file() is, to remove that file only.
+struct FileIdentity {
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+// Writes `pid` to path: a temporary file created exclusively (no symlink
+// followed) in the same directory, renamed over path. "" or the error.
+std::string write_ready_file(const std::string& path, pid_t pid, FileIdentity& written);
+// Removes path if it is still the file written: false otherwise or on error.
+bool remove_ready_file(const std::string& path, const FileIdentity& written);
+
 class CaptureFile {
  public:
+  // How the path is opened after start; the default opens it in this process.
+  using Opener = std::function<OpenedFile(CaptureOpen)>;
+
   // rotate_bytes 0: never rotate. keep: rotated files kept (path.1 ... path.keep).
-  CaptureFile(std::string path, uint64_t rotate_bytes, unsigned keep);  // throws Error if it cannot open
+  // collector_uid: besides root, who may own the file. Throws Error if it cannot open.
+  CaptureFile(std::string path, uint64_t rotate_bytes, unsigned keep, uid_t collector_uid = geteuid());
   ~CaptureFile();
   CaptureFile(const CaptureFile&) = delete;
   CaptureFile& operator=(const CaptureFile&) = delete;
@@ -20,22 +65,28 @@ class CaptureFile {
   // Appends `line` and a newline; false if it could not be written (counted).
   bool write_line(const std::string& line);
   // Closes and opens the path again: after logrotate moved the file away.
-  void reopen();
+  // False if refused or failed: lines are then counted as failed until a retry works.
+  bool reopen();
+  // From now on, reopen and rotate through `opener` (the broker).
+  void set_opener(Opener opener) { opener_ = std::move(opener); }
 
   uint64_t failed_writes() const { return failed_writes_; }
   uint64_t rotations() const { return rotations_; }
 
  private:
-  bool open_file();
+  bool take(OpenedFile opened, const char* what);
   void rotate();
+  void failing(const std::string& message);
 
   std::string path_;
   uint64_t rotate_bytes_;
   unsigned keep_;
+  Opener opener_;
   int fd_ = -1;
   uint64_t failed_writes_ = 0;
   uint64_t rotations_ = 0;
-  bool failing_ = false;  // in a run of failures: logged once
+  uint64_t retry_after_ns_ = 0;  // without a file, opens are retried once a second
+  bool failing_ = false;         // in a run of failures: logged once
 };
 
 // "10M", "512K", "1G" or plain bytes; throws Error.

@@ -7,8 +7,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <string>
+#include <spdlog/spdlog.h>
 
 #include "error.h"
 
@@ -17,6 +21,9 @@ namespace {
 
 // Requests: op ('R' run, 'O' open), u32 count, then count strings as (u32 length, bytes).
 // Replies: 'R': u8 ok, u64 length, bytes; 'O': u8 ok with the descriptor as SCM_RIGHTS.
+// File ops (serve_file_op(), no strings): 'A' open the capture file, 'T' rotate
+// it and open the new one: u8 ok with the descriptor, then u16 length and the
+// error; 'Y' write the ready file, 'U' remove it: u8 ok, u16 length, error.
 constexpr uint32_t kMaxStrings = 64;
 constexpr uint32_t kMaxString = 4096;
 
@@ -79,9 +86,70 @@ int receive_fd(int socket) {
   return fd;
 }
 
+bool send_error(int socket, const std::string& error) {
+  const uint16_t length = static_cast<uint16_t>(std::min<size_t>(error.size(), 1024));
+  return write_all(socket, &length, sizeof(length)) && (length == 0 || write_all(socket, error.data(), length));
+}
+
+bool receive_error(int socket, std::string& error) {
+  uint16_t length = 0;
+  if (!read_all(socket, &length, sizeof(length)) || length > 1024) return false;
+  error.assign(length, '\0');
+  return length == 0 || read_all(socket, error.data(), length);
+}
+
+// The capture and ready files, only at the paths fixed when the broker was
+// forked: the collector names an operation, never a path. False: the
+// request is unknown or the reply could not be sent (the broker then exits).
+bool serve_file_op(int socket, char op, const BrokerFiles& files, std::optional<FileIdentity>& ready) {
+  if (op == 'A' || op == 'T') {
+    OpenedFile opened{-1, "no capture file was named at start"};
+    if (!files.capture.empty())
+      opened = open_capture_path(files.capture, op == 'T' ? CaptureOpen::Rotate : CaptureOpen::Append,
+                                 files.capture_keep, files.collector_uid);
+    const bool sent = send_fd(socket, opened.fd >= 0 ? 1 : 0, opened.fd) && send_error(socket, opened.error);
+    if (opened.fd >= 0) close(opened.fd);
+    return sent;
+  }
+  if (op == 'Y' || op == 'U') {
+    std::string error = files.ready.empty() ? "no ready file was named at start" : "";
+    if (error.empty() && op == 'Y') {
+      FileIdentity written;
+      error = write_ready_file(files.ready, getppid(), written);  // the collector's pid
+      if (error.empty()) ready = written;
+    } else if (error.empty()) {
+      if (!ready || !remove_ready_file(files.ready, *ready)) error = "not the file written at start, or gone";
+      ready.reset();
+    }
+    const uint8_t ok = error.empty();
+    return write_all(socket, &ok, 1) && send_error(socket, error);
+  }
+  return false;
+}
+
+// As receive_fd(), telling a refusal (ok false, fd -1) from a lost connection (false).
+bool receive_fd_status(int socket, bool& ok, int& fd) {
+  char status = 0;
+  iovec iov{&status, 1};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  fd = -1;
+  if (recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) != 1) return false;
+  const cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+    std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+  ok = status == 1 && fd >= 0;
+  return true;
+}
+
 // The broker's loop: one request at a time until the collector closes the socket.
-[[noreturn]] void serve(int socket) {
+[[noreturn]] void serve(int socket, const BrokerFiles& files) {
   DirectAccess direct;
+  std::optional<FileIdentity> ready;
   for (;;) {
     char op = 0;
     uint32_t count = 0;
@@ -106,6 +174,8 @@ int receive_fd(int socket) {
       const bool sent = send_fd(socket, fd >= 0 ? 1 : 0, fd);
       if (fd >= 0) close(fd);
       if (!sent) _exit(0);
+    } else if (count == 0 && serve_file_op(socket, op, files, ready)) {
+      // served
     } else {
       _exit(0);  // a collector that sends garbage is not served further
     }
@@ -114,7 +184,7 @@ int receive_fd(int socket) {
 
 }  // namespace
 
-BrokerAccess::BrokerAccess() {
+BrokerAccess::BrokerAccess(BrokerFiles files) {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
     throw failed("start", "privileged broker", errno_text(errno));
@@ -133,7 +203,8 @@ BrokerAccess::BrokerAccess() {
     // Nothing of the collector's: no BPF objects, capture file or metrics socket.
     if (dup2(pair[1], 3) < 0) _exit(1);
     close_range(4, ~0U, 0);
-    serve(3);
+    fcntl(3, F_SETFD, FD_CLOEXEC);  // the commands it runs get no channel to the collector
+    serve(3, files);
   }
   close(pair[1]);
   socket_ = pair[0];
@@ -141,9 +212,39 @@ BrokerAccess::BrokerAccess() {
 
 BrokerAccess::~BrokerAccess() {
   close(socket_);  // the broker reads EOF and exits
+  if (reaped_) return;
   int status = 0;
   while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
+}
+
+bool BrokerAccess::alive() {
+  if (exited_) return false;
+  std::lock_guard lock(reap_);
+  int status = 0;
+  const pid_t waited = waitpid(pid_, &status, WNOHANG);
+  if (waited == pid_ || (waited < 0 && errno == ECHILD)) {
+    reaped_ = true;
+    const std::string how = waited != pid_          ? "reaped elsewhere"
+                            : WIFSIGNALED(status) ? "signal " + std::to_string(WTERMSIG(status))
+                                                  : "status " + std::to_string(WEXITSTATUS(status));
+    exited(how);
+  }
+  return !exited_;
+}
+
+void BrokerAccess::exited(const std::string& how) {
+  if (exited_.exchange(true)) return;
+  // Not restarted: forking a new broker needs the privileges this process gave up for good.
+  spdlog::warn("broker exited ({}): provenance unavailable; it cannot be restarted without privileges "
+               "(restart rsttrace to get it back)",
+               how);
+}
+
+void BrokerAccess::lost_connection() {
+  // EOF or EPIPE: the broker is gone or going; its exit status follows within moments.
+  for (int tries = 0; tries < 50 && alive(); ++tries) usleep(10'000);
+  exited("connection lost");  // no-op once reaped
 }
 
 bool BrokerAccess::send_request(char op, const std::vector<std::string>& strings) {
@@ -157,23 +258,71 @@ bool BrokerAccess::send_request(char op, const std::vector<std::string>& strings
     message.append(reinterpret_cast<const char*>(&length), sizeof(length));
     message += string;
   }
-  return write_all(socket_, message.data(), message.size());
+  if (write_all(socket_, message.data(), message.size())) return true;
+  lost_connection();
+  return false;
 }
 
 std::optional<std::string> BrokerAccess::run(const std::vector<std::string>& argv) {
+  if (exited_) return std::nullopt;
+  std::lock_guard lock(exchange_);
   uint8_t ok = 0;
   uint64_t length = 0;
-  if (!send_request('R', argv) || !read_all(socket_, &ok, 1) || !read_all(socket_, &length, sizeof(length)))
+  if (!send_request('R', argv)) return std::nullopt;
+  if (!read_all(socket_, &ok, 1) || !read_all(socket_, &length, sizeof(length))) {
+    lost_connection();
     return std::nullopt;
+  }
   std::string out(length, '\0');
-  if (length && !read_all(socket_, out.data(), length)) return std::nullopt;
+  if (length && !read_all(socket_, out.data(), length)) {
+    lost_connection();
+    return std::nullopt;
+  }
   if (!ok) return std::nullopt;
   return out;
 }
 
 int BrokerAccess::open_read(const std::string& path) {
+  if (exited_) return -1;
+  std::lock_guard lock(exchange_);
   if (!send_request('O', {path})) return -1;
   return receive_fd(socket_);
+}
+
+OpenedFile BrokerAccess::open_capture(CaptureOpen how) {
+  const OpenedFile gone{-1, "the broker exited"};
+  if (exited_) return gone;
+  std::lock_guard lock(exchange_);
+  if (!send_request(how == CaptureOpen::Rotate ? 'T' : 'A', {})) return gone;
+  OpenedFile opened;
+  bool ok = false;
+  if (!receive_fd_status(socket_, ok, opened.fd) || !receive_error(socket_, opened.error)) {
+    if (opened.fd >= 0) close(opened.fd);
+    lost_connection();
+    return gone;
+  }
+  if (!ok && opened.fd >= 0) {
+    close(opened.fd);
+    opened.fd = -1;
+  }
+  return opened;
+}
+
+std::string BrokerAccess::write_ready() { return ready_op('Y'); }
+
+bool BrokerAccess::remove_ready() { return ready_op('U').empty(); }
+
+std::string BrokerAccess::ready_op(char op) {
+  if (exited_) return "the broker exited";
+  std::lock_guard lock(exchange_);
+  uint8_t ok = 0;
+  std::string error;
+  if (!send_request(op, {})) return "the broker exited";
+  if (!read_all(socket_, &ok, 1) || !receive_error(socket_, error)) {
+    lost_connection();
+    return "the broker exited";
+  }
+  return ok ? "" : error;
 }
 
 }  // namespace rsttrace

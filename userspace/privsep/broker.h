@@ -3,30 +3,62 @@
 // that runs the allowlisted ruleset readers and opens allowlisted files for
 // the collector (descriptors passed over a socket). The collector, which parses
 // untrusted kernel and network strings and may serve HTTP, then runs without
-// capabilities (see drop_privileges()).
+// capabilities and, by default, as an unprivileged user (see drop_privileges()).
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <mutex>
+#include <string>
+
+#include "output/capture_file.h"
 #include "privsep/system_access.h"
 
 namespace rsttrace {
 
+// The files the broker writes for the collector, fixed from the command line
+// when it is forked: requests name an operation, never a path.
+struct BrokerFiles {
+  std::string capture;        // --output, or ""
+  unsigned capture_keep = 0;  // --rotate-keep
+  std::string ready;          // --ready-file, or ""
+  uid_t collector_uid = 0;    // besides root, who may own the capture file
+};
+
 class BrokerAccess final : public SystemAccess {
  public:
-  BrokerAccess();  // forks the broker; throws Error
+  explicit BrokerAccess(BrokerFiles files = {});  // forks the broker; throws Error
   ~BrokerAccess() override;
   BrokerAccess(const BrokerAccess&) = delete;
   BrokerAccess& operator=(const BrokerAccess&) = delete;
 
   std::optional<std::string> run(const std::vector<std::string>& argv) override;
   int open_read(const std::string& path) override;
+  bool available() override { return alive(); }
   pid_t pid() const { return pid_; }
+
+  // False once the broker has exited (killed by an admin, the OOM killer...):
+  // logged once. Cheap (waitpid WNOHANG): called from the trace loop.
+  bool alive();
+
+  // BrokerFiles::capture opened for appending, or rotated then opened.
+  OpenedFile open_capture(CaptureOpen how);
+  // BrokerFiles::ready written with the collector's pid; removed at exit. "" or the error.
+  std::string write_ready();
+  bool remove_ready();
 
  private:
   bool send_request(char op, const std::vector<std::string>& strings);
+  std::string ready_op(char op);
+  void lost_connection();                 // a request failed: the broker may be gone
+  void exited(const std::string& how);    // logs once
   int socket_ = -1;
   pid_t pid_ = -1;
+  std::mutex exchange_;  // one request and its reply at a time (provenance may move to a thread)
+  std::mutex reap_;
+  std::atomic<bool> exited_{false};  // no more requests are sent
+  bool reaped_ = false;              // its status is collected: nothing to wait for at exit
 };
 
 }  // namespace rsttrace

@@ -20,6 +20,9 @@ class SystemAccess {
   virtual std::optional<std::string> run(const std::vector<std::string>& argv) = 0;
   // A read-only descriptor for path (the caller closes it), or -1.
   virtual int open_read(const std::string& path) = 0;
+  // False once run() and open_read() can no longer work (the broker exited):
+  // provenance then says "unavailable" instead of "not found".
+  virtual bool available() { return true; }
 
   std::optional<std::string> read_file(const std::string& path, size_t max_bytes = 16 << 20);
   std::optional<struct stat> stat_file(const std::string& path);
