@@ -85,7 +85,12 @@ void Attributor::add_provenance(Report& report) {
             provenance_ ? provenance_->fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr))
                         : Provenance::fail2ban_jail_from_thread(writer);
       }
-      if (report.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";
+      if (report.fail2ban_jail)
+        report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";
+      else if (!writer_speaks_for_itself && writer.parent_thread.starts_with("f2b/a."))
+        // A cut name, and no fail2ban at its fixed socket here to ask (another mount namespace).
+        report.detail += " (a fail2ban jail whose name starts with " + escape_untrusted(writer.parent_thread.substr(6)) +
+                         ": fail2ban was not asked)";
     }
   }
   if (!provenance_) return;
