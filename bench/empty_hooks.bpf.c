@@ -42,3 +42,6 @@ int handle_accept_exit(void *ctx) { return 0; }
 
 SEC("tp/syscalls/sys_enter_openat")
 int handle_openat_enter(void *ctx) { return 0; }
+
+SEC("tp/syscalls/sys_exit_openat")
+int handle_openat_exit(void *ctx) { return 0; }

@@ -771,10 +771,36 @@ static __always_inline __u8 wrapper_file(const char *name)
 	return is_allow ? RSTTRACE_HOSTS_ALLOW : is_deny ? RSTTRACE_HOSTS_DENY : 0;
 }
 
+/*
+ * An open of a wrappers file is recorded at sys_enter_openat (the path is a
+ * user pointer, readable only there) and submitted at sys_exit_openat only if
+ * it succeeded: a failed open(O_WRONLY) of hosts.deny by an unprivileged
+ * process must not make it "the writer", and a failed read-open means libwrap
+ * read nothing from that file, so it is no evidence of a check either.
+ * Keyed by pid_tgid (one syscall at a time per thread); LRU so that an entry
+ * whose exit never ran (a thread killed in between) ages out instead of
+ * filling the map.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct rsttrace_wrapper_open);
+} pending_wrapper_opens SEC(".maps");
+
+/*
+ * Entries put in pending_wrapper_opens and not yet taken out. sys_exit_openat
+ * fires for every openat of every process: while this is 0 (nearly always)
+ * it returns after one load, without a map lookup. An entry the LRU evicted
+ * leaves it too high, which costs only lookups, never a missed record.
+ */
+__u64 wrapper_opens_pending;
+
 SEC("tp/syscalls/sys_enter_openat")
 int handle_openat_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct rsttrace_wrapper_open e = {};
 	char name[20] = {};
 
@@ -787,16 +813,42 @@ int handle_openat_enter(struct trace_event_raw_sys_enter *ctx)
 	e.header.type = RSTTRACE_RECORD_WRAPPER_OPEN;
 	e.header.size = sizeof(e);
 	e.ts_ns = bpf_ktime_get_ns();
-	e.pid = bpf_get_current_pid_tgid() >> 32;
+	e.pid = pid_tgid >> 32;
 	e.open_flags = (__u32)ctx->args[2];
 	e.mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	/* Who opened it, as the initial user namespace sees it: cred->uid is a
+	 * kuid (global), and a user namespace other than the initial one means
+	 * everything this process says (names, files) is that user's own word. */
+	e.uid = BPF_CORE_READ(task, cred, uid.val);
+	e.user_ns = BPF_CORE_READ(task, cred, user_ns, ns.inum);
 	e.parent_pid = BPF_CORE_READ(task, real_parent, tgid);
 	BPF_CORE_READ_STR_INTO(&e.parent_thread, task, real_parent, comm);
 	BPF_CORE_READ_STR_INTO(&e.parent_comm, task, real_parent, group_leader, comm);
 	bpf_get_current_comm(e.comm, sizeof(e.comm));
-	if (bpf_ringbuf_output(&events, &e, sizeof(e), BPF_RB_NO_WAKEUP))
-		count(RSTTRACE_STAT_LOST);
-	else
-		count(RSTTRACE_STAT_EVIDENCE);
+	if (bpf_map_update_elem(&pending_wrapper_opens, &pid_tgid, &e, BPF_ANY) == 0)
+		__sync_fetch_and_add(&wrapper_opens_pending, 1);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_openat")
+int handle_openat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct rsttrace_wrapper_open *e;
+	__u64 pid_tgid;
+
+	if (!wrapper_opens_pending)
+		return 0;
+	pid_tgid = bpf_get_current_pid_tgid();
+	e = bpf_map_lookup_elem(&pending_wrapper_opens, &pid_tgid);
+	if (!e)
+		return 0;
+	if (ctx->ret >= 0) {
+		if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
+			count(RSTTRACE_STAT_LOST);
+		else
+			count(RSTTRACE_STAT_EVIDENCE);
+	}
+	if (bpf_map_delete_elem(&pending_wrapper_opens, &pid_tgid) == 0)
+		__sync_fetch_and_sub(&wrapper_opens_pending, 1);
 	return 0;
 }

@@ -117,7 +117,12 @@ enum rsttrace_wrapper_file {
 	RSTTRACE_HOSTS_DENY = 2,
 };
 
-/* A process opened /etc/hosts.allow or /etc/hosts.deny (TCP wrappers). */
+/*
+ * A process opened /etc/hosts.allow or /etc/hosts.deny (TCP wrappers), and
+ * the open succeeded: the record is written at sys_exit_openat, only for a
+ * return value >= 0. A failed open is no evidence of anything (issue 13: a
+ * refused open(O_WRONLY) must never make a process "the writer").
+ */
 struct rsttrace_wrapper_open {
 	struct rsttrace_record_header header;
 	__u64 ts_ns;
@@ -125,6 +130,8 @@ struct rsttrace_wrapper_open {
 	__u32 open_flags; /* openat() flags: O_WRONLY/O_RDWR mean a writer */
 	__u32 mnt_ns;     /* mount namespace inode: which copy of the file */
 	__u32 parent_pid; /* tgid of its parent: a shell's parent is the real writer (fail2ban) */
+	__u32 uid;        /* the opener's real uid as the initial user namespace sees it (kuid) */
+	__u32 user_ns;    /* inode of the opener's user namespace: not the initial one = its own word */
 	__u8 file;        /* enum rsttrace_wrapper_file */
 	__u8 pad[3];
 	char comm[RSTTRACE_COMM_LEN];
@@ -132,7 +139,7 @@ struct rsttrace_wrapper_open {
 	char parent_thread[RSTTRACE_COMM_LEN]; /* the parent thread that started it (fail2ban: f2b/a.<jail>) */
 	__u8 pad_end[4];
 };
-RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_wrapper_open) == 88, "wrapper_open layout");
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_wrapper_open) == 96, "wrapper_open layout");
 
 /*
  * Storms. Above a rate (rsttrace --storm-threshold), userspace hands the BPF

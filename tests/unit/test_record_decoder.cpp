@@ -94,6 +94,8 @@ TEST_CASE("a wrapper-file open decodes") {
   raw.parent_pid = 4200;
   std::memcpy(raw.parent_comm, "fail2ban-server", 15);
   std::memcpy(raw.parent_thread, "f2b/a.sshd-lab", 14);
+  raw.uid = 65534;
+  raw.user_ns = 4026532999u;
   std::vector<std::byte> bytes(sizeof(raw));
   std::memcpy(bytes.data(), &raw, sizeof(raw));
   const WrapperOpen open = std::get<WrapperOpen>(decode_record(bytes));
@@ -102,6 +104,8 @@ TEST_CASE("a wrapper-file open decodes") {
   CHECK(open.parent == Process{4200, "fail2ban-server"});
   CHECK(open.parent_thread == "f2b/a.sshd-lab");
   CHECK(open.for_writing());
+  CHECK(open.uid == 65534);
+  CHECK(open.user_ns == 4026532999u);
   raw.file = 9;
   std::memcpy(bytes.data(), &raw, sizeof(raw));
   CHECK(std::holds_alternative<DecodeError>(decode_record(bytes)));

@@ -6,6 +6,7 @@
 
 #include <ctime>
 #include "output/format.h"
+#include "privsep/safe_access.h"
 
 namespace rsttrace {
 namespace {
@@ -47,18 +48,49 @@ Attributor::Attributor(const KernelNames& names, std::set<uint16_t> watched_port
     : names_(names), watched_ports_(std::move(watched_ports)), raw_(raw), correlator_(settings),
       provenance_(provenance) {}
 
+namespace {
+
+// 0xEFFFFFFD: PROC_USER_INIT_INO, the initial user namespace (without provenance to ask).
+constexpr uint32_t kInitialUserNs = 0xEFFFFFFDu;
+
+// What a process in a user namespace of its own says (its name, its threads'
+// names, its files) is that user's word: shown as such, never acted on.
+std::string own_word(uint32_t user_ns, uint32_t uid) {
+  return " (in user namespace " + std::to_string(user_ns) + ", uid " + std::to_string(uid) + ": its own word)";
+}
+
+}  // namespace
+
 void Attributor::add_provenance(Report& report) {
+  const uint32_t host_user_ns = provenance_ ? provenance_->host_user_ns() : kInitialUserNs;
+  std::string reader_word;  // set when the refusing process speaks for itself
   if (report.verdict == "tcp-wrappers") {
+    const auto check = evidence_.wrapper_check(report.wrapper_pid, 0, UINT64_MAX);
+    if (check && check->user_ns != host_user_ns) {
+      reader_word = own_word(check->user_ns, check->uid);
+      report.detail += "; the process that read the wrapper files runs" + reader_word;
+    }
     report.written_by = evidence_.last_writer(report.wrapper_mnt_ns, WrapperFile::HostsDeny);
     if (report.written_by) {
       const WrapperOpen& writer = *report.written_by;
+      const bool writer_speaks_for_itself = writer.user_ns != host_user_ns;
       report.detail += "; /etc/hosts.deny last written by " + escape_untrusted(writer.process.comm) + "[" +
                        std::to_string(writer.process.pid) + "], child of " + escape_untrusted(writer.parent.comm) +
                        "[" + std::to_string(writer.parent.pid) + "] (thread " + escape_untrusted(writer.parent_thread) + ")";
-      report.fail2ban_jail =
-          provenance_ ? provenance_->fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr))
-                      : Provenance::fail2ban_jail_from_thread(writer);
-      if (report.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";
+      if (writer_speaks_for_itself) {
+        // Its thread names (f2b/a.<jail>) are its own: no jail is inferred, fail2ban is not asked.
+        report.detail += own_word(writer.user_ns, writer.uid);
+      } else {
+        report.fail2ban_jail =
+            provenance_ ? provenance_->fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr))
+                        : Provenance::fail2ban_jail_from_thread(writer);
+      }
+      if (report.fail2ban_jail)
+        report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";
+      else if (!writer_speaks_for_itself && writer.parent_thread.starts_with("f2b/a."))
+        // A cut name, and no fail2ban at its fixed socket here to ask (another mount namespace).
+        report.detail += " (a fail2ban jail whose name starts with " + escape_untrusted(writer.parent_thread.substr(6)) +
+                         ": fail2ban was not asked)";
     }
   }
   if (!provenance_) return;
@@ -72,12 +104,20 @@ void Attributor::add_provenance(Report& report) {
     client.server_address = format_address(report.event.family, report.event.local.addr);
     client.server_port = report.event.local.port;
     if (!root.empty()) {
-      const AccessDecision decision = decide_access_from_files(
-          client, root, [this](const std::string& path) { return provenance_->access().read_file(path); });
+      bool unread = false;  // some file could not be opened (missing, refused, no openat2)
+      const AccessDecision decision = decide_access_from_files(client, root, [this, &unread](const std::string& path) {
+        auto text = provenance_->access().read_file(path);
+        unread |= !text;
+        return text;
+      });
       if (!decision.allowed && decision.rule) {
         report.wrapper_rule = decision.rule;
         report.detail += "; refused by " + decision.rule->file + " line " + std::to_string(decision.rule->line) + ": " +
-                         escape_untrusted(decision.rule->text);
+                         escape_untrusted(decision.rule->text) + reader_word;
+      } else if (unread && !openat2_supported()) {
+        // Without openat2 (5.6+) a process's files cannot be opened inside its root only: refused.
+        report.detail += "; the wrapper files were not read: this kernel has no openat2() (5.6+), which rsttrace "
+                         "needs to open a process's files without following its links out of its root";
       } else {
         report.detail += "; the wrapper files allow " + client.address + " now (changed since?)";
       }

@@ -18,6 +18,8 @@ void Evidence::add(const WrapperOpen& open) {
   }
   check.last_ns = open.monotonic_ns;
   check.mnt_ns = open.mnt_ns;
+  check.uid = open.uid;
+  check.user_ns = open.user_ns;
   (open.file == WrapperFile::HostsAllow ? check.hosts_allow : check.hosts_deny) = true;
   while (checks_.size() > max_processes_ && !order_.empty()) {
     const auto [pid, sequence] = order_.front();

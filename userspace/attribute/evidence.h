@@ -18,6 +18,8 @@ struct WrapperCheck {
   bool hosts_allow = false;
   bool hosts_deny = false;
   uint32_t mnt_ns = 0;    // which copy of the files it read
+  uint32_t uid = 0;       // who read them, as the initial user namespace sees it
+  uint32_t user_ns = 0;   // its user namespace: not the initial one = its own word
   uint64_t sequence = 0;  // insertion number, to recognise stale eviction entries
 };
 
@@ -28,7 +30,8 @@ class Evidence {
   void add(const WrapperOpen& open);
   // The wrapper files `pid` opened for reading within [from_ns, to_ns].
   std::optional<WrapperCheck> wrapper_check(uint32_t pid, uint64_t from_ns, uint64_t to_ns) const;
-  // The last process seen opening `file` for writing in mount namespace `mnt_ns`.
+  // The last process seen opening `file` for writing in mount namespace
+  // `mnt_ns`, successfully (the BPF side reports only opens that succeeded).
   std::optional<WrapperOpen> last_writer(uint32_t mnt_ns, WrapperFile file) const;
   uint64_t evicted() const { return evicted_; }
 

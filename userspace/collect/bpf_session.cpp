@@ -73,6 +73,7 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
     bpf_program__set_autoload(skel_->progs.handle_accept4_exit, false);
     bpf_program__set_autoload(skel_->progs.handle_accept_exit, false);
     bpf_program__set_autoload(skel_->progs.handle_openat_enter, false);
+    bpf_program__set_autoload(skel_->progs.handle_openat_exit, false);
   }
   if (int err = bpf_map__set_max_entries(skel_->maps.events, config.ring_buffer_bytes))
     throw failed("size", "ring buffer", errno_text(err));

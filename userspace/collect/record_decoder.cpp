@@ -103,6 +103,8 @@ DecodeResult decode_wrapper_open(const rsttrace_wrapper_open& raw) {
   open.parent_thread = comm_bytes(raw.parent_thread);
   open.open_flags = raw.open_flags;
   open.mnt_ns = raw.mnt_ns;
+  open.uid = raw.uid;
+  open.user_ns = raw.user_ns;
   return open;
 }
 

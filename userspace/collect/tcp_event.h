@@ -60,7 +60,7 @@ struct TcpEvent {
 
 enum class WrapperFile { HostsAllow, HostsDeny };
 
-// A process opened /etc/hosts.allow or /etc/hosts.deny.
+// A process opened /etc/hosts.allow or /etc/hosts.deny, successfully.
 struct WrapperOpen {
   uint64_t monotonic_ns = 0;
   Process process;
@@ -69,6 +69,8 @@ struct WrapperOpen {
   WrapperFile file = WrapperFile::HostsDeny;
   uint32_t open_flags = 0;
   uint32_t mnt_ns = 0;
+  uint32_t uid = 0;      // the opener's uid as the initial user namespace sees it
+  uint32_t user_ns = 0;  // its user namespace inode (not the initial one: its own word)
   bool for_writing() const { return (open_flags & 3) != 0; }  // O_WRONLY or O_RDWR
 };
 

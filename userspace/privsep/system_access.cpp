@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <regex>
 
+#include "privsep/safe_access.h"
 #include "provenance/command.h"
 
 namespace rsttrace {
@@ -15,8 +18,8 @@ std::optional<std::string> SystemAccess::read_file(const std::string& path, size
   std::string contents;
   char buffer[65536];
   ssize_t n = 0;
-  while ((n = read(fd, buffer, sizeof(buffer))) > 0 && contents.size() < max_bytes)
-    contents.append(buffer, static_cast<size_t>(n));
+  while (contents.size() < max_bytes && (n = read(fd, buffer, sizeof(buffer))) > 0)
+    contents.append(buffer, std::min(static_cast<size_t>(n), max_bytes - contents.size()));
   close(fd);
   if (n < 0) return std::nullopt;
   return contents;
@@ -31,9 +34,29 @@ std::optional<struct stat> SystemAccess::stat_file(const std::string& path) {
   return ok ? std::optional<struct stat>(st) : std::nullopt;
 }
 
-std::optional<std::string> DirectAccess::run(const std::vector<std::string>& argv) { return capture_output(argv); }
+std::optional<std::string> DirectAccess::run(const std::vector<std::string>& argv) {
+  // fail2ban is asked only after its socket and its peer are checked, here,
+  // right before fail2ban-client runs (in the broker once privileges are dropped).
+  if (!argv.empty() && argv[0] == "fail2ban-client") {
+    if (argv.size() != 5 || argv[1] != "-s" || argv[2] != kFail2banSocket || argv[3] != "banned") return std::nullopt;
+    return fail2ban_banned(argv[4]);
+  }
+  return capture_output(argv);
+}
 
 int DirectAccess::open_read(const std::string& path) {
+  // A process's files (/proc/PID/root/...) and the host's hosts files: never
+  // a plain open(), which would follow the process's symlinks out of its root.
+  static const std::regex in_process_root("/proc/([1-9][0-9]*)/root/(.+)");
+  std::smatch match;
+  if (std::regex_match(path, match, in_process_root)) {
+    const int fd = open_process_file(static_cast<pid_t>(std::stoul(match[1].str())), match[2].str());
+    return fd >= 0 ? fd : -1;
+  }
+  if (path.starts_with("/etc/")) {
+    const int fd = open_process_file(0, path.substr(1));
+    return fd >= 0 ? fd : -1;
+  }
   return open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 }
 
@@ -52,22 +75,26 @@ bool broker_allows_command(const std::vector<std::string>& argv) {
   using Args = std::vector<std::string>;
   if (program == "nft") return args == Args{"-j", "-a", "list", "ruleset"} || args == Args{"-a", "list", "ruleset"};
   if (program == "fail2ban-client") {
-    static const std::regex socket("/proc/[0-9]+/root/.*");
-    static const std::regex address("[0-9a-fA-F.:]+");
-    return first == 0 && args.size() == 4 && args[0] == "-s" && std::regex_match(args[1], socket) &&
-           args[1].find("..") == std::string::npos && args[2] == "banned" && std::regex_match(args[3], address);
+    // Only fail2ban's fixed socket in the broker's own mount namespace: a
+    // socket path from a process (its command line, its root) once let its
+    // owner answer fail2ban-client with a pickle that ran as root.
+    static const std::regex address("[0-9a-fA-F.:]{1,45}");
+    return first == 0 && args.size() == 4 && args[0] == "-s" && args[1] == kFail2banSocket && args[2] == "banned" &&
+           std::regex_match(args[3], address);
   }
   return args == Args{"-c"};  // iptables-save flavours
 }
 
 bool broker_allows_path(const std::string& path) {
-  if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos) return false;
+  // No command lines (they steered the fail2ban socket), no "." or ".."
+  // anywhere, and hosts files only by name: those are opened inside the
+  // process's root (open_process_file), as its user when it has a user namespace of its own.
+  if (path.find("/.") != std::string::npos) return false;
   static const std::regex allowed(
-      "/proc/[0-9]+/ns/(net|mnt)"
-      "|/run/netns/[^/]+"
-      "|/proc/[0-9]+/cmdline"
-      "|(/proc/[0-9]+/root)?/etc/hosts\\.[^/]+");
-  return std::regex_match(path, allowed) && !path.ends_with("/..");
+      "/proc/[1-9][0-9]*/ns/(net|mnt)"
+      "|/run/netns/[A-Za-z0-9_@:+-][A-Za-z0-9_.@:+-]*"
+      "|(/proc/[1-9][0-9]*/root)?/etc/hosts\\.[A-Za-z0-9_.-]+");
+  return std::regex_match(path, allowed);
 }
 
 }  // namespace rsttrace

@@ -24,7 +24,8 @@ class SystemAccess {
   // provenance then says "unavailable" instead of "not found".
   virtual bool available() { return true; }
 
-  std::optional<std::string> read_file(const std::string& path, size_t max_bytes = 16 << 20);
+  // At most max_bytes of it: a hosts file is small, a huge one is cut, not swallowed.
+  std::optional<std::string> read_file(const std::string& path, size_t max_bytes = 1 << 20);
   std::optional<struct stat> stat_file(const std::string& path);
 };
 
@@ -35,11 +36,14 @@ class DirectAccess final : public SystemAccess {
 };
 
 // What the broker serves, and nothing else. Pure; unit-tested.
-// Commands: the ruleset and fail2ban readers, possibly under `nsenter --net=PATH --`.
+// Commands: the ruleset readers, possibly under `nsenter --net=PATH --`, and
+// `fail2ban-client -s /run/fail2ban/fail2ban.sock banned ADDRESS` (its socket
+// and peer are checked before it runs: privsep/safe_access.h).
 bool broker_allows_command(const std::vector<std::string>& argv);
-// Paths: namespace files of processes and /run/netns, command lines, and
-// /etc/hosts.* of a process's root (hosts.allow, hosts.deny, and pattern files
-// named /etc/hosts.*: others are not read once privileges are dropped).
+// Paths: namespace files of processes and /run/netns, and /etc/hosts.* of a
+// process's root (hosts.allow, hosts.deny, and pattern files named
+// /etc/hosts.*: others are not read once privileges are dropped). Never a
+// command line: nothing a process says about itself steers the broker.
 bool broker_allows_path(const std::string& path);
 
 }  // namespace rsttrace

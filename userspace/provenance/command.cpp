@@ -12,7 +12,8 @@
 
 namespace rsttrace {
 
-std::optional<std::string> capture_output(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+std::optional<std::string> capture_output(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                                          int inherit_fd) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return std::nullopt;
   std::vector<char*> args;
@@ -32,6 +33,10 @@ std::optional<std::string> capture_output(const std::vector<std::string>& argv, 
     dup2(null, 0);
     dup2(pipe_fds[1], 1);
     dup2(null, 2);
+    if (inherit_fd == 3)
+      fcntl(3, F_SETFD, 0);
+    else if (inherit_fd >= 0 && dup2(inherit_fd, 3) != 3)
+      _exit(127);
     execvp(args[0], args.data());
     _exit(127);
   }

@@ -11,8 +11,10 @@ namespace rsttrace {
 
 // Runs argv (no shell) and returns its stdout, or nullopt if it could not run,
 // failed, or outlived the timeout (then it is killed). stderr is discarded.
+// inherit_fd >= 0: the program gets that descriptor as its fd 3 (nothing else is inherited).
 std::optional<std::string> capture_output(const std::vector<std::string>& argv,
-                                          std::chrono::milliseconds timeout = std::chrono::seconds(5));
+                                          std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                                          int inherit_fd = -1);
 
 // A path that enters network namespace `inode` (/run/netns/NAME or
 // /proc/PID/ns/net), or empty if no process or name holds it any more.

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "privsep/safe_access.h"
 #include "provenance/command.h"
 
 namespace rsttrace {
@@ -26,22 +27,12 @@ PacketFacts packet_facts(const TcpEvent& drop, const std::string& hook) {
   return packet;
 }
 
-namespace {
-
-// fail2ban-server's control socket, from its command line (-s), as reachable
-// from here through its root (it may live in another mount namespace).
-std::string fail2ban_socket(uint32_t pid, SystemAccess& access) {
-  std::istringstream in(access.read_file("/proc/" + std::to_string(pid) + "/cmdline").value_or(""));
-  std::string argument, socket = "/var/run/fail2ban/fail2ban.sock";
-  bool next_is_socket = false;
-  while (std::getline(in, argument, '\0')) {
-    if (next_is_socket) socket = argument;
-    next_is_socket = argument == "-s";
-  }
-  return "/proc/" + std::to_string(pid) + "/root" + socket;
+uint32_t own_mount_ns() {
+  struct stat st {};
+  return stat("/proc/self/ns/mnt", &st) == 0 ? static_cast<uint32_t>(st.st_ino) : 0;
 }
 
-}  // namespace
+Provenance::Provenance() : access_(&direct_), host_user_ns_(own_user_ns()), host_mnt_ns_(own_mount_ns()) {}
 
 std::optional<std::string> Provenance::fail2ban_jail_from_thread(const WrapperOpen& writer) {
   const std::string& thread = writer.parent_thread;
@@ -50,13 +41,20 @@ std::optional<std::string> Provenance::fail2ban_jail_from_thread(const WrapperOp
 }
 
 std::optional<std::string> Provenance::fail2ban_jail_of_writer(const WrapperOpen& writer, const std::string& address) {
+  // A writer in a user namespace of its own names its threads as it likes:
+  // its word is shown (by the caller), never taken as a jail, never acted on.
+  if (writer.user_ns != host_user_ns_) return std::nullopt;
   const std::string& thread = writer.parent_thread;
   const bool fail2ban = thread.rfind("f2b/", 0) == 0 || writer.parent.comm.rfind("fail2ban", 0) == 0;
   if (!fail2ban) return std::nullopt;
   if (auto jail = fail2ban_jail_from_thread(writer)) return jail;
   // Ask fail2ban which jail banned the address: `banned IP` answers [['jail', ...]].
-  const auto answer =
-      access_->run({"fail2ban-client", "-s", fail2ban_socket(writer.parent.pid, *access_), "banned", address});
+  // Only the fail2ban at its fixed socket in our own mount namespace, and only
+  // about a hosts.deny of that namespace: nothing the writer says (its
+  // command line, its root) picks the socket; the broker checks the socket's
+  // owner and peer before it runs fail2ban-client (privsep/safe_access.h).
+  if (writer.mnt_ns != host_mnt_ns_) return std::nullopt;
+  const auto answer = access_->run({"fail2ban-client", "-s", kFail2banSocket, "banned", address});
   if (!answer) return std::nullopt;
   const auto open = answer->find("'"), close = open == std::string::npos ? open : answer->find("'", open + 1);
   if (close == std::string::npos) return std::nullopt;

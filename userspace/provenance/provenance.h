@@ -31,7 +31,7 @@ class RulesetRereads {
 class Provenance {
  public:
   // Reads the system directly until use() hands it the privileged broker.
-  Provenance() : access_(&direct_) {}
+  Provenance();
   void use(SystemAccess& access) { access_ = &access; }
   SystemAccess& access() { return *access_; }
 
@@ -42,10 +42,16 @@ class Provenance {
 
   // The fail2ban jail that banned `address`, when `writer` (who wrote
   // hosts.deny) was started by fail2ban: its action threads are named
-  // f2b/a.<jail>; a name cut at 15 bytes is confirmed with fail2ban-client.
+  // f2b/a.<jail>; a name cut at 15 bytes is asked of fail2ban-client at
+  // fail2ban's fixed socket, when the writer wrote this mount namespace's
+  // hosts.deny. Never for a writer in a user namespace of its own.
   std::optional<std::string> fail2ban_jail_of_writer(const WrapperOpen& writer, const std::string& address);
   // The jail when the writer's parent thread name says it whole (f2b/a.<jail>).
   static std::optional<std::string> fail2ban_jail_from_thread(const WrapperOpen& writer);
+
+  // rsttrace's own user namespace (the initial one): a process in another
+  // one is a user speaking for itself.
+  uint32_t host_user_ns() const { return host_user_ns_; }
 
   // Where mount namespace `mnt_ns`'s files are reachable from here
   // (/proc/PID/root of a process in it; `hint` is tried first), or "".
@@ -60,6 +66,8 @@ class Provenance {
   std::map<uint32_t, Snapshot> rulesets_;  // by netns inode
   DirectAccess direct_;
   SystemAccess* access_;
+  uint32_t host_user_ns_;
+  uint32_t host_mnt_ns_;
 };
 
 PacketFacts packet_facts(const TcpEvent& drop, const std::string& hook);
