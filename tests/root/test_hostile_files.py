@@ -37,12 +37,14 @@ def children_of(pid):
         return [int(child) for child in f.read().split()]
 
 
-def brokers(rt):
-    """The collector's broker children, zombies included (until it reaps them)."""
+def brokers(rt, name="rsttrace-broker"):
+    """The collector's broker children of that name, zombies included (until it reaps them).
+    rsttrace-broker serves provenance (rulesets, hosts files, fail2ban); rsttrace-files the
+    capture and ready files."""
     found = []
     for child in children_of(rt.proc.pid):
         try:
-            if status_of(child)["Name"] == "rsttrace-broker":
+            if status_of(child)["Name"] == name:
                 found.append(child)
         except FileNotFoundError:  # reaped meanwhile
             pass

@@ -165,9 +165,15 @@ class ScenarioTest(unittest.TestCase):
         self.assertEqual(writer["parent_comm"], "fail2ban-server")  # ... started by fail2ban-server
         self.assertEqual(writer["parent_thread"], "f2b/a.sshd-lab")  # its action thread for the jail
 
-    def test_fail2ban_long_jail_name_is_asked_of_fail2ban(self):
-        self.play("fail2ban-long-jail", dict(verdict="tcp-wrappers", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
-                                             fail2ban_jail="sshd-aggressive-lab", client_says=RESET_BY_PEER))
+    def test_fail2ban_long_jail_name_is_not_guessed(self):
+        # The lab's fail2ban-server lives in the lab's mount namespace: its socket is not the
+        # fixed one of rsttrace's own namespace, so it is not asked (docs/security.md), and a
+        # name cut at 15 bytes is given as a prefix, never as the jail.
+        checks = self.play("fail2ban-long-jail", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
+                                                      remote_port=CLIENT_PORT, fail2ban_jail=None,
+                                                      client_says=RESET_BY_PEER))
+        self.assertIn("a fail2ban jail whose name starts with sshd-aggr: fail2ban was not asked",
+                      checks[0]["event"]["detail"])
 
     def test_fail2ban_nftables(self):
         checks = self.play("fail2ban-nftables", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,

@@ -71,7 +71,7 @@ TcpEvent event_at(uint64_t ns) {
   return e;
 }
 
-Report judged(const TcpEvent& event) { return Report{event, "no-listener", "judged alone"}; }
+Report judged(const rsttrace_storm_key&, const TcpEvent& event) { return Report{event, "no-listener", "judged alone"}; }
 
 constexpr uint64_t kSecond = 1'000'000'000ULL;
 
@@ -307,4 +307,51 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
   const std::string text = formatter.storm_text(storm);
   CHECK(text.find("storm ongoing: 1234 packets dropped (5678 since") != std::string::npos);
   CHECK(text.find("peer 2001:db8::7") != std::string::npos);
+}
+
+TEST_CASE("a storm whose verdict needs provenance starts once it is in, and every line carries it") {
+  ScriptedKernel kernel;
+  StormTracker storms(2, kernel, [](const rsttrace_storm_key& key, const TcpEvent& event) {
+    Report verdict = judged(key, event);
+    verdict.needs_provenance = true;
+    return verdict;
+  });
+  std::vector<std::pair<StormState, std::string>> lines;
+  auto on_line = [&](const StormReport& r) { lines.emplace_back(r.state, r.verdict->detail); };
+  const rsttrace_storm_key key = key_for("192.0.2.7");
+  storms.observe(key, event_at(kSecond), on_line);
+  storms.observe(key, event_at(kSecond + 1), on_line);
+  CHECK(lines.empty());  // held until the rule is known
+  CHECK(storms.active() == 1);
+  kernel.counts[0] = 5000;
+  storms.tick(2 * kSecond + 1, on_line);  // still waiting: no ongoing line before the start
+  CHECK(lines.empty());
+  Report enriched = judged(key, event_at(kSecond));
+  enriched.detail += "; rule: nftables inet t c handle 3: drop";
+  storms.update_verdict(key, enriched, 2 * kSecond + 2, on_line);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0] == std::make_pair(StormState::Start, enriched.detail));
+  storms.flush(3 * kSecond, on_line);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1] == std::make_pair(StormState::End, enriched.detail));
+  storms.update_verdict(key, enriched, 4 * kSecond, on_line);  // ended: nothing, no harm
+  CHECK(lines.size() == 2);
+}
+
+TEST_CASE("a storm still waiting for its provenance at exit gets its start and end lines") {
+  ScriptedKernel kernel;
+  StormTracker storms(2, kernel, [](const rsttrace_storm_key& key, const TcpEvent& event) {
+    Report verdict = judged(key, event);
+    verdict.needs_provenance = true;
+    return verdict;
+  });
+  std::vector<StormState> states;
+  auto on_line = [&](const StormReport& r) { states.push_back(r.state); };
+  const rsttrace_storm_key key = key_for("192.0.2.8");
+  storms.observe(key, event_at(kSecond), on_line);
+  storms.observe(key, event_at(kSecond + 1), on_line);
+  kernel.counts[0] = 7;
+  storms.flush(2 * kSecond, on_line);
+  CHECK(states == std::vector<StormState>{StormState::Start, StormState::End});
+  CHECK(storms.aggregated() == 7);
 }

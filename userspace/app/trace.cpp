@@ -32,6 +32,8 @@
 #include "metrics/server.h"
 #include "output/capture_file.h"
 #include "privsep/broker.h"
+#include "provenance/enrich.h"
+#include "provenance/worker.h"
 #include "output/format.h"
 #include "output/tally.h"
 
@@ -292,17 +294,32 @@ int run_trace(const TraceOptions& options) {
   const Formatter formatter{names, WallClock::now()};
   Provenance provenance;
   Attributor attributor(names, std::set<uint16_t>(options.ports.begin(), options.ports.end()), options.raw, {},
-                        &provenance);
+                        provenance.host_user_ns());
   EventPrinter printer(options, formatter, capture_owner(collector_user));
   Counts counts;
   // Built once the session exists (it holds the storm maps); records arrive only on drain().
   std::optional<StormTracker> storms;
   auto on_storm = [&](const StormReport& storm) { printer.storm(storm); };
+  std::unique_ptr<BrokerAccess> broker;  // before `ready`: it removes the ready file at exit
+  // Provenance's own broker: its slow requests (a ruleset read) never delay
+  // the trace loop's file operations on `broker`, and stopping cancels them.
+  std::unique_ptr<BrokerAccess> provenance_broker;
+  // Rulesets, other processes' files and fail2ban are read on a thread of
+  // its own, under a deadline (provenance/worker.h): started once the broker
+  // serves it, before the first drain.
+  std::optional<ProvenanceWorker> worker;
+  const ProvenanceWorker::Deliver print = [&](Report& report) { printer.report(report, counts); };
+  auto emit = [&](Report& report) {
+    if (report.needs_provenance && worker) {
+      if (worker->submit(report, monotonic_now_ns(), print)) return;
+      report.detail += "; provenance skipped: " + std::to_string(worker->waiting()) + " lookups already waiting";
+    }
+    printer.report(report, counts);
+  };
   std::array<bool, 65536> watched{};
   for (uint16_t port : options.ports) watched[port] = true;
 
   SignalFd signals;
-  std::unique_ptr<BrokerAccess> broker;  // before `ready`: it removes the ready file at exit
   ReadyFile ready(options.ready_file);
   // Bound before anything is attached: a taken port fails the start cleanly.
   MetricsPublisher metrics(options);
@@ -333,15 +350,25 @@ int run_trace(const TraceOptions& options) {
             std::memcpy(&raw, bytes.data(), sizeof(raw));
             if (rsttrace_storm_key_of(&raw, watched[raw.local_port], &key)) storms->observe(key, *event, on_storm);
           }
-          for (const Report& report : attributor.add(std::move(*event))) printer.report(report, counts);
+          for (Report& report : attributor.add(std::move(*event))) emit(report);
         }
         else
           attributor.add(std::get<WrapperOpen>(decoded));
       });
   malloc_trim(0);  // and libbpf's copy: RSS is watched on long runs
   if (options.storm_threshold > 0)
-    storms.emplace(options.storm_threshold, session,
-                   [&](const TcpEvent& event) { return attributor.judge_alone(event); });
+    storms.emplace(options.storm_threshold, session, [&](const rsttrace_storm_key& key, const TcpEvent& event) {
+      Report verdict = attributor.judge_alone(event);
+      if (verdict.needs_provenance && worker) {
+        // Its start line waits for the rule (at most the worker's deadline).
+        Report copy = verdict;
+        if (!worker->submit(copy, monotonic_now_ns(), [&storms, &on_storm, key](Report& enriched) {
+              if (storms) storms->update_verdict(key, std::move(enriched), monotonic_now_ns(), on_storm);
+            }))
+          verdict.needs_provenance = false;  // skipped: its lines go out without the rule
+      }
+      return verdict;
+    });
   for (const auto& program : session.attached_programs()) spdlog::debug("attached {}", program);
   for (const auto& limitation : session.limitations()) spdlog::warn("{}", limitation);
   // From here on, privileges live only in the broker: it reads rulesets and
@@ -351,15 +378,19 @@ int run_trace(const TraceOptions& options) {
     // and writes the ready file, at the paths given now: the collector's user
     // may not write their directories, and no directory is handed to it.
     broker = std::make_unique<BrokerAccess>(
-        BrokerFiles{options.output, options.rotate_keep, options.ready_file, capture_owner(collector_user)});
-    provenance.use(*broker);
+        "rsttrace-files", BrokerFiles{options.output, options.rotate_keep, options.ready_file, capture_owner(collector_user)});
+    provenance_broker = std::make_unique<BrokerAccess>("rsttrace-broker");
+    provenance.use(*provenance_broker);
     if (CaptureFile* capture = printer.capture())
       capture->set_opener([&broker = *broker](CaptureOpen how) { return broker.open_capture(how); });
     ready.use(broker.get());
     const DroppedPrivileges dropped = drop_privileges(collector_user, [&] { return session.maps_readable(); });
     if (dropped.kept_cap_bpf) spdlog::info("kept CAP_BPF: this kernel checks it on every bpf() call");
-    spdlog::debug("privileges dropped ({}); broker pid {}", privilege_summary(), broker->pid());
+    spdlog::debug("privileges dropped ({}); broker pids {} (files) and {} (provenance)", privilege_summary(),
+                  broker->pid(), provenance_broker->pid());
   }
+  worker.emplace([&](Report& report) { add_system_provenance(report, provenance); },
+                 [&] { provenance.access().cancel(); });
   metrics.maybe_publish(session, attributor, storms ? &*storms : nullptr, printer, counts, true);
   metrics.serve();
   if (options.metrics) spdlog::info("serving metrics at http://{}/metrics", options.metrics->text());
@@ -384,10 +415,12 @@ int run_trace(const TraceOptions& options) {
     }
     const int signal = signals.wait(timeout_ms);
     if (broker) broker->alive();  // logs once if it died
+    if (provenance_broker) provenance_broker->alive();
     if (signal == SIGHUP && printer.capture()) printer.capture()->reopen();
     const bool stop = signal == SIGINT || signal == SIGTERM;
     session.drain();
-    attributor.due(monotonic_now_ns(), [&](const Report& report) { printer.report(report, counts); });
+    attributor.due(monotonic_now_ns(), emit);
+    worker->take_ready(monotonic_now_ns());
     if (storms) storms->tick(monotonic_now_ns(), on_storm);
     const KernelStats stats = session.stats();
     if (stats.lost > counts.lost_reported) {
@@ -414,8 +447,11 @@ int run_trace(const TraceOptions& options) {
   // emitted, so every event is either in a storm line or in the ring buffer.
   if (storms) storms->stop_counting(monotonic_now_ns());
   session.drain();
+  attributor.flush(emit);
+  // Lookups still running get a moment, then are cancelled: SIGTERM is
+  // honoured within a second whatever they wait for.
+  worker->finish(std::chrono::milliseconds(400));
   if (storms) storms->flush(monotonic_now_ns(), on_storm);
-  attributor.flush([&](const Report& report) { printer.report(report, counts); });
   const KernelStats stats = session.stats();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   nlohmann::ordered_json programs = nlohmann::ordered_json::array();
@@ -438,6 +474,7 @@ int run_trace(const TraceOptions& options) {
       {"lost", stats.lost},
       {"malformed", counts.malformed},
       {"storms", storms ? storms->started() : 0},
+      {"provenance", {{"timed_out", worker->timed_out()}, {"skipped", worker->skipped()}}},
       {"aggregated", printer.run.storm_events()},
       {"kernel", {{"emitted", stats.emitted},
                   {"reset_sent", stats.reset_sent},

@@ -6,13 +6,19 @@
 
 #include <ctime>
 #include "output/format.h"
-#include "privsep/safe_access.h"
+#include "provenance/provenance.h"
 
 namespace rsttrace {
 namespace {
 
 std::string process_text(const Process& process) {
   return escape_untrusted(process.comm) + "[" + std::to_string(process.pid) + "]";
+}
+
+// What a process in a user namespace of its own says (its name, its threads'
+// names, its files) is that user's word: shown as such, never acted on.
+std::string own_word(uint32_t user_ns, uint32_t uid) {
+  return " (in user namespace " + std::to_string(user_ns) + ", uid " + std::to_string(uid) + ": its own word)";
 }
 
 }  // namespace
@@ -44,111 +50,43 @@ std::string describe_evidence(const KernelNames& names, const TcpEvent& event) {
 }
 
 Attributor::Attributor(const KernelNames& names, std::set<uint16_t> watched_ports, bool raw,
-                       CorrelatorSettings settings, Provenance* provenance)
+                       CorrelatorSettings settings, uint32_t host_user_ns)
     : names_(names), watched_ports_(std::move(watched_ports)), raw_(raw), correlator_(settings),
-      provenance_(provenance) {}
+      host_user_ns_(host_user_ns) {}
 
-namespace {
-
-// 0xEFFFFFFD: PROC_USER_INIT_INO, the initial user namespace (without provenance to ask).
-constexpr uint32_t kInitialUserNs = 0xEFFFFFFDu;
-
-// What a process in a user namespace of its own says (its name, its threads'
-// names, its files) is that user's word: shown as such, never acted on.
-std::string own_word(uint32_t user_ns, uint32_t uid) {
-  return " (in user namespace " + std::to_string(user_ns) + ", uid " + std::to_string(uid) + ": its own word)";
-}
-
-}  // namespace
-
-void Attributor::add_provenance(Report& report) {
-  const uint32_t host_user_ns = provenance_ ? provenance_->host_user_ns() : kInitialUserNs;
-  std::string reader_word;  // set when the refusing process speaks for itself
+// What the evidence rsttrace gathered itself says about a report: who read
+// and who last wrote the wrapper files. The system's own state (rulesets,
+// the files now, fail2ban) is read later, off the trace loop
+// (provenance/enrich.h), for the reports marked needs_provenance.
+void Attributor::add_evidence(Report& report) {
   if (report.verdict == "tcp-wrappers") {
+    report.needs_provenance = true;
     const auto check = evidence_.wrapper_check(report.wrapper_pid, 0, UINT64_MAX);
-    if (check && check->user_ns != host_user_ns) {
-      reader_word = own_word(check->user_ns, check->uid);
-      report.detail += "; the process that read the wrapper files runs" + reader_word;
+    if (check && check->user_ns != host_user_ns_) {
+      report.wrapper_reader_note = own_word(check->user_ns, check->uid);
+      report.detail += "; the process that read the wrapper files runs" + report.wrapper_reader_note;
     }
     report.written_by = evidence_.last_writer(report.wrapper_mnt_ns, WrapperFile::HostsDeny);
     if (report.written_by) {
       const WrapperOpen& writer = *report.written_by;
-      const bool writer_speaks_for_itself = writer.user_ns != host_user_ns;
       report.detail += "; /etc/hosts.deny last written by " + escape_untrusted(writer.process.comm) + "[" +
                        std::to_string(writer.process.pid) + "], child of " + escape_untrusted(writer.parent.comm) +
                        "[" + std::to_string(writer.parent.pid) + "] (thread " + escape_untrusted(writer.parent_thread) + ")";
-      if (writer_speaks_for_itself) {
+      if (writer.user_ns != host_user_ns_) {
         // Its thread names (f2b/a.<jail>) are its own: no jail is inferred, fail2ban is not asked.
         report.detail += own_word(writer.user_ns, writer.uid);
-      } else {
-        report.fail2ban_jail =
-            provenance_ ? provenance_->fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr))
-                        : Provenance::fail2ban_jail_from_thread(writer);
-      }
-      if (report.fail2ban_jail)
+        report.writer_speaks_for_itself = true;
+      } else if ((report.fail2ban_jail = Provenance::fail2ban_jail_from_thread(writer))) {
         report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";
-      else if (!writer_speaks_for_itself && writer.parent_thread.starts_with("f2b/a."))
-        // A cut name, and no fail2ban at its fixed socket here to ask (another mount namespace).
-        report.detail += " (a fail2ban jail whose name starts with " + escape_untrusted(writer.parent_thread.substr(6)) +
-                         ": fail2ban was not asked)";
-    }
-  }
-  if (!provenance_) return;
-  if (report.verdict == "tcp-wrappers") {
-    const std::string root =
-        provenance_->mount_root(report.wrapper_mnt_ns, report.event.acceptor_pid ? report.event.acceptor_pid : report.wrapper_pid);
-    // The files as the refused process saw them (its mount namespace), read now.
-    AccessClient client;
-    client.daemon = report.event.owner ? report.event.owner->comm : "sshd";
-    client.address = format_address(report.event.family, report.event.remote.addr);
-    client.server_address = format_address(report.event.family, report.event.local.addr);
-    client.server_port = report.event.local.port;
-    if (!root.empty()) {
-      bool unread = false;  // some file could not be opened (missing, refused, no openat2)
-      const AccessDecision decision = decide_access_from_files(client, root, [this, &unread](const std::string& path) {
-        auto text = provenance_->access().read_file(path);
-        unread |= !text;
-        return text;
-      });
-      if (!decision.allowed && decision.rule) {
-        report.wrapper_rule = decision.rule;
-        report.detail += "; refused by " + decision.rule->file + " line " + std::to_string(decision.rule->line) + ": " +
-                         escape_untrusted(decision.rule->text) + reader_word;
-      } else if (unread && !openat2_supported()) {
-        // Without openat2 (5.6+) a process's files cannot be opened inside its root only: refused.
-        report.detail += "; the wrapper files were not read: this kernel has no openat2() (5.6+), which rsttrace "
-                         "needs to open a process's files without following its links out of its root";
-      } else {
-        report.detail += "; the wrapper files allow " + client.address + " now (changed since?)";
       }
     }
-    const auto st = report.written_by || root.empty() ? std::nullopt : provenance_->access().stat_file(root + "/etc/hosts.deny");
-    if (st)
-      report.written_mtime_unix_ns = static_cast<uint64_t>(st->st_mtim.tv_sec) * 1'000'000'000ULL + st->st_mtim.tv_nsec;
   }
-  if (report.verdict == "firewall" && report.netfilter_hook) {
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    report.rule = provenance_->dropping_rule(report.event, *report.netfilter_hook,
-                                             static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + now.tv_nsec);
-    if (!report.rule) {
-      report.detail += provenance_->access().available()
-                           ? "; no rule in the namespace's nftables or iptables rulesets drops it now (changed since?)"
-                           : "; provenance unavailable (broker exited)";
-      return;
-    }
-    const FirewallRule& rule = *report.rule;
-    report.fail2ban_jail = rule.fail2ban_jail;
-    report.detail += std::string("; ") + (rule.certain ? "rule" : "probably the rule") + ": " + rule.backend + " " +
-                     rule.family + " " + escape_untrusted(rule.table) + " " + escape_untrusted(rule.chain) +
-                     (rule.handle ? " handle " + std::to_string(*rule.handle) : "") + ": " + escape_untrusted(rule.text);
-    if (rule.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*rule.fail2ban_jail) + ")";
-  }
+  if (report.verdict == "firewall" && report.netfilter_hook) report.needs_provenance = true;
 }
 
 bool Attributor::finish(const std::vector<TcpEvent>& group, std::optional<Report>& report) {
   if (report) {
-    add_provenance(*report);
+    add_evidence(*report);
     return true;
   }
   if (raw_) {  // raw: every kernel event has its line
@@ -163,7 +101,7 @@ Report Attributor::judge_alone(const TcpEvent& event) {
   const std::vector<TcpEvent> group{event};
   std::optional<Report> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
   if (report) {
-    add_provenance(*report);
+    add_evidence(*report);
     return std::move(*report);
   }
   return Report{event, "none", "ordinary teardown, not a failure: " + describe_evidence(names_, event)};

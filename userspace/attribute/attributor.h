@@ -11,7 +11,6 @@
 #include "attribute/report.h"
 #include "attribute/rules.h"
 #include "collect/kernel_btf.h"
-#include "provenance/provenance.h"
 
 namespace rsttrace {
 
@@ -21,10 +20,13 @@ std::string describe_evidence(const KernelNames& names, const TcpEvent& event);
 
 class Attributor {
  public:
+  // PROC_USER_INIT_INO: the initial user namespace.
+  static constexpr uint32_t kInitialUserNs = 0xEFFFFFFDu;
   // raw: no correlation, one report per kernel event, judged at once.
-  // provenance: where to look up rules and writers; none in pure tests.
+  // host_user_ns: rsttrace's own user namespace; a process in another one
+  // speaks for itself (its names are shown as its word, never acted on).
   Attributor(const KernelNames& names, std::set<uint16_t> watched_ports, bool raw = false,
-             CorrelatorSettings settings = {}, Provenance* provenance = nullptr);
+             CorrelatorSettings settings = {}, uint32_t host_user_ns = kInitialUserNs);
 
   void add(const WrapperOpen& open) { evidence_.add(open); }
   std::vector<Report> add(const TcpEvent& event);
@@ -47,7 +49,7 @@ class Attributor {
     due(UINT64_MAX, on_report);
   }
 
-  // One event judged as --raw would, with provenance; "none" when its
+  // One event judged as --raw would, with its evidence; "none" when its
   // rules find nothing to report (storms: attribute/storm.h).
   Report judge_alone(const TcpEvent& event);
 
@@ -58,17 +60,17 @@ class Attributor {
 
  private:
   std::vector<Report> judge_all(const std::vector<std::vector<TcpEvent>>& groups);
-  // After judge(): provenance for a report; else the --raw line, or the group
+  // After judge(): evidence for a report; else the --raw line, or the group
   // counted as ignored. False: no report.
   bool finish(const std::vector<TcpEvent>& group, std::optional<Report>& report);
-  void add_provenance(Report& report);
+  void add_evidence(Report& report);
 
   const KernelNames& names_;
   std::set<uint16_t> watched_ports_;
   bool raw_;
   Correlator correlator_;
   Evidence evidence_;
-  Provenance* provenance_;
+  uint32_t host_user_ns_;
   uint64_t ignored_ = 0;
 };
 

@@ -27,6 +27,11 @@ struct Report {
   std::optional<WrapperRule> wrapper_rule;    // the hosts.allow/hosts.deny line that refused the client
   std::optional<WrapperOpen> written_by;      // the last writer of hosts.deny seen by rsttrace
   std::optional<uint64_t> written_mtime_unix_ns;  // else the file's modification time
+  std::string wrapper_reader_note;  // " (in user namespace N, uid U: its own word)" for such a reader
+  bool writer_speaks_for_itself = false;  // the writer runs in a user namespace of its own
+  // The system's state (rulesets, the files now, fail2ban) is still to be
+  // read for it: done off the trace loop (provenance/enrich.h, worker.h).
+  bool needs_provenance = false;
 };
 
 }  // namespace rsttrace

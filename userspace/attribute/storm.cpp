@@ -32,7 +32,7 @@ void StormTracker::start(const rsttrace_storm_key& key, const TcpEvent& event, c
   Storm storm;
   storm.key = key;
   storm.slot = free_slots_.back();
-  storm.verdict = judge_alone_(event);
+  storm.verdict = judge_alone_(key, event);
   storm.since_ns = event.monotonic_ns;
   storm.last_line_ns = event.monotonic_ns;
   try {
@@ -44,8 +44,22 @@ void StormTracker::start(const rsttrace_storm_key& key, const TcpEvent& event, c
   }
   free_slots_.pop_back();
   ++started_;
+  storm.start_pending = storm.verdict.needs_provenance;
   storms_.push_back(std::move(storm));
-  line(storms_.back(), StormState::Start, event.monotonic_ns, on_line);
+  if (!storms_.back().start_pending) line(storms_.back(), StormState::Start, event.monotonic_ns, on_line);
+}
+
+void StormTracker::update_verdict_impl(const rsttrace_storm_key& key, Report verdict, uint64_t now_ns,
+                                       const LineFunction& on_line) {
+  for (Storm& storm : storms_)
+    if (StormKeyEqual{}(storm.key, key)) {
+      storm.verdict = std::move(verdict);
+      if (storm.start_pending) {
+        storm.start_pending = false;
+        line(storm, StormState::Start, now_ns, on_line);
+      }
+      return;
+    }
 }
 
 void StormTracker::line(Storm& storm, StormState state, uint64_t now_ns, const LineFunction& on_line) {
@@ -76,6 +90,14 @@ void StormTracker::stop_counting(uint64_t now_ns) {
 void StormTracker::tick_impl(uint64_t now_ns, bool final, const LineFunction& on_line) {
   for (size_t i = 0; i < storms_.size();) {
     Storm& storm = storms_[i];
+    if (storm.start_pending) {
+      if (!final) {  // counting goes on in the kernel; the start line will cover it
+        ++i;
+        continue;
+      }
+      storm.start_pending = false;  // at exit without its provenance: the lines go out as they are
+      line(storm, StormState::Start, now_ns, on_line);
+    }
     if (storm.ending_since_ns == 0 && now_ns >= storm.last_line_ns + kSecondNs) {
       const uint64_t before = storm.reported;
       const uint64_t span_ns = now_ns - storm.last_line_ns;

@@ -71,7 +71,8 @@ struct StormReport {
 
 class StormTracker {
  public:
-  using JudgeAlone = std::function<Report(const TcpEvent&)>;
+  // The class's verdict from the event that started it (its key alongside).
+  using JudgeAlone = std::function<Report(const rsttrace_storm_key&, const TcpEvent&)>;
   static constexpr uint64_t kSecondNs = 1'000'000'000ULL;
   // Distinct classes counted per second; beyond, new classes are not tracked
   // that second (a scan from very many addresses stays per connection).
@@ -111,6 +112,15 @@ class StormTracker {
     tick_impl(now_ns, true, on_line_function(on_line));
   }
 
+  // The verdict of a storm, once its provenance (the rule, the jail) is in.
+  // A storm whose verdict needed provenance (Report::needs_provenance) holds
+  // its start line until then, so that every line of it names the rule: the
+  // start line goes out here. Nothing if the storm has ended meanwhile.
+  template <typename OnLine>
+  void update_verdict(const rsttrace_storm_key& key, Report verdict, uint64_t now_ns, OnLine&& on_line) {
+    update_verdict_impl(key, std::move(verdict), now_ns, on_line_function(on_line));
+  }
+
   size_t active() const { return storms_.size(); }
   uint64_t aggregated() const { return aggregated_; }  // events reported in storm lines
   uint64_t started() const { return started_; }
@@ -131,7 +141,9 @@ class StormTracker {
     uint64_t last_line_ns = 0;
     uint64_t reported = 0;       // kernel count already in lines
     uint64_t ending_since_ns = 0;  // deactivated at; 0 while counting
+    bool start_pending = false;    // the start line waits for the verdict's provenance
   };
+  void update_verdict_impl(const rsttrace_storm_key& key, Report verdict, uint64_t now_ns, const LineFunction& on_line);
   void start(const rsttrace_storm_key& key, const TcpEvent& event, const LineFunction& on_line);
   void tick_impl(uint64_t now_ns, bool final, const LineFunction& on_line);
   void line(Storm& storm, StormState state, uint64_t now_ns, const LineFunction& on_line);

@@ -184,7 +184,7 @@ bool receive_fd_status(int socket, bool& ok, int& fd) {
 
 }  // namespace
 
-BrokerAccess::BrokerAccess(BrokerFiles files) {
+BrokerAccess::BrokerAccess(const char* name, BrokerFiles files) {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
     throw failed("start", "privileged broker", errno_text(errno));
@@ -199,7 +199,7 @@ BrokerAccess::BrokerAccess(BrokerFiles files) {
   if (pid_ == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(0);
-    prctl(PR_SET_NAME, "rsttrace-broker");
+    prctl(PR_SET_NAME, name);
     // Nothing of the collector's: no BPF objects, capture file or metrics socket.
     if (dup2(pair[1], 3) < 0) _exit(1);
     close_range(4, ~0U, 0);
@@ -241,7 +241,13 @@ void BrokerAccess::exited(const std::string& how) {
                how);
 }
 
+void BrokerAccess::cancel() {
+  cancelled_ = true;
+  shutdown(socket_, SHUT_RDWR);
+}
+
 void BrokerAccess::lost_connection() {
+  if (cancelled_) return;  // we hung up: not the broker's death
   // EOF or EPIPE: the broker is gone or going; its exit status follows within moments.
   for (int tries = 0; tries < 50 && alive(); ++tries) usleep(10'000);
   exited("connection lost");  // no-op once reaped
@@ -264,7 +270,7 @@ bool BrokerAccess::send_request(char op, const std::vector<std::string>& strings
 }
 
 std::optional<std::string> BrokerAccess::run(const std::vector<std::string>& argv) {
-  if (exited_) return std::nullopt;
+  if (exited_ || cancelled_) return std::nullopt;
   std::lock_guard lock(exchange_);
   uint8_t ok = 0;
   uint64_t length = 0;
@@ -283,7 +289,7 @@ std::optional<std::string> BrokerAccess::run(const std::vector<std::string>& arg
 }
 
 int BrokerAccess::open_read(const std::string& path) {
-  if (exited_) return -1;
+  if (exited_ || cancelled_) return -1;
   std::lock_guard lock(exchange_);
   if (!send_request('O', {path})) return -1;
   return receive_fd(socket_);

@@ -28,7 +28,8 @@ struct BrokerFiles {
 
 class BrokerAccess final : public SystemAccess {
  public:
-  explicit BrokerAccess(BrokerFiles files = {});  // forks the broker; throws Error
+  // Forks the broker, named `name` (at most 15 bytes: its comm); throws Error.
+  explicit BrokerAccess(const char* name, BrokerFiles files = {});
   ~BrokerAccess() override;
   BrokerAccess(const BrokerAccess&) = delete;
   BrokerAccess& operator=(const BrokerAccess&) = delete;
@@ -36,6 +37,9 @@ class BrokerAccess final : public SystemAccess {
   std::optional<std::string> run(const std::vector<std::string>& argv) override;
   int open_read(const std::string& path) override;
   bool available() override { return alive(); }
+  // Stopping: a request waiting for its reply fails at once (the socket is
+  // shut down; the broker reads EOF and exits), and so do later ones.
+  void cancel() override;
   pid_t pid() const { return pid_; }
 
   // False once the broker has exited (killed by an admin, the OOM killer...):
@@ -58,6 +62,7 @@ class BrokerAccess final : public SystemAccess {
   std::mutex exchange_;  // one request and its reply at a time (provenance may move to a thread)
   std::mutex reap_;
   std::atomic<bool> exited_{false};  // no more requests are sent
+  std::atomic<bool> cancelled_{false};
   bool reaped_ = false;              // its status is collected: nothing to wait for at exit
 };
 

@@ -1,10 +1,12 @@
 #include "privsep/system_access.h"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <regex>
 
 #include "privsep/safe_access.h"
@@ -34,6 +36,19 @@ std::optional<struct stat> SystemAccess::stat_file(const std::string& path) {
   return ok ? std::optional<struct stat>(st) : std::nullopt;
 }
 
+DirectAccess::DirectAccess() : cancel_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+DirectAccess::~DirectAccess() {
+  if (cancel_fd_ >= 0) close(cancel_fd_);
+}
+
+void DirectAccess::cancel() {
+  const uint64_t one = 1;
+  if (cancel_fd_ >= 0 && write(cancel_fd_, &one, sizeof(one)) < 0) {
+    // Already written to the limit: cancelled all the same.
+  }
+}
+
 std::optional<std::string> DirectAccess::run(const std::vector<std::string>& argv) {
   // fail2ban is asked only after its socket and its peer are checked, here,
   // right before fail2ban-client runs (in the broker once privileges are dropped).
@@ -41,7 +56,7 @@ std::optional<std::string> DirectAccess::run(const std::vector<std::string>& arg
     if (argv.size() != 5 || argv[1] != "-s" || argv[2] != kFail2banSocket || argv[3] != "banned") return std::nullopt;
     return fail2ban_banned(argv[4]);
   }
-  return capture_output(argv);
+  return capture_output(argv, std::chrono::seconds(5), -1, cancel_fd_);
 }
 
 int DirectAccess::open_read(const std::string& path) {
@@ -50,7 +65,10 @@ int DirectAccess::open_read(const std::string& path) {
   static const std::regex in_process_root("/proc/([1-9][0-9]*)/root/(.+)");
   std::smatch match;
   if (std::regex_match(path, match, in_process_root)) {
-    const int fd = open_process_file(static_cast<pid_t>(std::stoul(match[1].str())), match[2].str());
+    pid_t pid = 0;
+    const std::string digits = match[1].str();
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), pid).ec != std::errc()) return -1;
+    const int fd = open_process_file(pid, match[2].str());
     return fd >= 0 ? fd : -1;
   }
   if (path.starts_with("/etc/")) {

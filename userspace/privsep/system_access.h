@@ -23,6 +23,9 @@ class SystemAccess {
   // False once run() and open_read() can no longer work (the broker exited):
   // provenance then says "unavailable" instead of "not found".
   virtual bool available() { return true; }
+  // rsttrace is stopping: what runs now and everything after fails at once.
+  // Called from another thread than the one making the calls.
+  virtual void cancel() = 0;
 
   // At most max_bytes of it: a hosts file is small, a huge one is cut, not swallowed.
   std::optional<std::string> read_file(const std::string& path, size_t max_bytes = 1 << 20);
@@ -31,8 +34,16 @@ class SystemAccess {
 
 class DirectAccess final : public SystemAccess {
  public:
+  DirectAccess();
+  ~DirectAccess() override;
+  DirectAccess(const DirectAccess&) = delete;
+  DirectAccess& operator=(const DirectAccess&) = delete;
   std::optional<std::string> run(const std::vector<std::string>& argv) override;
   int open_read(const std::string& path) override;
+  void cancel() override;
+
+ private:
+  int cancel_fd_ = -1;  // eventfd: a running command is killed once it is written
 };
 
 // What the broker serves, and nothing else. Pure; unit-tested.

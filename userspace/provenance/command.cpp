@@ -13,7 +13,7 @@
 namespace rsttrace {
 
 std::optional<std::string> capture_output(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                                          int inherit_fd) {
+                                          int inherit_fd, int cancel_fd) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return std::nullopt;
   std::vector<char*> args;
@@ -43,19 +43,27 @@ std::optional<std::string> capture_output(const std::vector<std::string>& argv, 
   close(pipe_fds[1]);
   std::string out;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool timed_out = false;
+  bool timed_out = false;  // or cancelled, or too much output: killed, a failure
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
     }
-    pollfd pfd{pipe_fds[0], POLLIN, 0};
-    if (poll(&pfd, 1, static_cast<int>(left.count())) <= 0) continue;
+    pollfd pfds[2] = {{pipe_fds[0], POLLIN, 0}, {cancel_fd, POLLIN, 0}};
+    if (poll(pfds, cancel_fd >= 0 ? 2 : 1, static_cast<int>(left.count())) <= 0) continue;
+    if (cancel_fd >= 0 && pfds[1].revents) {
+      timed_out = true;
+      break;
+    }
     char buffer[65536];
     const ssize_t n = read(pipe_fds[0], buffer, sizeof(buffer));
     if (n <= 0) break;
     out.append(buffer, static_cast<size_t>(n));
+    if (out.size() > kMaxCommandOutput) {
+      timed_out = true;
+      break;
+    }
   }
   close(pipe_fds[0]);
   if (timed_out) kill(pid, SIGKILL);

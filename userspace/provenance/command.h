@@ -12,9 +12,12 @@ namespace rsttrace {
 // Runs argv (no shell) and returns its stdout, or nullopt if it could not run,
 // failed, or outlived the timeout (then it is killed). stderr is discarded.
 // inherit_fd >= 0: the program gets that descriptor as its fd 3 (nothing else is inherited).
+// cancel_fd >= 0: once it is readable (an eventfd written at stop), the program is killed at once.
+// Output past kMaxCommandOutput is a failure: a ruleset that big is someone's attack, not a firewall.
+constexpr size_t kMaxCommandOutput = 64u << 20;
 std::optional<std::string> capture_output(const std::vector<std::string>& argv,
                                           std::chrono::milliseconds timeout = std::chrono::seconds(5),
-                                          int inherit_fd = -1);
+                                          int inherit_fd = -1, int cancel_fd = -1);
 
 // A path that enters network namespace `inode` (/run/netns/NAME or
 // /proc/PID/ns/net), or empty if no process or name holds it any more.

@@ -20,6 +20,7 @@ ProvenanceWorker::ProvenanceWorker(Enrich enrich, std::function<void()> cancel, 
 }
 
 ProvenanceWorker::~ProvenanceWorker() {
+  if (!thread_.joinable()) return;  // finish() ended it
   {
     std::lock_guard lock(mutex_);
     stop_ = true;

@@ -205,10 +205,12 @@ const std::vector<Scenario>& scenarios() {
          e.detail_says = "fail2ban jail sshd-lab";
          fail2ban_ban(lab, "hostsdeny", e);
        }},
-      {"fail2ban-long-jail", "a jail name longer than a thread name: fail2ban itself is asked",
+      {"fail2ban-long-jail",
+       "a jail name longer than a thread name, fail2ban in the lab's mount namespace: named by its prefix only "
+       "(fail2ban is asked only at its fixed socket in rsttrace's own namespace)",
        [](Lab& lab) {
          Expectation e = wrappers(kClient4);
-         e.detail_says = "fail2ban jail sshd-aggressive-lab";
+         e.detail_says = "a fail2ban jail whose name starts with sshd-aggr: fail2ban was not asked";
          fail2ban_ban(lab, "hostsdeny", e, "sshd-aggressive-lab");
        }},
       {"fail2ban-nftables", "fail2ban bans the client with its nftables action",

@@ -1,0 +1,96 @@
+#include "provenance/enrich.h"
+
+#include <ctime>
+
+#include "output/format.h"
+#include "privsep/safe_access.h"
+#include "provenance/hosts_access.h"
+
+namespace rsttrace {
+namespace {
+
+uint64_t monotonic_now_ns() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
+}
+
+void add_fail2ban_jail(Report& report, Provenance& provenance) {
+  if (!report.written_by || report.writer_speaks_for_itself || report.fail2ban_jail) return;
+  const WrapperOpen& writer = *report.written_by;
+  report.fail2ban_jail =
+      provenance.fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr));
+  if (report.fail2ban_jail)
+    report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";
+  else if (writer.parent_thread.starts_with("f2b/a."))
+    // A cut name, and no fail2ban at its fixed socket here to ask (another mount namespace).
+    report.detail += " (a fail2ban jail whose name starts with " + escape_untrusted(writer.parent_thread.substr(6)) +
+                     ": fail2ban was not asked)";
+}
+
+void add_wrapper_line(Report& report, Provenance& provenance) {
+  const std::string root = provenance.mount_root(
+      report.wrapper_mnt_ns, report.event.acceptor_pid ? report.event.acceptor_pid : report.wrapper_pid);
+  // The files as the refused process saw them (its mount namespace), read now.
+  AccessClient client;
+  client.daemon = report.event.owner ? report.event.owner->comm : "sshd";
+  client.address = format_address(report.event.family, report.event.remote.addr);
+  client.server_address = format_address(report.event.family, report.event.local.addr);
+  client.server_port = report.event.local.port;
+  if (!root.empty()) {
+    bool unread = false;  // some file could not be opened (missing, refused, no openat2)
+    const AccessDecision decision =
+        decide_access_from_files(client, root, [&provenance, &unread](const std::string& path) {
+          auto text = provenance.access().read_file(path);
+          unread |= !text;
+          return text;
+        });
+    if (!decision.allowed && decision.rule) {
+      report.wrapper_rule = decision.rule;
+      report.detail += "; refused by " + decision.rule->file + " line " + std::to_string(decision.rule->line) + ": " +
+                       escape_untrusted(decision.rule->text) + report.wrapper_reader_note;
+    } else if (unread && !provenance.access().available()) {
+      report.detail += "; provenance unavailable (broker exited)";
+    } else if (unread && !openat2_supported()) {
+      // Without openat2 (5.6+) a process's files cannot be opened inside its root only: refused.
+      report.detail += "; the wrapper files were not read: this kernel has no openat2() (5.6+), which rsttrace "
+                       "needs to open a process's files without following its links out of its root";
+    } else {
+      report.detail += "; the wrapper files allow " + client.address + " now (changed since?)";
+    }
+  }
+  const auto st = report.written_by || root.empty() ? std::nullopt
+                                                    : provenance.access().stat_file(root + "/etc/hosts.deny");
+  if (st)
+    report.written_mtime_unix_ns =
+        static_cast<uint64_t>(st->st_mtim.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(st->st_mtim.tv_nsec);
+}
+
+void add_firewall_rule(Report& report, Provenance& provenance) {
+  report.rule = provenance.dropping_rule(report.event, *report.netfilter_hook, monotonic_now_ns());
+  if (!report.rule) {
+    report.detail += provenance.access().available()
+                         ? "; no rule in the namespace's nftables or iptables rulesets drops it now (changed since?)"
+                         : "; provenance unavailable (broker exited)";
+    return;
+  }
+  const FirewallRule& rule = *report.rule;
+  report.fail2ban_jail = rule.fail2ban_jail;
+  report.detail += std::string("; ") + (rule.certain ? "rule" : "probably the rule") + ": " + rule.backend + " " +
+                   rule.family + " " + escape_untrusted(rule.table) + " " + escape_untrusted(rule.chain) +
+                   (rule.handle ? " handle " + std::to_string(*rule.handle) : "") + ": " + escape_untrusted(rule.text);
+  if (rule.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*rule.fail2ban_jail) + ")";
+}
+
+}  // namespace
+
+void add_system_provenance(Report& report, Provenance& provenance) {
+  if (report.verdict == "tcp-wrappers") {
+    add_fail2ban_jail(report, provenance);
+    add_wrapper_line(report, provenance);
+  }
+  if (report.verdict == "firewall" && report.netfilter_hook) add_firewall_rule(report, provenance);
+  report.needs_provenance = false;
+}
+
+}  // namespace rsttrace
