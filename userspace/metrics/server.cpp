@@ -275,7 +275,7 @@ MetricsServer::MetricsServer(const ListenAddress& address, MetricsLimits limits)
   if (storage.ss_family == AF_INET6) setsockopt(listener_, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof(yes));
   // A backlog of a few bounds' worth: a burst of connections waits in the
   // kernel for the loop to take (and drop) them, not for a SYN retransmission.
-  const int backlog = static_cast<int>(std::min<size_t>(limits_.max_connections * 2, 1024));
+  const int backlog = static_cast<int>(std::min<size_t>(limits_.max_connections * 4, 4096));
   if (bind(listener_, reinterpret_cast<sockaddr*>(&storage), length) != 0 || listen(listener_, backlog) != 0) {
     const int err = errno;
     close(listener_);
