@@ -1,5 +1,19 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <memory>
+#include <optional>
 #include <set>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include "error.h"
 #include "metrics/exposition.h"
@@ -120,4 +134,256 @@ TEST_CASE("metrics HTTP: GET and HEAD of /metrics, everything else refused in ki
   CHECK_THAT(post, Catch::Contains("Allow: GET, HEAD\r\n"));
   for (const char* bad : {"", "GET", "GET /metrics", "GET /metrics SPDY/3", "GET  HTTP/1.1", "\x01\x02 \xff HTTP/1.1"})
     CHECK(http_response(bad, page).rfind("HTTP/1.1 400 Bad Request", 0) == 0);
+}
+
+TEST_CASE("metrics HTTP: where a request head ends, and when it is too long", "[metrics]") {
+  using State = RequestHeadScan::State;
+  CHECK(scan_request_head("", 16).state == State::Incomplete);
+  CHECK(scan_request_head("GET / HTTP/1.1\r\n", 16).state == State::Incomplete);
+  const RequestHeadScan whole = scan_request_head("GET / HTTP/1.1\r\n\r\nbody", 64);
+  CHECK(whole.state == State::Complete);
+  CHECK(whole.head_length == 14);
+  // A head of exactly the limit is read; one byte more, or no end in sight, is not.
+  CHECK(scan_request_head(std::string(16, 'a') + "\r\n\r\n", 16).state == State::Complete);
+  CHECK(scan_request_head(std::string(17, 'a') + "\r\n\r\n", 16).state == State::TooLarge);
+  CHECK(scan_request_head(std::string(20, 'a'), 16).state == State::TooLarge);
+  CHECK(scan_request_head(std::string(19, 'a'), 16).state == State::Incomplete);
+  CHECK(std::string(http_head_too_large_response()).rfind("HTTP/1.1 431 ", 0) == 0);
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+// A test client's socket.
+class Client {
+ public:
+  explicit Client(uint16_t port) : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    REQUIRE(fd_ >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client() { close(fd_); }
+  int fd() const { return fd_; }
+
+  // False when the server has closed or reset the connection.
+  bool send_text(std::string_view text) {
+    return ::send(fd_, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+  }
+
+  // Reads until the server closes (true) or resets (false), or the time is up (nullopt).
+  std::optional<bool> read_to_end(std::string& out, Clock::duration limit) {
+    const Clock::time_point until = Clock::now() + limit;
+    char buffer[65536];
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+      if (left <= 0ms) return std::nullopt;
+      pollfd ready{fd_, POLLIN, 0};
+      if (poll(&ready, 1, static_cast<int>(left.count())) <= 0) continue;
+      const ssize_t got = recv(fd_, buffer, sizeof(buffer), 0);
+      if (got == 0) return true;
+      if (got < 0) return false;
+      out.append(buffer, static_cast<size_t>(got));
+    }
+  }
+
+  // Has the server closed or reset the connection? Looks without waiting,
+  // reading (and dropping) what the server sent.
+  bool closed_by_server() {
+    char buffer[65536];
+    for (;;) {
+      const ssize_t got = recv(fd_, buffer, sizeof(buffer), MSG_DONTWAIT);
+      if (got == 0) return true;
+      if (got < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+// One good scrape, given a generous time to finish: the response, or "" when none came.
+std::string scrape(uint16_t port, const char* request = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") {
+  Client client(port);
+  if (!client.send_text(request)) return "";
+  std::string response;
+  return client.read_to_end(response, 2s) == std::optional<bool>(true) ? response : "";
+}
+
+ListenAddress loopback_any_port() { return {"127.0.0.1", 0, true}; }
+
+const std::string kPage = "rsttrace_lost_events_total 0\n";
+
+bool serves_page(const std::string& response) {
+  return response.rfind("HTTP/1.1 200 OK\r\n", 0) == 0 && response.size() >= kPage.size() &&
+         response.compare(response.size() - kPage.size(), kPage.size(), kPage) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("metrics server: a client trickling a byte a second starves no scrape", "[metrics][server]") {
+  MetricsServer server(loopback_any_port());
+  server.publish(kPage);
+  server.serve();
+  const std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+  Client trickler(server.port());
+  size_t trickled = 0;
+  Clock::time_point last_byte{};
+  int served = 0;
+  // 20 scrapes spread over about 2 s, the trickler's byte a second between them.
+  for (int i = 0; i < 20; ++i) {
+    if (Clock::now() - last_byte >= 1s) {
+      CHECK(trickler.send_text(request.substr(trickled++, 1)));
+      last_byte = Clock::now();
+    }
+    served += serves_page(scrape(server.port())) ? 1 : 0;
+    std::this_thread::sleep_for(100ms);
+  }
+  CHECK(served == 20);
+  CHECK(trickled >= 2);
+  // The scrapes were served beside the trickler, not after it was dropped;
+  // and it is served too once its head is whole.
+  CHECK_FALSE(trickler.closed_by_server());
+  REQUIRE(trickler.send_text(request.substr(trickled)));
+  std::string response;
+  CHECK(trickler.read_to_end(response, 2s) == std::optional<bool>(true));
+  CHECK(serves_page(response));
+}
+
+TEST_CASE("metrics server: clients holding their connection after the response starve no scrape",
+          "[metrics][server]") {
+  MetricsServer server(loopback_any_port());
+  server.publish(kPage);
+  server.serve();
+  // Ten clients get their page, then neither close nor stop sending.
+  std::vector<std::unique_ptr<Client>> holders;
+  for (int i = 0; i < 10; ++i) {
+    holders.push_back(std::make_unique<Client>(server.port()));
+    REQUIRE(holders.back()->send_text("GET /metrics HTTP/1.1\r\n\r\n"));
+    std::string response;
+    REQUIRE(holders.back()->read_to_end(response, 2s) == std::optional<bool>(true));  // the server's FIN
+    CHECK(serves_page(response));
+  }
+  // Meanwhile each holder sends a byte every 100 ms until the server has
+  // closed it: the lingering close is bounded, whatever the client sends.
+  std::vector<bool> closed(holders.size(), false);
+  std::thread holding([&] {
+    const Clock::time_point until = Clock::now() + MetricsLimits{}.linger_time + 2s;
+    while (Clock::now() < until && std::count(closed.begin(), closed.end(), true) < static_cast<long>(closed.size())) {
+      for (size_t h = 0; h < holders.size(); ++h) {
+        pollfd ready{holders[h]->fd(), POLLIN, 0};
+        // Once the server has closed, the kernel answers the next byte with a RST.
+        if (!closed[h])
+          closed[h] = !holders[h]->send_text("x") || (poll(&ready, 1, 0) > 0 && (ready.revents & POLLERR));
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  int served = 0;
+  for (int i = 0; i < 20; ++i) served += serves_page(scrape(server.port())) ? 1 : 0;
+  holding.join();
+  CHECK(served == 20);
+  CHECK(std::count(closed.begin(), closed.end(), true) == static_cast<long>(closed.size()));
+}
+
+TEST_CASE("metrics server: 200 idle connections opened first starve no scrape", "[metrics][server]") {
+  MetricsServer server(loopback_any_port());
+  server.publish(kPage);
+  server.serve();
+  std::vector<std::unique_ptr<Client>> idle;
+  for (int i = 0; i < 200; ++i) idle.push_back(std::make_unique<Client>(server.port()));
+  int served = 0;
+  for (int i = 0; i < 20; ++i) served += serves_page(scrape(server.port())) ? 1 : 0;
+  CHECK(served == 20);
+  // The bound holds: the idlest were dropped to make room.
+  size_t still_open = 0;
+  for (auto& client : idle) still_open += client->closed_by_server() ? 0 : 1;
+  CHECK(still_open <= MetricsLimits{}.max_connections);
+  CHECK(still_open > 0);
+}
+
+TEST_CASE("metrics server: the deadline covers the whole exchange", "[metrics][server]") {
+  MetricsLimits limits;
+  limits.exchange_deadline = 1s;
+  MetricsServer server(loopback_any_port(), limits);
+
+  SECTION("a client trickling its head, a byte every 100 ms, is closed at the deadline") {
+    server.publish(kPage);
+    server.serve();
+    Client slow(server.port());
+    const Clock::time_point start = Clock::now();
+    const std::string head = "GET /metrics HTTP/1.1\r\nX-Slow: " + std::string(200, 'a');
+    bool closed = false;
+    for (size_t i = 0; i < head.size() && !closed; ++i) {
+      closed = !slow.send_text(head.substr(i, 1)) || slow.closed_by_server();
+      if (!closed) std::this_thread::sleep_for(100ms);
+      if (Clock::now() - start > limits.exchange_deadline + 2s) break;
+    }
+    CHECK(closed);  // each byte was progress, yet the exchange as a whole ran out
+    CHECK(Clock::now() - start >= limits.exchange_deadline);
+    CHECK(serves_page(scrape(server.port())));
+  }
+
+  SECTION("a client that never reads a large page is cut off at the deadline") {
+    server.publish(std::string(8 << 20, 'x'));
+    server.serve();
+    Client reader(server.port());
+    const int small = 64 * 1024;  // fixed, so the kernel cannot grow it to take the page
+    REQUIRE(setsockopt(reader.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0);
+    REQUIRE(reader.send_text("GET /metrics HTTP/1.1\r\n\r\n"));
+    std::this_thread::sleep_for(limits.exchange_deadline + 500ms);
+    std::string response;
+    const std::optional<bool> end = reader.read_to_end(response, 2s);
+    CHECK(end.has_value());  // closed or reset, not still trickling
+    CHECK(response.size() < (8u << 20));
+  }
+}
+
+TEST_CASE("metrics server: an oversized request reads its 431, not a reset", "[metrics][server]") {
+  MetricsServer server(loopback_any_port());
+  server.publish(kPage);
+  server.serve();
+  Client client(server.port());
+  REQUIRE(client.send_text("GET /metrics HTTP/1.1\r\nX: " + std::string(20000, 'a') + "\r\n\r\n"));
+  std::string response;
+  CHECK(client.read_to_end(response, 2s) == std::optional<bool>(true));
+  CHECK(response.rfind("HTTP/1.1 431 ", 0) == 0);
+  // A head of exactly the limit is still served.
+  const std::string prefix = "GET /metrics HTTP/1.1\r\nX: ";
+  const std::string largest = prefix + std::string(MetricsServer::kMaxRequestHead - prefix.size(), 'a') + "\r\n\r\n";
+  CHECK(serves_page(scrape(server.port(), largest.c_str())));
+}
+
+TEST_CASE("metrics server: stopping does not wait for clients and closes them all", "[metrics][server]") {
+  auto server = std::make_unique<MetricsServer>(loopback_any_port());
+  server->publish(kPage);
+  server->serve();
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 10; ++i) {
+    clients.push_back(std::make_unique<Client>(server->port()));
+    REQUIRE(clients.back()->send_text("GET /metr"));
+  }
+  REQUIRE(serves_page(scrape(server->port())));  // the loop is up and has taken the clients
+  const Clock::time_point start = Clock::now();
+  server.reset();
+  CHECK(Clock::now() - start < MetricsLimits{}.exchange_deadline);  // stopped at once, not at a deadline
+  for (auto& client : clients) CHECK(client->closed_by_server());
+}
+
+TEST_CASE("metrics server: every scrape sees the latest published page", "[metrics][server]") {
+  MetricsServer server(loopback_any_port());
+  server.serve();
+  CHECK(scrape(server.port()).rfind("HTTP/1.1 200 OK\r\n", 0) == 0);  // empty before the first publish
+  for (int i = 0; i < 5; ++i) {
+    const std::string page = "rsttrace_events_per_second " + std::to_string(i) + "\n";
+    server.publish(page);
+    const std::string response = scrape(server.port());
+    CHECK(response.substr(response.find("\r\n\r\n") + 4) == page);
+  }
 }

@@ -7,9 +7,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "error.h"
 
@@ -32,6 +35,21 @@ std::string response(std::string_view status, std::string_view content_type, std
 
 }  // namespace
 
+RequestHeadScan scan_request_head(std::string_view received, size_t max_head) {
+  const size_t end = received.find("\r\n\r\n");
+  if (end != std::string_view::npos) {
+    if (end > max_head) return {RequestHeadScan::State::TooLarge, 0};
+    return {RequestHeadScan::State::Complete, end};
+  }
+  // Without its blank line, a head already past the limit cannot end within it.
+  if (received.size() >= max_head + 4) return {RequestHeadScan::State::TooLarge, 0};
+  return {};
+}
+
+std::string_view http_head_too_large_response() {
+  return "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+}
+
 std::string http_response(std::string_view head, const std::string& metrics_page) {
   const size_t line_end = head.find("\r\n");
   const std::string_view line = head.substr(0, line_end);
@@ -53,7 +71,186 @@ std::string http_response(std::string_view head, const std::string& metrics_page
   return response("404 Not Found", "text/plain", "not found: metrics at /metrics\n", !head_only);
 }
 
-MetricsServer::MetricsServer(const ListenAddress& address) {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One client socket, closed with its owner.
+class ClientFd {
+ public:
+  explicit ClientFd(int fd) : fd_(fd) {}
+  ClientFd(ClientFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  ClientFd& operator=(ClientFd&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ClientFd(const ClientFd&) = delete;
+  ClientFd& operator=(const ClientFd&) = delete;
+  ~ClientFd() { reset(); }
+  int get() const { return fd_; }
+  void reset() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+// One exchange: read a head, write the reply, read what follows until the
+// client closes (the lingering close), all before one deadline.
+struct Connection {
+  enum class Phase { Reading, Writing, Lingering };
+
+  Connection(int fd, Clock::time_point now, const MetricsLimits& limits)
+      : fd(fd), deadline(now + limits.exchange_deadline), ends(deadline), last_activity(now) {}
+
+  ClientFd fd;
+  Phase phase = Phase::Reading;
+  Clock::time_point deadline;       // of the whole exchange
+  Clock::time_point ends;           // the deadline, or sooner once lingering
+  Clock::time_point last_activity;  // the last byte in or out of the exchange proper
+  size_t progress = 0;              // bytes in or out of the exchange proper
+  std::string received;
+  std::string reply;
+  size_t sent = 0;
+  size_t drained = 0;
+
+  short events() const { return phase == Phase::Writing ? POLLOUT : POLLIN; }
+  void moved(size_t bytes, Clock::time_point now) {
+    progress += bytes;
+    last_activity = now;
+  }
+};
+
+// The connection to close for a newcomer: one already answered and
+// lingering first, then the one idle longest, then the one with least done.
+bool idler(const Connection& a, const Connection& b) {
+  const bool a_done = a.phase == Connection::Phase::Lingering;
+  const bool b_done = b.phase == Connection::Phase::Lingering;
+  if (a_done != b_done) return a_done;
+  if (a.last_activity != b.last_activity) return a.last_activity < b.last_activity;
+  return a.progress < b.progress;
+}
+
+// Ends a connection the server gives up on (its deadline passed, or a
+// newcomer needs its place). One already answered closes cleanly: read what
+// the client sent, without waiting and up to a bound, so that the close does
+// not answer unread bytes with a RST that could destroy the reply in flight
+// (a 431 to an oversized head). One not yet answered is reset, which also
+// frees whatever the kernel still holds for it.
+void give_up(Connection& connection, size_t max_drain_bytes) {
+  if (connection.phase == Connection::Phase::Lingering) {
+    char buffer[4096];
+    for (size_t drained = 0; drained < max_drain_bytes;) {
+      const ssize_t got = recv(connection.fd.get(), buffer, sizeof(buffer), MSG_DONTWAIT);
+      if (got <= 0) break;
+      drained += static_cast<size_t>(got);
+    }
+  } else {
+    const linger abort{1, 0};
+    setsockopt(connection.fd.get(), SOL_SOCKET, SO_LINGER, &abort, sizeof(abort));
+  }
+  connection.fd.reset();
+}
+
+// Lingering: the reply is written and our side shut; read until the client
+// closes. False when the connection is done.
+bool read_to_close(Connection& connection, const MetricsLimits& limits) {
+  char buffer[4096];
+  for (;;) {
+    const ssize_t got = recv(connection.fd.get(), buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (got <= 0) return false;  // the client closed, or the connection failed
+    connection.drained += static_cast<size_t>(got);
+    if (connection.drained > limits.max_linger_bytes) return false;
+  }
+}
+
+// Writes what the socket takes of the reply; once all is written, shuts our
+// side and lingers. False when the connection is done.
+bool write_reply(Connection& connection, Clock::time_point now, const MetricsLimits& limits) {
+  while (connection.sent < connection.reply.size()) {
+    const ssize_t n = send(connection.fd.get(), connection.reply.data() + connection.sent,
+                           connection.reply.size() - connection.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n <= 0) return false;
+    connection.sent += static_cast<size_t>(n);
+    connection.moved(static_cast<size_t>(n), now);
+  }
+  shutdown(connection.fd.get(), SHUT_WR);
+  connection.phase = Connection::Phase::Lingering;
+  connection.ends = std::min(connection.deadline, now + limits.linger_time);
+  std::string().swap(connection.reply);
+  std::string().swap(connection.received);
+  return read_to_close(connection, limits);
+}
+
+// Reads the request head, at most kMaxRequestHead (and its blank line) of
+// it; once it is complete or too large, answers. False when the connection is done.
+template <typename PageSource>
+bool read_head(Connection& connection, Clock::time_point now, const MetricsLimits& limits,
+               const PageSource& current_page) {
+  char buffer[4096];
+  for (;;) {
+    const size_t room = MetricsServer::kMaxRequestHead + 4 - connection.received.size();
+    const ssize_t got = recv(connection.fd.get(), buffer, std::min(sizeof(buffer), room), MSG_DONTWAIT);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (got <= 0) return false;  // gone before a whole head: nothing to answer
+    connection.received.append(buffer, static_cast<size_t>(got));
+    connection.moved(static_cast<size_t>(got), now);
+    const RequestHeadScan scan = scan_request_head(connection.received, MetricsServer::kMaxRequestHead);
+    if (scan.state == RequestHeadScan::State::Incomplete) continue;
+    if (scan.state == RequestHeadScan::State::Complete) {
+      const std::shared_ptr<const std::string> page = current_page();
+      connection.reply = http_response(std::string_view(connection.received).substr(0, scan.head_length), *page);
+    } else {
+      connection.reply = std::string(http_head_too_large_response());
+    }
+    connection.phase = Connection::Phase::Writing;
+    return write_reply(connection, now, limits);
+  }
+}
+
+// Moves one connection on after poll() reported it. False when it is done.
+template <typename PageSource>
+bool advance(Connection& connection, Clock::time_point now, const MetricsLimits& limits,
+             const PageSource& current_page) {
+  switch (connection.phase) {
+    case Connection::Phase::Reading:
+      return read_head(connection, now, limits, current_page);
+    case Connection::Phase::Writing:
+      return write_reply(connection, now, limits);
+    case Connection::Phase::Lingering:
+      return read_to_close(connection, limits);
+  }
+  return false;
+}
+
+int poll_timeout_ms(const std::vector<Connection>& connections, Clock::time_point now,
+                    Clock::time_point listener_paused_until) {
+  Clock::time_point next = Clock::time_point::max();
+  for (const Connection& connection : connections) next = std::min(next, connection.ends);
+  if (listener_paused_until > now) next = std::min(next, listener_paused_until);
+  if (next == Clock::time_point::max()) return -1;
+  if (next <= now) return 0;
+  // Rounded up: waking a little late is harmless, waking early spins.
+  const auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - now);
+  return static_cast<int>(std::min<int64_t>(wait.count(), 60'000));
+}
+
+}  // namespace
+
+MetricsServer::MetricsServer(const ListenAddress& address, MetricsLimits limits)
+    : limits_(limits), page_(std::make_shared<const std::string>()) {
+  if (limits_.max_connections == 0) limits_.max_connections = 1;
   sockaddr_storage storage{};
   socklen_t length = 0;
   auto* v4 = reinterpret_cast<sockaddr_in*>(&storage);
@@ -76,18 +273,26 @@ MetricsServer::MetricsServer(const ListenAddress& address) {
   const int yes = 1;
   setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   if (storage.ss_family == AF_INET6) setsockopt(listener_, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof(yes));
-  if (bind(listener_, reinterpret_cast<sockaddr*>(&storage), length) != 0 || listen(listener_, 16) != 0) {
+  // A backlog of a few bounds' worth: a burst of connections waits in the
+  // kernel for the loop to take (and drop) them, not for a SYN retransmission.
+  const int backlog = static_cast<int>(std::min<size_t>(limits_.max_connections * 4, 4096));
+  if (bind(listener_, reinterpret_cast<sockaddr*>(&storage), length) != 0 || listen(listener_, backlog) != 0) {
     const int err = errno;
     close(listener_);
     throw failed("bind", "metrics address " + address.text(), errno_text(err));
   }
+  sockaddr_storage bound{};
+  socklen_t bound_length = sizeof(bound);
+  port_ = address.port;
+  if (getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &bound_length) == 0)
+    port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
   stop_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (stop_ < 0) {
     const int err = errno;
     close(listener_);
     throw failed("create", "metrics server stop event", errno_text(err));
   }
-  port_ = address.port;
 }
 
 void MetricsServer::serve() {
@@ -105,74 +310,69 @@ MetricsServer::~MetricsServer() {
 }
 
 void MetricsServer::publish(std::string page) {
+  auto next = std::make_shared<const std::string>(std::move(page));
   std::lock_guard lock(mutex_);
-  page_ = std::move(page);
+  page_.swap(next);
+  // The previous page is freed here or by the last reply built from it.
 }
 
+std::shared_ptr<const std::string> MetricsServer::current_page() {
+  std::lock_guard lock(mutex_);
+  return page_;
+}
+
+// One thread serves every client: each poll() round moves each ready
+// connection on as far as its socket allows, without ever waiting on one.
 void MetricsServer::run() {
-  pollfd fds[2] = {{listener_, POLLIN, 0}, {stop_, POLLIN, 0}};
+  std::vector<Connection> connections;
+  connections.reserve(limits_.max_connections);
+  std::vector<pollfd> fds;
+  Clock::time_point listener_paused_until{};
+  const auto page_source = [this] { return current_page(); };
   for (;;) {
-    if (poll(fds, 2, -1) < 0) {
+    Clock::time_point now = Clock::now();
+    std::erase_if(connections, [&](Connection& connection) {
+      if (connection.ends > now) return false;
+      give_up(connection, limits_.max_linger_bytes);
+      return true;
+    });
+
+    fds.clear();
+    fds.push_back({stop_, POLLIN, 0});
+    // Out of descriptors, accepting again at once would spin: the listener rests.
+    const bool listening = listener_paused_until <= now;
+    fds.push_back({listening ? listener_ : -1, POLLIN, 0});
+    for (const Connection& connection : connections) fds.push_back({connection.fd.get(), connection.events(), 0});
+
+    if (poll(fds.data(), fds.size(), poll_timeout_ms(connections, now, listener_paused_until)) < 0) {
       if (errno == EINTR) continue;
       return;
     }
-    if (fds[1].revents) return;
-    const int client = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) continue;  // gone before accept, or out of descriptors: the next scrape retries
-    answer(client);
-    linger_close(client);
-  }
-}
+    if (fds[0].revents) return;  // stop: every client closes with `connections`
+    now = Clock::now();
 
-// Closing with unread request bytes would make the kernel answer with a RST,
-// which can destroy the response before the client reads it (a 431 for an
-// oversized head): say we are done writing, then read what is left for a
-// bounded time and amount before closing.
-void MetricsServer::linger_close(int client) {
-  shutdown(client, SHUT_WR);
-  const timeval timeout{1, 0};
-  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  char buffer[4096];
-  for (size_t drained = 0; drained < (1u << 20);) {
-    const ssize_t got = recv(client, buffer, sizeof(buffer), 0);
-    if (got <= 0) break;
-    drained += static_cast<size_t>(got);
-  }
-  close(client);
-}
+    // Ready connections first: a request that has arrived is answered before
+    // a newcomer may take its place.
+    for (size_t i = 0; i < connections.size(); ++i)
+      if (fds[i + 2].revents && !advance(connections[i], now, limits_, page_source)) connections[i].fd.reset();
+    std::erase_if(connections, [](const Connection& connection) { return connection.fd.get() < 0; });
 
-// One request per connection, each step bounded by a 5 s timeout: a stalled
-// client holds this thread for seconds at most, never the trace loop.
-void MetricsServer::answer(int client) {
-  const timeval timeout{5, 0};
-  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-  setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-  std::string head;
-  char buffer[2048];
-  size_t end = std::string::npos;
-  // The timeout bounds each read; a client trickling a byte at a time meets this deadline.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (end == std::string::npos) {
-    if (std::chrono::steady_clock::now() > deadline) return;
-    const ssize_t got = recv(client, buffer, sizeof(buffer), 0);
-    if (got <= 0) return;
-    head.append(buffer, static_cast<size_t>(got));
-    end = head.find("\r\n\r\n");
-    if (end == std::string::npos && head.size() > kMaxRequestHead) {
-      const std::string reply = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-      send(client, reply.data(), reply.size(), MSG_NOSIGNAL);
-      return;
+    if (!(fds[1].revents & POLLIN)) continue;
+    for (size_t accepted = 0; accepted < limits_.max_connections; ++accepted) {
+      const int client = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (client < 0) {
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+          listener_paused_until = now + std::chrono::milliseconds(100);
+        break;  // EAGAIN: none left; anything else: the next round retries
+      }
+      if (connections.size() >= limits_.max_connections) {
+        const auto idlest = std::min_element(connections.begin(), connections.end(), idler);
+        give_up(*idlest, limits_.max_linger_bytes);
+        connections.erase(idlest);
+      }
+      connections.emplace_back(client, now, limits_);
     }
-  }
-  std::string reply;
-  {
-    std::lock_guard lock(mutex_);
-    reply = http_response(std::string_view(head).substr(0, end), page_);
-  }
-  for (size_t sent = 0; sent < reply.size();) {
-    const ssize_t n = send(client, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    sent += static_cast<size_t>(n);
   }
 }
 
