@@ -122,6 +122,7 @@ TEST_CASE("provenance worker: finish cancels a blocked lookup and hands everythi
   worker.finish(50ms);
   CHECK(cancelled);
   REQUIRE(sink.out.size() == 2);
+  CHECK(sink.out[0] == "a; provenance not read: rsttrace was stopping");  // cancelled: its result is not one
   CHECK(sink.out[1] == "b; provenance not read: rsttrace was stopping");
 }
 

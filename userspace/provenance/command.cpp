@@ -11,6 +11,11 @@
 #include <cstdlib>
 
 namespace rsttrace {
+namespace {
+
+constexpr const char* kCommandPath = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+}  // namespace
 
 std::optional<std::string> capture_output(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                                           int inherit_fd, int cancel_fd) {
@@ -37,7 +42,13 @@ std::optional<std::string> capture_output(const std::vector<std::string>& argv, 
       fcntl(3, F_SETFD, 0);
     else if (inherit_fd >= 0 && dup2(inherit_fd, 3) != 3)
       _exit(127);
-    execvp(args[0], args.data());
+    // The readers run as root: found on the system's own PATH, never one a
+    // caller's environment names, and with a fixed locale (their output is parsed).
+    setenv("PATH", kCommandPath, 1);
+    char path_entry[] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+    char locale_entry[] = "LC_ALL=C";
+    char* environment[] = {path_entry, locale_entry, nullptr};
+    execvpe(args[0], args.data(), environment);
     _exit(127);
   }
   close(pipe_fds[1]);

@@ -77,7 +77,9 @@ void ProvenanceWorker::run() {
     }
     {
       std::lock_guard lock(mutex_);
-      if (job->state == State::Running) {
+      // After finish() cancelled the system access, what the lookup found is
+      // the cancellation's doing ("no rule", "unreadable"): not a result.
+      if (job->state == State::Running && !stop_) {
         job->report = std::move(work);
         job->state = State::Done;
       }

@@ -1,0 +1,84 @@
+"""Provenance runs off the trace loop, under a deadline (issue 13: "No input ends
+or stalls tracing"). The provenance broker is stopped with SIGSTOP, as a hung
+nft or a read stuck in the kernel would leave it: the lookup it was asked for
+never answers. rsttrace must keep reporting other connections at once, hand out
+the stuck report without its rule when its deadline passes, and still stop
+within a second of SIGTERM while a lookup hangs."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import Rsttrace, wait_until
+from test_hostile_files import broker_of
+
+FIREWALLED = 2241  # test_hostile_files's refused() dials this port
+CLOSED = 2242      # nothing listens here: a no-listener reset, needing no provenance
+NETNS = None
+DEADLINE_S = 3.0   # ProvenanceWorker::Settings::deadline
+
+
+def connect_once(port):
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        sock.connect_ex(("127.0.0.1", port))
+
+
+class ProvenanceDeadlineTest(unittest.TestCase):
+    def setUp(self):
+        table = "rsttrace_deadline"
+        subprocess.run(["nft", "-f", "-"], check=True, text=True, input=(
+            f"table inet {table} {{\n  chain input {{\n    type filter hook input priority 0;\n"
+            f"    tcp dport {FIREWALLED} reject with tcp reset comment \"deadline-test\"\n  }}\n}}\n"))
+        self.addCleanup(subprocess.run, ["nft", "delete", "table", "inet", table], capture_output=True)
+        self.listener = socket.socket()  # the firewall rejects before it: a listener makes it a firewall verdict
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", FIREWALLED))
+        self.listener.listen(16)
+        self.addCleanup(self.listener.close)
+
+    def test_a_stuck_lookup_stalls_nothing_and_stop_is_prompt(self):
+        with Rsttrace("--port", str(FIREWALLED), "--port", str(CLOSED), "--netns", str(NETNS)) as rt:
+            connect_once(FIREWALLED)
+            first = rt.wait_event(verdict="firewall")
+            self.assertIn("deadline-test", first["detail"])  # the broker answers while it runs
+            broker = broker_of(rt)
+            os.kill(broker, signal.SIGSTOP)
+            try:
+                connect_once(FIREWALLED)  # its rule lookup now hangs in the broker
+                asked = time.monotonic()
+                connect_once(CLOSED)
+                # Other connections are reported as before: the loop does not wait for the lookup.
+                rt.wait_event(verdict="no-listener", timeout=DEADLINE_S - 1)
+                self.assertEqual(len(rt.events(verdict="firewall")), 1)
+                late = wait_until(lambda: rt.events(verdict="firewall")[1:], DEADLINE_S + 3,
+                                  "the stuck report after its deadline")[0]
+                self.assertGreaterEqual(time.monotonic() - asked, DEADLINE_S - 0.5)
+                self.assertIn("provenance not read within 3.0 s", late["detail"])
+                self.assertIsNone(late["rule"])
+                # Another lookup is queued behind the stuck one; SIGTERM must not wait for either.
+                connect_once(FIREWALLED)
+                time.sleep(0.3)  # let the collector drain it (poll interval 50 ms)
+                began = time.monotonic()
+                self.assertEqual(rt.stop(signal.SIGTERM), 0)
+                self.assertLess(time.monotonic() - began, 1.0, "SIGTERM honoured within a second")
+            finally:
+                try:
+                    os.kill(broker, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+        last = rt.events(verdict="firewall")[-1]
+        self.assertIn("provenance not read: rsttrace was stopping", last["detail"])
+        summary = rt.summary()
+        self.assertGreaterEqual(summary["provenance"]["timed_out"], 2)
+        self.assertEqual(summary["lost"], 0)
+
+
+if __name__ == "__main__":
+    harness.require_root()
+    NETNS = harness.enter_private_netns()
+    unittest.main()
