@@ -450,7 +450,7 @@ int run_trace(const TraceOptions& options) {
   attributor.flush(emit);
   // Lookups still running get a moment, then are cancelled: SIGTERM is
   // honoured within a second whatever they wait for.
-  worker->finish(std::chrono::milliseconds(400));
+  worker->finish(std::chrono::milliseconds(250));
   if (storms) storms->flush(monotonic_now_ns(), on_storm);
   const KernelStats stats = session.stats();
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

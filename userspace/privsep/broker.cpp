@@ -202,6 +202,13 @@ BrokerAccess::BrokerAccess(const char* name, BrokerFiles files) {
     prctl(PR_SET_NAME, name);
     // Nothing of the collector's: no BPF objects, capture file or metrics socket.
     if (dup2(pair[1], 3) < 0) _exit(1);
+    // Not the collector's stdin and stdout: a broker that outlives it for a
+    // moment must not hold its output pipe open (stderr stays, for its errors).
+    if (const int null = open("/dev/null", O_RDWR | O_CLOEXEC); null >= 0) {
+      dup2(null, 0);
+      dup2(null, 1);
+      if (null > 3) close(null);
+    }
     close_range(4, ~0U, 0);
     fcntl(3, F_SETFD, FD_CLOEXEC);  // the commands it runs get no channel to the collector
     serve(3, files);
@@ -213,8 +220,16 @@ BrokerAccess::BrokerAccess(const char* name, BrokerFiles files) {
 BrokerAccess::~BrokerAccess() {
   close(socket_);  // the broker reads EOF and exits
   if (reaped_) return;
-  int status = 0;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  // A broker busy in a command must not hold up rsttrace's exit: it is waited
+  // for briefly, then left to read EOF once its command ends (each is bounded
+  // by capture_output()'s timeout). PR_SET_PDEATHSIG is no help here: once
+  // this process has dropped privileges, the kernel's permission check stops
+  // its death signal to a root broker.
+  for (int tries = 0; tries < 10; ++tries) {
+    int status = 0;
+    const pid_t waited = waitpid(pid_, &status, WNOHANG);
+    if (waited == pid_ || (waited < 0 && errno != EINTR)) return;
+    usleep(10'000);
   }
 }
 
