@@ -8,6 +8,7 @@
 //
 //   collector_bench [--workload reset|drop|mixed] [--connections N] [--rate CONN_PER_S]
 //                   [--text] [--raw] [--poll-ms MS] [--dump FILE] [--repeat R] [--stream]
+//                   [--storm-keys]
 //
 // By default the pipeline is driven as app/trace.cpp drives it (vectors of
 // reports, a string per line). --stream uses the streaming calls where this
@@ -102,6 +103,7 @@ struct Settings {
   std::string dump;
   int repeat = 1;
   bool stream = false;
+  bool storm_keys = false;  // decode computes each event's storm class too, as rsttrace does with storms on
 };
 
 // The streaming calls, where the build under test has them (the bench also
@@ -343,7 +345,7 @@ long current_rss_kib() {
 int usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s [--workload reset|drop|mixed] [--connections N] [--rate CONN_PER_S] [--text] [--raw]\n"
-               "          [--poll-ms MS] [--dump FILE] [--repeat R] [--stream]\n",
+               "          [--poll-ms MS] [--dump FILE] [--repeat R] [--stream] [--storm-keys]\n",
                argv0);
   return 2;
 }
@@ -358,6 +360,7 @@ int main(int argc, char** argv) {
     const char* v = nullptr;
     if (arg == "--text") s.text = true;
     else if (arg == "--stream") s.stream = true;
+    else if (arg == "--storm-keys") s.storm_keys = true;
     else if (arg == "--raw") s.raw = true;
     else if (arg == "--workload" && (v = value())) s.workload = v;
     else if (arg == "--connections" && (v = value())) s.connections = std::strtoull(v, nullptr, 10);
@@ -381,6 +384,8 @@ int main(int argc, char** argv) {
 
   for (int round = 0; round < s.repeat; ++round) {
     Attributor attributor(names, {22, 2222}, s.raw);
+    WatchedPorts watched{};
+    watched[22] = watched[2222] = true;
     Tally interval, run;
     EventCounters metrics;
     Generator generator(s.workload);
@@ -419,15 +424,15 @@ int main(int argc, char** argv) {
       }
       const auto t0 = std::chrono::steady_clock::now();
       batch.for_each([&](std::span<const std::byte> bytes) {
-        DecodeResult decoded = decode_record(bytes);
-        if (std::holds_alternative<DecodeError>(decoded)) {
+        DecodeResult decoded = decode_record(bytes, s.storm_keys ? &watched : nullptr);
+        if (!decoded) {
           ++malformed;
           return;
         }
-        if (auto* event = std::get_if<TcpEvent>(&decoded))
-          add_event(attributor, *event, s.stream, report);
+        if (auto* tcp = std::get_if<DecodedEvent>(&*decoded))
+          add_event(attributor, tcp->event, s.stream, report);
         else
-          attributor.add(std::get<WrapperOpen>(decoded));
+          attributor.add(std::get<WrapperOpen>(*decoded));
       });
       settle(attributor, now + kMs, s.stream, report);
       busy += std::chrono::steady_clock::now() - t0;

@@ -71,8 +71,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  if (const std::string why = rsttrace::ensure_tracefs(); !why.empty())
-    std::fprintf(stderr, "rsttrace_empty_hooks: syscall tracepoints may fail: %s\n", why.c_str());
+  if (const rsttrace::Result<void> tracefs = rsttrace::ensure_tracefs(); !tracefs)
+    std::fprintf(stderr, "rsttrace_empty_hooks: syscall tracepoints may fail: %s\n", tracefs.reason().c_str());
   if (int err = empty_hooks_bpf__load(skel.get())) return fail("load BPF programs", err);
   std::vector<std::unique_ptr<bpf_link, LinkFree>> links;
   bpf_object__for_each_program(program, skel->obj) {

@@ -85,15 +85,15 @@ void write_text(const fs::path& file, const std::string& text) { std::ofstream(f
 }  // namespace
 
 TEST_CASE("only a regular file with one link, owned by root or the collector's user, is written") {
-  CHECK(refuse_written_file(regular_file(0), 995) == "");
-  CHECK(refuse_written_file(regular_file(995), 995) == "");
-  CHECK_THAT(refuse_written_file(regular_file(65534), 995), Catch::Contains("owned by uid 65534"));
-  CHECK_THAT(refuse_written_file(regular_file(0, 2), 995), Catch::Contains("2 links"));
+  CHECK(check_written_file(regular_file(0), 995).ok());
+  CHECK(check_written_file(regular_file(995), 995).ok());
+  CHECK_THAT(check_written_file(regular_file(65534), 995).reason(), Catch::Contains("owned by uid 65534"));
+  CHECK_THAT(check_written_file(regular_file(0, 2), 995).reason(), Catch::Contains("2 links"));
   struct stat fifo = regular_file(0);
   fifo.st_mode = S_IFIFO | 0600;
-  CHECK(refuse_written_file(fifo, 0) == "not a regular file");
+  CHECK(check_written_file(fifo, 0).reason() == "not a regular file");
   fifo.st_mode = S_IFCHR | 0600;
-  CHECK(refuse_written_file(fifo, 0) == "not a regular file");
+  CHECK(check_written_file(fifo, 0).reason() == "not a regular file");
 }
 
 TEST_CASE("the capture path is never followed through a symlink, and a FIFO never blocks") {
@@ -105,8 +105,8 @@ TEST_CASE("the capture path is never followed through a symlink, and a FIFO neve
 
   fs::create_symlink(target, path);
   OpenedFile opened = open_capture_path(path, CaptureOpen::Append, 1, geteuid());
-  CHECK(opened.fd == -1);
-  CHECK_THAT(opened.error, Catch::Contains("symbolic link"));
+  CHECK_FALSE(opened.ok());
+  CHECK_THAT(opened.reason(), Catch::Contains("symbolic link"));
   CHECK_THROWS_WITH(CaptureFile(path.string(), 0, 1), Catch::Contains("a symbolic link"));
   CHECK(read_text(target) == "keep me\n");
   CHECK((fs::status(target).permissions() & fs::perms::all) == fs::perms(0640));
@@ -114,20 +114,20 @@ TEST_CASE("the capture path is never followed through a symlink, and a FIFO neve
 
   REQUIRE(mkfifo(path.c_str(), 0600) == 0);
   opened = open_capture_path(path, CaptureOpen::Append, 1, geteuid());  // no reader: ENXIO, not a hang
-  CHECK(opened.fd == -1);
-  CHECK_THAT(opened.error, Catch::Contains("not a regular file"));
+  CHECK_FALSE(opened.ok());
+  CHECK_THAT(opened.reason(), Catch::Contains("not a regular file"));
   const int reader = open(path.c_str(), O_RDONLY | O_NONBLOCK);  // with one: opened, then refused by fstat
   REQUIRE(reader >= 0);
   opened = open_capture_path(path, CaptureOpen::Append, 1, geteuid());
-  CHECK(opened.fd == -1);
-  CHECK(opened.error == "not a regular file");
+  CHECK_FALSE(opened.ok());
+  CHECK(opened.reason() == "not a regular file");
   close(reader);
   fs::remove(path);
 
   fs::create_hard_link(target, path);
   opened = open_capture_path(path, CaptureOpen::Append, 1, geteuid());
-  CHECK(opened.fd == -1);
-  CHECK_THAT(opened.error, Catch::Contains("2 links"));
+  CHECK_FALSE(opened.ok());
+  CHECK_THAT(opened.reason(), Catch::Contains("2 links"));
   CHECK(read_text(target) == "keep me\n");
 }
 
@@ -142,11 +142,11 @@ TEST_CASE("a file another user owns is refused, the collector's own is made 0600
   REQUIRE(chown(path.c_str(), 65534, 65534) == 0);
   fs::permissions(path, fs::perms(0644));
   OpenedFile opened = open_capture_path(path, CaptureOpen::Append, 1, 995);
-  CHECK(opened.fd == -1);
-  CHECK_THAT(opened.error, Catch::Contains("owned by uid 65534"));
+  CHECK_FALSE(opened.ok());
+  CHECK_THAT(opened.reason(), Catch::Contains("owned by uid 65534"));
   opened = open_capture_path(path, CaptureOpen::Append, 1, 65534);
-  REQUIRE(opened.fd >= 0);
-  close(opened.fd);
+  REQUIRE(opened.ok());
+  CHECK(opened->get() >= 0);
   CHECK((fs::status(path).permissions() & fs::perms::all) == fs::perms(0600));
 }
 
@@ -182,20 +182,20 @@ TEST_CASE("rotation creates the new file exclusively; what appears there is refu
   const fs::path path = dir.path / "capture.jsonl";
   write_text(path, "old\n");
   OpenedFile opened = open_capture_path(path, CaptureOpen::Rotate, 2, geteuid());
-  REQUIRE(opened.fd >= 0);
-  close(opened.fd);
+  REQUIRE(opened.ok());
+  CHECK(opened->get() >= 0);
   CHECK(read_text(path.string() + ".1") == "old\n");
   CHECK(fs::file_size(path) == 0);
   // keep 0: the file is removed, then created anew; a symlink put there meanwhile is not followed.
   const fs::path target = dir.path / "target";
   write_text(target, "keep me\n");
   opened = open_capture_path(path, CaptureOpen::Rotate, 0, geteuid());
-  REQUIRE(opened.fd >= 0);
-  close(opened.fd);
+  REQUIRE(opened.ok());
+  CHECK(opened->get() >= 0);
   fs::remove(path);
   fs::create_symlink(target, path);
   opened = open_capture_path(path, CaptureOpen::Append, 0, geteuid());
-  CHECK(opened.fd == -1);
+  CHECK_FALSE(opened.ok());
   CHECK(read_text(target) == "keep me\n");
 }
 
@@ -205,20 +205,22 @@ TEST_CASE("the ready file replaces what is at its path without following it, and
   const fs::path target = dir.path / "target";
   write_text(target, "keep me\n");
   fs::create_symlink(target, path);
-  FileIdentity written;
-  REQUIRE(write_ready_file(path.string(), 4242, written) == "");
+  Result<FileIdentity> ready = write_ready_file(path.string(), 4242);
+  REQUIRE(ready.ok());
+  const FileIdentity written = *ready;
   CHECK(read_text(path) == "4242\n");
   CHECK_FALSE(fs::is_symlink(path));
   CHECK(read_text(target) == "keep me\n");
   CHECK((fs::status(path).permissions() & fs::perms::all) == fs::perms(0600));
-  CHECK_FALSE(fs::exists(path.string() + ".tmp.4242"));
+  CHECK_FALSE(fs::exists(path.string() + ".tmp." + std::to_string(getpid())));
 
   fs::remove(path);
   write_text(path, "someone else's\n");  // replaced since: left alone
   CHECK_FALSE(remove_ready_file(path.string(), written));
   CHECK(fs::exists(path));
   fs::remove(path);
-  REQUIRE(write_ready_file(path.string(), 4242, written) == "");
-  CHECK(remove_ready_file(path.string(), written));
+  ready = write_ready_file(path.string(), 4242);
+  REQUIRE(ready.ok());
+  CHECK(remove_ready_file(path.string(), *ready));
   CHECK_FALSE(fs::exists(path));
 }

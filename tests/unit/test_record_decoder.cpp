@@ -48,8 +48,10 @@ std::vector<std::byte> bytes_of(const rsttrace_tcp_event& raw) {
 TEST_CASE("a reset record decodes field by field") {
   const auto bytes = bytes_of(sample_event());
   const DecodeResult result = decode_record(bytes);
-  REQUIRE(std::holds_alternative<TcpEvent>(result));
-  const TcpEvent& e = std::get<TcpEvent>(result);
+  REQUIRE(result.ok());
+  REQUIRE(std::holds_alternative<DecodedEvent>(*result));
+  const TcpEvent& e = std::get<DecodedEvent>(*result).event;
+  CHECK_FALSE(std::get<DecodedEvent>(*result).storm_key);  // not asked for
   CHECK(e.kind == EventKind::ResetSent);
   CHECK(e.family == 4);
   CHECK(e.local.port == 22);
@@ -77,7 +79,7 @@ TEST_CASE("an owner that closed from exit() carries its exit code") {
   raw.flags |= RSTTRACE_FLAG_OWNER_EXITING;
   raw.owner_exit_code = 9;  // killed by SIGKILL
   const auto bytes = bytes_of(raw);
-  const TcpEvent e = std::get<TcpEvent>(decode_record(bytes));
+  const TcpEvent e = std::get<DecodedEvent>(*decode_record(bytes)).event;
   CHECK(e.owner_exiting);
   CHECK(e.owner_exit_code == 9);
 }
@@ -98,7 +100,7 @@ TEST_CASE("a wrapper-file open decodes") {
   raw.user_ns = 4026532999u;
   std::vector<std::byte> bytes(sizeof(raw));
   std::memcpy(bytes.data(), &raw, sizeof(raw));
-  const WrapperOpen open = std::get<WrapperOpen>(decode_record(bytes));
+  const WrapperOpen open = std::get<WrapperOpen>(*decode_record(bytes));
   CHECK(open.file == WrapperFile::HostsDeny);
   CHECK(open.process == Process{4242, "sh"});
   CHECK(open.parent == Process{4200, "fail2ban-server"});
@@ -108,7 +110,7 @@ TEST_CASE("a wrapper-file open decodes") {
   CHECK(open.user_ns == 4026532999u);
   raw.file = 9;
   std::memcpy(bytes.data(), &raw, sizeof(raw));
-  CHECK(std::holds_alternative<DecodeError>(decode_record(bytes)));
+  CHECK(!decode_record(bytes).ok());
 }
 
 TEST_CASE("flags decide which optional facts exist") {
@@ -117,7 +119,7 @@ TEST_CASE("flags decide which optional facts exist") {
   raw.tcp_flags = 0x02;
   raw.owner_pid = 0;
   const auto bytes = bytes_of(raw);
-  const TcpEvent e = std::get<TcpEvent>(decode_record(bytes));
+  const TcpEvent e = std::get<DecodedEvent>(*decode_record(bytes)).event;
   CHECK_FALSE(e.reason);
   CHECK_FALSE(e.tcp_state);
   CHECK_FALSE(e.owner);
@@ -131,7 +133,7 @@ TEST_CASE("IPv4-mapped IPv6 addresses are reported as IPv4") {
   inet_pton(AF_INET6, "::ffff:10.1.2.3", raw.local_addr);
   inet_pton(AF_INET6, "::ffff:10.1.2.4", raw.remote_addr);
   const auto bytes = bytes_of(raw);
-  const TcpEvent e = std::get<TcpEvent>(decode_record(bytes));
+  const TcpEvent e = std::get<DecodedEvent>(*decode_record(bytes)).event;
   CHECK(e.family == 4);
   CHECK(e.local.addr[0] == 10);
   CHECK(e.remote.addr[3] == 4);
@@ -139,7 +141,7 @@ TEST_CASE("IPv4-mapped IPv6 addresses are reported as IPv4") {
 
   inet_pton(AF_INET6, "2001:db8::1", raw.remote_addr);
   const auto real_v6 = bytes_of(raw);
-  CHECK(std::get<TcpEvent>(decode_record(real_v6)).family == 6);
+  CHECK(std::get<DecodedEvent>(*decode_record(real_v6)).event.family == 6);
 }
 
 TEST_CASE("malformed records are refused with a reason, never misread") {
@@ -147,25 +149,57 @@ TEST_CASE("malformed records are refused with a reason, never misread") {
   auto bytes = bytes_of(raw);
   SECTION("truncated") {
     const DecodeResult r = decode_record(std::span(bytes).first(20));
-    REQUIRE(std::holds_alternative<DecodeError>(r));
-    CHECK_THAT(std::get<DecodeError>(r).message, Catch::Contains("says 176 bytes"));
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.reason(), Catch::Contains("says 176 bytes"));
   }
   SECTION("shorter than a header") {
-    CHECK(std::holds_alternative<DecodeError>(decode_record(std::span(bytes).first(3))));
+    CHECK(!decode_record(std::span(bytes).first(3)).ok());
   }
   SECTION("unknown type") {
     raw.header.type = 99;
     bytes = bytes_of(raw);
-    CHECK_THAT(std::get<DecodeError>(decode_record(bytes)).message, Catch::Contains("unknown record type 99"));
+    const DecodeResult r = decode_record(bytes);
+    REQUIRE_FALSE(r.ok());
+    CHECK_THAT(r.reason(), Catch::Contains("unknown record type 99"));
   }
   SECTION("unknown kind") {
     raw.kind = 7;
     bytes = bytes_of(raw);
-    CHECK(std::holds_alternative<DecodeError>(decode_record(bytes)));
+    CHECK(!decode_record(bytes).ok());
   }
   SECTION("unknown family") {
     raw.family = 5;
     bytes = bytes_of(raw);
-    CHECK(std::holds_alternative<DecodeError>(decode_record(bytes)));
+    CHECK(!decode_record(bytes).ok());
   }
+}
+
+TEST_CASE("the decoder gives the storm class of the bytes it decoded, as the BPF side computes it") {
+  WatchedPorts watched{};
+  watched[22] = true;
+  auto raw = sample_event();
+  raw.flags = RSTTRACE_FLAG_REASON;  // no full socket: a reset for no socket may form a storm
+  const auto bytes = bytes_of(raw);
+  const DecodeResult result = decode_record(bytes, &watched);
+  REQUIRE(result.ok());
+  const DecodedEvent& decoded = std::get<DecodedEvent>(*result);
+  REQUIRE(decoded.storm_key);
+  rsttrace_storm_key expected;
+  REQUIRE(rsttrace_storm_key_of(&raw, 1, &expected));
+  CHECK(std::memcmp(&*decoded.storm_key, &expected, sizeof(expected)) == 0);
+  CHECK(decoded.storm_key->port == 22);
+  CHECK(decoded.storm_key->watched_local == 1);
+  CHECK(decoded.event.local.port == 22);
+
+  // The watched table decides which side is the peer's.
+  watched[22] = false;
+  const DecodeResult unwatched = decode_record(bytes, &watched);
+  REQUIRE(std::get<DecodedEvent>(*unwatched).storm_key);
+  CHECK(std::get<DecodedEvent>(*unwatched).storm_key->port == 40000);
+  CHECK(std::get<DecodedEvent>(*unwatched).storm_key->watched_local == 0);
+
+  // A reset on a full, established socket is judged per connection: no class.
+  raw.flags = RSTTRACE_FLAG_REASON | RSTTRACE_FLAG_SOCKET | RSTTRACE_FLAG_FULLSOCK;
+  raw.tcp_state = 1;
+  CHECK_FALSE(std::get<DecodedEvent>(*decode_record(bytes_of(raw), &watched)).storm_key);
 }

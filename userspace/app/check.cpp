@@ -64,8 +64,8 @@ int run_check() {
   row("SKB_DROP_REASON_NETFILTER_DROP",
       netfilter_drop ? "yes (" + std::to_string(*netfilter_drop) + ")" : "missing (before 5.18): firewall drops unnamed");
 
-  const std::string no_tracefs = ensure_tracefs();
-  row("tracefs (syscall tracepoint ids)", no_tracefs.empty() ? "yes" : no_tracefs);
+  const Result<void> tracefs = ensure_tracefs();
+  row("tracefs (syscall tracepoint ids)", tracefs ? "yes" : tracefs.reason());
 
   try {
     require_bpf_privileges();
@@ -83,13 +83,13 @@ int run_check() {
                 {"fentry (tcp_send_active_reset)", "probe_fentry"}};
   bool kprobe_ok = false;
   for (const auto& probe : probes) {
-    if (std::string(probe.program) == "handle_openat_enter" && !no_tracefs.empty()) {
+    if (std::string(probe.program) == "handle_openat_enter" && !tracefs) {
       row(probe.label, "skipped: no tracefs");
       continue;
     }
-    const ProbeResult result = probe_program(probe.program, types);
-    if (std::string(probe.program) == "handle_active_reset") kprobe_ok = result.ok;
-    row(probe.label, result.ok ? "works" : "no (" + result.error + ")");
+    const Result<void> result = probe_program(probe.program, types);
+    if (std::string(probe.program) == "handle_active_reset") kprobe_ok = result.ok();
+    row(probe.label, result ? "works" : "no (" + result.reason() + ")");
   }
 
   const bool old_send_reset = tracepoint_arg_count(types, "tcp_send_reset").value_or(0) < 3;
@@ -101,7 +101,7 @@ int run_check() {
 
   std::printf("a full session (port 22)\n");
   try {
-    BpfSession session(SessionConfig{{22}, 0, 1u << 16, no_tracefs.empty(), false},
+    BpfSession session(SessionConfig{{22}, 0, 1u << 16, tracefs.ok(), false},
                        TracepointShapes::from_btf(types),
                        [](std::span<const std::byte>) {});
     row("programs attached", std::to_string(session.attached_programs().size()));

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "error.h"
+#include "output/capture_file.h"
 #include "output/format.h"
 #include "report/capture_reader.h"
 #include "report/incident.h"
@@ -39,22 +40,10 @@ int run_report(const ReportOptions& options) {
   const std::string text = render_text(incident, options.files);
   std::fwrite(text.data(), 1, text.size(), stdout);
   if (!options.html.empty()) {
-    const std::string temp = options.html + ".tmp." + std::to_string(getpid());
-    {
-      std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-      out << render_html(incident, options.files);
-      out.flush();
-      if (!out) {
-        const int err = errno;
-        std::remove(temp.c_str());
-        throw failed("write", options.html, errno_text(err));
-      }
-    }
-    if (std::rename(temp.c_str(), options.html.c_str()) != 0) {
-      const int err = errno;
-      std::remove(temp.c_str());
-      throw failed("write", options.html, errno_text(err));
-    }
+    // 0666 less the umask, as any output file the operator names.
+    if (const Result<FileIdentity> written = replace_file(options.html, render_html(incident, options.files), 0666);
+        !written)
+      throw failed("write", options.html, written.reason());
     spdlog::info("wrote {}", options.html);
   }
   return 0;

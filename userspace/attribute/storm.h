@@ -19,22 +19,10 @@
 #include <vector>
 
 #include "attribute/report.h"
+#include "collect/storm_counters.h"
 #include "rsttrace/records.h"
 
 namespace rsttrace {
-
-// The kernel side of storms (BpfSession in production).
-class StormCounters {
- public:
-  virtual ~StormCounters() = default;
-  // Zero slot's counters, then count `key` there.
-  virtual void activate(const rsttrace_storm_key& key, uint32_t slot) = 0;
-  // Stop counting `key`: its events are emitted again.
-  virtual void deactivate(const rsttrace_storm_key& key, uint32_t slot) = 0;
-  virtual void remove(const rsttrace_storm_key& key) = 0;
-  // Events counted in slot since activate(), summed over CPUs.
-  virtual uint64_t count(uint32_t slot) const = 0;
-};
 
 struct StormKeyHash {
   size_t operator()(const rsttrace_storm_key& key) const {

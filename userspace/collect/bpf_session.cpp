@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <spdlog/spdlog.h>
 
 #include "collect/kernel_btf.h"
 #include "error.h"
@@ -14,7 +15,6 @@
 
 namespace rsttrace {
 namespace {
-
 
 // libbpf attaches kprobes through the kprobe PMU (perf_event_open).
 bool kprobes_available() { return access("/sys/bus/event_source/devices/kprobe/type", R_OK) == 0; }
@@ -30,6 +30,9 @@ void BpfSession::LinkFree::operator()(bpf_link* link) const { bpf_link__destroy(
 
 BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& tracepoints, RecordSink sink)
     : sink_(std::move(sink)) {
+  const int ncpus = libbpf_num_possible_cpus();
+  if (ncpus <= 0) throw failed("count", "possible CPUs", errno_text(ncpus ? ncpus : ENOENT));
+  per_cpu_.resize(static_cast<size_t>(ncpus));
   // The tracepoints every run needs, checked before load so a missing one is
   // named instead of surfacing as a verifier error.
   for (const auto& [name, args] : {std::pair{"tcp_send_reset", tracepoints.tcp_send_reset},
@@ -99,21 +102,19 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
   }
 
   if (config.program_stats) {
-    stats_fd_ = bpf_enable_stats(BPF_STATS_RUN_TIME);
-    if (stats_fd_ < 0) throw failed("enable", "BPF run time statistics", errno_text(errno));
+    stats_fd_.reset(bpf_enable_stats(BPF_STATS_RUN_TIME));
+    if (!stats_fd_) throw failed("enable", "BPF run time statistics", errno_text(errno));
   }
 
   reader_ = std::make_unique<RingBufferReader>(bpf_map__fd(skel_->maps.events), bpf_map__max_entries(skel_->maps.events),
                                                sink_);
 }
 
-BpfSession::~BpfSession() {
-  if (stats_fd_ >= 0) close(stats_fd_);
-}
+BpfSession::~BpfSession() = default;
 
 std::vector<ProgramStats> BpfSession::program_stats() const {
   std::vector<ProgramStats> all;
-  if (stats_fd_ < 0) return all;
+  if (!stats_fd_) return all;
   bpf_program* prog = nullptr;
   bpf_object__for_each_program(prog, skel_->obj) {
     if (!bpf_program__autoload(prog)) continue;
@@ -127,35 +128,41 @@ std::vector<ProgramStats> BpfSession::program_stats() const {
 
 void BpfSession::drain() { reader_->consume(); }
 
-bool BpfSession::maps_readable() const {
-  const int ncpus = libbpf_num_possible_cpus();
-  std::vector<uint64_t> per_cpu(ncpus > 0 ? ncpus : 1);
-  const uint32_t index = RSTTRACE_STAT_EMITTED;
-  return bpf_map__lookup_elem(skel_->maps.stats, &index, sizeof(index), per_cpu.data(),
-                              per_cpu.size() * sizeof(uint64_t), 0) == 0;
+Result<uint64_t> BpfSession::sum_per_cpu(const bpf_map* map, uint32_t index) const {
+  if (int err = bpf_map__lookup_elem(map, &index, sizeof(index), per_cpu_.data(), per_cpu_.size() * sizeof(uint64_t), 0))
+    return Failure{errno_text(err)};
+  uint64_t total = 0;
+  for (uint64_t value : per_cpu_) total += value;
+  return total;
 }
 
+bool BpfSession::maps_readable() const { return sum_per_cpu(skel_->maps.stats, RSTTRACE_STAT_EMITTED).ok(); }
+
 KernelStats BpfSession::stats() const {
-  const int ncpus = libbpf_num_possible_cpus();
-  std::vector<uint64_t> per_cpu(ncpus > 0 ? ncpus : 1);
-  auto sum = [&](uint32_t index) -> uint64_t {
-    if (bpf_map__lookup_elem(skel_->maps.stats, &index, sizeof(index), per_cpu.data(),
-                             per_cpu.size() * sizeof(uint64_t), 0))
-      return 0;
-    uint64_t total = 0;
-    for (uint64_t value : per_cpu) total += value;
-    return total;
-  };
-  return KernelStats{
-      .emitted = sum(RSTTRACE_STAT_EMITTED),
-      .lost = sum(RSTTRACE_STAT_LOST),
-      .reset_sent = sum(RSTTRACE_STAT_RESET_SENT),
-      .reset_received = sum(RSTTRACE_STAT_RESET_RECEIVED),
-      .drop = sum(RSTTRACE_STAT_DROP),
-      .evidence = sum(RSTTRACE_STAT_EVIDENCE),
-      .folded = sum(RSTTRACE_STAT_FOLDED),
-      .aggregated = sum(RSTTRACE_STAT_AGGREGATED),
-  };
+  KernelStats& stats = last_stats_;
+  const uint64_t failed_before = stats.failed_reads;
+  std::string reason;
+  for (const auto& [index, field] : {std::pair{RSTTRACE_STAT_EMITTED, &KernelStats::emitted},
+                                     std::pair{RSTTRACE_STAT_LOST, &KernelStats::lost},
+                                     std::pair{RSTTRACE_STAT_RESET_SENT, &KernelStats::reset_sent},
+                                     std::pair{RSTTRACE_STAT_RESET_RECEIVED, &KernelStats::reset_received},
+                                     std::pair{RSTTRACE_STAT_DROP, &KernelStats::drop},
+                                     std::pair{RSTTRACE_STAT_EVIDENCE, &KernelStats::evidence},
+                                     std::pair{RSTTRACE_STAT_FOLDED, &KernelStats::folded},
+                                     std::pair{RSTTRACE_STAT_AGGREGATED, &KernelStats::aggregated}}) {
+    const Result<uint64_t> sum = sum_per_cpu(skel_->maps.stats, index);
+    if (sum) {
+      stats.*field = *sum;
+    } else {
+      ++stats.failed_reads;
+      reason = sum.reason();
+    }
+  }
+  if (stats.failed_reads > failed_before && !stats_failing_)
+    spdlog::warn("failed to read the kernel's counters: {}; they keep their last value (failed_reads in the summary)",
+                 reason);
+  stats_failing_ = stats.failed_reads > failed_before;
+  return stats;
 }
 
 namespace {
@@ -174,8 +181,7 @@ std::string bytes_of(const rsttrace_storm_peer& peer) { return std::string(reint
 }  // namespace
 
 void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot) {
-  const int ncpus = libbpf_num_possible_cpus();
-  std::vector<uint64_t> zeros(ncpus > 0 ? ncpus : 1, 0);
+  const std::vector<uint64_t> zeros(per_cpu_.size(), 0);
   if (bpf_map__update_elem(skel_->maps.storm_counts, &slot, sizeof(slot), zeros.data(), zeros.size() * sizeof(uint64_t),
                            BPF_ANY))
     throw failed("reset", "storm counter " + std::to_string(slot), errno_text(errno));
@@ -208,14 +214,9 @@ void BpfSession::remove(const rsttrace_storm_key& key) {
 }
 
 uint64_t BpfSession::count(uint32_t slot) const {
-  const int ncpus = libbpf_num_possible_cpus();
-  std::vector<uint64_t> per_cpu(ncpus > 0 ? ncpus : 1);
-  if (bpf_map__lookup_elem(skel_->maps.storm_counts, &slot, sizeof(slot), per_cpu.data(),
-                           per_cpu.size() * sizeof(uint64_t), 0))
-    throw failed("read", "storm counter " + std::to_string(slot), errno_text(errno));
-  uint64_t total = 0;
-  for (uint64_t value : per_cpu) total += value;
-  return total;
+  const Result<uint64_t> sum = sum_per_cpu(skel_->maps.storm_counts, slot);
+  if (!sum) throw failed("read", "storm counter " + std::to_string(slot), sum.reason());
+  return *sum;
 }
 
 }  // namespace rsttrace

@@ -13,12 +13,16 @@
 #include <string>
 #include <vector>
 
-#include "attribute/storm.h"
 #include "collect/kernel_btf.h"
+#include "collect/kernel_stats.h"
 #include "collect/ring_buffer_reader.h"
+#include "collect/storm_counters.h"
+#include "error.h"
+#include "fd.h"
 
 struct rsttrace_bpf;
 struct bpf_link;
+struct bpf_map;
 
 namespace rsttrace {
 
@@ -32,29 +36,8 @@ struct SessionConfig {
   bool program_stats = false;
 };
 
-// A program's cost as the kernel counts it (BPF_ENABLE_STATS).
-struct ProgramStats {
-  std::string name;
-  uint64_t runs = 0;
-  uint64_t run_time_ns = 0;
-};
-
-// Counters kept by the BPF programs, summed over CPUs (enum rsttrace_stat).
-struct KernelStats {
-  uint64_t emitted = 0;
-  uint64_t lost = 0;
-  uint64_t reset_sent = 0;
-  uint64_t reset_received = 0;
-  uint64_t drop = 0;
-  uint64_t evidence = 0;  // wrapper-file opens
-  uint64_t folded = 0;    // seen but not emitted: they repeat an emitted event (the answered SYN's drop)
-  uint64_t aggregated = 0;  // seen but not emitted: counted in a storm slot
-};
-
 class BpfSession : public StormCounters {
  public:
-  using RecordSink = std::function<void(std::span<const std::byte>)>;
-
   // Loads and attaches; throws Error naming what failed.
   BpfSession(const SessionConfig& config, const TracepointShapes& tracepoints, RecordSink sink);
   ~BpfSession() override;
@@ -63,6 +46,8 @@ class BpfSession : public StormCounters {
 
   // Hands every record waiting in the ring buffer to the sink.
   void drain();
+  // The kernel's counters. A counter whose read fails keeps its last value
+  // and is counted in failed_reads (and logged once per run of failures).
   KernelStats stats() const;
   // Whether this process can read the BPF maps, e.g. after dropping CAP_BPF
   // (kernels before 6.5 check it on every bpf() call while unprivileged BPF is off).
@@ -85,14 +70,21 @@ class BpfSession : public StormCounters {
   struct LinkFree {
     void operator()(bpf_link* link) const;
   };
+  // One CPU's value after another, of the per-CPU map `map` at `index`,
+  // summed; a Failure (errno text) if the kernel refused the read.
+  Result<uint64_t> sum_per_cpu(const bpf_map* map, uint32_t index) const;
+
   RecordSink sink_;
   // Destroyed bottom-up: reader, then links, then the skeleton.
   std::unique_ptr<rsttrace_bpf, SkeletonFree> skel_;
   std::vector<std::unique_ptr<bpf_link, LinkFree>> links_;
   std::unique_ptr<RingBufferReader> reader_;
-  int stats_fd_ = -1;
+  Fd stats_fd_;  // holds BPF_STATS_RUN_TIME on while open
   uint32_t storm_keys_ = 0;  // entries in storm_keys, mirrored to storms_in_use
-  std::map<std::string, int> storm_peer_refs_;  // storm_peers entries (as bytes) -> storms using them  // holds BPF_STATS_RUN_TIME on while open
+  std::map<std::string, int> storm_peer_refs_;  // storm_peers entries (as bytes) -> storms using them
+  mutable std::vector<uint64_t> per_cpu_;  // one value per possible CPU, reused by every read
+  mutable KernelStats last_stats_;         // what a failed read keeps
+  mutable bool stats_failing_ = false;     // in a run of failed reads: logged once
   std::vector<std::string> attached_;
   std::vector<std::string> limitations_;
 };

@@ -4,17 +4,15 @@
 
 #include <string>
 
+#include "error.h"
+
 struct btf;
 
 namespace rsttrace {
 
-struct ProbeResult {
-  bool ok = false;
-  std::string error;  // why not, when !ok
-};
-
 // Loads `program` (a program name in bpf/rsttrace.bpf.c) alone and attaches
 // it, with the argument counts of the running kernel's tracepoints (kernel_types).
-ProbeResult probe_program(const std::string& program, const btf* kernel_types);
+// A Failure says why it cannot load or attach.
+Result<void> probe_program(const std::string& program, const btf* kernel_types);
 
 }  // namespace rsttrace

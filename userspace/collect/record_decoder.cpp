@@ -5,7 +5,6 @@
 #include <string.h>  // strnlen
 #include <optional>
 
-#include "rsttrace/records.h"
 
 namespace rsttrace {
 namespace {
@@ -38,21 +37,23 @@ void unmap_v4(TcpEvent& event) {
   event.family = 4;
 }
 
-DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
+DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw, const WatchedPorts* storm_ports) {
   EventKind kind;
   switch (raw.kind) {
     case RSTTRACE_KIND_RESET_SENT: kind = EventKind::ResetSent; break;
     case RSTTRACE_KIND_RESET_RECEIVED: kind = EventKind::ResetReceived; break;
     case RSTTRACE_KIND_DROP: kind = EventKind::Drop; break;
-    default: return DecodeError{"unknown event kind " + std::to_string(raw.kind)};
+    default: return Failure{"unknown event kind " + std::to_string(raw.kind)};
   }
   if (raw.family != 4 && raw.family != 6)
-    return DecodeError{"unknown address family " + std::to_string(raw.family)};
+    return Failure{"unknown address family " + std::to_string(raw.family)};
   if (raw.owner_source > RSTTRACE_OWNER_IO)
-    return DecodeError{"unknown owner source " + std::to_string(raw.owner_source)};
+    return Failure{"unknown owner source " + std::to_string(raw.owner_source)};
 
-  DecodeResult result(std::in_place_type<TcpEvent>);  // built in place: no move of the event
-  TcpEvent& event = *std::get_if<TcpEvent>(&result);
+  // Built in place: no move of the event.
+  DecodeResult result(std::in_place, std::in_place_type<DecodedEvent>);
+  DecodedEvent& decoded = *std::get_if<DecodedEvent>(&*result);
+  TcpEvent& event = decoded.event;
   event.kind = kind;
   event.monotonic_ns = raw.ts_ns;
   event.family = raw.family;
@@ -87,6 +88,10 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw) {
   event.location = raw.location;
   event.ifindex = raw.ifindex;
   unmap_v4(event);
+  if (storm_ports) {
+    rsttrace_storm_key key;
+    if (rsttrace_storm_key_of(&raw, (*storm_ports)[raw.local_port], &key)) decoded.storm_key = key;
+  }
   return result;
 }
 
@@ -95,7 +100,7 @@ DecodeResult decode_wrapper_open(const rsttrace_wrapper_open& raw) {
   switch (raw.file) {
     case RSTTRACE_HOSTS_ALLOW: open.file = WrapperFile::HostsAllow; break;
     case RSTTRACE_HOSTS_DENY: open.file = WrapperFile::HostsDeny; break;
-    default: return DecodeError{"unknown wrapper file " + std::to_string(raw.file)};
+    default: return Failure{"unknown wrapper file " + std::to_string(raw.file)};
   }
   open.monotonic_ns = raw.ts_ns;
   open.process = Process{raw.pid, comm_bytes(raw.comm)};
@@ -105,14 +110,14 @@ DecodeResult decode_wrapper_open(const rsttrace_wrapper_open& raw) {
   open.mnt_ns = raw.mnt_ns;
   open.uid = raw.uid;
   open.user_ns = raw.user_ns;
-  return open;
+  return DecodeResult(std::in_place, std::move(open));
 }
 
 // Copies a record of exactly sizeof(Raw) bytes out of the ring buffer.
 template <typename Raw>
-std::optional<DecodeError> copy_exact(std::span<const std::byte> bytes, Raw& raw, const char* what) {
+std::optional<Failure> copy_exact(std::span<const std::byte> bytes, Raw& raw, const char* what) {
   if (bytes.size() != sizeof(raw))
-    return DecodeError{std::string(what) + " of " + std::to_string(bytes.size()) + " bytes, expected " +
+    return Failure{std::string(what) + " of " + std::to_string(bytes.size()) + " bytes, expected " +
                        std::to_string(sizeof(raw))};
   std::memcpy(&raw, bytes.data(), sizeof(raw));
   return std::nullopt;
@@ -120,19 +125,19 @@ std::optional<DecodeError> copy_exact(std::span<const std::byte> bytes, Raw& raw
 
 }  // namespace
 
-DecodeResult decode_record(std::span<const std::byte> bytes) {
+DecodeResult decode_record(std::span<const std::byte> bytes, const WatchedPorts* storm_ports) {
   rsttrace_record_header header;
   if (bytes.size() < sizeof(header))
-    return DecodeError{"record of " + std::to_string(bytes.size()) + " bytes is shorter than its header"};
+    return Failure{"record of " + std::to_string(bytes.size()) + " bytes is shorter than its header"};
   std::memcpy(&header, bytes.data(), sizeof(header));
   if (header.size != bytes.size())
-    return DecodeError{"record says " + std::to_string(header.size) + " bytes, ring buffer gave " +
+    return Failure{"record says " + std::to_string(header.size) + " bytes, ring buffer gave " +
                        std::to_string(bytes.size())};
   switch (header.type) {
     case RSTTRACE_RECORD_TCP_EVENT: {
       rsttrace_tcp_event raw;
       if (auto error = copy_exact(bytes, raw, "tcp event")) return *error;
-      return decode_tcp_event(raw);
+      return decode_tcp_event(raw, storm_ports);
     }
     case RSTTRACE_RECORD_WRAPPER_OPEN: {
       rsttrace_wrapper_open raw;
@@ -140,7 +145,7 @@ DecodeResult decode_record(std::span<const std::byte> bytes) {
       return decode_wrapper_open(raw);
     }
     default:
-      return DecodeError{"unknown record type " + std::to_string(header.type)};
+      return Failure{"unknown record type " + std::to_string(header.type)};
   }
 }
 

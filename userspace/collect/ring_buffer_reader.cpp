@@ -11,7 +11,7 @@
 namespace rsttrace {
 
 uint64_t read_ring_records(const uint8_t* data, uint64_t mask, uint64_t consumer, uint64_t producer,
-                           std::vector<std::byte>& scratch, const RingRecordSink& sink,
+                           std::vector<std::byte>& scratch, const RecordSink& sink,
                            const std::function<void(uint64_t)>& release, uint64_t release_every) {
   const uint64_t size = mask + 1;
   uint64_t released = consumer;
@@ -45,7 +45,7 @@ uint64_t read_ring_records(const uint8_t* data, uint64_t mask, uint64_t consumer
   return consumer;
 }
 
-RingBufferReader::RingBufferReader(int map_fd, uint32_t data_size, RingRecordSink sink)
+RingBufferReader::RingBufferReader(int map_fd, uint32_t data_size, RecordSink sink)
     : sink_(std::move(sink)), page_size_(static_cast<size_t>(sysconf(_SC_PAGESIZE))), mask_(data_size - 1) {
   if (data_size == 0 || (data_size & (data_size - 1)) != 0 || data_size % page_size_ != 0)
     throw failed("map", "ring buffer", "size " + std::to_string(data_size) + " is not a power-of-two number of pages");

@@ -21,7 +21,8 @@ inline constexpr uint32_t kRingRecordBusy = 1u << 31;     // reserved, not yet c
 inline constexpr uint32_t kRingRecordDiscard = 1u << 30;  // committed as discarded: skip
 inline constexpr uint32_t kRingHeaderSize = 8;
 
-using RingRecordSink = std::function<void(std::span<const std::byte>)>;
+// Where each record goes: the ring buffer reader and BpfSession hand records on with it.
+using RecordSink = std::function<void(std::span<const std::byte>)>;
 
 // The pure part: reads the records committed in data[consumer, producer)
 // (positions grow forever; data has size mask + 1, a power of two), stops at
@@ -30,13 +31,13 @@ using RingRecordSink = std::function<void(std::span<const std::byte>)>;
 // producers get space back during a long drain. A record that wraps past the
 // end is copied into `scratch`.
 uint64_t read_ring_records(const uint8_t* data, uint64_t mask, uint64_t consumer, uint64_t producer,
-                           std::vector<std::byte>& scratch, const RingRecordSink& sink,
+                           std::vector<std::byte>& scratch, const RecordSink& sink,
                            const std::function<void(uint64_t)>& release, uint64_t release_every);
 
 class RingBufferReader {
  public:
   // Maps the ring buffer map `map_fd` of `data_size` bytes; throws Error.
-  RingBufferReader(int map_fd, uint32_t data_size, RingRecordSink sink);
+  RingBufferReader(int map_fd, uint32_t data_size, RecordSink sink);
   ~RingBufferReader();
   RingBufferReader(const RingBufferReader&) = delete;
   RingBufferReader& operator=(const RingBufferReader&) = delete;
@@ -45,7 +46,7 @@ class RingBufferReader {
   void consume();
 
  private:
-  RingRecordSink sink_;
+  RecordSink sink_;
   size_t page_size_;
   uint64_t mask_;
   uint8_t* consumer_page_ = nullptr;  // writable: consumer position at offset 0

@@ -106,6 +106,9 @@ std::string render_prometheus(const MetricsSnapshot& s) {
   page.counter("rsttrace_ignored_events_total", "Kernel events of ordinary teardown, not reported.", s.ignored);
   page.counter("rsttrace_lost_events_total", "Kernel events lost because the ring buffer was full.", s.lost);
   page.counter("rsttrace_malformed_records_total", "Ring buffer records that failed to decode.", s.malformed);
+  page.counter("rsttrace_kernel_counter_read_failures_total",
+               "Reads of the BPF programs' counters that failed (the counters then show their last value read).",
+               s.kernel_failed_reads);
   page.counter("rsttrace_capture_failed_writes_total", "Capture file lines that could not be written.",
                s.failed_writes);
   page.counter("rsttrace_capture_rotations_total", "Capture file rotations.", s.rotations);

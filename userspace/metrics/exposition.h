@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "attribute/report.h"
+#include "collect/kernel_stats.h"  // ProgramStats
 
 namespace rsttrace {
 
@@ -44,12 +45,6 @@ class EventCounters {
   std::pair<const EventLabels, uint64_t>* last_ = nullptr;
 };
 
-struct ProgramRunTime {
-  std::string name;
-  uint64_t runs = 0;
-  uint64_t run_time_ns = 0;
-};
-
 struct MetricsSnapshot {
   std::map<EventLabels, uint64_t> events;
   uint64_t packets = 0;         // kernel events folded into reports
@@ -61,6 +56,7 @@ struct MetricsSnapshot {
   uint64_t rotations = 0;       // capture file rotations
   uint64_t kernel_emitted = 0;  // records the BPF programs submitted
   uint64_t kernel_folded = 0;   // events the BPF programs folded into one already submitted
+  uint64_t kernel_failed_reads = 0;  // reads of the kernel's counters that failed (they kept their last value)
   std::map<EventLabels, uint64_t> storm_events;  // events counted in storms, labelled like events
   uint64_t kernel_aggregated = 0;  // events the BPF programs counted in a storm slot
   uint64_t storms_active = 0;
@@ -71,7 +67,7 @@ struct MetricsSnapshot {
   uint64_t resident_bytes = 0;
   double start_time_seconds = 0;     // unix time
   bool program_stats = false;        // BPF_ENABLE_STATS on: programs below are meaningful
-  std::vector<ProgramRunTime> programs;
+  std::vector<ProgramStats> programs;
 };
 
 std::string render_prometheus(const MetricsSnapshot& snapshot);

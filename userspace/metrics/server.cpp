@@ -76,31 +76,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One client socket, closed with its owner.
-class ClientFd {
- public:
-  explicit ClientFd(int fd) : fd_(fd) {}
-  ClientFd(ClientFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  ClientFd& operator=(ClientFd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ClientFd(const ClientFd&) = delete;
-  ClientFd& operator=(const ClientFd&) = delete;
-  ~ClientFd() { reset(); }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
-
 // One exchange: read a head, write the reply, read what follows until the
 // client closes (the lingering close), all before one deadline.
 struct Connection {
@@ -109,7 +84,7 @@ struct Connection {
   Connection(int fd, Clock::time_point now, const MetricsLimits& limits)
       : fd(fd), deadline(now + limits.exchange_deadline), ends(deadline), last_activity(now) {}
 
-  ClientFd fd;
+  Fd fd;  // the client socket
   Phase phase = Phase::Reading;
   Clock::time_point deadline;       // of the whole exchange
   Clock::time_point ends;           // the deadline, or sooner once lingering
@@ -266,33 +241,27 @@ MetricsServer::MetricsServer(const ListenAddress& address, MetricsLimits limits)
   } else {
     throw failed("bind", "metrics address " + address.text(), "not an IP address");
   }
-  listener_ = socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (listener_ < 0) throw failed("bind", "metrics address " + address.text(), errno_text(errno));
+  listener_.reset(socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listener_) throw failed("bind", "metrics address " + address.text(), errno_text(errno));
   // SO_REUSEADDR, never SO_REUSEPORT: a second rsttrace on the same port must
   // fail to bind, not silently take half the scrapes.
   const int yes = 1;
-  setsockopt(listener_, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  if (storage.ss_family == AF_INET6) setsockopt(listener_, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof(yes));
+  setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  if (storage.ss_family == AF_INET6) setsockopt(listener_.get(), IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof(yes));
   // A backlog of a few bounds' worth: a burst of connections waits in the
   // kernel for the loop to take (and drop) them, not for a SYN retransmission.
   const int backlog = static_cast<int>(std::min<size_t>(limits_.max_connections * 4, 4096));
-  if (bind(listener_, reinterpret_cast<sockaddr*>(&storage), length) != 0 || listen(listener_, backlog) != 0) {
-    const int err = errno;
-    close(listener_);
-    throw failed("bind", "metrics address " + address.text(), errno_text(err));
-  }
+  if (bind(listener_.get(), reinterpret_cast<sockaddr*>(&storage), length) != 0 ||
+      listen(listener_.get(), backlog) != 0)
+    throw failed("bind", "metrics address " + address.text(), errno_text(errno));
   sockaddr_storage bound{};
   socklen_t bound_length = sizeof(bound);
   port_ = address.port;
-  if (getsockname(listener_, reinterpret_cast<sockaddr*>(&bound), &bound_length) == 0)
+  if (getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) == 0)
     port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                               : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  stop_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (stop_ < 0) {
-    const int err = errno;
-    close(listener_);
-    throw failed("create", "metrics server stop event", errno_text(err));
-  }
+  stop_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop_) throw failed("create", "metrics server stop event", errno_text(errno));
 }
 
 void MetricsServer::serve() {
@@ -301,12 +270,10 @@ void MetricsServer::serve() {
 
 MetricsServer::~MetricsServer() {
   const uint64_t one = 1;
-  if (write(stop_, &one, sizeof(one)) != sizeof(one)) {
+  if (write(stop_.get(), &one, sizeof(one)) != sizeof(one)) {
     // Cannot happen on an eventfd below its maximum; the thread would then run on.
   }
   if (thread_.joinable()) thread_.join();
-  close(stop_);
-  close(listener_);
 }
 
 void MetricsServer::publish(std::string page) {
@@ -338,10 +305,10 @@ void MetricsServer::run() {
     });
 
     fds.clear();
-    fds.push_back({stop_, POLLIN, 0});
+    fds.push_back({stop_.get(), POLLIN, 0});
     // Out of descriptors, accepting again at once would spin: the listener rests.
     const bool listening = listener_paused_until <= now;
-    fds.push_back({listening ? listener_ : -1, POLLIN, 0});
+    fds.push_back({listening ? listener_.get() : -1, POLLIN, 0});
     for (const Connection& connection : connections) fds.push_back({connection.fd.get(), connection.events(), 0});
 
     if (poll(fds.data(), fds.size(), poll_timeout_ms(connections, now, listener_paused_until)) < 0) {
@@ -359,7 +326,7 @@ void MetricsServer::run() {
 
     if (!(fds[1].revents & POLLIN)) continue;
     for (size_t accepted = 0; accepted < limits_.max_connections; ++accepted) {
-      const int client = accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      const int client = accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (client < 0) {
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)

@@ -28,6 +28,7 @@
 #include <string_view>
 #include <thread>
 
+#include "fd.h"
 #include "metrics/listen_address.h"
 
 namespace rsttrace {
@@ -82,8 +83,8 @@ class MetricsServer {
   std::shared_ptr<const std::string> current_page();
 
   MetricsLimits limits_;
-  int listener_ = -1;
-  int stop_ = -1;  // eventfd: written once to end run()
+  Fd listener_;
+  Fd stop_;  // eventfd: written once to end run()
   std::thread thread_;
   std::mutex mutex_;
   std::shared_ptr<const std::string> page_;

@@ -24,41 +24,32 @@ uint64_t monotonic_ns() {
 // a reader fails (ENXIO) instead of hanging, one with a reader is opened and
 // then refused by its type. Nothing is written before fstat has checked it.
 OpenedFile open_checked(const std::string& path, int create_flags, uid_t collector_uid) {
-  OpenedFile result;
-  const int fd =
-      open(path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | create_flags, 0600);
-  if (fd < 0) {
+  Fd fd(open(path.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | create_flags, 0600));
+  if (!fd) {
     const int err = errno;
-    result.error = err == ELOOP   ? "a symbolic link (not followed)"
+    return Failure{err == ELOOP   ? "a symbolic link (not followed)"
                    : err == ENXIO ? "not a regular file (a FIFO or socket)"
-                                  : errno_text(err);
-    return result;
+                                  : errno_text(err)};
   }
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    result.error = errno_text(errno);
-  } else if (std::string why = refuse_written_file(st, collector_uid); !why.empty()) {
-    result.error = std::move(why);
-  } else if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0) {  // captures hold peers' addresses
-    result.error = "chmod 0600: " + errno_text(errno);
-  } else {
-    result.fd = fd;
-    return result;
-  }
-  close(fd);
-  return result;
+  if (fstat(fd.get(), &st) != 0) return Failure{errno_text(errno)};
+  if (Result<void> checked = check_written_file(st, collector_uid); !checked) return Failure{checked.reason()};
+  if ((st.st_mode & 07777) != 0600 && fchmod(fd.get(), 0600) != 0)  // captures hold peers' addresses
+    return Failure{"chmod 0600: " + errno_text(errno)};
+  return fd;
 }
 
-// path.keep is dropped, path.N -> path.N+1, path -> path.1. "" or the error.
-std::string rotate_files(const std::string& path, unsigned keep) {
+// path.keep is dropped, path.N -> path.N+1, path -> path.1.
+Result<void> rotate_files(const std::string& path, unsigned keep) {
   for (unsigned n = keep; n >= 1; --n) {
     const std::string from = n == 1 ? path : path + "." + std::to_string(n - 1);
     const std::string to = path + "." + std::to_string(n);
     if (std::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT)
-      return "rename " + from + " to " + to + ": " + errno_text(errno);
+      return Failure{"rename " + from + " to " + to + ": " + errno_text(errno)};
   }
-  if (keep == 0 && unlink(path.c_str()) != 0 && errno != ENOENT) return "remove " + path + ": " + errno_text(errno);
-  return "";
+  if (keep == 0 && unlink(path.c_str()) != 0 && errno != ENOENT)
+    return Failure{"remove " + path + ": " + errno_text(errno)};
+  return {};
 }
 
 }  // namespace
@@ -79,42 +70,48 @@ uint64_t parse_size(const std::string& text) {
   return value * scale;
 }
 
-std::string refuse_written_file(const struct stat& st, uid_t collector_uid) {
-  if (!S_ISREG(st.st_mode)) return "not a regular file";
+Result<void> check_written_file(const struct stat& st, uid_t collector_uid) {
+  if (!S_ISREG(st.st_mode)) return Failure{"not a regular file"};
   if (st.st_nlink != 1)
-    return "a file with " + std::to_string(st.st_nlink) + " links (a hard link to another file is not written)";
+    return Failure{"a file with " + std::to_string(st.st_nlink) + " links (a hard link to another file is not written)"};
   if (st.st_uid != 0 && st.st_uid != collector_uid)
-    return "owned by uid " + std::to_string(st.st_uid) + ", not root or rsttrace's user (it could read the capture)";
-  return "";
+    return Failure{"owned by uid " + std::to_string(st.st_uid) +
+                   ", not root or rsttrace's user (it could read the capture)"};
+  return {};
 }
 
 OpenedFile open_capture_path(const std::string& path, CaptureOpen how, unsigned keep, uid_t collector_uid) {
   if (how == CaptureOpen::Append) return open_checked(path, O_CREAT, collector_uid);
-  if (std::string error = rotate_files(path, keep); !error.empty()) return {-1, error};
+  if (Result<void> rotated = rotate_files(path, keep); !rotated) return Failure{rotated.reason()};
   // Exclusive: whatever appeared at the path since the rename is not ours.
   return open_checked(path, O_CREAT | O_EXCL, collector_uid);
 }
 
-std::string write_ready_file(const std::string& path, pid_t pid, FileIdentity& written) {
-  const std::string temp = path + ".tmp." + std::to_string(pid);
-  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-  if (fd < 0) return "create " + temp + ": " + errno_text(errno);
-  const std::string text = std::to_string(pid) + "\n";
+Result<FileIdentity> replace_file(const std::string& path, std::string_view contents, mode_t mode) {
+  const std::string temp = path + ".tmp." + std::to_string(getpid());
+  Fd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode));
+  if (!fd) return Failure{"create " + temp + ": " + errno_text(errno)};
   struct stat st {};
   std::string error;
-  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-    error = "write " + temp + ": " + errno_text(errno);
-  else if (fstat(fd, &st) != 0)
-    error = "stat " + temp + ": " + errno_text(errno);
-  close(fd);
+  for (std::string_view left = contents; error.empty() && !left.empty();) {
+    const ssize_t n = write(fd.get(), left.data(), left.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) error = "write " + temp + ": " + errno_text(n < 0 ? errno : ENOSPC);
+    else left.remove_prefix(static_cast<size_t>(n));
+  }
+  if (error.empty() && fstat(fd.get(), &st) != 0) error = "stat " + temp + ": " + errno_text(errno);
+  if (error.empty() && close(fd.release()) != 0) error = "write " + temp + ": " + errno_text(errno);
   // rename() replaces whatever is at path (a symlink too) without following it.
   if (error.empty() && std::rename(temp.c_str(), path.c_str()) != 0) error = errno_text(errno);
   if (!error.empty()) {
     unlink(temp.c_str());
-    return error;
+    return Failure{error};
   }
-  written = {st.st_dev, st.st_ino};
-  return "";
+  return FileIdentity{st.st_dev, st.st_ino};
+}
+
+Result<FileIdentity> write_ready_file(const std::string& path, pid_t pid) {
+  return replace_file(path, std::to_string(pid) + "\n", 0600);
 }
 
 bool remove_ready_file(const std::string& path, const FileIdentity& written) {
@@ -129,20 +126,18 @@ CaptureFile::CaptureFile(std::string path, uint64_t rotate_bytes, unsigned keep,
     return open_capture_path(path, how, keep, collector_uid);
   };
   OpenedFile opened = opener_(CaptureOpen::Append);
-  if (opened.fd < 0) throw failed("open", "capture file " + path_, opened.error);
-  fd_ = opened.fd;
-}
-
-CaptureFile::~CaptureFile() {
-  if (fd_ >= 0) close(fd_);
+  if (!opened) throw failed("open", "capture file " + path_, opened.reason());
+  fd_ = std::move(*opened);
 }
 
 bool CaptureFile::take(OpenedFile opened, const char* what) {
-  if (fd_ >= 0) close(fd_);
-  fd_ = opened.fd;
-  if (fd_ >= 0) return true;
+  fd_.reset();
+  if (opened) {
+    fd_ = std::move(*opened);
+    return true;
+  }
   retry_after_ns_ = monotonic_ns() + 1'000'000'000ULL;
-  failing(std::string("failed to ") + what + " capture file " + path_ + ": " + opened.error);
+  failing(std::string("failed to ") + what + " capture file " + path_ + ": " + opened.reason());
   return false;
 }
 
@@ -160,31 +155,31 @@ void CaptureFile::rotate() {
 bool CaptureFile::write_line(const std::string& line) {
   struct stat st {};
   // Without a file, one open a second: a refused path costs no open per line.
-  if (fd_ < 0 && (monotonic_ns() < retry_after_ns_ || !take(opener_(CaptureOpen::Append), "reopen"))) {
+  if (!fd_ && (monotonic_ns() < retry_after_ns_ || !take(opener_(CaptureOpen::Append), "reopen"))) {
     ++failed_writes_;
     return false;
   }
   // The size as it is now: logrotate's copytruncate may have emptied the file.
-  if (rotate_bytes_ && fstat(fd_, &st) == 0 && st.st_size > 0 &&
+  if (rotate_bytes_ && fstat(fd_.get(), &st) == 0 && st.st_size > 0 &&
       static_cast<uint64_t>(st.st_size) + line.size() + 1 > rotate_bytes_) {
     rotate();
-    if (fd_ < 0) {
+    if (!fd_) {
       ++failed_writes_;
       return false;
     }
   }
-  const off_t before = fstat(fd_, &st) == 0 ? st.st_size : -1;
+  const off_t before = fstat(fd_.get(), &st) == 0 ? st.st_size : -1;
   const std::string text = line + "\n";
-  const ssize_t written = write(fd_, text.data(), text.size());
+  const ssize_t written = write(fd_.get(), text.data(), text.size());
   if (written == static_cast<ssize_t>(text.size())) {
     if (failing_) spdlog::info("capture file {} is written again", path_);
     failing_ = false;
     return true;
   }
   const int err = written < 0 ? errno : ENOSPC;
-  if (written > 0 && before >= 0 && ftruncate(fd_, before) != 0) {
+  if (written > 0 && before >= 0 && ftruncate(fd_.get(), before) != 0) {
     // Could not take the half line back: end it, so the next line stays whole.
-    (void)!write(fd_, "\n", 1);
+    (void)!write(fd_.get(), "\n", 1);
   }
   ++failed_writes_;
   failing("failed to write capture file " + path_ + ": " + errno_text(err));

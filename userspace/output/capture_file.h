@@ -17,36 +17,41 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
+
+#include "error.h"
+#include "fd.h"
 
 namespace rsttrace {
 
-// A descriptor (the caller closes it), or -1 and why not.
-struct OpenedFile {
-  int fd = -1;
-  std::string error;
-};
+// A descriptor opened for writing, or why not.
+using OpenedFile = Result<Fd>;
 
 enum class CaptureOpen { Append, Rotate };
 
-// Why a file just opened for writing must not be written, or "": not a
-// regular file, more than one link, or owned by someone other than root or
-// `collector_uid` (who could read the capture). Pure; unit-tested.
-std::string refuse_written_file(const struct stat& st, uid_t collector_uid);
+// Whether a file just opened for writing may be written; a Failure says why
+// not: not a regular file, more than one link, or owned by someone other
+// than root or `collector_uid` (who could read the capture). Pure; unit-tested.
+Result<void> check_written_file(const struct stat& st, uid_t collector_uid);
 
 // Opens `path` for appending (created 0600 if absent) without following a
-// symlink or blocking on a FIFO, and checks it with refuse_written_file().
+// symlink or blocking on a FIFO, and checks it with check_written_file().
 // Rotate: first path.N -> path.N+1 (path.keep dropped) ... path -> path.1,
 // then a new path created exclusively. Used directly and by the broker.
 OpenedFile open_capture_path(const std::string& path, CaptureOpen how, unsigned keep, uid_t collector_uid);
 
-// Where the ready file written by write_ready_file() is, to remove that file only.
+// Which file was written (device and inode), to remove that file only.
 struct FileIdentity {
   dev_t dev = 0;
   ino_t ino = 0;
 };
-// Writes `pid` to path: a temporary file created exclusively (no symlink
-// followed) in the same directory, renamed over path. "" or the error.
-std::string write_ready_file(const std::string& path, pid_t pid, FileIdentity& written);
+// Replaces path with `contents` atomically: a temporary file path.tmp.PID
+// created exclusively with `mode` (less the umask; no symlink followed, no
+// FIFO waited on) in the same directory, renamed over path. The one
+// temp-file-and-rename of rsttrace (ready file, HTML report).
+Result<FileIdentity> replace_file(const std::string& path, std::string_view contents, mode_t mode);
+// Writes `pid` and a newline to path with replace_file(), mode 0600.
+Result<FileIdentity> write_ready_file(const std::string& path, pid_t pid);
 // Removes path if it is still the file written: false otherwise or on error.
 bool remove_ready_file(const std::string& path, const FileIdentity& written);
 
@@ -58,7 +63,6 @@ class CaptureFile {
   // rotate_bytes 0: never rotate. keep: rotated files kept (path.1 ... path.keep).
   // collector_uid: besides root, who may own the file. Throws Error if it cannot open.
   CaptureFile(std::string path, uint64_t rotate_bytes, unsigned keep, uid_t collector_uid = geteuid());
-  ~CaptureFile();
   CaptureFile(const CaptureFile&) = delete;
   CaptureFile& operator=(const CaptureFile&) = delete;
 
@@ -82,7 +86,7 @@ class CaptureFile {
   uint64_t rotate_bytes_;
   unsigned keep_;
   Opener opener_;
-  int fd_ = -1;
+  Fd fd_;
   uint64_t failed_writes_ = 0;
   uint64_t rotations_ = 0;
   uint64_t retry_after_ns_ = 0;  // without a file, opens are retried once a second

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "error.h"
+#include "fd.h"
 
 namespace rsttrace {
 namespace {
@@ -103,20 +104,19 @@ bool receive_error(int socket, std::string& error) {
 // request is unknown or the reply could not be sent (the broker then exits).
 bool serve_file_op(int socket, char op, const BrokerFiles& files, std::optional<FileIdentity>& ready) {
   if (op == 'A' || op == 'T') {
-    OpenedFile opened{-1, "no capture file was named at start"};
+    OpenedFile opened = Failure{"no capture file was named at start"};
     if (!files.capture.empty())
       opened = open_capture_path(files.capture, op == 'T' ? CaptureOpen::Rotate : CaptureOpen::Append,
                                  files.capture_keep, files.collector_uid);
-    const bool sent = send_fd(socket, opened.fd >= 0 ? 1 : 0, opened.fd) && send_error(socket, opened.error);
-    if (opened.fd >= 0) close(opened.fd);
-    return sent;
+    return opened ? send_fd(socket, 1, opened->get()) && send_error(socket, "")
+                  : send_fd(socket, 0, -1) && send_error(socket, opened.reason());
   }
   if (op == 'Y' || op == 'U') {
     std::string error = files.ready.empty() ? "no ready file was named at start" : "";
     if (error.empty() && op == 'Y') {
-      FileIdentity written;
-      error = write_ready_file(files.ready, getppid(), written);  // the collector's pid
-      if (error.empty()) ready = written;
+      const Result<FileIdentity> written = write_ready_file(files.ready, getppid());  // the collector's pid
+      if (written) ready = *written;
+      else error = written.reason();
     } else if (error.empty()) {
       if (!ready || !remove_ready_file(files.ready, *ready)) error = "not the file written at start, or gone";
       ready.reset();
@@ -214,11 +214,11 @@ BrokerAccess::BrokerAccess(const char* name, BrokerFiles files) {
     serve(3, files);
   }
   close(pair[1]);
-  socket_ = pair[0];
+  socket_.reset(pair[0]);
 }
 
 BrokerAccess::~BrokerAccess() {
-  close(socket_);  // the broker reads EOF and exits
+  socket_.reset();  // the broker reads EOF and exits
   if (reaped_) return;
   // A broker busy in a command must not hold up rsttrace's exit: it is waited
   // for briefly, then left to read EOF once its command ends (each is bounded
@@ -258,7 +258,7 @@ void BrokerAccess::exited(const std::string& how) {
 
 void BrokerAccess::cancel() {
   cancelled_ = true;
-  shutdown(socket_, SHUT_RDWR);
+  shutdown(socket_.get(), SHUT_RDWR);
 }
 
 void BrokerAccess::lost_connection() {
@@ -279,7 +279,7 @@ bool BrokerAccess::send_request(char op, const std::vector<std::string>& strings
     message.append(reinterpret_cast<const char*>(&length), sizeof(length));
     message += string;
   }
-  if (write_all(socket_, message.data(), message.size())) return true;
+  if (write_all(socket_.get(), message.data(), message.size())) return true;
   lost_connection();
   return false;
 }
@@ -290,12 +290,12 @@ std::optional<std::string> BrokerAccess::run(const std::vector<std::string>& arg
   uint8_t ok = 0;
   uint64_t length = 0;
   if (!send_request('R', argv)) return std::nullopt;
-  if (!read_all(socket_, &ok, 1) || !read_all(socket_, &length, sizeof(length))) {
+  if (!read_all(socket_.get(), &ok, 1) || !read_all(socket_.get(), &length, sizeof(length))) {
     lost_connection();
     return std::nullopt;
   }
   std::string out(length, '\0');
-  if (length && !read_all(socket_, out.data(), length)) {
+  if (length && !read_all(socket_.get(), out.data(), length)) {
     lost_connection();
     return std::nullopt;
   }
@@ -307,43 +307,44 @@ int BrokerAccess::open_read(const std::string& path) {
   if (exited_ || cancelled_) return -1;
   std::lock_guard lock(exchange_);
   if (!send_request('O', {path})) return -1;
-  return receive_fd(socket_);
+  return receive_fd(socket_.get());
 }
 
 OpenedFile BrokerAccess::open_capture(CaptureOpen how) {
-  const OpenedFile gone{-1, "the broker exited"};
+  const Failure gone{"the broker exited"};
   if (exited_) return gone;
   std::lock_guard lock(exchange_);
   if (!send_request(how == CaptureOpen::Rotate ? 'T' : 'A', {})) return gone;
-  OpenedFile opened;
   bool ok = false;
-  if (!receive_fd_status(socket_, ok, opened.fd) || !receive_error(socket_, opened.error)) {
-    if (opened.fd >= 0) close(opened.fd);
+  int received = -1;
+  std::string error;
+  const bool answered = receive_fd_status(socket_.get(), ok, received);
+  Fd fd(received);  // closed on every path but success
+  if (!answered || !receive_error(socket_.get(), error)) {
     lost_connection();
     return gone;
   }
-  if (!ok && opened.fd >= 0) {
-    close(opened.fd);
-    opened.fd = -1;
-  }
-  return opened;
+  if (!ok) return Failure{error};
+  return fd;
 }
 
-std::string BrokerAccess::write_ready() { return ready_op('Y'); }
+Result<void> BrokerAccess::write_ready() { return ready_op('Y'); }
 
-bool BrokerAccess::remove_ready() { return ready_op('U').empty(); }
+bool BrokerAccess::remove_ready() { return ready_op('U').ok(); }
 
-std::string BrokerAccess::ready_op(char op) {
-  if (exited_) return "the broker exited";
+Result<void> BrokerAccess::ready_op(char op) {
+  const Failure gone{"the broker exited"};
+  if (exited_) return gone;
   std::lock_guard lock(exchange_);
   uint8_t ok = 0;
   std::string error;
-  if (!send_request(op, {})) return "the broker exited";
-  if (!read_all(socket_, &ok, 1) || !receive_error(socket_, error)) {
+  if (!send_request(op, {})) return gone;
+  if (!read_all(socket_.get(), &ok, 1) || !receive_error(socket_.get(), error)) {
     lost_connection();
-    return "the broker exited";
+    return gone;
   }
-  return ok ? "" : error;
+  if (!ok) return Failure{error};
+  return {};
 }
 
 }  // namespace rsttrace

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <string>
 
+#include "error.h"
+#include "fd.h"
 #include "output/capture_file.h"
 #include "privsep/system_access.h"
 
@@ -48,16 +50,16 @@ class BrokerAccess final : public SystemAccess {
 
   // BrokerFiles::capture opened for appending, or rotated then opened.
   OpenedFile open_capture(CaptureOpen how);
-  // BrokerFiles::ready written with the collector's pid; removed at exit. "" or the error.
-  std::string write_ready();
+  // BrokerFiles::ready written with the collector's pid; removed at exit.
+  Result<void> write_ready();
   bool remove_ready();
 
  private:
   bool send_request(char op, const std::vector<std::string>& strings);
-  std::string ready_op(char op);
+  Result<void> ready_op(char op);
   void lost_connection();                 // a request failed: the broker may be gone
   void exited(const std::string& how);    // logs once
-  int socket_ = -1;
+  Fd socket_;
   pid_t pid_ = -1;
   std::mutex exchange_;  // one request and its reply at a time (provenance may move to a thread)
   std::mutex reap_;

@@ -16,32 +16,11 @@
 #include <sstream>
 #include <utility>
 
+#include "fd.h"
 #include "provenance/command.h"
 
 namespace rsttrace {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      if (fd_ >= 0) close(fd_);
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
 
 int sys_openat2(int dir, const char* path, const open_how& how) {
   return static_cast<int>(syscall(SYS_openat2, dir, path, &how, sizeof(how)));

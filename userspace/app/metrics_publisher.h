@@ -1,0 +1,45 @@
+// --metrics: counts reports by their Prometheus labels and publishes the
+// page about once a second, with events/s over that span. Without --metrics
+// it counts nothing and publishes nothing.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "cli/options.h"
+#include "metrics/exposition.h"
+#include "metrics/server.h"
+
+namespace rsttrace {
+
+class MetricsPublisher {
+ public:
+  // Binds the address now (a taken port fails the start); throws Error.
+  explicit MetricsPublisher(const TraceOptions& options);
+  bool enabled() const { return server_ != nullptr; }
+  void serve();  // starts answering scrapes
+
+  void add(const Report& report) {
+    if (server_) events_.add(report);
+  }
+  void add_storm(const Report& verdict, uint16_t port, uint64_t count) {
+    if (server_) storm_events_.add(verdict, port, count);
+  }
+
+  // Publishes if a second has passed since the last page (or force):
+  // `fill` adds the counters this publisher does not own; reports_total is
+  // the reports so far, for events/s.
+  void maybe_publish(uint64_t reports_total, const std::function<void(MetricsSnapshot&)>& fill, bool force = false);
+
+ private:
+  std::unique_ptr<MetricsServer> server_;
+  EventCounters events_;
+  EventCounters storm_events_;
+  double start_unix_;
+  bool bpf_stats_;
+  uint64_t last_ns_ = 0;
+  uint64_t last_reports_ = 0;
+};
+
+}  // namespace rsttrace
