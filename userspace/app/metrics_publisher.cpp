@@ -1,22 +1,11 @@
 #include "app/metrics_publisher.h"
 
-#include <time.h>
-
-#include <chrono>
+#include "clock.h"
 
 namespace rsttrace {
-namespace {
-
-uint64_t monotonic_now_ns() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
-}
-
-}  // namespace
 
 MetricsPublisher::MetricsPublisher(const TraceOptions& options)
-    : start_unix_(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count()),
+    : start_unix_(static_cast<double>(unix_now_ns()) / 1e9),
       bpf_stats_(options.bpf_stats) {
   if (options.metrics) server_ = std::make_unique<MetricsServer>(*options.metrics);
 }

@@ -2,7 +2,6 @@
 
 #include <malloc.h>
 #include <pwd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,24 +9,13 @@
 #include <spdlog/spdlog.h>
 
 #include "app/privileges.h"
+#include "clock.h"
 #include "collect/tracefs.h"
 #include "error.h"
 #include "provenance/enrich.h"
 
 namespace rsttrace {
 namespace {
-
-uint64_t monotonic_now_ns() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
-}
-
-uint64_t unix_now_ns() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
 
 std::chrono::steady_clock::duration seconds(double value) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(value));

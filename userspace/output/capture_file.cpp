@@ -2,23 +2,17 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <spdlog/spdlog.h>
 
+#include "clock.h"
 #include "error.h"
 
 namespace rsttrace {
 namespace {
-
-uint64_t monotonic_ns() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
-}
 
 // O_NOFOLLOW: a symlink is not followed (ELOOP). O_NONBLOCK: a FIFO without
 // a reader fails (ENXIO) instead of hanging, one with a reader is opened and
@@ -136,7 +130,7 @@ bool CaptureFile::take(OpenedFile opened, const char* what) {
     fd_ = std::move(*opened);
     return true;
   }
-  retry_after_ns_ = monotonic_ns() + 1'000'000'000ULL;
+  retry_after_ns_ = monotonic_now_ns() + 1'000'000'000ULL;
   failing(std::string("failed to ") + what + " capture file " + path_ + ": " + opened.reason());
   return false;
 }
@@ -155,7 +149,7 @@ void CaptureFile::rotate() {
 bool CaptureFile::write_line(const std::string& line) {
   struct stat st {};
   // Without a file, one open a second: a refused path costs no open per line.
-  if (!fd_ && (monotonic_ns() < retry_after_ns_ || !take(opener_(CaptureOpen::Append), "reopen"))) {
+  if (!fd_ && (monotonic_now_ns() < retry_after_ns_ || !take(opener_(CaptureOpen::Append), "reopen"))) {
     ++failed_writes_;
     return false;
   }
