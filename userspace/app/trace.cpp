@@ -276,11 +276,6 @@ int run_trace(const TraceOptions& options) {
   // Who the collector becomes after attach, known first: it may own the capture file.
   const std::string collector_user =
       options.keep_privileges ? "" : options.user.empty() ? default_collector_user() : options.user;
-  if (!options.keep_privileges && options.user.empty() && collector_user == "rsttrace")
-    spdlog::info("after attaching, the collector runs as user rsttrace");
-  else if (!options.keep_privileges && options.user.empty() && !collector_user.empty())
-    spdlog::info("after attaching, the collector runs as user {} (no user rsttrace: see dist/sysusers.d)",
-                 collector_user);
   // The kernel's BTF (several MB) is needed only for names and tracepoint
   // shapes: freed before libbpf loads its own copy, so the two never add up.
   KernelNames names;
@@ -386,6 +381,11 @@ int run_trace(const TraceOptions& options) {
     ready.use(broker.get());
     const DroppedPrivileges dropped = drop_privileges(collector_user, [&] { return session.maps_readable(); });
     if (dropped.kept_cap_bpf) spdlog::info("kept CAP_BPF: this kernel checks it on every bpf() call");
+    // Said once it is true: a start that fails earlier is one error line, nothing else.
+    if (options.user.empty() && collector_user == "rsttrace")
+      spdlog::info("the collector runs as user rsttrace");
+    else if (options.user.empty() && !collector_user.empty())
+      spdlog::info("the collector runs as user {} (no user rsttrace: see dist/sysusers.d)", collector_user);
     spdlog::debug("privileges dropped ({}); broker pids {} (files) and {} (provenance)", privilege_summary(),
                   broker->pid(), provenance_broker->pid());
   }
