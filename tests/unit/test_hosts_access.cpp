@@ -527,3 +527,19 @@ TEST_CASE("long lists, deep EXCEPT nesting and long wildcard tokens stay bounded
   CHECK_FALSE(wild.certain);
   CHECK(has_note(wild, "pattern files exceed the budget"));
 }
+
+TEST_CASE("a blocklist pattern file of 100k addresses is decided exactly, within the budget", "[hosts_access][hostile]") {
+  std::string blocklist;
+  for (int i = 0; i < 100000; ++i)
+    blocklist += "10." + std::to_string(i / 65536) + "." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256) + "\n";
+  PatternFileLoader loader = [&](const std::string& path) -> std::optional<std::string> {
+    if (path == "/etc/blocklist") return blocklist;
+    return std::nullopt;
+  };
+  const auto last = decide_access("", "sshd: /etc/blocklist\n", client_of("sshd", "10.1.134.159"), "a", "d", loader);
+  CHECK(deciding_line(last) == 1);
+  CHECK(last.certain);
+  const auto absent = decide_access("", "sshd: /etc/blocklist\n", client_of("sshd", "10.9.0.1"), "a", "d", loader);
+  CHECK_FALSE(absent.rule);
+  CHECK(absent.certain);
+}

@@ -44,9 +44,9 @@ constexpr int kMaxPatternFileDepth = 8;
 // times is n^depth references: the budget, not the depth, bounds it. Out of
 // budget, what needs a pattern file is undecided (the decision uncertain);
 // the lines of hosts.allow and hosts.deny themselves are linear in their size.
-constexpr long kWorkBudget = 1'000'000;
+constexpr long kWorkBudget = 250'000;  // a blocklist pattern file of 100k addresses still fits
 constexpr size_t kMaxPatternFiles = 64;           // distinct files loaded per evaluation
-constexpr size_t kMaxPatternFileSize = 1 << 20;   // larger: undecided, not read
+constexpr size_t kMaxPatternFileSize = 4 << 20;   // larger: undecided, not read
 constexpr size_t kMaxNotes = 64;                  // notes kept per decision
 constexpr const char* kBudgetNote = "pattern files exceed the budget";
 constexpr std::string_view kListSeparators = ", \t\r\n";
@@ -158,10 +158,10 @@ struct Matcher {
     else if (notes.size() == kMaxNotes) notes.push_back("more notes left out");
   }
 
-  // Work for one token (longer ones cost more: wildcards are matched in
+  // Work for one token (a long one costs more: wildcards are matched in
   // length x length); false once the evaluation's budget is spent.
   bool spend(std::string_view token = {}) {
-    const long cost = 1 + static_cast<long>(token.size() / 8);
+    const long cost = 1 + static_cast<long>(token.size() / 32);
     if (budget >= cost) {
       budget -= cost;
       return true;
