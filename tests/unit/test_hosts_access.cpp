@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -458,4 +459,87 @@ TEST_CASE("the file loader reads both files under a root") {
   CHECK(deciding_line(allowed) == 1);
   CHECK(missing.allowed);
   CHECK_FALSE(missing.rule);
+}
+
+// issue 13, finding 4: a pattern file naming itself n times is n^depth
+// references; 12 of them never finished. One budget bounds an evaluation.
+TEST_CASE("a pattern file naming itself 12 times is decided within the budget, uncertain", "[hosts_access][hostile]") {
+  std::string self;
+  for (int i = 0; i < 12; ++i) self += "/etc/loop ";
+  self += "\n";
+  int loads = 0;
+  PatternFileLoader loader = [&](const std::string& path) -> std::optional<std::string> {
+    ++loads;
+    if (path == "/etc/loop") return self;
+    return std::nullopt;
+  };
+  const auto started = std::chrono::steady_clock::now();
+  const auto decision = decide_access("sshd: /etc/loop\n", "ALL: ALL\n", client_of("sshd", "127.0.0.2"),
+                                      "/etc/hosts.allow", "/etc/hosts.deny", loader);
+  const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  CHECK(seconds < 2.0);
+  CHECK(loads == 1);  // read once per evaluation
+  CHECK_FALSE(decision.certain);
+  CHECK(has_note(decision, "pattern files exceed the budget"));
+  // hosts.allow's line may match, so hosts.deny decides, uncertain.
+  CHECK_FALSE(decision.allowed);
+  CHECK(decision.rule->file == "/etc/hosts.deny");
+}
+
+TEST_CASE("pattern files that name each other and a real address still match within the budget", "[hosts_access][hostile]") {
+  const std::map<std::string, std::string> files = {
+      {"/etc/a", "10.1.2.3 /etc/b /etc/a\n"},
+      {"/etc/b", "/etc/a /etc/b 10.4.\n"},
+  };
+  PatternFileLoader loader = [&files](const std::string& path) -> std::optional<std::string> {
+    auto it = files.find(path);
+    if (it == files.end()) return std::nullopt;
+    return it->second;
+  };
+  // libwrap stops at the first match: found before the loop is followed far.
+  const auto first = decide_access("", "sshd: /etc/a\n", client_of("sshd", "10.1.2.3"), "a", "d", loader);
+  CHECK(deciding_line(first) == 1);
+  CHECK(first.certain);
+  const auto through_b = decide_access("", "sshd: /etc/a\n", client_of("sshd", "10.4.0.1"), "a", "d", loader);
+  CHECK(deciding_line(through_b) == 1);
+  CHECK(through_b.certain);
+}
+
+TEST_CASE("long lists, deep EXCEPT nesting and long wildcard tokens stay bounded", "[hosts_access][hostile]") {
+  // A 2000-byte rule of EXCEPTs, and a pattern file of long wildcard tokens referenced many times.
+  std::string excepts = "sshd: ALL";
+  while (excepts.size() < 2000) excepts += " EXCEPT ALL";
+  std::string stars;
+  for (int i = 0; i < 4000; ++i) stars += "*a";
+  std::string refs;
+  for (int i = 0; i < 64; ++i) refs += "/etc/stars /etc/refs ";
+  PatternFileLoader loader = [&](const std::string& path) -> std::optional<std::string> {
+    if (path == "/etc/stars") return stars + "\n";
+    if (path == "/etc/refs") return refs + "\n";
+    return std::nullopt;
+  };
+  const auto started = std::chrono::steady_clock::now();
+  const auto nested = decide_access("", excepts + "\n", client_of("sshd", "10.1.2.3"), "a", "d", loader);
+  const auto wild = decide_access("", "sshd: /etc/refs\n", client_of("sshd", "10.1.2.3"), "a", "d", loader);
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() < 2.0);
+  CHECK(nested.certain);
+  CHECK(wild.rule == std::nullopt);
+  CHECK_FALSE(wild.certain);
+  CHECK(has_note(wild, "pattern files exceed the budget"));
+}
+
+TEST_CASE("a blocklist pattern file of 100k addresses is decided exactly, within the budget", "[hosts_access][hostile]") {
+  std::string blocklist;
+  for (int i = 0; i < 100000; ++i)
+    blocklist += "10." + std::to_string(i / 65536) + "." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256) + "\n";
+  PatternFileLoader loader = [&](const std::string& path) -> std::optional<std::string> {
+    if (path == "/etc/blocklist") return blocklist;
+    return std::nullopt;
+  };
+  const auto last = decide_access("", "sshd: /etc/blocklist\n", client_of("sshd", "10.1.134.159"), "a", "d", loader);
+  CHECK(deciding_line(last) == 1);
+  CHECK(last.certain);
+  const auto absent = decide_access("", "sshd: /etc/blocklist\n", client_of("sshd", "10.9.0.1"), "a", "d", loader);
+  CHECK_FALSE(absent.rule);
+  CHECK(absent.certain);
 }

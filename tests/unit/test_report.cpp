@@ -234,3 +234,21 @@ TEST_CASE("report: the subcommand takes files in any number and --html", "[repor
   REQUIRE(std::holds_alternative<CliExit>(bad_html));
   CHECK_THAT(std::get<CliExit>(bad_html).message, Catch::Contains("does not exist"));
 }
+
+TEST_CASE("report: a truncated, a deeply nested and a hostile line are skipped, never thrown", "[report][hostile]") {
+  std::string capture = event("2026-11-25T02:13:08Z", "sshd", "::1") + "\n";
+  capture += std::string(100000, '[') + "\n";                                  // a bracket bomb
+  capture += R"({"type":"storm","ts":"2026-11-25T02:13:08Z","verdict":"x","count":1.5})" "\n";
+  capture += R"({"type":"event","ts":1,"verdict":["sshd"],"remote_addr":{}})" "\n";
+  capture += std::string("\xff\xfe{\"type\":\"event\"}\0\n", 20);
+  capture += R"({"type":"event","ts":"2026-11-25T02:13:09Z","verdict":"ss)";  // cut mid-write
+  std::istringstream in(capture);
+  Incident incident;
+  REQUIRE(read_capture(in, "cap", incident));
+  CHECK(incident.events() == 1);
+  CHECK(incident.truncated() == 1);
+  CHECK(incident.malformed() == 4);
+  REQUIRE(incident.malformed_lines().size() == 4);
+  CHECK(incident.malformed_lines()[0].line == 2);
+  CHECK(incident.malformed_lines()[0].why == "nested deeper than 32 levels");
+}

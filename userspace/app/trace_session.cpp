@@ -24,13 +24,7 @@ std::chrono::steady_clock::duration seconds(double value) {
 // Who the collector becomes after attach, known first: it may own the capture file.
 std::string pick_collector_user(const TraceOptions& options) {
   require_bpf_privileges();
-  const std::string user =
-      options.keep_privileges ? "" : options.user.empty() ? default_collector_user() : options.user;
-  if (!options.keep_privileges && options.user.empty() && user == "rsttrace")
-    spdlog::info("after attaching, the collector runs as user rsttrace");
-  else if (!options.keep_privileges && options.user.empty() && !user.empty())
-    spdlog::info("after attaching, the collector runs as user {} (no user rsttrace: see dist/sysusers.d)", user);
-  return user;
+  return options.keep_privileges ? "" : options.user.empty() ? default_collector_user() : options.user;
 }
 
 // Besides root, who may own an existing capture file: the collector's user,
@@ -105,6 +99,11 @@ void TraceSession::start() {
     ready_.use(broker_.get());
     const DroppedPrivileges dropped = drop_privileges(collector_user_, [&] { return session_->maps_readable(); });
     if (dropped.kept_cap_bpf) spdlog::info("kept CAP_BPF: this kernel checks it on every bpf() call");
+    // Said once it is true: a start that fails earlier is one error line, nothing else.
+    if (options_.user.empty() && collector_user_ == "rsttrace")
+      spdlog::info("the collector runs as user rsttrace");
+    else if (options_.user.empty() && !collector_user_.empty())
+      spdlog::info("the collector runs as user {} (no user rsttrace: see dist/sysusers.d)", collector_user_);
     spdlog::debug("privileges dropped ({}); broker pids {} (files) and {} (provenance)", privilege_summary(),
                   broker_->pid(), provenance_broker_->pid());
   }

@@ -46,6 +46,9 @@ struct Rulesets {
 };
 
 // The rulesets parsed once, asked for many packets (a drop storm asks often).
+// The texts come from a namespace's owner (any user can make one): parsing is
+// total and bounded (text size, nesting, rule count; rules looked at per
+// packet), never throws, and skips what it cannot read with a note.
 class RulesetIndex {
  public:
   explicit RulesetIndex(const Rulesets& rulesets);
@@ -53,8 +56,11 @@ class RulesetIndex {
   RulesetIndex(RulesetIndex&&) noexcept;
   RulesetIndex& operator=(RulesetIndex&&) noexcept;
   std::optional<FirewallRule> find_dropping_rule(const PacketFacts& packet) const;
+  // What parsing skipped and why (e.g. "iptables-nft-save line 7: a counter without a rule: skipped").
+  const std::vector<std::string>& notes() const;
 
  private:
+  std::optional<FirewallRule> walk_rulesets(const PacketFacts& packet) const;
   struct Parsed;
   std::unique_ptr<Parsed> parsed_;
 };

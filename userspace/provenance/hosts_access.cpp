@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -38,6 +39,16 @@ Match of(bool b) { return b ? Match::Yes : Match::No; }
 constexpr size_t kMaxRuleLength = 2046;
 // libwrap recurses into pattern files without a limit; a loop would hang it.
 constexpr int kMaxPatternFileDepth = 8;
+// One evaluation's work in pattern files: every reference and every token
+// looked at costs (a token by its length). A pattern file naming itself n
+// times is n^depth references: the budget, not the depth, bounds it. Out of
+// budget, what needs a pattern file is undecided (the decision uncertain);
+// the lines of hosts.allow and hosts.deny themselves are linear in their size.
+constexpr long kWorkBudget = 250'000;  // a blocklist pattern file of 100k addresses still fits
+constexpr size_t kMaxPatternFiles = 64;           // distinct files loaded per evaluation
+constexpr size_t kMaxPatternFileSize = 4 << 20;   // larger: undecided, not read
+constexpr size_t kMaxNotes = 64;                  // notes kept per decision
+constexpr const char* kBudgetNote = "pattern files exceed the budget";
 constexpr std::string_view kListSeparators = ", \t\r\n";
 constexpr std::string_view kBlanks = " \t\r\n";
 
@@ -116,6 +127,13 @@ struct HostView {
   Known name;
 };
 
+// A pattern file as read once per evaluation, with its tokens.
+struct PatternFile {
+  std::optional<std::string> text;  // nullopt: cannot be read
+  std::vector<std::string_view> tokens;
+  bool too_large = false;
+};
+
 // The facts one rule is matched against, and the reasons for undecided patterns.
 struct Matcher {
   const AccessClient& client;
@@ -126,10 +144,48 @@ struct Matcher {
   std::set<std::string> maybe_reasons;  // for the line being matched
   std::vector<std::string>& notes;
   int depth = 0;
+  long budget = kWorkBudget;
+  bool out_of_budget = false;
+  std::map<std::string, PatternFile> pattern_files;  // by path; node addresses are stable
 
   Match undecided(std::string reason) {
-    maybe_reasons.insert(std::move(reason));
+    if (maybe_reasons.size() < kMaxNotes) maybe_reasons.insert(std::move(reason));
     return Match::Maybe;
+  }
+
+  void note(std::string text) {
+    if (notes.size() < kMaxNotes) notes.push_back(std::move(text));
+    else if (notes.size() == kMaxNotes) notes.push_back("more notes left out");
+  }
+
+  // Work for one token (a long one costs more: wildcards are matched in
+  // length x length); false once the evaluation's budget is spent.
+  bool spend(std::string_view token = {}) {
+    const long cost = 1 + static_cast<long>(token.size() / 32);
+    if (budget >= cost) {
+      budget -= cost;
+      return true;
+    }
+    budget = 0;
+    out_of_budget = true;
+    return false;
+  }
+
+  const PatternFile* pattern_file(std::string_view path) {
+    const std::string key(path);
+    if (auto it = pattern_files.find(key); it != pattern_files.end()) return &it->second;
+    if (pattern_files.size() >= kMaxPatternFiles) return nullptr;
+    PatternFile& file = pattern_files[key];
+    file.text = load_pattern_file(key);
+    if (file.text && file.text->size() > kMaxPatternFileSize) {
+      file.too_large = true;
+      file.text->clear();
+    } else if (file.text) {
+      file.tokens = tokens_of(*file.text, " \t\r\n\v\f");
+    } else {
+      note("pattern file " + key + " cannot be read: libwrap matches nothing from it");
+    }
+    return &file;
   }
 
   // string_match: the patterns that apply to names, addresses and users alike.
@@ -164,7 +220,7 @@ struct Matcher {
       auto network = parse_v6(net.substr(1, net.size() - 2));
       auto length = leading_number(mask);
       if (!network || !length || *length > 128) {
-        notes.push_back(bad);
+        note(bad);
         return Match::No;
       }
       auto client = parse_v6(*address);
@@ -185,28 +241,33 @@ struct Matcher {
       mask_bits = *length == 0 ? 0u : 0xffffffffu << (32 - *length);
     }
     if (!network || !mask_bits) {
-      notes.push_back(bad);
+      note(bad);
       return Match::No;
     }
     auto client = parse_v4(*address);
     if (!client) return Match::No;
     // libwrap compares with the net as written: host bits in it never match.
     if ((v4_number(*network) & ~*mask_bits) != 0)
-      notes.push_back("net/mask " + std::string(net) + "/" + std::string(mask) + " has host bits set: libwrap never matches it");
+      note("net/mask " + std::string(net) + "/" + std::string(mask) + " has host bits set: libwrap never matches it");
     return of((v4_number(*client) & *mask_bits) == v4_number(*network));
   }
 
   Match pattern_file_match(std::string_view path, const HostView& host) {
     if (!load_pattern_file) return undecided("pattern file " + std::string(path) + " is not read");
     if (depth >= kMaxPatternFileDepth) return undecided("pattern file " + std::string(path) + " nests too deep");
-    auto text = load_pattern_file(std::string(path));
-    if (!text) {
-      notes.push_back("pattern file " + std::string(path) + " cannot be read: libwrap matches nothing from it");
-      return Match::No;
-    }
+    if (!spend()) return undecided(kBudgetNote);
+    const PatternFile* file = pattern_file(path);
+    if (!file) return undecided("more than " + std::to_string(kMaxPatternFiles) + " pattern files");
+    if (file->too_large) return undecided("pattern file " + std::string(path) + " is larger than " +
+                                          std::to_string(kMaxPatternFileSize) + " bytes: not read");
+    if (!file->text) return Match::No;
     ++depth;
     Match result = Match::No;
-    for (std::string_view tok : tokens_of(*text, " \t\r\n\v\f")) {
+    for (std::string_view tok : file->tokens) {
+      if (!spend(tok)) {
+        result = either(result, undecided(kBudgetNote));
+        break;
+      }
       result = either(result, host_match(tok, host));
       if (result == Match::Yes) break;  // libwrap stops at the first match
     }
@@ -266,7 +327,8 @@ struct Matcher {
     Match head = Match::No;
     size_t i = from;
     for (; i < tokens.size() && !iequals(tokens[i], "EXCEPT"); ++i) {
-      if (head != Match::Yes) head = either(head, match_one(tokens[i]));
+      if (head == Match::Yes) continue;
+      head = either(head, match_one(tokens[i]));
     }
     if (head == Match::No || i == tokens.size()) return head;
     return both(head, negate(list_match(tokens, i + 1, match_one)));
@@ -408,7 +470,7 @@ TableResult table_match(std::string_view text, const std::string& file, Matcher&
   for (const LogicalLine& line : logical_lines(text)) {
     const std::string where = file + " line " + std::to_string(line.first);
     if (!line.terminated || line.text.size() > kMaxRuleLength) {
-      matcher.notes.push_back(where + ": missing newline or line too long: libwrap ignores it and the rest of the file");
+      matcher.note(where + ": missing newline or line too long: libwrap ignores it and the rest of the file");
       certain = certain && line.text.find_first_not_of(kBlanks) == std::string::npos;
       break;
     }
@@ -416,7 +478,7 @@ TableResult table_match(std::string_view text, const std::string& file, Matcher&
       continue;
     auto daemons_rest = split_at(line.text, ':');
     if (!daemons_rest) {
-      matcher.notes.push_back(where + ": missing \":\" separator: libwrap skips the line");
+      matcher.note(where + ": missing \":\" separator: libwrap skips the line");
       continue;
     }
     auto clients_options = split_at(daemons_rest->second, ':');
@@ -431,7 +493,7 @@ TableResult table_match(std::string_view text, const std::string& file, Matcher&
     if (match == Match::Maybe) {
       std::string why;
       for (const auto& reason : matcher.maybe_reasons) why += (why.empty() ? "" : "; ") + reason;
-      matcher.notes.push_back(where + " may match (" + why + "): treated as not matching");
+      matcher.note(where + " may match (" + why + "): treated as not matching");
       certain = false;
       continue;
     }
@@ -475,6 +537,11 @@ AccessDecision decide_access(std::string_view allow_text, std::string_view deny_
   if (!found.rule) {
     found = table_match(deny_text, deny_name, matcher, decision.certain);
     allowed = !found.rule;
+  }
+  if (matcher.out_of_budget) {
+    decision.certain = false;
+    decision.notes.push_back(std::string(kBudgetNote) + " (" + std::to_string(kWorkBudget) +
+                             " tokens and references an evaluation): the rest was not matched");
   }
   decision.allowed = allowed;
   if (found.rule && found.options) {

@@ -1,8 +1,37 @@
 #include "report/capture_reader.h"
 
 #include <cstring>
+#include <exception>
+#include <string_view>
 
 namespace rsttrace {
+
+namespace {
+
+// An event line nests 3 levels; a line of a million brackets is refused
+// before parsing (its tree would cost far more memory than its text).
+constexpr int kMaxLineDepth = 32;
+
+bool nests_deeper_than(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 bool LineReader::next(CaptureLine& line) {
   line.text.clear();
@@ -45,10 +74,18 @@ bool read_capture(std::istream& in, const std::string& name, Incident& incident,
   LineReader reader(in, max_line);
   CaptureLine line;
   while (reader.next(line)) {
-    if (line.too_long)
+    if (line.too_long) {
       incident.malformed(name, line.number, "longer than " + std::to_string(max_line) + " bytes");
-    else
-      incident.add_line(name, line.number, line.text, line.unterminated);
+    } else if (nests_deeper_than(line.text, kMaxLineDepth)) {
+      incident.malformed(name, line.number, "nested deeper than " + std::to_string(kMaxLineDepth) + " levels");
+    } else {
+      // A capture is anyone's file: whatever a line holds, it is one skipped line, never the end of the report.
+      try {
+        incident.add_line(name, line.number, line.text, line.unterminated);
+      } catch (const std::exception& e) {
+        incident.malformed(name, line.number, std::string("cannot be read: ") + e.what());
+      }
+    }
   }
   return !in.bad();
 }

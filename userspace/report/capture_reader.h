@@ -37,7 +37,8 @@ class LineReader {
 };
 
 // Every line of one capture file into `incident`. False on a read error
-// (the stream's badbit; errno tells why).
+// (the stream's badbit; errno tells why). Never throws for what a line holds:
+// a line too long, nested too deep or unreadable is counted as malformed.
 bool read_capture(std::istream& in, const std::string& name, Incident& incident, size_t max_line = kMaxCaptureLine);
 
 }  // namespace rsttrace

@@ -1,0 +1,29 @@
+// The nftables walker on hostile `nft -j list ruleset` output.
+// Input: nft JSON NUL nft text NUL iptables-nft-save text.
+#include <arpa/inet.h>
+
+#include "fuzz_input.h"
+#include "provenance/firewall.h"
+
+using namespace rsttrace;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto parts = fuzz::split_parts(data, size, 3);
+  const RulesetIndex index(Rulesets{std::move(parts[0]), std::move(parts[1]), std::move(parts[2]), ""});
+  for (const char* hook : {"input", "prerouting", "output"}) {
+    PacketFacts v4;
+    inet_pton(AF_INET, "127.0.0.2", v4.saddr.data());
+    inet_pton(AF_INET, "127.0.0.1", v4.daddr.data());
+    v4.sport = 40022, v4.dport = 22, v4.hook = hook, v4.syn = true;
+    PacketFacts v6 = v4;
+    v6.family = 6;
+    inet_pton(AF_INET6, "fd00:5eed::2", v6.saddr.data());
+    inet_pton(AF_INET6, "fd00:5eed::1", v6.daddr.data());
+    v6.syn = false;
+    for (const PacketFacts& packet : {v4, v6}) {
+      const auto rule = index.find_dropping_rule(packet);
+      if (rule && rule->verdict.empty()) __builtin_trap();
+    }
+  }
+  return 0;
+}
