@@ -73,6 +73,7 @@ TEST_CASE("metrics page: counters by label, valid text exposition", "[metrics]")
   snapshot.kernel_aggregated = 100000;
   snapshot.storms_active = 1;
   snapshot.lost = 7;
+  snapshot.kernel_failed_reads = 3;
   snapshot.cpu_seconds = 1.25;
   snapshot.resident_bytes = 4096;
   snapshot.program_stats = true;
@@ -84,6 +85,7 @@ TEST_CASE("metrics page: counters by label, valid text exposition", "[metrics]")
                        "rsttrace_events_total{verdict=\"firewall\",kind=\"drop\",direction=\"dropped\",port=\"22\"} 1\n"));
   CHECK_THAT(page, Catch::Contains("verdict=\"odd \\\"verdict\\\"\\\\\\n\",kind=\"reset\",direction=\"received\""));
   CHECK_THAT(page, Catch::Contains("rsttrace_lost_events_total 7\n"));
+  CHECK_THAT(page, Catch::Contains("rsttrace_kernel_counter_read_failures_total 3\n"));
   CHECK_THAT(page, Catch::Contains(
                        "rsttrace_storm_events_total{verdict=\"no-listener\",kind=\"reset\",direction=\"sent\",port=\"22\"} 100000\n"));
   CHECK_THAT(page, Catch::Contains("rsttrace_kernel_aggregated_events_total 100000\n"));
