@@ -168,7 +168,7 @@ class EventPrinter {
     if (storm.state == StormState::Start)
       spdlog::warn("storm on port {} from {}: {} events/s or more of one class ({}); counted in the kernel, one line "
                    "a second (--storm-threshold)",
-                   storm.key.port, peer_addr, threshold_, verdict.verdict);
+                   storm.key.port, peer_addr, threshold_, verdict_name(verdict.verdict));
   }
 
   // Kernel-side losses since the last call: a log line, and a JSON record.
