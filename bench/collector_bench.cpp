@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <set>
 #include <string>
@@ -122,7 +123,8 @@ void settle(A& attributor, uint64_t now_ns, bool stream, F&& report) {
   if constexpr (requires { attributor.due(now_ns); }) {
     for (const Report& r : attributor.due(now_ns)) report(r);
   } else {  // the vector form of older trees: reports gathered first, then handed on
-    std::vector<Report> reports;
+    // (a deque: no regrowth copies, as the old form reserved its vector exactly)
+    std::deque<Report> reports;
     attributor.due(now_ns, [&](Report& r) { reports.push_back(std::move(r)); });
     for (const Report& r : reports) report(r);
   }

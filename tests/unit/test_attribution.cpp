@@ -348,3 +348,90 @@ TEST_CASE("writers of the wrapper files are kept per mount namespace, checks are
   CHECK_FALSE(evidence.last_writer(43, WrapperFile::HostsDeny));
   CHECK_FALSE(evidence.wrapper_check(70, 0, UINT64_MAX));
 }
+
+// closed_by_owner's causes, each with its whole detail (the split into one
+// rule per cause must not change a byte), in the order the rules ask.
+TEST_CASE_METHOD(Fixture, "an owner's reset: each cause with its exact detail") {
+  SECTION("the client gave up: peer") {
+    TcpEvent abort = server_reset("TCP_ABORT_ON_CLOSE", 2000, {900, "ssh"}, OwnerSource::Close);
+    std::swap(abort.local, abort.remote);  // the client's end closed
+    const TcpEvent received = event(EventKind::ResetReceived, 2000);
+    const auto report = judge({abort, received});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Peer);
+    CHECK(report->event.kind == EventKind::ResetReceived);  // the watched end
+    CHECK(!report->peer_saw);
+    CHECK(report->detail == "the client ssh[900] at 127.0.0.2:40022 aborted the connection to 127.0.0.1:22 (TCP_ABORT_ON_CLOSE)");
+  }
+  SECTION("the wrappers refused: tcp-wrappers") {
+    wrapper_check(812, 1000);
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 6000, {812, "sshd"}, OwnerSource::Close);
+    reset.owner_exiting = true;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::TcpWrappers);
+    CHECK(report->wrapper_pid == 812);
+    CHECK(report->detail == "sshd[812] read /etc/hosts.allow and /etc/hosts.deny, sent nothing, and exited (status 0) 5.0 s "
+                            "later: TCP wrappers refused 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)");
+  }
+  SECTION("a process that is not sshd: unknown") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 2000, {700, "nginx"}, OwnerSource::Close);
+    reset.unread_bytes = 1;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Unknown);
+    CHECK(report->peer_saw == "reset");
+    CHECK(report->detail == "the local process nginx[700] on 127.0.0.1:22 closed it (TCP_ABORT_ON_CLOSE, 1 unread byte); it is not sshd");
+  }
+  SECTION("the listener refused: MaxStartups") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_DATA", 2000, {800, "sshd"}, OwnerSource::Close);
+    reset.acceptor_pid = 800;
+    reset.acceptor_monotonic_ns = 1999 * kMs;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK(report->detail == "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before "
+                            "any child took it: MaxStartups or PerSourcePenalties refused it (TCP_ABORT_ON_DATA)");
+  }
+  SECTION("a killed child") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 2000, {812, "sshd"}, OwnerSource::Close);
+    reset.owner_exiting = true;
+    reset.owner_exit_code = 9;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->detail == "the sshd child sshd[812] was killed by SIGKILL holding the connection from 127.0.0.2:40022 "
+                            "(TCP_ABORT_ON_CLOSE)");
+  }
+  SECTION("LoginGraceTime") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 122'000, {812, "sshd-session"}, OwnerSource::Close);
+    reset.acceptor_pid = 800;
+    reset.acceptor_monotonic_ns = 1000 * kMs;
+    reset.owner_exiting = true;
+    reset.owner_exit_code = 255 << 8;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK(report->detail == "the sshd child sshd-session[812] exited (status 255) 121.0 s after accept: LoginGraceTime "
+                            "expired for 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)");
+  }
+  SECTION("a garbage banner") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 1500, {812, "sshd"}, OwnerSource::Close);
+    reset.bytes_received = 60;
+    reset.unread_bytes = 13;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->detail == "the pre-auth sshd child sshd[812] closed it with client data unread (60 bytes received, 13 "
+                            "unread): protocol mismatch or a garbage banner from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)");
+  }
+  SECTION("none of these: sshd closed it") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 1500, {812, "sshd"}, OwnerSource::Close);
+    reset.bytes_received = 2000;
+    reset.bytes_acked = 1;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK(report->peer_saw == "reset");
+    CHECK(report->detail == "sshd[812] closed it the connection from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE, 2000 bytes received, "
+                            "1 byte sent)");
+  }
+}
