@@ -383,55 +383,43 @@ TEST_CASE_METHOD(Fixture, "an owner's reset: each cause with its exact detail") 
     CHECK(report->peer_saw == "reset");
     CHECK(report->detail == "the local process nginx[700] on 127.0.0.1:22 closed it (TCP_ABORT_ON_CLOSE, 1 unread byte); it is not sshd");
   }
-  SECTION("the listener refused: MaxStartups") {
-    TcpEvent reset = server_reset("TCP_ABORT_ON_DATA", 2000, {800, "sshd"}, OwnerSource::Close);
-    reset.acceptor_pid = 800;
-    reset.acceptor_monotonic_ns = 1999 * kMs;
-    const auto report = judge({reset});
-    REQUIRE(report);
-    CHECK(report->verdict == Verdict::Sshd);
-    CHECK(report->detail == "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before "
-                            "any child took it: MaxStartups or PerSourcePenalties refused it (TCP_ABORT_ON_DATA)");
-  }
-  SECTION("a killed child") {
-    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 2000, {812, "sshd"}, OwnerSource::Close);
-    reset.owner_exiting = true;
-    reset.owner_exit_code = 9;
-    const auto report = judge({reset});
-    REQUIRE(report);
-    CHECK(report->detail == "the sshd child sshd[812] was killed by SIGKILL holding the connection from 127.0.0.2:40022 "
-                            "(TCP_ABORT_ON_CLOSE)");
-  }
-  SECTION("LoginGraceTime") {
-    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 122'000, {812, "sshd-session"}, OwnerSource::Close);
-    reset.acceptor_pid = 800;
-    reset.acceptor_monotonic_ns = 1000 * kMs;
-    reset.owner_exiting = true;
-    reset.owner_exit_code = 255 << 8;
-    const auto report = judge({reset});
-    REQUIRE(report);
-    CHECK(report->verdict == Verdict::Sshd);
-    CHECK(report->detail == "the sshd child sshd-session[812] exited (status 255) 121.0 s after accept: LoginGraceTime "
-                            "expired for 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)");
-  }
-  SECTION("a garbage banner") {
-    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 1500, {812, "sshd"}, OwnerSource::Close);
-    reset.bytes_received = 60;
-    reset.unread_bytes = 13;
-    const auto report = judge({reset});
-    REQUIRE(report);
-    CHECK(report->detail == "the pre-auth sshd child sshd[812] closed it with client data unread (60 bytes received, 13 "
-                            "unread): protocol mismatch or a garbage banner from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)");
-  }
-  SECTION("none of these: sshd closed it") {
-    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 1500, {812, "sshd"}, OwnerSource::Close);
-    reset.bytes_received = 2000;
-    reset.bytes_acked = 1;
-    const auto report = judge({reset});
-    REQUIRE(report);
-    CHECK(report->verdict == Verdict::Sshd);
-    CHECK(report->peer_saw == "reset");
-    CHECK(report->detail == "sshd[812] closed it the connection from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE, 2000 bytes received, "
-                            "1 byte sent)");
+  SECTION("sshd's own causes, in order") {
+    struct Case {
+      const char* cause;
+      uint64_t at_ms;
+      Process owner;
+      void (*shape)(TcpEvent&);
+      const char* detail;
+    };
+    const Case cases[] = {
+        {"MaxStartups", 2000, {800, "sshd"},
+         [](TcpEvent& e) { e.reason = reset_reason("TCP_ABORT_ON_DATA"), e.acceptor_pid = 800, e.acceptor_monotonic_ns = 1999 * kMs; },
+         "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before any child took it: "
+         "MaxStartups or PerSourcePenalties refused it (TCP_ABORT_ON_DATA)"},
+        {"killed", 2000, {812, "sshd"}, [](TcpEvent& e) { e.owner_exiting = true, e.owner_exit_code = 9; },
+         "the sshd child sshd[812] was killed by SIGKILL holding the connection from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)"},
+        {"LoginGraceTime", 122'000, {812, "sshd-session"},
+         [](TcpEvent& e) {
+           e.acceptor_pid = 800, e.acceptor_monotonic_ns = 1000 * kMs;
+           e.owner_exiting = true, e.owner_exit_code = 255 << 8;
+         },
+         "the sshd child sshd-session[812] exited (status 255) 121.0 s after accept: LoginGraceTime expired for "
+         "127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)"},
+        {"garbage banner", 1500, {812, "sshd"}, [](TcpEvent& e) { e.bytes_received = 60, e.unread_bytes = 13; },
+         "the pre-auth sshd child sshd[812] closed it with client data unread (60 bytes received, 13 unread): protocol "
+         "mismatch or a garbage banner from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)"},
+        {"none of these", 1500, {812, "sshd"}, [](TcpEvent& e) { e.bytes_received = 2000, e.bytes_acked = 1; },
+         "sshd[812] closed it the connection from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE, 2000 bytes received, 1 byte sent)"},
+    };
+    for (const Case& c : cases) {
+      INFO(c.cause);
+      TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", c.at_ms, c.owner, OwnerSource::Close);
+      c.shape(reset);
+      const auto report = judge({reset});
+      REQUIRE(report);
+      CHECK(report->verdict == Verdict::Sshd);
+      CHECK(report->peer_saw == "reset");
+      CHECK(report->detail == c.detail);
+    }
   }
 }
