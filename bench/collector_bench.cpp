@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <set>
 #include <string>
@@ -121,7 +122,23 @@ void settle(A& attributor, uint64_t now_ns, bool stream, F&& report) {
   if constexpr (requires { attributor.due(now_ns, report); }) {
     if (stream) return attributor.due(now_ns, report);
   }
-  for (const Report& r : attributor.due(now_ns)) report(r);
+  if constexpr (requires { attributor.due(now_ns); }) {
+    for (const Report& r : attributor.due(now_ns)) report(r);
+  } else {  // the vector form of older trees: reports gathered first, then handed on
+    // (a deque: no regrowth copies, as the old form reserved its vector exactly)
+    std::deque<Report> reports;
+    attributor.due(now_ns, [&](Report& r) { reports.push_back(std::move(r)); });
+    for (const Report& r : reports) report(r);
+  }
+}
+
+// A metrics label's verdict: a string in older trees, a Verdict since.
+template <typename V>
+std::string verdict_text(const V& verdict) {
+  if constexpr (requires { verdict.c_str(); })
+    return verdict;
+  else
+    return std::string(verdict_name(verdict));
 }
 
 template <typename Fmt>
@@ -449,7 +466,7 @@ int main(int argc, char** argv) {
     if (!s.dump.empty()) {  // the tallies too, for comparisons between builds
       std::fprintf(sink, "tally: %s\ninterval: %s\n", run.text(10).c_str(), interval.text(10).c_str());
       for (const auto& [labels, count] : metrics.counts())
-        std::fprintf(sink, "metric: %s %s %s %u %llu\n", labels.verdict.c_str(), labels.kind.c_str(),
+        std::fprintf(sink, "metric: %s %s %s %u %llu\n", verdict_text(labels.verdict).c_str(), labels.kind.c_str(),
                      labels.direction.c_str(), labels.port, static_cast<unsigned long long>(count));
     }
 

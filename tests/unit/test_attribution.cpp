@@ -7,6 +7,7 @@
 #include "attribute/attributor.h"
 #include "attribute/correlator.h"
 #include "attribute/rules.h"
+#include "collect_helpers.h"
 #include "synthetic_btf.h"
 
 using namespace rsttrace;
@@ -111,7 +112,7 @@ TEST_CASE_METHOD(Fixture, "libwrap refusal: the child read hosts.deny, sent noth
   reset.owner_exiting = true;
   const auto report = judge({client_received(6000, "ESTABLISHED"), reset});
   REQUIRE(report);
-  CHECK(report->verdict == "tcp-wrappers");
+  CHECK(report->verdict == Verdict::TcpWrappers);
   CHECK(report->event.local.port == 22);  // shown from the server's end
   CHECK(report->packets == 2);
   CHECK(report->peer_saw == "reset");
@@ -127,7 +128,7 @@ TEST_CASE_METHOD(Fixture, "an allowed connection that later aborts is not blamed
   reset.unread_bytes = 13;
   const auto report = judge({reset});
   REQUIRE(report);
-  CHECK(report->verdict == "sshd");
+  CHECK(report->verdict == Verdict::Sshd);
   CHECK_THAT(report->detail, Catch::Contains("garbage banner"));
 }
 
@@ -138,7 +139,7 @@ TEST_CASE_METHOD(Fixture, "the listener closing what it accepted is MaxStartups"
   reset.context = Process{900, "ssh"};  // ran in the client's task
   const auto report = judge({reset});
   REQUIRE(report);
-  CHECK(report->verdict == "sshd");
+  CHECK(report->verdict == Verdict::Sshd);
   CHECK_THAT(report->detail, Catch::Contains("MaxStartups"));
   CHECK(report->event.owner->pid == 800);
 }
@@ -150,7 +151,7 @@ TEST_CASE_METHOD(Fixture, "a killed sshd child is named with its signal") {
   reset.owner_exit_code = 9;
   const auto report = judge({reset});
   REQUIRE(report);
-  CHECK(report->verdict == "sshd");
+  CHECK(report->verdict == Verdict::Sshd);
   CHECK_THAT(report->detail, Catch::Contains("killed by SIGKILL"));
 }
 
@@ -160,7 +161,7 @@ TEST_CASE_METHOD(Fixture, "a reset for a SYN with no socket: nothing listens") {
   reset.tcp_flags = kSyn;
   const auto report = judge({reset, syn_drop("NO_SOCKET", 10), client_received(10, "SYN_SENT")});
   REQUIRE(report);
-  CHECK(report->verdict == "no-listener");
+  CHECK(report->verdict == Verdict::NoListener);
   CHECK(report->packets == 3);
   CHECK(report->event.kind == EventKind::ResetSent);
 }
@@ -168,7 +169,7 @@ TEST_CASE_METHOD(Fixture, "a reset for a SYN with no socket: nothing listens") {
 TEST_CASE_METHOD(Fixture, "before 6.10 the no-socket reset is untraced: the SYN's NO_SOCKET drop is the evidence") {
   const auto report = judge({syn_drop("NO_SOCKET", 10), client_received(10, "SYN_SENT")});
   REQUIRE(report);
-  CHECK(report->verdict == "no-listener");
+  CHECK(report->verdict == Verdict::NoListener);
   CHECK(report->peer_saw == "reset");
   CHECK(report->event.kind == EventKind::Drop);
   CHECK_THAT(report->detail, Catch::Contains("found no socket (NO_SOCKET)"));
@@ -178,7 +179,7 @@ TEST_CASE_METHOD(Fixture, "netfilter: REJECT shows as a reset to the local clien
   SECTION("reject") {
     const auto report = judge({syn_drop("NETFILTER_DROP", 10), client_received(10, "SYN_SENT")});
     REQUIRE(report);
-    CHECK(report->verdict == "firewall");
+    CHECK(report->verdict == Verdict::Firewall);
     CHECK(report->peer_saw == "reset");
     CHECK(report->netfilter_hook == "input");
     CHECK_THAT(report->detail, Catch::Contains("REJECT"));
@@ -186,7 +187,7 @@ TEST_CASE_METHOD(Fixture, "netfilter: REJECT shows as a reset to the local clien
   SECTION("drop") {
     const auto report = judge({syn_drop("NETFILTER_DROP", 10), syn_drop("NETFILTER_DROP", 1010)});
     REQUIRE(report);
-    CHECK(report->verdict == "firewall");
+    CHECK(report->verdict == Verdict::Firewall);
     CHECK(report->peer_saw == "silence");
     CHECK(report->packets == 2);
   }
@@ -209,7 +210,7 @@ TEST_CASE_METHOD(Fixture, "the client aborting is the peer, shown from the serve
   received.owner = Process{812, "sshd"};
   const auto report = judge({received, abort});
   REQUIRE(report);
-  CHECK(report->verdict == "peer");
+  CHECK(report->verdict == Verdict::Peer);
   CHECK(report->event.kind == EventKind::ResetReceived);
   CHECK(report->event.local.port == 22);
   CHECK_THAT(report->detail, Catch::Contains("ssh[900]"));
@@ -219,7 +220,7 @@ TEST_CASE_METHOD(Fixture, "a remote peer's reset alone is the peer") {
   TcpEvent received = event(EventKind::ResetReceived, 10);
   received.sock_id = 0x1000;
   received.tcp_state = state("ESTABLISHED");
-  CHECK(judge({received})->verdict == "peer");
+  CHECK(judge({received})->verdict == Verdict::Peer);
 }
 
 TEST_CASE_METHOD(Fixture, "the kernel's own resets and meaningful drops are the kernel, named") {
@@ -228,12 +229,12 @@ TEST_CASE_METHOD(Fixture, "the kernel's own resets and meaningful drops are the 
   keepalive.sock_id = 0x1000;
   auto report = judge({keepalive});
   REQUIRE(report);
-  CHECK(report->verdict == "kernel");
+  CHECK(report->verdict == Verdict::Kernel);
   CHECK_THAT(report->detail, Catch::Contains("keepalive"));
 
   report = judge({syn_drop("TCP_LISTEN_OVERFLOW", 10)});
   REQUIRE(report);
-  CHECK(report->verdict == "kernel");
+  CHECK(report->verdict == Verdict::Kernel);
   CHECK_THAT(report->detail, Catch::Contains("accept queue"));
 }
 
@@ -249,26 +250,26 @@ TEST_CASE("the correlator folds one connection's events and waits for a dropped 
   SECTION("a reset and its loopback twin become one group once settled") {
     correlator.add(event(EventKind::ResetSent, 100));
     correlator.add(client_received(100, "ESTABLISHED"));  // the same connection, from the other end
-    CHECK(correlator.take_due(200 * kMs).empty());         // not settled yet
-    const auto groups = correlator.take_due(300 * kMs);
+    CHECK(test::take_due(correlator, 200 * kMs).empty());         // not settled yet
+    const auto groups = test::take_due(correlator, 300 * kMs);
     REQUIRE(groups.size() == 1);
     CHECK(groups[0].size() == 2);
   }
   SECTION("a lone dropped SYN waits for the first retransmission (1 s)") {
     correlator.add(syn_drop("NETFILTER_DROP", 0));
-    CHECK(correlator.take_due(500 * kMs).empty());
+    CHECK(test::take_due(correlator, 500 * kMs).empty());
     correlator.add(syn_drop("NETFILTER_DROP", 1000));
-    const auto groups = correlator.take_due(1200 * kMs);
+    const auto groups = test::take_due(correlator, 1200 * kMs);
     REQUIRE(groups.size() == 1);
     CHECK(groups[0].size() == 2);
     // Later retransmissions of the reported drop are absorbed, not reported again.
     CHECK_FALSE(correlator.add(syn_drop("NETFILTER_DROP", 3000)));
     CHECK(correlator.absorbed() == 1);
-    CHECK(correlator.take_due(10'000 * kMs).empty());
+    CHECK(test::take_due(correlator, 10'000 * kMs).empty());
   }
   SECTION("a lone dropped SYN is reported after the wait even without a retransmission") {
     correlator.add(syn_drop("NETFILTER_DROP", 0));
-    CHECK(correlator.take_due(1400 * kMs).size() == 1);
+    CHECK(test::take_due(correlator, 1400 * kMs).size() == 1);
   }
   SECTION("a reused client port with a new SYN is a new connection") {
     TcpEvent first = syn_drop("NO_SOCKET", 0);
@@ -277,7 +278,7 @@ TEST_CASE("the correlator folds one connection's events and waits for a dropped 
     second.tcp_seq = 777777;
     correlator.add(first);
     correlator.add(second);
-    CHECK(correlator.take_all().size() == 2);
+    CHECK(test::take_all(correlator).size() == 2);
   }
   SECTION("a new connection on a reported drop's tuple is not absorbed") {
     TcpEvent syn = syn_drop("NETFILTER_DROP", 0);
@@ -286,7 +287,7 @@ TEST_CASE("the correlator folds one connection's events and waits for a dropped 
     again.monotonic_ns = 1000 * kMs;
     correlator.add(syn);
     correlator.add(again);
-    CHECK(correlator.take_due(1200 * kMs).size() == 1);
+    CHECK(test::take_due(correlator, 1200 * kMs).size() == 1);
     TcpEvent fresh = syn;
     fresh.monotonic_ns = 5000 * kMs;
     fresh.tcp_seq = 99;
@@ -297,7 +298,7 @@ TEST_CASE("the correlator folds one connection's events and waits for a dropped 
     other.remote.port = 40023;
     correlator.add(event(EventKind::ResetSent, 60));
     correlator.add(other);
-    const auto groups = correlator.take_all();
+    const auto groups = test::take_all(correlator);
     REQUIRE(groups.size() == 2);
     CHECK(groups[0][0].remote.port == 40023);
   }
@@ -310,7 +311,7 @@ TEST_CASE("the correlator folds one connection's events and waits for a dropped 
     }
     CHECK(small.open_groups() == 2);
     CHECK(small.evicted() == 1);
-    CHECK(small.take_due(0).size() == 1);
+    CHECK(test::take_due(small, 0).size() == 1);
   }
 }
 
@@ -319,7 +320,7 @@ TEST_CASE("raw mode reports every kernel event at once") {
   CHECK(raw.add(event(EventKind::ResetSent, 1)).size() == 1);
   Attributor folded(names(), {22}, false);
   CHECK(folded.add(event(EventKind::ResetSent, 1)).empty());
-  CHECK(folded.flush().size() == 1);
+  CHECK(test::flush(folded).size() == 1);
 }
 
 TEST_CASE("wrapper evidence is bounded and forgets the oldest process first") {
@@ -346,4 +347,79 @@ TEST_CASE("writers of the wrapper files are kept per mount namespace, checks are
   CHECK(writer->parent.comm == "fail2ban-server");
   CHECK_FALSE(evidence.last_writer(43, WrapperFile::HostsDeny));
   CHECK_FALSE(evidence.wrapper_check(70, 0, UINT64_MAX));
+}
+
+// closed_by_owner's causes, each with its whole detail (the split into one
+// rule per cause must not change a byte), in the order the rules ask.
+TEST_CASE_METHOD(Fixture, "an owner's reset: each cause with its exact detail") {
+  SECTION("the client gave up: peer") {
+    TcpEvent abort = server_reset("TCP_ABORT_ON_CLOSE", 2000, {900, "ssh"}, OwnerSource::Close);
+    std::swap(abort.local, abort.remote);  // the client's end closed
+    const TcpEvent received = event(EventKind::ResetReceived, 2000);
+    const auto report = judge({abort, received});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Peer);
+    CHECK(report->event.kind == EventKind::ResetReceived);  // the watched end
+    CHECK(!report->peer_saw);
+    CHECK(report->detail == "the client ssh[900] at 127.0.0.2:40022 aborted the connection to 127.0.0.1:22 (TCP_ABORT_ON_CLOSE)");
+  }
+  SECTION("the wrappers refused: tcp-wrappers") {
+    wrapper_check(812, 1000);
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 6000, {812, "sshd"}, OwnerSource::Close);
+    reset.owner_exiting = true;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::TcpWrappers);
+    CHECK(report->wrapper_pid == 812);
+    CHECK(report->detail == "sshd[812] read /etc/hosts.allow and /etc/hosts.deny, sent nothing, and exited (status 0) 5.0 s "
+                            "later: TCP wrappers refused 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)");
+  }
+  SECTION("a process that is not sshd: unknown") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 2000, {700, "nginx"}, OwnerSource::Close);
+    reset.unread_bytes = 1;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Unknown);
+    CHECK(report->peer_saw == "reset");
+    CHECK(report->detail == "the local process nginx[700] on 127.0.0.1:22 closed it (TCP_ABORT_ON_CLOSE, 1 unread byte); it is not sshd");
+  }
+  SECTION("sshd's own causes, in order") {
+    struct Case {
+      const char* cause;
+      uint64_t at_ms;
+      Process owner;
+      void (*shape)(TcpEvent&);
+      const char* detail;
+    };
+    const Case cases[] = {
+        {"MaxStartups", 2000, {800, "sshd"},
+         [](TcpEvent& e) { e.reason = reset_reason("TCP_ABORT_ON_DATA"), e.acceptor_pid = 800, e.acceptor_monotonic_ns = 1999 * kMs; },
+         "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before any child took it: "
+         "MaxStartups or PerSourcePenalties refused it (TCP_ABORT_ON_DATA)"},
+        {"killed", 2000, {812, "sshd"}, [](TcpEvent& e) { e.owner_exiting = true, e.owner_exit_code = 9; },
+         "the sshd child sshd[812] was killed by SIGKILL holding the connection from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)"},
+        {"LoginGraceTime", 122'000, {812, "sshd-session"},
+         [](TcpEvent& e) {
+           e.acceptor_pid = 800, e.acceptor_monotonic_ns = 1000 * kMs;
+           e.owner_exiting = true, e.owner_exit_code = 255 << 8;
+         },
+         "the sshd child sshd-session[812] exited (status 255) 121.0 s after accept: LoginGraceTime expired for "
+         "127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)"},
+        {"garbage banner", 1500, {812, "sshd"}, [](TcpEvent& e) { e.bytes_received = 60, e.unread_bytes = 13; },
+         "the pre-auth sshd child sshd[812] closed it with client data unread (60 bytes received, 13 unread): protocol "
+         "mismatch or a garbage banner from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)"},
+        {"none of these", 1500, {812, "sshd"}, [](TcpEvent& e) { e.bytes_received = 2000, e.bytes_acked = 1; },
+         "sshd[812] closed it the connection from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE, 2000 bytes received, 1 byte sent)"},
+    };
+    for (const Case& c : cases) {
+      INFO(c.cause);
+      TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", c.at_ms, c.owner, OwnerSource::Close);
+      c.shape(reset);
+      const auto report = judge({reset});
+      REQUIRE(report);
+      CHECK(report->verdict == Verdict::Sshd);
+      CHECK(report->peer_saw == "reset");
+      CHECK(report->detail == c.detail);
+    }
+  }
 }

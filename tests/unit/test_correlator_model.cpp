@@ -16,6 +16,7 @@
 #include "attribute/attributor.h"
 #include "attribute/correlator.h"
 #include "output/format.h"
+#include "collect_helpers.h"
 #include "synthetic_btf.h"
 
 using namespace rsttrace;
@@ -204,7 +205,7 @@ TEST_CASE("the correlator returns what the model returns, in the same order", "[
         const auto expected = model.take_due(at);
         std::vector<std::vector<TcpEvent>> got;
         if (s.below(2))
-          got = mine.take_due(at);
+          got = test::take_due(mine, at);
         else
           mine.take_due(at, [&](std::vector<TcpEvent>& group) { got.push_back(group); });
         REQUIRE(got.size() == expected.size());
@@ -252,7 +253,7 @@ TEST_CASE("connection keys compare field by field", "[correlator]") {
   }
 }
 
-TEST_CASE("the streaming attributor calls report what the vector calls report", "[correlator]") {
+TEST_CASE("the attributor reports the same lines for moved and copied events, gathered or streamed", "[correlator]") {
   SyntheticBtf types;
   types.add_enum("sk_rst_reason", {{"SK_RST_REASON_NO_SOCKET", 1}, {"SK_RST_REASON_TCP_ABORT_ON_CLOSE", 11}});
   types.add_enum("skb_drop_reason", {{"SKB_DROP_REASON_NO_SOCKET", 3}, {"SKB_DROP_REASON_NETFILTER_DROP", 12},
@@ -273,11 +274,11 @@ TEST_CASE("the streaming attributor calls report what the vector calls report", 
         for (const Report& r : streaming.add(TcpEvent(e))) got.push_back(formatter.event_line(r));
       } else {
         const uint64_t at = s.now + 200;
-        for (const Report& r : vectors.due(at)) expected.push_back(formatter.event_line(r));
+        for (const Report& r : test::due(vectors, at)) expected.push_back(formatter.event_line(r));
         streaming.due(at, [&](const Report& r) { got.push_back(formatter.event_line(r)); });
       }
     }
-    for (const Report& r : vectors.flush()) expected.push_back(formatter.event_line(r));
+    for (const Report& r : test::flush(vectors)) expected.push_back(formatter.event_line(r));
     streaming.flush([&](Report& r) { got.push_back(formatter.event_line(r)); });
     CHECK(!expected.empty());
     CHECK(got == expected);

@@ -20,6 +20,22 @@ using rsttrace::testing::SyntheticBtf;
 
 namespace {
 
+// The names docs/events.md gives, written out here: the table in
+// attribute/verdict.h must print exactly these.
+std::string ref_verdict_name(Verdict verdict) {
+  switch (verdict) {
+    case Verdict::TcpWrappers: return "tcp-wrappers";
+    case Verdict::Firewall: return "firewall";
+    case Verdict::Sshd: return "sshd";
+    case Verdict::NoListener: return "no-listener";
+    case Verdict::Kernel: return "kernel";
+    case Verdict::Peer: return "peer";
+    case Verdict::Unknown: return "unknown";
+    case Verdict::None: return "none";
+  }
+  return "?";
+}
+
 // ---- the reference: no shortcuts ------------------------------------------
 
 std::string ref_escape(std::string_view bytes) {
@@ -105,7 +121,7 @@ std::string ref_event_line(const KernelNames& names, const WallClock& clock, con
   j["kernel_reason"] = or_null(ref_reason(names, e));
   j["pid"] = e.owner ? J(e.owner->pid) : J(nullptr);
   j["comm"] = e.owner ? J(ref_escape(e.owner->comm)) : J(nullptr);
-  j["verdict"] = report.verdict;
+  j["verdict"] = ref_verdict_name(report.verdict);
   j["detail"] = report.detail;
   j["owner_source"] = std::string(owner_source_name(e.owner_source));
   j["context_pid"] = e.context.pid;
@@ -169,7 +185,7 @@ std::string ref_event_text(const KernelNames& names, const WallClock& clock, con
   if (auto reason = ref_reason(names, e)) line += " reason " + *reason;
   if (e.owner) line += " owner " + ref_escape(e.owner->comm) + "[" + std::to_string(e.owner->pid) + "]";
   if (report.packets > 1) line += " packets " + std::to_string(report.packets);
-  line.insert(line.find(' ') + 1, report.verdict + " ");
+  line.insert(line.find(' ') + 1, ref_verdict_name(report.verdict) + " ");
   if (!report.detail.empty()) line += ": " + report.detail;
   return line;
 }
@@ -255,7 +271,8 @@ Report random_report(Random& r) {
   e.unread_bytes = static_cast<uint32_t>(r.u64());
   if (r.coin()) e.tcp_flags = static_cast<uint8_t>(r.below(256));
 
-  static const char* const verdicts[] = {"tcp-wrappers", "firewall", "sshd", "no-listener", "kernel", "peer", "unknown", "none"};
+  static const Verdict verdicts[] = {Verdict::TcpWrappers, Verdict::Firewall, Verdict::Sshd, Verdict::NoListener,
+                                     Verdict::Kernel,      Verdict::Peer,     Verdict::Unknown, Verdict::None};
   // Lengths around the writer's buffer (2048 bytes) and its limits for
   // escaping in place (341 and 409 bytes), and far beyond.
   static const size_t long_lengths[] = {300, 340, 341, 342, 408, 409, 410, 2040, 5000};

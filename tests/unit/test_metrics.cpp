@@ -44,7 +44,7 @@ TEST_CASE("metrics listen addresses: loopback by default, remote only when asked
 
 namespace {
 
-Report report_of(const std::string& verdict, EventKind kind, uint16_t port) {
+Report report_of(Verdict verdict, EventKind kind, uint16_t port) {
   Report report;
   report.verdict = verdict;
   report.event.kind = kind;
@@ -56,15 +56,15 @@ Report report_of(const std::string& verdict, EventKind kind, uint16_t port) {
 
 TEST_CASE("metrics page: counters by label, valid text exposition", "[metrics]") {
   EventCounters counters;
-  for (int i = 0; i < 3; ++i) counters.add(report_of("tcp-wrappers", EventKind::ResetSent, 22));
-  counters.add(report_of("firewall", EventKind::Drop, 22));
-  counters.add(report_of("odd \"verdict\"\\\n", EventKind::ResetReceived, 2222));
+  for (int i = 0; i < 3; ++i) counters.add(report_of(Verdict::TcpWrappers, EventKind::ResetSent, 22));
+  counters.add(report_of(Verdict::Firewall, EventKind::Drop, 22));
+  counters.add(report_of(Verdict::Peer, EventKind::ResetReceived, 2222));
   CHECK(counters.total() == 5);
 
   // A storm line counts its events under the storm's watched port, not the example's local port.
   EventCounters storms;
-  storms.add(report_of("no-listener", EventKind::ResetSent, 40000), 22, 90000);
-  storms.add(report_of("no-listener", EventKind::ResetSent, 40001), 22, 10000);
+  storms.add(report_of(Verdict::NoListener, EventKind::ResetSent, 40000), 22, 90000);
+  storms.add(report_of(Verdict::NoListener, EventKind::ResetSent, 40001), 22, 10000);
   CHECK(storms.total() == 100000);
 
   MetricsSnapshot snapshot;
@@ -77,13 +77,15 @@ TEST_CASE("metrics page: counters by label, valid text exposition", "[metrics]")
   snapshot.cpu_seconds = 1.25;
   snapshot.resident_bytes = 4096;
   snapshot.program_stats = true;
-  snapshot.programs = {{"handle_send_reset", 10, 5'000}};
+  snapshot.programs = {{"handle_send_reset", 10, 5'000}, {"odd \"name\"\\\n", 1, 1}};
   const std::string page = render_prometheus(snapshot);
   CHECK_THAT(page, Catch::Contains(
                        "rsttrace_events_total{verdict=\"tcp-wrappers\",kind=\"reset\",direction=\"sent\",port=\"22\"} 3\n"));
   CHECK_THAT(page, Catch::Contains(
                        "rsttrace_events_total{verdict=\"firewall\",kind=\"drop\",direction=\"dropped\",port=\"22\"} 1\n"));
-  CHECK_THAT(page, Catch::Contains("verdict=\"odd \\\"verdict\\\"\\\\\\n\",kind=\"reset\",direction=\"received\""));
+  CHECK_THAT(page, Catch::Contains("verdict=\"peer\",kind=\"reset\",direction=\"received\",port=\"2222\"} 1\n"));
+  // Label values are escaped (text format 0.0.4): backslash, double quote, newline.
+  CHECK_THAT(page, Catch::Contains("program=\"odd \\\"name\\\"\\\\\\n\"}"));
   CHECK_THAT(page, Catch::Contains("rsttrace_lost_events_total 7\n"));
   CHECK_THAT(page, Catch::Contains("rsttrace_kernel_counter_read_failures_total 3\n"));
   CHECK_THAT(page, Catch::Contains(

@@ -71,7 +71,7 @@ TcpEvent event_at(uint64_t ns) {
   return e;
 }
 
-Report judged(const rsttrace_storm_key&, const TcpEvent& event) { return Report{event, "no-listener", "judged alone"}; }
+Report judged(const rsttrace_storm_key&, const TcpEvent& event) { return Report{event, Verdict::NoListener, "judged alone"}; }
 
 constexpr uint64_t kSecond = 1'000'000'000ULL;
 
@@ -146,7 +146,7 @@ TEST_CASE("a storm starts at the threshold within one second, reports each secon
   std::vector<std::string> verdicts;
   auto on_line = [&](const StormReport& r) {
     lines.push_back(r);
-    verdicts.push_back(r.verdict->verdict);
+    verdicts.push_back(std::string(verdict_name(r.verdict->verdict)));
   };
   const rsttrace_storm_key key = key_for("192.0.2.7");
 
@@ -267,7 +267,7 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
   event.family = 6;
   event.reason = 12;
   event.tcp_flags = 0x02;
-  Report verdict{event, "firewall", "dropped by \"f2b\"\n rule"};
+  Report verdict{event, Verdict::Firewall, "dropped by \"f2b\"\n rule"};
   verdict.fail2ban_jail = "ssh\x01" "d";
   StormReport storm;
   storm.state = StormState::Ongoing;

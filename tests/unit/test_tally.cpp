@@ -8,7 +8,7 @@ using namespace rsttrace;
 
 namespace {
 
-Report report(const char* verdict, const char* remote) {
+Report report(Verdict verdict, const char* remote) {
   Report r;
   r.verdict = verdict;
   r.event.family = 4;
@@ -20,8 +20,8 @@ Report report(const char* verdict, const char* remote) {
 
 TEST_CASE("a tally counts by verdict and ranks remote addresses") {
   Tally tally;
-  for (int i = 0; i < 3; ++i) tally.add(report("tcp-wrappers", "192.0.2.7"));
-  tally.add(report("firewall", "192.0.2.9"));
+  for (int i = 0; i < 3; ++i) tally.add(report(Verdict::TcpWrappers, "192.0.2.7"));
+  tally.add(report(Verdict::Firewall, "192.0.2.9"));
   CHECK(tally.total() == 4);
   CHECK(tally.by_verdict().at("tcp-wrappers") == 3);
   const auto top = tally.top_remotes(1);

@@ -234,7 +234,7 @@ void TraceSession::on_storm(const StormReport& storm) {
   if (storm.state == StormState::Start)
     spdlog::warn("storm on port {} from {}: {} events/s or more of one class ({}); counted in the kernel, one line "
                  "a second (--storm-threshold)",
-                 storm.key.port, peer_addr, options_.storm_threshold, verdict.verdict);
+                 storm.key.port, peer_addr, options_.storm_threshold, verdict_name(verdict.verdict));
 }
 
 Report TraceSession::judge_storm(const rsttrace_storm_key& key, const TcpEvent& event) {

@@ -7,16 +7,13 @@
 #include <vector>
 
 #include "attribute/correlator.h"
+#include "attribute/describe.h"
 #include "attribute/evidence.h"
 #include "attribute/report.h"
 #include "attribute/rules.h"
 #include "collect/kernel_btf.h"
 
 namespace rsttrace {
-
-// One sentence of what the kernel showed, e.g. "RST sent for a packet that
-// matched no socket (NO_SOCKET), packet flags SYN, hook ran in ssh[812]".
-std::string describe_evidence(const KernelNames& names, const TcpEvent& event);
 
 class Attributor {
  public:
@@ -31,11 +28,9 @@ class Attributor {
   void add(const WrapperOpen& open) { evidence_.add(open); }
   std::vector<Report> add(const TcpEvent& event);
   std::vector<Report> add(TcpEvent&& event);  // the same, without copying the event
-  // Reports whose connection has settled by now (CLOCK_MONOTONIC ns).
-  std::vector<Report> due(uint64_t now_ns);
-  std::vector<Report> flush();
-  // The same reports in the same order, handed one at a time to
-  // on_report(Report&) (which may move from it): no vector of reports is built
+  // Reports whose connection has settled by now (CLOCK_MONOTONIC ns), in
+  // order, handed one at a time to on_report(Report&) (which may move from it):
+  // no vector of reports is built
   // (a storm settles thousands per poll), each group is judged right before its report.
   template <typename OnReport>
   void due(uint64_t now_ns, OnReport&& on_report) {
@@ -49,7 +44,7 @@ class Attributor {
     due(UINT64_MAX, on_report);
   }
 
-  // One event judged as --raw would, with its evidence; "none" when its
+  // One event judged as --raw would, with its evidence; Verdict::None when its
   // rules find nothing to report (storms: attribute/storm.h).
   Report judge_alone(const TcpEvent& event);
 

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "attribute/tcp_flags.h"
+
 namespace rsttrace {
 namespace {
 
-constexpr uint8_t kSyn = 0x02, kAck = 0x10, kRst = 0x04;
+using namespace tcp_flag;
 
 bool is_syn_drop(const TcpEvent& event) {
   return event.kind == EventKind::Drop && event.tcp_flags && (*event.tcp_flags & (kSyn | kAck | kRst)) == kSyn;
@@ -71,9 +73,7 @@ bool Correlator::starts_new_connection(const Group& group, const TcpEvent& event
   return std::any_of(group.events.begin(), group.events.end(), [&](const TcpEvent& seen) {
     if (seen.kind != event.kind || seen.local != event.local) return false;
     if (seen.sock_id && event.sock_id && seen.sock_id != event.sock_id) return true;
-    const bool both_syns = seen.tcp_flags && event.tcp_flags && (*seen.tcp_flags & (kSyn | kAck)) == kSyn &&
-                           (*event.tcp_flags & (kSyn | kAck)) == kSyn;
-    return both_syns && seen.tcp_seq != event.tcp_seq;
+    return is_syn(seen) && is_syn(event) && seen.tcp_seq != event.tcp_seq;
   });
 }
 
@@ -108,7 +108,7 @@ bool Correlator::add_event(Event&& event) {
       }
       slots_[index].key = key;
       slots_[index].hash = hash;
-      index_insert(hash, index);
+      index_.insert(hash, index);
     }
     last_slot_ = index;
   }
@@ -120,26 +120,9 @@ bool Correlator::add_event(Event&& event) {
   }
   const bool inserted = !slots_[index].open();
   if (inserted) {
-    uint32_t group_index;
-    if (free_groups_.empty()) {
-      group_index = static_cast<uint32_t>(groups_.size());
-      groups_.emplace_back();
-    } else {
-      group_index = free_groups_.back();
-      free_groups_.pop_back();
-    }
-    slots_[index].group = group_index;
-    ++open_count_;
-    Group& fresh = groups_[group_index];
-    if (!spare_.empty()) {  // room a judged group left
-      fresh.events = std::move(spare_.back());
-      spare_.pop_back();
-    }
-    fresh.first_ns = event.monotonic_ns;
-    fresh.last_ns = 0;
     // A reset seen from both ends plus a drop: no regrowth in a reset storm. A
     // dropped SYN mostly stays alone (a drop storm holds many): no room kept.
-    if (!is_syn_drop(event)) fresh.events.reserve(3);
+    slots_[index].group = groups_.open(event.monotonic_ns, is_syn_drop(event) ? 0 : 3);
   }
   Group& group = groups_[slots_[index].group];
   group.last_ns = std::max(group.last_ns, event.monotonic_ns);
@@ -147,7 +130,7 @@ bool Correlator::add_event(Event&& event) {
   due_.emplace(due_at(group), index);
   ++slots_[index].refs;
   if (inserted) by_start_.emplace_back(group.first_ns, key);
-  while (open_count_ > settings_.max_open && !by_start_.empty()) {
+  while (groups_.open_count() > settings_.max_open && !by_start_.empty()) {
     // Bounded memory: judge the group that started first, now.
     const auto [first_ns, oldest_key] = by_start_.front();
     by_start_.pop_front();
@@ -165,17 +148,8 @@ bool Correlator::add_event(Event&& event) {
 }
 
 void Correlator::close(Slot& slot) {
-  Group& group = groups_[slot.group];
-  free_groups_.push_back(slot.group);
+  groups_.close(slot.group);
   slot.group = kNoGroup;
-  --open_count_;
-  // The events' room serves the next new group (a few are kept, not one per group).
-  std::vector<TcpEvent> events = std::move(group.events);
-  group.events = {};
-  if (events.capacity() != 0 && spare_.size() < kSpareGroups) {
-    events.clear();
-    spare_.push_back(std::move(events));
-  }
 }
 
 void Correlator::unref(uint32_t index) {
@@ -183,7 +157,7 @@ void Correlator::unref(uint32_t index) {
 }
 
 void Correlator::release(uint32_t index) {
-  index_erase(slots_[index].hash, index);
+  index_.erase(slots_[index].hash, index);
   free_slots_.push_back(index);
 }
 
@@ -193,53 +167,7 @@ void Correlator::forget_all() {
   slots_.clear();  // no open group and no entry: no slot is in use
   free_slots_.clear();
   groups_.clear();
-  free_groups_.clear();
-  index_reset(kMinCells);
-}
-
-uint32_t Correlator::find_slot(const ConnectionKey& key, uint32_t hash) const {
-  const size_t mask = index_.size() - 1;
-  for (size_t i = hash & mask;; i = (i + 1) & mask) {
-    const Cell& cell = index_[i];
-    if (cell.slot == kNoSlot) return kNoSlot;
-    if (cell.hash == hash && slots_[cell.slot].key == key) return cell.slot;
-  }
-}
-
-void Correlator::index_insert(uint32_t hash, uint32_t slot) {
-  if (2 * (indexed_ + 1) > index_.size()) {  // at most half full: short probes
-    std::vector<Cell> cells = std::move(index_);
-    index_reset(2 * cells.size());
-    for (const Cell& cell : cells)
-      if (cell.slot != kNoSlot) index_insert(cell.hash, cell.slot);
-  }
-  const size_t mask = index_.size() - 1;
-  size_t i = hash & mask;
-  while (index_[i].slot != kNoSlot) i = (i + 1) & mask;
-  index_[i] = Cell{hash, slot};
-  ++indexed_;
-}
-
-void Correlator::index_erase(uint32_t hash, uint32_t slot) {
-  const size_t mask = index_.size() - 1;
-  size_t hole = hash & mask;
-  while (index_[hole].slot != slot) hole = (hole + 1) & mask;
-  // Shift back the cells after it that the hole would hide from their home.
-  for (size_t next = (hole + 1) & mask; index_[next].slot != kNoSlot; next = (next + 1) & mask) {
-    const size_t home = index_[next].hash & mask;
-    // Does `home` lie cyclically in (hole, next]? Then the cell may stay.
-    const bool stays = hole < next ? (home > hole && home <= next) : (home > hole || home <= next);
-    if (stays) continue;
-    index_[hole] = index_[next];
-    hole = next;
-  }
-  index_[hole] = Cell{};
-  --indexed_;
-}
-
-void Correlator::index_reset(size_t cells) {
-  index_.assign(cells, Cell{});
-  indexed_ = 0;
+  index_.clear();
 }
 
 void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) {
@@ -252,13 +180,5 @@ void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) 
   if (reported_drops_.size() >= settings_.max_open) reported_drops_.clear();
   reported_drops_[key] = {group.last_ns + settings_.absorb_drops_ns, drop->tcp_seq};
 }
-
-std::vector<std::vector<TcpEvent>> Correlator::take_due(uint64_t now_ns) {
-  std::vector<std::vector<TcpEvent>> groups;
-  take_due(now_ns, [&](std::vector<TcpEvent>& group) { groups.push_back(std::move(group)); });
-  return groups;
-}
-
-std::vector<std::vector<TcpEvent>> Correlator::take_all() { return take_due(UINT64_MAX); }
 
 }  // namespace rsttrace

@@ -12,6 +12,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "attribute/flat_index.h"
+#include "attribute/group_pool.h"
 #include "collect/tcp_event.h"
 
 namespace rsttrace {
@@ -57,23 +59,17 @@ class Correlator {
   // Returns false when the event was absorbed into an already reported drop.
   bool add(const TcpEvent& event);
   bool add(TcpEvent&& event);  // the same, the event moved into its group
-  // Groups that have settled by `now_ns` (CLOCK_MONOTONIC), oldest first.
-  std::vector<std::vector<TcpEvent>> take_due(uint64_t now_ns);
-  std::vector<std::vector<TcpEvent>> take_all();
-  // The same groups in the same order, handed one at a time to
-  // on_group(std::vector<TcpEvent>&) (which may move from it): no vector of groups.
+  // Groups that have settled by `now_ns` (CLOCK_MONOTONIC), oldest first,
+  // handed one at a time to on_group(std::vector<TcpEvent>&) (which may move
+  // from it): no vector of groups. UINT64_MAX: every group.
   template <typename OnGroup>
   void take_due(uint64_t now_ns, OnGroup&& on_group);
-  size_t open_groups() const { return open_count_; }
+  size_t open_groups() const { return groups_.open_count(); }
   uint64_t absorbed() const { return absorbed_; }
   uint64_t evicted() const { return evicted_; }
 
  private:
-  struct Group {
-    std::vector<TcpEvent> events;
-    uint64_t first_ns = 0;
-    uint64_t last_ns = 0;
-  };
+  using Group = EventGroup;
   // One connection (key) while it has an open group or is named by entries of
   // due_: those name slots, not keys (16 bytes, no lookup when taken), and a
   // slot lives as long as an entry would look its key up.
@@ -99,24 +95,14 @@ class Correlator {
   CorrelatorSettings settings_;
   std::vector<Slot> slots_;  // 56 bytes: a drop storm keeps many alive for their due_ entries
   std::vector<uint32_t> free_slots_;
-  std::vector<Group> groups_;  // the open groups (at most max_open, plus free ones)
-  std::vector<uint32_t> free_groups_;
+  GroupPool groups_;
   // Key -> live slot. Hashed, not ordered: a storm keeps thousands open and
-  // looks one up per connection. Open addressing (linear probing, deletion by
-  // backward shift) over 8-byte cells: one cache line per lookup, no nodes.
-  struct Cell {
-    uint32_t hash = 0;
-    uint32_t slot = kNoSlot;
-  };
-  static constexpr uint32_t kNoSlot = UINT32_MAX;
-  uint32_t find_slot(const ConnectionKey& key, uint32_t hash) const;
-  void index_insert(uint32_t hash, uint32_t slot);
-  void index_erase(uint32_t hash, uint32_t slot);
-  void index_reset(size_t cells);
-  std::vector<Cell> index_ = std::vector<Cell>(kMinCells);
-  size_t indexed_ = 0;
-  static constexpr size_t kMinCells = 1024;
-  size_t open_count_ = 0;
+  // looks one up per connection.
+  static constexpr uint32_t kNoSlot = FlatIndex::kNone;
+  uint32_t find_slot(const ConnectionKey& key, uint32_t hash) const {
+    return index_.find(hash, [&](uint32_t slot) { return slots_[slot].key == key; });
+  }
+  FlatIndex index_;
   // The slot of the last event's connection: its next events follow at once
   // (sent, dropped, received), so most events need no hash lookup.
   uint32_t last_slot_ = UINT32_MAX;
@@ -135,8 +121,6 @@ class Correlator {
   };
   std::unordered_map<ConnectionKey, ReportedDrop, ConnectionKeyHash> reported_drops_;
   std::vector<std::vector<TcpEvent>> early_;          // judged early (max_open)
-  static constexpr size_t kSpareGroups = 256;
-  std::vector<std::vector<TcpEvent>> spare_;          // emptied event vectors, for new groups
   uint64_t absorbed_ = 0;
   uint64_t evicted_ = 0;
   uint64_t next_expiry_ns_ = 0;
@@ -160,8 +144,8 @@ void Correlator::take_due(uint64_t now_ns, OnGroup&& on_group) {
     }
     unref(index);
   }
-  if (open_count_ == 0) forget_all();  // drop the stale entries left behind
-  while (by_start_.size() > 2 * open_count_ + 1024) by_start_.pop_front();  // stale: their groups are gone
+  if (groups_.open_count() == 0) forget_all();  // drop the stale entries left behind
+  while (by_start_.size() > 2 * groups_.open_count() + 1024) by_start_.pop_front();  // stale: their groups are gone
   if (now_ns >= next_expiry_ns_) {  // a sweep a second is enough: entries last 75 s
     std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
     next_expiry_ns_ = now_ns + 1'000'000'000ULL;

@@ -6,15 +6,15 @@
 #include <optional>
 #include <string>
 
+#include "attribute/blockers.h"
+#include "attribute/verdict.h"
 #include "collect/tcp_event.h"
-#include "provenance/firewall.h"
-#include "provenance/hosts_access.h"
 
 namespace rsttrace {
 
 struct Report {
   TcpEvent event;            // the decisive kernel event
-  std::string verdict = "unknown";
+  Verdict verdict = Verdict::Unknown;
   std::string detail;        // one sentence: the evidence behind the verdict
   uint32_t packets = 1;      // kernel events folded into this report
   std::optional<std::string> peer_saw;        // "reset" | "silence": what the other end got

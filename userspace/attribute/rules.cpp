@@ -5,13 +5,14 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "attribute/attributor.h"
-#include "output/format.h"
+#include "attribute/describe.h"
+#include "attribute/tcp_flags.h"
+#include "text/escape.h"
+#include "text/event_names.h"
 
 namespace rsttrace {
 namespace {
 
-constexpr uint8_t kSyn = 0x02, kAck = 0x10;
 constexpr uint64_t kSecond = 1'000'000'000;
 // How far back a wrapper check may lie when the accept() itself was not seen.
 constexpr uint64_t kWrapperLookback = 300 * kSecond;
@@ -20,10 +21,6 @@ constexpr uint64_t kWrapperLookback = 300 * kSecond;
 constexpr uint64_t kLoginGraceTime = 120 * kSecond;
 
 using Group = std::vector<TcpEvent>;
-
-std::string who(const Process& process) {
-  return escape_untrusted(process.comm) + "[" + std::to_string(process.pid) + "]";
-}
 
 std::string seconds(uint64_t ns) {
   char text[32];
@@ -82,7 +79,7 @@ class Judge {
     if (auto report = peer_reset()) return report;
     if (only_teardown_drops()) return std::nullopt;
     if (auto report = kernel_drop()) return report;
-    return make(group_.front(), "unknown", "no rule matched: " + describe_evidence(context_.names, group_.front()));
+    return make(group_.front(), Verdict::Unknown, "no rule matched: " + describe_evidence(context_.names, group_.front()));
   }
 
   // Drops that every normal connection may see (data queued at close,
@@ -112,13 +109,11 @@ class Judge {
     return state_name(context_.names, e) == name;
   }
   bool watched(uint16_t port) const { return context_.watched_ports.count(port) != 0; }
-  static bool is_syn(const TcpEvent& e) { return e.tcp_flags && (*e.tcp_flags & (kSyn | kAck)) == kSyn; }
   std::string local(const TcpEvent& e) const { return format_endpoint(e.family, e.local); }
   std::string remote(const TcpEvent& e) const { return format_endpoint(e.family, e.remote); }
 
-  Report make(const TcpEvent& decisive, std::string verdict, std::string detail) const {
-    Report report{decisive, std::move(verdict), std::move(detail), static_cast<uint32_t>(group_.size())};
-    return report;
+  Report make(const TcpEvent& decisive, Verdict verdict, std::string detail) const {
+    return Report{decisive, verdict, std::move(detail), static_cast<uint32_t>(group_.size())};
   }
 
   // The event to show: the one the rule rests on, seen from the watched end
@@ -150,7 +145,7 @@ class Judge {
     std::string what = is_syn(*drop) ? "the SYN" : "packets";
     std::string detail = cat("netfilter dropped ", what, drop->ingress ? " from " : " to ", remote(*drop), " at the ", hook,
                              " hook (NETFILTER_DROP, ", plural(drops, "packet"), ")");
-    Report report = make(*drop, "firewall", "");
+    Report report = make(*drop, Verdict::Firewall, "");
     report.netfilter_hook = hook;
     if (client_reset) {
       report.peer_saw = "reset";
@@ -182,94 +177,141 @@ class Judge {
         return e.kind == EventKind::Drop && e.ingress && reason_is(e, "NO_SOCKET") && is_syn(e);
       });
       if (!drop) return std::nullopt;
-      Report report = make(*drop, "no-listener",
+      Report report = make(*drop, Verdict::NoListener,
                            cat("nothing listens on ", local(*drop), " (sshd down or restarting): the SYN from ",
                                remote(*drop), " found no socket (NO_SOCKET) and the kernel refused it with a reset"));
       report.peer_saw = "reset";
       return report;
     }
     if (is_syn(*reset)) {
-      Report report = make(*reset, "no-listener",
+      Report report = make(*reset, Verdict::NoListener,
                            cat("nothing listens on ", local(*reset), " (sshd down or restarting): the kernel refused the SYN from ",
                                remote(*reset), " with a reset (", reason_or_none(*reset), ")"));
       report.peer_saw = "reset";
       return report;
     }
-    Report report = make(*reset, "kernel",
+    Report report = make(*reset, Verdict::Kernel,
                          cat("a segment from ", remote(*reset), " matched no socket (NO_SOCKET): the connection no longer ",
                              "exists here (closed, timed out, or its process restarted)"));
     report.peer_saw = "reset";
     return report;
   }
 
-  // The owning process closed or aborted the connection itself.
+  // The owning process closed or aborted the connection itself: the rules
+  // below, in this order, say why.
   std::optional<Report> closed_by_owner() const {
-    const TcpEvent* reset = find([&](const TcpEvent& e) {
+    const TcpEvent* reset = owner_reset();
+    if (!reset) return std::nullopt;
+    const TcpEvent& e = *reset;
+    if (auto report = client_gave_up(e)) return report;
+    if (auto report = wrappers_refused(e)) return report;
+    if (!is_sshd_family(e.owner->comm)) return not_sshd(e);
+    if (auto report = listener_refused(e)) return report;
+    if (auto report = child_killed(e)) return report;
+    if (auto report = login_grace_expired(e)) return report;
+    if (auto report = garbage_banner(e)) return report;
+    return sshd_closed(e);
+  }
+
+  // The reset its owner's close() or exit sent.
+  const TcpEvent* owner_reset() const {
+    return find([&](const TcpEvent& e) {
       // Before 6.10 there is no reason: the kprobe's active resets and the stack's
       // reset of data arriving after close (ABORT_ON_DATA) come without one.
       return e.kind == EventKind::ResetSent && e.owner && e.owner_source == OwnerSource::Close &&
              (reason_is(e, "TCP_ABORT_ON_CLOSE") || reason_is(e, "TCP_ABORT_ON_DATA") || reason_is(e, "TCP_STATE") ||
               reason_is(e, "TCP_DISCONNECT_WITH_DATA") || (!e.reason && (e.sent_by_closer || e.full_socket)));
     });
-    if (!reset) return std::nullopt;
-    const TcpEvent& e = *reset;
+  }
+
+  // A report on the owner's reset: the client got it.
+  Report owner_report(const TcpEvent& e, Verdict verdict, std::string detail) const {
+    Report report = make(e, verdict, std::move(detail));
+    report.peer_saw = "reset";
+    return report;
+  }
+
+  // The closing end is the client of the watched port: the peer gave up.
+  std::optional<Report> client_gave_up(const TcpEvent& e) const {
+    if (watched(e.local.port) || !watched(e.remote.port)) return std::nullopt;
+    // Both ends on this host: show the watched end, which received it.
+    const TcpEvent* server_side = find([&](const TcpEvent& other) {
+      return other.kind == EventKind::ResetReceived && watched(other.local.port);
+    });
+    return make(server_side ? *server_side : e, Verdict::Peer,
+                "the client " + process_text(*e.owner) + " at " + local(e) + " aborted the connection to " + remote(e) +
+                    " (" + reason(e) + ")");
+  }
+
+  // The owner read the wrapper files, sent nothing and closed: libwrap refused.
+  std::optional<Report> wrappers_refused(const TcpEvent& e) const {
     const Process& owner = *e.owner;
-    // The closing end is the client of the watched port: the peer gave up.
-    if (!watched(e.local.port) && watched(e.remote.port)) {
-      // Both ends on this host: show the watched end, which received it.
-      const TcpEvent* server_side = find([&](const TcpEvent& other) {
-        return other.kind == EventKind::ResetReceived && watched(other.local.port);
-      });
-      return make(server_side ? *server_side : e, "peer",
-                  "the client " + who(owner) + " at " + local(e) + " aborted the connection to " + remote(e) + " (" +
-                      reason(e) + ")");
-    }
-    const std::string how = how_closed(e);
     const uint64_t from = e.acceptor_monotonic_ns ? e.acceptor_monotonic_ns
                                                   : (e.monotonic_ns > kWrapperLookback ? e.monotonic_ns - kWrapperLookback : 0);
     const auto check = context_.evidence.wrapper_check(owner.pid, from, e.monotonic_ns);
-    Report report = make(e, "", "");
-    report.peer_saw = "reset";
     // bytes_acked counts the SYN on an active open: at most 1 means nothing sent.
-    if (check && e.bytes_acked <= 1) {
-      std::string files = check->hosts_allow && check->hosts_deny ? "/etc/hosts.allow and /etc/hosts.deny"
-                          : check->hosts_deny                       ? "/etc/hosts.deny"
-                                                                    : "/etc/hosts.allow";
-      report.verdict = "tcp-wrappers";
-      report.wrapper_mnt_ns = check->mnt_ns;
-      report.wrapper_pid = owner.pid;
-      report.detail = who(owner) + " read " + files + ", sent nothing, and " + how + " " +
-                      seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " + remote(e) + " (" +
-                      reason(e) + ")";
-      return report;
-    }
-    if (!is_sshd_family(owner.comm)) {
-      report.verdict = "unknown";
-      report.detail = "the local process " + who(owner) + " on " + local(e) + " " + how + " (" + reason(e) + ", " +
-                      plural(e.unread_bytes, "unread byte") + "); it is not sshd";
-      return report;
-    }
-    report.verdict = "sshd";
-    if (e.acceptor_pid && e.acceptor_pid == owner.pid) {
-      report.detail = "the listening " + who(owner) + " closed the connection from " + remote(e) + " " +
-                      seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
-                      " after accept(), before any child took it: MaxStartups or PerSourcePenalties refused it (" + reason(e) + ")";
-    } else if (e.owner_exiting && (e.owner_exit_code & 0x7f)) {
-      const char* signal = sigabbrev_np(static_cast<int>(e.owner_exit_code & 0x7f));
-      report.detail = "the sshd child " + who(owner) + " was killed by SIG" + (signal ? signal : "?") +
-                      " holding the connection from " + remote(e) + " (" + reason(e) + ")";
-    } else if (e.acceptor_monotonic_ns && e.monotonic_ns - e.acceptor_monotonic_ns >= kLoginGraceTime) {
-      report.detail = "the sshd child " + who(owner) + " " + how + " " + seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
-                      " after accept: LoginGraceTime expired for " + remote(e) + " (" + reason(e) + ")";
-    } else if (e.bytes_received > 0 && (e.unread_bytes > 0 || reason_is(e, "TCP_ABORT_ON_DATA"))) {
-      report.detail = "the pre-auth sshd child " + who(owner) + " " + how + " with client data unread (" +
-                      plural(e.bytes_received, "byte") + " received, " + std::to_string(e.unread_bytes) + " unread" +
-                      "): protocol mismatch or a garbage banner from " + remote(e) + " (" + reason(e) + ")";
-    } else {
-      report.detail = who(owner) + " " + how + " the connection from " + remote(e) + " (" + reason(e) + ", " +
-                      plural(e.bytes_received, "byte") + " received, " + plural(e.bytes_acked, "byte") + " sent)";
-    }
+    if (!check || e.bytes_acked > 1) return std::nullopt;
+    const char* files = check->hosts_allow && check->hosts_deny ? "/etc/hosts.allow and /etc/hosts.deny"
+                        : check->hosts_deny                       ? "/etc/hosts.deny"
+                                                                  : "/etc/hosts.allow";
+    Report report = owner_report(e, Verdict::TcpWrappers,
+                                 process_text(owner) + " read " + files + ", sent nothing, and " + how_closed(e) + " " +
+                                     seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
+                                     remote(e) + " (" + reason(e) + ")");
+    report.wrapper_mnt_ns = check->mnt_ns;
+    report.wrapper_pid = owner.pid;
     return report;
+  }
+
+  // A process that is not sshd closed it: no sshd rule applies.
+  Report not_sshd(const TcpEvent& e) const {
+    return owner_report(e, Verdict::Unknown,
+                        "the local process " + process_text(*e.owner) + " on " + local(e) + " " + how_closed(e) + " (" +
+                            reason(e) + ", " + plural(e.unread_bytes, "unread byte") + "); it is not sshd");
+  }
+
+  // The listener itself closed an accepted connection: MaxStartups or PerSourcePenalties.
+  std::optional<Report> listener_refused(const TcpEvent& e) const {
+    if (!e.acceptor_pid || e.acceptor_pid != e.owner->pid) return std::nullopt;
+    return owner_report(e, Verdict::Sshd,
+                        "the listening " + process_text(*e.owner) + " closed the connection from " + remote(e) + " " +
+                            seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
+                            " after accept(), before any child took it: MaxStartups or PerSourcePenalties refused it (" +
+                            reason(e) + ")");
+  }
+
+  std::optional<Report> child_killed(const TcpEvent& e) const {
+    if (!e.owner_exiting || !(e.owner_exit_code & 0x7f)) return std::nullopt;
+    const char* signal = sigabbrev_np(static_cast<int>(e.owner_exit_code & 0x7f));
+    return owner_report(e, Verdict::Sshd,
+                        "the sshd child " + process_text(*e.owner) + " was killed by SIG" + (signal ? signal : "?") +
+                            " holding the connection from " + remote(e) + " (" + reason(e) + ")");
+  }
+
+  std::optional<Report> login_grace_expired(const TcpEvent& e) const {
+    if (!e.acceptor_monotonic_ns || e.monotonic_ns - e.acceptor_monotonic_ns < kLoginGraceTime) return std::nullopt;
+    return owner_report(e, Verdict::Sshd,
+                        "the sshd child " + process_text(*e.owner) + " " + how_closed(e) + " " +
+                            seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " after accept: LoginGraceTime expired for " +
+                            remote(e) + " (" + reason(e) + ")");
+  }
+
+  // The pre-auth child left client data unread: not SSH, or a bad banner.
+  std::optional<Report> garbage_banner(const TcpEvent& e) const {
+    if (e.bytes_received == 0 || (e.unread_bytes == 0 && !reason_is(e, "TCP_ABORT_ON_DATA"))) return std::nullopt;
+    return owner_report(e, Verdict::Sshd,
+                        "the pre-auth sshd child " + process_text(*e.owner) + " " + how_closed(e) +
+                            " with client data unread (" + plural(e.bytes_received, "byte") + " received, " +
+                            std::to_string(e.unread_bytes) + " unread" + "): protocol mismatch or a garbage banner from " +
+                            remote(e) + " (" + reason(e) + ")");
+  }
+
+  // None of the above: the child closed it (authentication failed, the client left, ...).
+  Report sshd_closed(const TcpEvent& e) const {
+    return owner_report(e, Verdict::Sshd,
+                        process_text(*e.owner) + " " + how_closed(e) + " the connection from " + remote(e) + " (" +
+                            reason(e) + ", " + plural(e.bytes_received, "byte") + " received, " +
+                            plural(e.bytes_acked, "byte") + " sent)");
   }
 
   static std::string how_closed(const TcpEvent& e) {
@@ -285,8 +327,8 @@ class Judge {
     if (!reset) return std::nullopt;
     std::string detail = "the kernel reset the connection with " + remote(*reset) + ": " + kernel_reason_phrase(reason(*reset)) +
                          " (" + reason(*reset) + ")";
-    if (reset->owner) detail += "; socket of " + who(*reset->owner);
-    Report report = make(*reset, "kernel", detail);
+    if (reset->owner) detail += "; socket of " + process_text(*reset->owner);
+    Report report = make(*reset, Verdict::Kernel, detail);
     report.peer_saw = "reset";
     return report;
   }
@@ -303,8 +345,8 @@ class Judge {
     if (!received) return std::nullopt;
     std::string detail = "the peer " + remote(*received) + " sent a reset to " + local(*received);
     if (auto state = state_name(context_.names, *received)) detail += " in " + *state;
-    if (received->owner) detail += " (socket of " + who(*received->owner) + ")";
-    return make(*received, "peer", detail);
+    if (received->owner) detail += " (socket of " + process_text(*received->owner) + ")";
+    return make(*received, Verdict::Peer, detail);
   }
 
   // Packets dropped for a reason of the kernel's own.
@@ -312,7 +354,7 @@ class Judge {
     const TcpEvent* drop = find([](const TcpEvent& e) { return e.kind == EventKind::Drop; });
     if (!drop) return std::nullopt;
     const std::string name = reason(*drop).empty() ? "no reason given" : reason(*drop);
-    return make(*drop, "kernel", "the kernel dropped " + plural(group_.size(), "packet") + " of the connection with " +
+    return make(*drop, Verdict::Kernel, "the kernel dropped " + plural(group_.size(), "packet") + " of the connection with " +
                                      remote(*drop) + ": " + kernel_reason_phrase(name) + " (" + name + ")");
   }
 

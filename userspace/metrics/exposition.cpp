@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "error.h"
-#include "output/format.h"
+#include "text/event_names.h"
 
 namespace rsttrace {
 
@@ -75,7 +75,7 @@ void event_counts(Page& page, const char* name, const char* help, const std::map
   page.family(name, "counter", help);
   for (const auto& [labels, count] : counts)
     page.sample(name,
-                "verdict=\"" + label_value(labels.verdict) + "\",kind=\"" + label_value(labels.kind) +
+                "verdict=\"" + label_value(std::string(verdict_name(labels.verdict))) + "\",kind=\"" + label_value(labels.kind) +
                     "\",direction=\"" + label_value(labels.direction) + "\",port=\"" + std::to_string(labels.port) +
                     "\"",
                 std::to_string(count));

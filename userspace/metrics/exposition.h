@@ -16,7 +16,7 @@ namespace rsttrace {
 
 // Reports counted by the labels operators slice on.
 struct EventLabels {
-  std::string verdict;
+  Verdict verdict = Verdict::Unknown;  // ordered as its name (attribute/verdict.h): the page's order
   std::string kind;       // "reset" | "drop"
   std::string direction;  // "sent" | "received" | "dropped"
   uint16_t port = 0;      // the local (watched) port

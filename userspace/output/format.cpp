@@ -14,70 +14,6 @@ namespace rsttrace {
 
 namespace {
 
-constexpr char kHexDigits[] = "0123456789abcdef";
-
-// Decimal digits of `value` at `out`; returns the end.
-char* put_decimal(char* out, unsigned value) {
-  char digits[10];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value);
-  while (n) *out++ = digits[--n];
-  return out;
-}
-
-char* put_ipv4(char* out, const uint8_t* addr) {  // inet_ntop's "%u.%u.%u.%u"
-  for (int i = 0; i < 4; ++i) {
-    if (i) *out++ = '.';
-    out = put_decimal(out, addr[i]);
-  }
-  return out;
-}
-
-// inet_ntop(AF_INET6) as glibc writes it: the longest run (the first of equal
-// ones) of two or more zero groups becomes "::", groups in lowercase hex without
-// leading zeros, and ::a.b.c.d / ::ffff:a.b.c.d for IPv4-compatible and -mapped.
-char* put_ipv6(char* out, const uint8_t* addr) {
-  unsigned words[8];
-  for (int i = 0; i < 8; ++i) words[i] = static_cast<unsigned>(addr[2 * i]) << 8 | addr[2 * i + 1];
-  int best_base = -1, best_len = 0, cur_base = -1, cur_len = 0;
-  for (int i = 0; i < 8; ++i) {
-    if (words[i] == 0) {
-      if (cur_base == -1) cur_base = i, cur_len = 1;
-      else ++cur_len;
-    } else if (cur_base != -1) {
-      if (best_base == -1 || cur_len > best_len) best_base = cur_base, best_len = cur_len;
-      cur_base = -1;
-    }
-  }
-  if (cur_base != -1 && (best_base == -1 || cur_len > best_len)) best_base = cur_base, best_len = cur_len;
-  if (best_base != -1 && best_len < 2) best_base = -1;
-  for (int i = 0; i < 8; ++i) {
-    if (best_base != -1 && i >= best_base && i < best_base + best_len) {
-      if (i == best_base) *out++ = ':';
-      continue;
-    }
-    if (i != 0) *out++ = ':';
-    if (i == 6 && best_base == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff)))
-      return put_ipv4(out, addr + 12);
-    bool leading = true;
-    for (int shift = 12; shift >= 0; shift -= 4) {
-      const unsigned digit = (words[i] >> shift) & 0xf;
-      if (leading && digit == 0 && shift) continue;
-      leading = false;
-      *out++ = kHexDigits[digit];
-    }
-  }
-  if (best_base != -1 && best_base + best_len == 8) *out++ = ':';
-  return out;
-}
-
-char* put_address(char* out, int family, const std::array<uint8_t, 16>& addr) {  // INET6_ADDRSTRLEN - 1 at most
-  return family == 6 ? put_ipv6(out, addr.data()) : put_ipv4(out, addr.data());
-}
-
 constexpr size_t kMaxTimestamp = 40;  // 2026-11-25T10:00:00.000001Z (years past 9999 would take more)
 
 char* put_rfc3339_micro(char* out, uint64_t unix_ns) {
@@ -102,92 +38,7 @@ char* put_rfc3339_micro(char* out, uint64_t unix_ns) {
   return out + 7;
 }
 
-constexpr size_t kMaxTcpFlags = 32;  // FIN|SYN|RST|PSH|ACK|URG|ECE|CWR
-
-char* put_tcp_flags(char* out, uint8_t flags) {
-  static constexpr const char* names[8] = {"FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR"};
-  if (!flags) {
-    std::memcpy(out, "none", 4);
-    return out + 4;
-  }
-  char* const start = out;
-  for (int bit = 0; bit < 8; ++bit) {
-    if (!(flags & (1u << bit))) continue;
-    if (out != start) *out++ = '|';
-    std::memcpy(out, names[bit], 3);
-    out += 3;
-  }
-  return out;
-}
-
-// "state 99", "reason 93": a value the kernel's BTF does not name.
-constexpr size_t kMaxUnnamed = 20;
-
-char* put_unnamed(char* out, std::string_view what, uint32_t value) {
-  std::memcpy(out, what.data(), what.size());
-  out[what.size()] = ' ';
-  return put_decimal(out + what.size() + 1, value);
-}
-
-// What an append_*() function writes, as a string: the format_*() forms.
-template <typename... Params, typename... Args>
-std::string appended(void (*append)(std::string&, Params...), Args&&... args) {
-  std::string text;
-  append(text, std::forward<Args>(args)...);
-  return text;
-}
-
 }  // namespace
-
-void append_escaped_untrusted(std::string& out, std::string_view bytes) {
-  size_t plain = 0;  // start of the run of bytes that stay as they are
-  for (size_t i = 0; i < bytes.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(bytes[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') continue;
-    out.append(bytes.data() + plain, i - plain);
-    plain = i + 1;
-    if (c == '\\') {
-      out.append("\\\\", 2);
-    } else {
-      const char hex[4] = {'\\', 'x', kHexDigits[c >> 4], kHexDigits[c & 0xf]};
-      out.append(hex, sizeof(hex));
-    }
-  }
-  out.append(bytes.data() + plain, bytes.size() - plain);
-}
-
-std::string escape_untrusted(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  append_escaped_untrusted(out, bytes);
-  return out;
-}
-
-void append_address(std::string& out, int family, const std::array<uint8_t, 16>& addr) {
-  char text[INET6_ADDRSTRLEN];
-  out.append(text, static_cast<size_t>(put_address(text, family, addr) - text));
-}
-
-std::string format_address(int family, const std::array<uint8_t, 16>& addr) {
-  return appended(append_address, family, addr);
-}
-
-void append_endpoint(std::string& out, int family, const Endpoint& endpoint) {
-  char text[INET6_ADDRSTRLEN + 8];
-  char* end = text;
-  if (family == 6) {
-    *end++ = '[';
-    end = put_ipv6(end, endpoint.addr.data());
-    *end++ = ']';
-  } else {
-    end = put_ipv4(end, endpoint.addr.data());
-  }
-  *end++ = ':';
-  end = put_decimal(end, endpoint.port);
-  out.append(text, static_cast<size_t>(end - text));
-}
-
-std::string format_endpoint(int family, const Endpoint& endpoint) { return appended(append_endpoint, family, endpoint); }
 
 void append_rfc3339_micro(std::string& out, uint64_t unix_ns) {
   char text[kMaxTimestamp];
@@ -196,36 +47,6 @@ void append_rfc3339_micro(std::string& out, uint64_t unix_ns) {
 
 std::string format_rfc3339_micro(uint64_t unix_ns) { return appended(append_rfc3339_micro, unix_ns); }
 
-void append_tcp_flags(std::string& out, uint8_t flags) {
-  char text[kMaxTcpFlags];
-  out.append(text, static_cast<size_t>(put_tcp_flags(text, flags) - text));
-}
-
-std::string format_tcp_flags(uint8_t flags) { return appended(append_tcp_flags, flags); }
-
-std::string_view direction_name(EventKind kind) {
-  switch (kind) {
-    case EventKind::ResetSent: return "sent";
-    case EventKind::ResetReceived: return "received";
-    case EventKind::Drop: return "dropped";
-  }
-  return "?";
-}
-
-std::string_view kind_name(EventKind kind) { return kind == EventKind::Drop ? "drop" : "reset"; }
-
-std::string_view owner_source_name(OwnerSource source) {
-  switch (source) {
-    case OwnerSource::None: return "none";
-    case OwnerSource::Connect: return "connect";
-    case OwnerSource::Accept: return "accept";
-    case OwnerSource::Close: return "close";
-    case OwnerSource::Listen: return "listen";
-    case OwnerSource::Io: return "io";
-  }
-  return "?";
-}
-
 WallClock WallClock::now() {
   timespec mono{}, real{};
   clock_gettime(CLOCK_MONOTONIC, &mono);
@@ -233,41 +54,6 @@ WallClock WallClock::now() {
   const int64_t mono_ns = mono.tv_sec * 1'000'000'000LL + mono.tv_nsec;
   const int64_t real_ns = real.tv_sec * 1'000'000'000LL + real.tv_nsec;
   return WallClock{real_ns - mono_ns};
-}
-
-bool append_reason_name(std::string& out, const KernelNames& names, const TcpEvent& event) {
-  if (!event.reason) return false;
-  const EnumNames& table = event.kind == EventKind::Drop ? names.drop_reasons : names.reset_reasons;
-  if (const std::string* name = table.find(*event.reason)) {
-    out += *name;
-  } else {  // a value this kernel's BTF does not name
-    char text[kMaxUnnamed];
-    out.append(text, static_cast<size_t>(put_unnamed(text, "reason", *event.reason) - text));
-  }
-  return true;
-}
-
-bool append_state_name(std::string& out, const KernelNames& names, const TcpEvent& event) {
-  if (!event.tcp_state) return false;
-  if (const std::string* name = names.tcp_states.find(*event.tcp_state)) {
-    out += *name;
-  } else {
-    char text[kMaxUnnamed];
-    out.append(text, static_cast<size_t>(put_unnamed(text, "state", *event.tcp_state) - text));
-  }
-  return true;
-}
-
-std::optional<std::string> reason_name(const KernelNames& names, const TcpEvent& event) {
-  std::string name;
-  if (!append_reason_name(name, names, event)) return std::nullopt;
-  return name;
-}
-
-std::optional<std::string> state_name(const KernelNames& names, const TcpEvent& event) {
-  std::string name;
-  if (!append_state_name(name, names, event)) return std::nullopt;
-  return name;
 }
 
 namespace {
@@ -353,7 +139,7 @@ void Formatter::append_event_line(std::string& line, const Report& report) const
   append_enum_names(out, e);
   e.owner ? out.number("pid", e.owner->pid) : out.null("pid");
   e.owner ? out.untrusted_string("comm", e.owner->comm) : out.null("comm");
-  out.string("verdict", report.verdict).string("detail", report.detail);
+  out.string("verdict", verdict_name(report.verdict)).string("detail", report.detail);
   // Extensions beyond the core contract (docs/events.md).
   out.string("owner_source", owner_source_name(e.owner_source))
       .number("context_pid", e.context.pid)
@@ -402,7 +188,7 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
   append_enum_names(out, e);
   e.tcp_flags ? out.ascii_string("tcp_flags", kMaxTcpFlags, [&](char* at) { return put_tcp_flags(at, *e.tcp_flags); })
               : out.null("tcp_flags");
-  out.string("verdict", verdict.verdict).string("detail", verdict.detail);
+  out.string("verdict", verdict_name(verdict.verdict)).string("detail", verdict.detail);
   out.optional_string("peer_saw", verdict.peer_saw).optional_string("netfilter_hook", verdict.netfilter_hook);
   write_rule(out, verdict.rule);
   verdict.fail2ban_jail ? out.untrusted_string("fail2ban_jail", *verdict.fail2ban_jail) : out.null("fail2ban_jail");
@@ -422,7 +208,9 @@ std::string Formatter::storm_text(const StormReport& storm) const {
   append_rfc3339_micro(text, clock.unix_ns(storm.since_monotonic_ns));
   text += "), port " + std::to_string(storm.key.port) + ", peer ";
   append_address(text, verdict.event.family, storm_peer_address(storm.key));
-  text += ": " + verdict.verdict + ": " + verdict.detail;
+  text += ": ";
+  text += verdict_name(verdict.verdict);
+  text += ": " + verdict.detail;
   return text;
 }
 
@@ -433,10 +221,10 @@ nlohmann::ordered_json Formatter::event_json(const Report& report) const {
 std::string Formatter::event_text(const Report& report) const {
   const TcpEvent& e = report.event;
   std::string line;
-  line.reserve(160 + report.verdict.size() + report.detail.size());
+  line.reserve(160 + verdict_name(report.verdict).size() + report.detail.size());
   append_rfc3339_micro(line, clock.unix_ns(e.monotonic_ns));  // no space in it: the verdict comes next
   line += ' ';
-  line += report.verdict;
+  line += verdict_name(report.verdict);
   line += ' ';
   line += kind_name(e.kind);
   line += ' ';

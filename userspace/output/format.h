@@ -1,5 +1,6 @@
 // Text and JSON renderings of reports and notices. Pure functions: every
-// string that came from the kernel or the network is escaped here.
+// string that came from the kernel or the network is escaped here (with
+// text/escape.h, the low-level helpers shared with attribute/ and provenance/).
 #pragma once
 
 #include <array>
@@ -12,28 +13,13 @@
 #include "attribute/report.h"
 #include "attribute/storm.h"
 #include "collect/kernel_btf.h"
+#include "text/escape.h"       // escape_untrusted, addresses: for callers of this header
+#include "text/event_names.h"  // flag, kind and kernel names
 
 namespace rsttrace {
 
-// Printable ASCII stays, backslash doubles, everything else becomes \xNN:
-// safe in a terminal, in a log line and (after JSON escaping) in JSON.
-std::string escape_untrusted(std::string_view bytes);
-
-std::string format_address(int family, const std::array<uint8_t, 16>& addr);
-std::string format_endpoint(int family, const Endpoint& endpoint);  // 1.2.3.4:22, [::1]:22
-std::string format_rfc3339_micro(uint64_t unix_ns);                // 2026-11-25T10:00:00.000001Z
-std::string format_tcp_flags(uint8_t flags);                       // SYN|ACK
-std::string_view direction_name(EventKind kind);                   // sent / received / dropped
-std::string_view kind_name(EventKind kind);                        // reset / drop
-std::string_view owner_source_name(OwnerSource source);            // connect / accept / ...
-
-// The same, appended to `out` without temporaries or stdio (the event line's
-// hot path). Addresses are exactly what inet_ntop() gives.
-void append_escaped_untrusted(std::string& out, std::string_view bytes);
-void append_address(std::string& out, int family, const std::array<uint8_t, 16>& addr);
-void append_endpoint(std::string& out, int family, const Endpoint& endpoint);
+std::string format_rfc3339_micro(uint64_t unix_ns);  // 2026-11-25T10:00:00.000001Z
 void append_rfc3339_micro(std::string& out, uint64_t unix_ns);
-void append_tcp_flags(std::string& out, uint8_t flags);
 
 // CLOCK_MONOTONIC (BPF timestamps) -> wall clock, measured once at start.
 struct WallClock {
@@ -43,14 +29,6 @@ struct WallClock {
     return static_cast<uint64_t>(static_cast<int64_t>(monotonic_ns) + realtime_minus_monotonic_ns);
   }
 };
-
-// The kernel's name for the event's reason and TCP state, from the running
-// kernel's BTF; "reason 93" for a value the BTF does not name.
-std::optional<std::string> reason_name(const KernelNames& names, const TcpEvent& event);
-std::optional<std::string> state_name(const KernelNames& names, const TcpEvent& event);
-// The same, appended to `out`; false (nothing appended) when the event has none.
-bool append_reason_name(std::string& out, const KernelNames& names, const TcpEvent& event);
-bool append_state_name(std::string& out, const KernelNames& names, const TcpEvent& event);
 
 class JsonObjectWriter;
 

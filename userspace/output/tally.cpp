@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "output/format.h"
+#include "text/escape.h"
 
 namespace rsttrace {
 
@@ -31,29 +31,38 @@ std::vector<std::pair<std::string, uint64_t>> BoundedCounts::top(size_t n) const
 
 void Tally::add(const Report& report) {
   ++total_;
-  ++by_verdict_[report.verdict];
+  ++by_verdict_[static_cast<size_t>(report.verdict)];
   by_remote_.add(format_address(report.event.family, report.event.remote.addr));
 }
 
 void Tally::add_storm(const Report& verdict, const std::string& peer_addr, uint64_t count) {
   if (count == 0) return;
   storm_events_ += count;
-  storm_by_verdict_[verdict.verdict] += count;
+  storm_by_verdict_[static_cast<size_t>(verdict.verdict)] += count;
   by_remote_.add(peer_addr, count);
+}
+
+std::map<std::string, uint64_t> Tally::named(const VerdictCounts& counts) {
+  std::map<std::string, uint64_t> by_name;
+  for (size_t i = 0; i < counts.size(); ++i)
+    if (counts[i]) by_name.emplace(verdict_name(static_cast<Verdict>(i)), counts[i]);
+  return by_name;
 }
 
 std::vector<std::pair<std::string, uint64_t>> Tally::top_remotes(size_t n) const { return by_remote_.top(n); }
 
 std::string Tally::text(size_t top) const {
   std::string line = std::to_string(total_) + (total_ == 1 ? " event" : " events");
-  std::vector<std::pair<std::string, uint64_t>> verdicts(by_verdict_.begin(), by_verdict_.end());
+  const std::map<std::string, uint64_t> by_name = by_verdict();
+  std::vector<std::pair<std::string, uint64_t>> verdicts(by_name.begin(), by_name.end());
   std::stable_sort(verdicts.begin(), verdicts.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   for (size_t i = 0; i < verdicts.size(); ++i)
     line += (i == 0 ? ": " : ", ") + verdicts[i].first + " " + std::to_string(verdicts[i].second);
   if (storm_events_) {
     line += "; " + std::to_string(storm_events_) + " more in storms";
-    for (auto it = storm_by_verdict_.begin(); it != storm_by_verdict_.end(); ++it)
-      line += (it == storm_by_verdict_.begin() ? ": " : ", ") + it->first + " " + std::to_string(it->second);
+    const std::map<std::string, uint64_t> storms = storm_by_verdict();
+    for (auto it = storms.begin(); it != storms.end(); ++it)
+      line += (it == storms.begin() ? ": " : ", ") + it->first + " " + std::to_string(it->second);
   }
   const auto remotes = top_remotes(top);
   for (size_t i = 0; i < remotes.size(); ++i)

@@ -2,6 +2,7 @@
 // interval or a whole run. Pure.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -48,15 +49,16 @@ class Tally {
   void add_storm(const Report& verdict, const std::string& peer_addr, uint64_t count);
   void clear() {
     total_ = 0;
-    by_verdict_.clear();
+    by_verdict_ = {};
     storm_events_ = 0;
-    storm_by_verdict_.clear();
+    storm_by_verdict_ = {};
     by_remote_ = BoundedCounts(kMaxRemotes, "(other addresses)");
   }
   uint64_t total() const { return total_; }
-  const std::map<std::string, uint64_t>& by_verdict() const { return by_verdict_; }
+  // By verdict name, the verdicts counted at least once.
+  std::map<std::string, uint64_t> by_verdict() const { return named(by_verdict_); }
   uint64_t storm_events() const { return storm_events_; }
-  const std::map<std::string, uint64_t>& storm_by_verdict() const { return storm_by_verdict_; }
+  std::map<std::string, uint64_t> storm_by_verdict() const { return named(storm_by_verdict_); }
   // The `n` remote addresses with the most reports, most first (ties by address).
   std::vector<std::pair<std::string, uint64_t>> top_remotes(size_t n) const;
   // "12 events: tcp-wrappers 10, firewall 2; top remotes 127.0.0.2 (12)"
@@ -64,9 +66,11 @@ class Tally {
 
  private:
   uint64_t total_ = 0;
-  std::map<std::string, uint64_t> by_verdict_;
+  using VerdictCounts = std::array<uint64_t, kVerdictCount>;  // indexed by Verdict
+  static std::map<std::string, uint64_t> named(const VerdictCounts& counts);
+  VerdictCounts by_verdict_{};
   uint64_t storm_events_ = 0;
-  std::map<std::string, uint64_t> storm_by_verdict_;
+  VerdictCounts storm_by_verdict_{};
   static constexpr size_t kMaxRemotes = 4096;
   BoundedCounts by_remote_{kMaxRemotes, "(other addresses)"};
 };

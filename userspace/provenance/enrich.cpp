@@ -2,9 +2,9 @@
 
 #include <ctime>
 
-#include "output/format.h"
 #include "privsep/safe_access.h"
 #include "provenance/hosts_access.h"
+#include "text/escape.h"
 
 namespace rsttrace {
 namespace {
@@ -84,12 +84,15 @@ void add_firewall_rule(Report& report, Provenance& provenance) {
 
 }  // namespace
 
+// Each lookup runs for the facts that call for it, whatever the verdict: a
+// process that read the wrapper files (wrapper_pid) and a netfilter hook that
+// dropped a packet (netfilter_hook) are set by the rules that found them.
 void add_system_provenance(Report& report, Provenance& provenance) {
-  if (report.verdict == "tcp-wrappers") {
+  if (report.wrapper_pid) {
     add_fail2ban_jail(report, provenance);
     add_wrapper_line(report, provenance);
   }
-  if (report.verdict == "firewall" && report.netfilter_hook) add_firewall_rule(report, provenance);
+  if (report.netfilter_hook) add_firewall_rule(report, provenance);
   report.needs_provenance = false;
 }
 

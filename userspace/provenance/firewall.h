@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "attribute/blockers.h"
 #include "privsep/system_access.h"
 
 namespace rsttrace {
@@ -24,18 +25,7 @@ struct PacketFacts {
   bool syn = false;  // a connection's first packet: conntrack state "new"
 };
 
-struct FirewallRule {
-  std::string backend;  // "nftables" | "iptables-nft" | "iptables-legacy"
-  std::string family;   // nftables family: ip, ip6, inet
-  std::string table;
-  std::string chain;
-  std::optional<uint64_t> handle;  // nftables handle (also for iptables-nft rules)
-  std::string text;                // nft rule text, or the iptables rule spec (-A ...)
-  std::string verdict;             // "drop" | "reject" | "policy drop"
-  std::optional<uint64_t> packets; // the rule's counter, where it has one
-  std::optional<std::string> fail2ban_jail;
-  bool certain = true;  // false: some match of the rule could not be evaluated
-};
+// FirewallRule: attribute/blockers.h (plain data the report carries).
 
 // The texts the tools print, for one network namespace.
 struct Rulesets {

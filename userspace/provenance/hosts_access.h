@@ -16,14 +16,11 @@
 #include <string_view>
 #include <vector>
 
+#include "attribute/blockers.h"
+
 namespace rsttrace {
 
-struct WrapperRule {
-  std::string file;
-  int line = 0;       // first physical line of the rule
-  int last_line = 0;  // last physical line: libwrap's own log numbers a continued rule by this one
-  std::string text;   // the logical line as written, continuations joined, no newline
-};
+// WrapperRule: attribute/blockers.h (plain data the report carries).
 
 struct AccessClient {
   std::string daemon;          // e.g. "sshd" (argv[0] basename of the server)

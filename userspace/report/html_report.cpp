@@ -5,7 +5,8 @@
 #include <ctime>
 #include <set>
 
-#include "output/format.h"
+#include "attribute/verdict.h"
+#include "text/escape.h"
 #include "report/incident.h"
 
 namespace rsttrace {
@@ -26,12 +27,21 @@ std::string html(const std::string& untrusted) {
   return out;
 }
 
+// A capture's verdict strings are read back into Verdicts; a name this
+// version does not print (another version's capture) gets grey.
 const char* colour_of(const std::string& verdict) {
-  static const std::pair<const char*, const char*> palette[] = {
-      {"tcp-wrappers", "#d95f02"}, {"firewall", "#1b9e77"}, {"sshd", "#7570b3"}, {"no-listener", "#e7298a"},
-      {"kernel", "#66a61e"},       {"peer", "#e6ab02"},     {"unknown", "#a6761d"}};
-  for (const auto& [name, colour] : palette)
-    if (verdict == name) return colour;
+  const std::optional<Verdict> known = parse_verdict(verdict);
+  if (!known) return "#666666";
+  switch (*known) {
+    case Verdict::TcpWrappers: return "#d95f02";
+    case Verdict::Firewall: return "#1b9e77";
+    case Verdict::Sshd: return "#7570b3";
+    case Verdict::NoListener: return "#e7298a";
+    case Verdict::Kernel: return "#66a61e";
+    case Verdict::Peer: return "#e6ab02";
+    case Verdict::Unknown: return "#a6761d";
+    case Verdict::None: break;  // never in a capture: --raw lines only
+  }
   return "#666666";
 }
 

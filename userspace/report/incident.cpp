@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "output/format.h"
+#include "text/escape.h"
 
 namespace rsttrace {
 namespace {

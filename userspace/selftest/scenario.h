@@ -11,12 +11,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attribute/verdict.h"
 #include "selftest/lab.h"
 
 namespace rsttrace::lab {
 
 struct Expectation {
-  std::string verdict;  // empty: rsttrace must report nothing in this namespace
+  std::optional<Verdict> verdict;  // none: rsttrace must report nothing in this namespace
   std::string remote_addr;
   uint16_t remote_port = kClientPort;
   uint16_t local_port = 22;

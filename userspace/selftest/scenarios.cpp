@@ -12,7 +12,7 @@ const std::string kHostsDenyClient4 = std::string("sshd: ") + kClient4 + "\n";
 const std::string kHostsDenyClient6 = std::string("sshd: [") + kClient6 + "]\n";
 
 Expectation wrappers(const std::string& client, uint16_t local_port = 22, int line = 1) {
-  return {.verdict = "tcp-wrappers", .remote_addr = client, .local_port = local_port, .peer_saw = "reset",
+  return {.verdict = Verdict::TcpWrappers, .remote_addr = client, .local_port = local_port, .peer_saw = "reset",
           .detail_says = "/etc/hosts.deny", .client_says = "Connection reset by peer", .wrapper_line = line};
 }
 
@@ -29,7 +29,7 @@ const std::string kHostsDenyLines =
     "ALL : ALL\n";
 
 Expectation rejected(const std::string& client) {
-  return {.verdict = "firewall", .remote_addr = client, .peer_saw = "reset", .detail_says = "REJECT",
+  return {.verdict = Verdict::Firewall, .remote_addr = client, .peer_saw = "reset", .detail_says = "REJECT",
           .client_says = "Connection refused", .rule_backend = "iptables-nft",
           .rule_says = "-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset"};
 }
@@ -57,7 +57,7 @@ void nft_drop(Lab& lab) {
                          "add chain inet rsttrace_lab input { type filter hook input priority 0; }; "
                          "add rule inet rsttrace_lab input tcp dport 22 drop"});
   lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22, 3),
-             {.verdict = "firewall", .remote_addr = kClient4, .peer_saw = "silence", .detail_says = "DROP",
+             {.verdict = Verdict::Firewall, .remote_addr = kClient4, .peer_saw = "silence", .detail_says = "DROP",
               .client_says = "timed out", .rule_backend = "nftables", .rule_says = "tcp dport 22 drop"});
 }
 
@@ -67,7 +67,7 @@ void iptables_legacy_drop(Lab& lab) {
   Sshd sshd(ns, lab.dir(), {});
   ns.run_checked({"iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-s", kClient4, "-j", "DROP"});
   lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22, 3),
-             {.verdict = "firewall", .remote_addr = kClient4, .peer_saw = "silence", .client_says = "timed out",
+             {.verdict = Verdict::Firewall, .remote_addr = kClient4, .peer_saw = "silence", .client_says = "timed out",
               .rule_backend = "iptables-legacy", .rule_says = "-A INPUT -s 127.0.0.2/32 -p tcp -m tcp --dport 22 -j DROP"});
 }
 
@@ -81,7 +81,7 @@ void max_startups(Lab& lab) {
   ns.wait_socket("established", "sport = :22", "sshd", "the held connection in an sshd child");
   // ... so the listener drops the next one itself.
   lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22),
-             {.verdict = "sshd", .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "MaxStartups",
+             {.verdict = Verdict::Sshd, .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "MaxStartups",
               .client_says = "kex_exchange_identification"});
 }
 
@@ -99,20 +99,20 @@ void raw_client_against_sshd(Lab& lab, const std::string& tag, const std::vector
 
 void garbage_banner(Lab& lab) {
   raw_client_against_sshd(lab, "garbage", {"--read-first", "--send", "GET / HTTP/1.0\\r\\n\\r\\nHost: x\\r\\n\\r\\n", "--hold", "10"},
-                          {.verdict = "sshd", .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "garbage banner"});
+                          {.verdict = Verdict::Sshd, .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "garbage banner"});
 }
 
 void no_sshd(Lab& lab) {
   Namespace& ns = lab.ns("a");
   lab.start_tracer();
   lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22),
-             {.verdict = "no-listener", .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "nothing listens",
+             {.verdict = Verdict::NoListener, .remote_addr = kClient4, .peer_saw = "reset", .detail_says = "nothing listens",
               .client_says = "Connection refused"});
 }
 
 void peer_abort(Lab& lab) {
   raw_client_against_sshd(lab, "abort", {"--read-first", "--linger0"},
-                          {.verdict = "peer", .remote_addr = kClient4, .detail_says = "aborted",
+                          {.verdict = Verdict::Peer, .remote_addr = kClient4, .detail_says = "aborted",
                            .client_says = "aborted with a reset"});
 }
 
@@ -128,9 +128,9 @@ void unwatched_port(Lab& lab) {
   lab.start_tracer({22});
   Sshd sshd(ns, lab.dir(), {.port = 2223, .hosts_deny = kHostsDenyClient4});
   lab.expect(ns, ssh_client(ns, kClient4, kServer4, 2223),
-             {.verdict = "", .remote_addr = kClient4, .local_port = 2223, .client_says = "Connection reset by peer"});
+             {.remote_addr = kClient4, .local_port = 2223, .client_says = "Connection reset by peer"});
   lab.expect(ns, ssh_client(ns, kClient4, kServer4, 2224),
-             {.verdict = "", .remote_addr = kClient4, .local_port = 2224, .client_says = "Connection refused"});
+             {.remote_addr = kClient4, .local_port = 2224, .client_says = "Connection refused"});
 }
 
 void failed_login(Lab& lab) {
@@ -138,7 +138,7 @@ void failed_login(Lab& lab) {
   lab.start_tracer();
   Sshd sshd(ns, lab.dir(), {});
   lab.expect(ns, ssh_client(ns, kClient4, kServer4, 22),
-             {.verdict = "", .remote_addr = kClient4, .client_says = "Permission denied"});
+             {.remote_addr = kClient4, .client_says = "Permission denied"});
 }
 
 // Two failed logins from the client make fail2ban ban it; the next attempt is refused.
@@ -167,7 +167,7 @@ void two_namespaces(Lab& lab) {
   Result denied = ssh_client(a, kClient4, kServer4, 22);
   Result refused = ssh_client(b, kClient4, kServer4, 22);
   lab.expect(a, denied, wrappers(kClient4));
-  lab.expect(b, refused, {.verdict = "no-listener", .remote_addr = kClient4, .peer_saw = "reset",
+  lab.expect(b, refused, {.verdict = Verdict::NoListener, .remote_addr = kClient4, .peer_saw = "reset",
                           .client_says = "Connection refused"});
 }
 
@@ -215,7 +215,7 @@ const std::vector<Scenario>& scenarios() {
        }},
       {"fail2ban-nftables", "fail2ban bans the client with its nftables action",
        [](Lab& lab) {
-         fail2ban_ban(lab, "nftables-multiport", {.verdict = "firewall", .remote_addr = kClient4, .detail_says = "fail2ban jail sshd-lab",
+         fail2ban_ban(lab, "nftables-multiport", {.verdict = Verdict::Firewall, .remote_addr = kClient4, .detail_says = "fail2ban jail sshd-lab",
                                                   .client_says = "Connection refused", .rule_backend = "nftables",
                                                   .rule_says = "@addr-set-sshd-lab"});
        }},

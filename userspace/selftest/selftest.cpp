@@ -80,7 +80,7 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
   };
   auto& problems = check.problems;
   check.ruleset = ns.run({"nft", "-a", "list", "ruleset"}).out;
-  if (expected.verdict.empty()) {
+  if (!expected.verdict) {
     sleep_checked(kSilence);
     for (auto& event : events())
       if (event["netns"] == ns.inode() && event["local_port"] == expected.local_port)
@@ -100,8 +100,8 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
       check.event = found.front();
       if (found.size() > 1) problems.push_back(std::to_string(found.size()) + " lines for one connection");
       const auto& event = check.event;
-      if (event["verdict"] != expected.verdict)
-        problems.push_back("verdict " + event["verdict"].get<std::string>() + ", expected " + expected.verdict);
+      if (!event["verdict"].is_string() || parse_verdict(event["verdict"].get<std::string>()) != expected.verdict)
+        problems.push_back("verdict " + event["verdict"].dump() + ", expected " + std::string(verdict_name(*expected.verdict)));
       if (expected.peer_saw && event["peer_saw"] != *expected.peer_saw)
         problems.push_back("peer_saw " + event["peer_saw"].dump() + ", expected " + *expected.peer_saw);
       if (event["detail"].get<std::string>().find(expected.detail_says) == std::string::npos)
@@ -152,7 +152,7 @@ nlohmann::ordered_json outcome_json(const Outcome& outcome) {
     checks.push_back({
         {"namespace", check.where},
         {"netns", check.netns},
-        {"expected", {{"verdict", e.verdict.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(e.verdict)},
+        {"expected", {{"verdict", e.verdict ? nlohmann::ordered_json(verdict_name(*e.verdict)) : nlohmann::ordered_json(nullptr)},
                       {"remote_addr", e.remote_addr},
                       {"remote_port", e.remote_port},
                       {"local_port", e.local_port},
@@ -183,7 +183,7 @@ std::string expected(const Outcome& outcome) {
   std::string text;
   for (const auto& check : outcome.checks) {
     if (!text.empty()) text += ",";
-    text += check.expected.verdict.empty() ? "(nothing)" : check.expected.verdict;
+    text += check.expected.verdict ? std::string(verdict_name(*check.expected.verdict)) : "(nothing)";
   }
   return text.empty() ? "-" : text;
 }

@@ -1,0 +1,32 @@
+// The rules that refused a connection, as plain data: a netfilter rule and a
+// hosts.allow/hosts.deny line. Found by provenance/ (firewall.h,
+// hosts_access.h), carried by attribute/report.h, printed by output/. No logic.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace rsttrace {
+
+struct FirewallRule {
+  std::string backend;  // "nftables" | "iptables-nft" | "iptables-legacy"
+  std::string family;   // nftables family: ip, ip6, inet
+  std::string table;
+  std::string chain;
+  std::optional<uint64_t> handle;  // nftables handle (also for iptables-nft rules)
+  std::string text;                // nft rule text, or the iptables rule spec (-A ...)
+  std::string verdict;             // "drop" | "reject" | "policy drop"
+  std::optional<uint64_t> packets; // the rule's counter, where it has one
+  std::optional<std::string> fail2ban_jail;
+  bool certain = true;  // false: some match of the rule could not be evaluated
+};
+
+struct WrapperRule {
+  std::string file;
+  int line = 0;       // first physical line of the rule
+  int last_line = 0;  // last physical line: libwrap's own log numbers a continued rule by this one
+  std::string text;   // the logical line as written, continuations joined, no newline
+};
+
+}  // namespace rsttrace
