@@ -112,9 +112,9 @@ struct Settings {
 template <typename A, typename F>
 void add_event(A& attributor, TcpEvent& event, bool stream, F&& report) {
   if (stream)
-    for (const Report& r : attributor.add(std::move(event))) report(r);
+    for (const Attribution& r : attributor.add(std::move(event))) report(r);
   else
-    for (const Report& r : attributor.add(event)) report(r);
+    for (const Attribution& r : attributor.add(event)) report(r);
 }
 
 template <typename A, typename F>
@@ -123,12 +123,12 @@ void settle(A& attributor, uint64_t now_ns, bool stream, F&& report) {
     if (stream) return attributor.due(now_ns, report);
   }
   if constexpr (requires { attributor.due(now_ns); }) {
-    for (const Report& r : attributor.due(now_ns)) report(r);
+    for (const Attribution& r : attributor.due(now_ns)) report(r);
   } else {  // the vector form of older trees: reports gathered first, then handed on
     // (a deque: no regrowth copies, as the old form reserved its vector exactly)
-    std::deque<Report> reports;
-    attributor.due(now_ns, [&](Report& r) { reports.push_back(std::move(r)); });
-    for (const Report& r : reports) report(r);
+    std::deque<Attribution> reports;
+    attributor.due(now_ns, [&](Attribution& r) { reports.push_back(std::move(r)); });
+    for (const Attribution& r : reports) report(r);
   }
 }
 
@@ -142,7 +142,7 @@ std::string verdict_text(const V& verdict) {
 }
 
 template <typename Fmt>
-void append_line(const Fmt& formatter, std::string& out, const Report& report, bool stream) {
+void append_line(const Fmt& formatter, std::string& out, const Attribution& report, bool stream) {
   if constexpr (requires { formatter.append_event_line(out, report); }) {
     if (stream) return formatter.append_event_line(out, report);
   }
@@ -411,7 +411,7 @@ int main(int argc, char** argv) {
     uint64_t lines = 0, records = 0, bytes = 0, malformed = 0;
     std::chrono::nanoseconds busy{0};
 
-    auto report = [&](const Report& r) {
+    auto report = [&](const Attribution& r) {
       metrics.add(r);
       interval.add(r);
       run.add(r);

@@ -18,12 +18,12 @@ inline std::vector<std::vector<TcpEvent>> take_due(Correlator& correlator, uint6
 
 inline std::vector<std::vector<TcpEvent>> take_all(Correlator& correlator) { return take_due(correlator, UINT64_MAX); }
 
-inline std::vector<Report> due(Attributor& attributor, uint64_t now_ns) {
-  std::vector<Report> reports;
-  attributor.due(now_ns, [&](Report& report) { reports.push_back(std::move(report)); });
+inline std::vector<Attribution> due(Attributor& attributor, uint64_t now_ns) {
+  std::vector<Attribution> reports;
+  attributor.due(now_ns, [&](Attribution& report) { reports.push_back(std::move(report)); });
   return reports;
 }
 
-inline std::vector<Report> flush(Attributor& attributor) { return due(attributor, UINT64_MAX); }
+inline std::vector<Attribution> flush(Attributor& attributor) { return due(attributor, UINT64_MAX); }
 
 }  // namespace rsttrace::test

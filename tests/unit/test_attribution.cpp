@@ -91,7 +91,7 @@ TcpEvent syn_drop(const char* reason, uint64_t at_ms) {
 struct Fixture {
   Evidence evidence;
   std::set<uint16_t> watched{22};
-  std::optional<Report> judge(const std::vector<TcpEvent>& group) {
+  std::optional<Attribution> judge(const std::vector<TcpEvent>& group) {
     return rsttrace::judge(group, RuleContext{names(), evidence, watched});
   }
   void wrapper_check(uint32_t pid, uint64_t at_ms) {

@@ -270,16 +270,16 @@ TEST_CASE("the attributor reports the same lines for moved and copied events, ga
         TcpEvent e = s.event();
         if (s.below(2)) e.reason = s.below(2) ? (e.kind == EventKind::Drop ? 12u : 1u) : 60u;
         if (s.below(3) == 0) e.owner = Process{812, "sshd"}, e.owner_source = OwnerSource::Close;
-        for (const Report& r : vectors.add(e)) expected.push_back(formatter.event_line(r));
-        for (const Report& r : streaming.add(TcpEvent(e))) got.push_back(formatter.event_line(r));
+        for (const Attribution& r : vectors.add(e)) expected.push_back(formatter.event_line(r));
+        for (const Attribution& r : streaming.add(TcpEvent(e))) got.push_back(formatter.event_line(r));
       } else {
         const uint64_t at = s.now + 200;
-        for (const Report& r : test::due(vectors, at)) expected.push_back(formatter.event_line(r));
-        streaming.due(at, [&](const Report& r) { got.push_back(formatter.event_line(r)); });
+        for (const Attribution& r : test::due(vectors, at)) expected.push_back(formatter.event_line(r));
+        streaming.due(at, [&](const Attribution& r) { got.push_back(formatter.event_line(r)); });
       }
     }
-    for (const Report& r : test::flush(vectors)) expected.push_back(formatter.event_line(r));
-    streaming.flush([&](Report& r) { got.push_back(formatter.event_line(r)); });
+    for (const Attribution& r : test::flush(vectors)) expected.push_back(formatter.event_line(r));
+    streaming.flush([&](Attribution& r) { got.push_back(formatter.event_line(r)); });
     CHECK(!expected.empty());
     CHECK(got == expected);
     CHECK(streaming.ignored() == vectors.ignored());

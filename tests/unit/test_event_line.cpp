@@ -103,7 +103,7 @@ nlohmann::ordered_json or_null(const std::optional<std::string>& value) {
   return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json(nullptr);
 }
 
-std::string ref_event_line(const KernelNames& names, const WallClock& clock, const Report& report) {
+std::string ref_event_line(const KernelNames& names, const WallClock& clock, const Attribution& report) {
   const TcpEvent& e = report.event;
   using J = nlohmann::ordered_json;
   J j;
@@ -172,7 +172,7 @@ std::string ref_event_line(const KernelNames& names, const WallClock& clock, con
   return json_line(j);
 }
 
-std::string ref_event_text(const KernelNames& names, const WallClock& clock, const Report& report) {
+std::string ref_event_text(const KernelNames& names, const WallClock& clock, const Attribution& report) {
   const TcpEvent& e = report.event;
   std::string line = ref_ts(clock.unix_ns(e.monotonic_ns));
   line += ' ';
@@ -252,7 +252,7 @@ class Random {
   std::mt19937_64 engine_;
 };
 
-Report random_report(Random& r) {
+Attribution random_report(Random& r) {
   TcpEvent e;
   e.kind = static_cast<EventKind>(r.below(3));
   e.monotonic_ns = r.below(4'000'000'000'000'000'000ULL);
@@ -277,7 +277,7 @@ Report random_report(Random& r) {
   // escaping in place (341 and 409 bytes), and far beyond.
   static const size_t long_lengths[] = {300, 340, 341, 342, 408, 409, 410, 2040, 5000};
   const size_t detail_length = r.below(4) == 0 ? long_lengths[r.below(std::size(long_lengths))] : 300;
-  Report report{e, verdicts[r.below(8)],
+  Attribution report{e, verdicts[r.below(8)],
                 r.coin() ? "the peer " + ref_escape(r.hostile(60)) + " sent a reset" : r.hostile(detail_length)};
   if (r.below(8) == 0) report.detail = std::string(detail_length, 'a');  // plain ASCII of exactly that length
   else if (r.below(8) == 0) report.detail = r.ascii_hostile(detail_length);
@@ -321,7 +321,7 @@ TEST_CASE("the direct event line is byte for byte the DOM's dump, on varied and 
   Random r(20261125);
   for (int i = 0; i < 5000; ++i) {
     const Formatter formatter{names, WallClock{static_cast<int64_t>(r.below(2'000'000'000'000'000'000ULL))}};
-    const Report report = random_report(r);
+    const Attribution report = random_report(r);
     const std::string expected = ref_event_line(names, formatter.clock, report);
     REQUIRE(formatter.event_line(report) == expected);
     std::string appended = "prefix";

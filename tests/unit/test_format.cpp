@@ -74,7 +74,7 @@ TEST_CASE("TCP flags by name") {
 TEST_CASE("an event renders to the documented JSON contract") {
   const KernelNames names = sample_names();
   const Formatter formatter{names, WallClock{0}};
-  Report report{sample_event(), Verdict::Unknown, "evidence"};
+  Attribution report{sample_event(), Verdict::Unknown, "evidence"};
   const nlohmann::ordered_json j = formatter.event_json(report);
   CHECK(j["type"] == "event");
   CHECK(j["ts"] == "1970-01-01T00:00:01.000000Z");
@@ -106,7 +106,7 @@ TEST_CASE("missing facts are JSON null, never invented") {
   e.reason = 12;
   e.full_socket = false;
   e.tcp_flags = 0x02;
-  const nlohmann::ordered_json j = formatter.event_json(Report{e, Verdict::Unknown, ""});
+  const nlohmann::ordered_json j = formatter.event_json(Attribution{e, Verdict::Unknown, ""});
   CHECK(j["kind"] == "drop");
   CHECK(j["direction"] == "dropped");
   CHECK(j["pid"].is_null());
@@ -117,9 +117,9 @@ TEST_CASE("missing facts are JSON null, never invented") {
   CHECK_FALSE(j.contains("unread_bytes"));
 
   e.reason.reset();
-  CHECK(formatter.event_json(Report{e, Verdict::Unknown, ""})["kernel_reason"].is_null());
+  CHECK(formatter.event_json(Attribution{e, Verdict::Unknown, ""})["kernel_reason"].is_null());
   e.reason = 93;  // a value this kernel's BTF does not name
-  CHECK(formatter.event_json(Report{e, Verdict::Unknown, ""})["kernel_reason"] == "reason 93");
+  CHECK(formatter.event_json(Attribution{e, Verdict::Unknown, ""})["kernel_reason"] == "reason 93");
 }
 
 TEST_CASE("hostile process names stay inert in JSON and text") {
@@ -127,7 +127,7 @@ TEST_CASE("hostile process names stay inert in JSON and text") {
   const Formatter formatter{names, WallClock{0}};
   TcpEvent e = sample_event();
   e.owner = Process{1, std::string("x\"}\n{\"a\xff", 8)};
-  const Report report{e, Verdict::Unknown, describe_evidence(names, e)};
+  const Attribution report{e, Verdict::Unknown, describe_evidence(names, e)};
   const std::string line = json_line(formatter.event_json(report));
   CHECK(line.find('\n') == std::string::npos);
   const nlohmann::ordered_json back = nlohmann::ordered_json::parse(line);
@@ -141,7 +141,7 @@ TEST_CASE("the text line carries the same facts") {
   const KernelNames names = sample_names();
   const Formatter formatter{names, WallClock{0}};
   const TcpEvent e = sample_event();
-  const std::string text = formatter.event_text(Report{e, Verdict::Unknown, describe_evidence(names, e)});
+  const std::string text = formatter.event_text(Attribution{e, Verdict::Unknown, describe_evidence(names, e)});
   CHECK(text ==
         "1970-01-01T00:00:01.000000Z unknown reset sent 127.0.0.1:22 <> 127.0.0.2:40000 netns 4026532000 state CLOSE "
         "reason TCP_ABORT_ON_CLOSE owner sshd[812]: RST sent on a socket (TCP_ABORT_ON_CLOSE), "

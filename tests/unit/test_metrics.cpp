@@ -44,8 +44,8 @@ TEST_CASE("metrics listen addresses: loopback by default, remote only when asked
 
 namespace {
 
-Report report_of(Verdict verdict, EventKind kind, uint16_t port) {
-  Report report;
+Attribution report_of(Verdict verdict, EventKind kind, uint16_t port) {
+  Attribution report;
   report.verdict = verdict;
   report.event.kind = kind;
   report.event.local.port = port;

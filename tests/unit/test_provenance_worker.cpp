@@ -13,8 +13,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-Report report_with(const std::string& detail) {
-  Report report;
+Attribution report_with(const std::string& detail) {
+  Attribution report;
   report.detail = detail;
   return report;
 }
@@ -25,7 +25,7 @@ struct Gate {
   std::condition_variable changed;
   bool open = false;
   std::atomic<int> entered = 0;
-  void enrich(Report& report) {
+  void enrich(Attribution& report) {
     ++entered;
     std::unique_lock lock(mutex);
     changed.wait(lock, [&] { return open; });
@@ -44,7 +44,7 @@ struct Gate {
 struct Sink {
   std::vector<std::string> out;
   ProvenanceWorker::Deliver deliver() {
-    return [this](Report& report) { out.push_back(report.detail); };
+    return [this](Attribution& report) { out.push_back(report.detail); };
   }
 };
 
@@ -58,9 +58,9 @@ std::vector<std::string> take(ProvenanceWorker& worker, Sink& sink, uint64_t now
 
 TEST_CASE("provenance worker: finished reports come out enriched, in order", "[provenance_worker]") {
   Sink sink;
-  ProvenanceWorker worker([](Report& report) { report.detail += " +rule"; }, {});
+  ProvenanceWorker worker([](Attribution& report) { report.detail += " +rule"; }, {});
   for (int i = 0; i < 3; ++i) {
-    Report report = report_with("r" + std::to_string(i));
+    Attribution report = report_with("r" + std::to_string(i));
     REQUIRE(worker.submit(report, 0, sink.deliver()));
   }
   std::vector<std::string> out;
@@ -74,10 +74,10 @@ TEST_CASE("provenance worker: finished reports come out enriched, in order", "[p
 
 TEST_CASE("provenance worker: a report past its deadline leaves without provenance", "[provenance_worker]") {
   Gate gate;
-  ProvenanceWorker worker([&](Report& report) { gate.enrich(report); }, [&] { gate.release(); },
+  ProvenanceWorker worker([&](Attribution& report) { gate.enrich(report); }, [&] { gate.release(); },
                           ProvenanceWorker::Settings{1000ms, 8});
   Sink sink;
-  Report report = report_with("drop");
+  Attribution report = report_with("drop");
   REQUIRE(worker.submit(report, 0, sink.deliver()));
   CHECK(take(worker, sink, 999'000'000).empty());  // not done, not late
   const auto late = take(worker, sink, 1'000'000'000);
@@ -91,10 +91,10 @@ TEST_CASE("provenance worker: a report past its deadline leaves without provenan
 
 TEST_CASE("provenance worker: a full queue hands the report back and counts it", "[provenance_worker]") {
   Gate gate;
-  ProvenanceWorker worker([&](Report& report) { gate.enrich(report); }, [&] { gate.release(); },
+  ProvenanceWorker worker([&](Attribution& report) { gate.enrich(report); }, [&] { gate.release(); },
                           ProvenanceWorker::Settings{1000ms, 2});
   Sink sink;
-  Report a = report_with("a"), b = report_with("b"), c = report_with("c");
+  Attribution a = report_with("a"), b = report_with("b"), c = report_with("c");
   REQUIRE(worker.submit(a, 0, sink.deliver()));
   REQUIRE(worker.submit(b, 0, sink.deliver()));
   CHECK_FALSE(worker.submit(c, 0, sink.deliver()));
@@ -108,14 +108,14 @@ TEST_CASE("provenance worker: a full queue hands the report back and counts it",
 TEST_CASE("provenance worker: finish cancels a blocked lookup and hands everything out", "[provenance_worker]") {
   Gate gate;
   std::atomic<bool> cancelled = false;
-  ProvenanceWorker worker([&](Report& report) { gate.enrich(report); },
+  ProvenanceWorker worker([&](Attribution& report) { gate.enrich(report); },
                           [&] {
                             cancelled = true;
                             gate.release();
                           },
                           ProvenanceWorker::Settings{60000ms, 8});
   Sink sink;
-  Report a = report_with("a"), b = report_with("b");
+  Attribution a = report_with("a"), b = report_with("b");
   REQUIRE(worker.submit(a, 0, sink.deliver()));
   REQUIRE(worker.submit(b, 0, sink.deliver()));
   while (gate.entered == 0) std::this_thread::sleep_for(1ms);
@@ -128,13 +128,13 @@ TEST_CASE("provenance worker: finish cancels a blocked lookup and hands everythi
 
 TEST_CASE("provenance worker: an exception in a lookup does not end the worker", "[provenance_worker]") {
   ProvenanceWorker worker(
-      [](Report& report) {
+      [](Attribution& report) {
         if (report.detail == "bad") throw std::runtime_error("boom");
         report.detail += " ok";
       },
       {});
   Sink sink;
-  Report bad = report_with("bad"), good = report_with("good");
+  Attribution bad = report_with("bad"), good = report_with("good");
   REQUIRE(worker.submit(bad, 0, sink.deliver()));
   REQUIRE(worker.submit(good, 0, sink.deliver()));
   std::vector<std::string> out;

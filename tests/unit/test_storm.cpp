@@ -71,7 +71,7 @@ TcpEvent event_at(uint64_t ns) {
   return e;
 }
 
-Report judged(const rsttrace_storm_key&, const TcpEvent& event) { return Report{event, Verdict::NoListener, "judged alone"}; }
+Attribution judged(const rsttrace_storm_key&, const TcpEvent& event) { return Attribution{event, Verdict::NoListener, "judged alone"}; }
 
 constexpr uint64_t kSecond = 1'000'000'000ULL;
 
@@ -267,7 +267,7 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
   event.family = 6;
   event.reason = 12;
   event.tcp_flags = 0x02;
-  Report verdict{event, Verdict::Firewall, "dropped by \"f2b\"\n rule"};
+  Attribution verdict{event, Verdict::Firewall, "dropped by \"f2b\"\n rule"};
   verdict.fail2ban_jail = "ssh\x01" "d";
   StormReport storm;
   storm.state = StormState::Ongoing;
@@ -312,7 +312,7 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
 TEST_CASE("a storm whose verdict needs provenance starts once it is in, and every line carries it") {
   ScriptedKernel kernel;
   StormTracker storms(2, kernel, [](const rsttrace_storm_key& key, const TcpEvent& event) {
-    Report verdict = judged(key, event);
+    Attribution verdict = judged(key, event);
     verdict.needs_provenance = true;
     return verdict;
   });
@@ -326,7 +326,7 @@ TEST_CASE("a storm whose verdict needs provenance starts once it is in, and ever
   kernel.counts[0] = 5000;
   storms.tick(2 * kSecond + 1, on_line);  // still waiting: no ongoing line before the start
   CHECK(lines.empty());
-  Report enriched = judged(key, event_at(kSecond));
+  Attribution enriched = judged(key, event_at(kSecond));
   enriched.detail += "; rule: nftables inet t c handle 3: drop";
   storms.update_verdict(key, enriched, 2 * kSecond + 2, on_line);
   REQUIRE(lines.size() == 1);
@@ -341,7 +341,7 @@ TEST_CASE("a storm whose verdict needs provenance starts once it is in, and ever
 TEST_CASE("a storm still waiting for its provenance at exit gets its start and end lines") {
   ScriptedKernel kernel;
   StormTracker storms(2, kernel, [](const rsttrace_storm_key& key, const TcpEvent& event) {
-    Report verdict = judged(key, event);
+    Attribution verdict = judged(key, event);
     verdict.needs_provenance = true;
     return verdict;
   });

@@ -12,8 +12,8 @@ namespace {
 
 // Verdicts are left as they default: these tests are about counts, and the
 // verdict names are attribute/'s (the summary copies Tally's map as it is).
-Report report(EventKind kind, const char* remote, uint64_t packets) {
-  Report r;
+Attribution report(EventKind kind, const char* remote, uint64_t packets) {
+  Attribution r;
   r.event.kind = kind;
   r.event.family = 4;
   r.packets = packets;

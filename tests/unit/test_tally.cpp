@@ -8,8 +8,8 @@ using namespace rsttrace;
 
 namespace {
 
-Report report(Verdict verdict, const char* remote) {
-  Report r;
+Attribution report(Verdict verdict, const char* remote) {
+  Attribution r;
   r.verdict = verdict;
   r.event.family = 4;
   inet_pton(AF_INET, remote, r.event.remote.addr.data());

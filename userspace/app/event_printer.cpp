@@ -11,7 +11,7 @@ EventPrinter::EventPrinter(const TraceOptions& options, const Formatter& formatt
     capture_ = std::make_unique<CaptureFile>(options.output, options.rotate_bytes, options.rotate_keep, capture_owner);
 }
 
-void EventPrinter::report(const Report& report) {
+void EventPrinter::report(const Attribution& report) {
   if (json_ || capture_) {
     line_.clear();
     formatter_.append_event_line(line_, report);

@@ -23,7 +23,7 @@ class EventPrinter {
   CaptureFile* capture() { return capture_.get(); }
   const CaptureFile* capture() const { return capture_.get(); }
 
-  void report(const Report& report);
+  void report(const Attribution& report);
   void storm(const StormReport& storm);
   // Kernel-side losses since the last call: a log line, and a JSON record.
   void lost(uint64_t count, uint64_t total, uint64_t now_unix_ns);

@@ -20,10 +20,10 @@ class MetricsPublisher {
   bool enabled() const { return server_ != nullptr; }
   void serve();  // starts answering scrapes
 
-  void add(const Report& report) {
+  void add(const Attribution& report) {
     if (server_) events_.add(report);
   }
-  void add_storm(const Report& verdict, uint16_t port, uint64_t count) {
+  void add_storm(const Attribution& verdict, uint16_t port, uint64_t count) {
     if (server_) storm_events_.add(verdict, port, count);
   }
 

@@ -57,7 +57,7 @@ TraceSession::TraceSession(const TraceOptions& options)
       attributor_(kernel_.names, std::set<uint16_t>(options.ports.begin(), options.ports.end()), options.raw, {},
                   provenance_.host_user_ns()),
       printer_(options, formatter_, capture_owner(collector_user_)),
-      deliver_([this](Report& report) { deliver(report); }),
+      deliver_([this](Attribution& report) { deliver(report); }),
       ready_(options.ready_file),
       metrics_(options) {
   for (uint16_t port : options.ports) watched_[port] = true;
@@ -107,7 +107,7 @@ void TraceSession::start() {
     spdlog::debug("privileges dropped ({}); broker pids {} (files) and {} (provenance)", privilege_summary(),
                   broker_->pid(), provenance_broker_->pid());
   }
-  worker_.emplace([this](Report& report) { add_system_provenance(report, provenance_); },
+  worker_.emplace([this](Attribution& report) { add_system_provenance(report, provenance_); },
                   [this] { provenance_.access().cancel(); });
   publish_metrics(true);
   metrics_.serve();
@@ -137,7 +137,7 @@ bool TraceSession::poll_once() {
   if (signal == SIGHUP && printer_.capture()) printer_.capture()->reopen();
   const bool stop = signal == SIGINT || signal == SIGTERM;
   session_->drain();
-  attributor_.due(monotonic_now_ns(), [this](Report& report) { emit(report); });
+  attributor_.due(monotonic_now_ns(), [this](Attribution& report) { emit(report); });
   worker_->take_ready(monotonic_now_ns());
   if (storms_) storms_->tick(monotonic_now_ns(), [this](const StormReport& storm) { on_storm(storm); });
   if (const auto line = malformed_.tick(monotonic_now_ns())) spdlog::warn("{}", *line);
@@ -167,7 +167,7 @@ void TraceSession::finish() {
   // emitted, so every event is either in a storm line or in the ring buffer.
   if (storms_) storms_->stop_counting(monotonic_now_ns());
   session_->drain();
-  attributor_.flush([this](Report& report) { emit(report); });
+  attributor_.flush([this](Attribution& report) { emit(report); });
   // Lookups still running get a moment, then are cancelled: SIGTERM is
   // honoured within a second whatever they wait for.
   worker_->finish(std::chrono::milliseconds(250));
@@ -205,13 +205,13 @@ void TraceSession::on_record(std::span<const std::byte> bytes) {
   if (auto* tcp = std::get_if<DecodedEvent>(&*decoded)) {
     if (tcp->storm_key)
       storms_->observe(*tcp->storm_key, tcp->event, [this](const StormReport& storm) { on_storm(storm); });
-    for (Report& report : attributor_.add(std::move(tcp->event))) emit(report);
+    for (Attribution& report : attributor_.add(std::move(tcp->event))) emit(report);
   } else {
     attributor_.add(std::get<WrapperOpen>(*decoded));
   }
 }
 
-void TraceSession::emit(Report& report) {
+void TraceSession::emit(Attribution& report) {
   if (report.needs_provenance && worker_) {
     if (worker_->submit(report, monotonic_now_ns(), deliver_)) return;
     report.detail += "; provenance skipped: " + std::to_string(worker_->waiting()) + " lookups already waiting";
@@ -219,14 +219,14 @@ void TraceSession::emit(Report& report) {
   deliver(report);
 }
 
-void TraceSession::deliver(Report& report) {
+void TraceSession::deliver(Attribution& report) {
   tally_.add(report);
   metrics_.add(report);
   printer_.report(report);
 }
 
 void TraceSession::on_storm(const StormReport& storm) {
-  const Report& verdict = *storm.verdict;
+  const Attribution& verdict = *storm.verdict;
   const std::string peer_addr = format_address(verdict.event.family, storm_peer_address(storm.key));
   metrics_.add_storm(verdict, storm.key.port, storm.count);
   tally_.add_storm(verdict, peer_addr, storm.count);
@@ -237,12 +237,12 @@ void TraceSession::on_storm(const StormReport& storm) {
                  storm.key.port, peer_addr, options_.storm_threshold, verdict_name(verdict.verdict));
 }
 
-Report TraceSession::judge_storm(const rsttrace_storm_key& key, const TcpEvent& event) {
-  Report verdict = attributor_.judge_alone(event);
+Attribution TraceSession::judge_storm(const rsttrace_storm_key& key, const TcpEvent& event) {
+  Attribution verdict = attributor_.judge_alone(event);
   if (verdict.needs_provenance && worker_) {
     // Its start line waits for the rule (at most the worker's deadline).
-    Report copy = verdict;
-    if (!worker_->submit(copy, monotonic_now_ns(), [this, key](Report& enriched) {
+    Attribution copy = verdict;
+    if (!worker_->submit(copy, monotonic_now_ns(), [this, key](Attribution& enriched) {
           if (storms_)
             storms_->update_verdict(key, std::move(enriched), monotonic_now_ns(),
                                     [this](const StormReport& storm) { on_storm(storm); });

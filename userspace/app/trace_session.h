@@ -62,10 +62,10 @@ class TraceSession {
   static KernelFacts read_kernel_facts();
 
   void on_record(std::span<const std::byte> bytes);
-  void emit(Report& report);     // to provenance first if it needs it, else delivered
-  void deliver(Report& report);  // counted and printed
+  void emit(Attribution& report);     // to provenance first if it needs it, else delivered
+  void deliver(Attribution& report);  // counted and printed
   void on_storm(const StormReport& storm);
-  Report judge_storm(const rsttrace_storm_key& key, const TcpEvent& event);
+  Attribution judge_storm(const rsttrace_storm_key& key, const TcpEvent& event);
   void fill_metrics(MetricsSnapshot& snapshot) const;
   void publish_metrics(bool force);
 

@@ -24,7 +24,7 @@ Attributor::Attributor(const KernelNames& names, std::set<uint16_t> watched_port
 // and who last wrote the wrapper files. The system's own state (rulesets,
 // the files now, fail2ban) is read later, off the trace loop
 // (provenance/enrich.h), for the reports marked needs_provenance.
-void Attributor::add_evidence(Report& report) {
+void Attributor::add_evidence(Attribution& report) {
   if (report.verdict == Verdict::TcpWrappers) {
     report.needs_provenance = true;
     const auto check = evidence_.wrapper_check(report.wrapper_pid, 0, UINT64_MAX);
@@ -49,7 +49,7 @@ void Attributor::add_evidence(Report& report) {
   if (report.verdict == Verdict::Firewall && report.netfilter_hook) report.needs_provenance = true;
 }
 
-bool Attributor::finish(const std::vector<TcpEvent>& group, std::optional<Report>& report) {
+bool Attributor::finish(const std::vector<TcpEvent>& group, std::optional<Attribution>& report) {
   if (report) {
     add_evidence(*report);
     return true;
@@ -62,33 +62,33 @@ bool Attributor::finish(const std::vector<TcpEvent>& group, std::optional<Report
   return false;
 }
 
-Report Attributor::judge_alone(const TcpEvent& event) {
+Attribution Attributor::judge_alone(const TcpEvent& event) {
   const std::vector<TcpEvent> group{event};
-  std::optional<Report> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
+  std::optional<Attribution> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
   if (report) {
     add_evidence(*report);
     return std::move(*report);
   }
-  return Report{event, Verdict::None, "ordinary teardown, not a failure: " + describe_evidence(names_, event)};
+  return Attribution{event, Verdict::None, "ordinary teardown, not a failure: " + describe_evidence(names_, event)};
 }
 
-std::vector<Report> Attributor::judge_all(const std::vector<std::vector<TcpEvent>>& groups) {
-  std::vector<Report> reports;
+std::vector<Attribution> Attributor::judge_all(const std::vector<std::vector<TcpEvent>>& groups) {
+  std::vector<Attribution> reports;
   reports.reserve(groups.size());
   for (const auto& group : groups) {
-    std::optional<Report> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
+    std::optional<Attribution> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
     if (finish(group, report)) reports.push_back(std::move(*report));
   }
   return reports;
 }
 
-std::vector<Report> Attributor::add(const TcpEvent& event) {
+std::vector<Attribution> Attributor::add(const TcpEvent& event) {
   if (raw_) return judge_all({{event}});
   correlator_.add(event);
   return {};
 }
 
-std::vector<Report> Attributor::add(TcpEvent&& event) {
+std::vector<Attribution> Attributor::add(TcpEvent&& event) {
   if (raw_) return judge_all({{std::move(event)}});
   correlator_.add(std::move(event));
   return {};

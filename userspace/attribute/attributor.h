@@ -9,7 +9,7 @@
 #include "attribute/correlator.h"
 #include "attribute/describe.h"
 #include "attribute/evidence.h"
-#include "attribute/report.h"
+#include "attribute/attribution.h"
 #include "attribute/rules.h"
 #include "collect/kernel_btf.h"
 
@@ -26,16 +26,16 @@ class Attributor {
              CorrelatorSettings settings = {}, uint32_t host_user_ns = kInitialUserNs);
 
   void add(const WrapperOpen& open) { evidence_.add(open); }
-  std::vector<Report> add(const TcpEvent& event);
-  std::vector<Report> add(TcpEvent&& event);  // the same, without copying the event
+  std::vector<Attribution> add(const TcpEvent& event);
+  std::vector<Attribution> add(TcpEvent&& event);  // the same, without copying the event
   // Reports whose connection has settled by now (CLOCK_MONOTONIC ns), in
-  // order, handed one at a time to on_report(Report&) (which may move from it):
+  // order, handed one at a time to on_report(Attribution&) (which may move from it):
   // no vector of reports is built
   // (a storm settles thousands per poll), each group is judged right before its report.
   template <typename OnReport>
   void due(uint64_t now_ns, OnReport&& on_report) {
     correlator_.take_due(now_ns, [&](std::vector<TcpEvent>& group) {
-      std::optional<Report> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
+      std::optional<Attribution> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
       if (finish(group, report)) on_report(*report);
     });
   }
@@ -46,7 +46,7 @@ class Attributor {
 
   // One event judged as --raw would, with its evidence; Verdict::None when its
   // rules find nothing to report (storms: attribute/storm.h).
-  Report judge_alone(const TcpEvent& event);
+  Attribution judge_alone(const TcpEvent& event);
 
   uint64_t absorbed() const { return correlator_.absorbed(); }
   uint64_t ignored() const { return ignored_; }  // kernel events of ordinary teardown, not reported
@@ -54,11 +54,11 @@ class Attributor {
   uint64_t evicted() const { return correlator_.evicted(); }  // judged early: the table was full
 
  private:
-  std::vector<Report> judge_all(const std::vector<std::vector<TcpEvent>>& groups);
+  std::vector<Attribution> judge_all(const std::vector<std::vector<TcpEvent>>& groups);
   // After judge(): evidence for a report; else the --raw line, or the group
   // counted as ignored. False: no report.
-  bool finish(const std::vector<TcpEvent>& group, std::optional<Report>& report);
-  void add_evidence(Report& report);
+  bool finish(const std::vector<TcpEvent>& group, std::optional<Attribution>& report);
+  void add_evidence(Attribution& report);
 
   const KernelNames& names_;
   std::set<uint16_t> watched_ports_;

@@ -71,7 +71,7 @@ class Judge {
   Judge(const Judge&) = delete;
   Judge& operator=(const Judge&) = delete;
 
-  std::optional<Report> run() {
+  std::optional<Attribution> run() {
     if (auto report = firewall()) return report;
     if (auto report = no_listener()) return report;
     if (auto report = closed_by_owner()) return report;
@@ -112,8 +112,8 @@ class Judge {
   std::string local(const TcpEvent& e) const { return format_endpoint(e.family, e.local); }
   std::string remote(const TcpEvent& e) const { return format_endpoint(e.family, e.remote); }
 
-  Report make(const TcpEvent& decisive, Verdict verdict, std::string detail) const {
-    return Report{decisive, verdict, std::move(detail), static_cast<uint32_t>(group_.size())};
+  Attribution make(const TcpEvent& decisive, Verdict verdict, std::string detail) const {
+    return Attribution{decisive, verdict, std::move(detail), static_cast<uint32_t>(group_.size())};
   }
 
   // The event to show: the one the rule rests on, seen from the watched end
@@ -130,7 +130,7 @@ class Judge {
   }
 
   // netfilter dropped packets of this connection (NETFILTER_DROP).
-  std::optional<Report> firewall() const {
+  std::optional<Attribution> firewall() const {
     const TcpEvent* drop = find([&](const TcpEvent& e) { return e.kind == EventKind::Drop && reason_is(e, "NETFILTER_DROP"); });
     if (!drop) return std::nullopt;
     const auto drops = std::count_if(group_.begin(), group_.end(), [&](const TcpEvent& e) {
@@ -145,7 +145,7 @@ class Judge {
     std::string what = is_syn(*drop) ? "the SYN" : "packets";
     std::string detail = cat("netfilter dropped ", what, drop->ingress ? " from " : " to ", remote(*drop), " at the ", hook,
                              " hook (NETFILTER_DROP, ", plural(drops, "packet"), ")");
-    Report report = make(*drop, Verdict::Firewall, "");
+    Attribution report = make(*drop, Verdict::Firewall, "");
     report.netfilter_hook = hook;
     if (client_reset) {
       report.peer_saw = "reset";
@@ -161,7 +161,7 @@ class Judge {
   }
 
   // A SYN found no socket: nothing listens on the port.
-  std::optional<Report> no_listener() const {
+  std::optional<Attribution> no_listener() const {
     const TcpEvent* reset = find([&](const TcpEvent& e) {
       return e.kind == EventKind::ResetSent && !e.sock_id && reason_is(e, "NO_SOCKET");
     });
@@ -177,20 +177,20 @@ class Judge {
         return e.kind == EventKind::Drop && e.ingress && reason_is(e, "NO_SOCKET") && is_syn(e);
       });
       if (!drop) return std::nullopt;
-      Report report = make(*drop, Verdict::NoListener,
+      Attribution report = make(*drop, Verdict::NoListener,
                            cat("nothing listens on ", local(*drop), " (sshd down or restarting): the SYN from ",
                                remote(*drop), " found no socket (NO_SOCKET) and the kernel refused it with a reset"));
       report.peer_saw = "reset";
       return report;
     }
     if (is_syn(*reset)) {
-      Report report = make(*reset, Verdict::NoListener,
+      Attribution report = make(*reset, Verdict::NoListener,
                            cat("nothing listens on ", local(*reset), " (sshd down or restarting): the kernel refused the SYN from ",
                                remote(*reset), " with a reset (", reason_or_none(*reset), ")"));
       report.peer_saw = "reset";
       return report;
     }
-    Report report = make(*reset, Verdict::Kernel,
+    Attribution report = make(*reset, Verdict::Kernel,
                          cat("a segment from ", remote(*reset), " matched no socket (NO_SOCKET): the connection no longer ",
                              "exists here (closed, timed out, or its process restarted)"));
     report.peer_saw = "reset";
@@ -199,7 +199,7 @@ class Judge {
 
   // The owning process closed or aborted the connection itself: the rules
   // below, in this order, say why.
-  std::optional<Report> closed_by_owner() const {
+  std::optional<Attribution> closed_by_owner() const {
     const TcpEvent* reset = owner_reset();
     if (!reset) return std::nullopt;
     const TcpEvent& e = *reset;
@@ -225,14 +225,14 @@ class Judge {
   }
 
   // A report on the owner's reset: the client got it.
-  Report owner_report(const TcpEvent& e, Verdict verdict, std::string detail) const {
-    Report report = make(e, verdict, std::move(detail));
+  Attribution owner_report(const TcpEvent& e, Verdict verdict, std::string detail) const {
+    Attribution report = make(e, verdict, std::move(detail));
     report.peer_saw = "reset";
     return report;
   }
 
   // The closing end is the client of the watched port: the peer gave up.
-  std::optional<Report> client_gave_up(const TcpEvent& e) const {
+  std::optional<Attribution> client_gave_up(const TcpEvent& e) const {
     if (watched(e.local.port) || !watched(e.remote.port)) return std::nullopt;
     // Both ends on this host: show the watched end, which received it.
     const TcpEvent* server_side = find([&](const TcpEvent& other) {
@@ -244,7 +244,7 @@ class Judge {
   }
 
   // The owner read the wrapper files, sent nothing and closed: libwrap refused.
-  std::optional<Report> wrappers_refused(const TcpEvent& e) const {
+  std::optional<Attribution> wrappers_refused(const TcpEvent& e) const {
     const Process& owner = *e.owner;
     const uint64_t from = e.acceptor_monotonic_ns ? e.acceptor_monotonic_ns
                                                   : (e.monotonic_ns > kWrapperLookback ? e.monotonic_ns - kWrapperLookback : 0);
@@ -254,7 +254,7 @@ class Judge {
     const char* files = check->hosts_allow && check->hosts_deny ? "/etc/hosts.allow and /etc/hosts.deny"
                         : check->hosts_deny                       ? "/etc/hosts.deny"
                                                                   : "/etc/hosts.allow";
-    Report report = owner_report(e, Verdict::TcpWrappers,
+    Attribution report = owner_report(e, Verdict::TcpWrappers,
                                  process_text(owner) + " read " + files + ", sent nothing, and " + how_closed(e) + " " +
                                      seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
                                      remote(e) + " (" + reason(e) + ")");
@@ -264,14 +264,14 @@ class Judge {
   }
 
   // A process that is not sshd closed it: no sshd rule applies.
-  Report not_sshd(const TcpEvent& e) const {
+  Attribution not_sshd(const TcpEvent& e) const {
     return owner_report(e, Verdict::Unknown,
                         "the local process " + process_text(*e.owner) + " on " + local(e) + " " + how_closed(e) + " (" +
                             reason(e) + ", " + plural(e.unread_bytes, "unread byte") + "); it is not sshd");
   }
 
   // The listener itself closed an accepted connection: MaxStartups or PerSourcePenalties.
-  std::optional<Report> listener_refused(const TcpEvent& e) const {
+  std::optional<Attribution> listener_refused(const TcpEvent& e) const {
     if (!e.acceptor_pid || e.acceptor_pid != e.owner->pid) return std::nullopt;
     return owner_report(e, Verdict::Sshd,
                         "the listening " + process_text(*e.owner) + " closed the connection from " + remote(e) + " " +
@@ -280,7 +280,7 @@ class Judge {
                             reason(e) + ")");
   }
 
-  std::optional<Report> child_killed(const TcpEvent& e) const {
+  std::optional<Attribution> child_killed(const TcpEvent& e) const {
     if (!e.owner_exiting || !(e.owner_exit_code & 0x7f)) return std::nullopt;
     const char* signal = sigabbrev_np(static_cast<int>(e.owner_exit_code & 0x7f));
     return owner_report(e, Verdict::Sshd,
@@ -288,7 +288,7 @@ class Judge {
                             " holding the connection from " + remote(e) + " (" + reason(e) + ")");
   }
 
-  std::optional<Report> login_grace_expired(const TcpEvent& e) const {
+  std::optional<Attribution> login_grace_expired(const TcpEvent& e) const {
     if (!e.acceptor_monotonic_ns || e.monotonic_ns - e.acceptor_monotonic_ns < kLoginGraceTime) return std::nullopt;
     return owner_report(e, Verdict::Sshd,
                         "the sshd child " + process_text(*e.owner) + " " + how_closed(e) + " " +
@@ -297,7 +297,7 @@ class Judge {
   }
 
   // The pre-auth child left client data unread: not SSH, or a bad banner.
-  std::optional<Report> garbage_banner(const TcpEvent& e) const {
+  std::optional<Attribution> garbage_banner(const TcpEvent& e) const {
     if (e.bytes_received == 0 || (e.unread_bytes == 0 && !reason_is(e, "TCP_ABORT_ON_DATA"))) return std::nullopt;
     return owner_report(e, Verdict::Sshd,
                         "the pre-auth sshd child " + process_text(*e.owner) + " " + how_closed(e) +
@@ -307,7 +307,7 @@ class Judge {
   }
 
   // None of the above: the child closed it (authentication failed, the client left, ...).
-  Report sshd_closed(const TcpEvent& e) const {
+  Attribution sshd_closed(const TcpEvent& e) const {
     return owner_report(e, Verdict::Sshd,
                         process_text(*e.owner) + " " + how_closed(e) + " the connection from " + remote(e) + " (" +
                             reason(e) + ", " + plural(e.bytes_received, "byte") + " received, " +
@@ -320,7 +320,7 @@ class Judge {
   }
 
   // The TCP stack reset the connection for a protocol reason of its own.
-  std::optional<Report> stack_reset() const {
+  std::optional<Attribution> stack_reset() const {
     const TcpEvent* reset = find([&](const TcpEvent& e) {
       return e.kind == EventKind::ResetSent && e.reason && !reason_is(e, "NOT_SPECIFIED");
     });
@@ -328,14 +328,14 @@ class Judge {
     std::string detail = "the kernel reset the connection with " + remote(*reset) + ": " + kernel_reason_phrase(reason(*reset)) +
                          " (" + reason(*reset) + ")";
     if (reset->owner) detail += "; socket of " + process_text(*reset->owner);
-    Report report = make(*reset, Verdict::Kernel, detail);
+    Attribution report = make(*reset, Verdict::Kernel, detail);
     report.peer_saw = "reset";
     return report;
   }
 
   // A reset came from the other end. A received reset on the same socket as
   // one sent is the kernel's own abort (tcp_reset() runs for both), not the peer's.
-  std::optional<Report> peer_reset() const {
+  std::optional<Attribution> peer_reset() const {
     const TcpEvent* received = find([&](const TcpEvent& e) {
       if (e.kind != EventKind::ResetReceived) return false;
       return std::none_of(group_.begin(), group_.end(), [&](const TcpEvent& other) {
@@ -350,7 +350,7 @@ class Judge {
   }
 
   // Packets dropped for a reason of the kernel's own.
-  std::optional<Report> kernel_drop() const {
+  std::optional<Attribution> kernel_drop() const {
     const TcpEvent* drop = find([](const TcpEvent& e) { return e.kind == EventKind::Drop; });
     if (!drop) return std::nullopt;
     const std::string name = reason(*drop).empty() ? "no reason given" : reason(*drop);
@@ -397,7 +397,7 @@ bool is_sshd_family(const std::string& comm) {
   return comm == "sshd" || comm == "sshd-session" || comm == "sshd-auth" || comm.rfind("sshd:", 0) == 0;
 }
 
-std::optional<Report> judge(const std::vector<TcpEvent>& group, const RuleContext& context) {
+std::optional<Attribution> judge(const std::vector<TcpEvent>& group, const RuleContext& context) {
   return Judge(group, context).run();
 }
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "attribute/evidence.h"
-#include "attribute/report.h"
+#include "attribute/attribution.h"
 #include "collect/kernel_btf.h"
 
 namespace rsttrace {
@@ -19,7 +19,7 @@ struct RuleContext {
 
 // nullopt: the group is ordinary teardown (e.g. QUEUE_PURGE drops of a
 // normal close), not a connection failure; --raw still shows its events.
-std::optional<Report> judge(const std::vector<TcpEvent>& group, const RuleContext& context);
+std::optional<Attribution> judge(const std::vector<TcpEvent>& group, const RuleContext& context);
 
 // sshd, and the sshd-session / sshd-auth of OpenSSH 9.8+.
 bool is_sshd_family(const std::string& comm);

@@ -49,7 +49,7 @@ void StormTracker::start(const rsttrace_storm_key& key, const TcpEvent& event, c
   if (!storms_.back().start_pending) line(storms_.back(), StormState::Start, event.monotonic_ns, on_line);
 }
 
-void StormTracker::update_verdict_impl(const rsttrace_storm_key& key, Report verdict, uint64_t now_ns,
+void StormTracker::update_verdict_impl(const rsttrace_storm_key& key, Attribution verdict, uint64_t now_ns,
                                        const LineFunction& on_line) {
   for (Storm& storm : storms_)
     if (StormKeyEqual{}(storm.key, key)) {

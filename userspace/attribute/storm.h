@@ -18,7 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "attribute/report.h"
+#include "attribute/attribution.h"
 #include "collect/storm_counters.h"
 #include "rsttrace/records.h"
 
@@ -49,7 +49,7 @@ std::string_view storm_state_name(StormState state);  // start / ongoing / end
 struct StormReport {
   StormState state = StormState::Start;
   rsttrace_storm_key key{};
-  const Report* verdict = nullptr;  // the class judged alone; its event is the one that started the storm
+  const Attribution* verdict = nullptr;  // the class judged alone; its event is the one that started the storm
   uint64_t count = 0;               // events since the previous line
   uint64_t total = 0;               // events since the start
   uint64_t since_monotonic_ns = 0;  // start of the storm
@@ -60,7 +60,7 @@ struct StormReport {
 class StormTracker {
  public:
   // The class's verdict from the event that started it (its key alongside).
-  using JudgeAlone = std::function<Report(const rsttrace_storm_key&, const TcpEvent&)>;
+  using JudgeAlone = std::function<Attribution(const rsttrace_storm_key&, const TcpEvent&)>;
   static constexpr uint64_t kSecondNs = 1'000'000'000ULL;
   // Distinct classes counted per second; beyond, new classes are not tracked
   // that second (a scan from very many addresses stays per connection).
@@ -101,11 +101,11 @@ class StormTracker {
   }
 
   // The verdict of a storm, once its provenance (the rule, the jail) is in.
-  // A storm whose verdict needed provenance (Report::needs_provenance) holds
+  // A storm whose verdict needed provenance (Attribution::needs_provenance) holds
   // its start line until then, so that every line of it names the rule: the
   // start line goes out here. Nothing if the storm has ended meanwhile.
   template <typename OnLine>
-  void update_verdict(const rsttrace_storm_key& key, Report verdict, uint64_t now_ns, OnLine&& on_line) {
+  void update_verdict(const rsttrace_storm_key& key, Attribution verdict, uint64_t now_ns, OnLine&& on_line) {
     update_verdict_impl(key, std::move(verdict), now_ns, on_line_function(on_line));
   }
 
@@ -124,14 +124,14 @@ class StormTracker {
   struct Storm {
     rsttrace_storm_key key{};
     uint32_t slot = 0;
-    Report verdict;
+    Attribution verdict;
     uint64_t since_ns = 0;
     uint64_t last_line_ns = 0;
     uint64_t reported = 0;       // kernel count already in lines
     uint64_t ending_since_ns = 0;  // deactivated at; 0 while counting
     bool start_pending = false;    // the start line waits for the verdict's provenance
   };
-  void update_verdict_impl(const rsttrace_storm_key& key, Report verdict, uint64_t now_ns, const LineFunction& on_line);
+  void update_verdict_impl(const rsttrace_storm_key& key, Attribution verdict, uint64_t now_ns, const LineFunction& on_line);
   void start(const rsttrace_storm_key& key, const TcpEvent& event, const LineFunction& on_line);
   void tick_impl(uint64_t now_ns, bool final, const LineFunction& on_line);
   void line(Storm& storm, StormState state, uint64_t now_ns, const LineFunction& on_line);

@@ -11,7 +11,7 @@
 
 namespace rsttrace {
 
-void EventCounters::add(const Report& report, uint16_t port, uint64_t count) {
+void EventCounters::add(const Attribution& report, uint16_t port, uint64_t count) {
   total_ += count;
   const std::string_view kind = kind_name(report.event.kind), direction = direction_name(report.event.kind);
   if (last_ && last_->first.port == port && last_->first.verdict == report.verdict &&

@@ -9,7 +9,7 @@
 #include <tuple>
 #include <vector>
 
-#include "attribute/report.h"
+#include "attribute/attribution.h"
 #include "collect/kernel_stats.h"  // ProgramStats
 
 namespace rsttrace {
@@ -33,8 +33,8 @@ class EventCounters {
     last_ = nullptr;
     return *this;
   }
-  void add(const Report& report) { add(report, report.event.local.port, 1); }
-  void add(const Report& report, uint16_t port, uint64_t count);
+  void add(const Attribution& report) { add(report, report.event.local.port, 1); }
+  void add(const Attribution& report, uint16_t port, uint64_t count);
   const std::map<EventLabels, uint64_t>& counts() const { return counts_; }
   uint64_t total() const { return total_; }
 

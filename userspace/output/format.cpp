@@ -58,7 +58,7 @@ WallClock WallClock::now() {
 
 namespace {
 
-void write_written_by(JsonObjectWriter& out, const Report& report, const WallClock& clock) {
+void write_written_by(JsonObjectWriter& out, const Attribution& report, const WallClock& clock) {
   if (report.written_by) {
     const WrapperOpen& w = *report.written_by;
     JsonObjectWriter by = out.object("written_by");
@@ -100,7 +100,7 @@ void write_rule(JsonObjectWriter& out, const std::optional<FirewallRule>& rule) 
 
 }  // namespace
 
-std::string Formatter::event_line(const Report& report) const {
+std::string Formatter::event_line(const Attribution& report) const {
   std::string line;
   line.reserve(768);
   append_event_line(line, report);
@@ -123,7 +123,7 @@ void Formatter::append_enum_names(JsonObjectWriter& out, const TcpEvent& e) cons
   enum_name("kernel_reason", e.kind == EventKind::Drop ? names.drop_reasons : names.reset_reasons, e.reason, "reason");
 }
 
-void Formatter::append_event_line(std::string& line, const Report& report) const {
+void Formatter::append_event_line(std::string& line, const Attribution& report) const {
   const TcpEvent& e = report.event;
   JsonObjectWriter out(line);
   out.string("type", "event")
@@ -166,7 +166,7 @@ void Formatter::append_event_line(std::string& line, const Report& report) const
 }
 
 void Formatter::append_storm_line(std::string& line, const StormReport& storm) const {
-  const Report& verdict = *storm.verdict;
+  const Attribution& verdict = *storm.verdict;
   const TcpEvent& e = verdict.event;  // the event that started the storm: same class
   JsonObjectWriter out(line);
   out.string("type", "storm")
@@ -196,7 +196,7 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
 }
 
 std::string Formatter::storm_text(const StormReport& storm) const {
-  const Report& verdict = *storm.verdict;
+  const Attribution& verdict = *storm.verdict;
   std::string text;
   append_rfc3339_micro(text, clock.unix_ns(storm.now_monotonic_ns));
   text += " storm ";
@@ -214,11 +214,11 @@ std::string Formatter::storm_text(const StormReport& storm) const {
   return text;
 }
 
-nlohmann::ordered_json Formatter::event_json(const Report& report) const {
+nlohmann::ordered_json Formatter::event_json(const Attribution& report) const {
   return nlohmann::ordered_json::parse(event_line(report));
 }
 
-std::string Formatter::event_text(const Report& report) const {
+std::string Formatter::event_text(const Attribution& report) const {
   const TcpEvent& e = report.event;
   std::string line;
   line.reserve(160 + verdict_name(report.verdict).size() + report.detail.size());

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "attribute/report.h"
+#include "attribute/attribution.h"
 #include "attribute/storm.h"
 #include "collect/kernel_btf.h"
 #include "text/escape.h"       // escape_untrusted, addresses: for callers of this header
@@ -36,10 +36,10 @@ struct Formatter {
   const KernelNames& names;
   WallClock clock;
 
-  std::string event_line(const Report& report) const;            // one JSON line, written directly
-  void append_event_line(std::string& out, const Report& report) const;  // the same, appended to `out`
-  nlohmann::ordered_json event_json(const Report& report) const;  // the same, as a DOM (tests, tools)
-  std::string event_text(const Report& report) const;
+  std::string event_line(const Attribution& report) const;            // one JSON line, written directly
+  void append_event_line(std::string& out, const Attribution& report) const;  // the same, appended to `out`
+  nlohmann::ordered_json event_json(const Attribution& report) const;  // the same, as a DOM (tests, tools)
+  std::string event_text(const Attribution& report) const;
   // A storm's line (docs/events.md, "storm") and its text form.
   void append_storm_line(std::string& out, const StormReport& storm) const;
   std::string storm_text(const StormReport& storm) const;

@@ -6,7 +6,7 @@
 
 namespace rsttrace {
 
-void RunTally::add(const Report& report) {
+void RunTally::add(const Attribution& report) {
   interval_.add(report);
   run_.add(report);
   ++counts_.reports;
@@ -18,7 +18,7 @@ void RunTally::add(const Report& report) {
   }
 }
 
-void RunTally::add_storm(const Report& verdict, const std::string& peer_addr, uint64_t count) {
+void RunTally::add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count) {
   interval_.add_storm(verdict, peer_addr, count);
   run_.add_storm(verdict, peer_addr, count);
 }

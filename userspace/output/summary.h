@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "attribute/report.h"
+#include "attribute/attribution.h"
 #include "collect/kernel_stats.h"
 #include "output/tally.h"
 
@@ -40,8 +40,8 @@ struct RunCounts {
 // Every report and storm line of the run, counted once.
 class RunTally {
  public:
-  void add(const Report& report);
-  void add_storm(const Report& verdict, const std::string& peer_addr, uint64_t count);
+  void add(const Attribution& report);
+  void add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count);
   const RunCounts& counts() const { return counts_; }
   const Tally& run() const { return run_; }            // since the start
   const Tally& interval() const { return interval_; }  // since clear_interval()

@@ -29,13 +29,13 @@ std::vector<std::pair<std::string, uint64_t>> BoundedCounts::top(size_t n) const
   return all;
 }
 
-void Tally::add(const Report& report) {
+void Tally::add(const Attribution& report) {
   ++total_;
   ++by_verdict_[static_cast<size_t>(report.verdict)];
   by_remote_.add(format_address(report.event.family, report.event.remote.addr));
 }
 
-void Tally::add_storm(const Report& verdict, const std::string& peer_addr, uint64_t count) {
+void Tally::add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count) {
   if (count == 0) return;
   storm_events_ += count;
   storm_by_verdict_[static_cast<size_t>(verdict.verdict)] += count;

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "attribute/report.h"
+#include "attribute/attribution.h"
 
 namespace rsttrace {
 
@@ -43,10 +43,10 @@ class BoundedCounts {
 
 class Tally {
  public:
-  void add(const Report& report);
+  void add(const Attribution& report);
   // Events of a storm line (attribute/storm.h): counted by verdict apart from
   // the event lines, and under the storm's peer among the remotes.
-  void add_storm(const Report& verdict, const std::string& peer_addr, uint64_t count);
+  void add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count);
   void clear() {
     total_ = 0;
     by_verdict_ = {};

@@ -15,7 +15,7 @@ uint64_t monotonic_now_ns() {
   return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
 }
 
-void add_fail2ban_jail(Report& report, Provenance& provenance) {
+void add_fail2ban_jail(Attribution& report, Provenance& provenance) {
   if (!report.written_by || report.writer_speaks_for_itself || report.fail2ban_jail) return;
   const WrapperOpen& writer = *report.written_by;
   report.fail2ban_jail =
@@ -28,7 +28,7 @@ void add_fail2ban_jail(Report& report, Provenance& provenance) {
                      ": fail2ban was not asked)";
 }
 
-void add_wrapper_line(Report& report, Provenance& provenance) {
+void add_wrapper_line(Attribution& report, Provenance& provenance) {
   const std::string root = provenance.mount_root(
       report.wrapper_mnt_ns, report.event.acceptor_pid ? report.event.acceptor_pid : report.wrapper_pid);
   // The files as the refused process saw them (its mount namespace), read now.
@@ -66,7 +66,7 @@ void add_wrapper_line(Report& report, Provenance& provenance) {
         static_cast<uint64_t>(st->st_mtim.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(st->st_mtim.tv_nsec);
 }
 
-void add_firewall_rule(Report& report, Provenance& provenance) {
+void add_firewall_rule(Attribution& report, Provenance& provenance) {
   report.rule = provenance.dropping_rule(report.event, *report.netfilter_hook, monotonic_now_ns());
   if (!report.rule) {
     report.detail += provenance.access().available()
@@ -87,7 +87,7 @@ void add_firewall_rule(Report& report, Provenance& provenance) {
 // Each lookup runs for the facts that call for it, whatever the verdict: a
 // process that read the wrapper files (wrapper_pid) and a netfilter hook that
 // dropped a packet (netfilter_hook) are set by the rules that found them.
-void add_system_provenance(Report& report, Provenance& provenance) {
+void add_system_provenance(Attribution& report, Provenance& provenance) {
   if (report.wrapper_pid) {
     add_fail2ban_jail(report, provenance);
     add_wrapper_line(report, provenance);

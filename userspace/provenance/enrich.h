@@ -5,12 +5,12 @@
 // runs on the provenance worker (provenance/worker.h), never in the trace loop.
 #pragma once
 
-#include "attribute/report.h"
+#include "attribute/attribution.h"
 #include "provenance/provenance.h"
 
 namespace rsttrace {
 
 // For a report marked needs_provenance; appends to its detail.
-void add_system_provenance(Report& report, Provenance& provenance);
+void add_system_provenance(Attribution& report, Provenance& provenance);
 
 }  // namespace rsttrace

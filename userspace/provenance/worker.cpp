@@ -30,7 +30,7 @@ ProvenanceWorker::~ProvenanceWorker() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool ProvenanceWorker::submit(Report& report, uint64_t now_ns, Deliver deliver) {
+bool ProvenanceWorker::submit(Attribution& report, uint64_t now_ns, Deliver deliver) {
   {
     std::lock_guard lock(mutex_);
     if (stop_ || jobs_.size() >= settings_.max_jobs) {
@@ -50,7 +50,7 @@ bool ProvenanceWorker::submit(Report& report, uint64_t now_ns, Deliver deliver) 
 void ProvenanceWorker::run() {
   for (;;) {
     std::shared_ptr<Job> job;
-    Report work;
+    Attribution work;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] {

@@ -27,16 +27,16 @@
 #include <mutex>
 #include <thread>
 
-#include "attribute/report.h"
+#include "attribute/attribution.h"
 
 namespace rsttrace {
 
 class ProvenanceWorker {
  public:
-  using Enrich = std::function<void(Report&)>;
+  using Enrich = std::function<void(Attribution&)>;
   // Where a report goes once its provenance is in, or its deadline passed:
   // printed, or (a storm's verdict) stored. Runs on the trace loop's thread.
-  using Deliver = std::function<void(Report&)>;
+  using Deliver = std::function<void(Attribution&)>;
   struct Settings {
     std::chrono::milliseconds deadline{3000};
     size_t max_jobs = 256;
@@ -51,7 +51,7 @@ class ProvenanceWorker {
   ProvenanceWorker& operator=(const ProvenanceWorker&) = delete;
 
   // Queues `report` (moved from only when it returns true). now_ns: CLOCK_MONOTONIC.
-  bool submit(Report& report, uint64_t now_ns, Deliver deliver);
+  bool submit(Attribution& report, uint64_t now_ns, Deliver deliver);
   // Delivers, in submission order, every report that is done and every one
   // past its deadline (without its provenance).
   void take_ready(uint64_t now_ns);
@@ -67,7 +67,7 @@ class ProvenanceWorker {
  private:
   enum class State { Queued, Running, Done, Abandoned };
   struct Job {
-    Report report;
+    Attribution report;
     Deliver deliver;
     uint64_t deadline_ns = 0;
     State state = State::Queued;

@@ -1,5 +1,7 @@
-// What rsttrace prints for one connection's reset or drop: the kernel's
-// evidence plus the verdict drawn from it.
+// An attribution: what rsttrace says of one connection's reset or drop, the
+// kernel's evidence plus the verdict drawn from it; one event line. (Variables
+// holding one are often named `report`; "report" as a name of its own is the
+// `rsttrace report` subcommand: report/ and app/report.cpp.)
 #pragma once
 
 #include <cstdint>
@@ -12,7 +14,7 @@
 
 namespace rsttrace {
 
-struct Report {
+struct Attribution {
   TcpEvent event;            // the decisive kernel event
   Verdict verdict = Verdict::Unknown;
   std::string detail;        // one sentence: the evidence behind the verdict
