@@ -28,6 +28,7 @@
 
 #define PF_EXITING 0x00000004
 
+/* The running process becomes `sk`'s owner, learnt from `source` (enum rsttrace_owner_source). */
 static __always_inline void record_owner(const struct sock *sk, __u8 source)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();

@@ -97,12 +97,18 @@ int BPF_PROG(handle_send_reset)
  *				enum sk_rst_reason reason);
  * Before 6.10: (struct sock *sk, gfp_t priority). Only sk is read.
  *
- * Before 6.10, tcp_send_active_reset() (close() with unread data, a zero
- * linger, disconnect, keepalive and memory aborts) does not reach
- * tcp:tcp_send_reset. Where kprobes exist, this fills the gap; userspace
- * loads it only when the tracepoint lacks the reason argument, so one reset is
- * never reported twice. The close and disconnect paths set TCP_CLOSE before
- * sending, in the closing process; the timer paths send from the old state.
+ * Active resets: close() with unread data, a zero linger, disconnect,
+ * keepalive and memory aborts. Userspace loads this kprobe only when
+ * tcp:tcp_send_reset lacks the reason argument (before 6.10), where kprobes
+ * exist, to tell the closer's resets apart. The close and disconnect paths set
+ * TCP_CLOSE before sending, in the closing process; the timer paths send from
+ * the old state.
+ *
+ * Measured on Debian 12's 6.1 (tests/kernel-matrix/run-guest, 2026-11-30):
+ * tcp:tcp_send_reset fires for an active reset there too (skb NULL, state
+ * CLOSE), so with this kprobe loaded one close() abort gives two reset-sent
+ * events (--raw: reset_sent 2). The premise that active resets skip the
+ * tracepoint before 6.10 does not hold on 6.1.
  */
 SEC("kprobe/tcp_send_active_reset")
 int BPF_KPROBE(handle_active_reset, struct sock *sk)
