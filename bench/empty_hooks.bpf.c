@@ -6,6 +6,7 @@
  * the syscall slow path that syscall tracepoints put every process on) is
  * measured apart from rsttrace's work. rsttrace_empty_hooks checks at start
  * that each program's section is the one rsttrace's program of that name has.
+ * Each hook's kernel prototype heads its program in bpf/rsttrace.bpf.c.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Differences between kernels, in one place. Every entry names the kernel
- * change it covers and resolves it with CO-RE (field/enum existence, bitfield
- * relocations) or a read-only switch that userspace sets from the running
- * kernel's BTF before load. Never LINUX_VERSION_CODE: one object loads on all.
+ * change it covers (commit id and subject, as libbpf-tools does; "commit not
+ * verified" where the id could not be confirmed) and resolves it with CO-RE
+ * (field/enum existence, bitfield relocations) or a read-only switch that
+ * userspace sets from the running kernel's BTF before load. Never
+ * LINUX_VERSION_CODE: one object loads on all.
  */
 #ifndef RSTTRACE_CORE_FIXES_BPF_H
 #define RSTTRACE_CORE_FIXES_BPF_H
@@ -12,35 +14,48 @@
 #include <bpf/bpf_core_read.h>
 
 /*
- * Number of arguments of the tracepoints whose prototype grew; set by
- * userspace (collect/kernel_features) from the btf_trace_<name> typedefs.
- * The verifier prunes the branches that read arguments the kernel lacks.
+ * Number of arguments of the tracepoints whose prototype grew. Userspace
+ * counts them in the btf_trace_<name> typedefs of the running kernel
+ * (collect/kernel_btf: TracepointShapes) and sets them here before load
+ * (collect/bpf_session.cpp). The verifier prunes the branches that read
+ * arguments the kernel lacks.
  *
- * tcp_send_reset: (sk, skb) until 6.10; 6.10 added `enum sk_rst_reason
- *   reason` (the "rstreason" series) and made tcp_send_active_reset() fire it.
- * kfree_skb: (skb, location) until 5.17; 5.17 added `reason` with
- *   kfree_skb_reason(); 6.11 added `rx_sk`, the receiving socket.
+ * tcp_send_reset: (sk, skb) until 6.10, where
+ *   b533fb9cf4f7 ("rstreason: make it work in trace world") added
+ *   `const enum sk_rst_reason reason`.
+ * kfree_skb: (skb, location) until 5.17, where
+ *   c504e5c2f964 ("net: skb: introduce kfree_skb_reason()") added
+ *   `enum skb_drop_reason reason`; 6.11 added `struct sock *rx_sk`, the
+ *   receiving socket (may be NULL), with
+ *   c53795d48ee8 ("net: add rx_sk to trace_kfree_skb").
  */
 const volatile __u8 tcp_send_reset_args = 3;
 const volatile __u8 kfree_skb_args = 4;
 
 /*
- * sk_protocol was an 8-bit bitfield until 5.6, a u16 of its own since
- * 5.6 ("sock: Make sk_protocol a 16-bit value", for MPTCP). The bitfield
- * relocation reads both layouts.
+ * sk_protocol was an 8-bit bitfield until 5.6 and is a u16 of its own since
+ * bf9765145b85 ("sock: Make sk_protocol a 16-bit value"), for MPTCP. The
+ * bitfield relocation reads both layouts: as a plain load where the socket
+ * is a BTF pointer (tp_btf), through bpf_probe_read_kernel() where it is not.
  */
-static __always_inline __u16 sk_protocol_of(const struct sock *sk, bool typed)
+static __always_inline __u16 sk_protocol_btf(const struct sock *sk)
 {
-	if (typed) /* a BTF pointer (tp_btf): a plain load */
-		return BPF_CORE_READ_BITFIELD(sk, sk_protocol);
+	return BPF_CORE_READ_BITFIELD(sk, sk_protocol);
+}
+
+static __always_inline __u16 sk_protocol_core(const struct sock *sk)
+{
 	return BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
 }
 
 /*
  * Reset reasons that tcp_close()/tcp_disconnect() pass to
  * tcp_send_active_reset(): those resets run in the closing process, so the
- * running task is the socket's owner. `enum sk_rst_reason` exists from 6.10;
- * before it, active resets do not reach the tracepoint at all.
+ * running task is the socket's owner. `enum sk_rst_reason` exists from 6.10:
+ * 5cb2cb3cb20c ("net: introduce rstreason to detect why the RST is sent")
+ * added it, 5691276b39da ("rstreason: prepare for active reset") gave
+ * tcp_send_active_reset() its reason argument, and b533fb9cf4f7 passes it to
+ * the tracepoint. Before that no reason reaches the tracepoint.
  */
 static __always_inline bool reset_sent_by_closer(__u32 reason)
 {
@@ -57,9 +72,10 @@ static __always_inline bool reset_sent_by_closer(__u32 reason)
 }
 
 /*
- * A received RST is freed with SKB_DROP_REASON_TCP_RESET after tcp_reset()
- * (named reasons for TCP drops arrived in 5.19-6.0); tcp:tcp_receive_reset
- * already reports it, so the drop is a duplicate.
+ * A received RST freed with SKB_DROP_REASON_TCP_RESET: tcp:tcp_receive_reset
+ * already reports the reset, so the drop is a duplicate. The reason exists
+ * from 5.19, da40b613f89c ("tcp: add drop reason support to
+ * tcp_validate_incoming()").
  */
 static __always_inline bool drop_is_consumed_reset(__u32 reason)
 {
@@ -69,10 +85,13 @@ static __always_inline bool drop_is_consumed_reset(__u32 reason)
 
 /*
  * A packet that matched no socket is answered with a reset, then freed with
- * SKB_DROP_REASON_NO_SOCKET (5.19+ names it; tcp:tcp_send_reset fires for it
- * from 6.10 on, with SK_RST_REASON_NO_SOCKET). The reset says it all, so that
- * drop is folded (counted, not emitted). Before 6.10 no reset is reported
- * for it and the drop is the evidence: nothing is folded there.
+ * SKB_DROP_REASON_NO_SOCKET (5.17, 85125597419a ("net: skb: use
+ * kfree_skb_reason() in tcp_v4_rcv()")). tcp:tcp_send_reset fires for that
+ * reset from 6.10 on, with SK_RST_REASON_NO_SOCKET: 19822a980e19 ("trace:
+ * tcp: fully support trace_tcp_send_reset") made the passive reset paths
+ * call it without a full socket. The reset says it all, so that drop is
+ * folded (counted, not emitted). Before 6.10 no reset is reported for it
+ * and the drop is the evidence: nothing is folded there.
  */
 static __always_inline bool drop_is_no_socket(__u32 reason)
 {
@@ -81,9 +100,10 @@ static __always_inline bool drop_is_no_socket(__u32 reason)
 }
 
 /*
- * bpf_get_current_task_btf() (5.11, "bpf: Add bpf_get_current_task_btf()
- * helper") returns a typed task, whose fields are plain loads; before it,
- * each field of the task is a bpf_probe_read_kernel() call.
+ * bpf_get_current_task_btf() (5.11, 3ca1032ab7ab ("bpf: Implement
+ * get_current_task_btf and RET_PTR_TO_BTF_ID")) returns a typed task, whose
+ * fields are plain loads; before it, each field of the task is a
+ * bpf_probe_read_kernel() call.
  */
 static __always_inline bool have_current_task_btf(void)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The records the BPF programs put on the ring buffer, defined once for both
- * sides: bpf/ compiles this as C against vmlinux.h, userspace/ as C++ against
+ * sides: bpf/ compiles this as C against vmlinux/<arch>/vmlinux.h, userspace/ as C++ against
  * <linux/types.h>. Fixed-width fields, explicit padding, sizes asserted below,
  * so a layout change breaks the build instead of silently misdecoding.
  */
@@ -167,7 +167,7 @@ struct rsttrace_storm_key {
 RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_storm_key) == 36, "storm_key layout");
 
 /*
- * A storm's peer and port (storm_peers): while one is listed, a connect() from
+ * A storm's peer and port (storm_peers, bpf/storm.bpf.h): while one is listed, a connect() from
  * that address to that port gets no owner record. Its connection would only
  * be counted in the storm, which names no process, and the record (an LRU
  * hash update) was the largest cost of a refused connection.

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Completing an event that passed the filters and putting it on the ring buffer. */
+#ifndef RSTTRACE_EMIT_BPF_H
+#define RSTTRACE_EMIT_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "filters.bpf.h"
+#include "maps.bpf.h"
+#include "owner.bpf.h"
+#include "rsttrace/records.h"
+#include "sock.bpf.h"
+#include "storm.bpf.h"
+
+static __always_inline void fill_context(struct rsttrace_tcp_event *e)
+{
+	e->header.type = RSTTRACE_RECORD_TCP_EVENT;
+	e->header.size = sizeof(*e);
+	e->ts_ns = bpf_ktime_get_ns();
+	e->context_pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->context_comm, sizeof(e->context_comm));
+}
+
+/*
+ * Called once an event passed the port filter: count it, filter the netns,
+ * then count it in its storm or complete and emit it. Context and owner are
+ * read only here, after the storm check: an aggregated event does not need them.
+ */
+static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock *sk, __u8 kind, __u32 seen_stat)
+{
+	e->kind = kind;
+	count(seen_stat);
+	if (!netns_selected(e->netns) || count_in_storm(e))
+		return;
+	fill_sock_counters(e, sk);
+	fill_context(e);
+	fill_owner(e);
+	/* No wakeup: a wakeup per event loses events on some kernels; userspace polls. */
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
+		count(RSTTRACE_STAT_LOST);
+	else
+		count(RSTTRACE_STAT_EMITTED);
+}
+
+/* A reset leaving this host; `by_closer`: sent by the process closing `sk`, its owner. */
+static __always_inline void emit_reset_sent(struct rsttrace_tcp_event *e, const struct sock *sk, bool by_closer)
+{
+	if (by_closer) {
+		e->flags |= RSTTRACE_FLAG_BY_CLOSER;
+		record_owner(sk, RSTTRACE_OWNER_CLOSE);
+	}
+	emit(e, sk, RSTTRACE_KIND_RESET_SENT, RSTTRACE_STAT_RESET_SENT);
+}
+
+#endif /* RSTTRACE_EMIT_BPF_H */

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Every map and global of rsttrace.bpf.o, in one place: what userspace sets
+ * before load (.rodata), writes after load (.bss) and reads (maps). The
+ * skeleton names them after the variables here and, as they are all defined
+ * before any program, lists them in this order.
+ */
+#ifndef RSTTRACE_MAPS_BPF_H
+#define RSTTRACE_MAPS_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "rsttrace/records.h"
+
+/* Set by userspace before load. 0: every network namespace. */
+const volatile __u32 filter_netns = 0;
+
+/* watched_ports[p] != 0: port p is watched. Written by userspace after load. */
+__u8 watched_ports[65536];
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* resized by userspace before load (--ring-buffer-kib) */
+} events SEC(".maps");
+
+/* Per-CPU counters, indexed by enum rsttrace_stat (records.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RSTTRACE_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct sock_owner {
+	__u64 ts_ns;
+	__u64 accept_ts_ns;
+	__u32 pid;
+	__u32 accept_pid; /* kept when a child later closes it: listener vs child */
+	__u32 exit_code;  /* the closer's exit_code when it closed while exiting */
+	__u8 source;      /* enum rsttrace_owner_source */
+	__u8 exiting;
+	__u8 pad[2];
+	char comm[RSTTRACE_COMM_LEN];
+};
+
+/*
+ * Socket address -> the process that last connected, accepted or closed it
+ * (owner.bpf.h). LRU: bounded, and a socket freed without a final state
+ * change simply ages out. Entries for reused addresses are reset when a new
+ * socket starts.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct sock_owner);
+} sock_owners SEC(".maps");
+
+/*
+ * Storm aggregation (records.h, storm.bpf.h): keys userspace put here are
+ * counted in storm_counts[slot] instead of being emitted. storms_in_use
+ * (written by userspace) skips the key lookup entirely while there is no storm.
+ */
+__u32 storms_in_use;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RSTTRACE_STORM_SLOTS);
+	__type(key, struct rsttrace_storm_key);
+	__type(value, struct rsttrace_storm_slot);
+} storm_keys SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RSTTRACE_STORM_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} storm_counts SEC(".maps");
+
+/* Peers and ports of the storms (records.h); values unused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RSTTRACE_STORM_SLOTS);
+	__type(key, struct rsttrace_storm_peer);
+	__type(value, __u8);
+} storm_peers SEC(".maps");
+
+/*
+ * The packet the last reported stack reset on this CPU answered (its skb
+ * address), 0 when none is pending (packet.bpf.h). The kernel sends the
+ * reset and frees the packet in one softirq pass on one CPU, so a per-CPU
+ * slot suffices.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} answered_packet SEC(".maps");
+
+/*
+ * Opens of a TCP wrappers file between sys_enter_openat and sys_exit_openat
+ * (wrappers.bpf.h). Keyed by pid_tgid (one syscall at a time per thread);
+ * LRU so that an entry whose exit never ran (a thread killed in between)
+ * ages out instead of filling the map.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct rsttrace_wrapper_open);
+} pending_wrapper_opens SEC(".maps");
+
+/*
+ * Entries put in pending_wrapper_opens and not yet taken out. sys_exit_openat
+ * fires for every openat of every process: while this is 0 (nearly always)
+ * it returns after one load, without a map lookup. An entry the LRU evicted
+ * leaves it too high, which costs only lookups, never a missed record.
+ */
+__u64 wrapper_opens_pending;
+
+/* One more in the per-CPU counter `stat` (enum rsttrace_stat). */
+static __always_inline void count(__u32 stat)
+{
+	__u64 *value = bpf_map_lookup_elem(&stats, &stat);
+
+	if (value)
+		*value += 1;
+}
+
+#endif /* RSTTRACE_MAPS_BPF_H */

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Reading a packet (struct sk_buff): addresses and ports from its own IPv4/IPv6
+ * and TCP headers, its device's namespace, and the packet a reported reset
+ * answered (to fold its NO_SOCKET drop into the reset).
+ */
+#ifndef RSTTRACE_PACKET_BPF_H
+#define RSTTRACE_PACKET_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "core_fixes.bpf.h"
+#include "maps.bpf.h"
+#include "rsttrace/records.h"
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define HEADER_UNSET ((__u16)~0U)
+
+/*
+ * Addresses and ports from the packet's own IPv4/IPv6 and TCP headers.
+ * `ingress`: the packet arrived here, so its destination is the local end.
+ * Returns false for anything that is not TCP (or is a non-first fragment).
+ */
+static __always_inline bool fill_packet_addresses(struct rsttrace_tcp_event *e,
+						  const struct sk_buff *skb, bool ingress)
+{
+	/* skb is typed in every caller (tp_btf); the packet bytes are not. */
+	unsigned char *head = skb->head;
+	__u16 network = skb->network_header;
+	__u8 *local = e->local_addr, *remote = e->remote_addr;
+	/* One read for both headers in the common case (IPv4 without options,
+	 * IPv6 without extension headers): the headers are in the skb's linear
+	 * head, which always has room past them (tailroom, skb_shared_info). */
+	union {
+		__u8 bytes[sizeof(struct ipv6hdr) + 14];
+		struct iphdr ip;
+		struct ipv6hdr ip6;
+	} h;
+	__u8 *tcp;
+	__u8 tcp_after_options[14];
+
+	if (network == HEADER_UNSET || bpf_probe_read_kernel(&h, sizeof(h), head + network))
+		return false;
+	if (h.bytes[0] >> 4 == 4) {
+		__u8 header_len = (h.bytes[0] & 0x0f) * 4;
+
+		if (h.ip.protocol != IPPROTO_TCP || (h.ip.frag_off & bpf_htons(0x1fff)) || header_len < 20)
+			return false;
+		e->family = 4;
+		__builtin_memcpy(ingress ? local : remote, &h.ip.daddr, 4);
+		__builtin_memcpy(ingress ? remote : local, &h.ip.saddr, 4);
+		if (header_len == 20) {
+			tcp = &h.bytes[20];
+		} else {
+			if (bpf_probe_read_kernel(tcp_after_options, sizeof(tcp_after_options),
+						  head + network + header_len))
+				return false;
+			tcp = tcp_after_options;
+		}
+	} else if (h.bytes[0] >> 4 == 6) {
+		if (h.ip6.nexthdr != IPPROTO_TCP) /* extension headers: not followed */
+			return false;
+		e->family = 6;
+		__builtin_memcpy(ingress ? local : remote, &h.ip6.daddr, 16);
+		__builtin_memcpy(ingress ? remote : local, &h.ip6.saddr, 16);
+		tcp = &h.bytes[sizeof(struct ipv6hdr)];
+	} else {
+		return false;
+	}
+	__u16 source = (__u16)tcp[0] << 8 | tcp[1];
+	__u16 dest = (__u16)tcp[2] << 8 | tcp[3];
+	e->local_port = ingress ? dest : source;
+	e->remote_port = ingress ? source : dest;
+	e->tcp_flags = tcp[13];
+	e->tcp_seq = (__u32)tcp[4] << 24 | (__u32)tcp[5] << 16 | (__u32)tcp[6] << 8 | tcp[7];
+	e->flags |= RSTTRACE_FLAG_PACKET | (ingress ? RSTTRACE_FLAG_INGRESS : 0);
+	return true;
+}
+
+/*
+ * The namespace (and, for drops, the index) of the packet's device, else of
+ * its route's device; false if it has neither.
+ */
+static __always_inline bool fill_packet_device(struct rsttrace_tcp_event *e, const struct sk_buff *skb,
+					       bool with_ifindex)
+{
+	const struct net_device *dev = skb->dev;
+	unsigned long refdst;
+
+	if (dev) {
+		if (with_ifindex)
+			e->ifindex = dev->ifindex;
+		e->netns = dev->nd_net.net->ns.inum;
+		return true;
+	}
+	refdst = skb->_skb_refdst & ~1UL; /* low bit: SKB_DST_NOREF */
+	if (!refdst)
+		return false;
+	/* An untyped pointer: read through the helper (bpf_core_cast needs 6.2+). */
+	dev = BPF_CORE_READ((struct dst_entry *)refdst, dev);
+	if (!dev)
+		return false;
+	if (with_ifindex)
+		e->ifindex = BPF_CORE_READ(dev, ifindex);
+	e->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return true;
+}
+
+/* The packet a reset answered (maps.bpf.h: answered_packet). */
+static __always_inline void remember_answered_packet(const struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&answered_packet, &zero);
+
+	if (slot)
+		*slot = (__u64)skb;
+}
+
+/*
+ * True when this drop is the NO_SOCKET free of the packet a reported reset
+ * just answered (core_fixes: drop_is_no_socket): one connection attempt is
+ * then one event, not two. Counted as a drop seen and as folded.
+ */
+static __always_inline bool fold_answered_drop(const struct sk_buff *skb, __u32 reason)
+{
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&answered_packet, &zero);
+	bool answered;
+
+	if (!slot || !*slot)
+		return false;
+	/* Cleared by the next drop whatever it is: a slot left by a packet that was
+	 * not dropped must never match a later packet at the same address. */
+	answered = *slot == (__u64)skb;
+	*slot = 0;
+	if (!answered || !drop_is_no_socket(reason))
+		return false;
+	count(RSTTRACE_STAT_DROP);
+	count(RSTTRACE_STAT_FOLDED);
+	return true;
+}
+
+#endif /* RSTTRACE_PACKET_BPF_H */
