@@ -37,6 +37,25 @@ def enter_private_netns():
     return os.stat("/proc/self/ns/net").st_ino
 
 
+def status_of(pid):
+    """/proc/PID/status as a dict of its fields."""
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def children_of(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(child) for child in f.read().split()]
+
+
+def nft_reject_table(test, table, port, comment):
+    """An inet table whose input chain rejects TCP to `port` with a reset, removed at the test's end."""
+    subprocess.run(["nft", "-f", "-"], check=True, text=True, input=(
+        f"table inet {table} {{\n  chain input {{\n    type filter hook input priority 0;\n"
+        f"    tcp dport {port} reject with tcp reset comment \"{comment}\"\n  }}\n}}\n"))
+    test.addCleanup(subprocess.run, ["nft", "delete", "table", "inet", table], capture_output=True)
+
+
 POLL_INTERVAL = 0.02  # how often a condition is checked, not a wait for an outcome
 
 

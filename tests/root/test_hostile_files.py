@@ -14,7 +14,7 @@ import time
 import unittest
 
 import harness
-from harness import Rsttrace, wait_until
+from harness import Rsttrace, children_of, status_of, wait_until
 
 PORT = 2241
 NETNS = None
@@ -25,16 +25,6 @@ def refused(count):
     for _ in range(count):
         with socket.socket() as sock:
             sock.connect_ex(("127.0.0.1", PORT))
-
-
-def status_of(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-
-def children_of(pid):
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(child) for child in f.read().split()]
 
 
 def brokers(rt, name="rsttrace-broker"):
@@ -211,10 +201,7 @@ class HostileFilesTest(unittest.TestCase):
 
     def test_killed_broker_is_noticed_and_tracing_goes_on(self):
         table = "rsttrace_hostile"
-        subprocess.run(["nft", "-f", "-"], check=True, text=True, input=(
-            f"table inet {table} {{\n  chain input {{\n    type filter hook input priority 0;\n"
-            f"    tcp dport {PORT} reject with tcp reset comment \"hostile-test\"\n  }}\n}}\n"))
-        self.addCleanup(subprocess.run, ["nft", "delete", "table", "inet", table], capture_output=True)
+        harness.nft_reject_table(self, table, PORT, "hostile-test")
         with socket.socket() as listener:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(("127.0.0.1", PORT))

@@ -8,7 +8,6 @@ within a second of SIGTERM while a lookup hangs."""
 import os
 import signal
 import socket
-import subprocess
 import time
 import unittest
 
@@ -31,10 +30,7 @@ def connect_once(port):
 class ProvenanceDeadlineTest(unittest.TestCase):
     def setUp(self):
         table = "rsttrace_deadline"
-        subprocess.run(["nft", "-f", "-"], check=True, text=True, input=(
-            f"table inet {table} {{\n  chain input {{\n    type filter hook input priority 0;\n"
-            f"    tcp dport {FIREWALLED} reject with tcp reset comment \"deadline-test\"\n  }}\n}}\n"))
-        self.addCleanup(subprocess.run, ["nft", "delete", "table", "inet", table], capture_output=True)
+        harness.nft_reject_table(self, table, FIREWALLED, "deadline-test")
         self.listener = socket.socket()  # the firewall rejects before it: a listener makes it a firewall verdict
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", FIREWALLED))

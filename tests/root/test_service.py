@@ -12,7 +12,7 @@ import unittest
 import urllib.request
 
 import harness
-from harness import Rsttrace, wait_until
+from harness import Rsttrace, children_of, status_of, wait_until
 
 PORT = 2223
 NETNS = None
@@ -206,16 +206,6 @@ class KeepsWorkingTest(unittest.TestCase):
             second.wait()
         self.assertEqual(rt.returncode, 0)
         self.assertEqual(rt.summary()["lost"], 0)
-
-
-def status_of(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-
-def children_of(pid):
-    with open(f"/proc/{pid}/task/{pid}/children") as f:
-        return [int(child) for child in f.read().split()]
 
 
 def start_sshd(test, workdir, extra_config="", wrap=None):

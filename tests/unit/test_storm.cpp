@@ -309,13 +309,16 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
   CHECK(text.find("peer 2001:db8::7") != std::string::npos);
 }
 
+// As judged(), for a class whose verdict waits for the system's state (a firewall rule).
+Attribution judged_needing_provenance(const rsttrace_storm_key& key, const TcpEvent& event) {
+  Attribution verdict = judged(key, event);
+  verdict.needs_provenance = true;
+  return verdict;
+}
+
 TEST_CASE("a storm whose verdict needs provenance starts once it is in, and every line carries it") {
   ScriptedKernel kernel;
-  StormTracker storms(2, kernel, [](const rsttrace_storm_key& key, const TcpEvent& event) {
-    Attribution verdict = judged(key, event);
-    verdict.needs_provenance = true;
-    return verdict;
-  });
+  StormTracker storms(2, kernel, judged_needing_provenance);
   std::vector<std::pair<StormState, std::string>> lines;
   auto on_line = [&](const StormReport& r) { lines.emplace_back(r.state, r.verdict->detail); };
   const rsttrace_storm_key key = key_for("192.0.2.7");
@@ -340,11 +343,7 @@ TEST_CASE("a storm whose verdict needs provenance starts once it is in, and ever
 
 TEST_CASE("a storm still waiting for its provenance at exit gets its start and end lines") {
   ScriptedKernel kernel;
-  StormTracker storms(2, kernel, [](const rsttrace_storm_key& key, const TcpEvent& event) {
-    Attribution verdict = judged(key, event);
-    verdict.needs_provenance = true;
-    return verdict;
-  });
+  StormTracker storms(2, kernel, judged_needing_provenance);
   std::vector<StormState> states;
   auto on_line = [&](const StormReport& r) { states.push_back(r.state); };
   const rsttrace_storm_key key = key_for("192.0.2.8");

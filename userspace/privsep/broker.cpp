@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "error.h"
+#include "privsep/fd_passing.h"
 #include "fd.h"
 
 namespace rsttrace {
@@ -52,39 +53,16 @@ bool read_all(int fd, void* data, size_t size) {
   return true;
 }
 
-bool send_fd(int socket, char status, int fd) {
-  iovec iov{&status, 1};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (fd >= 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
-  }
-  return sendmsg(socket, &msg, MSG_NOSIGNAL) == 1;
-}
+// The reply to an open: 1 and the descriptor, or 0 alone.
+bool send_fd(int socket, bool ok, int fd) { return send_word_and_fd(socket, ok ? 1 : 0, ok ? fd : -1); }
 
+// The descriptor, or -1 (refused, or the broker is gone).
 int receive_fd(int socket) {
-  char status = 0;
-  iovec iov{&status, 1};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  if (recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) != 1 || status != 1) return -1;
-  const cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  if (!cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) return -1;
+  int32_t ok = 0;
   int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-  return fd;
+  if (receive_word_and_fd(socket, ok, fd) && ok == 1 && fd >= 0) return fd;
+  if (fd >= 0) close(fd);
+  return -1;
 }
 
 bool send_error(int socket, const std::string& error) {
@@ -108,8 +86,8 @@ bool serve_file_op(int socket, char op, const BrokerFiles& files, std::optional<
     if (!files.capture.empty())
       opened = open_capture_path(files.capture, op == 'T' ? CaptureOpen::Rotate : CaptureOpen::Append,
                                  files.capture_keep, files.collector_uid);
-    return opened ? send_fd(socket, 1, opened->get()) && send_error(socket, "")
-                  : send_fd(socket, 0, -1) && send_error(socket, opened.reason());
+    return opened ? send_fd(socket, true, opened->get()) && send_error(socket, "")
+                  : send_fd(socket, false, -1) && send_error(socket, opened.reason());
   }
   if (op == 'Y' || op == 'U') {
     std::string error = files.ready.empty() ? "no ready file was named at start" : "";
@@ -129,20 +107,13 @@ bool serve_file_op(int socket, char op, const BrokerFiles& files, std::optional<
 
 // As receive_fd(), telling a refusal (ok false, fd -1) from a lost connection (false).
 bool receive_fd_status(int socket, bool& ok, int& fd) {
-  char status = 0;
-  iovec iov{&status, 1};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  fd = -1;
-  if (recvmsg(socket, &msg, MSG_CMSG_CLOEXEC) != 1) return false;
-  const cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-    std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
-  ok = status == 1 && fd >= 0;
+  int32_t word = 0;
+  if (!receive_word_and_fd(socket, word, fd)) return false;
+  ok = word == 1 && fd >= 0;
+  if (!ok && fd >= 0) {
+    close(fd);
+    fd = -1;
+  }
   return true;
 }
 
@@ -171,7 +142,7 @@ bool receive_fd_status(int socket, bool& ok, int& fd) {
         _exit(0);
     } else if (op == 'O' && count == 1) {
       const int fd = broker_allows_path(strings[0]) ? direct.open_read(strings[0]) : -1;
-      const bool sent = send_fd(socket, fd >= 0 ? 1 : 0, fd);
+      const bool sent = send_fd(socket, fd >= 0, fd);
       if (fd >= 0) close(fd);
       if (!sent) _exit(0);
     } else if (count == 0 && serve_file_op(socket, op, files, ready)) {

@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "fd.h"
+#include "privsep/fd_passing.h"
 #include "provenance/command.h"
 
 namespace rsttrace {
@@ -51,43 +52,20 @@ int open_in_root(int root, const std::string& relative) {
   return file.release();
 }
 
+// 0 and the descriptor, or -errno alone.
 bool send_fd(int socket, int fd_or_error) {
-  const int status = fd_or_error < 0 ? fd_or_error : 0;
-  iovec iov{const_cast<int*>(&status), sizeof(status)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  if (fd_or_error >= 0) {
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &fd_or_error, sizeof(int));
-  }
-  return sendmsg(socket, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof(status));
+  return send_word_and_fd(socket, fd_or_error < 0 ? fd_or_error : 0, fd_or_error);
 }
 
+// The descriptor, or -errno (-EIO when the child said nothing usable).
 int receive_fd(int socket) {
-  int status = -EIO;
-  iovec iov{&status, sizeof(status)};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n;
-  while ((n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
-  }
-  if (n != static_cast<ssize_t>(sizeof(status))) return -EIO;
-  const cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  if (status < 0) return status;
-  if (!cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) return -EIO;
+  int32_t status = -EIO;
   int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+  if (!receive_word_and_fd(socket, status, fd)) return -EIO;
+  if (status < 0 || fd < 0) {
+    if (fd >= 0) close(fd);
+    return status < 0 ? status : -EIO;
+  }
   return fd;
 }
 
