@@ -48,16 +48,15 @@ TEST_CASE("the summary line holds every documented field, in order, from plain c
   tally.add(report(EventKind::ResetSent, "192.0.2.7", 2));
   tally.add(report(EventKind::Drop, "192.0.2.9", 1));
   tally.add_storm(report(EventKind::Drop, "192.0.2.9", 1), "192.0.2.9", 40);
-  SummaryFacts facts;
-  facts.unix_ns = 1'764'064'800'000'001'000ULL;  // 2025-11-25T10:00:00.000001Z
-  facts.duration_s = 2.5;
-  facts.counts = tally.counts();
-  facts.absorbed = 4;
-  facts.ignored = 5;
-  facts.malformed = 6;
-  facts.storms = 1;
-  facts.provenance_timed_out = 7;
-  facts.provenance_skipped = 8;
+  SummaryFacts facts{.unix_ns = 1'764'064'800'000'001'000ULL,  // 2025-11-25T10:00:00.000001Z
+                     .duration_s = 2.5,
+                     .counts = tally.counts(),
+                     .absorbed = 4,
+                     .ignored = 5,
+                     .malformed = 6,
+                     .storms = 1,
+                     .provenance_timed_out = 7,
+                     .provenance_skipped = 8};
   facts.kernel = KernelStats{.emitted = 20, .lost = 3, .reset_sent = 11, .reset_received = 0, .drop = 52,
                              .evidence = 1, .folded = 2, .aggregated = 40, .failed_reads = 9};
   const std::string line = summary_line(facts, tally.run());

@@ -62,7 +62,7 @@ class Attributor {
 
   const KernelNames& names_;
   std::set<uint16_t> watched_ports_;
-  bool raw_;
+  bool raw_ = false;
   Correlator correlator_;
   Evidence evidence_;
   uint32_t host_user_ns_;
