@@ -1,5 +1,7 @@
 #include "report/capture_reader.h"
 
+#include "text/json_nesting.h"
+
 #include <cstring>
 #include <exception>
 #include <string_view>
@@ -12,24 +14,6 @@ namespace {
 // before parsing (its tree would cost far more memory than its text).
 constexpr int kMaxLineDepth = 32;
 
-bool nests_deeper_than(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -76,7 +60,7 @@ bool read_capture(std::istream& in, const std::string& name, Incident& incident,
   while (reader.next(line)) {
     if (line.too_long) {
       incident.malformed(name, line.number, "longer than " + std::to_string(max_line) + " bytes");
-    } else if (nests_deeper_than(line.text, kMaxLineDepth)) {
+    } else if (json_nests_deeper_than(line.text, kMaxLineDepth)) {
       incident.malformed(name, line.number, "nested deeper than " + std::to_string(kMaxLineDepth) + " levels");
     } else {
       // A capture is anyone's file: whatever a line holds, it is one skipped line, never the end of the report.
