@@ -18,7 +18,7 @@ from test_hostile_files import broker_of
 FIREWALLED = 2241  # test_hostile_files's refused() dials this port
 CLOSED = 2242      # nothing listens here: a no-listener reset, needing no provenance
 NETNS = None
-DEADLINE_S = 3.0   # ProvenanceWorker::Settings::deadline
+DEADLINE_S = 3.0   # --provenance-deadline (default 10 s)
 
 
 def connect_once(port):
@@ -38,7 +38,8 @@ class ProvenanceDeadlineTest(unittest.TestCase):
         self.addCleanup(self.listener.close)
 
     def test_a_stuck_lookup_stalls_nothing_and_stop_is_prompt(self):
-        with Rsttrace("--port", str(FIREWALLED), "--port", str(CLOSED), "--netns", str(NETNS)) as rt:
+        with Rsttrace("--port", str(FIREWALLED), "--port", str(CLOSED), "--netns", str(NETNS),
+                      "--provenance-deadline", str(DEADLINE_S)) as rt:
             connect_once(FIREWALLED)
             first = rt.wait_event(verdict="firewall")
             self.assertIn("deadline-test", first["detail"])  # the broker answers while it runs

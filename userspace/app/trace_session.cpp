@@ -108,7 +108,9 @@ void TraceSession::start() {
                   broker_->pid(), provenance_broker_->pid());
   }
   worker_.emplace([this](Attribution& report) { add_system_provenance(report, provenance_); },
-                  [this] { provenance_.access().cancel(); });
+                  [this] { provenance_.access().cancel(); },
+                  ProvenanceWorker::Settings{std::chrono::milliseconds(
+                      static_cast<int64_t>(options_.provenance_deadline_seconds * 1000))});
   publish_metrics(true);
   metrics_.serve();
   if (options_.metrics) spdlog::info("serving metrics at http://{}/metrics", options_.metrics->text());

@@ -83,6 +83,10 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
                  "the broker, still root, opens and rotates --output and writes --ready-file");
   app.add_flag("--keep-privileges", options.keep_privileges,
                "do not drop privileges after attaching (rulesets and hosts files are then read directly)");
+  app.add_option("--provenance-deadline", options.provenance_deadline_seconds,
+                 "seconds a firewall or TCP wrappers line waits for its rule, wrappers line or jail to be read "
+                 "(off the trace loop) before it is printed without them (default 10)")
+      ->check(CLI::Range(0.1, 600.0));
   CLI::Option* storm_option = app.add_option(
       "--storm-threshold", options.storm_threshold,
       "events per second of one class (refused, reset for no socket, or dropped, from one client on one port) "

@@ -33,6 +33,10 @@ struct TraceOptions {
   // Events per second of one class (attribute/storm.h) from which the kernel
   // counts them instead of emitting each; 0: never. --raw turns it off.
   uint64_t storm_threshold = 1000;
+  // How long a line waits for its provenance (rule, wrappers line, jail) before
+  // it goes out without it (provenance/worker.h). Slow machines and huge
+  // rulesets need seconds; the trace loop never waits for it.
+  double provenance_deadline_seconds = 10;
   // accept() and wrapper-file opens through syscall tracepoints; off: cheaper for
   // every other process, without acceptors and TCP wrappers evidence.
   bool syscall_tracepoints = true;

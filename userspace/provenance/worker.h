@@ -38,7 +38,7 @@ class ProvenanceWorker {
   // printed, or (a storm's verdict) stored. Runs on the trace loop's thread.
   using Deliver = std::function<void(Attribution&)>;
   struct Settings {
-    std::chrono::milliseconds deadline{3000};
+    std::chrono::milliseconds deadline{10000};  // rsttrace --provenance-deadline
     size_t max_jobs = 256;
   };
 
