@@ -8,31 +8,12 @@
 #include "provenance/firewall/field_matches.h"
 #include "provenance/firewall/limits.h"
 #include "provenance/tristate.h"
+#include "text/json_nesting.h"
 
 namespace rsttrace::firewall {
 namespace {
 
 using Json = nlohmann::json;
-
-// Deeper than `limit` brackets outside strings: refused before parsing.
-bool json_nests_deeper_than(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > limit) return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return false;
-}
 
 // Typed reads of the document: a missing member or one of another type reads
 // as absent (nlohmann's operator[] on a const missing key reads out of bounds,
