@@ -3,6 +3,11 @@
 // nf_tables) and iptables-legacy. The rules are walked like netfilter does,
 // base chains by priority, jumps and returns followed, with the packet's
 // facts; the first rule that surely drops or rejects it is reported.
+//
+// Units: firewall/nft_ruleset and firewall/iptables_ruleset parse and walk
+// each tool's ruleset (a new kind of match goes in their tables: nft's
+// statement and left-side readers, iptables' kMatchOptions), on the shared
+// firewall/field_matches, firewall/limits and provenance/tristate.h.
 #pragma once
 
 #include <array>

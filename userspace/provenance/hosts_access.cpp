@@ -2,38 +2,22 @@
 
 #include <arpa/inet.h>
 
-#include <algorithm>
 #include <array>
 #include <cctype>
-#include <cstring>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "provenance/hosts_access/options.h"
+#include "provenance/hosts_access/tokens.h"
+#include "provenance/tristate.h"
+
 namespace rsttrace {
 
 namespace {
 
-// Kleene logic: Maybe is a pattern rsttrace cannot decide (no host name,
-// netgroup, ident user...), so that `ALL EXCEPT .example.com` stays undecided.
-enum class Match { No, Yes, Maybe };
-
-Match both(Match a, Match b) {
-  if (a == Match::No || b == Match::No) return Match::No;
-  if (a == Match::Yes && b == Match::Yes) return Match::Yes;
-  return Match::Maybe;
-}
-Match either(Match a, Match b) {
-  if (a == Match::Yes || b == Match::Yes) return Match::Yes;
-  if (a == Match::No && b == Match::No) return Match::No;
-  return Match::Maybe;
-}
-Match negate(Match a) {
-  if (a == Match::Maybe) return a;
-  return a == Match::Yes ? Match::No : Match::Yes;
-}
-Match of(bool b) { return b ? Match::Yes : Match::No; }
+using namespace hosts_access;
 
 // libwrap reads a rule into a 2048-byte buffer; a longer one ends the file.
 constexpr size_t kMaxRuleLength = 2046;
@@ -50,74 +34,6 @@ constexpr size_t kMaxPatternFileSize = 4 << 20;   // larger: undecided, not read
 constexpr size_t kMaxNotes = 64;                  // notes kept per decision
 constexpr const char* kBudgetNote = "pattern files exceed the budget";
 constexpr std::string_view kListSeparators = ", \t\r\n";
-constexpr std::string_view kBlanks = " \t\r\n";
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-// Debian's match_pattern_ylo: `*` any run, `?` one character, no case.
-bool wildcard_match(std::string_view s, std::string_view pattern) {
-  size_t si = 0, pi = 0, star = std::string_view::npos, resume = 0;
-  while (si < s.size()) {
-    if (pi < pattern.size() && (pattern[pi] == '?' || iequals(pattern.substr(pi, 1), s.substr(si, 1)))) {
-      ++si, ++pi;
-    } else if (pi < pattern.size() && pattern[pi] == '*') {
-      star = pi++, resume = si;
-    } else if (star != std::string_view::npos) {
-      pi = star + 1, si = ++resume;
-    } else {
-      return false;
-    }
-  }
-  while (pi < pattern.size() && pattern[pi] == '*') ++pi;
-  return pi == pattern.size();
-}
-
-// libwrap's split_at: the first `delimiter` outside [brackets], so that
-// `[fd00::]/64` survives the split of a rule at its colons.
-std::optional<std::pair<std::string_view, std::string_view>> split_at(std::string_view s, char delimiter) {
-  int depth = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '[') ++depth;
-    else if (s[i] == ']') --depth;
-    else if (depth == 0 && s[i] == delimiter) return std::pair{s.substr(0, i), s.substr(i + 1)};
-  }
-  return std::nullopt;
-}
-
-std::vector<std::string_view> tokens_of(std::string_view list, std::string_view separators) {
-  std::vector<std::string_view> tokens;
-  size_t pos = 0;
-  while ((pos = list.find_first_not_of(separators, pos)) != std::string_view::npos) {
-    size_t end = list.find_first_of(separators, pos);
-    if (end == std::string_view::npos) end = list.size();
-    tokens.push_back(list.substr(pos, end - pos));
-    pos = end;
-  }
-  return tokens;
-}
-
-std::optional<std::array<uint8_t, 4>> parse_v4(std::string_view s) {
-  std::array<uint8_t, 4> out{};
-  if (inet_pton(AF_INET, std::string(s).c_str(), out.data()) != 1) return std::nullopt;
-  return out;
-}
-std::optional<std::array<uint8_t, 16>> parse_v6(std::string_view s) {
-  std::array<uint8_t, 16> out{};
-  if (inet_pton(AF_INET6, std::string(s).c_str(), out.data()) != 1) return std::nullopt;
-  return out;
-}
-uint32_t v4_number(const std::array<uint8_t, 4>& a) {
-  return (uint32_t{a[0]} << 24) | (uint32_t{a[1]} << 16) | (uint32_t{a[2]} << 8) | a[3];
-}
 
 // A string as libwrap's eval_* gives it; nullopt: libwrap knew it, rsttrace does not.
 using Known = std::optional<std::string>;
@@ -193,16 +109,16 @@ struct Matcher {
     if (iequals(tok, "ALL")) return Match::Yes;
     if (!value) return undecided(std::string(what) + " is unknown to rsttrace (pattern " + std::string(tok) + ")");
     const std::string& s = *value;
-    if (tok.front() == '.') return of(s.size() > tok.size() && iequals(tok, std::string_view(s).substr(s.size() - tok.size())));
-    if (iequals(tok, "KNOWN")) return of(!iequals(s, "unknown"));
-    if (tok.back() == '.') return of(istarts_with(s, tok));
-    if (tok.find_first_of("*?") != std::string_view::npos) return of(wildcard_match(s, tok));
+    if (tok.front() == '.') return match_of(s.size() > tok.size() && iequals(tok, std::string_view(s).substr(s.size() - tok.size())));
+    if (iequals(tok, "KNOWN")) return match_of(!iequals(s, "unknown"));
+    if (tok.back() == '.') return match_of(istarts_with(s, tok));
+    if (tok.find_first_of("*?") != std::string_view::npos) return match_of(wildcard_match(s, tok));
     if (tok.size() > 2 && tok.front() == '[' && tok.back() == ']') {
       auto pattern = parse_v6(tok.substr(1, tok.size() - 2));
       auto address = parse_v6(s);
-      return of(pattern && address && *pattern == *address);
+      return match_of(pattern && address && *pattern == *address);
     }
-    return of(iequals(tok, s));
+    return match_of(iequals(tok, s));
   }
 
   // net/mask, net/prefixlen and [v6net]/prefixlen: against the address only.
@@ -249,7 +165,7 @@ struct Matcher {
     // libwrap compares with the net as written: host bits in it never match.
     if ((v4_number(*network) & ~*mask_bits) != 0)
       note("net/mask " + std::string(net) + "/" + std::string(mask) + " has host bits set: libwrap never matches it");
-    return of((v4_number(*client) & *mask_bits) == v4_number(*network));
+    return match_of((v4_number(*client) & *mask_bits) == v4_number(*network));
   }
 
   Match pattern_file_match(std::string_view path, const HostView& host) {
@@ -283,11 +199,11 @@ struct Matcher {
     if (iequals(tok, "KNOWN")) {
       if (host.address && iequals(*host.address, "unknown")) return Match::No;
       if (!host.name || !host.address) return undecided("the host name is unknown to rsttrace (pattern KNOWN)");
-      return of(name_known(*host.name));
+      return match_of(name_known(*host.name));
     }
     if (iequals(tok, "LOCAL")) {
       if (!host.name) return undecided("the host name is unknown to rsttrace (pattern LOCAL)");
-      return of(host.name->find('.') == std::string::npos && name_known(*host.name));
+      return match_of(host.name->find('.') == std::string::npos && name_known(*host.name));
     }
     if (auto net_mask = split_at(tok, '/')) return masked_match(net_mask->first, net_mask->second, host.address);
     // Patterns of only digits, dots and slashes are addresses: not tried on names.
@@ -305,7 +221,7 @@ struct Matcher {
     if (result != Match::Yes && daemon.find_first_not_of("0123456789") == std::string_view::npos) {
       result = client.server_port == 0
                    ? either(result, undecided("the server port is unknown to rsttrace (pattern " + std::string(daemon) + ")"))
-                   : either(result, of(std::to_string(client.server_port) == daemon));
+                   : either(result, match_of(std::to_string(client.server_port) == daemon));
     }
     if (!daemon_host || result == Match::No) return result;
     return both(result, host_match(daemon_host->second, server_host));
@@ -334,117 +250,6 @@ struct Matcher {
     return both(head, negate(list_match(tokens, i + 1, match_one)));
   }
 };
-
-struct LogicalLine {
-  int first = 0, last = 0;
-  std::string text;
-  bool terminated = true;  // ended by a newline: libwrap ignores a rule without one
-};
-
-// libwrap's xgets: backslash-newline joins physical lines into one rule.
-std::vector<LogicalLine> logical_lines(std::string_view text) {
-  std::vector<LogicalLine> lines;
-  int number = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    LogicalLine line;
-    line.first = number + 1;
-    line.terminated = false;
-    while (pos < text.size()) {
-      size_t end = text.find('\n', pos);
-      ++number;
-      if (end == std::string_view::npos) {
-        line.text += text.substr(pos);
-        pos = text.size();
-        break;
-      }
-      std::string_view piece = text.substr(pos, end - pos);
-      pos = end + 1;
-      if (!piece.empty() && piece.back() == '\\') {
-        line.text += piece.substr(0, piece.size() - 1);
-        continue;
-      }
-      line.text += piece;
-      line.terminated = true;
-      break;
-    }
-    line.last = number;
-    lines.push_back(std::move(line));
-  }
-  return lines;
-}
-
-// What the matched rule's hosts_options(5) fields do to the verdict.
-struct OptionsOutcome {
-  std::optional<bool> allowed;  // set: the options decide, whatever the file says
-  bool certain = true;
-  std::vector<std::string> notes;
-};
-
-OptionsOutcome process_options(std::string_view options) {
-  enum Flags { kNeedArg = 1, kOptArg = 2, kUseLast = 4 };
-  static const std::vector<std::pair<std::string_view, int>> kOptions = {
-      {"user", kNeedArg},  {"group", kNeedArg},    {"umask", kNeedArg},   {"linger", kNeedArg},
-      {"keepalive", 0},    {"aclexec", kNeedArg},  {"spawn", kNeedArg},   {"twist", kNeedArg | kUseLast},
-      {"rfc931", kOptArg}, {"setenv", kNeedArg},   {"nice", kOptArg},     {"severity", kNeedArg},
-      {"allow", kUseLast}, {"deny", kUseLast},     {"banners", kNeedArg},
-  };
-  OptionsOutcome outcome;
-  // get_field: fields end at an unescaped ':'; a backslash quotes any character.
-  std::vector<std::string> fields;
-  std::string field;
-  for (size_t i = 0; i <= options.size(); ++i) {
-    if (i == options.size() || options[i] == ':') {
-      // A trailing ':' leaves an empty field: "missing option name".
-      fields.push_back(field);
-      field.clear();
-      continue;
-    }
-    if (options[i] == '\\' && i + 1 < options.size()) ++i;
-    field += options[i];
-  }
-  // tcpd_jump: libwrap refuses service when a matched rule's options are bad.
-  auto refuse = [&](std::string why) {
-    outcome.allowed = false;
-    outcome.notes.push_back(why + ": libwrap refuses the connection");
-    return outcome;
-  };
-  for (size_t f = 0; f < fields.size(); ++f) {
-    std::string_view opt = fields[f];
-    const size_t begin = opt.find_first_not_of(kBlanks);
-    opt = begin == std::string_view::npos ? std::string_view{} : opt.substr(begin, opt.find_last_not_of(kBlanks) - begin + 1);
-    const size_t key_end = std::min(opt.find_first_of(" \t\r\n="), opt.size());
-    std::string_view key = opt.substr(0, key_end);
-    std::string_view value = opt.substr(key_end);
-    value.remove_prefix(std::min(value.find_first_not_of(" \t\r\n"), value.size()));
-    if (!value.empty() && value.front() == '=') {  // exactly one '=' is ignored
-      value.remove_prefix(1);
-      value.remove_prefix(std::min(value.find_first_not_of(" \t\r\n"), value.size()));
-    }
-    if (key.empty()) return refuse("missing option name");
-    auto known = std::find_if(kOptions.begin(), kOptions.end(), [&](const auto& o) { return iequals(o.first, key); });
-    if (known == kOptions.end()) return refuse("bad option name \"" + std::string(key) + "\"");
-    const int flags = known->second;
-    const std::string name(known->first);
-    if (value.empty() && (flags & kNeedArg)) return refuse("option \"" + name + "\" requires value");
-    if (!value.empty() && !(flags & (kNeedArg | kOptArg))) return refuse("option \"" + name + "\" requires no value");
-    if (f + 1 < fields.size() && (flags & kUseLast)) return refuse("option \"" + name + "\" must be at end");
-    if (name == "allow") outcome.allowed = true;
-    if (name == "deny") outcome.allowed = false;
-    if (name == "twist") {
-      outcome.allowed = false;
-      outcome.notes.push_back("twist: the client gets `" + std::string(value) + "` instead of the daemon");
-    }
-    if (name == "aclexec") {
-      outcome.certain = false;
-      outcome.notes.push_back("aclexec: the verdict depends on the exit status of `" + std::string(value) + "`");
-    }
-    if (name == "user" || name == "group" || name == "severity" || name == "umask" || name == "nice" ||
-        name == "linger" || name == "banners")
-      outcome.notes.push_back("option " + name + " is not checked: a bad value would make libwrap refuse");
-  }
-  return outcome;
-}
 
 std::string normalized_address(const std::string& address, std::vector<std::string>& notes) {
   if (address.empty()) return "unknown";

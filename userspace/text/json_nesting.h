@@ -1,6 +1,7 @@
-// A guard for JSON from others (rulesets from a user's own namespace, capture
-// lines): a document deeper than a limit is refused before nlohmann builds a
-// tree for it, whose memory would far exceed the text's.
+// How deep a JSON text nests, counted before parsing: a line of a million
+// brackets would cost far more memory as a tree than as text (nlohmann's
+// parser also recurses once per level). Used on untrusted JSON: the event
+// lines of a capture file, `nft -j` output from a namespace's owner.
 #pragma once
 
 #include <cstddef>
@@ -8,7 +9,7 @@
 
 namespace rsttrace {
 
-// True when `text` opens more than `limit` brackets at once, outside strings.
+// Deeper than `limit` brackets outside strings.
 inline bool json_nests_deeper_than(std::string_view text, int limit) {
   int depth = 0;
   bool in_string = false;

@@ -1,0 +1,40 @@
+// iptables rulesets, from `iptables-save -c` (iptables-nft or -legacy, IPv4
+// and IPv6 concatenated): parsed once, walked per packet like netfilter does.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "provenance/firewall.h"
+#include "provenance/firewall/chain_walk.h"
+
+namespace rsttrace::firewall {
+
+struct IptRule {
+  std::string table, chain, spec;  // spec: the line as iptables-save wrote it, after the counters
+  std::vector<std::string> args;
+  uint64_t packets = 0;
+  int family = 4;
+};
+
+struct IptRuleset {
+  std::map<std::string, std::vector<IptRule>> chains;  // family/table/chain
+  std::map<std::string, std::string> policies;
+  std::vector<std::string> notes;  // lines skipped, and why
+};
+
+// The key of `chains` and `policies`: "4/filter/INPUT".
+std::string ipt_chain_key(int family, const std::string& table, const std::string& chain);
+
+// Total and bounded: what cannot be read is skipped with a note (`source`
+// names the tool in it, e.g. "iptables-nft-save").
+IptRuleset parse_iptables_save(std::string_view text, const std::string& source);
+
+// The packet through the hook's chains in netfilter's order (raw, mangle,
+// filter), jumps followed, on one budget. `backend` names the rules found.
+Outcome walk_iptables(const IptRuleset& ruleset, const PacketFacts& packet, const std::string& backend);
+
+}  // namespace rsttrace::firewall

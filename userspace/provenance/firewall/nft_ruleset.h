@@ -1,0 +1,36 @@
+// nftables rulesets, from `nft -j -a list ruleset` (walked) and `nft -a list
+// ruleset` (the rules as written, by handle). Also the tables iptables-nft
+// manages, which live in nf_tables.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "provenance/firewall.h"
+#include "provenance/firewall/chain_walk.h"
+
+namespace rsttrace::firewall {
+
+// The document, or a discarded value (with a note) when it is empty, too
+// large, nested too deep or not JSON.
+nlohmann::json parse_nft_json(const std::string& text, std::vector<std::string>& notes);
+
+// `nft -a list ruleset` text: family/table/chain/handle -> the rule as written
+// (empty, with a note, when the text is too large).
+std::map<std::string, std::string> nft_rule_texts(const std::string& text, std::vector<std::string>& notes);
+
+// The packet through the base chains of its hook and family, by priority, all
+// on one budget: a rule that surely drops it (kind Dropped), and the first
+// drop that may have (candidate). `root`: from parse_nft_json, not discarded.
+Outcome walk_nft(const nlohmann::json& root, const PacketFacts& packet);
+
+// Where the rule with `rule.handle` stands in its chain (family, table,
+// chain): the n-th rule in nft is the n-th -A line of iptables-nft-save.
+// Nullopt: the document lists no objects.
+std::optional<size_t> nft_rule_position(const nlohmann::json& root, const FirewallRule& rule);
+
+}  // namespace rsttrace::firewall
