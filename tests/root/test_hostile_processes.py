@@ -42,6 +42,9 @@ if os.fork() == 0:
     client = socket.socket()
     client.connect(("127.0.0.1", port))
     client.send(b"SSH-2.0-client\r\n")
+    # The client stays connected for a while, as ssh does: the fake sshd waits
+    # for it (os.wait below), so its root is still there when rsttrace reads the
+    # files the refusal came from. (A real sshd child may be gone by then: #15.)
     time.sleep(2)
     os._exit(0)
 libc.prctl(15, b"sshd", 0, 0, 0)  # PR_SET_NAME
