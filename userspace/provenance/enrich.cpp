@@ -1,19 +1,12 @@
 #include "provenance/enrich.h"
 
-#include <ctime>
-
+#include "clock.h"
 #include "privsep/safe_access.h"
 #include "provenance/hosts_access.h"
 #include "text/escape.h"
 
 namespace rsttrace {
 namespace {
-
-uint64_t monotonic_now_ns() {
-  timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(now.tv_nsec);
-}
 
 void add_fail2ban_jail(Attribution& report, Provenance& provenance) {
   if (!report.written_by || report.writer_speaks_for_itself || report.fail2ban_jail) return;
