@@ -206,12 +206,17 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 {
 	if (sk_protocol_btf(sk) != IPPROTO_TCP)
 		return 0;
+	/* inet_put_port() cleared skc_num before CLOSE is traced (the state is
+	 * stored after the unhash): inet_sport keeps the local port. */
+	if (newstate == TCP_CLOSE) {
+		if (port_watched(bpf_ntohs(READ_CORE((const struct inet_sock *)sk, inet_sport))))
+			emit_connection_note(sk, RSTTRACE_KIND_CLOSED, oldstate);
+		return 0;
+	}
 	/* connect() enters SYN_SENT before it picks the local port. */
 	if (!sock_port_watched(sk))
 		return 0;
 	record_state_change(sk, oldstate, newstate);
-	if (newstate == TCP_CLOSE)
-		emit_connection_note(sk, RSTTRACE_KIND_CLOSED, oldstate);
 	return 0;
 }
 

@@ -72,7 +72,7 @@ std::string listener_refusal_cause(const ListenerRefusal& refusal) {
                   : seen->server_closed_first() ? "closed by sshd"
                                                 : "reset") +
                  " after " + seconds(seen->closed_ns - seen->accepted_ns) + " with " +
-                 std::to_string(seen->bytes_received) + " bytes received";
+                 std::to_string(seen->bytes_received) + (seen->bytes_received == 1 ? " byte" : " bytes") + " received";
       separator = "; ";
     }
     classes += ")";
