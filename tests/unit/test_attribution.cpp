@@ -543,7 +543,7 @@ TEST_CASE_METHOD(Fixture, "a twist command of hosts.deny: the sshd child became 
   CHECK(report->verdict == Verdict::TcpWrappers);
   CHECK(report->detail ==
         "the sshd child 812 read /etc/hosts.allow and /etc/hosts.deny, then became sh[812] (a hosts_options twist "
-        "command), which sent 9 bytes and exited (status 0) 0.1 s later: TCP wrappers refused 127.0.0.2:40022 with "
+        "command), which answered the client (9 bytes acknowledged) and exited (status 0) 0.1 s later: TCP wrappers refused 127.0.0.2:40022 with "
         "twist (TCP_ABORT_ON_CLOSE)");
   CHECK(report->wrapper_pid == 812);
 }

@@ -276,8 +276,8 @@ class Judge {
     Attribution report = owner_report(
         e, Verdict::TcpWrappers,
         "the sshd child " + std::to_string(owner.pid) + " read " + wrapper_files(*check) + ", then became " +
-            process_text(owner) + " (a hosts_options twist command), which sent " + plural(e.bytes_acked > 1 ? e.bytes_acked - 1 : 0, "byte") +
-            " and " + how_closed(e) + " " + seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
+            process_text(owner) + " (a hosts_options twist command), which answered the client (" +
+            plural(e.bytes_acked > 1 ? e.bytes_acked - 1 : 0, "byte") + " acknowledged) and " + how_closed(e) + " " + seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
             remote(e) + " with twist (" + reason(e) + ")");
     report.wrapper_mnt_ns = check->mnt_ns;
     report.wrapper_pid = owner.pid;
