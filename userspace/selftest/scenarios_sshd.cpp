@@ -29,7 +29,8 @@ void refused_after_noauth(Lab& lab) {
   const bool penalties = lab.userland() == Userland::Debian13;
   Sshd sshd(ns, lab.dir(), {.config = {penalties ? "PerSourcePenalties noauth:30" : "MaxStartups 1"}});
   auto noauth = start_raw_client(c.ns, lab.dir(), "noauth",
-                                 {"--connect", c.server4, "--bind", c.client4, "--bind-port", "40101", "--read-first"});
+                                 {"--connect", c.server4, "--bind", c.client4, "--bind-port", "40101", "--read-first",
+                                  "--hold", "0.2"});
   noauth->wait(std::chrono::seconds(20));
   wait_log(sshd, "Connection closed by " + c.client4 + " port 40101", "the unauthenticated connection's end");
   std::unique_ptr<Child> holder;
