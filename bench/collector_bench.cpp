@@ -448,8 +448,8 @@ int main(int argc, char** argv) {
         }
         if (auto* tcp = std::get_if<DecodedEvent>(&*decoded))
           add_event(attributor, tcp->event, s.stream, report);
-        else
-          attributor.add(std::get<WrapperOpen>(*decoded));
+        else if (auto* open = std::get_if<WrapperOpen>(&*decoded))
+          attributor.add(*open);
       });
       settle(attributor, now + kMs, s.stream, report);
       busy += std::chrono::steady_clock::now() - t0;

@@ -131,8 +131,9 @@ static __always_inline void record_io(const struct sock *sk)
 	record_owner(sk, RSTTRACE_OWNER_IO);
 }
 
-/* accept() returns a new fd: follow it to its socket and record the acceptor. */
-static __always_inline void record_accepted(long fd)
+/* accept() returns a new fd: follow it to its socket and record the acceptor;
+ * the socket recorded, or NULL. */
+static __always_inline struct sock *record_accepted(long fd)
 {
 	struct file *file;
 	struct socket *sock;
@@ -145,18 +146,19 @@ static __always_inline void record_accepted(long fd)
 	__u16 family;
 
 	if (fd < 0 || !(file = current_file(fd)))
-		return;
+		return 0;
 	sock = BPF_CORE_READ(file, private_data);
 	sk = sock ? BPF_CORE_READ(sock, sk) : 0;
 	if (!sk || bpf_core_read(&ports, sizeof(ports), &sk->__sk_common.skc_portpair))
-		return;
+		return 0;
 	/* Unwatched ports (nearly every accept on a busy host) leave here. */
 	if (!port_watched(ports.num) && !port_watched(bpf_ntohs(ports.dport)))
-		return;
+		return 0;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if ((family != AF_INET && family != AF_INET6) || sk_protocol_core(sk) != IPPROTO_TCP)
-		return;
+		return 0;
 	record_owner(sk, RSTTRACE_OWNER_ACCEPT);
+	return sk;
 }
 
 #endif /* RSTTRACE_OWNER_BPF_H */

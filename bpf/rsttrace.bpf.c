@@ -23,6 +23,7 @@
  *   storm.bpf.h        storm aggregation
  *   emit.bpf.h         completing an event and submitting it
  *   wrappers.bpf.h     TCP wrappers evidence (opens of hosts.allow/deny)
+ *   connections.bpf.h  notes of accepted server sockets and their end (sshd's history)
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -43,6 +44,7 @@
 #include "owner.bpf.h"
 #include "emit.bpf.h"
 #include "wrappers.bpf.h"
+#include "connections.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -204,6 +206,13 @@ int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate
 {
 	if (sk_protocol_btf(sk) != IPPROTO_TCP)
 		return 0;
+	/* inet_put_port() cleared skc_num before CLOSE is traced (the state is
+	 * stored after the unhash): inet_sport keeps the local port. */
+	if (newstate == TCP_CLOSE) {
+		if (port_watched(bpf_ntohs(READ_CORE((const struct inet_sock *)sk, inet_sport))))
+			emit_connection_note(sk, RSTTRACE_KIND_CLOSED, oldstate);
+		return 0;
+	}
 	/* connect() enters SYN_SENT before it picks the local port. */
 	if (!sock_port_watched(sk))
 		return 0;
@@ -245,14 +254,20 @@ int BPF_PROG(handle_recv_length, struct sock *sk)
 SEC("tp/syscalls/sys_exit_accept4")
 int handle_accept4_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	record_accepted(ctx->ret);
+	struct sock *sk = record_accepted(ctx->ret);
+
+	if (sk)
+		emit_connection_note(sk, RSTTRACE_KIND_ACCEPTED, 0);
 	return 0;
 }
 
 SEC("tp/syscalls/sys_exit_accept")
 int handle_accept_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	record_accepted(ctx->ret);
+	struct sock *sk = record_accepted(ctx->ret);
+
+	if (sk)
+		emit_connection_note(sk, RSTTRACE_KIND_ACCEPTED, 0);
 	return 0;
 }
 

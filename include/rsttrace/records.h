@@ -32,6 +32,13 @@ enum rsttrace_event_kind {
 	RSTTRACE_KIND_RESET_SENT = 1,     /* tcp:tcp_send_reset */
 	RSTTRACE_KIND_RESET_RECEIVED = 2, /* tcp:tcp_receive_reset */
 	RSTTRACE_KIND_DROP = 3,           /* skb:kfree_skb */
+	/* Connection notes (no reset, no drop): a server socket of a watched local
+	 * port was accepted, or reached CLOSE (then tcp_state holds the state it
+	 * left: LAST_ACK = the client closed first, FIN_WAIT1/FIN_WAIT2/CLOSING = sshd
+	 * did, others = a reset). The per-source history behind sshd's
+	 * MaxStartups and PerSourcePenalties verdicts; never a line of their own. */
+	RSTTRACE_KIND_ACCEPTED = 4,       /* syscalls:sys_exit_accept{,4} */
+	RSTTRACE_KIND_CLOSED = 5,         /* sock:inet_sock_set_state to TCP_CLOSE */
 };
 
 /* tcp_event.owner_source: how the owner below was learnt */
@@ -64,7 +71,7 @@ enum rsttrace_stat {
 	RSTTRACE_STAT_RESET_SENT = 2,  /* resets seen on watched ports, before the netns filter */
 	RSTTRACE_STAT_RESET_RECEIVED = 3,
 	RSTTRACE_STAT_DROP = 4,
-	RSTTRACE_STAT_EVIDENCE = 5,    /* evidence records (wrapper opens) written */
+	RSTTRACE_STAT_EVIDENCE = 5,    /* evidence records (wrapper opens, connection notes) written */
 	RSTTRACE_STAT_FOLDED = 6,      /* events not emitted: they repeat one just emitted (also counted above) */
 	RSTTRACE_STAT_AGGREGATED = 7,  /* events not emitted: counted in a storm slot instead (also counted above) */
 	RSTTRACE_STAT_COUNT = 8,

@@ -280,6 +280,39 @@ class ScenarioTest(unittest.TestCase):
         self.assertFalse([n for n in lab_leftovers() if n.startswith(f"rsttrace-lab-{proc.pid}-")])
 
 
+class SshdRefusalScenarioTest(unittest.TestCase):
+    """sshd's own refusals and TCP wrappers' twist (scenarios_sshd.cpp), exact details."""
+
+    play = ScenarioTest.play
+
+    def test_sshd_noauth_refused(self):
+        rows = self.play("sshd-noauth-refused", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                     comm="sshd", peer_saw="reset",
+                                                     client_says="kex_exchange_identification: "))
+        for (userland, _), checks in rows.items():
+            detail = checks[0]["event"]["detail"]
+            if userland == "debian13":
+                self.assertIn("(TCP_ABORT_ON_CLOSE): PerSourcePenalties refused it (MaxStartups cannot have: 0 other "
+                              "connections it had accepted were open, fewer than its default start of 10); penalty "
+                              "noauth: 1 earlier connection from ", detail)
+            else:
+                self.assertTrue(detail.endswith(
+                    "MaxStartups refused it: 1 other connection it had accepted was open (its children are named "
+                    "sshd: an OpenSSH before 9.8, which has no PerSourcePenalties; MaxStartups must be set below "
+                    "its default start of 10)"), detail)
+
+    def test_hosts_deny_twist(self):
+        rows = self.play("hosts-deny-twist", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
+                                                  remote_port=CLIENT_PORT, comm="sh", peer_saw="reset",
+                                                  wrapper_rule={"file": "/etc/hosts.deny", "line": 1,
+                                                                "text": "sshd: " + CLIENT4 +
+                                                                        " : twist /bin/echo go away"},
+                                                  client_says=RESET_BY_PEER))
+        for checks in rows.values():
+            self.assertIn("(a hosts_options twist command), which answered the client (",
+                          checks[0]["event"]["detail"])
+
+
 if __name__ == "__main__":
     harness.require_root()
     unittest.main()

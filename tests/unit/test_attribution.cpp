@@ -394,8 +394,9 @@ TEST_CASE_METHOD(Fixture, "an owner's reset: each cause with its exact detail") 
     const Case cases[] = {
         {"MaxStartups", 2000, {800, "sshd"},
          [](TcpEvent& e) { e.reason = reset_reason("TCP_ABORT_ON_DATA"), e.acceptor_pid = 800, e.acceptor_monotonic_ns = 1999 * kMs; },
-         "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before any child took it: "
-         "MaxStartups or PerSourcePenalties refused it (TCP_ABORT_ON_DATA)"},
+         "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before any child took it "
+         "(TCP_ABORT_ON_DATA): MaxStartups or PerSourcePenalties refused it: 0 other connections it had accepted were "
+         "open, and rsttrace saw no earlier connection from 127.0.0.2"},
         {"killed", 2000, {812, "sshd"}, [](TcpEvent& e) { e.owner_exiting = true, e.owner_exit_code = 9; },
          "the sshd child sshd[812] was killed by SIGKILL holding the connection from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)"},
         {"LoginGraceTime", 122'000, {812, "sshd-session"},
@@ -422,4 +423,127 @@ TEST_CASE_METHOD(Fixture, "an owner's reset: each cause with its exact detail") 
       CHECK(report->detail == c.detail);
     }
   }
+}
+
+namespace {
+
+// A connection note: the listener 800 accepted a connection from `client` at
+// `accepted_ms`; closed at `closed_ms` (0: still open) leaving `left_state`.
+void note_connection(Evidence& evidence, uint64_t sock, Endpoint client, uint64_t accepted_ms, uint64_t closed_ms,
+                     uint8_t left_state, Process closer, uint64_t bytes_received = 21, uint32_t exit_code = 0) {
+  ConnectionNote accepted;
+  accepted.socket.sock_id = sock;
+  accepted.socket.netns = 4026532000u;
+  accepted.socket.local = kServer;
+  accepted.socket.remote = client;
+  accepted.socket.acceptor_pid = 800;
+  accepted.socket.acceptor_monotonic_ns = accepted.socket.monotonic_ns = accepted_ms * kMs;
+  evidence.add(accepted);
+  if (!closed_ms) return;
+  ConnectionNote closed = accepted;
+  closed.closed = true;
+  closed.left_state = left_state;
+  closed.socket.monotonic_ns = closed_ms * kMs;
+  closed.socket.owner = closer;
+  closed.socket.owner_exiting = exit_code != 0;
+  closed.socket.owner_exit_code = exit_code;
+  closed.socket.bytes_received = bytes_received;
+  evidence.add(closed);
+}
+
+TcpEvent listener_reset(uint64_t at_ms) {
+  TcpEvent reset = server_reset("TCP_ABORT_ON_DATA", at_ms, {800, "sshd"}, OwnerSource::Close);
+  reset.acceptor_pid = 800;
+  reset.acceptor_monotonic_ns = at_ms * kMs;
+  return reset;
+}
+
+constexpr uint8_t kLastAck = 9, kFinWait2 = 5;
+
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "PerSourcePenalties and MaxStartups told apart by the connections rsttrace saw") {
+  SECTION("two earlier connections the client closed before key exchange: noauth penalty") {
+    note_connection(evidence, 0x10, v4("127.0.0.2", 40001), 1000, 1100, kLastAck, {820, "sshd-auth"});
+    note_connection(evidence, 0x11, v4("127.0.0.2", 40002), 2000, 2100, kLastAck, {821, "sshd-session"});
+    const auto report = judge({listener_reset(4100)});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK(report->detail ==
+          "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before any child "
+          "took it (TCP_ABORT_ON_DATA): PerSourcePenalties refused it (MaxStartups cannot have: 0 other connections it "
+          "had accepted were open, fewer than its default start of 10); penalty noauth: 2 earlier connections from "
+          "127.0.0.2 ended (3.0 s before: closed by the client after 0.1 s with 21 bytes received; 2.0 s before: "
+          "closed by the client after 0.1 s with 21 bytes received)");
+  }
+  SECTION("a session killed by a signal: crash penalty; another address's history does not count") {
+    note_connection(evidence, 0x10, v4("127.0.0.2", 40001), 1000, 3000, kFinWait2, {820, "sshd-session"}, 3000, 11);
+    note_connection(evidence, 0x12, v4("127.0.0.3", 40001), 1000, 1100, kLastAck, {822, "sshd-session"});
+    const auto report = judge({listener_reset(4000)});
+    REQUIRE(report);
+    CHECK_THAT(report->detail, Catch::Contains("penalty crash (its sshd was killed by SIGSEGV): 1 earlier connection "
+                                               "from 127.0.0.2 ended (1.0 s before: closed by sshd after 2.0 s with "
+                                               "3000 bytes received)"));
+  }
+  SECTION("ten connections open: MaxStartups") {
+    for (uint64_t i = 0; i < 10; ++i) note_connection(evidence, 0x100 + i, v4("127.0.0.5", 40100 + i), 1000 + i, 0, 0, {});
+    note_connection(evidence, 0x10, v4("127.0.0.2", 40001), 1000, 1100, kLastAck, {820, "sshd-session"});
+    const auto report = judge({listener_reset(4000)});
+    REQUIRE(report);
+    CHECK_THAT(report->detail, Catch::EndsWith("(TCP_ABORT_ON_DATA): MaxStartups refused it: 10 other connections it "
+                                               "had accepted were open, at least its default start of 10 "
+                                               "unauthenticated"));
+  }
+  SECTION("a connection closed before the refusal no longer counts as open") {
+    for (uint64_t i = 0; i < 10; ++i) note_connection(evidence, 0x100 + i, v4("127.0.0.5", 40100 + i), 1000 + i, 3000, kLastAck, {});
+    const auto report = judge({listener_reset(4000)});
+    REQUIRE(report);
+    CHECK_THAT(report->detail, Catch::Contains("0 other connections it had accepted were open"));
+  }
+  SECTION("children named sshd: OpenSSH before 9.8, no PerSourcePenalties") {
+    note_connection(evidence, 0x10, v4("127.0.0.2", 40001), 1000, 1100, kLastAck, {820, "sshd"});
+    const auto report = judge({listener_reset(4000)});
+    REQUIRE(report);
+    CHECK_THAT(report->detail, Catch::EndsWith("MaxStartups refused it: 0 other connections it had accepted were open "
+                                               "(its children are named sshd: an OpenSSH before 9.8, which has no "
+                                               "PerSourcePenalties; MaxStartups must be set below its default start "
+                                               "of 10)"));
+  }
+}
+
+TEST_CASE("the connection history is bounded and follows reused socket addresses") {
+  Evidence evidence;
+  ConnectionHistory history(4);
+  for (uint64_t i = 0; i < 6; ++i) {
+    ConnectionNote note;
+    note.socket.sock_id = 0x10;  // the same address, reused
+    note.socket.netns = 1;
+    note.socket.acceptor_pid = 800;
+    note.socket.acceptor_monotonic_ns = note.socket.monotonic_ns = (i + 1) * 1000 * kMs;
+    history.add(note);
+    note.closed = true;
+    note.socket.monotonic_ns += 500 * kMs;
+    history.add(note);
+  }
+  CHECK(history.evicted() == 2);
+  CHECK(history.open_at(1, 800, 6200 * kMs, 0) == 1);
+  CHECK(history.open_at(1, 800, 6600 * kMs, 0) == 0);
+  CHECK(history.ended_from(1, 4, {}, 0, UINT64_MAX).size() == 4);
+}
+
+TEST_CASE_METHOD(Fixture, "a twist command of hosts.deny: the sshd child became a shell") {
+  wrapper_check(812, 1000);
+  TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 1100, {812, "sh"}, OwnerSource::Close);
+  reset.acceptor_pid = 800;
+  reset.acceptor_monotonic_ns = 990 * kMs;
+  reset.bytes_acked = 10;  // "go away\r\n" and the SYN
+  reset.owner_exiting = true;
+  const auto report = judge({reset});
+  REQUIRE(report);
+  CHECK(report->verdict == Verdict::TcpWrappers);
+  CHECK(report->detail ==
+        "the sshd child 812 read /etc/hosts.allow and /etc/hosts.deny, then became sh[812] (a hosts_options twist "
+        "command), which answered the client (9 bytes acknowledged) and exited (status 0) 0.1 s later: TCP wrappers refused 127.0.0.2:40022 with "
+        "twist (TCP_ABORT_ON_CLOSE)");
+  CHECK(report->wrapper_pid == 812);
 }

@@ -203,3 +203,28 @@ TEST_CASE("the decoder gives the storm class of the bytes it decoded, as the BPF
   raw.tcp_state = 1;
   CHECK_FALSE(std::get<DecodedEvent>(*decode_record(bytes_of(raw), &watched)).storm_key);
 }
+
+TEST_CASE("accepted and closed notes decode as connection notes, never as events") {
+  rsttrace_tcp_event raw = sample_event();
+  raw.kind = RSTTRACE_KIND_CLOSED;
+  raw.tcp_state = 9;  // LAST_ACK: the client closed first
+  raw.bytes_received = 21;
+  DecodeResult closed = decode_record(bytes_of(raw));
+  REQUIRE(closed);
+  const ConnectionNote* note = std::get_if<ConnectionNote>(&*closed);
+  REQUIRE(note);
+  CHECK(note->closed);
+  CHECK(note->left_state == 9);
+  CHECK(note->socket.sock_id == raw.sock_id);
+  CHECK(note->socket.acceptor_pid == 811);
+  CHECK(note->socket.owner->comm == "sshd");
+  CHECK(note->socket.bytes_received == 21);
+  raw.kind = RSTTRACE_KIND_ACCEPTED;
+  DecodeResult accepted = decode_record(bytes_of(raw));
+  REQUIRE(accepted);
+  REQUIRE(std::get_if<ConnectionNote>(&*accepted));
+  CHECK_FALSE(std::get_if<ConnectionNote>(&*accepted)->closed);
+  CHECK(std::get_if<ConnectionNote>(&*accepted)->left_state == 0);
+  raw.kind = 6;  // unknown kinds stay malformed
+  CHECK_FALSE(decode_record(bytes_of(raw)));
+}

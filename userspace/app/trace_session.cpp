@@ -208,8 +208,10 @@ void TraceSession::on_record(std::span<const std::byte> bytes) {
     if (tcp->storm_key)
       storms_->observe(*tcp->storm_key, tcp->event, [this](const StormReport& storm) { on_storm(storm); });
     for (Attribution& report : attributor_.add(std::move(tcp->event))) emit(report);
+  } else if (auto* open = std::get_if<WrapperOpen>(&*decoded)) {
+    attributor_.add(*open);
   } else {
-    attributor_.add(std::get<WrapperOpen>(*decoded));
+    attributor_.add(std::get<ConnectionNote>(*decoded));
   }
 }
 

@@ -26,6 +26,7 @@ class Attributor {
              CorrelatorSettings settings = {}, uint32_t host_user_ns = kInitialUserNs);
 
   void add(const WrapperOpen& open) { evidence_.add(open); }
+  void add(const ConnectionNote& note) { evidence_.add(note); }
   std::vector<Attribution> add(const TcpEvent& event);
   std::vector<Attribution> add(TcpEvent&& event);  // the same, without copying the event
   // Reports whose connection has settled by now (CLOCK_MONOTONIC ns), in

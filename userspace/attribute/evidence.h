@@ -8,6 +8,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "attribute/connection_history.h"
 #include "collect/tcp_event.h"
 
 namespace rsttrace {
@@ -28,6 +29,8 @@ class Evidence {
   explicit Evidence(size_t max_processes = 16384) : max_processes_(max_processes) {}
 
   void add(const WrapperOpen& open);
+  void add(const ConnectionNote& note) { connections_.add(note); }
+  const ConnectionHistory& connections() const { return connections_; }
   // The wrapper files `pid` opened for reading within [from_ns, to_ns].
   std::optional<WrapperCheck> wrapper_check(uint32_t pid, uint64_t from_ns, uint64_t to_ns) const;
   // The last process seen opening `file` for writing in mount namespace
@@ -42,6 +45,7 @@ class Evidence {
   uint64_t next_sequence_ = 0;
   std::map<std::pair<uint32_t, WrapperFile>, WrapperOpen> writers_;  // bounded like checks_
   uint64_t evicted_ = 0;
+  ConnectionHistory connections_;
 };
 
 }  // namespace rsttrace

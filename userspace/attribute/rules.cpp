@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "attribute/describe.h"
+#include "attribute/sshd_refusal.h"
 #include "attribute/tcp_flags.h"
 #include "text/escape.h"
 #include "text/event_names.h"
@@ -19,6 +20,8 @@ constexpr uint64_t kWrapperLookback = 300 * kSecond;
 // sshd's default LoginGraceTime; a child that closes later than this after
 // accept() without a word ran into it (or a longer configured one).
 constexpr uint64_t kLoginGraceTime = 120 * kSecond;
+// PerSourcePenalties' default max:600: older endings cannot weigh on a refusal.
+constexpr uint64_t kPenaltyWindow = 600 * kSecond;
 
 using Group = std::vector<TcpEvent>;
 
@@ -205,6 +208,7 @@ class Judge {
     const TcpEvent& e = *reset;
     if (auto report = client_gave_up(e)) return report;
     if (auto report = wrappers_refused(e)) return report;
+    if (auto report = wrappers_twisted(e)) return report;
     if (!is_sshd_family(e.owner->comm)) return not_sshd(e);
     if (auto report = listener_refused(e)) return report;
     if (auto report = child_killed(e)) return report;
@@ -251,9 +255,7 @@ class Judge {
     const auto check = context_.evidence.wrapper_check(owner.pid, from, e.monotonic_ns);
     // bytes_acked counts the SYN on an active open: at most 1 means nothing sent.
     if (!check || e.bytes_acked > 1) return std::nullopt;
-    const char* files = check->hosts_allow && check->hosts_deny ? "/etc/hosts.allow and /etc/hosts.deny"
-                        : check->hosts_deny                       ? "/etc/hosts.deny"
-                                                                  : "/etc/hosts.allow";
+    const char* files = wrapper_files(*check);
     Attribution report = owner_report(e, Verdict::TcpWrappers,
                                  process_text(owner) + " read " + files + ", sent nothing, and " + how_closed(e) + " " +
                                      seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
@@ -263,6 +265,31 @@ class Judge {
     return report;
   }
 
+  // hosts_options(5) twist: libwrap, having read the wrapper files, replaces
+  // sshd's process by the shell command (same pid, a new name), whose output
+  // goes to the client; its exit closes the connection.
+  std::optional<Attribution> wrappers_twisted(const TcpEvent& e) const {
+    const Process& owner = *e.owner;
+    if (is_sshd_family(owner.comm) || !e.acceptor_pid || e.acceptor_pid == owner.pid) return std::nullopt;
+    const auto check = context_.evidence.wrapper_check(owner.pid, e.acceptor_monotonic_ns, e.monotonic_ns);
+    if (!check) return std::nullopt;
+    Attribution report = owner_report(
+        e, Verdict::TcpWrappers,
+        "the sshd child " + std::to_string(owner.pid) + " read " + wrapper_files(*check) + ", then became " +
+            process_text(owner) + " (a hosts_options twist command), which answered the client (" +
+            plural(e.bytes_acked > 1 ? e.bytes_acked - 1 : 0, "byte") + " acknowledged) and " + how_closed(e) + " " + seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
+            remote(e) + " with twist (" + reason(e) + ")");
+    report.wrapper_mnt_ns = check->mnt_ns;
+    report.wrapper_pid = owner.pid;
+    return report;
+  }
+
+  static const char* wrapper_files(const WrapperCheck& check) {
+    return check.hosts_allow && check.hosts_deny ? "/etc/hosts.allow and /etc/hosts.deny"
+           : check.hosts_deny                    ? "/etc/hosts.deny"
+                                                 : "/etc/hosts.allow";
+  }
+
   // A process that is not sshd closed it: no sshd rule applies.
   Attribution not_sshd(const TcpEvent& e) const {
     return owner_report(e, Verdict::Unknown,
@@ -270,14 +297,22 @@ class Judge {
                             reason(e) + ", " + plural(e.unread_bytes, "unread byte") + "); it is not sshd");
   }
 
-  // The listener itself closed an accepted connection: MaxStartups or PerSourcePenalties.
+  // The listener itself closed an accepted connection: MaxStartups or
+  // PerSourcePenalties, told apart by the connections rsttrace saw.
   std::optional<Attribution> listener_refused(const TcpEvent& e) const {
     if (!e.acceptor_pid || e.acceptor_pid != e.owner->pid) return std::nullopt;
+    const ConnectionHistory& history = context_.evidence.connections();
+    ListenerRefusal refusal;
+    refusal.refused_ns = e.acceptor_monotonic_ns;
+    refusal.open_connections = history.open_at(e.netns, e.owner->pid, e.acceptor_monotonic_ns, e.sock_id);
+    refusal.earlier = history.ended_from(e.netns, e.family, e.remote.addr,
+                                         e.acceptor_monotonic_ns > kPenaltyWindow ? e.acceptor_monotonic_ns - kPenaltyWindow : 0,
+                                         e.acceptor_monotonic_ns);
+    refusal.source = format_address(e.family, e.remote.addr);
     return owner_report(e, Verdict::Sshd,
                         "the listening " + process_text(*e.owner) + " closed the connection from " + remote(e) + " " +
-                            seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
-                            " after accept(), before any child took it: MaxStartups or PerSourcePenalties refused it (" +
-                            reason(e) + ")");
+                            seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " after accept(), before any child took it (" +
+                            reason(e) + "): " + listener_refusal_cause(refusal));
   }
 
   std::optional<Attribution> child_killed(const TcpEvent& e) const {

@@ -37,12 +37,29 @@ void unmap_v4(TcpEvent& event) {
   event.family = 4;
 }
 
+DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw, const WatchedPorts* storm_ports);
+
+// The same record, as a note of an accepted or closed server socket.
+DecodeResult decode_connection_note(const rsttrace_tcp_event& raw) {
+  rsttrace_tcp_event as_event = raw;
+  as_event.kind = RSTTRACE_KIND_RESET_SENT;  // decoded by the one path, then marked
+  DecodeResult decoded = decode_tcp_event(as_event, nullptr);
+  if (!decoded) return decoded;
+  ConnectionNote note;
+  note.closed = raw.kind == RSTTRACE_KIND_CLOSED;
+  note.left_state = note.closed ? raw.tcp_state : 0;
+  note.socket = std::move(std::get_if<DecodedEvent>(&*decoded)->event);
+  return DecodeResult(std::in_place, std::move(note));
+}
+
 DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw, const WatchedPorts* storm_ports) {
   EventKind kind;
   switch (raw.kind) {
     case RSTTRACE_KIND_RESET_SENT: kind = EventKind::ResetSent; break;
     case RSTTRACE_KIND_RESET_RECEIVED: kind = EventKind::ResetReceived; break;
     case RSTTRACE_KIND_DROP: kind = EventKind::Drop; break;
+    case RSTTRACE_KIND_ACCEPTED:
+    case RSTTRACE_KIND_CLOSED: return decode_connection_note(raw);
     default: return Failure{"unknown event kind " + std::to_string(raw.kind)};
   }
   if (raw.family != 4 && raw.family != 6)

@@ -1,4 +1,4 @@
-// Ring buffer bytes -> TcpEvent (with its storm class) or WrapperOpen, each
+// Ring buffer bytes -> TcpEvent (with its storm class), WrapperOpen or ConnectionNote, each
 // record's bytes read once. Pure: unit-tested on synthetic bytes.
 #pragma once
 
@@ -23,7 +23,7 @@ struct DecodedEvent {
   std::optional<rsttrace_storm_key> storm_key;
 };
 
-using DecodedRecord = std::variant<DecodedEvent, WrapperOpen>;
+using DecodedRecord = std::variant<DecodedEvent, WrapperOpen, ConnectionNote>;
 // A record that does not decode is a Failure with the reason: counted, never fatal.
 using DecodeResult = Result<DecodedRecord>;
 

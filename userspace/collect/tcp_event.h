@@ -74,4 +74,13 @@ struct WrapperOpen {
   bool for_writing() const { return (open_flags & 3) != 0; }  // O_WRONLY or O_RDWR
 };
 
+// A server socket of a watched local port was accepted, or closed (no reset
+// needed): sshd's connection history (attribute/connection_history.h). The
+// socket's facts are those of a TcpEvent (owner: who closed it last, acceptor).
+struct ConnectionNote {
+  bool closed = false;         // false: accepted
+  uint8_t left_state = 0;      // closed: the kernel TCP state it left for CLOSE
+  TcpEvent socket;             // kind is unused
+};
+
 }  // namespace rsttrace

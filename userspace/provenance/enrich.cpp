@@ -27,9 +27,10 @@ void add_wrapper_line(Attribution& report, Provenance& provenance) {
       report.wrapper_mnt_ns, report.event.acceptor_pid ? report.event.acceptor_pid : report.wrapper_pid);
   // The files as the refused process saw them (its mount namespace), read now.
   AccessClient client;
-  // Every sshd process asks libwrap as "sshd": OpenSSH 10's sshd-session
-  // too (Debian's patch passes the name, not its own program name).
-  client.daemon = report.event.owner && !is_sshd_family(report.event.owner->comm) ? report.event.owner->comm : "sshd";
+  // libwrap's daemon name: sshd's own name; OpenSSH 9.8+'s sshd-session (Debian's
+  // libwrap patch) and the command a twist left behind (sh) judged as sshd.
+  const std::string* owner = report.event.owner ? &report.event.owner->comm : nullptr;
+  client.daemon = owner && is_sshd_family(*owner) && *owner != "sshd-session" && *owner != "sshd-auth" ? *owner : "sshd";
   client.address = format_address(report.event.family, report.event.remote.addr);
   client.server_address = format_address(report.event.family, report.event.local.addr);
   client.server_port = report.event.local.port;

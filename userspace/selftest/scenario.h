@@ -124,5 +124,7 @@ struct Scenario {
 };
 
 const std::vector<Scenario>& scenarios();
+// sshd's own refusals and TCP wrappers options (scenarios_sshd.cpp), part of scenarios().
+const std::vector<Scenario>& sshd_scenarios();
 
 }  // namespace rsttrace::lab

@@ -253,7 +253,13 @@ const std::vector<Scenario>& scenarios() {
        }},
       {"failed-login", "an ordinary failed login (no key): no reset, nothing to report", failed_login},
   };
-  return all;
+  static const std::vector<Scenario> with_sshd = [] {
+    std::vector<Scenario> list = all;
+    const auto& more = sshd_scenarios();  // scenarios_sshd.cpp
+    list.insert(list.end(), more.begin(), more.end());
+    return list;
+  }();
+  return with_sshd;
 }
 
 }  // namespace rsttrace::lab
