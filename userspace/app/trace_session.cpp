@@ -230,8 +230,8 @@ void TraceSession::deliver(Attribution& report) {
 void TraceSession::on_storm(const StormReport& storm) {
   const Attribution& verdict = *storm.verdict;
   const std::string peer_addr = format_address(verdict.event.family, storm_peer_address(storm.key));
-  metrics_.add_storm(verdict, storm.key.port, storm.count);
-  tally_.add_storm(verdict, peer_addr, storm.count);
+  metrics_.add_storm(verdict, storm.key.port, storm.count, storm.connections);
+  tally_.add_storm(verdict, peer_addr, storm.count, storm.connections);
   printer_.storm(storm);
   if (storm.state == StormState::Start)
     spdlog::warn("storm on port {} from {}: {} events/s or more of one class ({}); counted in the kernel, one line "
