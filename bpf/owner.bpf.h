@@ -131,12 +131,9 @@ static __always_inline void record_io(const struct sock *sk)
 	record_owner(sk, RSTTRACE_OWNER_IO);
 }
 
-/* accept() returns a new fd: follow it to its socket and record the acceptor. */
-static __always_inline void record_accepted(long fd)
+/* The socket the current task just accepted (an untyped pointer): record the acceptor. */
+static __always_inline void record_accepted_sock(struct sock *sk)
 {
-	struct file *file;
-	struct socket *sock;
-	struct sock *sk;
 	/* skc_dport and skc_num share one word (skc_portpair): one read for both. */
 	struct {
 		__be16 dport;
@@ -144,10 +141,6 @@ static __always_inline void record_accepted(long fd)
 	} ports;
 	__u16 family;
 
-	if (fd < 0 || !(file = current_file(fd)))
-		return;
-	sock = BPF_CORE_READ(file, private_data);
-	sk = sock ? BPF_CORE_READ(sock, sk) : 0;
 	if (!sk || bpf_core_read(&ports, sizeof(ports), &sk->__sk_common.skc_portpair))
 		return;
 	/* Unwatched ports (nearly every accept on a busy host) leave here. */
@@ -157,6 +150,18 @@ static __always_inline void record_accepted(long fd)
 	if ((family != AF_INET && family != AF_INET6) || sk_protocol_core(sk) != IPPROTO_TCP)
 		return;
 	record_owner(sk, RSTTRACE_OWNER_ACCEPT);
+}
+
+/* accept() returns a new fd: follow it to its socket and record the acceptor. */
+static __always_inline void record_accepted(long fd)
+{
+	struct file *file;
+	struct socket *sock;
+
+	if (fd < 0 || !(file = current_file(fd)))
+		return;
+	sock = BPF_CORE_READ(file, private_data);
+	record_accepted_sock(sock ? BPF_CORE_READ(sock, sk) : 0);
 }
 
 #endif /* RSTTRACE_OWNER_BPF_H */
