@@ -15,10 +15,10 @@
 #include <functional>
 #include <optional>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "attribute/attribution.h"
+#include "attribute/flat_index.h"
 #include "collect/storm_counters.h"
 #include "rsttrace/records.h"
 
@@ -86,15 +86,20 @@ class StormTracker {
   template <typename OnLine>
   void observe(const rsttrace_storm_key& key, const TcpEvent& event, OnLine&& on_line) {
     if (event.monotonic_ns >= window_start_ns_ + kSecondNs || event.monotonic_ns < window_start_ns_) {
-      window_.clear();
+      window_.clear();  // keeps its capacity: a flood from many peers allocates nothing per event
+      window_index_.clear();
       window_start_ns_ = event.monotonic_ns;
     }
-    auto it = window_.find(key);
-    if (it == window_.end()) {
+    const uint32_t hash = static_cast<uint32_t>(StormKeyHash{}(key));
+    uint32_t index = window_index_.find(hash, [&](uint32_t i) { return StormKeyEqual{}(window_[i].first, key); });
+    if (index == FlatIndex::kNone) {
       if (window_.size() >= kMaxWindowKeys) return;
-      it = window_.emplace(key, 0).first;
+      index = static_cast<uint32_t>(window_.size());
+      window_.emplace_back(key, 0);
+      window_index_.insert(hash, index);
     }
-    if (++it->second == threshold_ && !waits_for_sent_class(key)) start(key, event, on_line_function(on_line));
+    if (++window_[index].second == threshold_ && !waits_for_sent_class(key))
+      start(key, event, on_line_function(on_line));
   }
 
   // Once per poll: a line per storm each second, ends storms that calmed down.
@@ -158,7 +163,9 @@ class StormTracker {
   uint64_t threshold_;
   StormCounters& kernel_;
   JudgeAlone judge_alone_;
-  std::unordered_map<rsttrace_storm_key, uint32_t, StormKeyHash, StormKeyEqual> window_;
+  // This second's classes and their counts, looked up through window_index_.
+  std::vector<std::pair<rsttrace_storm_key, uint32_t>> window_;
+  FlatIndex window_index_;
   uint64_t window_start_ns_ = 0;
   std::vector<Storm> storms_;
   std::vector<uint32_t> free_slots_;
