@@ -32,6 +32,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PER_CONNECTION = "rsttrace --storm-threshold 0"
 NO_SYSCALLS = "rsttrace --no-syscall-tracepoints"
 EMPTY_HOOKS = "empty programs on rsttrace's hooks"
+# issue 17: distributed floods (each connection from another 127.16.0.0/12
+# source, at the machine's maximum), and unrelated load rsttrace's hooks see:
+# a loop of 1-byte read()s (the syscall tracepoints' tax) and a 1-byte
+# ping-pong on another port (sock_{send,recv}_length). loadgen modes.
+FLOOD_MODES = {"dist_reset_flood": "rst-dist", "dist_drop_flood": "syn-dist", "syscalls": "syscalls",
+               "pingpong": "pingpong"}
 COST_RUNS = ("unrelated", "unrelated_no_syscalls", "reset_storm", "reset_storm_per_connection")
 
 
@@ -236,7 +242,8 @@ def loadgen(mode, port, seconds=SECONDS):
 
 def measure(workload, observer):
     observer.start(workload)
-    before = {"rsts": snmp("OutRsts"), "nft": nft_counter() if workload == "drop_storm" else 0}
+    drops = workload in ("drop_storm", "dist_drop_flood")
+    before = {"rsts": snmp("OutRsts"), "nft": nft_counter() if drops else 0}
     if workload == "unrelated":
         result = loadgen("fin", 5001)
         rate = result["rate"]
@@ -249,6 +256,9 @@ def measure(workload, observer):
     elif workload == "drop_storm":
         result = loadgen("syn", 22)
         rate = result["rate"]
+    elif workload in FLOOD_MODES:  # issue 17's workloads (BENCH_SUITE=floods)
+        result = loadgen(FLOOD_MODES[workload], 5301 if workload == "pingpong" else 22)
+        rate = result["rate"]
     elif workload == "soak":
         # RSS once the load has run a tenth of its time (the warm working set),
         # against RSS at the end: growth, not the working set.
@@ -260,9 +270,9 @@ def measure(workload, observer):
     usage = observer.usage()
     if workload == "soak":
         usage["warm_kb"] = warm_kb
-    after = {"rsts": snmp("OutRsts"), "nft": nft_counter() if workload == "drop_storm" else 0}
+    after = {"rsts": snmp("OutRsts"), "nft": nft_counter() if drops else 0}
     summary = observer.stop()
-    connections = result["connections"] if workload in ("unrelated", "reset_storm", "drop_storm") else 0
+    connections = result["connections"] if workload in ("unrelated", "reset_storm", "drop_storm", *FLOOD_MODES) else 0
     return {"workload": workload, "config": observer.name, "rate": rate, "connections": connections,
             "kernel_resets": after["rsts"] - before["rsts"], "nft_drops": after["nft"] - before["nft"],
             "summary": summary, **usage}
@@ -515,9 +525,91 @@ def write_report(results, costs, soak):
     print(f"wrote {path}")
 
 
+def run_floods():
+    """BENCH_SUITE=floods: issue 17's workloads, configurations alternating (A B A B) in each round."""
+    results = []
+    configs = [Observer(), Rsttrace(), Rsttrace(["--storm-threshold", "0"], name=PER_CONNECTION),
+               Rsttrace(["--no-syscall-tracepoints"], name=NO_SYSCALLS), Tcpdump()]
+    for workload in FLOOD_MODES:
+        drop_rule(workload == "dist_drop_flood")
+        for round_number in range(ROUNDS):
+            for observer in configs:
+                if workload in ("syscalls", "pingpong") and observer.name == PER_CONNECTION:
+                    continue
+                if workload.startswith("dist_") and observer.name == NO_SYSCALLS:
+                    continue
+                record = measure(workload, observer)
+                record["round"] = round_number
+                results.append(record)
+                print(json.dumps({k: v for k, v in record.items() if k != "summary"}), flush=True)
+    drop_rule(False)
+    return results
+
+
+def write_floods_report(results):
+    today = datetime.date.today().isoformat()
+    lines = [f"# rsttrace flood benchmarks (issue 17), {today}", "",
+             f"- machine: {os.cpu_count()} CPUs, kernel {platform.release()}, rsttrace "
+             f"{sh('git', '-C', ROOT, 'rev-parse', '--short', 'HEAD', check=False).stdout.strip()}",
+             f"- method: {ROUNDS} rounds of {SECONDS:g} s per workload, configurations alternating within each round "
+             "(baseline first); 2 load threads; loopback in a private namespace. min / median / max over the rounds; "
+             "overheads against the same round's baseline. Load on the machine at the end: "
+             f"{open('/proc/loadavg').read().split()[0]} (1-minute load average)", "",
+             "Accounting (floods, summed over the rounds): the kernel's count in the bench namespace (OutRsts, or the "
+             "drop rule's counter) against rsttrace's connections (event lines + storm lines' `connections`); balanced: "
+             "those equal, nothing lost, `packets + absorbed + ignored = kernel.emitted` and `aggregated = "
+             "kernel.aggregated` in every round (the identity over `kernel.reset_sent` and friends holds only without "
+             "`--netns`: other namespaces' port-22 events, other labs on this machine, count there).", "",
+             "| workload | config | rate (min / median / max) | vs baseline | collector CPU (% of a core) | peak RSS (MB) "
+             "| kernel count | rsttrace connections | lost | balanced |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for workload in FLOOD_MODES:
+        for config in ("baseline", "rsttrace", PER_CONNECTION, NO_SYSCALLS, "tcpdump"):
+            rows = [r for r in results if r["workload"] == workload and r["config"] == config]
+            if not rows:
+                continue
+            vs = fmt(stats(ratio_rows(results, workload, config)), percent=True) if config != "baseline" else "-"
+            cpu = fmt(stats([r["cpu_s"] / SECONDS * 100 for r in rows])) if "cpu_s" in rows[0] else "-"
+            rss = fmt(stats([r["hwm_kb"] / 1024 for r in rows])) if "hwm_kb" in rows[0] else "-"
+            kernel, seen, lost, balanced = "-", "-", "-", "-"
+            if config.startswith("rsttrace") and workload.startswith("dist_"):
+                def counted(r):
+                    return r["kernel_resets"] if workload == "dist_reset_flood" else r["nft_drops"]
+
+                def connections(r):
+                    return r["summary"]["events"] + r["summary"].get("storm_connections", 0)
+
+                def balanced_round(r):
+                    s, k = r["summary"], r["summary"]["kernel"]
+                    return (connections(r) == counted(r) and s["lost"] == 0
+                            and s["packets"] + s["absorbed"] + s["ignored"] == k["emitted"]
+                            and s.get("aggregated", 0) == k.get("aggregated", 0))
+                kernel, seen = f"{sum(map(counted, rows)):,}", f"{sum(map(connections, rows)):,}"
+                lost = f"{sum(r['summary'].get('lost', 0) for r in rows):,}"
+                balanced = "yes" if all(map(balanced_round, rows)) else "NO"
+            lines.append(f"| {workload} | {config} | {fmt(stats([r['rate'] for r in rows]), digits=0)} | {vs} | {cpu} "
+                         f"| {rss} | {kernel} | {seen} | {lost} | {balanced} |")
+    lines.append("")
+    path = os.path.join(ROOT, "bench", "results", f"{today}-floods.md")
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+    with open(path.replace(".md", ".json"), "w") as f:
+        json.dump({"results": results}, f, indent=1)
+    print(f"wrote {path}")
+
+
 def main():
     if os.geteuid() != 0:
         sys.exit("bench: run as root")
+    if os.environ.get("BENCH_SUITE") == "floods":
+        setup_namespace()
+        try:
+            results = run_floods()
+        finally:
+            teardown()
+            shutil.rmtree(WORK, ignore_errors=True)
+        write_floods_report(results)
+        return
     setup_namespace()
     try:
         results, costs, soak = run()

@@ -131,13 +131,10 @@ static __always_inline void record_io(const struct sock *sk)
 	record_owner(sk, RSTTRACE_OWNER_IO);
 }
 
-/* accept() returns a new fd: follow it to its socket and record the acceptor;
- * the socket recorded, or NULL. */
-static __always_inline struct sock *record_accepted(long fd)
+/* The socket the current task just accepted (an untyped pointer): record the
+ * acceptor; the socket recorded, or NULL. */
+static __always_inline struct sock *record_accepted_sock(struct sock *sk)
 {
-	struct file *file;
-	struct socket *sock;
-	struct sock *sk;
 	/* skc_dport and skc_num share one word (skc_portpair): one read for both. */
 	struct {
 		__be16 dport;
@@ -145,10 +142,6 @@ static __always_inline struct sock *record_accepted(long fd)
 	} ports;
 	__u16 family;
 
-	if (fd < 0 || !(file = current_file(fd)))
-		return 0;
-	sock = BPF_CORE_READ(file, private_data);
-	sk = sock ? BPF_CORE_READ(sock, sk) : 0;
 	if (!sk || bpf_core_read(&ports, sizeof(ports), &sk->__sk_common.skc_portpair))
 		return 0;
 	/* Unwatched ports (nearly every accept on a busy host) leave here. */
@@ -159,6 +152,19 @@ static __always_inline struct sock *record_accepted(long fd)
 		return 0;
 	record_owner(sk, RSTTRACE_OWNER_ACCEPT);
 	return sk;
+}
+
+/* accept() returns a new fd: follow it to its socket and record the acceptor;
+ * the socket recorded, or NULL. */
+static __always_inline struct sock *record_accepted(long fd)
+{
+	struct file *file;
+	struct socket *sock;
+
+	if (fd < 0 || !(file = current_file(fd)))
+		return 0;
+	sock = BPF_CORE_READ(file, private_data);
+	return record_accepted_sock(sock ? BPF_CORE_READ(sock, sk) : 0);
 }
 
 #endif /* RSTTRACE_OWNER_BPF_H */

@@ -292,3 +292,47 @@ int handle_openat_exit(struct trace_event_raw_sys_exit *ctx)
 	submit_wrapper_open(ctx);
 	return 0;
 }
+
+/*
+ * Kernel-function hooks that replace the accept() and openat() syscall
+ * tracepoints where fexit works (userspace probes it; `rsttrace check` and the
+ * start-up line say which is in use): while any syscall tracepoint is
+ * attached, every syscall of every process on the host takes the kernel's
+ * slow path; these run only on accepts and on opens by path.
+ *
+ * net/ipv4/inet_connection_sock.c:
+ *   struct sock *inet_csk_accept(struct sock *sk, struct proto_accept_arg *arg);
+ * Before 6.10: (struct sock *sk, int flags, int *err, bool kern), 92ef0fd55a4f
+ * ("net: change proto and proto_ops accept type"). The accepted socket is the
+ * return value, read with bpf_get_func_ret() (5.17) whatever the arguments.
+ * The accept() of TCP over IPv4 and IPv6 (inet_accept) calls it in the
+ * accepting task.
+ */
+SEC("?fexit/inet_csk_accept")
+int BPF_PROG(handle_accept_fexit)
+{
+	__u64 sk = 0;
+
+	if (bpf_get_func_ret(ctx, &sk) == 0 && record_accepted_sock((struct sock *)sk))
+		emit_connection_note((struct sock *)sk, RSTTRACE_KIND_ACCEPTED, 0);
+	return 0;
+}
+
+/*
+ * fs/namei.c:
+ *   struct file *do_filp_open(int dfd, struct filename *pathname,
+ *			       const struct open_flags *op);
+ * Every open by path (open, openat, openat2, creat) passes here, in the
+ * opening task; at fexit the result is known, so a failed open (an ERR_PTR)
+ * is no evidence, as at sys_exit_openat (wrappers.bpf.h).
+ */
+SEC("?fexit/do_filp_open")
+int BPF_PROG(handle_open_fexit, int dfd, struct filename *pathname, const struct open_flags *op)
+{
+	__u64 file = 0;
+
+	if (bpf_get_func_ret(ctx, &file) || file >= (__u64)-4095) /* IS_ERR() */
+		return 0;
+	submit_opened_wrapper(pathname->name, op->open_flag);
+	return 0;
+}

@@ -36,6 +36,9 @@ def main():
     # Debian's 6.1 runs all three kinds: the probes must say so (they load the real programs).
     for kind in (r"tp_btf \(tcp:tcp_send_reset\)", r"kprobe \(tcp_send_active_reset\)", r"fentry \(tcp_send_active_reset\)"):
         assert re.search(kind + r"\s+works", out), f"{kind} should work on 6.1"
+    # issue 17: accept() and wrapper-file opens on fexit there, not on syscall tracepoints.
+    assert re.search(r"fexit \(inet_csk_accept, do_filp_open\)\s+works", out), "fexit hooks should work on 6.1"
+    assert re.search(r"accept\(\) and wrapper-file opens\s+fexit on inet_csk_accept", out), "fexit hooks not in use"
 
     # The rows of today's guest run (the userland x clients subset for the
     # guests is chosen from the host's stage times: see README, "The Debian 13 lab").

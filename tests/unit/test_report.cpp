@@ -71,6 +71,20 @@ TEST_CASE("report: a storm line counts as its count of events, under its peer an
                                                              "2026-11-25T02:13:09.000000Z (90000 of them counted in storms)"));
 }
 
+TEST_CASE("report: a storm line counts its connections: a loopback twin's ends count none", "[report]") {
+  Incident incident;
+  incident.add_line("cap", 1, R"({"type":"storm","ts":"2026-11-25T02:13:09.000000Z","count":2000,"connections":2000,)"
+                              R"("twin":false,"peer_addr":"127.0.0.5","verdict":"no-listener"})");
+  incident.add_line("cap", 2, R"({"type":"storm","ts":"2026-11-25T02:13:09.000000Z","count":1999,"connections":0,)"
+                              R"("twin":true,"peer_addr":"127.0.0.5","verdict":"no-listener"})");
+  incident.add_line("cap", 3, R"({"type":"storm","ts":"2026-11-25T02:13:09.000000Z","count":5,"connections":6,)"
+                              R"("peer_addr":"127.0.0.5","verdict":"no-listener"})");
+  CHECK(incident.events() == 2000);
+  CHECK(incident.by_verdict().at("no-listener") == 2000);
+  CHECK(incident.top_remotes(1) == std::vector<std::pair<std::string, uint64_t>>{{"127.0.0.5", 2000}});
+  CHECK(incident.malformed() == 1);  // more connections than events
+}
+
 TEST_CASE("report: malformed lines are counted with their line numbers, a cut last line is truncated", "[report]") {
   Incident incident;
   incident.add_line("cap", 1, "{not json");

@@ -45,14 +45,19 @@ struct ScriptedKernel : StormCounters {
   std::map<uint32_t, uint64_t> counts;
   std::map<uint32_t, bool> active;  // slot -> counting
   int activations = 0, removals = 0;
+  std::vector<rsttrace_storm_key> activated, deactivated;  // in call order
   bool refuse = false;  // the map update fails
-  void activate(const rsttrace_storm_key&, uint32_t slot) override {
+  void activate(const rsttrace_storm_key& key, uint32_t slot) override {
     if (refuse) throw std::runtime_error("failed to add storm key: Cannot allocate memory");
+    activated.push_back(key);
     ++activations;
     counts[slot] = 0;
     active[slot] = true;
   }
-  void deactivate(const rsttrace_storm_key&, uint32_t slot) override { active[slot] = false; }
+  void deactivate(const rsttrace_storm_key& key, uint32_t slot) override {
+    deactivated.push_back(key);
+    active[slot] = false;
+  }
   void remove(const rsttrace_storm_key&) override { ++removals; }
   uint64_t count(uint32_t slot) const override { return counts.at(slot); }
 };
@@ -353,4 +358,99 @@ TEST_CASE("a storm still waiting for its provenance at exit gets its start and e
   storms.flush(2 * kSecond, on_line);
   CHECK(states == std::vector<StormState>{StormState::Start, StormState::End});
   CHECK(storms.aggregated() == 7);
+}
+
+namespace {
+
+bool same_key(const rsttrace_storm_key& a, const rsttrace_storm_key& b) { return std::memcmp(&a, &b, sizeof(a)) == 0; }
+
+// A refused loopback connection as the BPF side classes its two ends.
+std::pair<rsttrace_storm_key, rsttrace_storm_key> loopback_refusal_keys(const char* client) {
+  rsttrace_tcp_event sent = raw_event(RSTTRACE_KIND_RESET_SENT, "127.0.0.1", 22, client, 40000);
+  sent.flags = RSTTRACE_FLAG_REASON | RSTTRACE_FLAG_PACKET | RSTTRACE_FLAG_INGRESS;
+  sent.reason = 1;
+  sent.tcp_flags = 0x02;
+  rsttrace_tcp_event received = raw_event(RSTTRACE_KIND_RESET_RECEIVED, client, 40000, "127.0.0.1", 22);
+  received.flags = RSTTRACE_FLAG_SOCKET | RSTTRACE_FLAG_FULLSOCK | RSTTRACE_FLAG_OWNER_EXITING;
+  received.tcp_state = kSynSent;
+  rsttrace_storm_key sent_key{}, received_key{};
+  REQUIRE(rsttrace_storm_key_of(&sent, 1, &sent_key));
+  REQUIRE(rsttrace_storm_key_of(&received, 0, &received_key));
+  return {sent_key, received_key};
+}
+
+}  // namespace
+
+TEST_CASE("a loopback refusal's received end is the twin of its sent end: one connection, not two") {
+  const auto [sent, received] = loopback_refusal_keys("127.16.3.4");
+  const auto twin = loopback_twin_key(sent);
+  REQUIRE(twin);
+  CHECK(same_key(*twin, received));
+  // Not loopback, or not a refused SYN (its received end is no SYN_SENT socket): no twin.
+  CHECK_FALSE(loopback_twin_key(key_for("192.0.2.7")));
+  rsttrace_storm_key not_syn = sent;
+  not_syn.tcp_flags = 0x10;
+  CHECK_FALSE(loopback_twin_key(not_syn));
+  CHECK_FALSE(loopback_twin_key(received));
+
+  ScriptedKernel kernel;
+  StormTracker storms(100, kernel, judged);
+  std::vector<StormReport> lines;
+  auto on_line = [&](const StormReport& r) { lines.push_back(r); };
+  // Each connection's sent reset, then its received one; the received class
+  // reaches the threshold too, after the sent one.
+  for (int i = 0; i < 150; ++i) {
+    storms.observe(sent, event_at(kSecond + 2 * i), on_line);
+    storms.observe(received, event_at(kSecond + 2 * i + 1), on_line);
+  }
+  // The twin counts first, so that no sent reset counted has its received end in a line.
+  REQUIRE(kernel.activated.size() == 2);
+  CHECK(same_key(kernel.activated[0], received));
+  CHECK(same_key(kernel.activated[1], sent));
+  REQUIRE(lines.size() == 2);
+  CHECK((lines[0].twin == false && same_key(lines[0].key, sent)));
+  CHECK((lines[1].twin == true && same_key(lines[1].key, received)));
+  CHECK(lines[1].verdict->verdict == Verdict::NoListener);  // the connections' verdict, not "peer"
+  CHECK(storms.active() == 2);
+
+  const uint32_t twin_slot = 0, sent_slot = 1;  // slots are taken lowest first
+  kernel.counts[sent_slot] = 5000;
+  kernel.counts[twin_slot] = 4999;
+  storms.tick(2 * kSecond + 200, on_line);  // a second after the start (the 100th sent reset, at 1 s + 198 ns)
+  REQUIRE(lines.size() == 4);
+  uint64_t connections = 0, events = 0;
+  for (const StormReport& line : lines) connections += line.connections, events += line.count;
+  CHECK(connections == 5000);
+  CHECK(events == 9999);
+
+  // Calm: the sent storm stops counting; its twin only 50 ms later, with its end line.
+  storms.tick(3 * kSecond + 400, on_line);
+  REQUIRE(kernel.deactivated.size() == 1);
+  CHECK(same_key(kernel.deactivated[0], sent));
+  CHECK(kernel.active[twin_slot]);
+  storms.tick(3 * kSecond + 60'000'400, on_line);
+  REQUIRE(kernel.deactivated.size() == 2);
+  CHECK(same_key(kernel.deactivated[1], received));
+  CHECK(storms.active() == 1);
+  storms.tick(3 * kSecond + 120'000'400, on_line);
+  CHECK(storms.active() == 0);
+  CHECK(lines.back().state == StormState::End);
+  CHECK(lines.back().twin);
+}
+
+TEST_CASE("a loopback twin class reaching the threshold before its sent class waits for it") {
+  const auto [sent, received] = loopback_refusal_keys("127.0.0.3");
+  ScriptedKernel kernel;
+  StormTracker storms(10, kernel, judged);
+  std::vector<StormReport> lines;
+  auto on_line = [&](const StormReport& r) { lines.push_back(r); };
+  storms.observe(sent, event_at(kSecond), on_line);
+  for (int i = 0; i < 20; ++i) storms.observe(received, event_at(kSecond + 1 + i), on_line);
+  CHECK(kernel.activations == 0);
+  for (int i = 0; i < 9; ++i) storms.observe(sent, event_at(kSecond + 30 + i), on_line);
+  CHECK(kernel.activations == 2);
+  storms.flush(kSecond + 100, on_line);
+  // At exit the sent storm stops counting before its twin.
+  REQUIRE(kernel.deactivated.size() == 2);
+  CHECK(same_key(kernel.deactivated[0], sent));
 }

@@ -28,14 +28,19 @@ TEST_CASE("a run tally counts each report once by direction, and the interval ap
   tally.add(report(EventKind::ResetSent, "192.0.2.7", 2));
   tally.add(report(EventKind::ResetReceived, "192.0.2.7", 1));
   tally.add(report(EventKind::Drop, "192.0.2.9", 3));
-  tally.add_storm(report(EventKind::Drop, "192.0.2.9", 1), "192.0.2.9", 500);
+  tally.add_storm(report(EventKind::Drop, "192.0.2.9", 1), "192.0.2.9", 500, 500);
+  // A loopback twin's line: its events count, its connections are the sent storm's.
+  tally.add_storm(report(EventKind::ResetReceived, "127.0.0.5", 1), "127.0.0.5", 499, 0);
   CHECK(tally.counts().reports == 3);
   CHECK(tally.counts().packets == 6);
   CHECK(tally.counts().reset_sent == 1);
   CHECK(tally.counts().reset_received == 1);
   CHECK(tally.counts().drop == 1);
   CHECK(tally.run().total() == 3);
-  CHECK(tally.run().storm_events() == 500);
+  CHECK(tally.run().storm_events() == 999);
+  CHECK(tally.run().storm_connections() == 500);
+  CHECK(tally.run().storm_by_verdict().size() == 1);
+  CHECK(tally.run().top_remotes(5).size() == 2);  // no 127.0.0.5: no connection of its own
   CHECK(tally.interval().total() == 3);
   tally.clear_interval();
   CHECK(tally.interval().total() == 0);
@@ -47,7 +52,7 @@ TEST_CASE("the summary line holds every documented field, in order, from plain c
   RunTally tally;
   tally.add(report(EventKind::ResetSent, "192.0.2.7", 2));
   tally.add(report(EventKind::Drop, "192.0.2.9", 1));
-  tally.add_storm(report(EventKind::Drop, "192.0.2.9", 1), "192.0.2.9", 40);
+  tally.add_storm(report(EventKind::Drop, "192.0.2.9", 1), "192.0.2.9", 40, 40);
   SummaryFacts facts{.unix_ns = 1'764'064'800'000'001'000ULL,  // 2025-11-25T10:00:00.000001Z
                      .duration_s = 2.5,
                      .counts = tally.counts(),
@@ -68,7 +73,7 @@ TEST_CASE("the summary line holds every documented field, in order, from plain c
   CHECK(keys == std::vector<std::string>{"type", "ts", "duration_s", "events", "packets", "absorbed", "ignored",
                                          "reset_sent", "reset_received", "drop", "lost", "malformed", "storms",
                                          "provenance", "aggregated", "kernel", "verdicts", "storm_verdicts",
-                                         "top_remotes"});
+                                         "top_remotes", "storm_connections"});
   CHECK(summary["type"] == "summary");
   CHECK(summary["ts"] == "2025-11-25T10:00:00.000001Z");
   CHECK(summary["duration_s"] == 2.5);

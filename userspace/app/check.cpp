@@ -92,8 +92,15 @@ int run_check() {
     row(probe.label, result ? "works" : "no (" + result.reason() + ")");
   }
 
+  const Result<void> function_hooks = probe_function_hooks();
+  row("fexit (inet_csk_accept, do_filp_open)", function_hooks ? "works" : "no (" + function_hooks.reason() + ")");
+
   const bool old_send_reset = tracepoint_arg_count(types, "tcp_send_reset").value_or(0) < 3;
   std::printf("fallbacks in use\n");
+  row("accept() and wrapper-file opens",
+      function_hooks ? "fexit on inet_csk_accept and do_filp_open (no syscall tracepoints)"
+      : tracefs      ? "syscall tracepoints (every syscall of the host takes the slow path while attached)"
+                     : "none: the accepting process and TCP wrappers go unseen");
   if (!old_send_reset)
     row("active resets", "tcp:tcp_send_reset (no fallback needed)");
   else
@@ -101,7 +108,9 @@ int run_check() {
 
   std::printf("a full session (port 22)\n");
   try {
-    BpfSession session(SessionConfig{{22}, 0, 1u << 16, tracefs.ok(), false},
+    SessionConfig config{{22}, 0, 1u << 16, tracefs.ok(), false};
+    config.function_hooks = function_hooks.ok();
+    BpfSession session(config,
                        TracepointShapes::from_btf(types),
                        [](std::span<const std::byte>) {});
     row("programs attached", std::to_string(session.attached_programs().size()));

@@ -22,6 +22,7 @@ void MetricsPublisher::maybe_publish(uint64_t reports_total, const std::function
   MetricsSnapshot snapshot;
   snapshot.events = events_.counts();
   snapshot.storm_events = storm_events_.counts();
+  snapshot.storm_connections = storm_connections_.counts();
   fill(snapshot);
   if (last_ns_ != 0 && now > last_ns_)
     snapshot.events_per_second =

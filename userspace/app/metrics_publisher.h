@@ -23,8 +23,10 @@ class MetricsPublisher {
   void add(const Attribution& report) {
     if (server_) events_.add(report);
   }
-  void add_storm(const Attribution& verdict, uint16_t port, uint64_t count) {
-    if (server_) storm_events_.add(verdict, port, count);
+  void add_storm(const Attribution& verdict, uint16_t port, uint64_t count, uint64_t connections) {
+    if (!server_) return;
+    storm_events_.add(verdict, port, count);
+    if (connections) storm_connections_.add(verdict, port, connections);
   }
 
   // Publishes if a second has passed since the last page (or force):
@@ -36,6 +38,7 @@ class MetricsPublisher {
   std::unique_ptr<MetricsServer> server_;
   EventCounters events_;
   EventCounters storm_events_;
+  EventCounters storm_connections_;
   double start_unix_;
   bool bpf_stats_;
   uint64_t last_ns_ = 0;

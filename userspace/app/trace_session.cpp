@@ -10,6 +10,7 @@
 
 #include "app/privileges.h"
 #include "clock.h"
+#include "collect/feature_probe.h"
 #include "collect/tracefs.h"
 #include "error.h"
 #include "provenance/enrich.h"
@@ -35,6 +36,11 @@ uid_t capture_owner(const std::string& collector_user) {
 }
 
 }  // namespace
+
+// The syscall tracepoints' cost to every other process, as measured on a loop
+// of 1-byte read()s (bench/results/2026-11-30-floods.md: CPU time per read()).
+constexpr const char* kSyscallTracepointCost =
+    "measured about +10 ns of CPU per syscall (+5% on a loop of 1-byte read()s)";
 
 TraceSession::KernelFacts TraceSession::read_kernel_facts() {
   // The kernel's BTF (several MB) is needed only for names and tracepoint
@@ -66,16 +72,28 @@ TraceSession::TraceSession(const TraceOptions& options)
 TraceSession::~TraceSession() = default;
 
 void TraceSession::start() {
-  // Syscall tracepoints (accept, openat) put every syscall of every process on
-  // the kernel's slow path while attached: measured in bench/ as the largest
-  // cost on unrelated traffic, hence the option to go without them.
-  const Result<void> tracefs = options_.syscall_tracepoints ? ensure_tracefs() : Result<void>{};
-  const bool syscall_tracepoints = options_.syscall_tracepoints && tracefs.ok();
-  if (!syscall_tracepoints)
+  // accept() and wrapper-file opens: on kernel functions where the kernel runs
+  // fexit programs (they cost nothing to other syscalls), else on syscall
+  // tracepoints, which put every syscall of every process on the kernel's slow
+  // path while attached (bench/: the largest cost on unrelated traffic).
+  const Result<void> function_hooks = probe_function_hooks();
+  const bool want_syscall_tracepoints = options_.syscall_tracepoints && !function_hooks.ok();
+  const Result<void> tracefs = want_syscall_tracepoints ? ensure_tracefs() : Result<void>{};
+  const bool syscall_tracepoints = want_syscall_tracepoints && tracefs.ok();
+  if (function_hooks.ok())
+    spdlog::info("accept() and wrapper-file opens: fexit on inet_csk_accept and do_filp_open (no syscall tracepoints)");
+  else if (syscall_tracepoints)
+    spdlog::warn("accept() and wrapper-file opens: syscall tracepoints (no fexit on this kernel: {}); while attached "
+                 "every syscall of every process takes the kernel's slow path: {}; --no-syscall-tracepoints goes "
+                 "without them",
+                 function_hooks.reason(), kSyscallTracepointCost);
+  else
     spdlog::warn("{}; owners are learnt from connect/close only, not accept(), and TCP wrappers go unseen",
                  options_.syscall_tracepoints ? tracefs.reason() : "--no-syscall-tracepoints");
-  session_.emplace(SessionConfig{options_.ports, options_.netns, options_.ring_buffer_kib * 1024u,
-                                 syscall_tracepoints, options_.bpf_stats},
+  SessionConfig config{options_.ports, options_.netns, options_.ring_buffer_kib * 1024u, syscall_tracepoints,
+                       options_.bpf_stats};
+  config.function_hooks = function_hooks.ok();
+  session_.emplace(config,
                    kernel_.tracepoints, [this](std::span<const std::byte> bytes) { on_record(bytes); });
   malloc_trim(0);  // and libbpf's copy: RSS is watched on long runs
   if (options_.storm_threshold > 0)
@@ -232,8 +250,8 @@ void TraceSession::deliver(Attribution& report) {
 void TraceSession::on_storm(const StormReport& storm) {
   const Attribution& verdict = *storm.verdict;
   const std::string peer_addr = format_address(verdict.event.family, storm_peer_address(storm.key));
-  metrics_.add_storm(verdict, storm.key.port, storm.count);
-  tally_.add_storm(verdict, peer_addr, storm.count);
+  metrics_.add_storm(verdict, storm.key.port, storm.count, storm.connections);
+  tally_.add_storm(verdict, peer_addr, storm.count, storm.connections);
   printer_.storm(storm);
   if (storm.state == StormState::Start)
     spdlog::warn("storm on port {} from {}: {} events/s or more of one class ({}); counted in the kernel, one line "

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <exception>
 
 namespace rsttrace {
@@ -21,44 +22,143 @@ StormTracker::StormTracker(uint64_t threshold_per_second, StormCounters& kernel,
   for (uint32_t slot = RSTTRACE_STORM_SLOTS; slot-- > 0;) free_slots_.push_back(slot);
 }
 
-void StormTracker::start(const rsttrace_storm_key& key, const TcpEvent& event, const LineFunction& on_line) {
-  // Events already in the ring buffer when the storm started arrive here too.
-  for (const Storm& storm : storms_)
-    if (StormKeyEqual{}(storm.key, key)) return;
+std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& sent) {
+  constexpr uint8_t kSyn = 0x02, kSynSent = 2;
+  if (sent.kind != RSTTRACE_KIND_RESET_SENT || !sent.watched_local || sent.tcp_flags != kSyn) return std::nullopt;
+  static constexpr uint8_t kIpv6Loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  const bool loopback = (sent.family == 4 && sent.peer_addr[0] == 127) ||
+                        (sent.family == 6 && std::memcmp(sent.peer_addr, kIpv6Loopback, 16) == 0);
+  if (!loopback) return std::nullopt;
+  // What rsttrace_storm_key_of() makes of the client socket's received reset
+  // (fill_watched_socket_*: a full socket, no reason, no packet).
+  rsttrace_storm_key twin{};
+  std::memcpy(twin.peer_addr, sent.peer_addr, sizeof(twin.peer_addr));
+  twin.netns = sent.netns;
+  twin.port = sent.port;
+  twin.flags = RSTTRACE_FLAG_SOCKET | RSTTRACE_FLAG_FULLSOCK;
+  twin.family = sent.family;
+  twin.kind = RSTTRACE_KIND_RESET_RECEIVED;
+  twin.tcp_state = kSynSent;
+  return twin;
+}
+
+namespace {
+
+// A twin's verdict: the sent storm's (the same connections), about the client
+// end its lines count (kind, direction, state and addresses of that end).
+Attribution twin_verdict(const Attribution& sent) {
+  Attribution verdict = sent;
+  TcpEvent& e = verdict.event;
+  e.kind = EventKind::ResetReceived;
+  std::swap(e.local, e.remote);
+  e.tcp_state = 2;  // TCP_SYN_SENT
+  e.reason.reset();
+  e.tcp_flags.reset();
+  e.full_socket = true;
+  e.ingress = false;
+  return verdict;
+}
+
+}  // namespace
+
+StormTracker::Storm* StormTracker::find(const rsttrace_storm_key& key) {
+  for (Storm& storm : storms_)
+    if (StormKeyEqual{}(storm.key, key)) return &storm;
+  return nullptr;
+}
+
+bool StormTracker::waits_for_sent_class(const rsttrace_storm_key& key) const {
+  if (key.kind != RSTTRACE_KIND_RESET_RECEIVED) return false;
+  for (const auto& [seen, count] : window_) {  // once per class reaching the threshold
+    const auto twin = loopback_twin_key(seen);
+    if (twin && StormKeyEqual{}(*twin, key)) return true;
+  }
+  return false;
+}
+
+// Takes a slot and activates the storm's key in the kernel; false (counted as
+// not started) when no slot is free or the kernel map refuses it.
+bool StormTracker::begin_counting(Storm& storm) {
   if (free_slots_.empty()) {
     ++not_started_;
-    return;
+    return false;
   }
-  Storm storm;
-  storm.key = key;
   storm.slot = free_slots_.back();
-  storm.verdict = judge_alone_(key, event);
-  storm.since_ns = event.monotonic_ns;
-  storm.last_line_ns = event.monotonic_ns;
   try {
-    kernel_.activate(key, storm.slot);
+    kernel_.activate(storm.key, storm.slot);
   } catch (const std::exception& error) {  // the class stays per connection: nothing is lost
     ++not_started_;
     spdlog::warn("{}; the class goes on with a line per connection", error.what());
-    return;
+    return false;
   }
   free_slots_.pop_back();
   ++started_;
+  return true;
+}
+
+void StormTracker::start(const rsttrace_storm_key& key, const TcpEvent& event, const LineFunction& on_line) {
+  // Events already in the ring buffer when the storm started arrive here too.
+  if (find(key)) return;
+  Storm storm;
+  storm.key = key;
+  storm.verdict = judge_alone_(key, event);
+  storm.since_ns = event.monotonic_ns;
+  storm.last_line_ns = event.monotonic_ns;
   storm.start_pending = storm.verdict.needs_provenance;
+  // On loopback the client's received resets are the same connections: they
+  // count from before the sent class does (a sent reset counted means its
+  // received twin is counted too, never a line of its own) and stop after it.
+  storm.twin_key = loopback_twin_key(key);
+  const bool twin_new = storm.twin_key && !find(*storm.twin_key);
+  if (twin_new) {
+    if (free_slots_.size() < 2) {  // a sent storm without its twin would count its connections twice
+      ++not_started_;
+      return;
+    }
+    Storm twin;
+    twin.key = *storm.twin_key;
+    twin.verdict = twin_verdict(storm.verdict);
+    twin.since_ns = twin.last_line_ns = event.monotonic_ns;
+    twin.start_pending = storm.start_pending;
+    twin.twin = true;
+    if (!begin_counting(twin)) return;
+    storms_.push_back(std::move(twin));
+  }
+  if (!begin_counting(storm)) {
+    if (twin_new) end_twin(*storm.twin_key, event.monotonic_ns);
+    return;
+  }
+  if (storm.twin_key && !twin_new) {
+    // Started alone, its sent class below the threshold until now: its ends from here on.
+    Storm* twin = find(*storm.twin_key);
+    twin->twin = true;
+    twin->verdict = twin_verdict(storm.verdict);
+  }
+  const std::optional<rsttrace_storm_key> twin_key = storm.twin_key;
   storms_.push_back(std::move(storm));
-  if (!storms_.back().start_pending) line(storms_.back(), StormState::Start, event.monotonic_ns, on_line);
+  if (storms_.back().start_pending) return;
+  line(storms_.back(), StormState::Start, event.monotonic_ns, on_line);
+  if (Storm* twin = twin_new ? find(*twin_key) : nullptr) line(*twin, StormState::Start, event.monotonic_ns, on_line);
+}
+
+void StormTracker::end_twin(const rsttrace_storm_key& key, uint64_t now_ns) {
+  Storm* twin = find(key);
+  if (!twin || twin->ending_since_ns != 0) return;
+  kernel_.deactivate(twin->key, twin->slot);
+  twin->ending_since_ns = now_ns;
 }
 
 void StormTracker::update_verdict_impl(const rsttrace_storm_key& key, Attribution verdict, uint64_t now_ns,
                                        const LineFunction& on_line) {
-  for (Storm& storm : storms_)
-    if (StormKeyEqual{}(storm.key, key)) {
-      storm.verdict = std::move(verdict);
-      if (storm.start_pending) {
-        storm.start_pending = false;
-        line(storm, StormState::Start, now_ns, on_line);
-      }
-      return;
+  Storm* storm = find(key);
+  if (!storm) return;
+  Storm* twin = storm->twin_key ? find(*storm->twin_key) : nullptr;
+  if (twin && twin->twin) twin->verdict = twin_verdict(verdict);  // the same connections
+  storm->verdict = std::move(verdict);
+  for (Storm* each : {storm, twin})
+    if (each && each->start_pending && (each == storm || each->twin)) {
+      each->start_pending = false;
+      line(*each, StormState::Start, now_ns, on_line);
     }
 }
 
@@ -73,6 +173,8 @@ void StormTracker::line(Storm& storm, StormState state, uint64_t now_ns, const L
   report.since_monotonic_ns = storm.since_ns;
   report.now_monotonic_ns = now_ns;
   report.interval_s = now_ns > storm.last_line_ns ? static_cast<double>(now_ns - storm.last_line_ns) / 1e9 : 0;
+  report.twin = storm.twin;
+  report.connections = storm.twin ? 0 : report.count;
   aggregated_ += report.count;
   storm.reported = counted;
   storm.last_line_ns = now_ns;
@@ -80,11 +182,13 @@ void StormTracker::line(Storm& storm, StormState state, uint64_t now_ns, const L
 }
 
 void StormTracker::stop_counting(uint64_t now_ns) {
-  for (Storm& storm : storms_)
-    if (storm.ending_since_ns == 0) {
-      kernel_.deactivate(storm.key, storm.slot);
-      storm.ending_since_ns = now_ns;
-    }
+  // Twins last: a sent reset counted has its received twin counted.
+  for (bool twins : {false, true})
+    for (Storm& storm : storms_)
+      if (storm.twin == twins && storm.ending_since_ns == 0) {
+        kernel_.deactivate(storm.key, storm.slot);
+        storm.ending_since_ns = now_ns;
+      }
 }
 
 void StormTracker::tick_impl(uint64_t now_ns, bool final, const LineFunction& on_line) {
@@ -104,7 +208,8 @@ void StormTracker::tick_impl(uint64_t now_ns, bool final, const LineFunction& on
       line(storm, StormState::Ongoing, now_ns, on_line);
       // Calm: fewer than half the threshold per second over the line's span
       // (in doubles: a long stall times a large threshold overflows 64 bits).
-      if (static_cast<double>(storm.reported - before) * 2 * kSecondNs <
+      // A twin ends after its sent storm, never on its own.
+      if (!storm.twin && static_cast<double>(storm.reported - before) * 2 * kSecondNs <
           static_cast<double>(threshold_) * static_cast<double>(span_ns)) {
         kernel_.deactivate(storm.key, storm.slot);
         storm.ending_since_ns = now_ns;
@@ -117,7 +222,10 @@ void StormTracker::tick_impl(uint64_t now_ns, bool final, const LineFunction& on
       line(storm, StormState::End, now_ns, on_line);
       kernel_.remove(storm.key);
       free_slots_.push_back(storm.slot);
+      const std::optional<rsttrace_storm_key> twin_key = storm.twin_key;
       storms_.erase(storms_.begin() + static_cast<std::ptrdiff_t>(i));
+      // Its twin stops counting now, 50 ms after the sent class did.
+      if (twin_key) end_twin(*twin_key, now_ns);
       continue;
     }
     ++i;

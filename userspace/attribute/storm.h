@@ -15,10 +15,10 @@
 #include <functional>
 #include <optional>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "attribute/attribution.h"
+#include "attribute/flat_index.h"
 #include "collect/storm_counters.h"
 #include "rsttrace/records.h"
 
@@ -55,7 +55,18 @@ struct StormReport {
   uint64_t since_monotonic_ns = 0;  // start of the storm
   uint64_t now_monotonic_ns = 0;
   double interval_s = 0;            // span the count covers
+  // A loopback twin: the received ends of connections whose sent resets another
+  // storm counts (both ends are in this namespace). Its events are counted
+  // (accounting against the kernel) but stand for no connection of their own.
+  bool twin = false;
+  uint64_t connections = 0;  // connections `count` stands for: count, or 0 for a twin
 };
+
+// The class of the received ends of a loopback reset-sent class: a refused
+// SYN from a loopback address (127.0.0.0/8, ::1) came from a socket of this
+// namespace, whose SYN_SENT socket receives the reset (rsttrace_storm_key_of()
+// of that event). nullopt for other classes.
+std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& sent);
 
 class StormTracker {
  public:
@@ -75,15 +86,20 @@ class StormTracker {
   template <typename OnLine>
   void observe(const rsttrace_storm_key& key, const TcpEvent& event, OnLine&& on_line) {
     if (event.monotonic_ns >= window_start_ns_ + kSecondNs || event.monotonic_ns < window_start_ns_) {
-      window_.clear();
+      window_.clear();  // keeps its capacity: a flood from many peers allocates nothing per event
+      window_index_.clear();
       window_start_ns_ = event.monotonic_ns;
     }
-    auto it = window_.find(key);
-    if (it == window_.end()) {
+    const uint32_t hash = static_cast<uint32_t>(StormKeyHash{}(key));
+    uint32_t index = window_index_.find(hash, [&](uint32_t i) { return StormKeyEqual{}(window_[i].first, key); });
+    if (index == FlatIndex::kNone) {
       if (window_.size() >= kMaxWindowKeys) return;
-      it = window_.emplace(key, 0).first;
+      index = static_cast<uint32_t>(window_.size());
+      window_.emplace_back(key, 0);
+      window_index_.insert(hash, index);
     }
-    if (++it->second == threshold_) start(key, event, on_line_function(on_line));
+    if (++window_[index].second == threshold_ && !waits_for_sent_class(key))
+      start(key, event, on_line_function(on_line));
   }
 
   // Once per poll: a line per storm each second, ends storms that calmed down.
@@ -130,16 +146,26 @@ class StormTracker {
     uint64_t reported = 0;       // kernel count already in lines
     uint64_t ending_since_ns = 0;  // deactivated at; 0 while counting
     bool start_pending = false;    // the start line waits for the verdict's provenance
+    bool twin = false;             // loopback twin (StormReport::twin): follows its sent storm
+    std::optional<rsttrace_storm_key> twin_key;  // a sent storm's twin, counting with it
   };
   void update_verdict_impl(const rsttrace_storm_key& key, Attribution verdict, uint64_t now_ns, const LineFunction& on_line);
   void start(const rsttrace_storm_key& key, const TcpEvent& event, const LineFunction& on_line);
+  bool begin_counting(Storm& storm);
+  Storm* find(const rsttrace_storm_key& key);
+  void end_twin(const rsttrace_storm_key& key, uint64_t now_ns);
+  // A loopback twin class whose sent class was seen this second does not
+  // start alone: the sent class's storm starts it (counted as ends, not connections).
+  bool waits_for_sent_class(const rsttrace_storm_key& key) const;
   void tick_impl(uint64_t now_ns, bool final, const LineFunction& on_line);
   void line(Storm& storm, StormState state, uint64_t now_ns, const LineFunction& on_line);
 
   uint64_t threshold_;
   StormCounters& kernel_;
   JudgeAlone judge_alone_;
-  std::unordered_map<rsttrace_storm_key, uint32_t, StormKeyHash, StormKeyEqual> window_;
+  // This second's classes and their counts, looked up through window_index_.
+  std::vector<std::pair<rsttrace_storm_key, uint32_t>> window_;
+  FlatIndex window_index_;
   uint64_t window_start_ns_ = 0;
   std::vector<Storm> storms_;
   std::vector<uint32_t> free_slots_;

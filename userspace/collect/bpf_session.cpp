@@ -72,7 +72,9 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
   skel_->rodata->filter_netns = config.netns;
   skel_->rodata->tcp_send_reset_args = static_cast<__u8>(send_reset_args);
   skel_->rodata->kfree_skb_args = static_cast<__u8>(kfree_skb_args);
-  if (!config.syscall_tracepoints) {
+  bpf_program__set_autoload(skel_->progs.handle_accept_fexit, config.function_hooks);
+  bpf_program__set_autoload(skel_->progs.handle_open_fexit, config.function_hooks);
+  if (!config.syscall_tracepoints || config.function_hooks) {
     bpf_program__set_autoload(skel_->progs.handle_accept4_exit, false);
     bpf_program__set_autoload(skel_->progs.handle_accept_exit, false);
     bpf_program__set_autoload(skel_->progs.handle_openat_enter, false);

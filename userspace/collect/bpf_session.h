@@ -34,6 +34,9 @@ struct SessionConfig {
   bool syscall_tracepoints = true;
   // Turn on the kernel's per-program run time accounting for this session.
   bool program_stats = false;
+  // accept() and wrapper-file opens on kernel functions (fexit) instead of the
+  // syscall tracepoints: set when probe_function_hooks() works.
+  bool function_hooks = false;
 };
 
 class BpfSession : public StormCounters {

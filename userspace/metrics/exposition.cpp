@@ -97,6 +97,11 @@ std::string render_prometheus(const MetricsSnapshot& s) {
                "Events counted in storms (one line per class and second instead of one per connection), by the "
                "verdict of their class, kind, direction and watched port.",
                s.storm_events);
+  event_counts(page, "rsttrace_storm_connections_total",
+               "Connections counted in storms: rsttrace_storm_events_total without the received ends of loopback "
+               "connections whose sent resets a storm counts (one connection, two ends). Connections = "
+               "rsttrace_events_total + this.",
+               s.storm_connections);
   page.counter("rsttrace_kernel_aggregated_events_total",
                "Kernel events not submitted because the BPF programs counted them in a storm.", s.kernel_aggregated);
   page.gauge("rsttrace_storms_active", "Storms being counted in the kernel now.", std::to_string(s.storms_active));

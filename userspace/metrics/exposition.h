@@ -58,6 +58,7 @@ struct MetricsSnapshot {
   uint64_t kernel_folded = 0;   // events the BPF programs folded into one already submitted
   uint64_t kernel_failed_reads = 0;  // reads of the kernel's counters that failed (they kept their last value)
   std::map<EventLabels, uint64_t> storm_events;  // events counted in storms, labelled like events
+  std::map<EventLabels, uint64_t> storm_connections;  // the connections they stand for (a loopback twin's: none)
   uint64_t kernel_aggregated = 0;  // events the BPF programs counted in a storm slot
   uint64_t storms_active = 0;
   uint64_t open_connections = 0;     // groups waiting for a verdict

@@ -177,6 +177,8 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
       .number("interval_ms", static_cast<uint64_t>(storm.interval_s * 1000 + 0.5))
       .number("count", storm.count)
       .number("total", storm.total)
+      .number("connections", storm.connections)
+      .boolean("twin", storm.twin)
       .string("kind", kind_name(e.kind))
       .string("direction", direction_name(e.kind))
       .number("family", static_cast<uint64_t>(e.family))
@@ -208,6 +210,7 @@ std::string Formatter::storm_text(const StormReport& storm) const {
   append_rfc3339_micro(text, clock.unix_ns(storm.since_monotonic_ns));
   text += "), port " + std::to_string(storm.key.port) + ", peer ";
   append_address(text, verdict.event.family, storm_peer_address(storm.key));
+  if (storm.twin) text += " (the client ends of the connections the sent storm counts)";
   text += ": ";
   text += verdict_name(verdict.verdict);
   text += ": " + verdict.detail;

@@ -18,9 +18,10 @@ void RunTally::add(const Attribution& report) {
   }
 }
 
-void RunTally::add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count) {
-  interval_.add_storm(verdict, peer_addr, count);
-  run_.add_storm(verdict, peer_addr, count);
+void RunTally::add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count,
+                         uint64_t connections) {
+  interval_.add_storm(verdict, peer_addr, count, connections);
+  run_.add_storm(verdict, peer_addr, count, connections);
 }
 
 std::string summary_line(const SummaryFacts& facts, const Tally& run) {
@@ -55,6 +56,7 @@ std::string summary_line(const SummaryFacts& facts, const Tally& run) {
   nlohmann::ordered_json top = nlohmann::ordered_json::array();
   for (const auto& [address, count] : run.top_remotes(10)) top.push_back({{"remote_addr", address}, {"events", count}});
   summary["top_remotes"] = top;
+  summary["storm_connections"] = run.storm_connections();
   if (facts.programs) {
     nlohmann::ordered_json programs = nlohmann::ordered_json::array();
     for (const ProgramStats& program : *facts.programs)

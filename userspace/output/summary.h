@@ -41,7 +41,7 @@ struct RunCounts {
 class RunTally {
  public:
   void add(const Attribution& report);
-  void add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count);
+  void add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count, uint64_t connections);
   const RunCounts& counts() const { return counts_; }
   const Tally& run() const { return run_; }            // since the start
   const Tally& interval() const { return interval_; }  // since clear_interval()

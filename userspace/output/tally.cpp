@@ -35,11 +35,12 @@ void Tally::add(const Attribution& report) {
   by_remote_.add(format_address(report.event.family, report.event.remote.addr));
 }
 
-void Tally::add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count) {
-  if (count == 0) return;
+void Tally::add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count, uint64_t connections) {
   storm_events_ += count;
-  storm_by_verdict_[static_cast<size_t>(verdict.verdict)] += count;
-  by_remote_.add(peer_addr, count);
+  if (connections == 0) return;
+  storm_connections_ += connections;
+  storm_by_verdict_[static_cast<size_t>(verdict.verdict)] += connections;
+  by_remote_.add(peer_addr, connections);
 }
 
 std::map<std::string, uint64_t> Tally::named(const VerdictCounts& counts) {
@@ -58,8 +59,8 @@ std::string Tally::text(size_t top) const {
   std::stable_sort(verdicts.begin(), verdicts.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
   for (size_t i = 0; i < verdicts.size(); ++i)
     line += (i == 0 ? ": " : ", ") + verdicts[i].first + " " + std::to_string(verdicts[i].second);
-  if (storm_events_) {
-    line += "; " + std::to_string(storm_events_) + " more in storms";
+  if (storm_connections_) {
+    line += "; " + std::to_string(storm_connections_) + " more in storms";
     const std::map<std::string, uint64_t> storms = storm_by_verdict();
     for (auto it = storms.begin(); it != storms.end(); ++it)
       line += (it == storms.begin() ? ": " : ", ") + it->first + " " + std::to_string(it->second);

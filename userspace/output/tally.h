@@ -46,11 +46,17 @@ class Tally {
   void add(const Attribution& report);
   // Events of a storm line (attribute/storm.h): counted by verdict apart from
   // the event lines, and under the storm's peer among the remotes.
-  void add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count);
+  void add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count) {
+    add_storm(verdict, peer_addr, count, count);
+  }
+  // The same, for a line whose `count` events stand for `connections`
+  // connections (a loopback twin's: 0): verdicts and remotes count connections.
+  void add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count, uint64_t connections);
   void clear() {
     total_ = 0;
     by_verdict_ = {};
     storm_events_ = 0;
+    storm_connections_ = 0;
     storm_by_verdict_ = {};
     by_remote_ = BoundedCounts(kMaxRemotes, "(other addresses)");
   }
@@ -58,6 +64,7 @@ class Tally {
   // By verdict name, the verdicts counted at least once.
   std::map<std::string, uint64_t> by_verdict() const { return named(by_verdict_); }
   uint64_t storm_events() const { return storm_events_; }
+  uint64_t storm_connections() const { return storm_connections_; }  // storm_by_verdict()'s sum
   std::map<std::string, uint64_t> storm_by_verdict() const { return named(storm_by_verdict_); }
   // The `n` remote addresses with the most reports, most first (ties by address).
   std::vector<std::pair<std::string, uint64_t>> top_remotes(size_t n) const;
@@ -70,6 +77,7 @@ class Tally {
   static std::map<std::string, uint64_t> named(const VerdictCounts& counts);
   VerdictCounts by_verdict_{};
   uint64_t storm_events_ = 0;
+  uint64_t storm_connections_ = 0;
   VerdictCounts storm_by_verdict_{};
   static constexpr size_t kMaxRemotes = 4096;
   BoundedCounts by_remote_{kMaxRemotes, "(other addresses)"};

@@ -94,7 +94,7 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
     ++summaries_;
     return;
   }
-  // A storm line stands for `count` events of its class (docs/events.md).
+  // A storm line stands for `connections` (else `count`) connections of its class (docs/events.md).
   const bool storm = type == "storm";
   if (type != "event" && !storm) return malformed(file, number, type.empty() ? "no \"type\"" : "unknown type");
   const std::string ts = string_field(record, "ts");
@@ -107,6 +107,14 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
     const auto field = record.find("count");
     if (field == record.end() || !field->is_number_unsigned()) return malformed(file, number, "storm without a count");
     count = field->get<uint64_t>();
+    // Connections, not ends: a loopback twin's line (the client ends of the
+    // connections another storm counts) has "connections" 0. Captures from
+    // before that field count every event.
+    if (const auto connections = record.find("connections"); connections != record.end()) {
+      if (!connections->is_number_unsigned() || connections->get<uint64_t>() > count)
+        return malformed(file, number, "storm with a bad \"connections\"");
+      count = connections->get<uint64_t>();
+    }
     storm_events_ += count;
     if (count == 0) return;
   }
