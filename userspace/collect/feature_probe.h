@@ -10,9 +10,22 @@ struct btf;
 
 namespace rsttrace {
 
+struct TracepointShapes;
+
 // Loads `program` (a program name in bpf/rsttrace.bpf.c) alone and attaches
 // it, with the argument counts of the running kernel's tracepoints (kernel_types).
 // A Failure says why it cannot load or attach.
 Result<void> probe_program(const std::string& program, const btf* kernel_types);
+
+// Whether tcp:tcp_send_reset reports active resets (close() with SO_LINGER 0,
+// disconnect, unread data) on this kernel: true or false with `how` it was
+// learnt, or a Failure saying why the probe could not tell. It aborts one
+// loopback connection of its own, in a throwaway network namespace (in the
+// current one when it cannot make one), with probe_active_reset_tracepoint attached.
+struct ActiveResetCoverage {
+  bool tracepoint = false;
+  std::string how;
+};
+Result<ActiveResetCoverage> probe_active_reset_coverage(const TracepointShapes& shapes);
 
 }  // namespace rsttrace
