@@ -8,7 +8,7 @@
  * Tracepoints (tp_btf and syscall tracepoints) carry everything on 6.10 and
  * later; kprobes and fentry are not available on every kernel rsttrace must
  * run on. The one kprobe below fills what older tracepoints lack, where the
- * kernel has kprobes.
+ * kernel has kprobes and a start-up probe finds the tracepoint lacking it.
  *
  * This file holds the programs only, each headed by its hook as the kernel
  * declares it and the versions where that changed. What they share:
