@@ -8,7 +8,7 @@
  * Tracepoints (tp_btf and syscall tracepoints) carry everything on 6.10 and
  * later; kprobes and fentry are not available on every kernel rsttrace must
  * run on. The one kprobe below fills what older tracepoints lack, where the
- * kernel has kprobes.
+ * kernel has kprobes and a start-up probe finds the tracepoint lacking it.
  *
  * This file holds the programs only, each headed by its hook as the kernel
  * declares it and the versions where that changed. What they share:
@@ -89,7 +89,40 @@ int BPF_PROG(handle_send_reset)
 	 * packet next, as a NO_SOCKET drop, on this CPU (see fold_answered_drop). */
 	if (skb && !sk)
 		remember_answered_packet(skb);
-	emit_reset_sent(&e, sk, sk && (e.flags & RSTTRACE_FLAG_REASON) && reset_sent_by_closer(e.reason));
+	/* Without the reason, a reset with no packet is an active one
+	 * (tcp_send_active_reset() passes skb NULL): a socket already in CLOSE
+	 * marks the close/disconnect path, run by the closer (as the kprobe). */
+	bool by_closer = (e.flags & RSTTRACE_FLAG_REASON) ? reset_sent_by_closer(e.reason)
+							  : !skb && e.tcp_state == TCP_CLOSE;
+	emit_reset_sent(&e, sk, sk && by_closer);
+	return 0;
+}
+
+/*
+ * Whether tcp:tcp_send_reset reports active resets on this kernel, asked at
+ * start by userspace (collect/active_reset_probe.cpp): it loads this program
+ * alone, sets active_reset_probe_port to the port its own client socket is
+ * connected to and aborts that socket (SO_LINGER 0). The remote port, not
+ * the local one: tcp_set_state(TCP_CLOSE) releases an autobound local port
+ * (inet_num 0) before the reset is sent. Only tcp_send_active_reset()
+ * passes a NULL skb, so a call with skb NULL on that port proves the
+ * tracepoint covers active resets and the kprobe below would duplicate them.
+ * Measured: Debian's 6.1 calls it (skb NULL, state CLOSE), 6.10+ with the
+ * reason. Never attached by a trace ("?": not loaded unless asked).
+ */
+__u16 active_reset_probe_port;
+__u32 active_reset_probe_seen;
+
+SEC("?tp_btf/tcp_send_reset")
+int BPF_PROG(probe_active_reset_tracepoint)
+{
+	const struct sock *sk = (const struct sock *)ctx[0];
+	const struct sk_buff *skb = (const struct sk_buff *)ctx[1];
+
+	if (skb || !sk || !active_reset_probe_port)
+		return 0;
+	if (bpf_ntohs(sk->__sk_common.skc_dport) == active_reset_probe_port)
+		__sync_fetch_and_add(&active_reset_probe_seen, 1);
 	return 0;
 }
 
@@ -100,17 +133,13 @@ int BPF_PROG(handle_send_reset)
  * Before 6.10: (struct sock *sk, gfp_t priority). Only sk is read.
  *
  * Active resets: close() with unread data, a zero linger, disconnect,
- * keepalive and memory aborts. Userspace loads this kprobe only when
- * tcp:tcp_send_reset lacks the reason argument (before 6.10), where kprobes
- * exist, to tell the closer's resets apart. The close and disconnect paths set
- * TCP_CLOSE before sending, in the closing process; the timer paths send from
- * the old state.
- *
- * Measured on Debian 12's 6.1 (tests/kernel-matrix/run-guest, 2026-11-30):
- * tcp:tcp_send_reset fires for an active reset there too (skb NULL, state
- * CLOSE), so with this kprobe loaded one close() abort gives two reset-sent
- * events (--raw: reset_sent 2). The premise that active resets skip the
- * tracepoint before 6.10 does not hold on 6.1.
+ * keepalive and memory aborts. Userspace loads this kprobe only where kprobes
+ * exist and its start-up probe (probe_active_reset_tracepoint above) finds
+ * that tcp:tcp_send_reset does not report active resets: loaded beside a
+ * tracepoint that does, one close() abort would give two reset-sent events
+ * (measured on Debian's 6.1 before the probe existed: --raw reset_sent 2).
+ * The close and disconnect paths set TCP_CLOSE before sending, in the closing
+ * process; the timer paths send from the old state.
  */
 SEC("kprobe/tcp_send_active_reset")
 int BPF_KPROBE(handle_active_reset, struct sock *sk)

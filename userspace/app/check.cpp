@@ -47,7 +47,7 @@ int run_check() {
   std::printf("tracepoints\n");
   row("tcp:tcp_send_reset", tracepoint_row(types, "tcp_send_reset", [](int n) {
         return n >= 3 ? "with the reason; also active resets (6.10+)"
-                      : "no reason, and not called for active resets (before 6.10)";
+                      : "no reason (before 6.10); active resets: see fallbacks in use";
       }));
   row("tcp:tcp_receive_reset", tracepoint_row(types, "tcp_receive_reset", nullptr));
   row("skb:kfree_skb", tracepoint_row(types, "kfree_skb", [](int n) {
@@ -81,30 +81,20 @@ int run_check() {
                 {"syscall tracepoint (openat)", "handle_openat_enter"},
                 {"kprobe (tcp_send_active_reset)", "handle_active_reset"},
                 {"fentry (tcp_send_active_reset)", "probe_fentry"}};
-  bool kprobe_ok = false;
   for (const auto& probe : probes) {
     if (std::string(probe.program) == "handle_openat_enter" && !tracefs) {
       row(probe.label, "skipped: no tracefs");
       continue;
     }
     const Result<void> result = probe_program(probe.program, types);
-    if (std::string(probe.program) == "handle_active_reset") kprobe_ok = result.ok();
     row(probe.label, result ? "works" : "no (" + result.reason() + ")");
   }
 
   const Result<void> function_hooks = probe_function_hooks();
   row("fexit (inet_csk_accept, do_filp_open)", function_hooks ? "works" : "no (" + function_hooks.reason() + ")");
-
-  const bool old_send_reset = tracepoint_arg_count(types, "tcp_send_reset").value_or(0) < 3;
-  std::printf("fallbacks in use\n");
-  row("accept() and wrapper-file opens",
-      function_hooks ? "fexit on inet_csk_accept and do_filp_open (no syscall tracepoints)"
-      : tracefs      ? "syscall tracepoints (every syscall of the host takes the slow path while attached)"
-                     : "none: the accepting process and TCP wrappers go unseen");
-  if (!old_send_reset)
-    row("active resets", "tcp:tcp_send_reset (no fallback needed)");
-  else
-    row("active resets", kprobe_ok ? "kprobe on tcp_send_active_reset" : "none: aborts by close() go unseen");
+  // Measured, not inferred from the shape: a session runs it when the shape leaves it open.
+  const Result<ActiveResetCoverage> coverage = probe_active_reset_coverage(TracepointShapes::from_btf(types));
+  row("active reset (close, SO_LINGER 0)", coverage ? coverage->how : "unknown: " + coverage.reason());
 
   std::printf("a full session (port 22)\n");
   try {
@@ -113,6 +103,12 @@ int run_check() {
     BpfSession session(config,
                        TracepointShapes::from_btf(types),
                        [](std::span<const std::byte>) {});
+    std::printf("fallbacks in use\n");
+    row("accept() and wrapper-file opens",
+        function_hooks ? "fexit on inet_csk_accept and do_filp_open (no syscall tracepoints)"
+        : tracefs      ? "syscall tracepoints (every syscall of the host takes the slow path while attached)"
+                       : "none: the accepting process and TCP wrappers go unseen");
+    row("active resets", session.active_resets());
     row("programs attached", std::to_string(session.attached_programs().size()));
     for (const auto& program : session.attached_programs()) row("", program);
     if (session.limitations().empty()) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <spdlog/spdlog.h>
 
+#include "collect/feature_probe.h"
 #include "collect/kernel_btf.h"
 #include "error.h"
 #include "rsttrace.skel.h"
@@ -48,17 +49,33 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
 
   const int send_reset_args = *tracepoints.tcp_send_reset;
   const int kfree_skb_args = *tracepoints.kfree_skb;
-  // Before 6.10 active resets skip the tracepoint: a kprobe fills in where the
-  // kernel has kprobes; the tracepoint reports them itself from 6.10 on.
-  const bool active_reset_kprobe = send_reset_args < 3 && kprobes_available();
+  // Active resets (close() with SO_LINGER 0 or unread data, disconnect): a
+  // tracepoint with the reason argument reports them (core_fixes.bpf.h cites
+  // the commits); without it, whether it does is measured here, not assumed
+  // from a version: Debian's 6.1 does. The kprobe fills in only where it does
+  // not, or it would duplicate every such reset.
+  bool active_reset_kprobe = false;
+  if (send_reset_args >= 3) {
+    active_resets_ = "tcp:tcp_send_reset (its reason argument comes with active resets)";
+  } else {
+    const Result<ActiveResetCoverage> coverage = probe_active_reset_coverage(tracepoints);
+    const bool covered = coverage && coverage->tracepoint;
+    active_reset_kprobe = !covered && kprobes_available();
+    const std::string why = coverage ? coverage->how : "the probe failed (" + coverage.reason() + ")";
+    if (covered)
+      active_resets_ = "tcp:tcp_send_reset, no fallback: an abort " + why;
+    else
+      active_resets_ = (active_reset_kprobe ? "kprobe on tcp_send_active_reset: an abort " : "none: an abort ") + why;
+    limitations_.push_back(
+        covered ? "tcp:tcp_send_reset has no reason on this kernel: reset reasons are null (it reports resets from "
+                  "close(), without the kprobe)"
+        : active_reset_kprobe
+            ? "tcp:tcp_send_reset has no reason on this kernel: reset reasons are null; resets from close() come from "
+              "a kprobe on tcp_send_active_reset (" + why + ")"
+            : "tcp:tcp_send_reset has no reason on this kernel and it has no kprobes: reset reasons are null, and "
+              "aborts by the owner may go unseen (" + why + ")");
+  }
   bpf_program__set_autoload(skel_->progs.handle_active_reset, active_reset_kprobe);
-  if (send_reset_args < 3)
-    limitations_.push_back(active_reset_kprobe
-                               ? "tcp:tcp_send_reset has no reason on this kernel (before 6.10): reset reasons are "
-                                 "null; resets from close() come from a kprobe on tcp_send_active_reset"
-                               : "tcp:tcp_send_reset has no reason and does not fire for resets from close() on this "
-                                 "kernel (before 6.10), and it has no kprobes: reset reasons are null and aborts by "
-                                 "the owner go unseen");
   if (kfree_skb_args < 3)
     limitations_.push_back("skb:kfree_skb has no drop reason on this kernel (before 5.17): drops are unnamed");
   // sock:sock_{send,recv}_length are newer than 6.1; without them a forked child

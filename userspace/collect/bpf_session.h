@@ -65,6 +65,8 @@ class BpfSession : public StormCounters {
   std::vector<std::string> attached_programs() const { return attached_; }
   // What this kernel cannot show, one sentence each (empty on 6.11+).
   std::vector<std::string> limitations() const { return limitations_; }
+  // What reports active resets (close() aborts) in this session, and how that was learnt.
+  const std::string& active_resets() const { return active_resets_; }
 
  private:
   struct SkeletonFree {
@@ -90,6 +92,7 @@ class BpfSession : public StormCounters {
   mutable bool stats_failing_ = false;     // in a run of failed reads: logged once
   std::vector<std::string> attached_;
   std::vector<std::string> limitations_;
+  std::string active_resets_;
 };
 
 }  // namespace rsttrace

@@ -11,6 +11,8 @@ struct btf;
 
 namespace rsttrace {
 
+struct TracepointShapes;
+
 // Loads `program` (a program name in bpf/rsttrace.bpf.c) alone and attaches
 // it, with the argument counts of the running kernel's tracepoints (kernel_types).
 // A Failure says why it cannot load or attach.
@@ -24,5 +26,16 @@ Result<void> probe_programs(const std::vector<std::string>& programs, const btf*
 // other syscalls. The programs, and the probe that tells whether they work.
 inline const std::vector<std::string> kFunctionHookPrograms = {"handle_accept_fexit", "handle_open_fexit"};
 inline Result<void> probe_function_hooks() { return probe_programs(kFunctionHookPrograms, nullptr); }
+
+// Whether tcp:tcp_send_reset reports active resets (close() with SO_LINGER 0,
+// disconnect, unread data) on this kernel: true or false with `how` it was
+// learnt, or a Failure saying why the probe could not tell. It aborts one
+// loopback connection of its own, in a throwaway network namespace (in the
+// current one when it cannot make one), with probe_active_reset_tracepoint attached.
+struct ActiveResetCoverage {
+  bool tracepoint = false;
+  std::string how;
+};
+Result<ActiveResetCoverage> probe_active_reset_coverage(const TracepointShapes& shapes);
 
 }  // namespace rsttrace

@@ -96,6 +96,7 @@ std::optional<int> tracepoint_arg_count(const btf* types, std::string_view name)
 }
 
 TracepointShapes TracepointShapes::from_btf(const btf* types) {
+  if (!types) return {};  // unknown shapes: programs that read no tracepoint arguments
   return TracepointShapes{tracepoint_arg_count(types, "tcp_send_reset"),
                           tracepoint_arg_count(types, "tcp_receive_reset"),
                           tracepoint_arg_count(types, "kfree_skb"),
