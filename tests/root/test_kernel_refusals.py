@@ -26,9 +26,10 @@ open("/proc/self/comm", "w").write(sys.argv[1])
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 30)
-s.bind(("127.0.0.1", int(sys.argv[2])))
+PORT = int(sys.argv[2])
+s.bind(("127.0.0.1", PORT))
 s.listen(int(sys.argv[3]))
-print("listening", flush=True)
+print("listening", PORT, flush=True)
 sys.stdin.readline()
 """
 
@@ -45,18 +46,13 @@ def kernel_names(word):
         return word.encode() in f.read()
 
 
-class Listener:
+class Listener(harness.Peer):
+    """The listener above, in a process of its own; close() kills it (harness.Peer's)."""
+
     def __init__(self, comm, backlog):
         self.proc = subprocess.Popen([sys.executable, "-c", LISTENER, comm, str(PORT), str(backlog)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout.readline().split() == ["listening"]
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdin.close()
-        self.proc.stdout.close()
+        self.expect("listening")
 
 
 def connect(data=None):

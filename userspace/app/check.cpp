@@ -69,7 +69,7 @@ int run_check() {
   std::printf("kernel refusals\n");
   row("SKB_DROP_REASON_TCP_LISTEN_OVERFLOW",
       names.drop_reasons.value("TCP_LISTEN_OVERFLOW")
-          ? "yes: a full accept queue drops the handshake's last segment with it (6.15+)"
+          ? "yes: a full accept queue drops the segment that would complete a connection with it (6.15+)"
           : "missing (before 6.15): a full accept queue's drop is unnamed (NOT_SPECIFIED)");
   row("SYN dropped for a full queue", "unseen: the kernel frees it with consume_skb, not kfree_skb; "
                                       "nstat TcpExtListenOverflows/TcpExtListenDrops/TcpExtTCPReqQFullDrop count it");
