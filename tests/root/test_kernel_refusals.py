@@ -179,6 +179,48 @@ class KernelRefusalsTest(unittest.TestCase):
         self.assertTrue(all(e["verdict"] == "peer" for e in lines), lines[:3])
         self.assertEqual(len({e["remote_port"] for e in lines if e["local_port"] == PORT}), len(ports))
 
+    def test_reverse_path_filtering_is_named_in_words(self):
+        # Two namespaces over two veth pairs. The client sends from its address
+        # on the second pair through the first: the server's route back leaves
+        # by the second, and strict rp_filter drops the SYN (IP_RPFILTER).
+        server_ns, client_ns = f"rsttrace-kr-{os.getpid()}-s", f"rsttrace-kr-{os.getpid()}-c"
+
+        def ip(*args, ns=None):
+            subprocess.run((["ip", "-n", ns] if ns else ["ip"]) + list(args), check=True)
+
+        for ns in (server_ns, client_ns):
+            ip("netns", "add", ns)
+            self.addCleanup(subprocess.run, ["ip", "netns", "del", ns], capture_output=True)
+            ip("link", "set", "lo", "up", ns=ns)
+        for n in (1, 2):
+            ip("link", "add", f"krs{n}", "netns", server_ns, "type", "veth", "peer", "name", f"krc{n}", "netns", client_ns)
+            ip("addr", "add", f"10.77.{n}.1/24", "dev", f"krs{n}", ns=server_ns)
+            ip("addr", "add", f"10.77.{n}.2/24", "dev", f"krc{n}", ns=client_ns)
+            ip("link", "set", f"krs{n}", "up", ns=server_ns)
+            ip("link", "set", f"krc{n}", "up", ns=client_ns)
+        for key in ("all", "krs1"):
+            subprocess.run(["ip", "netns", "exec", server_ns, "sysctl", "-q", f"net.ipv4.conf.{key}.rp_filter=1"], check=True)
+        # The client's ARP must ask from its first-pair address, else rp_filter refuses the ARP, not the SYN.
+        subprocess.run(["ip", "netns", "exec", client_ns, "sysctl", "-q", "net.ipv4.conf.krc1.arp_announce=2"], check=True)
+        inode = os.stat(f"/run/netns/{server_ns}").st_ino
+        client = ("import socket,sys; s=socket.socket(); s.bind(('10.77.2.2', 0)); s.setblocking(False); "
+                  f"s.connect_ex(('10.77.1.1', {PORT})); print(s.getsockname()[1], flush=True); sys.stdin.readline()")
+        with Rsttrace("--port", str(PORT), "--netns", str(inode)) as rt:
+            proc = subprocess.Popen(["ip", "netns", "exec", client_ns, sys.executable, "-c", client],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            self.addCleanup(proc.wait)
+            self.addCleanup(proc.stdin.close)
+            client_port = int(proc.stdout.readline())
+            event = rt.wait_event(timeout=15, kernel_reason="IP_RPFILTER")
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+            proc.stdout.close()
+        self.assertEqual(event["verdict"], "kernel")
+        self.assertEqual(event["remote_port"], client_port)
+        self.assertEqual(event["detail"].count("IP_RPFILTER"), 1, event["detail"])
+        self.assertIn("reverse-path filtering (rp_filter): the route back to the source leaves by another interface",
+                      event["detail"])
+
 
 if __name__ == "__main__":
     harness.require_root()
