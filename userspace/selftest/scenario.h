@@ -125,4 +125,8 @@ struct Scenario {
 
 const std::vector<Scenario>& scenarios();
 
+// Issue 15's kernel scenarios (scenarios_kernel.cpp), and a list with them appended.
+const std::vector<Scenario>& kernel_scenarios();
+std::vector<Scenario> with_kernel_scenarios(const std::vector<Scenario>& scenarios);
+
 }  // namespace rsttrace::lab

@@ -242,7 +242,8 @@ const std::vector<Scenario>& scenarios() {
        }},
       {"failed-login", "an ordinary failed login (no key): no reset, nothing to report", failed_login},
   };
-  return all;
+  static const std::vector<Scenario> with_kernel = with_kernel_scenarios(all);
+  return with_kernel;
 }
 
 }  // namespace rsttrace::lab
