@@ -290,8 +290,7 @@ class Judge {
                           "the listening " + process_text(*e.owner) + " " + how_closed(e) +
                               " holding the connection from " + remote(e) + ", accepted " +
                               seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " before (" + reason(e) + ")");
-    if (!e.acceptor_pid && reason_is(e, "TCP_STATE"))
-      return listener_closed_unaccepted(e);
+    if (auto report = listener_closed_unaccepted(e)) return report;
     return owner_report(e, Verdict::Sshd,
                         "the sshd child " + process_text(*e.owner) + " " + how_closed(e) + " holding the connection from " +
                             remote(e) + " (" + reason(e) + ")");
@@ -300,12 +299,14 @@ class Judge {
   // A connection still in the accept queue when its listener closed or died:
   // the kernel's listen-stop (inet_csk_listen_stop) disconnects each queued
   // child (TCP_STATE) in the closing process; no accept() of it was seen.
+  // Before 6.10 there is no reason: the closer's own reset (the kprobe) stands for it.
   std::optional<Attribution> listener_closed_unaccepted(const TcpEvent& e) const {
-    if (e.acceptor_pid || !reason_is(e, "TCP_STATE") || !watched(e.local.port)) return std::nullopt;
+    const bool disconnected = reason_is(e, "TCP_STATE") || (!e.reason && e.sent_by_closer);
+    if (e.acceptor_pid || !disconnected || !watched(e.local.port)) return std::nullopt;
     return owner_report(e, Verdict::Sshd,
                         "the listening " + process_text(*e.owner) + " " + how_closed(e) + " with the connection from " +
                             remote(e) + " still in its accept queue (no accept() of it was seen): the kernel reset it (" +
-                            reason(e) + ")");
+                            std::string(reason_or_none(e)) + ")");
   }
 
   std::optional<Attribution> login_grace_expired(const TcpEvent& e) const {
