@@ -1,5 +1,6 @@
 #include "provenance/enrich.h"
 
+#include "attribute/rules.h"
 #include "clock.h"
 #include "privsep/safe_access.h"
 #include "provenance/hosts_access.h"
@@ -26,7 +27,9 @@ void add_wrapper_line(Attribution& report, Provenance& provenance) {
       report.wrapper_mnt_ns, report.event.acceptor_pid ? report.event.acceptor_pid : report.wrapper_pid);
   // The files as the refused process saw them (its mount namespace), read now.
   AccessClient client;
-  client.daemon = report.event.owner ? report.event.owner->comm : "sshd";
+  // Every sshd process asks libwrap as "sshd": OpenSSH 10's sshd-session
+  // too (Debian's patch passes the name, not its own program name).
+  client.daemon = report.event.owner && !is_sshd_family(report.event.owner->comm) ? report.event.owner->comm : "sshd";
   client.address = format_address(report.event.family, report.event.remote.addr);
   client.server_address = format_address(report.event.family, report.event.local.addr);
   client.server_port = report.event.local.port;

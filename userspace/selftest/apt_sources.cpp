@@ -1,10 +1,14 @@
 #include "selftest/apt_sources.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "error.h"
@@ -86,7 +90,38 @@ std::string mirror_of_sources(const std::string& text, const std::string& suite)
   return paragraph_mirror();
 }
 
+std::string text_of(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::string host_codename() {
+  for (const auto& line : split(text_of("/etc/os-release"), '\n'))
+    if (line.rfind("VERSION_CODENAME=", 0) == 0) {
+      std::string value = line.substr(17);
+      value.erase(std::remove(value.begin(), value.end(), '"'), value.end());
+      return value;
+    }
+  return "";
+}
+
 }  // namespace
+
+std::string machine_debian_mirror() {
+  std::vector<std::pair<std::string, std::string>> files;
+  if (access("/etc/apt/sources.list", R_OK) == 0) files.emplace_back("sources.list", text_of("/etc/apt/sources.list"));
+  std::vector<std::string> names;
+  if (DIR* dir = opendir("/etc/apt/sources.list.d")) {
+    while (dirent* entry = readdir(dir)) names.push_back(entry->d_name);
+    closedir(dir);
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names)
+    if (ends_with(name, ".list") || ends_with(name, ".sources"))
+      files.emplace_back(name, text_of("/etc/apt/sources.list.d/" + name));
+  return debian_mirror(files, host_codename());
+}
+
 
 std::string debian_mirror(const std::vector<std::pair<std::string, std::string>>& files, const std::string& suite) {
   if (suite.empty()) return "";

@@ -13,6 +13,10 @@ namespace rsttrace::lab {
 // `.list` and deb822 `.sources` files. Empty if none. Never throws.
 std::string debian_mirror(const std::vector<std::pair<std::string, std::string>>& files, const std::string& suite);
 
+// debian_mirror() of this machine's /etc/apt/sources.list(.d), for the
+// release in /etc/os-release.
+std::string machine_debian_mirror();
+
 // Why `path` and every directory above it could be changed by someone other
 // than root (not root-owned, group or world writable, a symlink), or empty.
 std::string unsafe_path_reason(const std::string& path);

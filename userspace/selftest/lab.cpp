@@ -342,8 +342,11 @@ void Fail2ban::wait_banned(const std::string& address, const std::function<bool(
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
     if (in_effect()) return;
-    if (std::chrono::steady_clock::now() >= deadline)
-      throw failed("wait for", "fail2ban to ban " + address, "no effect after 30 s: " + status());
+    if (std::chrono::steady_clock::now() >= deadline) {
+      const std::string log = read_file(dir_.file("fail2ban.log"));
+      throw failed("wait for", "fail2ban to ban " + address,
+                   "no effect after 30 s: " + status() + "\nfail2ban.log ends: " + log.substr(log.size() > 1500 ? log.size() - 1500 : 0));
+    }
     sleep_checked(std::chrono::milliseconds(50));
   }
 }

@@ -1,6 +1,5 @@
 #include "selftest/userland.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -24,64 +23,22 @@ namespace {
 constexpr const char* kSuite = "trixie";
 constexpr const char* kStamp = ".rsttrace-lab-stamp";
 
-std::vector<std::string> split(const std::string& text, char separator) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t end = std::min(text.find(separator, start), text.size());
-    if (end > start) out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
+std::vector<std::string> required_packages() {
+  std::vector<std::string> packages;
+  std::istringstream list(kDebian13Packages);
+  for (std::string package; std::getline(list, package, ',');) packages.push_back(package);
+  return packages;
 }
-
-bool ends_with(const std::string& text, const std::string& tail) {
-  return text.size() >= tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-std::string text_of(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-std::string host_codename() {
-  for (const auto& line : split(text_of("/etc/os-release"), '\n'))
-    if (line.rfind("VERSION_CODENAME=", 0) == 0) {
-      std::string value = line.substr(17);
-      value.erase(std::remove(value.begin(), value.end(), '"'), value.end());
-      return value;
-    }
-  return "";
-}
-
-std::string machine_mirror() {
-  std::vector<std::pair<std::string, std::string>> files;
-  if (access("/etc/apt/sources.list", R_OK) == 0) files.emplace_back("sources.list", text_of("/etc/apt/sources.list"));
-  std::vector<std::string> names;
-  if (DIR* dir = opendir("/etc/apt/sources.list.d")) {
-    while (dirent* entry = readdir(dir)) names.push_back(entry->d_name);
-    closedir(dir);
-  }
-  std::sort(names.begin(), names.end());
-  for (const auto& name : names)
-    if (ends_with(name, ".list") || ends_with(name, ".sources"))
-      files.emplace_back(name, text_of("/etc/apt/sources.list.d/" + name));
-  return debian_mirror(files, host_codename());
-}
-
-std::vector<std::string> required_packages() { return split(kDebian13Packages, ','); }
 
 // Why `root` is not a usable Debian 13 root, or empty.
 std::string invalid_root_reason(const std::string& root) {
   if (access(root.c_str(), F_OK) != 0) return "there is no root at " + root;
   if (std::string unsafe = unsafe_path_reason(root); !unsafe.empty()) return unsafe;
-  if (text_of(root + "/etc/debian_version").rfind("13.", 0) != 0) return root + " is not Debian 13 (etc/debian_version)";
+  if (read_file(root + "/etc/debian_version").rfind("13.", 0) != 0) return root + " is not Debian 13 (etc/debian_version)";
   // Our builds leave a stamp with the package list; a root built by hand
   // with the same debootstrap line has none, and is judged by dpkg alone.
-  const std::string stamp = text_of(root + "/" + kStamp);
-  const std::string status = text_of(root + "/var/lib/dpkg/status");
+  const std::string stamp = read_file(root + "/" + kStamp);
+  const std::string status = read_file(root + "/var/lib/dpkg/status");
   for (const auto& package : required_packages()) {
     if (!stamp.empty() && stamp.find("packages: " + std::string(kDebian13Packages) + "\n") == std::string::npos)
       return root + "/" + kStamp + " lists other packages than " + kDebian13Packages;
@@ -152,7 +109,7 @@ Debian13Root::Debian13Root(const std::string& cache, bool rebuild, bool verbose)
 
 std::string Debian13Root::build(const std::string& cache, bool verbose) {
   (void)verbose;
-  const std::string mirror = machine_mirror();
+  const std::string mirror = machine_debian_mirror();
   if (mirror.empty()) return "no Debian mirror for this release in /etc/apt/sources.list(.d)";
   if (access("/usr/sbin/debootstrap", X_OK) != 0) return "debootstrap is not installed (scripts/install-deps --test)";
   std::string temp = cache + "/debian13.build-XXXXXX";
