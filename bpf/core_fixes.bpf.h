@@ -110,4 +110,19 @@ static __always_inline bool have_current_task_btf(void)
 	return bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
 }
 
+/*
+ * Socket cookies in tracing programs: c5dbb89fc2ac ("bpf: Expose
+ * bpf_get_socket_cookie to tracing programs") (5.12) added
+ * bpf_get_socket_ptr_cookie(), whose BPF_CALL typedef
+ * btf_bpf_get_socket_ptr_cookie is in the kernel's BTF from then on. Issue
+ * 15: sock_id (the socket's address) is reused at once by the slab, so a
+ * client port reused after an abort looked like the same connection; the
+ * cookie is unique per socket for the kernel's lifetime. Without the helper,
+ * the socket's own skc_cookie (0 until something asked for it) is read.
+ */
+static __always_inline bool have_tracing_socket_cookie(void)
+{
+	return bpf_core_type_exists(btf_bpf_get_socket_ptr_cookie);
+}
+
 #endif /* RSTTRACE_CORE_FIXES_BPF_H */

@@ -85,6 +85,7 @@ int BPF_PROG(handle_send_reset)
 	}
 	if (!event_watched(&e))
 		return 0;
+	make_sock_cookie(&e, sk);
 	/* A reset for a packet that matched no socket: the kernel frees that
 	 * packet next, as a NO_SOCKET drop, on this CPU (see fold_answered_drop). */
 	if (skb && !sk)
@@ -175,6 +176,7 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 
 	if (!fill_watched_socket_btf(&e, sk))
 		return 0;
+	make_sock_cookie(&e, sk);
 	emit(&e, sk, RSTTRACE_KIND_RESET_RECEIVED, RSTTRACE_STAT_RESET_RECEIVED);
 	return 0;
 }

@@ -16,6 +16,7 @@
 static __always_inline void SOCK_FN(fill_sock_identity)(struct rsttrace_tcp_event *e, const struct sock *sk)
 {
 	e->sock_id = (__u64)sk;
+	e->sock_cookie = SOCK_FN(sock_cookie)(sk);
 	e->flags |= RSTTRACE_FLAG_SOCKET;
 	e->tcp_state = SOCK_READ(sk, __sk_common.skc_state);
 	e->netns = SOCK_FN(sock_netns)(sk);

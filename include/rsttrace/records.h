@@ -115,8 +115,12 @@ struct rsttrace_tcp_event {
 	__u8 pad;
 	__u16 flags;       /* enum rsttrace_event_flags (FLAG_KPROBE needs 9 bits) */
 	__u32 tcp_seq;     /* sequence number of the packet (FLAG_PACKET), host order */
+	/* Issue 15, appended: */
+	__u64 sock_cookie;    /* the socket's cookie (bpf_get_socket_cookie): never reused, unlike sock_id; 0 if none */
+	__u32 listen_backlog; /* a listener's sk_max_ack_backlog (listen()'s backlog, capped by somaxconn), else 0 */
+	__u32 accept_queue;   /* a listener's sk_ack_backlog: connections waiting for accept(), else 0 */
 };
-RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_tcp_event) == 176, "tcp_event layout");
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_tcp_event) == 192, "tcp_event layout");
 
 /* wrapper_open.file */
 enum rsttrace_wrapper_file {

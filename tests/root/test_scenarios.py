@@ -179,6 +179,17 @@ class ScenarioTest(unittest.TestCase):
         self.play("peer-abort", dict(verdict="peer", remote_addr=CLIENT4, remote_port=CLIENT_PORT, local_port=22,
                                      direction="received", comm=SESSION, client_says="aborted with a reset"))
 
+    def test_listener_sigkill(self):
+        # Issue 15: sshd stopped, a connection queued, sshd killed: the queue is reset by the dying listener.
+        rows = self.play("listener-sigkill", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                  local_port=22, direction="sent", comm="sshd",
+                                                  kernel_reason="TCP_STATE", client_says="Connection reset by peer"))
+        for checks in rows.values():
+            event = checks[0]["event"]
+            self.assertIn(f"the listening sshd[{event['pid']}] was killed by SIGKILL with the connection from",
+                          event["detail"])
+            self.assertIn("still in its accept queue", event["detail"])
+
     def test_hosts_deny_ipv6(self):
         self.play("hosts-deny-ipv6", dict(verdict="tcp-wrappers", family=6, remote_addr=CLIENT6,
                                           remote_port=CLIENT_PORT, comm=SESSION, client_says=RESET_BY_PEER))

@@ -26,7 +26,8 @@ const KernelNames& names() {
                                      {"SK_RST_REASON_TCP_ABORT_ON_DATA", 8}, {"SK_RST_REASON_TCP_ABORT_ON_CLOSE", 11},
                                      {"SK_RST_REASON_TCP_STATE", 14}, {"SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT", 15}});
     types.add_enum("skb_drop_reason", {{"SKB_DROP_REASON_NO_SOCKET", 3}, {"SKB_DROP_REASON_NETFILTER_DROP", 12},
-                                       {"SKB_DROP_REASON_TCP_LISTEN_OVERFLOW", 40}, {"SKB_DROP_REASON_QUEUE_PURGE", 60}});
+                                       {"SKB_DROP_REASON_TCP_LISTEN_OVERFLOW", 40}, {"SKB_DROP_REASON_QUEUE_PURGE", 60},
+                                       {"SKB_DROP_REASON_IP_RPFILTER", 16}});
     types.add_enum("", {{"TCP_ESTABLISHED", 1}, {"TCP_SYN_SENT", 2}, {"TCP_CLOSE", 7}, {"TCP_CLOSE_WAIT", 8},
                         {"TCP_LISTEN", 10}});
     return KernelNames::from_btf(types.get());
@@ -546,4 +547,117 @@ TEST_CASE_METHOD(Fixture, "a twist command of hosts.deny: the sshd child became 
         "command), which answered the client (9 bytes acknowledged) and exited (status 0) 0.1 s later: TCP wrappers refused 127.0.0.2:40022 with "
         "twist (TCP_ABORT_ON_CLOSE)");
   CHECK(report->wrapper_pid == 812);
+}
+
+// Issue 15: kernel refusals, signals, one line per connection.
+
+TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog and that it was not accepting") {
+  TcpEvent ack = event(EventKind::Drop, 10);
+  ack.reason = drop_reason("TCP_LISTEN_OVERFLOW");
+  ack.tcp_flags = 0x10;  // the handshake's last ACK
+  ack.ingress = true;
+  ack.sock_id = 0x3000;
+  ack.tcp_state = state("LISTEN");
+  ack.full_socket = true;
+  ack.owner = Process{800, "sshd"};
+  ack.owner_source = OwnerSource::Listen;
+  ack.listen_backlog = 2;
+  ack.accept_queue = 3;
+  const auto report = judge({ack});
+  REQUIRE(report);
+  CHECK(report->verdict == Verdict::Kernel);
+  CHECK(report->detail ==
+        "the accept queue of sshd[800] on 127.0.0.1:22 was full (3 waiting, backlog 2): it was not accepting connections "
+        "(stopped, stuck or too slow), and the kernel dropped 1 packet from 127.0.0.2:40022 (TCP_LISTEN_OVERFLOW; nstat "
+        "TcpExtListenOverflows)");
+}
+
+TEST_CASE_METHOD(Fixture, "reverse-path filtering is named in words, its reason once") {
+  const auto report = judge({syn_drop("IP_RPFILTER", 10)});
+  REQUIRE(report);
+  CHECK(report->verdict == Verdict::Kernel);
+  CHECK(report->detail ==
+        "the kernel dropped 1 packet of the connection with 127.0.0.2:40022: reverse-path filtering (rp_filter): the route "
+        "back to the source leaves by another interface (IP_RPFILTER)");
+}
+
+TEST_CASE("exit codes: a signal in the low 7 bits, the status above") {
+  CHECK(exit_words(9) == "was killed by SIGKILL");
+  CHECK(exit_words(15) == "was killed by SIGTERM");
+  CHECK(exit_words(11 | 0x80) == "was killed by SIGSEGV (core dumped)");
+  CHECK(exit_words(0) == "exited (status 0)");
+  CHECK(exit_words(255 << 8) == "exited (status 255)");
+}
+
+TEST_CASE_METHOD(Fixture, "a listener killed by a signal is named with the signal, never 'exited (status 0)'") {
+  SECTION("holding a connection it accepted: not MaxStartups") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 2000, {800, "sshd"}, OwnerSource::Close);
+    reset.acceptor_pid = 800;
+    reset.acceptor_monotonic_ns = 1500 * kMs;
+    reset.owner_exiting = true;
+    reset.owner_exit_code = 9;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK(report->detail == "the listening sshd[800] was killed by SIGKILL holding the connection from 127.0.0.2:40022, "
+                            "accepted 0.5 s before (TCP_ABORT_ON_CLOSE)");
+  }
+  SECTION("with a connection never accepted, still in its accept queue") {
+    TcpEvent reset = server_reset("TCP_STATE", 2000, {800, "sshd"}, OwnerSource::Close);
+    reset.owner_exiting = true;
+    reset.owner_exit_code = 15;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK(report->detail == "the listening sshd[800] was killed by SIGTERM with the connection from 127.0.0.2:40022 still "
+                            "in its accept queue (no accept() of it was seen): the kernel reset it (TCP_STATE)");
+  }
+  SECTION("sshd's own SIGTERM handler closes its listeners and exits 0: the queue is reset by close()") {
+    TcpEvent reset = server_reset("TCP_STATE", 2000, {800, "sshd"}, OwnerSource::Close);
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->detail == "the listening sshd[800] closed it with the connection from 127.0.0.2:40022 still in its "
+                            "accept queue (no accept() of it was seen): the kernel reset it (TCP_STATE)");
+  }
+  SECTION("another program killed by a signal") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_CLOSE", 2000, {700, "python3"}, OwnerSource::Close);
+    reset.owner_exiting = true;
+    reset.owner_exit_code = 9;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Unknown);
+    CHECK_THAT(report->detail, Catch::Contains("python3[700] on 127.0.0.1:22 was killed by SIGKILL (TCP_ABORT_ON_CLOSE"));
+  }
+}
+
+TEST_CASE("a reused four-tuple is a new connection when its socket's cookie differs, even at the same address") {
+  Correlator correlator;
+  // An abort leaves no TIME_WAIT: the client's next connect() reuses its port
+  // at once, and the slab hands it the freed socket's address.
+  for (uint64_t i = 0; i < 3; ++i) {
+    TcpEvent abort = event(EventKind::ResetSent, 10 + i, true);
+    abort.reason = reset_reason("TCP_STATE");
+    abort.sock_id = 0x2000;  // the same address each time
+    abort.sock_cookie = 100 + i;
+    TcpEvent received = event(EventKind::ResetReceived, 10 + i);
+    received.sock_id = 0x1000;
+    received.sock_cookie = 200 + i;
+    correlator.add(abort);
+    correlator.add(received);
+  }
+  const auto groups = test::take_all(correlator);
+  REQUIRE(groups.size() == 3);
+  for (const auto& group : groups) {
+    REQUIRE(group.size() == 2);
+    CHECK(group[1].sock_cookie == group[0].sock_cookie + 100);
+  }
+  SECTION("without cookies (older kernels) the address is all there is") {
+    Correlator no_cookies;
+    for (uint64_t i = 0; i < 3; ++i) {
+      TcpEvent abort = event(EventKind::ResetSent, 10 + i, true);
+      abort.sock_id = 0x2000;
+      no_cookies.add(abort);
+    }
+    CHECK(test::take_all(no_cookies).size() == 1);
+  }
 }

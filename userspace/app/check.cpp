@@ -1,5 +1,6 @@
 #include "app/check.h"
 
+#include <bpf/btf.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -63,6 +64,20 @@ int run_check() {
   const auto netfilter_drop = names.drop_reasons.value("NETFILTER_DROP");
   row("SKB_DROP_REASON_NETFILTER_DROP",
       netfilter_drop ? "yes (" + std::to_string(*netfilter_drop) + ")" : "missing (before 5.18): firewall drops unnamed");
+
+  // Issue 15: what the kernel shows of its own refusals (docs/attribution.md, "Kernel refusals").
+  std::printf("kernel refusals\n");
+  row("SKB_DROP_REASON_TCP_LISTEN_OVERFLOW",
+      names.drop_reasons.value("TCP_LISTEN_OVERFLOW")
+          ? "yes: a full accept queue drops the segment that would complete a connection with it (6.15+)"
+          : "missing (before 6.15): a full accept queue's drop is unnamed (NOT_SPECIFIED)");
+  row("SYN dropped for a full queue", "unseen: the kernel frees it with consume_skb, not kfree_skb; "
+                                      "nstat TcpExtListenOverflows/TcpExtListenDrops/TcpExtTCPReqQFullDrop count it");
+  row("SYN cookies", "unseen: a SYN answered with a cookie is no drop; nstat TcpExtSyncookiesSent/Failed count them");
+  row("socket cookies in tracing programs",
+      btf__find_by_name_kind(types, "btf_bpf_get_socket_ptr_cookie", BTF_KIND_TYPEDEF) > 0
+          ? "yes: a reused four-tuple is told apart by its socket"
+          : "no (before 5.12): a socket is told by its address, which the kernel reuses");
 
   const Result<void> tracefs = ensure_tracefs();
   row("tracefs (syscall tracepoint ids)", tracefs ? "yes" : tracefs.reason());

@@ -68,11 +68,20 @@ uint64_t Correlator::due_at(const Group& group) const {
 
 // The same four-tuple may carry a new connection soon after (a client port
 // reused): a different SYN (another initial sequence number) or another
-// socket on the same end means another connection.
+// socket on the same end means another connection. A socket is told by its
+// cookie, which the kernel never reuses; its address (sock_id) is reused at
+// once by the slab (issue 15: an abort leaves no TIME_WAIT, and the next
+// connect() from that port often got the freed socket's address), so the
+// address counts only where a kernel gave no cookie.
 bool Correlator::starts_new_connection(const Group& group, const TcpEvent& event) {
   return std::any_of(group.events.begin(), group.events.end(), [&](const TcpEvent& seen) {
+    // Same hook, same end: as with the address before, two sockets there are two connections.
     if (seen.kind != event.kind || seen.local != event.local) return false;
-    if (seen.sock_id && event.sock_id && seen.sock_id != event.sock_id) return true;
+    if (seen.sock_cookie && event.sock_cookie) {
+      if (seen.sock_cookie != event.sock_cookie) return true;
+    } else if (seen.sock_id && event.sock_id && seen.sock_id != event.sock_id) {
+      return true;
+    }
     return is_syn(seen) && is_syn(event) && seen.tcp_seq != event.tcp_seq;
   });
 }

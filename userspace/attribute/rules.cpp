@@ -210,8 +210,9 @@ class Judge {
     if (auto report = wrappers_refused(e)) return report;
     if (auto report = wrappers_twisted(e)) return report;
     if (!is_sshd_family(e.owner->comm)) return not_sshd(e);
-    if (auto report = listener_refused(e)) return report;
     if (auto report = child_killed(e)) return report;
+    if (auto report = listener_refused(e)) return report;
+    if (auto report = listener_closed_unaccepted(e)) return report;
     if (auto report = login_grace_expired(e)) return report;
     if (auto report = garbage_banner(e)) return report;
     return sshd_closed(e);
@@ -315,12 +316,32 @@ class Judge {
                             reason(e) + "): " + listener_refusal_cause(refusal));
   }
 
+  // The owner was killed by a signal (task->exit_code: the signal in the low
+  // 7 bits). Checked before the listener rule: a killed listener refused nothing.
   std::optional<Attribution> child_killed(const TcpEvent& e) const {
     if (!e.owner_exiting || !(e.owner_exit_code & 0x7f)) return std::nullopt;
-    const char* signal = sigabbrev_np(static_cast<int>(e.owner_exit_code & 0x7f));
+    if (e.acceptor_pid && e.acceptor_pid == e.owner->pid)
+      return owner_report(e, Verdict::Sshd,
+                          "the listening " + process_text(*e.owner) + " " + how_closed(e) +
+                              " holding the connection from " + remote(e) + ", accepted " +
+                              seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " before (" + reason(e) + ")");
+    if (auto report = listener_closed_unaccepted(e)) return report;
     return owner_report(e, Verdict::Sshd,
-                        "the sshd child " + process_text(*e.owner) + " was killed by SIG" + (signal ? signal : "?") +
-                            " holding the connection from " + remote(e) + " (" + reason(e) + ")");
+                        "the sshd child " + process_text(*e.owner) + " " + how_closed(e) + " holding the connection from " +
+                            remote(e) + " (" + reason(e) + ")");
+  }
+
+  // A connection still in the accept queue when its listener closed or died:
+  // the kernel's listen-stop (inet_csk_listen_stop) disconnects each queued
+  // child (TCP_STATE) in the closing process; no accept() of it was seen.
+  // Before 6.10 there is no reason: the closer's own reset (the kprobe) stands for it.
+  std::optional<Attribution> listener_closed_unaccepted(const TcpEvent& e) const {
+    const bool disconnected = reason_is(e, "TCP_STATE") || (!e.reason && e.sent_by_closer);
+    if (e.acceptor_pid || !disconnected || !watched(e.local.port)) return std::nullopt;
+    return owner_report(e, Verdict::Sshd,
+                        "the listening " + process_text(*e.owner) + " " + how_closed(e) + " with the connection from " +
+                            remote(e) + " still in its accept queue (no accept() of it was seen): the kernel reset it (" +
+                            std::string(reason_or_none(e)) + ")");
   }
 
   std::optional<Attribution> login_grace_expired(const TcpEvent& e) const {
@@ -349,9 +370,10 @@ class Judge {
                             plural(e.bytes_acked, "byte") + " sent)");
   }
 
+  // task->exit_code: a signal in bits 0-6 (bit 7: core dumped), else the exit status in bits 8-15.
   static std::string how_closed(const TcpEvent& e) {
-    if (e.owner_exiting) return "exited (status " + std::to_string((e.owner_exit_code >> 8) & 0xff) + ")";
-    return "closed it";
+    if (!e.owner_exiting) return "closed it";
+    return exit_words(e.owner_exit_code);
   }
 
   // The TCP stack reset the connection for a protocol reason of its own.
@@ -360,8 +382,7 @@ class Judge {
       return e.kind == EventKind::ResetSent && e.reason && !reason_is(e, "NOT_SPECIFIED");
     });
     if (!reset) return std::nullopt;
-    std::string detail = "the kernel reset the connection with " + remote(*reset) + ": " + kernel_reason_phrase(reason(*reset)) +
-                         " (" + reason(*reset) + ")";
+    std::string detail = "the kernel reset the connection with " + remote(*reset) + ": " + reason_words(reason(*reset));
     if (reset->owner) detail += "; socket of " + process_text(*reset->owner);
     Attribution report = make(*reset, Verdict::Kernel, detail);
     report.peer_saw = "reset";
@@ -389,8 +410,28 @@ class Judge {
     const TcpEvent* drop = find([](const TcpEvent& e) { return e.kind == EventKind::Drop; });
     if (!drop) return std::nullopt;
     const std::string name = reason(*drop).empty() ? "no reason given" : reason(*drop);
+    if (name == "TCP_LISTEN_OVERFLOW" && drop->tcp_state && state_is(*drop, "LISTEN")) return accept_queue_full(*drop);
     return make(*drop, Verdict::Kernel, "the kernel dropped " + plural(group_.size(), "packet") + " of the connection with " +
-                                     remote(*drop) + ": " + kernel_reason_phrase(name) + " (" + name + ")");
+                                     remote(*drop) + ": " + reason_words(name));
+  }
+
+  // The listener's accept queue was full (kfree_skb TCP_LISTEN_OVERFLOW on
+  // the listening socket, 6.15+): its owner did not accept() (stopped, stuck
+  // or too slow). The client's ACK was dropped: it believes it is connected.
+  Attribution accept_queue_full(const TcpEvent& drop) const {
+    std::string who = drop.owner ? process_text(*drop.owner) : std::string("the listener");
+    std::string detail = cat("the accept queue of ", who, " on ", local(drop), " was full (",
+                             std::to_string(drop.accept_queue), " waiting, backlog ", std::to_string(drop.listen_backlog),
+                             "): it was not accepting connections (stopped, stuck or too slow), and the kernel dropped ",
+                             plural(group_.size(), "packet"), " from ", remote(drop),
+                             " (TCP_LISTEN_OVERFLOW; nstat TcpExtListenOverflows)");
+    return make(drop, Verdict::Kernel, std::move(detail));
+  }
+
+  // "words (NAME)", or the name alone where there are no words for it.
+  static std::string reason_words(const std::string& name) {
+    const std::string phrase = kernel_reason_phrase(name);
+    return phrase == name ? name : phrase + " (" + name + ")";
   }
 
   static std::string kernel_reason_phrase(const std::string& reason) {
@@ -409,6 +450,11 @@ class Judge {
         {"TCP_LISTEN_OVERFLOW", "the accept queue was full: the listener does not accept fast enough"},
         {"TCP_STATE", "a segment the socket's state does not allow"},
         {"NO_SOCKET", "no socket for it"},
+        {"IP_RPFILTER", "reverse-path filtering (rp_filter): the route back to the source leaves by another interface"},
+        {"TCP_REQQFULLDROP", "the SYN queue was full and SYN cookies are off"},
+        {"SOCKET_BACKLOG", "the socket's backlog was full (its owner held the socket lock too long)"},
+        {"SOCKET_RCVBUFF", "the socket's receive buffer was full"},
+        {"PROTO_MEM", "TCP's memory limit (tcp_mem) was reached"},
     };
     for (const auto& [name, phrase] : phrases)
       if (reason == name) return phrase;
@@ -427,6 +473,15 @@ class Judge {
 };
 
 }  // namespace
+
+std::string exit_words(uint32_t exit_code) {
+  if (const int signal = static_cast<int>(exit_code & 0x7f)) {
+    const char* name = sigabbrev_np(signal);
+    return std::string("was killed by ") + (name ? std::string("SIG") + name : "signal " + std::to_string(signal)) +
+           ((exit_code & 0x80) ? " (core dumped)" : "");
+  }
+  return "exited (status " + std::to_string((exit_code >> 8) & 0xff) + ")";
+}
 
 bool is_sshd_family(const std::string& comm) {
   return comm == "sshd" || comm == "sshd-session" || comm == "sshd-auth" || comm.rfind("sshd:", 0) == 0;

@@ -80,6 +80,9 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw, const WatchedPorts*
   event.remote.port = raw.remote_port;
   event.netns = raw.netns;
   event.sock_id = raw.sock_id;
+  event.sock_cookie = raw.sock_cookie;
+  event.listen_backlog = raw.listen_backlog;
+  event.accept_queue = raw.accept_queue;
   if (raw.flags & RSTTRACE_FLAG_SOCKET) event.tcp_state = raw.tcp_state;
   if (raw.flags & RSTTRACE_FLAG_REASON) event.reason = raw.reason;
   event.full_socket = raw.flags & RSTTRACE_FLAG_FULLSOCK;

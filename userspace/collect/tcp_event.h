@@ -44,6 +44,9 @@ struct TcpEvent {
   uint64_t acceptor_monotonic_ns = 0;
   Process context;  // the task the hook ran in (may be unrelated: softirq, peer)
   uint64_t sock_id = 0;
+  uint64_t sock_cookie = 0;      // the socket's cookie: unique, never reused (0: the kernel gave none)
+  uint32_t listen_backlog = 0;   // a listener's backlog (sk_max_ack_backlog)
+  uint32_t accept_queue = 0;     // a listener's connections waiting for accept() (sk_ack_backlog)
   bool full_socket = false;
   bool sent_by_closer = false;  // an active reset from close()/disconnect in the owner's task
   bool from_kprobe = false;     // seen by the tcp_send_active_reset kprobe (kernels before 6.10)

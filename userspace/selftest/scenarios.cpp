@@ -253,13 +253,13 @@ const std::vector<Scenario>& scenarios() {
        }},
       {"failed-login", "an ordinary failed login (no key): no reset, nothing to report", failed_login},
   };
-  static const std::vector<Scenario> with_sshd = [] {
-    std::vector<Scenario> list = all;
-    const auto& more = sshd_scenarios();  // scenarios_sshd.cpp
+  static const std::vector<Scenario> everything = [] {
+    std::vector<Scenario> list = with_kernel_scenarios(all);  // scenarios_kernel.cpp
+    const auto& more = sshd_scenarios();                      // scenarios_sshd.cpp
     list.insert(list.end(), more.begin(), more.end());
     return list;
   }();
-  return with_sshd;
+  return everything;
 }
 
 }  // namespace rsttrace::lab
