@@ -99,6 +99,11 @@ TEST_CASE("nft statements the walker does not evaluate make a later drop probabl
   const auto hashed = nft(R"({"match": {"op": "==", "left": {"jhash": {}}, "right": 1}}, {"accept": null})");
   REQUIRE(hashed);
   CHECK_FALSE(hashed->certain);
+  // Another transport's fields (ufw's DHCP rule, as iptables-nft writes it) cannot match a TCP packet.
+  const auto udp = nft(R"({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "protocol"}}, "right": "udp"}}, )"
+                       R"({"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "sport"}}, "right": 67}}, {"accept": null})");
+  REQUIRE(udp);
+  CHECK(udp->certain);
   const auto counted = nft(R"({"counter": {"packets": 1, "bytes": 60}}, {"log": {"prefix": "x"}})");
   REQUIRE(counted);
   CHECK(counted->certain);  // neither ends the walk

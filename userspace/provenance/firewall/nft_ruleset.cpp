@@ -345,8 +345,14 @@ class NftWalker {
       if ((protocol == "ip") != (packet_.family == 4)) return Value{Value::WrongFamily};
       if (field == "saddr") return Value{Value::Address, &packet_.saddr};
       if (field == "daddr") return Value{Value::Address, &packet_.daddr};
+      if (field == "protocol" || field == "nexthdr") return words({"tcp", "6"});
       return std::nullopt;
     }
+    // Another transport's header field: nft matches it only on that transport (its implicit l4proto test).
+    static constexpr std::string_view kOtherTransports[] = {"udp", "udplite", "sctp", "dccp", "icmp", "icmpv6",
+                                                            "esp", "ah", "comp", "igmp", "gre"};
+    if (std::find(std::begin(kOtherTransports), std::end(kOtherTransports), protocol) != std::end(kOtherTransports))
+      return Value{Value::WrongFamily};
     if (protocol == "tcp" || protocol == "th") {
       if (field == "dport") return Value{Value::Number, nullptr, packet_.dport};
       if (field == "sport") return Value{Value::Number, nullptr, packet_.sport};
@@ -439,6 +445,7 @@ class NftWalker {
         return Match::Maybe;
       case Value::Words:
         if (e.is_string()) return match_of(has_word(v, e.get<std::string>()));
+        if (e.is_number_unsigned()) return match_of(has_word(v, std::to_string(e.get<uint64_t>())));
         if (e.is_array()) {
           Match any = Match::No;
           for (const auto& word : e) any = either(any, word.is_string() ? match_of(has_word(v, word.get<std::string>())) : Match::Maybe);
