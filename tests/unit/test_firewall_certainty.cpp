@@ -468,3 +468,29 @@ TEST_CASE("rule counters read before and after the drop corroborate the rule, or
   corroborate_with_counters(*nft_rule, nft_before);
   CHECK(nft_rule->counter_moved == true);
 }
+
+TEST_CASE("the front-end behind a rule, from the names it gives its chains, tables and sets", "[firewall]") {
+  auto blocker = [](const char* backend, const char* table, const char* chain, const char* text) {
+    FirewallRule rule{backend, "inet", table, chain, std::nullopt, text, "drop"};
+    rule.fail2ban_jail = fail2ban_jail_of(chain);
+    return blocker_of(rule);
+  };
+  const auto f2b = blocker("iptables-nft", "filter", "f2b-sshd", "-A f2b-sshd -s 10.0.0.2/32 -j REJECT");
+  REQUIRE(f2b);
+  CHECK((f2b->tool == "fail2ban" && f2b->name == "sshd"));
+  // fail2ban's iptables-ipset action: the jail is in the set's name.
+  const auto ipset = blocker("iptables-nft", "filter", "INPUT",
+                             "-A INPUT -p tcp -m multiport --dports 22 -m set --match-set f2b-sshd src -j REJECT");
+  REQUIRE(ipset);
+  CHECK((ipset->tool == "fail2ban" && ipset->name == "sshd"));
+  const auto firewalld = blocker("nftables", "firewalld", "filter_IN_public_deny", "ip saddr 10.0.0.2 reject");
+  REQUIRE(firewalld);
+  CHECK((firewalld->tool == "firewalld" && firewalld->name == "public"));
+  const auto sshguard = blocker("nftables", "sshguard", "blacklist", "ip saddr @attackers drop");
+  REQUIRE(sshguard);
+  CHECK(sshguard->tool == "sshguard");
+  const auto sshguard_ipset = blocker("iptables-legacy", "filter", "INPUT", "-A INPUT -m set --match-set sshguard4 src -j DROP");
+  REQUIRE(sshguard_ipset);
+  CHECK((sshguard_ipset->tool == "sshguard" && sshguard_ipset->name == "sshguard4"));
+  CHECK_FALSE(blocker("nftables", "t", "input", "tcp dport 22 drop"));
+}

@@ -1,3 +1,4 @@
+// (over 450 lines: one walker class, whose statement and left-side readers share its packet and document)
 #include "provenance/firewall/nft_ruleset.h"
 
 #include <algorithm>
