@@ -112,6 +112,8 @@ class Fail2ban:
         subprocess.run(self.client + ["stop"], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
         flush_firewalls()
+        if shutil.which("ipset"):
+            subprocess.run(["ipset", "destroy"], capture_output=True)  # this namespace's sets only
         return False
 
 
@@ -192,6 +194,9 @@ class FirewallFrontendsTest(unittest.TestCase):
                  ("iptables-allports", "f2b-sshd", f"-s {CLIENT}/32 -j REJECT"),
                  ("nftables-multiport", "f2b-chain", "@addr-set-sshd"),
                  ("nftables-allports", "f2b-chain", "@addr-set-sshd")]
+        if shutil.which("ipset"):  # scripts/install-deps --test installs it
+            cases += [("iptables-ipset", "INPUT", "--match-set f2b-sshd src"),
+                      ("iptables-ipset-proto6-allports", "INPUT", "--match-set f2b-sshd src")]
         for banaction, chain, text in cases:
             with self.subTest(banaction=banaction):
                 with Fail2ban(banaction) as f2b, self.trace() as rt:

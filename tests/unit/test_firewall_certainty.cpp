@@ -494,3 +494,29 @@ TEST_CASE("the front-end behind a rule, from the names it gives its chains, tabl
   CHECK((sshguard_ipset->tool == "sshguard" && sshguard_ipset->name == "sshguard4"));
   CHECK_FALSE(blocker("nftables", "t", "input", "tcp dport 22 drop"));
 }
+
+TEST_CASE("ipset membership: fail2ban's iptables-ipset action, tested against the namespace's sets", "[firewall]") {
+  const std::string save = input_chain(
+      "[1:60] -A INPUT -p tcp -m multiport --dports 22 -m set --match-set f2b-sshd src -j REJECT --reject-with "
+      "icmp-port-unreachable\n");
+  const std::string sets =
+      "create f2b-sshd hash:ip family inet hashsize 1024 maxelem 65536 timeout 600 bucketsize 12 initval 0x1\n"
+      "add f2b-sshd 10.0.0.2 timeout 594\n";
+  const auto banned = find_dropping_rule(Rulesets{"", "", "", save, {}, sets}, ssh_syn_with_evidence());
+  REQUIRE(banned);
+  CHECK(banned->certain);
+  REQUIRE(banned->blocker);
+  CHECK((banned->blocker->tool == "fail2ban" && banned->blocker->name == "sshd"));
+  CHECK(banned->fail2ban_jail == "sshd");
+  PacketFacts other = ssh_syn_with_evidence();
+  other.saddr[3] = 9;
+  CHECK_FALSE(find_dropping_rule(Rulesets{"", "", "", save, {}, sets}, other));
+  // Without the sets (ipset not readable): probable, named.
+  const auto unread = find_dropping_rule(Rulesets{"", "", "", save}, ssh_syn_with_evidence());
+  REQUIRE(unread);
+  CHECK_FALSE(unread->certain);
+  CHECK(unread->undecided == "--match-set f2b-sshd src in INPUT");
+  // A set of another type (hash:ip,port) is not evaluated.
+  const std::string pairs = "create f2b-sshd hash:ip,port family inet\nadd f2b-sshd 10.0.0.2,tcp:22\n";
+  CHECK_FALSE(find_dropping_rule(Rulesets{"", "", "", save, {}, pairs}, ssh_syn_with_evidence())->certain);
+}

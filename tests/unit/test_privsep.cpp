@@ -18,6 +18,8 @@ using rsttrace::broker_allows_path;
 TEST_CASE("the broker runs only the ruleset and fail2ban readers", "[privsep]") {
   CHECK(broker_allows_command({"nsenter", "--net=/proc/42/ns/net", "--", "nft", "-j", "-a", "list", "ruleset"}));
   CHECK(broker_allows_command({"nsenter", "--net=/run/netns/lab", "--", "iptables-legacy-save", "-c"}));
+  CHECK(broker_allows_command({"nsenter", "--net=/run/netns/lab", "--", "ipset", "save"}));
+  CHECK_FALSE(broker_allows_command({"nsenter", "--net=/run/netns/lab", "--", "ipset", "flush"}));
   CHECK(broker_allows_command({"nsenter", "--net=/proc/1/ns/net", "--", "ip6tables-nft-save", "-c"}));
   CHECK(broker_allows_command({"fail2ban-client", "-s", "/run/fail2ban/fail2ban.sock", "banned", "127.0.0.2"}));
   CHECK(broker_allows_command({"fail2ban-client", "-s", "/run/fail2ban/fail2ban.sock", "banned", "fd00::2"}));

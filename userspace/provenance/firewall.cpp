@@ -12,6 +12,7 @@
 #include "privsep/safe_access.h"
 #include "provenance/command.h"
 #include "provenance/firewall/iptables_ruleset.h"
+#include "provenance/firewall/ipsets.h"
 #include "provenance/firewall/nft_ruleset.h"
 
 namespace rsttrace {
@@ -25,6 +26,7 @@ struct RulesetIndex::Parsed {
   IptRuleset iptables_nft;
   IptRuleset iptables_legacy;
   std::vector<UfwFiles> ufw;
+  firewall::Ipsets ipsets;
   std::vector<std::string> notes;
 };
 
@@ -38,6 +40,7 @@ RulesetIndex::RulesetIndex(const Rulesets& rulesets) : parsed_(std::make_unique<
     parsed.iptables_nft = firewall::parse_iptables_save(rulesets.iptables_nft, "iptables-nft-save");
     parsed.iptables_legacy = firewall::parse_iptables_save(rulesets.iptables_legacy, "iptables-legacy-save");
     parsed.ufw = rulesets.ufw;
+    parsed.ipsets = firewall::parse_ipset_save(rulesets.ipsets, parsed.notes);
     for (const IptRuleset* ipt : {&parsed.iptables_nft, &parsed.iptables_legacy})
       parsed.notes.insert(parsed.notes.end(), ipt->notes.begin(), ipt->notes.end());
   } catch (const std::exception& e) {
@@ -61,6 +64,9 @@ std::optional<FirewallRule> RulesetIndex::find_dropping_rule(const PacketFacts& 
     auto rule = walk_rulesets(packet);
     if (rule) {
       rule->blocker = blocker_of(*rule);
+      // fail2ban's ipset actions name the jail in the set (-m set --match-set f2b-<jail>), not the chain.
+      if (rule->blocker && rule->blocker->tool == "fail2ban" && !rule->fail2ban_jail)
+        rule->fail2ban_jail = rule->blocker->name;
       if (rule->blocker && rule->blocker->tool == "ufw") rule->blocker->rule_number = ufw_number(*rule);
     }
     return rule;
@@ -84,7 +90,9 @@ std::optional<uint64_t> RulesetIndex::ufw_number(const FirewallRule& rule) const
   return std::nullopt;
 }
 
-std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& packet) const {
+std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked) const {
+  PacketFacts packet = asked;
+  packet.ipsets = &parsed_->ipsets;
   std::optional<FirewallRule> candidate;
   // nf_tables: native nftables and iptables-nft alike.
   const nlohmann::json& root = parsed_->nft;
@@ -206,6 +214,9 @@ Rulesets read_rulesets(uint32_t netns_inode, SystemAccess& access) {
   if (rulesets.iptables_nft.find(":ufw-user-") != std::string::npos ||
       rulesets.iptables_legacy.find(":ufw-user-") != std::string::npos)
     rulesets.ufw = read_ufw_files(netns_inode, access);
+  if (rulesets.iptables_nft.find("--match-set") != std::string::npos ||
+      rulesets.iptables_legacy.find("--match-set") != std::string::npos)
+    rulesets.ipsets = in_netns({"ipset", "save"});
   return rulesets;
 }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -35,6 +36,10 @@ struct ConntrackFacts {
 
 // What a rule can be asked about the packet. Every optional is kernel
 // evidence taken at the drop; absent, the matches that need it are undecided.
+namespace firewall {
+struct Ipset;
+}
+
 struct PacketFacts {
   int family = 4;  // 4 or 6
   std::array<uint8_t, 16> saddr{}, daddr{};
@@ -45,6 +50,8 @@ struct PacketFacts {
   std::optional<uint32_t> mark;                 // skb->mark at the drop
   std::optional<std::string> in_interface;      // the receiving device's name at the drop
   std::optional<uint8_t> route_type;            // RTN_* of its IPv4 input route (addrtype, fib ... type)
+  // The namespace's ipsets (firewall/ipsets.h), set by the walk: -m set asks them.
+  const std::map<std::string, firewall::Ipset>* ipsets = nullptr;
 };
 
 // FirewallRule: attribute/blockers.h (plain data the report carries).
@@ -61,6 +68,7 @@ struct Rulesets {
   std::string iptables_nft;       // iptables-nft-save -c (+ ip6tables-nft-save -c)
   std::string iptables_legacy;    // iptables-legacy-save -c (+ ip6tables-legacy-save -c)
   std::vector<UfwFiles> ufw;      // ufw's rule files of the mount namespaces in it, when it has ufw chains
+  std::string ipsets;             // ipset save, when a rule tests a set
 };
 
 // The rulesets parsed once, asked for many packets (a drop storm asks often).
@@ -80,7 +88,7 @@ class RulesetIndex {
   std::optional<uint64_t> counter_of(const FirewallRule& rule) const;
 
  private:
-  std::optional<FirewallRule> walk_rulesets(const PacketFacts& packet) const;
+  std::optional<FirewallRule> walk_rulesets(const PacketFacts& asked) const;
   std::optional<uint64_t> ufw_number(const FirewallRule& rule) const;
   struct Parsed;
   std::unique_ptr<Parsed> parsed_;

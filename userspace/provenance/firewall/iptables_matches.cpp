@@ -9,6 +9,7 @@
 
 #include "provenance/firewall/field_matches.h"
 #include "provenance/firewall/iptables_ruleset.h"
+#include "provenance/firewall/ipsets.h"
 #include "provenance/tristate.h"
 
 namespace rsttrace::firewall {
@@ -156,6 +157,16 @@ Match tcp_flags_match(std::string_view option, const std::string& spec, const Pa
   return match_of((*packet.tcp_flags & *mask) == *comp);
 }
 
+// -m set --match-set NAME src|dst: membership in the namespace's ipset, read with the rulesets.
+Match ipset_match(std::string_view, const std::string& spec, const PacketFacts& packet) {
+  const size_t space = spec.find(' ');
+  if (!packet.ipsets || space == std::string::npos) return Match::Maybe;
+  const auto set = packet.ipsets->find(spec.substr(0, space));
+  if (set == packet.ipsets->end()) return Match::Maybe;
+  const std::string flags = spec.substr(space + 1);
+  return ipset_contains(set->second, flags, packet.family, flags == "dst" ? packet.daddr : packet.saddr);
+}
+
 struct MatchOption {
   std::string_view name;
   std::string_view module;  // the -m module that provides it; "": built in
@@ -202,6 +213,7 @@ constexpr MatchOption kMatchOptions[] = {
     {"--src-range", "iprange", decides<address_range_match>},
     {"--dst-range", "iprange", decides<address_range_match>},
     {"--comment", "comment", ignored},
+    {"--match-set", "set", decides<ipset_match>, 2},
 };
 
 const MatchOption* match_option(std::string_view name) {
