@@ -104,6 +104,12 @@ TEST_CASE("nft statements the walker does not evaluate make a later drop probabl
                        R"({"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "sport"}}, "right": 67}}, {"accept": null})");
   REQUIRE(udp);
   CHECK(udp->certain);
+  // meta l4proto as a number, and a device nft could only show by index.
+  const auto numbered = nft(R"({"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": 6}}, {"accept": null})");
+  CHECK_FALSE(numbered);  // accepted
+  const auto by_index = nft(R"({"match": {"op": "==", "left": {"meta": {"key": "iif"}}, "right": 7}}, {"accept": null})");
+  REQUIRE(by_index);
+  CHECK_FALSE(by_index->certain);
   const auto counted = nft(R"({"counter": {"packets": 1, "bytes": 60}}, {"log": {"prefix": "x"}})");
   REQUIRE(counted);
   CHECK(counted->certain);  // neither ends the walk

@@ -65,13 +65,12 @@ Match any_word(const std::string& list, Predicate holds) {
   return any;
 }
 
-// -m multiport --dports/--sports/--ports a,b:c: an unreadable port matches nothing.
+// -m multiport --dports/--sports/--ports a,b:c: a port it cannot read leaves it undecided.
 Match port_list_match(std::string_view option, const std::string& list, const PacketFacts& packet) {
   return any_word(list, [&](std::string_view word) {
     const std::string port(word);
-    if (option == "--ports")
-      return match_of(port_matches(port, packet.dport) == Match::Yes || port_matches(port, packet.sport) == Match::Yes);
-    return match_of(port_matches(port, option == "--dports" ? packet.dport : packet.sport) == Match::Yes);
+    if (option == "--ports") return either(port_matches(port, packet.dport), port_matches(port, packet.sport));
+    return port_matches(port, option == "--dports" ? packet.dport : packet.sport);
   });
 }
 

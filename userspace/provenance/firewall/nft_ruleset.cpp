@@ -365,8 +365,8 @@ class NftWalker {
 
   std::optional<Value> meta_value(const Json& meta) const {
     const std::string key = text_of(meta, "key");
-    if (key == "l4proto") return words({"tcp"});
-    if (key == "nfproto") return words({packet_.family == 4 ? "ipv4" : "ipv6"});
+    if (key == "l4proto") return words({"tcp", "6"});
+    if (key == "nfproto") return words({packet_.family == 4 ? "ipv4" : "ipv6", packet_.family == 4 ? "2" : "10"});
     if ((key == "iifname" || key == "iif") && packet_.in_interface) {
       Value v = words({*packet_.in_interface});
       v.interface = true;
@@ -446,7 +446,8 @@ class NftWalker {
         return Match::Maybe;
       case Value::Words:
         if (e.is_string()) return match_of(has_word(v, e.get<std::string>()));
-        if (e.is_number_unsigned()) return match_of(has_word(v, std::to_string(e.get<uint64_t>())));
+        // A device by index (iif 3, when nft could not name it): not what rsttrace read.
+        if (e.is_number_unsigned()) return v.interface ? Match::Maybe : match_of(has_word(v, std::to_string(e.get<uint64_t>())));
         if (e.is_array()) {
           Match any = Match::No;
           for (const auto& word : e) any = either(any, word.is_string() ? match_of(has_word(v, word.get<std::string>())) : Match::Maybe);
