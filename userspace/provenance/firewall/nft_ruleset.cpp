@@ -137,8 +137,8 @@ class NftWalker {
           state.budget = inner_state.budget;
           if (!outcome.candidate) outcome.candidate = inner.kind == Outcome::Dropped ? inner.rule : inner.candidate;
           if (inner.kind == Outcome::Dropped) WalkState::note(state.drop_doubt, why);
-          int probe = std::min(state.budget, kWalkBudget / 4);
-          if (may_decide(*next->second, probe, depth + 1)) WalkState::note(state.chain_doubt, why);
+          // The probe is paid from the packet's budget: many maybe-jumps cannot multiply the cost.
+          if (may_decide(*next->second, state.budget, depth + 1)) WalkState::note(state.chain_doubt, why);
         } else {
           WalkState::note(state.chain_doubt, why);  // maybe accepted, returned, gone elsewhere
         }
