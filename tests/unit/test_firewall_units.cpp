@@ -26,7 +26,8 @@ PacketFacts ssh_syn() {
   packet.sport = 40000;
   packet.dport = 22;
   packet.hook = "input";
-  packet.syn = true;
+  packet.tcp_flags = 0x02;
+  packet.conntrack = ConntrackFacts{ConntrackFacts::State::New};
   return packet;
 }
 
@@ -65,6 +66,7 @@ TEST_CASE("iptables match options: each kind decides, or leaves the rule undecid
   CHECK(verdict_of("-s 10.0.0.0/8,192.0.2.1 -j REJECT") == "drop");
   CHECK(verdict_of("! -s 10.0.0.0/8 -j DROP") == "none");
   CHECK(verdict_of("-p tcp -m multiport --dports 80,20:23 -j DROP") == "drop");
+  CHECK(verdict_of("-p tcp -m multiport --dports 80,frobnitz -j DROP") == "maybe");  // a port it cannot read
   CHECK(verdict_of("-m conntrack --ctstate NEW -j DROP") == "drop");
   CHECK(verdict_of("-m state --state ESTABLISHED -j DROP") == "none");
   CHECK(verdict_of("-m comment --comment \"keep out\" -j DROP") == "drop");

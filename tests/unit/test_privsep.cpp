@@ -18,6 +18,8 @@ using rsttrace::broker_allows_path;
 TEST_CASE("the broker runs only the ruleset and fail2ban readers", "[privsep]") {
   CHECK(broker_allows_command({"nsenter", "--net=/proc/42/ns/net", "--", "nft", "-j", "-a", "list", "ruleset"}));
   CHECK(broker_allows_command({"nsenter", "--net=/run/netns/lab", "--", "iptables-legacy-save", "-c"}));
+  CHECK(broker_allows_command({"nsenter", "--net=/run/netns/lab", "--", "ipset", "save"}));
+  CHECK_FALSE(broker_allows_command({"nsenter", "--net=/run/netns/lab", "--", "ipset", "flush"}));
   CHECK(broker_allows_command({"nsenter", "--net=/proc/1/ns/net", "--", "ip6tables-nft-save", "-c"}));
   CHECK(broker_allows_command({"fail2ban-client", "-s", "/run/fail2ban/fail2ban.sock", "banned", "127.0.0.2"}));
   CHECK(broker_allows_command({"fail2ban-client", "-s", "/run/fail2ban/fail2ban.sock", "banned", "fd00::2"}));
@@ -50,6 +52,11 @@ TEST_CASE("the broker opens only namespace and hosts files", "[privsep]") {
   CHECK(broker_allows_path("/run/netns/rsttrace-lab-12-x.y"));
   CHECK(broker_allows_path("/proc/42/root/etc/hosts.sshd-allowed"));
   // A command line is the process's own word: it once picked the fail2ban socket.
+  CHECK(broker_allows_path("/proc/42/ns/user"));
+  CHECK(broker_allows_path("/proc/42/root/etc/ufw/user.rules"));
+  CHECK(broker_allows_path("/proc/42/root/etc/ufw/user6.rules"));
+  CHECK_FALSE(broker_allows_path("/proc/42/root/etc/ufw/ufw.conf"));
+  CHECK_FALSE(broker_allows_path("/proc/42/root/etc/ufw/../shadow"));
   CHECK_FALSE(broker_allows_path("/proc/42/cmdline"));
   CHECK_FALSE(broker_allows_path("/proc/0/root/etc/hosts.deny"));
   CHECK_FALSE(broker_allows_path("/proc/42/root/etc/hosts.deny/"));

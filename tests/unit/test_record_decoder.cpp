@@ -228,3 +228,25 @@ TEST_CASE("accepted and closed notes decode as connection notes, never as events
   raw.kind = 6;  // unknown kinds stay malformed
   CHECK_FALSE(decode_record(bytes_of(raw)));
 }
+
+TEST_CASE("a drop's netfilter evidence is decoded only when the kernel read it", "[firewall]") {
+  auto raw = sample_event();
+  raw.kind = RSTTRACE_KIND_DROP;
+  CHECK_FALSE(std::get<DecodedEvent>(*decode_record(bytes_of(raw))).event.netfilter);
+  raw.flags |= RSTTRACE_FLAG_NETFILTER;
+  raw.ct_state = RSTTRACE_CT_ESTABLISHED | RSTTRACE_CT_REPLY;
+  raw.ct_status = 1u << 5;
+  raw.ct_orig_dport = 2222;
+  raw.mark = 7;
+  raw.route_type = 2;
+  std::memcpy(raw.in_ifname, "veth-srv\0\0\0\0\0\0\0\0", 16);
+  const auto e = std::get<DecodedEvent>(*decode_record(bytes_of(raw))).event;
+  REQUIRE(e.netfilter);
+  CHECK(e.netfilter->ct_state == NetfilterEvidence::CtState::Established);
+  CHECK(e.netfilter->ct_reply);
+  CHECK(e.netfilter->ct_status == 32u);
+  CHECK(e.netfilter->ct_original_dport == 2222);
+  CHECK(e.netfilter->mark == 7u);
+  CHECK(e.netfilter->in_interface == "veth-srv");
+  CHECK(e.netfilter->route_type == 2);
+}

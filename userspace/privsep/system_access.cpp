@@ -80,7 +80,7 @@ int DirectAccess::open_read(const std::string& path) {
 
 bool broker_allows_command(const std::vector<std::string>& argv) {
   static const std::regex readers(
-      "nft|(ip6?tables-(nft|legacy)-save)|fail2ban-client");
+      "nft|(ip6?tables-(nft|legacy)-save)|ipset|fail2ban-client");
   size_t first = 0;
   if (!argv.empty() && argv[0] == "nsenter") {
     static const std::regex net("--net=(/proc/[0-9]+/ns/net|/run/netns/[^/]+)");
@@ -100,6 +100,7 @@ bool broker_allows_command(const std::vector<std::string>& argv) {
     return first == 0 && args.size() == 4 && args[0] == "-s" && args[1] == kFail2banSocket && args[2] == "banned" &&
            std::regex_match(args[3], address);
   }
+  if (program == "ipset") return args == Args{"save"};
   return args == Args{"-c"};  // iptables-save flavours
 }
 
@@ -109,9 +110,10 @@ bool broker_allows_path(const std::string& path) {
   // process's root (open_process_file), as its user when it has a user namespace of its own.
   if (path.find("/.") != std::string::npos) return false;
   static const std::regex allowed(
-      "/proc/[1-9][0-9]*/ns/(net|mnt)"
+      "/proc/[1-9][0-9]*/ns/(net|mnt|user)"
       "|/run/netns/[A-Za-z0-9_@:+-][A-Za-z0-9_.@:+-]*"
-      "|(/proc/[1-9][0-9]*/root)?/etc/hosts\\.[A-Za-z0-9_.-]+");
+      "|(/proc/[1-9][0-9]*/root)?/etc/hosts\\.[A-Za-z0-9_.-]+"
+      "|(/proc/[1-9][0-9]*/root)?/etc/ufw/user6?\\.rules");
   return std::regex_match(path, allowed);
 }
 
