@@ -123,6 +123,15 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
       }
     }
   }
+  // The explain column: the prediction made before the client connected must be the verdict traced.
+  const std::string predicted_verdict = !expected.explain_says.empty() ? expected.explain_says
+                                        : expected.verdict             ? std::string(verdict_name(*expected.verdict))
+                                                                       : "allowed";
+  check.explain = ns.predicted(expected.remote_addr, expected.local_port).value_or("");
+  if (check.explain.empty())
+    problems.push_back("rsttrace explain did not run before the client connected");
+  else if (check.explain != predicted_verdict)
+    problems.push_back("rsttrace explain predicted " + check.explain + ", expected " + predicted_verdict);
   if (check.client_output.find(expected.client_says) == std::string::npos)
     problems.push_back("the client printed \"" + first_line(check.client_output) + "\", expected \"" +
                        expected.client_says + "\"");
@@ -160,6 +169,7 @@ nlohmann::ordered_json outcome_json(const Outcome& outcome) {
         {"event", check.event},
         {"client_output", escape_untrusted(check.client_output)},
         {"ruleset", check.ruleset},
+        {"explain", check.explain},
         {"problems", check.problems},
     });
   }
@@ -176,6 +186,12 @@ std::string observed(const Outcome& outcome) {
     if (!text.empty()) text += ",";
     text += check.event.is_null() ? "-" : check.event["verdict"].get<std::string>();
   }
+  return text.empty() ? "-" : text;
+}
+
+std::string explained(const Outcome& outcome) {
+  std::string text;
+  for (const auto& check : outcome.checks) text += (text.empty() ? "" : ",") + (check.explain.empty() ? "-" : check.explain);
   return text.empty() ? "-" : text;
 }
 
@@ -209,7 +225,8 @@ int run_selftest(const SelftestOptions& options) {
   lab::remove_stale_leftovers();
   std::vector<Outcome> outcomes;
   bool interrupted = false;
-  if (!options.json) std::printf("%-22s %-26s %-26s %s\n", "scenario", "expected", "observed", "result");
+  if (!options.json)
+    std::printf("%-22s %-26s %-26s %-26s %s\n", "scenario", "expected", "observed", "explain", "result");
   for (const auto* scenario : chosen) {
     Outcome outcome{scenario, {}, ""};
     try {
@@ -231,8 +248,8 @@ int run_selftest(const SelftestOptions& options) {
     if (options.json) {
       std::printf("%s\n", json_line(outcome_json(outcome)).c_str());
     } else {
-      std::printf("%-22s %-26s %-26s %s\n", scenario->name.c_str(), expected(outcome).c_str(),
-                  observed(outcome).c_str(), outcome.passed() ? "pass" : "FAIL");
+      std::printf("%-22s %-26s %-26s %-26s %s\n", scenario->name.c_str(), expected(outcome).c_str(),
+                  observed(outcome).c_str(), explained(outcome).c_str(), outcome.passed() ? "pass" : "FAIL");
       for (const auto& check : outcome.checks)
         for (const auto& problem : check.problems) std::printf("    %s: %s\n", check.where.c_str(), problem.c_str());
       if (!outcome.error.empty() && !outcome.passed()) std::printf("    %s\n", outcome.error.c_str());
