@@ -1,7 +1,10 @@
 """The scenario lab, from CTest: each scenario of `rsttrace selftest` runs
 real sshd / ssh / iptables / nft in throwaway namespaces, with rsttrace
---json --ready-file as the tracer. The expectations below are the tests' own,
-written independently of the product's, and checked field by field."""
+--json --ready-file as the tracer, on every userland (Debian 12's tools from
+the host, Debian 13's from the cached trixie root) and client placement
+(loopback; remote over veth, traced with and without --netns). The
+expectations below are the tests' own, written independently of the
+product's, and checked field by field in every row."""
 
 import hashlib
 import json
@@ -14,17 +17,42 @@ import unittest
 import harness
 from harness import RSTTRACE, wait_until
 
-CLIENT4, CLIENT6, CLIENT_PORT = "127.0.0.2", "fd00:5eed::2", 40022
+# Placeholders, resolved per row: the client's addresses depend on where it runs.
+CLIENT4, CLIENT6, NET4, CLIENT_PORT = "<client4>", "<client6>", "<net4>", 40022
+ADDRESSES = {"loopback": {"<client4>": "127.0.0.2", "<client6>": "fd00:5eed::2", "<net4>": "127.0.0.0"},
+             "remote": {"<client4>": "10.77.0.2", "<client6>": "fd00:5eed:1::2", "<net4>": "10.77.0.0"}}
+# The process that owns an accepted connection before authentication.
+SESSION = "<session>"
+SESSION_COMM = {"debian12": "sshd", "debian13": "sshd-session"}
+USERLANDS = ("debian12", "debian13")
+CLIENTS = ("loopback", "remote", "remote-netns")
 
 RESET_BY_PEER = "kex_exchange_identification: read: Connection reset by peer"
 
 
-def selftest(*names, timeout=300):
-    args = [RSTTRACE, "selftest", "--json"]
+def selftest(*names, timeout=900, userland="all", clients="all"):
+    args = [RSTTRACE, "selftest", "--json", "--userland", userland, "--clients", clients]
     for name in names:
         args += ["--scenario", name]
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     return result, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def resolve(value, record):
+    """The placeholders of an expectation, for this record's userland and clients."""
+    if isinstance(value, dict):
+        return {k: resolve(v, record) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    for placeholder, address in ADDRESSES[record["clients"].split("-")[0]].items():
+        value = value.replace(placeholder, address)
+    return value.replace(SESSION, SESSION_COMM[record["userland"]])
+
+
+def rows_of(records, names):
+    """One record per scenario, userland and placement, none skipped."""
+    expected = sorted((n, u, c) for n in names for u in USERLANDS for c in CLIENTS)
+    return sorted((r["scenario"], r["userland"], r["clients"]) for r in records) == expected
 
 
 def lab_leftovers():
@@ -47,83 +75,99 @@ def host_state():
 
 class ScenarioTest(unittest.TestCase):
     def play(self, name, *expectations):
+        """Every row of `name` (userland x clients); returns {(userland, clients): checks}."""
         before = host_state()
         result, records = selftest(name)
-        self.assertEqual(len(records), 1, result.stderr)
-        record = records[0]
-        self.assertEqual(record["scenario"], name)
-        checks = record["checks"]
-        self.assertEqual(len(checks), len(expectations), record)
-        for check, expected in zip(checks, expectations):
-            with self.subTest(namespace=check["namespace"]):
-                self.assertEqual(check["problems"], [], record)
-                client_says = expected.pop("client_says")
-                self.assertIn(client_says, check["client_output"])
-                event = check["event"]
-                self.assertIsNotNone(event, record)
-                self.assertEqual(event["netns"], check["netns"])
-                for field, value in expected.items():
-                    self.assertEqual(event[field], value, f"{field} in {event}")
-        self.assertEqual(record["result"], "pass")
+        self.assertTrue(rows_of(records, [name]), [(r["userland"], r["clients"], r["result"], r["skip_reason"])
+                                                   for r in records])
+        rows = {}
+        for record in records:
+            checks = record["checks"]
+            row = (record["userland"], record["clients"])
+            with self.subTest(row=row):
+                self.assertEqual(record["scenario"], name)
+                self.assertEqual(len(checks), len(expectations), record)
+                for index, (check, expectation) in enumerate(zip(checks, expectations)):
+                    expected = resolve(dict(expectation), record)
+                    self.assertEqual(check["problems"], [], record)
+                    self.assertIn(expected.pop("client_says"), check["client_output"])
+                    event = check["event"]
+                    if index > 0 and record["clients"] == "remote-netns":
+                        # The tracer watches the first server namespace only.
+                        self.assertIsNone(event, record)
+                        continue
+                    self.assertIsNotNone(event, record)
+                    self.assertEqual(event["netns"], check["netns"])
+                    for field, value in expected.items():
+                        self.assertEqual(event[field], value, f"{field} in {event} ({row})")
+                self.assertEqual(record["result"], "pass", record)
+            rows[row] = checks
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertEqual(host_state(), before, "the lab changed the host")
         self.assertEqual(lab_leftovers(), [])
-        return checks
+        return rows
 
     def test_hosts_deny(self):
         self.play("hosts-deny", dict(verdict="tcp-wrappers", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
-                                     local_port=22, kind="reset", direction="sent", comm="sshd",
+                                     local_port=22, kind="reset", direction="sent", comm=SESSION,
                                      kernel_reason="TCP_ABORT_ON_CLOSE", peer_saw="reset",
-                                     wrapper_rule={"file": "/etc/hosts.deny", "line": 1, "text": "sshd: 127.0.0.2"},
+                                     wrapper_rule={"file": "/etc/hosts.deny", "line": 1, "text": "sshd: " + CLIENT4},
                                      client_says=RESET_BY_PEER))
 
     def test_hosts_deny_names_the_line_that_refused(self):
-        checks = self.play("hosts-deny-lines", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
-                                                    remote_port=CLIENT_PORT, client_says=RESET_BY_PEER))
-        self.assertEqual(checks[0]["event"]["wrapper_rule"],
-                         {"file": "/etc/hosts.deny", "line": 7, "text": "sshd, in.ftpd : 127.0.0.0/255.255.255.248"})
+        self.play("hosts-deny-lines", dict(verdict="tcp-wrappers", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                           wrapper_rule={"file": "/etc/hosts.deny", "line": 7,
+                                                         "text": "sshd, in.ftpd : " + NET4 + "/255.255.255.248"},
+                                           client_says=RESET_BY_PEER))
 
     def test_iptables_reject(self):
-        checks = self.play("iptables-reject", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
-                                                   kernel_reason="NETFILTER_DROP", netfilter_hook="input",
-                                                   peer_saw="reset", client_says="Connection refused"))
-        rule = checks[0]["event"]["rule"]
-        self.assertEqual((rule["backend"], rule["family"], rule["table"], rule["chain"], rule["verdict"], rule["text"]),
-                         ("iptables-nft", "ip", "filter", "INPUT", "reject",
-                          "-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset"))
+        rows = self.play("iptables-reject", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                 kernel_reason="NETFILTER_DROP", netfilter_hook="input",
+                                                 peer_saw="reset", client_says="Connection refused"))
+        for checks in rows.values():
+            rule = checks[0]["event"]["rule"]
+            self.assertEqual((rule["backend"], rule["family"], rule["table"], rule["chain"], rule["verdict"],
+                              rule["text"]),
+                             ("iptables-nft", "ip", "filter", "INPUT", "reject",
+                              "-A INPUT -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset"))
 
     def test_nft_drop(self):
-        checks = self.play("nft-drop", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
-                                            kind="drop", direction="dropped", peer_saw="silence",
-                                            client_says="Connection timed out"))
-        event = checks[0]["event"]
-        self.assertGreaterEqual(event["packets"], 2)  # the SYN and its retransmission
-        rule = event["rule"]
-        self.assertEqual((rule["backend"], rule["family"], rule["table"], rule["chain"], rule["text"]),
-                         ("nftables", "inet", "rsttrace_lab", "input", "tcp dport 22 drop"))
-        # The handle is the one nft itself lists for that rule in the namespace.
-        listed = re.search(r"tcp dport 22 drop # handle (\d+)", checks[0]["ruleset"])
-        self.assertIsNotNone(listed, checks[0]["ruleset"])
-        self.assertEqual(rule["handle"], int(listed.group(1)))
+        rows = self.play("nft-drop", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                          kind="drop", direction="dropped", peer_saw="silence",
+                                          client_says="Connection timed out"))
+        for checks in rows.values():
+            event = checks[0]["event"]
+            self.assertGreaterEqual(event["packets"], 2)  # the SYN and its retransmission
+            rule = event["rule"]
+            self.assertEqual((rule["backend"], rule["family"], rule["table"], rule["chain"], rule["text"]),
+                             ("nftables", "inet", "rsttrace_lab", "input", "tcp dport 22 drop"))
+            # The handle is the one nft itself lists for that rule in the namespace.
+            listed = re.search(r"tcp dport 22 drop # handle (\d+)", checks[0]["ruleset"])
+            self.assertIsNotNone(listed, checks[0]["ruleset"])
+            self.assertEqual(rule["handle"], int(listed.group(1)))
 
     def test_iptables_legacy_drop(self):
-        checks = self.play("iptables-legacy-drop", dict(verdict="firewall", remote_addr=CLIENT4,
-                                                        remote_port=CLIENT_PORT, peer_saw="silence",
-                                                        client_says="Connection timed out"))
-        rule = checks[0]["event"]["rule"]
-        self.assertEqual((rule["backend"], rule["table"], rule["chain"], rule["verdict"], rule["text"]),
-                         ("iptables-legacy", "filter", "INPUT", "drop",
-                          "-A INPUT -s 127.0.0.2/32 -p tcp -m tcp --dport 22 -j DROP"))
+        rows = self.play("iptables-legacy-drop", dict(verdict="firewall", remote_addr=CLIENT4,
+                                                      remote_port=CLIENT_PORT, peer_saw="silence",
+                                                      client_says="Connection timed out"))
+        for (userland, clients), checks in rows.items():
+            rule = checks[0]["event"]["rule"]
+            client = ADDRESSES[clients.split("-")[0]][CLIENT4]
+            self.assertEqual((rule["backend"], rule["table"], rule["chain"], rule["verdict"], rule["text"]),
+                             ("iptables-legacy", "filter", "INPUT", "drop",
+                              f"-A INPUT -s {client}/32 -p tcp -m tcp --dport 22 -j DROP"))
 
     def test_maxstartups(self):
-        checks = self.play("maxstartups", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
-                                               comm="sshd", client_says="kex_exchange_identification"))
-        self.assertIn("MaxStartups", checks[0]["event"]["detail"])
+        rows = self.play("maxstartups", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                             comm="sshd", client_says="kex_exchange_identification"))
+        for checks in rows.values():
+            self.assertIn("MaxStartups", checks[0]["event"]["detail"])
 
     def test_garbage_banner(self):
-        checks = self.play("garbage-banner", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
-                                                  comm="sshd", client_says="Connection reset by peer"))
-        self.assertGreater(checks[0]["event"]["unread_bytes"], 0)
+        rows = self.play("garbage-banner", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                comm=SESSION, client_says="Connection reset by peer"))
+        for checks in rows.values():
+            self.assertGreater(checks[0]["event"]["unread_bytes"], 0)
 
     def test_no_sshd(self):
         self.play("no-sshd", dict(verdict="no-listener", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
@@ -131,11 +175,11 @@ class ScenarioTest(unittest.TestCase):
 
     def test_peer_abort(self):
         self.play("peer-abort", dict(verdict="peer", remote_addr=CLIENT4, remote_port=CLIENT_PORT, local_port=22,
-                                     direction="received", comm="sshd", client_says="aborted with a reset"))
+                                     direction="received", comm=SESSION, client_says="aborted with a reset"))
 
     def test_hosts_deny_ipv6(self):
         self.play("hosts-deny-ipv6", dict(verdict="tcp-wrappers", family=6, remote_addr=CLIENT6,
-                                          remote_port=CLIENT_PORT, comm="sshd", client_says=RESET_BY_PEER))
+                                          remote_port=CLIENT_PORT, comm=SESSION, client_says=RESET_BY_PEER))
 
     def test_iptables_reject_ipv6(self):
         self.play("iptables-reject-ipv6", dict(verdict="firewall", family=6, remote_addr=CLIENT6,
@@ -149,52 +193,63 @@ class ScenarioTest(unittest.TestCase):
     def test_unwatched_port(self):
         result, records = selftest("unwatched-port")
         self.assertEqual(result.returncode, 0, result.stdout)
-        for check in records[0]["checks"]:
-            self.assertIsNone(check["event"])
-            self.assertEqual(check["problems"], [])
+        self.assertTrue(rows_of(records, ["unwatched-port"]), records)
+        for record in records:
+            self.assertEqual(len(record["checks"]), 2, record)
+            for check in record["checks"]:
+                self.assertIsNone(check["event"])
+                self.assertEqual(check["problems"], [])
 
     def test_fail2ban_hostsdeny(self):
-        checks = self.play("fail2ban-hostsdeny", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
-                                                      remote_port=CLIENT_PORT, fail2ban_jail="sshd-lab",
-                                                      wrapper_rule={"file": "/etc/hosts.deny", "line": 1,
-                                                                    "text": "ALL: 127.0.0.2"},
-                                                      client_says=RESET_BY_PEER))
-        writer = checks[0]["event"]["written_by"]
-        self.assertEqual(writer["source"], "observed")
-        self.assertEqual(writer["comm"], "sh")  # the action's shell ...
-        self.assertEqual(writer["parent_comm"], "fail2ban-server")  # ... started by fail2ban-server
-        self.assertEqual(writer["parent_thread"], "f2b/a.sshd-lab")  # its action thread for the jail
+        rows = self.play("fail2ban-hostsdeny", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
+                                                    remote_port=CLIENT_PORT, fail2ban_jail="sshd-lab",
+                                                    wrapper_rule={"file": "/etc/hosts.deny", "line": 1,
+                                                                  "text": "ALL: " + CLIENT4},
+                                                    client_says=RESET_BY_PEER))
+        for checks in rows.values():
+            writer = checks[0]["event"]["written_by"]
+            self.assertEqual(writer["source"], "observed")
+            self.assertEqual(writer["comm"], "sh")  # the action's shell ...
+            self.assertEqual(writer["parent_comm"], "fail2ban-server")  # ... started by fail2ban-server
+            self.assertEqual(writer["parent_thread"], "f2b/a.sshd-lab")  # its action thread for the jail
 
     def test_fail2ban_long_jail_name_is_not_guessed(self):
         # The lab's fail2ban-server lives in the lab's mount namespace: its socket is not the
         # fixed one of rsttrace's own namespace, so it is not asked (docs/security.md), and a
         # name cut at 15 bytes is given as a prefix, never as the jail.
-        checks = self.play("fail2ban-long-jail", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
-                                                      remote_port=CLIENT_PORT, fail2ban_jail=None,
-                                                      client_says=RESET_BY_PEER))
-        self.assertIn("a fail2ban jail whose name starts with sshd-aggr: fail2ban was not asked",
-                      checks[0]["event"]["detail"])
+        rows = self.play("fail2ban-long-jail", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,
+                                                    remote_port=CLIENT_PORT, fail2ban_jail=None,
+                                                    client_says=RESET_BY_PEER))
+        for checks in rows.values():
+            self.assertIn("a fail2ban jail whose name starts with sshd-aggr: fail2ban was not asked",
+                          checks[0]["event"]["detail"])
 
     def test_fail2ban_nftables(self):
-        checks = self.play("fail2ban-nftables", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
-                                                     fail2ban_jail="sshd-lab", client_says="Connection refused"))
-        rule = checks[0]["event"]["rule"]
-        self.assertEqual((rule["backend"], rule["family"], rule["table"], rule["verdict"]),
-                         ("nftables", "inet", "f2b-table", "reject"))
-        self.assertIn("@addr-set-sshd-lab", rule["text"])
+        rows = self.play("fail2ban-nftables", dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                   fail2ban_jail="sshd-lab", client_says="Connection refused"))
+        for checks in rows.values():
+            rule = checks[0]["event"]["rule"]
+            self.assertEqual((rule["backend"], rule["family"], rule["table"], rule["verdict"]),
+                             ("nftables", "inet", "f2b-table", "reject"))
+            self.assertIn("@addr-set-sshd-lab", rule["text"])
 
     def test_failed_login_is_not_reported(self):
         result, records = selftest("failed-login")
         self.assertEqual(result.returncode, 0, result.stdout)
-        check = records[0]["checks"][0]
-        self.assertIsNone(check["event"])
-        self.assertIn("Permission denied", check["client_output"])
+        self.assertTrue(rows_of(records, ["failed-login"]), records)
+        for record in records:
+            check = record["checks"][0]
+            self.assertIsNone(check["event"])
+            self.assertIn("Permission denied", check["client_output"])
 
     def test_two_namespaces(self):
-        checks = self.play("two-namespaces",
-                           dict(verdict="tcp-wrappers", remote_addr=CLIENT4, client_says=RESET_BY_PEER),
-                           dict(verdict="no-listener", remote_addr=CLIENT4, client_says="Connection refused"))
-        self.assertNotEqual(checks[0]["event"]["netns"], checks[1]["event"]["netns"])
+        rows = self.play("two-namespaces",
+                         dict(verdict="tcp-wrappers", remote_addr=CLIENT4, client_says=RESET_BY_PEER),
+                         dict(verdict="no-listener", remote_addr=CLIENT4, client_says="Connection refused"))
+        for (userland, clients), checks in rows.items():
+            self.assertNotEqual(checks[0]["netns"], checks[1]["netns"])
+            if clients != "remote-netns":
+                self.assertNotEqual(checks[0]["event"]["netns"], checks[1]["event"]["netns"])
 
     def test_interrupted_selftest_leaves_nothing(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -217,7 +272,7 @@ class ScenarioTest(unittest.TestCase):
         wait_until(lambda: any(n.startswith("rsttrace-lab-") for n in os.listdir("/run/netns")), 30, "the lab")
         proc.kill()
         proc.wait()
-        result, records = selftest("no-sshd")
+        result, records = selftest("no-sshd", userland="debian12", clients="loopback")
         self.assertEqual(result.returncode, 0)
         self.assertFalse([n for n in lab_leftovers() if n.startswith(f"rsttrace-lab-{proc.pid}-")])
 

@@ -48,6 +48,10 @@ struct SelftestOptions {
   bool json = false;
   bool list = false;
   bool verbose = false;
+  std::string userland = "all";  // debian12 | debian13 | all
+  std::string clients = "all";   // loopback | remote (with and without --netns) | all
+  bool rebuild_userland = false;  // build the cached Debian 13 root again
+  std::string userland_cache = "/var/cache/rsttrace-lab";
 };
 
 // `rsttrace report FILE...`: the story of capture files.

@@ -23,6 +23,19 @@ constexpr const char* kPrefix = "rsttrace-lab-";
 
 }  // namespace
 
+const char* userland_name(Userland userland) {
+  return userland == Userland::Debian13 ? "debian13" : "debian12";
+}
+
+const char* placement_name(Placement placement) {
+  switch (placement) {
+    case Placement::Loopback: return "loopback";
+    case Placement::Remote: return "remote";
+    case Placement::RemoteNetns: return "remote-netns";
+  }
+  return "?";
+}
+
 std::string self_path() {
   char path[PATH_MAX];
   const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
@@ -52,8 +65,8 @@ void WorkDir::write(const std::string& name, const std::string& text, unsigned m
   chmod(path.c_str(), mode);
 }
 
-Namespace::Namespace(const WorkDir& dir, const std::string& tag)
-    : dir_(dir), name_(kPrefix + std::to_string(getpid()) + "-" + tag) {
+Namespace::Namespace(const WorkDir& dir, const std::string& tag, UserlandRoot userland)
+    : dir_(dir), name_(kPrefix + std::to_string(getpid()) + "-" + tag), userland_(std::move(userland)) {
   lab::run_checked({"ip", "netns", "add", name_}, dir_.file("netns-add"));
   try {
     struct stat st {};
@@ -111,6 +124,30 @@ void Namespace::wait_socket(const std::string& state, const std::string& filter,
   throw failed("wait for", what, "not seen within 15 s");
 }
 
+void link_remote(const Namespace& server, const Namespace& client) {
+  client.server_ = &server;  // its clients' connections are explained in the server's namespace
+  // Both ends are created inside the namespaces: no interface on the host.
+  lab::run_checked({"ip", "-n", client.name(), "link", "add", "lab0", "type", "veth", "peer", "name", "lab0", "netns",
+                    server.name()},
+                   server.dir().file(client.name() + "-veth"));
+  server.run_checked({"ip", "addr", "add", std::string(kRemoteServer4) + "/24", "dev", "lab0"});
+  server.run_checked({"ip", "-6", "addr", "add", std::string(kRemoteServer6) + "/64", "dev", "lab0", "nodad"});
+  server.run_checked({"ip", "link", "set", "lab0", "up"});
+  client.run_checked({"ip", "addr", "add", std::string(kRemoteClient4) + "/24", "dev", "lab0"});
+  client.run_checked({"ip", "addr", "add", std::string(kRemoteOtherClient4) + "/24", "dev", "lab0"});
+  client.run_checked({"ip", "-6", "addr", "add", std::string(kRemoteClient6) + "/64", "dev", "lab0", "nodad"});
+  client.run_checked({"ip", "link", "set", "lab0", "up"});
+  // Usable once both ends have a carrier (the addresses skip DAD).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  for (const Namespace* end : {&server, &client}) {
+    while (end->run({"ip", "-br", "link", "show", "lab0"}).out.find("LOWER_UP") == std::string::npos) {
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw failed("link", "the remote client's namespace", "no carrier on its veth after 15 s");
+      sleep_checked(std::chrono::milliseconds(20));
+    }
+  }
+}
+
 namespace {
 
 // Entries of `directory` named rsttrace-lab-<pid>-... whose selftest is gone.
@@ -148,42 +185,17 @@ void remove_stale_leftovers() {
   }
 }
 
-Sshd::Sshd(const Namespace& ns, const WorkDir& dir, const SshdSettings& settings) {
-  for (const char* file : {"/etc/hosts.allow", "/etc/hosts.deny"})
-    if (access(file, F_OK) != 0)
-      throw failed("set up", "TCP wrappers files", std::string(file) + " is missing (is libwrap0 installed?)");
+Sshd::Sshd(const Namespace& ns, const WorkDir& dir, const SshdSettings& settings) : ns_(ns), dir_(dir) {
   const std::string tag = "sshd" + std::to_string(settings.port);
   dir.write(tag + ".hosts.allow", settings.hosts_allow, 0644);
   dir.write(tag + ".hosts.deny", settings.hosts_deny, 0644);
   lab::run_checked({"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", dir.file(tag + ".host_key")},
                    dir.file(tag + "-keygen"));
-  std::string config = "Port " + std::to_string(settings.port) +
-                       "\n"
-                       "HostKey " + dir.file(tag + ".host_key") +
-                       "\n"
-                       "PidFile " + dir.file(tag + ".pid") +
-                       "\n"
-                       "UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-                       "LogLevel VERBOSE\n";
-  for (const auto& line : settings.config) config += line + "\n";
-  dir.write(tag + ".config", config, 0644);
-  // In a mount namespace of its own, over a copy-on-write /etc: the wrapper
-  // files (and whatever fail2ban's actions write, e.g. sed -i's temporary
-  // files) are the lab's, never the host's; /run too.
-  const std::string upper = dir.file(tag + ".etc-upper"), work = dir.file(tag + ".etc-work");
-  lab::run_checked({"mkdir", "-p", upper, work}, dir.file(tag + "-mkdir"));
-  const std::string script = "set -e\n"
-                             "mount -t overlay rsttrace-lab -o lowerdir=/etc,upperdir=\"$4\",workdir=\"$5\" /etc\n"
-                             "cat \"$1\" > /etc/hosts.allow\n"
-                             "cat \"$2\" > /etc/hosts.deny\n"
-                             "mount -t tmpfs -o mode=0755 rsttrace-lab /run\n"
-                             "mkdir -m 0755 /run/sshd\n"
-                             "exec /usr/sbin/sshd -D -e -f \"$3\"\n";
   log_path_ = dir.file(tag) + ".err";  // sshd -e logs to stderr, which Child keeps here
-  process_ = std::make_unique<Child>(
-      ns.exec({"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sshd-lab",
-               dir.file(tag + ".hosts.allow"), dir.file(tag + ".hosts.deny"), dir.file(tag + ".config"), upper, work}),
-      dir.file(tag));
+  if (ns.userland().userland == Userland::Debian13)
+    start_debian13(settings, tag);
+  else
+    start_debian12(settings, tag);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   for (;;) {
     if (!process_->running()) throw failed("start", "sshd", "it exited: " + process_->err());
@@ -194,14 +206,96 @@ Sshd::Sshd(const Namespace& ns, const WorkDir& dir, const SshdSettings& settings
   }
 }
 
+namespace {
+
+std::string sshd_config(const SshdSettings& settings, const std::string& host_key, const std::string& pid_file) {
+  std::string config = "Port " + std::to_string(settings.port) + "\nHostKey " + host_key + "\nPidFile " + pid_file +
+                       "\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel VERBOSE\n";
+  for (const auto& line : settings.config) config += line + "\n";
+  return config;
+}
+
+}  // namespace
+
+void Sshd::start_debian12(const SshdSettings& settings, const std::string& tag) {
+  for (const char* file : {"/etc/hosts.allow", "/etc/hosts.deny"})
+    if (access(file, F_OK) != 0)
+      throw failed("set up", "TCP wrappers files", std::string(file) + " is missing (is libwrap0 installed?)");
+  dir_.write(tag + ".config", sshd_config(settings, dir_.file(tag + ".host_key"), dir_.file(tag + ".pid")), 0644);
+  // In a mount namespace of its own, over a copy-on-write /etc: the wrapper
+  // files (and whatever fail2ban's actions write, e.g. sed -i's temporary
+  // files) are the lab's, never the host's; /run too.
+  const std::string upper = dir_.file(tag + ".etc-upper"), work = dir_.file(tag + ".etc-work");
+  lab::run_checked({"mkdir", "-p", upper, work}, dir_.file(tag + "-mkdir"));
+  const std::string script = "set -e\n"
+                             "mount -t overlay rsttrace-lab -o lowerdir=/etc,upperdir=\"$4\",workdir=\"$5\" /etc\n"
+                             "cat \"$1\" > /etc/hosts.allow\n"
+                             "cat \"$2\" > /etc/hosts.deny\n"
+                             "mount -t tmpfs -o mode=0755 rsttrace-lab /run\n"
+                             "mkdir -m 0755 /run/sshd\n"
+                             "exec /usr/sbin/sshd -D -e -f \"$3\"\n";
+  process_ = std::make_unique<Child>(
+      ns_.exec({"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sshd-lab",
+                dir_.file(tag + ".hosts.allow"), dir_.file(tag + ".hosts.deny"), dir_.file(tag + ".config"), upper,
+                work}),
+      dir_.file(tag));
+}
+
+void Sshd::start_debian13(const SshdSettings& settings, const std::string& tag) {
+  // The cached root is the overlay's read-only lower layer: every write (the
+  // scenario's /etc files, host keys, fail2ban's actions) lands in the lab's
+  // upper directory, and the mounts exist only in this private namespace.
+  // The lab directory is bound at its own path inside the root, so the logs
+  // and configurations fail2ban reads have the same names inside and out.
+  dir_.write(tag + ".config", sshd_config(settings, "/etc/ssh/ssh_host_ed25519_key", "/run/sshd-lab.pid"), 0644);
+  const std::string upper = dir_.file(tag + ".root-upper"), work = dir_.file(tag + ".root-work"),
+                    merged = dir_.file(tag + ".root");
+  lab::run_checked({"mkdir", "-p", upper, work, merged}, dir_.file(tag + "-mkdir"));
+  const std::string script =
+      "set -e\n"
+      "root=$1 upper=$2 work=$3 merged=$4 lab=$5 tag=$6\n"
+      "mount -t overlay rsttrace-lab -o \"lowerdir=$root,upperdir=$upper,workdir=$work\" \"$merged\"\n"
+      "mount -t proc proc \"$merged/proc\"\n"
+      "mount --bind /dev \"$merged/dev\"\n"
+      "mount -t tmpfs -o mode=0755 rsttrace-lab \"$merged/run\"\n"
+      "mkdir -m 0755 \"$merged/run/sshd\"\n"
+      "mkdir -p \"$merged$lab\"\n"
+      "mount --bind \"$lab\" \"$merged$lab\"\n"
+      "cat \"$lab/$tag.hosts.allow\" > \"$merged/etc/hosts.allow\"\n"
+      "cat \"$lab/$tag.hosts.deny\" > \"$merged/etc/hosts.deny\"\n"
+      "cat \"$lab/$tag.config\" > \"$merged/etc/ssh/sshd_config\"\n"
+      "install -m 0600 \"$lab/$tag.host_key\" \"$merged/etc/ssh/ssh_host_ed25519_key\"\n"
+      "install -m 0644 \"$lab/$tag.host_key.pub\" \"$merged/etc/ssh/ssh_host_ed25519_key.pub\"\n"
+      "exec chroot \"$merged\" /usr/sbin/sshd -D -e\n";
+  process_ = std::make_unique<Child>(ns_.exec({"unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                                               "sshd-lab", ns_.userland().root, upper, work, merged, dir_.path(), tag}),
+                                     dir_.file(tag));
+}
+
 Sshd::~Sshd() = default;
+
+std::vector<std::string> Sshd::userland_exec(const std::vector<std::string>& argv) const {
+  std::vector<std::string> full{"nsenter", "-t", std::to_string(pid()), "-m", "-n"};
+  if (ns_.userland().userland == Userland::Debian13) full.push_back("-r");
+  full.push_back("--");
+  full.insert(full.end(), argv.begin(), argv.end());
+  return full;
+}
+
+Result Sshd::run(const std::vector<std::string>& argv) const {
+  return lab::run(userland_exec(argv), dir_.file(ns_.name() + "-userland" + std::to_string(++runs_)));
+}
+
+Result Sshd::run_checked(const std::vector<std::string>& argv) const {
+  return lab::run_checked(userland_exec(argv), dir_.file(ns_.name() + "-userland" + std::to_string(++runs_)));
+}
 
 Fail2ban::Fail2ban(const Namespace& ns, const WorkDir& dir, const Sshd& sshd, const std::string& jail,
                    const std::string& action)
-    : dir_(dir), jail_(jail), config_(dir.file("fail2ban")), socket_(dir.file("fail2ban.sock")) {
-  (void)ns;
-  // fail2ban's own actions and filters, without Debian's enabled sshd jail.
-  lab::run_checked({"cp", "-a", "/etc/fail2ban", config_}, dir.file("f2b-copy"));
+    : sshd_(sshd), dir_(dir), jail_(jail), config_(dir.file("fail2ban")), socket_(dir.file("fail2ban.sock")) {
+  // fail2ban's own actions and filters (the userland's: read from the cached
+  // root, never written there), without Debian's enabled sshd jail.
+  lab::run_checked({"cp", "-a", ns.userland().root + "/etc/fail2ban", config_}, dir.file("f2b-copy"));
   lab::run_checked({"sh", "-c", "rm -f \"$1\"/jail.d/* \"$1\"/*.local", "f2b", config_}, dir.file("f2b-clean"));
   dir.write("fail2ban/fail2ban.local",
             "[Definition]\nloglevel = INFO\nlogtarget = " + dir.file("fail2ban.log") + "\nsocket = " + socket_ +
@@ -219,12 +313,10 @@ Fail2ban::Fail2ban(const Namespace& ns, const WorkDir& dir, const Sshd& sshd, co
                 "]\nenabled = true\nport = 22\nprotocol = tcp\nfilter = rsttrace-lab-sshd\nlogpath = " + sshd.log_path() +
                 "\naction = " + action + "\n",
             0644);
-  // In sshd's mount namespace: its /etc/hosts.deny is the lab's copy.
-  const std::string target = std::to_string(sshd.pid());
-  process_ = std::make_unique<Child>(
-      std::vector<std::string>{"nsenter", "-t", target, "-m", "-n", "--", "fail2ban-server", "-f", "-x", "-c", config_,
-                               "-s", socket_, "-p", dir.file("fail2ban.pid")},
-      dir.file("fail2ban-server"));
+  // In sshd's mount namespace (and root): its /etc/hosts.deny is the lab's copy.
+  process_ = std::make_unique<Child>(sshd.userland_exec({"fail2ban-server", "-f", "-x", "-c", config_, "-s", socket_,
+                                                         "-p", dir.file("fail2ban.pid")}),
+                                     dir.file("fail2ban-server"));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   for (;;) {
     if (!process_->running()) throw failed("start", "fail2ban", "it exited: " + process_->err());
@@ -242,7 +334,8 @@ Fail2ban::~Fail2ban() {
 std::vector<std::string> Fail2ban::client(const std::vector<std::string>& args) const {
   std::vector<std::string> argv{"fail2ban-client", "-c", config_, "-s", socket_};
   argv.insert(argv.end(), args.begin(), args.end());
-  return argv;
+  // The same userland's client (its protocol is the server's).
+  return sshd_.userland_exec(argv);
 }
 
 std::string Fail2ban::status() const { return lab::run(client({"status"}), dir_.file("f2b-status")).out; }
@@ -260,6 +353,7 @@ void Fail2ban::wait_banned(const std::string& address, const std::function<bool(
 }
 
 void Namespace::explain_before_connect(const std::string& client, uint16_t port) const {
+  if (server_) return server_->explain_before_connect(client, port);
   const std::string address = client.find(':') != std::string::npos ? "[" + client + "]" : client;
   const Result result = lab::run({self_path(), "explain", address + ":" + std::to_string(kClientPort), "--port",
                                   std::to_string(port), "--netns", "/run/netns/" + name_, "--json"},

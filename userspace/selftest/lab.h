@@ -16,14 +16,41 @@
 
 namespace rsttrace::lab {
 
-// Addresses inside every lab namespace.
+// Addresses on the loopback of every lab namespace (clients on loopback).
 inline constexpr const char* kServer4 = "127.0.0.1";
 inline constexpr const char* kClient4 = "127.0.0.2";
 inline constexpr const char* kServer6 = "fd00:5eed::1";
 inline constexpr const char* kClient6 = "fd00:5eed::2";
+// Addresses of a remote client's veth pair (private ranges, never routed out
+// of the two namespaces).
+inline constexpr const char* kRemoteServer4 = "10.77.0.1";
+inline constexpr const char* kRemoteClient4 = "10.77.0.2";
+inline constexpr const char* kRemoteOtherClient4 = "10.77.0.3";
+inline constexpr const char* kRemoteServer6 = "fd00:5eed:1::1";
+inline constexpr const char* kRemoteClient6 = "fd00:5eed:1::2";
 // The only ephemeral port of a lab namespace: the ssh client's source port
 // is known in advance, so the reported remote port can be checked exactly.
 inline constexpr uint16_t kClientPort = 40022;
+
+// Whose sshd, fail2ban and firewall tools the lab runs.
+enum class Userland { Debian12, Debian13 };
+const char* userland_name(Userland userland);
+
+// A userland and where its files are: Debian 12 is the host's own; Debian 13
+// a cached trixie root (selftest/userland.h), used read-only as the lower
+// layer of an overlay in the lab's private mount namespace.
+struct UserlandRoot {
+  Userland userland = Userland::Debian12;
+  std::string root;  // empty: the host's /
+};
+
+// Where a scenario's clients run.
+enum class Placement {
+  Loopback,     // in the server's namespace, over lo (each packet seen twice)
+  Remote,       // in a namespace of their own, over a veth pair
+  RemoteNetns,  // remote, and the tracer runs with --netns <server namespace>
+};
+const char* placement_name(Placement placement);
 
 // A temporary directory, removed with everything in it.
 class WorkDir {
@@ -42,13 +69,15 @@ class WorkDir {
 
 class Namespace {
  public:
-  Namespace(const WorkDir& dir, const std::string& tag);
+  Namespace(const WorkDir& dir, const std::string& tag, UserlandRoot userland = {});
   ~Namespace();  // kills what runs inside, deletes the namespace
   Namespace(const Namespace&) = delete;
   Namespace& operator=(const Namespace&) = delete;
 
   const std::string& name() const { return name_; }
   uint32_t inode() const { return inode_; }
+  const WorkDir& dir() const { return dir_; }
+  const UserlandRoot& userland() const { return userland_; }
   std::vector<std::string> exec(std::vector<std::string> argv) const;
   Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
   Result run_checked(const std::vector<std::string>& argv) const;
@@ -59,7 +88,7 @@ class Namespace {
   void wait_socket(const std::string& state, const std::string& filter, const std::string& contains,
                    const std::string& what) const;
   // The selftest's explain column: `rsttrace explain CLIENT --port PORT` for
-  // this namespace, run before a client connects; its verdict (or "error: ...")
+  // this namespace (a remote client's: its server's), run before a client connects; its verdict (or "error: ...")
   // is kept for Lab::expect to compare with what the trace then reports.
   void explain_before_connect(const std::string& client, uint16_t port) const;
   std::optional<std::string> predicted(const std::string& client, uint16_t port) const;
@@ -67,10 +96,17 @@ class Namespace {
  private:
   const WorkDir& dir_;
   std::string name_;
+  UserlandRoot userland_;
   uint32_t inode_ = 0;
   mutable int runs_ = 0;
   mutable std::vector<std::pair<std::string, std::string>> predictions_;  // "CLIENT PORT" -> verdict, latest last
+  mutable const Namespace* server_ = nullptr;  // a remote client's namespace: its server's (link_remote)
+  friend void link_remote(const Namespace& server, const Namespace& client);
 };
+
+// Connects a client namespace to a server namespace with a veth pair
+// (kRemote* addresses) and gives the client kClientPort as its only port.
+void link_remote(const Namespace& server, const Namespace& client);
 
 // Deletes the namespaces and directories a killed selftest left behind.
 void remove_stale_leftovers();
@@ -82,6 +118,9 @@ struct SshdSettings {
   std::vector<std::string> config;  // extra sshd_config lines
 };
 
+// The userland's own sshd (ns.userland()) in `ns`, in a mount namespace of
+// its own: Debian 12's from the host over a copy-on-write /etc; Debian 13's
+// chrooted into an overlay of the cached root, with the root's own /etc.
 class Sshd {
  public:
   Sshd(const Namespace& ns, const WorkDir& dir, const SshdSettings& settings);
@@ -89,14 +128,26 @@ class Sshd {
   pid_t pid() const { return process_->pid(); }
   std::string log() const { return process_->err(); }
   std::string log_path() const { return log_path_; }
+  const Namespace& ns() const { return ns_; }
+  // argv as the userland's own tool (nft, iptables...) in sshd's network and
+  // mount namespaces and root: Debian 13's nft writes the ruleset.
+  std::vector<std::string> userland_exec(const std::vector<std::string>& argv) const;
+  Result run(const std::vector<std::string>& argv) const;
+  Result run_checked(const std::vector<std::string>& argv) const;
 
  private:
+  void start_debian12(const SshdSettings& settings, const std::string& tag);
+  void start_debian13(const SshdSettings& settings, const std::string& tag);
+  const Namespace& ns_;
+  const WorkDir& dir_;
   std::unique_ptr<Child> process_;
   std::string log_path_;
+  mutable int runs_ = 0;
 };
 
-// The real fail2ban-server, in sshd's own mount and network namespaces (so
-// its hosts.deny and firewall are the lab's), reading sshd's log, with one
+// The real fail2ban-server of sshd's userland, in sshd's own mount and network
+// namespaces and root (so its hosts.deny and firewall are the lab's, and
+// Debian 13's fail2ban runs Debian 13's nft), reading sshd's log, with one
 // jail `jail` banning after two failures with `action`.
 class Fail2ban {
  public:
@@ -109,6 +160,7 @@ class Fail2ban {
 
  private:
   std::vector<std::string> client(const std::vector<std::string>& args) const;
+  const Sshd& sshd_;
   const WorkDir& dir_;
   std::string jail_, config_, socket_;
   std::unique_ptr<Child> process_;

@@ -1,6 +1,31 @@
 // One scenario of the lab: it builds its namespaces, starts the tracer, plays
 // the cause (sshd config, wrappers, firewall, clients) and states what
 // rsttrace must report.
+//
+// The lab API. Each scenario runs once per userland and client placement
+// (`rsttrace selftest --userland ... --clients ...`); it must not assume either:
+//   Namespace& ns = lab.ns("a");               // a server namespace
+//   const ClientSide& c = lab.client_side(ns); // where its clients run, and their addresses
+//   lab.start_tracer();                        // with --netns <first server ns> under remote-netns
+//   Sshd sshd(ns, lab.dir(), {.hosts_deny = "sshd: " + c.client4 + "\n"});
+//   sshd.run_checked({"nft", ...});            // the userland's own firewall tool, in sshd's root
+//   lab.expect(ns, ssh_client(c.ns, c.client4, c.server4, 22), {.remote_addr = c.client4, ...});
+// - lab.userland(): Debian12 (the host's sshd, fail2ban, nft, iptables) or
+//   Debian13 (those of the cached trixie root, selftest/userland.h, chrooted in
+//   an overlay: the root's own /etc, written per scenario, the cache untouched).
+//   Sshd and Fail2ban start the right ones by themselves; the process names
+//   differ (Debian 13: sshd-session, sshd-auth): do not match on "sshd" alone
+//   where a child's name matters.
+// - lab.placement(): Loopback (client in the server's namespace, 127.0.0.2 ->
+//   127.0.0.1, fd00:5eed::2 -> ::1), Remote (client in a namespace of its own
+//   over a veth pair: 10.77.0.2 -> 10.77.0.1, fd00:5eed:1::2 -> ::1; 10.77.0.3
+//   is a second client address), or RemoteNetns (Remote, and the tracer
+//   watches only the first server namespace: expectations in any other
+//   namespace become "nothing reported").
+//   Take every client address and namespace from client_side(); the kServer4 /
+//   kClient4 constants are the loopback ones only.
+// - Scenario::needs: the tools the scenario runs from the userland; a userland
+//   without one gets a "skip" row with the reason.
 #pragma once
 
 #include <functional>
@@ -44,14 +69,32 @@ struct Check {
   std::vector<std::string> problems;
 };
 
+// Where a server namespace's clients run, and the addresses they use.
+struct ClientSide {
+  const Namespace& ns;  // the server's own namespace on loopback
+  std::string server4, client4, other_client4;
+  std::string server6, client6;
+};
+
+struct LabConfig {
+  bool verbose = false;
+  UserlandRoot userland;
+  Placement placement = Placement::Loopback;
+};
+
 // What a scenario uses: namespaces, the tracer, the checks.
 class Lab {
  public:
-  explicit Lab(bool verbose) : verbose_(verbose) {}
+  explicit Lab(LabConfig config) : config_(std::move(config)) {}
   ~Lab();
 
   const WorkDir& dir() const { return dir_; }
+  Userland userland() const { return config_.userland.userland; }
+  Placement placement() const { return config_.placement; }
+  // A server namespace (created on first use, with its client namespace
+  // and veth pair when the clients are remote).
   Namespace& ns(const std::string& tag);
+  const ClientSide& client_side(const Namespace& server);
   // Starts `rsttrace --json` on these ports and waits for its ready file.
   void start_tracer(const std::vector<uint16_t>& ports = {22});
   // Waits for rsttrace's report of the client's connection and checks it.
@@ -64,9 +107,16 @@ class Lab {
  private:
   std::vector<nlohmann::ordered_json> events() const;
 
-  bool verbose_;
+  LabConfig config_;
   WorkDir dir_;
-  std::vector<std::pair<std::string, std::unique_ptr<Namespace>>> namespaces_;
+  struct Server {
+    std::string tag;
+    std::unique_ptr<Namespace> ns;
+    std::unique_ptr<Namespace> client_ns;  // remote placements only
+    std::unique_ptr<ClientSide> clients;
+  };
+  std::vector<Server> namespaces_;
+  uint32_t traced_netns_ = 0;  // the tracer's --netns, 0: all
   std::unique_ptr<Child> tracer_;
   std::vector<Check> checks_;
 };
@@ -75,6 +125,7 @@ struct Scenario {
   std::string name;
   std::string summary;
   std::function<void(Lab&)> play;
+  std::vector<std::string> needs = {};  // programs it runs from the userland beyond sshd, fail2ban, nft and iptables
 };
 
 const std::vector<Scenario>& scenarios();

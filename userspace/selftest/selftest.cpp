@@ -9,6 +9,7 @@
 #include "error.h"
 #include "output/format.h"
 #include "selftest/scenario.h"
+#include "selftest/userland.h"
 
 namespace rsttrace {
 namespace lab {
@@ -17,6 +18,12 @@ namespace {
 constexpr auto kReportDeadline = std::chrono::seconds(15);
 // How long "nothing" is waited for, where rsttrace must report nothing.
 constexpr auto kSilence = std::chrono::milliseconds(1500);
+
+std::string format_seconds(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f s", seconds);
+  return text;
+}
 
 std::string first_line(const std::string& text) {
   const std::string line = text.substr(0, text.find('\n'));
@@ -28,17 +35,37 @@ std::string first_line(const std::string& text) {
 Lab::~Lab() { stop_tracer(); }
 
 Namespace& Lab::ns(const std::string& tag) {
-  for (auto& [name, ns] : namespaces_)
-    if (name == tag) return *ns;
-  namespaces_.emplace_back(tag, std::make_unique<Namespace>(dir_, tag));
-  return *namespaces_.back().second;
+  for (auto& server : namespaces_)
+    if (server.tag == tag) return *server.ns;
+  Server server{tag, std::make_unique<Namespace>(dir_, tag, config_.userland), nullptr, nullptr};
+  if (config_.placement == Placement::Loopback) {
+    server.clients = std::make_unique<ClientSide>(ClientSide{*server.ns, kServer4, kClient4, "127.0.0.3", kServer6, kClient6});
+  } else {
+    server.client_ns = std::make_unique<Namespace>(dir_, tag + "-client", config_.userland);
+    link_remote(*server.ns, *server.client_ns);
+    server.clients = std::make_unique<ClientSide>(ClientSide{*server.client_ns, kRemoteServer4, kRemoteClient4,
+                                                             kRemoteOtherClient4, kRemoteServer6, kRemoteClient6});
+  }
+  namespaces_.push_back(std::move(server));
+  return *namespaces_.back().ns;
+}
+
+const ClientSide& Lab::client_side(const Namespace& server) {
+  for (auto& entry : namespaces_)
+    if (entry.ns.get() == &server) return *entry.clients;
+  throw failed("find", "the clients of " + server.name(), "not a server namespace of this lab");
 }
 
 void Lab::start_tracer(const std::vector<uint16_t>& ports) {
   const std::string ready = dir_.file("tracer.ready");
   std::vector<std::string> argv{self_path(), "--json", "--ready-file", ready};
   for (uint16_t port : ports) argv.insert(argv.end(), {"--port", std::to_string(port)});
-  if (verbose_) argv.push_back("-v");
+  if (config_.verbose) argv.push_back("-v");
+  if (config_.placement == Placement::RemoteNetns) {
+    if (namespaces_.empty()) throw failed("start", "the tracer", "--netns needs a server namespace first");
+    argv.insert(argv.end(), {"--netns", "/run/netns/" + namespaces_.front().ns->name()});
+    traced_netns_ = namespaces_.front().ns->inode();
+  }
   tracer_ = std::make_unique<Child>(argv, dir_.file("tracer"));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (access(ready.c_str(), F_OK) != 0) {
@@ -67,7 +94,10 @@ std::vector<nlohmann::ordered_json> Lab::events() const {
   return events;
 }
 
-void Lab::expect(const Namespace& ns, const Result& client, const Expectation& expected) {
+void Lab::expect(const Namespace& ns, const Result& client, const Expectation& expectation) {
+  Expectation expected = expectation;
+  // A tracer bound to another namespace must report nothing here.
+  if (traced_netns_ != 0 && ns.inode() != traced_netns_) expected.verdict.reset();
   Check check{.where = ns.name(), .netns = ns.inode(), .expected = expected, .event = nullptr,
               .client_output = client.err + client.out};
   auto of_connection = [&] {
@@ -124,9 +154,10 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
     }
   }
   // The explain column: the prediction made before the client connected must be the verdict traced.
-  const std::string predicted_verdict = !expected.explain_says.empty() ? expected.explain_says
-                                        : expected.verdict             ? std::string(verdict_name(*expected.verdict))
-                                                                       : "allowed";
+  // (Explain asks the namespace itself: what a tracer bound elsewhere reports does not change it.)
+  const std::string predicted_verdict = !expectation.explain_says.empty() ? expectation.explain_says
+                                        : expectation.verdict ? std::string(verdict_name(*expectation.verdict))
+                                                              : "allowed";
   check.explain = ns.predicted(expected.remote_addr, expected.local_port).value_or("");
   if (check.explain.empty())
     problems.push_back("rsttrace explain did not run before the client connected");
@@ -144,14 +175,19 @@ namespace {
 
 struct Outcome {
   const lab::Scenario* scenario;
+  lab::Userland userland;
+  lab::Placement placement;
   std::vector<lab::Check> checks;
-  std::string error;  // the scenario could not be played
+  std::string error;        // the scenario could not be played
+  std::string skip_reason;  // not played on this userland, and why
+  bool skipped() const { return !skip_reason.empty(); }
   bool passed() const {
-    if (!error.empty()) return false;
+    if (!error.empty() || skipped()) return false;
     for (const auto& check : checks)
       if (!check.problems.empty()) return false;
     return !checks.empty();
   }
+  const char* result() const { return skipped() ? "skip" : passed() ? "pass" : "fail"; }
 };
 
 nlohmann::ordered_json outcome_json(const Outcome& outcome) {
@@ -175,8 +211,11 @@ nlohmann::ordered_json outcome_json(const Outcome& outcome) {
   }
   return {{"type", "selftest"},
           {"scenario", outcome.scenario->name},
-          {"result", outcome.passed() ? "pass" : "fail"},
+          {"userland", lab::userland_name(outcome.userland)},
+          {"clients", lab::placement_name(outcome.placement)},
+          {"result", outcome.result()},
           {"error", outcome.error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(outcome.error)},
+          {"skip_reason", outcome.skipped() ? nlohmann::ordered_json(outcome.skip_reason) : nlohmann::ordered_json(nullptr)},
           {"checks", checks}};
 }
 
@@ -204,6 +243,57 @@ std::string expected(const Outcome& outcome) {
   return text.empty() ? "-" : text;
 }
 
+std::vector<lab::Userland> chosen_userlands(const std::string& name) {
+  if (name == "debian12") return {lab::Userland::Debian12};
+  if (name == "debian13") return {lab::Userland::Debian13};
+  return {lab::Userland::Debian12, lab::Userland::Debian13};
+}
+
+std::vector<lab::Placement> chosen_placements(const std::string& name) {
+  if (name == "loopback") return {lab::Placement::Loopback};
+  if (name == "remote") return {lab::Placement::Remote, lab::Placement::RemoteNetns};
+  return {lab::Placement::Loopback, lab::Placement::Remote, lab::Placement::RemoteNetns};
+}
+
+// The first of `programs` the userland at `root` ("" for the host) lacks, or empty.
+std::string missing_program(const std::string& root, const std::vector<std::string>& programs) {
+  for (const auto& program : programs) {
+    bool found = false;
+    for (const char* dir : {"/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/"})
+      found = found || access((root + dir + program).c_str(), X_OK) == 0;
+    if (!found) return program;
+  }
+  return "";
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Stage times go to stderr under --json: stdout holds only result records.
+void stage(bool json, const std::string& text) {
+  std::fprintf(json ? stderr : stdout, "-- %s\n", text.c_str());
+  std::fflush(json ? stderr : stdout);
+}
+
+Outcome play(const lab::Scenario& scenario, const lab::LabConfig& config) {
+  Outcome outcome{&scenario, config.userland.userland, config.placement, {}, "", ""};
+  try {
+    lab::Lab lab(config);
+    try {
+      scenario.play(lab);
+    } catch (const Error& e) {
+      outcome.error = e.what();
+    }
+    lab.stop_tracer();
+    outcome.checks = lab.checks();
+    if (config.verbose || !outcome.passed()) outcome.error += (outcome.error.empty() ? "" : "\n") + lab.tracer_log();
+  } catch (const Error& e) {
+    outcome.error = e.what();
+  }
+  return outcome;
+}
+
 }  // namespace
 
 int run_selftest(const SelftestOptions& options) {
@@ -223,48 +313,71 @@ int run_selftest(const SelftestOptions& options) {
 
   lab::block_stop_signals();
   lab::remove_stale_leftovers();
+  // In CI a Debian 13 root that cannot be had is a failure, not a skip.
+  const bool ci = getenv("CI") && *getenv("CI");
   std::vector<Outcome> outcomes;
   bool interrupted = false;
+  const auto started = std::chrono::steady_clock::now();
   if (!options.json)
-    std::printf("%-22s %-26s %-26s %-26s %s\n", "scenario", "expected", "observed", "explain", "result");
-  for (const auto* scenario : chosen) {
-    Outcome outcome{scenario, {}, ""};
-    try {
-      lab::Lab lab(options.verbose);
-      try {
-        scenario->play(lab);
-      } catch (const Error& e) {
-        outcome.error = e.what();
+    std::printf("%-22s %-9s %-13s %-26s %-26s %s\n", "scenario", "userland", "clients", "expected", "observed", "result");
+  try {
+    for (const lab::Userland userland : chosen_userlands(options.userland)) {
+      lab::UserlandRoot root{userland, ""};
+      std::optional<lab::Debian13Root> debian13;
+      std::string unavailable;
+      if (userland == lab::Userland::Debian13) {
+        const auto start = std::chrono::steady_clock::now();
+        debian13.emplace(options.userland_cache, options.rebuild_userland, options.verbose);
+        root.root = debian13->path();
+        unavailable = debian13->reason();
+        stage(options.json, "debian13 root: " + (unavailable.empty() ? root.root + (debian13->built() ? " built" : " cached")
+                                                                         : "unavailable: " + unavailable) +
+                                 " (" + lab::format_seconds(seconds_since(start)) + ")");
       }
-      lab.stop_tracer();
-      outcome.checks = lab.checks();
-      if (options.verbose || !outcome.passed()) outcome.error += (outcome.error.empty() ? "" : "\n") + lab.tracer_log();
-    } catch (const lab::Interrupted&) {
-      interrupted = true;
-    } catch (const Error& e) {
-      outcome.error = e.what();
+      for (const lab::Placement placement : chosen_placements(options.clients)) {
+        const auto start = std::chrono::steady_clock::now();
+        for (const auto* scenario : chosen) {
+          Outcome outcome{scenario, userland, placement, {}, "", ""};
+          const std::string missing = missing_program(root.root, scenario->needs);
+          if (!unavailable.empty() && ci)
+            outcome.error = "the Debian 13 userland is required in CI: " + unavailable;
+          else if (!unavailable.empty())
+            outcome.skip_reason = unavailable;
+          else if (!missing.empty())
+            outcome.skip_reason = missing + " is not packaged in " + lab::userland_name(userland);
+          else
+            outcome = play(*scenario, {.verbose = options.verbose, .userland = root, .placement = placement});
+          if (options.json) {
+            std::printf("%s\n", json_line(outcome_json(outcome)).c_str());
+          } else {
+            std::printf("%-22s %-9s %-13s %-26s %-26s %-26s %s\n", scenario->name.c_str(), lab::userland_name(userland),
+                        lab::placement_name(placement), expected(outcome).c_str(), observed(outcome).c_str(),
+                        explained(outcome).c_str(), outcome.skipped() ? "skip" : outcome.passed() ? "pass" : "FAIL");
+            for (const auto& check : outcome.checks)
+              for (const auto& problem : check.problems) std::printf("    %s: %s\n", check.where.c_str(), problem.c_str());
+            if (outcome.skipped()) std::printf("    %s\n", outcome.skip_reason.c_str());
+            if (!outcome.error.empty() && !outcome.passed()) std::printf("    %s\n", outcome.error.c_str());
+          }
+          std::fflush(stdout);
+          outcomes.push_back(std::move(outcome));
+        }
+        stage(options.json, std::string(lab::userland_name(userland)) + " " + lab::placement_name(placement) + ": " +
+                                std::to_string(chosen.size()) + " scenarios in " + lab::format_seconds(seconds_since(start)));
+      }
     }
-    if (interrupted) break;
-    if (options.json) {
-      std::printf("%s\n", json_line(outcome_json(outcome)).c_str());
-    } else {
-      std::printf("%-22s %-26s %-26s %-26s %s\n", scenario->name.c_str(), expected(outcome).c_str(),
-                  observed(outcome).c_str(), explained(outcome).c_str(), outcome.passed() ? "pass" : "FAIL");
-      for (const auto& check : outcome.checks)
-        for (const auto& problem : check.problems) std::printf("    %s: %s\n", check.where.c_str(), problem.c_str());
-      if (!outcome.error.empty() && !outcome.passed()) std::printf("    %s\n", outcome.error.c_str());
-    }
-    std::fflush(stdout);
-    outcomes.push_back(std::move(outcome));
+  } catch (const lab::Interrupted&) {
+    interrupted = true;
   }
   if (interrupted) {
     std::fprintf(stderr, "rsttrace: selftest interrupted; the lab was cleaned up\n");
     return 130;
   }
-  const auto passed = std::count_if(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.passed(); });
-  if (!options.json)
-    std::printf("%zd passed, %zd failed\n", passed, static_cast<ssize_t>(outcomes.size()) - passed);
-  return passed == static_cast<ssize_t>(outcomes.size()) ? 0 : 1;
+  const auto count = [&](const char* result) {
+    return std::count_if(outcomes.begin(), outcomes.end(), [&](const auto& o) { return std::string(o.result()) == result; });
+  };
+  stage(options.json, "total: " + lab::format_seconds(seconds_since(started)));
+  if (!options.json) std::printf("%zd passed, %zd failed, %zd skipped\n", count("pass"), count("fail"), count("skip"));
+  return count("fail") == 0 ? 0 : 1;
 }
 
 }  // namespace rsttrace
