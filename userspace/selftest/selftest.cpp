@@ -319,7 +319,8 @@ int run_selftest(const SelftestOptions& options) {
   bool interrupted = false;
   const auto started = std::chrono::steady_clock::now();
   if (!options.json)
-    std::printf("%-22s %-9s %-13s %-26s %-26s %s\n", "scenario", "userland", "clients", "expected", "observed", "result");
+    std::printf("%-22s %-9s %-13s %-26s %-26s %-26s %s\n", "scenario", "userland", "clients", "expected", "observed",
+                "explain", "result");
   try {
     for (const lab::Userland userland : chosen_userlands(options.userland)) {
       lab::UserlandRoot root{userland, ""};
