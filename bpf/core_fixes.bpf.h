@@ -12,6 +12,9 @@
 
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "rsttrace/records.h"
 
 /*
  * Number of arguments of the tracepoints whose prototype grew. Userspace
@@ -108,6 +111,46 @@ static __always_inline bool drop_is_no_socket(__u32 reason)
 static __always_inline bool have_current_task_btf(void)
 {
 	return bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
+}
+
+/*
+ * Conntrack's entry for a packet: skb->_nfct, an nf_conn pointer with the
+ * ip_conntrack_info in its low 3 bits (NFCT_INFOMASK), since
+ * a9e419dc7be6 ("netfilter: merge ctinfo into nfct pointer storage area",
+ * 4.11; commit not verified).
+ * The field exists only with CONFIG_NF_CONNTRACK: without it the state is
+ * RSTTRACE_CT_UNKNOWN. A packet with no entry reads as INVALID and one marked
+ * untracked (ctinfo IP_CT_UNTRACKED, 7, no pointer) as UNTRACKED, as
+ * xt_conntrack and nft's ct state read them, since cc41c84b7e7f ("netfilter:
+ * kill the fake untracked conntrack objects", 4.15; commit not verified). The ip_conntrack_info values
+ * are UAPI (linux/netfilter/nf_conntrack_common.h).
+ */
+static __always_inline __u8 conntrack_state_of(const struct sk_buff *skb, struct rsttrace_tcp_event *e)
+{
+	unsigned long nfct;
+	const struct nf_conn *ct;
+	__u8 ctinfo;
+
+	if (!bpf_core_field_exists(skb->_nfct))
+		return RSTTRACE_CT_UNKNOWN;
+	nfct = BPF_CORE_READ(skb, _nfct);
+	ctinfo = nfct & 7;
+	ct = (const struct nf_conn *)(nfct & ~7UL);
+	if (ctinfo == 7)
+		return RSTTRACE_CT_UNTRACKED;
+	if (!ct)
+		return RSTTRACE_CT_INVALID;
+	e->ct_status = (__u32)BPF_CORE_READ(ct, status);
+	BPF_CORE_READ_INTO(&e->ct_orig_daddr, ct, tuplehash[0].tuple.dst.u3);
+	e->ct_orig_dport = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[0].tuple.dst.u.all));
+	switch (ctinfo) {
+	case 0: return RSTTRACE_CT_ESTABLISHED;                     /* IP_CT_ESTABLISHED */
+	case 1: return RSTTRACE_CT_RELATED;                         /* IP_CT_RELATED */
+	case 2: return RSTTRACE_CT_NEW;                             /* IP_CT_NEW */
+	case 3: return RSTTRACE_CT_ESTABLISHED | RSTTRACE_CT_REPLY; /* IP_CT_ESTABLISHED_REPLY */
+	case 4: return RSTTRACE_CT_RELATED | RSTTRACE_CT_REPLY;     /* IP_CT_RELATED_REPLY */
+	default: return RSTTRACE_CT_UNKNOWN;
+	}
 }
 
 #endif /* RSTTRACE_CORE_FIXES_BPF_H */

@@ -110,6 +110,32 @@ static __always_inline bool fill_packet_device(struct rsttrace_tcp_event *e, con
 	return true;
 }
 
+/*
+ * What netfilter's matches read from a dropped packet, as it carried it when
+ * freed, which is where the dropping rule gave its verdict: the mark, the
+ * device it came in on, its conntrack entry (state, direction, status and
+ * the original destination, before DNAT) and the type of its IPv4 route
+ * (addrtype, fib ... type). Userspace walks the rulesets with these facts.
+ */
+static __always_inline void fill_netfilter_evidence(struct rsttrace_tcp_event *e, const struct sk_buff *skb)
+{
+	const struct net_device *dev = skb->dev;
+	unsigned long refdst = skb->_skb_refdst & ~1UL; /* low bit: SKB_DST_NOREF */
+
+	e->mark = skb->mark;
+	if (dev && (e->flags & RSTTRACE_FLAG_INGRESS))
+		bpf_probe_read_kernel(e->in_ifname, sizeof(e->in_ifname), dev->name);
+	e->ct_state = conntrack_state_of(skb, e);
+	if (refdst && e->family == 4) {
+		/* struct rtable begins with its dst_entry; only an AF_INET dst is one. */
+		const struct dst_entry *dst = (const struct dst_entry *)refdst;
+
+		if (BPF_CORE_READ(dst, ops, family) == 2 /* AF_INET */)
+			e->route_type = (__u8)BPF_CORE_READ((const struct rtable *)refdst, rt_type);
+	}
+	e->flags |= RSTTRACE_FLAG_NETFILTER;
+}
+
 /* The packet a reset answered (maps.bpf.h: answered_packet). */
 static __always_inline void remember_answered_packet(const struct sk_buff *skb)
 {

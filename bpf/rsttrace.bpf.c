@@ -187,6 +187,7 @@ int BPF_PROG(handle_kfree_skb)
 	if (skb->_skb_refdst)
 		e.flags |= RSTTRACE_FLAG_ROUTED;
 	fill_packet_device(&e, skb, true);
+	fill_netfilter_evidence(&e, skb);
 	emit(&e, sk, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP);
 	return 0;
 }

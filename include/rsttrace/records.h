@@ -55,7 +55,19 @@ enum rsttrace_event_flags {
 	RSTTRACE_FLAG_OWNER_EXITING = 1 << 6, /* the owner closed it while exiting (owner_exit_code) */
 	RSTTRACE_FLAG_BY_CLOSER = 1 << 7,     /* an active reset sent by the process closing the socket */
 	RSTTRACE_FLAG_KPROBE = 1 << 8,        /* seen by the tcp_send_active_reset kprobe (kernels before 6.10) */
+	RSTTRACE_FLAG_NETFILTER = 1 << 9,     /* drops: mark, ct_*, in_ifname and route_type below were read */
 };
+
+/* tcp_event.ct_state: conntrack's view of a dropped packet (skb->_nfct) */
+enum rsttrace_ct_state {
+	RSTTRACE_CT_INVALID = 0,     /* no entry: what --ctstate INVALID matches */
+	RSTTRACE_CT_NEW = 1,
+	RSTTRACE_CT_ESTABLISHED = 2,
+	RSTTRACE_CT_RELATED = 3,
+	RSTTRACE_CT_UNTRACKED = 4,
+	RSTTRACE_CT_UNKNOWN = 5,     /* this kernel's sk_buff has no _nfct */
+};
+#define RSTTRACE_CT_REPLY 0x80      /* or'ed into ct_state: the packet goes in the reply direction */
 
 /* index into the BPF `stats` map: per-CPU counters kept by the programs */
 enum rsttrace_stat {
@@ -108,8 +120,17 @@ struct rsttrace_tcp_event {
 	__u8 pad;
 	__u16 flags;       /* enum rsttrace_event_flags (FLAG_KPROBE needs 9 bits) */
 	__u32 tcp_seq;     /* sequence number of the packet (FLAG_PACKET), host order */
+	/* Drops, FLAG_NETFILTER: what netfilter's matches read, as the packet carried it when freed. */
+	__u32 mark;                /* skb->mark */
+	__u32 ct_status;           /* nf_conn.status (IPS_* bits), 0 without an entry */
+	__u8 ct_orig_daddr[RSTTRACE_ADDR_LEN]; /* the entry's original destination: before DNAT */
+	char in_ifname[RSTTRACE_COMM_LEN];     /* the device the packet came in on (IFNAMSIZ) */
+	__u16 ct_orig_dport;       /* host order */
+	__u8 ct_state;             /* enum rsttrace_ct_state | RSTTRACE_CT_REPLY */
+	__u8 route_type;           /* RTN_* of its IPv4 route (rtable.rt_type), 0 when none */
+	__u8 pad_end[4];
 };
-RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_tcp_event) == 176, "tcp_event layout");
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_tcp_event) == 224, "tcp_event layout");
 
 /* wrapper_open.file */
 enum rsttrace_wrapper_file {

@@ -21,7 +21,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     PacketFacts packet;
     inet_pton(AF_INET, "127.0.0.2", packet.saddr.data());
     inet_pton(AF_INET, "127.0.0.1", packet.daddr.data());
-    packet.sport = 40022, packet.dport = 22, packet.hook = hook, packet.syn = true;
+    packet.sport = 40022, packet.dport = 22, packet.hook = hook, packet.tcp_flags = 0x02;
+    packet.conntrack = ConntrackFacts{ConntrackFacts::State::New, false, 1u << 5, {127, 0, 0, 1}, 2222};
+    packet.mark = 1, packet.in_interface = "veth-srv", packet.route_type = 2;
     for (const RulesetIndex* index : {&legacy, &as_nft}) {
       const auto rule = index->find_dropping_rule(packet);
       if (rule && rule->verdict.empty()) __builtin_trap();

@@ -14,12 +14,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     PacketFacts v4;
     inet_pton(AF_INET, "127.0.0.2", v4.saddr.data());
     inet_pton(AF_INET, "127.0.0.1", v4.daddr.data());
-    v4.sport = 40022, v4.dport = 22, v4.hook = hook, v4.syn = true;
+    v4.sport = 40022, v4.dport = 22, v4.hook = hook, v4.tcp_flags = 0x02;
+    // The kernel's evidence at the drop: v4 has it all, v6 none (every match that needs it undecided).
+    v4.conntrack = ConntrackFacts{ConntrackFacts::State::New, false, 1u << 5, {127, 0, 0, 1}, 2222};
+    v4.mark = 1, v4.in_interface = "veth-srv", v4.route_type = 2;
     PacketFacts v6 = v4;
     v6.family = 6;
     inet_pton(AF_INET6, "fd00:5eed::2", v6.saddr.data());
     inet_pton(AF_INET6, "fd00:5eed::1", v6.daddr.data());
-    v6.syn = false;
+    v6.tcp_flags = 0x10;
+    v6.conntrack.reset(), v6.mark.reset(), v6.in_interface.reset(), v6.route_type.reset();
     for (const PacketFacts& packet : {v4, v6}) {
       const auto rule = index.find_dropping_rule(packet);
       if (rule && rule->verdict.empty()) __builtin_trap();

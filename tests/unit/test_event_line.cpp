@@ -132,6 +132,11 @@ std::string ref_event_line(const KernelNames& names, const WallClock& clock, con
   j["tcp_flags"] = e.tcp_flags ? J(ref_flags(*e.tcp_flags)) : J(nullptr);
   j["peer_saw"] = or_null(report.peer_saw);
   j["netfilter_hook"] = or_null(report.netfilter_hook);
+  if (e.netfilter && (e.netfilter->ct_status & (1u << 5)))
+    j["original_dst"] = J{{"addr", ref_address(e.family, e.netfilter->ct_original_daddr)},
+                          {"port", e.netfilter->ct_original_dport}};
+  else
+    j["original_dst"] = nullptr;
   if (const auto& rule = report.rule) {
     j["rule"] = J{{"backend", rule->backend},
                   {"family", rule->family},
@@ -141,11 +146,18 @@ std::string ref_event_line(const KernelNames& names, const WallClock& clock, con
                   {"text", ref_escape(rule->text)},
                   {"verdict", rule->verdict},
                   {"packets", rule->packets ? J(*rule->packets) : J(nullptr)},
-                  {"certain", rule->certain}};
+                  {"certain", rule->certain},
+                  {"undecided", rule->certain ? J(nullptr) : J(ref_escape(rule->undecided))},
+                  {"counter_moved", rule->counter_moved ? J(*rule->counter_moved) : J(nullptr)}};
   } else {
     j["rule"] = nullptr;
   }
   j["fail2ban_jail"] = report.fail2ban_jail ? J(ref_escape(*report.fail2ban_jail)) : J(nullptr);
+  if (const auto& b = report.blocker)
+    j["blocker"] = J{{"tool", b->tool}, {"name", ref_escape(b->name)},
+                     {"rule_number", b->rule_number ? J(*b->rule_number) : J(nullptr)}};
+  else
+    j["blocker"] = nullptr;
   if (report.wrapper_rule) {
     j["wrapper_rule"] = J{{"file", report.wrapper_rule->file},
                           {"line", report.wrapper_rule->line},
@@ -300,9 +312,20 @@ Attribution random_report(Random& r) {
     rule.verdict = r.coin() ? "drop" : "policy drop";
     if (r.coin()) rule.packets = r.u64();
     rule.certain = r.coin();
+    rule.undecided = r.hostile(40);
+    if (r.coin()) rule.counter_moved = r.coin();
     report.rule = rule;
   }
   if (r.coin()) report.fail2ban_jail = r.hostile(20);
+  if (r.coin())
+    report.blocker = Blocker{r.coin() ? "ufw" : "fail2ban", r.hostile(20), r.coin() ? std::optional<uint64_t>(r.u64()) : std::nullopt};
+  if (r.coin()) {
+    NetfilterEvidence evidence;
+    evidence.ct_status = r.coin() ? 1u << 5 : 0;
+    evidence.ct_original_dport = static_cast<uint16_t>(r.u64());
+    for (auto& byte : evidence.ct_original_daddr) byte = static_cast<uint8_t>(r.u64());
+    report.event.netfilter = evidence;
+  }
   if (r.coin())
     report.wrapper_rule = WrapperRule{r.coin() ? "/etc/hosts.deny" : r.hostile(20), static_cast<int>(r.below(100000)) + 1, 0,
                                       r.hostile(r.below(4) == 0 ? 1000 : 80)};

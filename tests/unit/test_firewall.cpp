@@ -82,7 +82,8 @@ PacketFacts syn_from(const char* source, uint16_t dport = 22) {
   p.sport = 40022;
   p.dport = dport;
   p.hook = "input";
-  p.syn = true;
+  p.tcp_flags = 0x02;
+  p.conntrack = ConntrackFacts{ConntrackFacts::State::New};
   return p;
 }
 

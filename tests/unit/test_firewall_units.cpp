@@ -26,7 +26,8 @@ PacketFacts ssh_syn() {
   packet.sport = 40000;
   packet.dport = 22;
   packet.hook = "input";
-  packet.syn = true;
+  packet.tcp_flags = 0x02;
+  packet.conntrack = ConntrackFacts{ConntrackFacts::State::New};
   return packet;
 }
 

@@ -50,6 +50,11 @@ TEST_CASE("the broker opens only namespace and hosts files", "[privsep]") {
   CHECK(broker_allows_path("/run/netns/rsttrace-lab-12-x.y"));
   CHECK(broker_allows_path("/proc/42/root/etc/hosts.sshd-allowed"));
   // A command line is the process's own word: it once picked the fail2ban socket.
+  CHECK(broker_allows_path("/proc/42/ns/user"));
+  CHECK(broker_allows_path("/proc/42/root/etc/ufw/user.rules"));
+  CHECK(broker_allows_path("/proc/42/root/etc/ufw/user6.rules"));
+  CHECK_FALSE(broker_allows_path("/proc/42/root/etc/ufw/ufw.conf"));
+  CHECK_FALSE(broker_allows_path("/proc/42/root/etc/ufw/../shadow"));
   CHECK_FALSE(broker_allows_path("/proc/42/cmdline"));
   CHECK_FALSE(broker_allows_path("/proc/0/root/etc/hosts.deny"));
   CHECK_FALSE(broker_allows_path("/proc/42/root/etc/hosts.deny/"));

@@ -150,7 +150,7 @@ TEST_CASE("malformed records are refused with a reason, never misread") {
   SECTION("truncated") {
     const DecodeResult r = decode_record(std::span(bytes).first(20));
     REQUIRE_FALSE(r.ok());
-    CHECK_THAT(r.reason(), Catch::Contains("says 176 bytes"));
+    CHECK_THAT(r.reason(), Catch::Contains("says " + std::to_string(sizeof(rsttrace_tcp_event)) + " bytes"));
   }
   SECTION("shorter than a header") {
     CHECK(!decode_record(std::span(bytes).first(3)).ok());
@@ -202,4 +202,26 @@ TEST_CASE("the decoder gives the storm class of the bytes it decoded, as the BPF
   raw.flags = RSTTRACE_FLAG_REASON | RSTTRACE_FLAG_SOCKET | RSTTRACE_FLAG_FULLSOCK;
   raw.tcp_state = 1;
   CHECK_FALSE(std::get<DecodedEvent>(*decode_record(bytes_of(raw), &watched)).storm_key);
+}
+
+TEST_CASE("a drop's netfilter evidence is decoded only when the kernel read it", "[firewall]") {
+  auto raw = sample_event();
+  raw.kind = RSTTRACE_KIND_DROP;
+  CHECK_FALSE(std::get<DecodedEvent>(*decode_record(bytes_of(raw))).event.netfilter);
+  raw.flags |= RSTTRACE_FLAG_NETFILTER;
+  raw.ct_state = RSTTRACE_CT_ESTABLISHED | RSTTRACE_CT_REPLY;
+  raw.ct_status = 1u << 5;
+  raw.ct_orig_dport = 2222;
+  raw.mark = 7;
+  raw.route_type = 2;
+  std::memcpy(raw.in_ifname, "veth-srv\0\0\0\0\0\0\0\0", 16);
+  const auto e = std::get<DecodedEvent>(*decode_record(bytes_of(raw))).event;
+  REQUIRE(e.netfilter);
+  CHECK(e.netfilter->ct_state == NetfilterEvidence::CtState::Established);
+  CHECK(e.netfilter->ct_reply);
+  CHECK(e.netfilter->ct_status == 32u);
+  CHECK(e.netfilter->ct_original_dport == 2222);
+  CHECK(e.netfilter->mark == 7u);
+  CHECK(e.netfilter->in_interface == "veth-srv");
+  CHECK(e.netfilter->route_type == 2);
 }

@@ -184,3 +184,37 @@ TEST_CASE("hosts.deny, no listener, sshd: the line, the unit, the setting", "[re
   for (const Verdict verdict : {Verdict::Kernel, Verdict::Peer, Verdict::Unknown, Verdict::None})
     CHECK(remedy_commands(blocked(verdict)).empty());
 }
+
+TEST_CASE("front-ends by their blocker: ufw's rule number, firewalld's zone", "[remedy]") {
+  FirewallRule ufw{.backend = "iptables-nft", .family = "ip", .table = "filter", .chain = "ufw-user-input",
+                   .text = "-A ufw-user-input -s 192.0.2.7/32 -p tcp -m tcp --dport 22 -j DROP", .verdict = "drop"};
+  ufw.blocker = Blocker{"ufw", "ufw-user-input", 3};
+  CHECK(remedy_commands(firewall(ufw)) == Commands{"ufw delete 3"});
+  CHECK(firewall_front_end(ufw) == "ufw");
+  FirewallRule zone{.backend = "nftables", .family = "inet", .table = "firewalld", .chain = "filter_IN_drop",
+                    .handle = 9, .text = "drop", .verdict = "drop"};
+  zone.blocker = Blocker{"firewalld", "drop", std::nullopt};
+  CHECK(remedy_commands(firewall(zone)) ==
+        Commands{"firewall-cmd --zone=drop --remove-source=192.0.2.7",
+                 "firewall-cmd --permanent --zone=drop --remove-source=192.0.2.7"});
+  FirewallRule rich{.backend = "nftables", .family = "inet", .table = "firewalld", .chain = "filter_IN_public_deny",
+                    .handle = 42, .text = "ip saddr 192.0.2.7 reject with icmpx admin-prohibited", .verdict = "reject"};
+  rich.blocker = Blocker{"firewalld", "public", std::nullopt};
+  const auto commands = remedy_commands(firewall(rich));
+  REQUIRE(commands.size() == 2);
+  CHECK(commands[0] == "firewall-cmd --zone=public '--remove-rich-rule=rule family=\"ipv4\" source address=\"192.0.2.7\" reject'");
+  CHECK(shell_words(commands[1]) == std::vector<std::string>{"firewall-cmd", "--permanent", "--zone=public",
+                                                             "--remove-rich-rule=rule family=\"ipv4\" source address=\"192.0.2.7\" reject"});
+  // A hostile zone name stays one argument.
+  zone.blocker = Blocker{"firewalld", "drop'; reboot; '", std::nullopt};
+  zone.text = "ip saddr 192.0.2.7 drop";
+  const auto hostile = remedy_commands(firewall(zone));
+  REQUIRE(hostile.size() == 2);
+  CHECK(shell_words(hostile[0])[1] == "--zone=drop'; reboot; '");
+  // fail2ban named by its blocker only (its ipset action).
+  FirewallRule ipset{.backend = "iptables-nft", .family = "ip", .table = "filter", .chain = "INPUT",
+                     .text = "-A INPUT -p tcp -m multiport --dports 22 -m set --match-set f2b-sshd src -j REJECT",
+                     .verdict = "reject"};
+  ipset.blocker = Blocker{"fail2ban", "sshd", std::nullopt};
+  CHECK(remedy_commands(firewall(ipset)) == Commands{"fail2ban-client set sshd unbanip 192.0.2.7"});
+}

@@ -23,6 +23,7 @@ struct Attribution {
   std::optional<std::string> netfilter_hook;  // firewall verdicts: "prerouting" | "input" | "output"
   std::optional<FirewallRule> rule;           // firewall verdicts: the rule that dropped it
   std::optional<std::string> fail2ban_jail;   // the jail behind the rule or the wrappers line
+  std::optional<Blocker> blocker;             // the front-end behind the rule or the wrappers line
   // tcp-wrappers verdicts:
   uint32_t wrapper_mnt_ns = 0;                // the mount namespace whose hosts.* files were read
   uint32_t wrapper_pid = 0;                   // the process that read them

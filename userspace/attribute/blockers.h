@@ -3,11 +3,19 @@
 // hosts_access.h), carried by attribute/report.h, printed by output/. No logic.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 
 namespace rsttrace {
+
+// The front-end that wrote a block, named as its own commands name it.
+struct Blocker {
+  std::string tool;  // "fail2ban" | "ufw" | "firewalld" | "sshguard"
+  std::string name;  // fail2ban: the jail; ufw: its chain; firewalld: the zone; sshguard: its set or chain
+  std::optional<uint64_t> rule_number;  // ufw: the user rule as `ufw status numbered` shows it
+};
 
 struct FirewallRule {
   std::string backend;  // "nftables" | "iptables-nft" | "iptables-legacy"
@@ -19,7 +27,11 @@ struct FirewallRule {
   std::string verdict;             // "drop" | "reject" | "policy drop"
   std::optional<uint64_t> packets; // the rule's counter, where it has one
   std::optional<std::string> fail2ban_jail;
-  bool certain = true;  // false: some match of the rule could not be evaluated
+  bool certain = true;  // false: some match on the rule's path could not be evaluated
+  std::string undecided;  // then: that match and where it stands (e.g. "-m recent in INPUT")
+  std::optional<Blocker> blocker;  // the front-end whose names the rule, its chain, table or set bear
+  std::optional<size_t> position;  // its place in its chain (0-based), for iptables rules
+  std::optional<bool> counter_moved;  // its counter, read before and after the drop, rose (or not)
 };
 
 struct WrapperRule {

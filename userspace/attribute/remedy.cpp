@@ -25,8 +25,35 @@ std::string iptables_binary(const FirewallRule& rule) {
   return rule.backend == "iptables-legacy" ? base + "-legacy" : base + "-nft";
 }
 
+// firewalld: a source bound to its drop or block zone is taken out of it; a
+// rich rule for the client (`source address="ADDR" drop|reject`) is removed,
+// now and permanently. Anything else: its nft rule by handle (runtime only).
+bool firewalld_remedy(std::vector<std::string>& out, const FirewallRule& rule, const Blocker& blocker, int family,
+                      const std::string& address) {
+  const std::string zone = "--zone=" + blocker.name;
+  if (blocker.name == "drop" || blocker.name == "block") {
+    add(out, {"firewall-cmd", zone, "--remove-source=" + address});
+    add(out, {"firewall-cmd", "--permanent", zone, "--remove-source=" + address});
+    return true;
+  }
+  if (rule.text.find("saddr " + address + " ") == std::string::npos || rule.verdict == "policy drop") return false;
+  const std::string rich = std::string("rule family=\"") + (family == 6 ? "ipv6" : "ipv4") + "\" source address=\"" +
+                           address + "\" " + (rule.verdict == "drop" ? "drop" : "reject");
+  add(out, {"firewall-cmd", zone, "--remove-rich-rule=" + rich});
+  add(out, {"firewall-cmd", "--permanent", zone, "--remove-rich-rule=" + rich});
+  return true;
+}
+
 void firewall_remedy(std::vector<std::string>& out, const FirewallRule& rule, int family, const std::string& address,
                      uint16_t port) {
+  // A front-end's own command, where its names say which and it has one.
+  if (const auto& blocker = rule.blocker) {
+    if (blocker->tool == "ufw" && blocker->rule_number) {
+      add(out, {"ufw", "delete", std::to_string(*blocker->rule_number)});
+      return;
+    }
+    if (blocker->tool == "firewalld" && firewalld_remedy(out, rule, *blocker, family, address)) return;
+  }
   // A source-address set: take the address out of it (sshguard's attackers, fail2ban-like sets, plain nft).
   if (rule.backend == "nftables") {
     static const std::regex set_match("\\bip6? saddr @([A-Za-z0-9_./-]+)");
@@ -130,6 +157,7 @@ std::string firewall_front_end(const std::string& backend, const std::string& ta
 }
 
 std::string firewall_front_end(const FirewallRule& rule) {
+  if (rule.blocker) return rule.blocker->tool;
   return firewall_front_end(rule.backend, rule.table, rule.chain, rule.text, rule.fail2ban_jail.has_value());
 }
 
@@ -137,7 +165,9 @@ std::vector<std::string> remedy_commands(const Attribution& report, const Remedy
   std::vector<std::string> out;
   const TcpEvent& e = report.event;
   const std::string address = format_address(e.family, e.remote.addr);
-  const auto jail = report.fail2ban_jail ? report.fail2ban_jail : report.rule ? report.rule->fail2ban_jail : std::nullopt;
+  const auto blocker = report.blocker ? report.blocker : report.rule ? report.rule->blocker : std::nullopt;
+  auto jail = report.fail2ban_jail ? report.fail2ban_jail : report.rule ? report.rule->fail2ban_jail : std::nullopt;
+  if (!jail && blocker && blocker->tool == "fail2ban") jail = blocker->name;
   switch (report.verdict) {
     case Verdict::Firewall:
     case Verdict::TcpWrappers:

@@ -25,8 +25,9 @@ struct RemedyContext {
 // (kernel, peer, unknown verdicts; a rule whose names cannot be quoted safely).
 std::vector<std::string> remedy_commands(const Attribution& report, const RemedyContext& context = {});
 
-// The tool that wrote a rule, by the names it gives its tables, chains and
-// sets: "fail2ban", "sshguard", "ufw", "firewalld", else the backend itself.
+// The tool that wrote a rule: its blocker's (provenance/firewall.h blocker_of),
+// else by the names it gives its tables, chains and sets (captured lines of
+// older versions): "fail2ban", "sshguard", "ufw", "firewalld", else the backend.
 std::string firewall_front_end(const std::string& backend, const std::string& table, const std::string& chain,
                                const std::string& text, bool has_jail);
 std::string firewall_front_end(const FirewallRule& rule);

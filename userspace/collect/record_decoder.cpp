@@ -37,6 +37,27 @@ void unmap_v4(TcpEvent& event) {
   event.family = 4;
 }
 
+NetfilterEvidence netfilter_evidence(const rsttrace_tcp_event& raw) {
+  using CtState = NetfilterEvidence::CtState;
+  NetfilterEvidence evidence;
+  switch (raw.ct_state & ~RSTTRACE_CT_REPLY) {
+    case RSTTRACE_CT_INVALID: evidence.ct_state = CtState::Invalid; break;
+    case RSTTRACE_CT_NEW: evidence.ct_state = CtState::New; break;
+    case RSTTRACE_CT_ESTABLISHED: evidence.ct_state = CtState::Established; break;
+    case RSTTRACE_CT_RELATED: evidence.ct_state = CtState::Related; break;
+    case RSTTRACE_CT_UNTRACKED: evidence.ct_state = CtState::Untracked; break;
+    default: evidence.ct_state = CtState::Unknown; break;
+  }
+  evidence.ct_reply = raw.ct_state & RSTTRACE_CT_REPLY;
+  evidence.ct_status = raw.ct_status;
+  std::copy_n(raw.ct_orig_daddr, 16, evidence.ct_original_daddr.begin());
+  evidence.ct_original_dport = raw.ct_orig_dport;
+  evidence.mark = raw.mark;
+  evidence.in_interface = comm_bytes(raw.in_ifname);
+  evidence.route_type = raw.route_type;
+  return evidence;
+}
+
 DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw, const WatchedPorts* storm_ports) {
   EventKind kind;
   switch (raw.kind) {
@@ -87,6 +108,7 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw, const WatchedPorts*
   event.unread_bytes = raw.unread_bytes;
   event.location = raw.location;
   event.ifindex = raw.ifindex;
+  if (raw.flags & RSTTRACE_FLAG_NETFILTER) event.netfilter = netfilter_evidence(raw);
   unmap_v4(event);
   if (storm_ports) {
     rsttrace_storm_key key;

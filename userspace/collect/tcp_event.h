@@ -26,6 +26,18 @@ struct Endpoint {
   bool operator==(const Endpoint&) const = default;
 };
 
+// A dropped packet as netfilter's matches read it, when it was freed.
+struct NetfilterEvidence {
+  enum class CtState { Invalid, New, Established, Related, Untracked, Unknown } ct_state = CtState::Unknown;
+  bool ct_reply = false;                // the packet went in the reply direction
+  uint32_t ct_status = 0;               // IPS_* bits
+  std::array<uint8_t, 16> ct_original_daddr{};  // before DNAT
+  uint16_t ct_original_dport = 0;
+  uint32_t mark = 0;
+  std::string in_interface;  // raw bytes from the kernel: untrusted; "" when it came from no device
+  uint8_t route_type = 0;    // RTN_*; 0 when it had no IPv4 route
+};
+
 struct TcpEvent {
   EventKind kind = EventKind::ResetSent;
   uint64_t monotonic_ns = 0;
@@ -56,6 +68,7 @@ struct TcpEvent {
   bool routed = false;
   uint64_t location = 0;  // kfree_skb caller address
   uint32_t ifindex = 0;
+  std::optional<NetfilterEvidence> netfilter;  // drops
 };
 
 enum class WrapperFile { HostsAllow, HostsDeny };

@@ -42,17 +42,19 @@ std::string explanation_json(const Facts& facts, const Explanation& explanation)
                    {"text", escape_untrusted(r.text)},
                    {"verdict", r.verdict},
                    {"packets", r.packets ? Json(*r.packets) : Json(nullptr)},
-                   {"certain", r.certain}};
+                   {"certain", r.certain},
+                   {"undecided", r.certain ? Json(nullptr) : Json(escape_untrusted(r.undecided))},
+                   {"counter_moved", nullptr}};
   } else {
     out["rule"] = nullptr;
   }
-  if (explanation.allowed) {
-    out["blocker"] = nullptr;
-  } else {
-    out["blocker"] = {{"tool", explanation.front_end.empty() ? std::string(verdict_name(a.verdict)) : explanation.front_end},
-                      {"name", a.fail2ban_jail ? Json(escape_untrusted(*a.fail2ban_jail)) : Json(nullptr)}};
-  }
   out["fail2ban_jail"] = a.fail2ban_jail ? Json(escape_untrusted(*a.fail2ban_jail)) : Json(nullptr);
+  if (a.blocker)
+    out["blocker"] = {{"tool", a.blocker->tool},
+                      {"name", escape_untrusted(a.blocker->name)},
+                      {"rule_number", a.blocker->rule_number ? Json(*a.blocker->rule_number) : Json(nullptr)}};
+  else
+    out["blocker"] = nullptr;
   if (a.wrapper_rule)
     out["wrapper_rule"] = {{"file", a.wrapper_rule->file},
                            {"line", a.wrapper_rule->line},

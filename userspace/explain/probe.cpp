@@ -266,7 +266,14 @@ Facts read_facts(const ClientAddress& client, uint16_t port, uint32_t netns, Sys
   inet_pton(client.family == 6 ? AF_INET6 : AF_INET, facts.server_address.c_str(), packet.daddr.data());
   packet.sport = client.port ? client.port : 40000;
   packet.dport = port;
-  packet.syn = true;
+  // A new connection's first packet: a SYN, conntrack state new, to an address of
+  // this namespace (input route local). Its mark and, from a remote client, its
+  // arrival interface are not known: matches on them stay undecided.
+  packet.tcp_flags = 0x02;
+  packet.conntrack = ConntrackFacts{.state = ConntrackFacts::State::New, .original_daddr = packet.daddr,
+                                    .original_dport = port};
+  packet.route_type = RTN_LOCAL;
+  if (facts.routing.route_type == "local") packet.in_interface = "lo";
   if (facts.routing.route_type == "local") facts.hooks.push_back("output");
   facts.hooks.push_back("prerouting");
   facts.hooks.push_back("input");

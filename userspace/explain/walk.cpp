@@ -67,8 +67,12 @@ Step firewall_step(const Facts& facts, std::string& front_end) {
                        escape_untrusted(rule.table) + " " + escape_untrusted(rule.chain) +
                        (rule.handle ? " handle " + std::to_string(*rule.handle) : "") + ": " + escape_untrusted(rule.text) +
                        " (" + rule.verdict + "; written by " + escape_untrusted(front_end) +
-                       (rule.fail2ban_jail ? ", jail " + escape_untrusted(*rule.fail2ban_jail) : "") + ")";
-  if (!rule.certain) detail += ": an earlier match could not be evaluated, so this rule is the first candidate";
+                       (rule.blocker ? ": " + escape_untrusted(rule.blocker->name) : "") +
+                       (rule.blocker && rule.blocker->rule_number ? " rule " + std::to_string(*rule.blocker->rule_number) : "") +
+                       ")";
+  if (!rule.certain)
+    detail += ": " + (rule.undecided.empty() ? std::string("a match on its path") : escape_untrusted(rule.undecided)) +
+              " could not be evaluated, so this rule is the first candidate";
   return {"firewall", "block", rule.certain, detail + port_note + skipped};
 }
 
@@ -250,7 +254,10 @@ Explanation explain_facts(const Facts& facts) {
     } else if (step.name == "firewall") {
       a.verdict = Verdict::Firewall;
       a.rule = facts.rule;
+      a.blocker = facts.rule->blocker;
       a.fail2ban_jail = facts.rule->fail2ban_jail ? facts.rule->fail2ban_jail : banned_by;
+      if (a.blocker && a.blocker->tool == "fail2ban") a.fail2ban_jail = a.blocker->name;
+      if (!a.blocker && a.fail2ban_jail) a.blocker = Blocker{"fail2ban", *a.fail2ban_jail, std::nullopt};
       out.front_end = a.fail2ban_jail ? "fail2ban" : front_end;
     } else if (step.name == "listener") {
       a.verdict = facts.listener.listening ? Verdict::Kernel : Verdict::NoListener;
@@ -261,6 +268,7 @@ Explanation explain_facts(const Facts& facts) {
       a.verdict = Verdict::TcpWrappers;
       a.wrapper_rule = facts.wrappers->rule;
       a.fail2ban_jail = banned_by;
+      if (banned_by) a.blocker = Blocker{"fail2ban", *banned_by, std::nullopt};
       out.front_end = banned_by ? "fail2ban" : "tcp-wrappers";
     }
     break;

@@ -96,7 +96,21 @@ void write_rule(JsonObjectWriter& out, const std::optional<FirewallRule>& rule) 
   r.untrusted_string("text", rule->text).string("verdict", rule->verdict);
   rule->packets ? r.number("packets", *rule->packets) : r.null("packets");
   r.boolean("certain", rule->certain);
+  rule->certain ? r.null("undecided") : r.untrusted_string("undecided", rule->undecided);
+  rule->counter_moved ? r.boolean("counter_moved", *rule->counter_moved) : r.null("counter_moved");
   r.close();
+}
+
+// The front-end behind the block (docs/events.md: blocker).
+void write_blocker(JsonObjectWriter& out, const std::optional<Blocker>& blocker) {
+  if (!blocker) {
+    out.null("blocker");
+    return;
+  }
+  JsonObjectWriter b = out.object("blocker");
+  b.string("tool", blocker->tool).untrusted_string("name", blocker->name);
+  blocker->rule_number ? b.number("rule_number", *blocker->rule_number) : b.null("rule_number");
+  b.close();
 }
 
 }  // namespace
@@ -149,8 +163,19 @@ void Formatter::append_event_line(std::string& line, const Attribution& report) 
   e.tcp_flags ? out.ascii_string("tcp_flags", kMaxTcpFlags, [&](char* at) { return put_tcp_flags(at, *e.tcp_flags); })
               : out.null("tcp_flags");
   out.optional_string("peer_saw", report.peer_saw).optional_string("netfilter_hook", report.netfilter_hook);
+  // The destination the client dialled, when conntrack's DNAT changed it (IPS_DST_NAT).
+  if (e.netfilter && (e.netfilter->ct_status & (1u << 5))) {
+    JsonObjectWriter dialled = out.object("original_dst");
+    dialled.ascii_string("addr", INET6_ADDRSTRLEN,
+                         [&](char* at) { return put_address(at, e.family, e.netfilter->ct_original_daddr); })
+        .number("port", e.netfilter->ct_original_dport);
+    dialled.close();
+  } else {
+    out.null("original_dst");
+  }
   write_rule(out, report.rule);
   report.fail2ban_jail ? out.untrusted_string("fail2ban_jail", *report.fail2ban_jail) : out.null("fail2ban_jail");
+  write_blocker(out, report.blocker);
   if (report.wrapper_rule) {
     JsonObjectWriter rule = out.object("wrapper_rule");
     rule.string("file", report.wrapper_rule->file)
@@ -194,6 +219,7 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
   out.optional_string("peer_saw", verdict.peer_saw).optional_string("netfilter_hook", verdict.netfilter_hook);
   write_rule(out, verdict.rule);
   verdict.fail2ban_jail ? out.untrusted_string("fail2ban_jail", *verdict.fail2ban_jail) : out.null("fail2ban_jail");
+  write_blocker(out, verdict.blocker);
   out.close();
 }
 

@@ -109,9 +109,10 @@ bool broker_allows_path(const std::string& path) {
   // process's root (open_process_file), as its user when it has a user namespace of its own.
   if (path.find("/.") != std::string::npos) return false;
   static const std::regex allowed(
-      "/proc/[1-9][0-9]*/ns/(net|mnt)"
+      "/proc/[1-9][0-9]*/ns/(net|mnt|user)"
       "|/run/netns/[A-Za-z0-9_@:+-][A-Za-z0-9_.@:+-]*"
-      "|(/proc/[1-9][0-9]*/root)?/etc/hosts\\.[A-Za-z0-9_.-]+");
+      "|(/proc/[1-9][0-9]*/root)?/etc/hosts\\.[A-Za-z0-9_.-]+"
+      "|(/proc/[1-9][0-9]*/root)?/etc/ufw/user6?\\.rules");
   return std::regex_match(path, allowed);
 }
 

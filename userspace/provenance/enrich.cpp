@@ -13,8 +13,10 @@ void add_fail2ban_jail(Attribution& report, Provenance& provenance) {
   const WrapperOpen& writer = *report.written_by;
   report.fail2ban_jail =
       provenance.fail2ban_jail_of_writer(writer, format_address(report.event.family, report.event.remote.addr));
-  if (report.fail2ban_jail)
+  if (report.fail2ban_jail) {
+    report.blocker = Blocker{"fail2ban", *report.fail2ban_jail, std::nullopt};
     report.detail += " (fail2ban jail " + escape_untrusted(*report.fail2ban_jail) + ")";
+  }
   else if (writer.parent_thread.starts_with("f2b/a."))
     // A cut name, and no fail2ban at its fixed socket here to ask (another mount namespace).
     report.detail += " (a fail2ban jail whose name starts with " + escape_untrusted(writer.parent_thread.substr(6)) +
@@ -69,10 +71,15 @@ void add_firewall_rule(Attribution& report, Provenance& provenance) {
   }
   const FirewallRule& rule = *report.rule;
   report.fail2ban_jail = rule.fail2ban_jail;
+  report.blocker = rule.blocker;
   report.detail += std::string("; ") + (rule.certain ? "rule" : "probably the rule") + ": " + rule.backend + " " +
                    rule.family + " " + escape_untrusted(rule.table) + " " + escape_untrusted(rule.chain) +
                    (rule.handle ? " handle " + std::to_string(*rule.handle) : "") + ": " + escape_untrusted(rule.text);
   if (rule.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*rule.fail2ban_jail) + ")";
+  else if (rule.blocker)
+    report.detail += " (written by " + rule.blocker->tool + ": " + escape_untrusted(rule.blocker->name) +
+                     (rule.blocker->rule_number ? " rule " + std::to_string(*rule.blocker->rule_number) : "") + ")";
+  if (!rule.certain) report.detail += " (not certain: could not evaluate " + escape_untrusted(rule.undecided) + ")";
 }
 
 }  // namespace

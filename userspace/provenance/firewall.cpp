@@ -3,8 +3,13 @@
 // nf_tables too, then iptables-legacy (provenance/firewall/iptables_ruleset).
 #include "provenance/firewall.h"
 
-#include <map>
+#include <dirent.h>
 
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "privsep/safe_access.h"
 #include "provenance/command.h"
 #include "provenance/firewall/iptables_ruleset.h"
 #include "provenance/firewall/nft_ruleset.h"
@@ -19,6 +24,7 @@ struct RulesetIndex::Parsed {
   std::map<std::string, std::string> nft_texts;
   IptRuleset iptables_nft;
   IptRuleset iptables_legacy;
+  std::vector<UfwFiles> ufw;
   std::vector<std::string> notes;
 };
 
@@ -31,6 +37,7 @@ RulesetIndex::RulesetIndex(const Rulesets& rulesets) : parsed_(std::make_unique<
     parsed.nft_texts = firewall::nft_rule_texts(rulesets.nft_text, parsed.notes);
     parsed.iptables_nft = firewall::parse_iptables_save(rulesets.iptables_nft, "iptables-nft-save");
     parsed.iptables_legacy = firewall::parse_iptables_save(rulesets.iptables_legacy, "iptables-legacy-save");
+    parsed.ufw = rulesets.ufw;
     for (const IptRuleset* ipt : {&parsed.iptables_nft, &parsed.iptables_legacy})
       parsed.notes.insert(parsed.notes.end(), ipt->notes.begin(), ipt->notes.end());
   } catch (const std::exception& e) {
@@ -51,10 +58,30 @@ std::optional<FirewallRule> find_dropping_rule(const Rulesets& rulesets, const P
 
 std::optional<FirewallRule> RulesetIndex::find_dropping_rule(const PacketFacts& packet) const {
   try {
-    return walk_rulesets(packet);
+    auto rule = walk_rulesets(packet);
+    if (rule) {
+      rule->blocker = blocker_of(*rule);
+      if (rule->blocker && rule->blocker->tool == "ufw") rule->blocker->rule_number = ufw_number(*rule);
+    }
+    return rule;
   } catch (const std::exception&) {
     return std::nullopt;  // memory, not the input: the walk reads the document only through typed checks
   }
+}
+
+std::optional<uint64_t> RulesetIndex::ufw_number(const FirewallRule& rule) const {
+  const IptRuleset& ruleset = rule.backend == "iptables-legacy" ? parsed_->iptables_legacy : parsed_->iptables_nft;
+  const int family = rule.family == "ip6" ? 6 : 4;
+  const auto chain = ruleset.chains.find(firewall::ipt_chain_key(family, rule.table, rule.chain));
+  if (!rule.position || chain == ruleset.chains.end()) return std::nullopt;
+  std::vector<std::string> targets;
+  for (const firewall::IptRule& live : chain->second) {
+    const auto jump = std::find(live.args.begin(), live.args.end(), "-j");
+    targets.push_back(jump != live.args.end() && jump + 1 != live.args.end() ? *(jump + 1) : "");
+  }
+  for (const UfwFiles& files : parsed_->ufw)
+    if (const auto number = ufw_rule_number(files, family, rule.chain, *rule.position, targets)) return number;
+  return std::nullopt;
 }
 
 std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& packet) const {
@@ -72,6 +99,7 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& packe
         rule.backend = "iptables-nft";
         if (rule.handle)
           if (const auto position = firewall::nft_rule_position(root, rule)) {
+            rule.position = *position;
             const auto chain = iptables_nft.chains.find(chain_key);
             if (chain != iptables_nft.chains.end() && *position < chain->second.size())
               rule.text = chain->second[*position].spec;
@@ -82,7 +110,7 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& packe
       }
       return rule;
     };
-    Outcome outcome = firewall::walk_nft(root, packet);
+    Outcome outcome = firewall::walk_nft(root, packet, &iptables_nft);
     if (outcome.candidate) candidate = finish(*outcome.candidate);
     if (outcome.kind == Outcome::Dropped) return finish(*outcome.rule);
   }
@@ -91,6 +119,75 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& packe
   if (outcome.kind == Outcome::Dropped) return outcome.rule;
   if (!candidate) candidate = outcome.candidate;
   return candidate;
+}
+
+namespace {
+
+constexpr size_t kMaxUfwRoots = 8;  // mount namespaces whose ufw files are read, per network namespace
+
+// ufw's rule files as the processes of the network namespace see them, one
+// copy per mount namespace: ufw keeps them in the root of whoever ran it.
+// Only processes in the initial user namespace: in one of its own, a user
+// could show a file of their making (the walk checks each against the live
+// chain too, so a stale or foreign copy names no rule).
+std::vector<UfwFiles> read_ufw_files(uint32_t netns_inode, SystemAccess& access) {
+  std::vector<UfwFiles> found;
+  std::set<ino_t> mount_namespaces;
+  const uint32_t initial_user_ns = own_user_ns();
+  DIR* dir = opendir("/proc");
+  if (!dir) return found;
+  while (dirent* entry = readdir(dir)) {
+    if (entry->d_name[0] < '1' || entry->d_name[0] > '9' || found.size() >= kMaxUfwRoots) continue;
+    const std::string proc = std::string("/proc/") + entry->d_name;
+    const auto net = access.stat_file(proc + "/ns/net");
+    if (!net || net->st_ino != netns_inode) continue;
+    const auto user = access.stat_file(proc + "/ns/user");
+    const auto mnt = access.stat_file(proc + "/ns/mnt");
+    if (!user || user->st_ino != initial_user_ns || !mnt || !mount_namespaces.insert(mnt->st_ino).second) continue;
+    UfwFiles files;
+    files.user_rules = access.read_file(proc + "/root/etc/ufw/user.rules").value_or("");
+    files.user6_rules = access.read_file(proc + "/root/etc/ufw/user6.rules").value_or("");
+    if (!files.user_rules.empty() || !files.user6_rules.empty()) found.push_back(std::move(files));
+  }
+  closedir(dir);
+  return found;
+}
+
+}  // namespace
+
+std::optional<uint64_t> RulesetIndex::counter_of(const FirewallRule& rule) const {
+  try {
+    if (rule.backend == "nftables") {
+      // The same handle holding the same rule (handles restart with a new table): texts without their counters.
+      if (!rule.handle || parsed_->nft.is_discarded()) return std::nullopt;
+      const auto text = parsed_->nft_texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" +
+                                                std::to_string(*rule.handle));
+      if (text == parsed_->nft_texts.end() ||
+          firewall::without_counter(text->second) != firewall::without_counter(rule.text))
+        return std::nullopt;
+      return firewall::nft_rule_counter(parsed_->nft, rule);
+    }
+    const IptRuleset& ruleset = rule.backend == "iptables-legacy" ? parsed_->iptables_legacy : parsed_->iptables_nft;
+    const auto chain = ruleset.chains.find(firewall::ipt_chain_key(rule.family == "ip6" ? 6 : 4, rule.table, rule.chain));
+    if (!rule.position || chain == ruleset.chains.end() || *rule.position >= chain->second.size()) return std::nullopt;
+    const firewall::IptRule& same = chain->second[*rule.position];
+    if (same.spec != rule.text) return std::nullopt;
+    return same.packets;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+void corroborate_with_counters(FirewallRule& rule, const RulesetIndex& before) {
+  if (!rule.packets || rule.verdict == "policy drop") return;
+  const auto earlier = before.counter_of(rule);
+  if (!earlier) return;
+  rule.counter_moved = *rule.packets > *earlier;
+  if (!*rule.counter_moved) {
+    rule.certain = false;
+    rule.undecided = "its counter did not move between readings before and after the drop (" +
+                     std::to_string(*earlier) + " packets both times)";
+  }
 }
 
 Rulesets read_rulesets(uint32_t netns_inode, SystemAccess& access) {
@@ -105,6 +202,10 @@ Rulesets read_rulesets(uint32_t netns_inode, SystemAccess& access) {
   rulesets.nft_text = in_netns({"nft", "-a", "list", "ruleset"});
   rulesets.iptables_nft = in_netns({"iptables-nft-save", "-c"}) + in_netns({"ip6tables-nft-save", "-c"});
   rulesets.iptables_legacy = in_netns({"iptables-legacy-save", "-c"}) + in_netns({"ip6tables-legacy-save", "-c"});
+  // ufw's chains: its rule numbers are in its files.
+  if (rulesets.iptables_nft.find(":ufw-user-") != std::string::npos ||
+      rulesets.iptables_legacy.find(":ufw-user-") != std::string::npos)
+    rulesets.ufw = read_ufw_files(netns_inode, access);
   return rulesets;
 }
 

@@ -22,15 +22,37 @@
 
 namespace rsttrace {
 
+// Conntrack's entry for the packet when it was dropped (bpf: skb->_nfct). The
+// state is what a ct state / --ctstate match saw in every chain after
+// conntrack's own hook (priority -200); chains before it (raw) saw none.
+struct ConntrackFacts {
+  enum class State { Invalid, New, Established, Related, Untracked } state = State::Invalid;
+  bool reply = false;                        // the packet travels in the reply direction
+  uint32_t status = 0;                       // IPS_* bits (IPS_SRC_NAT 1 << 4, IPS_DST_NAT 1 << 5)
+  std::array<uint8_t, 16> original_daddr{};  // the original tuple's destination: before DNAT
+  uint16_t original_dport = 0;
+};
+
+// What a rule can be asked about the packet. Every optional is kernel
+// evidence taken at the drop; absent, the matches that need it are undecided.
 struct PacketFacts {
   int family = 4;  // 4 or 6
   std::array<uint8_t, 16> saddr{}, daddr{};
   uint16_t sport = 0, dport = 0;
   std::string hook;  // "prerouting" | "input" | "output"
-  bool syn = false;  // a connection's first packet: conntrack state "new"
+  std::optional<uint8_t> tcp_flags;             // the TCP header's flags byte
+  std::optional<ConntrackFacts> conntrack;      // none: the kernel did not say (not read, no conntrack field)
+  std::optional<uint32_t> mark;                 // skb->mark at the drop
+  std::optional<std::string> in_interface;      // the receiving device's name at the drop
+  std::optional<uint8_t> route_type;            // RTN_* of its IPv4 input route (addrtype, fib ... type)
 };
 
 // FirewallRule: attribute/blockers.h (plain data the report carries).
+
+// ufw's rule files (/etc/ufw/user.rules, user6.rules) of a mount namespace.
+struct UfwFiles {
+  std::string user_rules, user6_rules;
+};
 
 // The texts the tools print, for one network namespace.
 struct Rulesets {
@@ -38,6 +60,7 @@ struct Rulesets {
   std::string nft_text;           // nft -a list ruleset
   std::string iptables_nft;       // iptables-nft-save -c (+ ip6tables-nft-save -c)
   std::string iptables_legacy;    // iptables-legacy-save -c (+ ip6tables-legacy-save -c)
+  std::vector<UfwFiles> ufw;      // ufw's rule files of the mount namespaces in it, when it has ufw chains
 };
 
 // The rulesets parsed once, asked for many packets (a drop storm asks often).
@@ -53,14 +76,23 @@ class RulesetIndex {
   std::optional<FirewallRule> find_dropping_rule(const PacketFacts& packet) const;
   // What parsing skipped and why (e.g. "iptables-nft-save line 7: a counter without a rule: skipped").
   const std::vector<std::string>& notes() const;
+  // The counter of the rule at the same place (handle, or chain and position) with the same text, if any.
+  std::optional<uint64_t> counter_of(const FirewallRule& rule) const;
 
  private:
   std::optional<FirewallRule> walk_rulesets(const PacketFacts& packet) const;
+  std::optional<uint64_t> ufw_number(const FirewallRule& rule) const;
   struct Parsed;
   std::unique_ptr<Parsed> parsed_;
 };
 
 std::optional<FirewallRule> find_dropping_rule(const Rulesets& rulesets, const PacketFacts& packet);
+
+// `rule` (from a reading after the drop) against the same rule in a reading
+// taken before it (same chain, same place or handle, same text): its counter
+// moved (counter_moved true), or did not, and then it did not take this
+// packet: not certain. Nothing is said without a counter on both sides.
+void corroborate_with_counters(FirewallRule& rule, const RulesetIndex& before);
 
 // Reads the rulesets of network namespace `inode` with nft and iptables-save
 // (entered with nsenter). Empty texts where a tool is missing or fails.
@@ -68,5 +100,16 @@ Rulesets read_rulesets(uint32_t netns_inode, SystemAccess& access);
 
 // fail2ban's names: iptables chains f2b-<jail>, nftables sets addr-set-<jail>.
 std::optional<std::string> fail2ban_jail_of(const std::string& chain_or_set);
+
+// The front-end whose names the rule bears (firewall/front_ends.cpp).
+std::optional<Blocker> blocker_of(const FirewallRule& rule);
+
+// The number `ufw status numbered` gives the rule at `position` (0-based) of
+// ufw chain `chain` (ufw-user-input...): each `### tuple ###` of user.rules is
+// one, then user6.rules'. Nullopt unless the file's -A lines for the chain are
+// the live chain's, in number and targets (`live_targets`): a file not loaded,
+// or another namespace's, names no rule.
+std::optional<uint64_t> ufw_rule_number(const UfwFiles& files, int family, const std::string& chain, size_t position,
+                                        const std::vector<std::string>& live_targets);
 
 }  // namespace rsttrace

@@ -23,7 +23,23 @@ PacketFacts packet_facts(const TcpEvent& drop, const std::string& hook) {
   packet.sport = source.port;
   packet.dport = dest.port;
   packet.hook = hook;
-  packet.syn = drop.tcp_flags && (*drop.tcp_flags & 0x12) == 0x02;
+  packet.tcp_flags = drop.tcp_flags;
+  if (const auto& evidence = drop.netfilter) {
+    using CtState = NetfilterEvidence::CtState;
+    if (evidence->ct_state != CtState::Unknown) {
+      ConntrackFacts ct;
+      static_assert(static_cast<int>(CtState::Untracked) == static_cast<int>(ConntrackFacts::State::Untracked));
+      ct.state = static_cast<ConntrackFacts::State>(evidence->ct_state);  // the same order, without Unknown
+      ct.reply = evidence->ct_reply;
+      ct.status = evidence->ct_status;
+      ct.original_daddr = evidence->ct_original_daddr;
+      ct.original_dport = evidence->ct_original_dport;
+      packet.conntrack = ct;
+    }
+    packet.mark = evidence->mark;
+    if (!evidence->in_interface.empty()) packet.in_interface = evidence->in_interface;
+    if (evidence->route_type) packet.route_type = evidence->route_type;
+  }
   return packet;
 }
 
@@ -95,10 +111,15 @@ bool RulesetRereads::should_read(bool have_snapshot, uint64_t snapshot_ns, uint6
 std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns) {
   Snapshot& snapshot = rulesets_[drop.netns];
   if (snapshot.rereads.should_read(snapshot.rulesets.has_value(), snapshot.read_ns, drop.monotonic_ns, now_ns)) {
+    snapshot.previous = std::move(snapshot.rulesets);
+    snapshot.previous_read_ns = snapshot.read_ns;
     snapshot.rulesets.emplace(read_rulesets(drop.netns, *access_));
     snapshot.read_ns = now_ns;
   }
   auto rule = snapshot.rulesets->find_dropping_rule(packet_facts(drop, hook));
+  // Corroboration: the rule's counter, read before the drop and after it, must have moved.
+  if (rule && snapshot.previous && snapshot.previous_read_ns < drop.monotonic_ns && drop.monotonic_ns < snapshot.read_ns)
+    corroborate_with_counters(*rule, *snapshot.previous);
   if (rulesets_.size() > 4096) rulesets_.clear();  // bounded: namespaces come and go
   return rule;
 }

@@ -61,6 +61,8 @@ class Provenance {
   struct Snapshot {
     uint64_t read_ns = 0;
     std::optional<RulesetIndex> rulesets;
+    uint64_t previous_read_ns = 0;  // the reading before it: counters before and after a drop
+    std::optional<RulesetIndex> previous;
     RulesetRereads rereads;
   };
   std::map<uint32_t, Snapshot> rulesets_;  // by netns inode

@@ -145,7 +145,9 @@ void Incident::add_provenance(const nlohmann::json& record, const std::string& v
                 (handle != rule->end() && handle->is_number_unsigned() ? " handle " + std::to_string(handle->get<uint64_t>()) : "") +
                 ": " + text;
     by_rule_.add(rule_text, count);
-    by_front_end_.add(firewall_front_end(backend, table, chain, text, !jail.empty()), count);
+    const auto blocker = record.find("blocker");
+    const std::string tool = blocker != record.end() && blocker->is_object() ? string_field(*blocker, "tool") : "";
+    by_front_end_.add(!tool.empty() ? tool : firewall_front_end(backend, table, chain, text, !jail.empty()), count);
   } else if (const auto wrapper = record.find("wrapper_rule"); wrapper != record.end() && wrapper->is_object()) {
     const auto line = wrapper->find("line");
     rule_text = string_field(*wrapper, "file") + " line " +

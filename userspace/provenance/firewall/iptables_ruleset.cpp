@@ -39,160 +39,40 @@ std::optional<std::vector<std::string>> split_args(std::string_view text) {
   return args;
 }
 
-// ---- match options: one function per kind ------------------------------
-// Each gets the option as written and its value; nullopt: the option takes no
-// part in matching (a comment). A new match goes in kMatchOptions below.
-
-Match protocol_match(std::string_view, const std::string& protocol, const PacketFacts&) {
-  return match_of(protocol == "tcp" || protocol == "6" || protocol == "all");
-}
-
-// -s/-d a,b,c: any of the addresses.
-Match address_list_match(std::string_view option, const std::string& pattern, const PacketFacts& packet) {
-  const bool source = option == "-s" || option == "--source";
-  Match any = Match::No;
-  for (size_t start = 0; start <= pattern.size();) {
-    const size_t comma = pattern.find(',', start);
-    any = either(any, address_matches(pattern.substr(start, comma - start), packet.family,
-                                      source ? packet.saddr : packet.daddr));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return any;
-}
-
-// rsttrace does not know the packet's interfaces.
-Match interface_match(std::string_view, const std::string&, const PacketFacts&) { return Match::Maybe; }
-
-// -m tcp --dport/--sport: one port or a range.
-Match port_match(std::string_view option, const std::string& spec, const PacketFacts& packet) {
-  const bool dest = option == "--dport" || option == "--destination-port";
-  return port_matches(spec, dest ? packet.dport : packet.sport);
-}
-
-// -m multiport --dports/--sports/--ports a,b:c: an unreadable port matches nothing.
-Match port_list_match(std::string_view option, const std::string& list, const PacketFacts& packet) {
-  Match any = Match::No;
-  for (size_t start = 0; start <= list.size();) {
-    const size_t comma = list.find(',', start);
-    const std::string port = list.substr(start, comma - start);
-    if (option == "--ports") {
-      if (port_matches(port, packet.dport) == Match::Yes || port_matches(port, packet.sport) == Match::Yes)
-        any = Match::Yes;
-    } else if (port_matches(port, option == "--dports" ? packet.dport : packet.sport) == Match::Yes) {
-      any = Match::Yes;
-    }
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return any;
-}
-
-// -m conntrack --ctstate / -m state --state: a first packet is NEW, others ESTABLISHED.
-Match conntrack_state_match(std::string_view, const std::string& states, const PacketFacts& packet) {
-  return match_of(states.find(packet.syn ? "NEW" : "ESTABLISHED") != std::string::npos);
-}
-
-struct MatchOption {
-  std::string_view name;
-  std::string_view module;  // the -m module that provides it; "": built in
-  std::optional<Match> (*match)(std::string_view option, const std::string& value, const PacketFacts& packet);
-};
-
-template <Match (*F)(std::string_view, const std::string&, const PacketFacts&)>
-std::optional<Match> decides(std::string_view option, const std::string& value, const PacketFacts& packet) {
-  return F(option, value, packet);
-}
-
-std::optional<Match> ignored(std::string_view, const std::string&, const PacketFacts&) { return std::nullopt; }
-
-// Every option evaluated, each taking one value. An -m module not listed here
-// cannot be decided, nor can an option not listed (it is read as a flag).
-constexpr MatchOption kMatchOptions[] = {
-    {"-p", "", decides<protocol_match>},
-    {"--protocol", "", decides<protocol_match>},
-    {"-s", "", decides<address_list_match>},
-    {"--source", "", decides<address_list_match>},
-    {"-d", "", decides<address_list_match>},
-    {"--destination", "", decides<address_list_match>},
-    {"-i", "", decides<interface_match>},
-    {"--in-interface", "", decides<interface_match>},
-    {"-o", "", decides<interface_match>},
-    {"--out-interface", "", decides<interface_match>},
-    {"--dport", "tcp", decides<port_match>},
-    {"--destination-port", "tcp", decides<port_match>},
-    {"--sport", "tcp", decides<port_match>},
-    {"--source-port", "tcp", decides<port_match>},
-    {"--dports", "multiport", decides<port_list_match>},
-    {"--sports", "multiport", decides<port_list_match>},
-    {"--ports", "multiport", decides<port_list_match>},
-    {"--ctstate", "conntrack", decides<conntrack_state_match>},
-    {"--state", "state", decides<conntrack_state_match>},
-    {"--comment", "comment", ignored},
-};
-
-const MatchOption* match_option(std::string_view name) {
-  for (const MatchOption& option : kMatchOptions)
-    if (option.name == name) return &option;
-  return nullptr;
-}
-
-bool module_known(std::string_view module) {
-  return !module.empty() && std::any_of(std::begin(kMatchOptions), std::end(kMatchOptions),
-                                        [&](const MatchOption& option) { return option.module == module; });
-}
-
-// The rule's matches against the packet; its -j target in `target`.
-Match rule_matches(const IptRule& rule, const PacketFacts& packet, std::string& target) {
-  Match result = Match::Yes;
-  const auto& a = rule.args;
-  bool negated = false;
-  for (size_t i = 2; i < a.size(); ++i) {
-    const std::string& opt = a[i];
-    auto next = [&]() -> std::string { return i + 1 < a.size() ? a[++i] : ""; };
-    auto apply = [&](Match m) {
-      result = both(result, negated ? negate(m) : m);
-      negated = false;
-    };
-    if (opt == "!") {
-      negated = true;
-    } else if (opt == "-m" || opt == "--match") {
-      if (!module_known(next())) apply(Match::Maybe);
-    } else if (opt == "-j" || opt == "--jump" || opt == "-g" || opt == "--goto") {
-      target = next();
-      break;  // target options follow
-    } else if (const MatchOption* option = match_option(opt)) {
-      const std::string value = next();
-      if (const auto m = option->match(opt, value, packet)) apply(*m);
-    } else if (opt.rfind("-", 0) == 0) {
-      apply(Match::Maybe);  // an option not evaluated here
-    }
-  }
-  return result;
-}
-
 class IptWalker {
  public:
   IptWalker(const IptRuleset& ruleset, const PacketFacts& packet, std::string backend)
-      : ruleset_(ruleset), packet_(packet), backend_(std::move(backend)) {}
+      : ruleset_(ruleset), packet_(packet), backend_(std::move(backend)) {
+    // The mark at the drop is the one every rule saw only if no rule set it.
+    if (ruleset_.sets_marks) packet_.mark.reset();
+  }
 
   // The hook's chains in netfilter's order: raw, mangle, filter.
-  Outcome run() const {
+  Outcome run() {
     const std::string chain = packet_.hook == "prerouting" ? "PREROUTING" : packet_.hook == "input" ? "INPUT" : "OUTPUT";
     Outcome last;
-    int budget = kWalkBudget;
+    WalkState state{kWalkBudget, {}, {}};
+    const std::optional<ConntrackFacts> conntrack = packet_.conntrack;
     for (const char* table : {"raw", "mangle", "filter"}) {
       const std::string key = ipt_chain_key(packet_.family, table, chain);
       const auto policy = ruleset_.policies.find(key);
       if (policy == ruleset_.policies.end()) continue;
-      Outcome outcome = walk(key, budget, 0);
+      // raw runs before conntrack (priority -300 < -200): no state yet.
+      packet_.conntrack = std::string_view(table) == "raw" ? std::nullopt : conntrack;
+      state.chain_doubt.clear();
+      Outcome outcome = walk(key, state, 0);
       if (!last.candidate) last.candidate = outcome.candidate;
-      if (outcome.kind == Outcome::Dropped) return outcome;
-      if (budget < 0) return last;  // out of budget: the walk did not finish, a policy cannot be told
+      if (outcome.kind == Outcome::Dropped) {
+        outcome.candidate = last.candidate;
+        return outcome;
+      }
+      if (state.budget < 0) return last;  // out of budget: the walk did not finish, a policy cannot be told
       if (outcome.kind == Outcome::Continue && policy->second == "DROP") {
         outcome.kind = Outcome::Dropped;
-        outcome.rule = FirewallRule{backend_, packet_.family == 4 ? "ip" : "ip6", table, chain, std::nullopt,
-                                    ":" + chain + " DROP", "policy drop"};
+        outcome.rule = doubted(FirewallRule{backend_, packet_.family == 4 ? "ip" : "ip6", table, chain, std::nullopt,
+                                            ":" + chain + " DROP", "policy drop"},
+                               state.doubt());
+        outcome.candidate = last.candidate;
         return outcome;
       }
     }
@@ -200,25 +80,66 @@ class IptWalker {
   }
 
  private:
-  // `budget`: rules left to look at for this packet (user chains jumped to
-  // from many rules fan out exponentially); at 0 the walk stops where it is.
-  Outcome walk(const std::string& key, int& budget, int depth) const {
+  // Whether a chain may end the walk (accept, drop, an unknown target), through
+  // its jumps: a rule that maybe jumps into one that cannot changes nothing.
+  bool may_decide(const std::string& key, int& budget, int depth) const {
+    auto chain = ruleset_.chains.find(key);
+    if (chain == ruleset_.chains.end()) return false;
+    if (depth > kMaxJumpDepth) return true;
+    for (const IptRule& rule : chain->second) {
+      if (--budget < 0) return true;
+      IptRuleReading reading;
+      if (ipt_rule_matches(rule, packet_, reading) == Match::No) continue;
+      const std::string& target = reading.target;
+      if (target.empty() || target == "RETURN" || target_continues(target)) continue;
+      const std::string next = ipt_chain_key(rule.family, rule.table, target);
+      if (!ruleset_.chains.count(next) && !ruleset_.policies.count(next)) return true;  // ACCEPT, DROP, QUEUE...
+      if (reading.is_goto || may_decide(next, budget, depth + 1)) return true;
+    }
+    return false;
+  }
+
+  // `state.budget`: rules left to look at for this packet (user chains jumped
+  // to from many rules fan out exponentially); at 0 the walk stops where it is.
+  Outcome walk(const std::string& key, WalkState& state, int depth) const {
     Outcome outcome;
     auto chain = ruleset_.chains.find(key);
     if (chain == ruleset_.chains.end() || depth > kMaxJumpDepth) return outcome;
     for (const IptRule& rule : chain->second) {
-      if (--budget < 0) return outcome;
-      std::string target;
-      const Match match = rule_matches(rule, packet_, target);
-      if (match == Match::No || target.empty()) continue;
+      if (--state.budget < 0) return outcome;
+      const size_t position = static_cast<size_t>(&rule - chain->second.data());
+      IptRuleReading reading;
+      const Match match = ipt_rule_matches(rule, packet_, reading);
+      const std::string& target = reading.target;
+      if (match == Match::No || target.empty() || target_continues(target)) continue;
       const bool terminal_drop = target == "DROP" || target == "REJECT";
-      if (match == Match::Maybe) {
-        if (terminal_drop && !outcome.candidate) outcome.candidate = describe(rule, target, false);
+      const std::string next = ipt_chain_key(rule.family, rule.table, target);
+      const bool to_chain = ruleset_.chains.count(next) || ruleset_.policies.count(next);
+      const bool known = terminal_drop || target == "ACCEPT" || target == "RETURN" || to_chain;
+      const std::string why = match == Match::Maybe ? reading.undecided + " in " + rule.chain
+                                                    : "-j " + target + " (a target not evaluated) in " + rule.chain;
+      if (match == Match::Maybe || !known) {
+        if (terminal_drop) {
+          if (!outcome.candidate) outcome.candidate = doubted(describe(rule, target, position), why);
+          WalkState::note(state.drop_doubt, why);
+        } else if (to_chain && !reading.is_goto) {
+          // Maybe taken: its drops are candidates; the rest of this chain is in doubt only if it may decide.
+          WalkState inner_state{state.budget, state.drop_doubt, why};
+          Outcome inner = walk(next, inner_state, depth + 1);
+          state.budget = inner_state.budget;
+          if (!outcome.candidate) outcome.candidate = inner.kind == Outcome::Dropped ? inner.rule : inner.candidate;
+          if (inner.kind == Outcome::Dropped) WalkState::note(state.drop_doubt, why);
+          int probe = std::min(state.budget, kWalkBudget / 4);
+          if (may_decide(next, probe, depth + 1)) WalkState::note(state.chain_doubt, why);
+        } else {
+          WalkState::note(state.chain_doubt, why);  // maybe accepted, returned, gone elsewhere
+        }
+        if (state.budget < 0) return outcome;
         continue;
       }
       if (terminal_drop) {
         outcome.kind = Outcome::Dropped;
-        outcome.rule = describe(rule, target, true);
+        outcome.rule = doubted(describe(rule, target, position), state.doubt());
         return outcome;
       }
       if (target == "ACCEPT") {
@@ -226,30 +147,28 @@ class IptWalker {
         return outcome;
       }
       if (target == "RETURN") return outcome;
-      const std::string next = ipt_chain_key(rule.family, rule.table, target);
-      if (!ruleset_.chains.count(next) && !ruleset_.policies.count(next)) continue;  // LOG and other targets
-      Outcome inner = walk(next, budget, depth + 1);
+      Outcome inner = walk(next, state, depth + 1);
       if (!outcome.candidate) outcome.candidate = inner.candidate;
-      if (inner.kind != Outcome::Continue) {
+      if (inner.kind != Outcome::Continue || reading.is_goto) {
         inner.candidate = outcome.candidate;
         return inner;
       }
-      if (budget < 0) return outcome;
+      if (state.budget < 0) return outcome;
     }
     return outcome;
   }
 
-  FirewallRule describe(const IptRule& rule, const std::string& target, bool certain) const {
+  FirewallRule describe(const IptRule& rule, const std::string& target, size_t position) const {
     FirewallRule out{backend_, rule.family == 4 ? "ip" : "ip6", rule.table, rule.chain, std::nullopt, rule.spec,
                      target == "REJECT" ? "reject" : "drop"};
     out.packets = rule.packets;
-    out.certain = certain;
+    out.position = position;
     out.fail2ban_jail = fail2ban_jail_of(rule.chain);
     return out;
   }
 
   const IptRuleset& ruleset_;
-  const PacketFacts& packet_;
+  PacketFacts packet_;  // a copy: what each table saw differs (conntrack before and after raw)
   std::string backend_;
 };
 
@@ -329,6 +248,10 @@ IptRuleset parse_iptables_save(std::string_view text, const std::string& source)
       rule.chain = rule.args[1];
       rule.table = table;
       rule.family = family;
+      for (size_t i = 2; i + 1 < rule.args.size(); ++i)
+        if ((rule.args[i] == "-j" || rule.args[i] == "--jump") &&
+            (rule.args[i + 1] == "MARK" || rule.args[i + 1] == "CONNMARK"))
+          ruleset.sets_marks = true;
       ruleset.chains[ipt_chain_key(family, table, rule.chain)].push_back(std::move(rule));
     }
   }
@@ -336,7 +259,8 @@ IptRuleset parse_iptables_save(std::string_view text, const std::string& source)
 }
 
 Outcome walk_iptables(const IptRuleset& ruleset, const PacketFacts& packet, const std::string& backend) {
-  return IptWalker(ruleset, packet, backend).run();
+  IptWalker walker(ruleset, packet, backend);
+  return walker.run();
 }
 
 }  // namespace rsttrace::firewall

@@ -10,6 +10,7 @@
 
 #include "provenance/firewall.h"
 #include "provenance/firewall/chain_walk.h"
+#include "provenance/tristate.h"
 
 namespace rsttrace::firewall {
 
@@ -24,7 +25,23 @@ struct IptRuleset {
   std::map<std::string, std::vector<IptRule>> chains;  // family/table/chain
   std::map<std::string, std::string> policies;
   std::vector<std::string> notes;  // lines skipped, and why
+  bool sets_marks = false;         // some rule's target sets a mark: the mark at the drop is not what earlier rules saw
 };
+
+// One rule read against a packet: its target, and the first match it could not decide.
+struct IptRuleReading {
+  std::string target;  // after -j or -g; "" for none
+  bool is_goto = false;
+  std::string undecided;
+};
+
+// The rule's matches against the packet (Maybe: one could not be decided,
+// named in `reading.undecided`). Also for iptables-nft rules nft shows as xt.
+Match ipt_rule_matches(const IptRule& rule, const PacketFacts& packet, IptRuleReading& reading);
+
+// Targets that let the packet go on to the next rule (LOG, MARK...): a match
+// before them decides nothing. Also nft's xt targets.
+bool target_continues(std::string_view target);
 
 // The key of `chains` and `policies`: "4/filter/INPUT".
 std::string ipt_chain_key(int family, const std::string& table, const std::string& chain);

@@ -15,6 +15,8 @@
 
 namespace rsttrace::firewall {
 
+struct IptRuleset;
+
 // The document, or a discarded value (with a note) when it is empty, too
 // large, nested too deep or not JSON.
 nlohmann::json parse_nft_json(const std::string& text, std::vector<std::string>& notes);
@@ -26,11 +28,19 @@ std::map<std::string, std::string> nft_rule_texts(const std::string& text, std::
 // The packet through the base chains of its hook and family, by priority, all
 // on one budget: a rule that surely drops it (kind Dropped), and the first
 // drop that may have (candidate). `root`: from parse_nft_json, not discarded.
-Outcome walk_nft(const nlohmann::json& root, const PacketFacts& packet);
+// `iptables_nft`: iptables-nft-save's reading of the same tables, whose lines
+// decide the matches nft shows only as "xt" (multiport, set, addrtype...).
+Outcome walk_nft(const nlohmann::json& root, const PacketFacts& packet, const IptRuleset* iptables_nft);
 
 // Where the rule with `rule.handle` stands in its chain (family, table,
 // chain): the n-th rule in nft is the n-th -A line of iptables-nft-save.
 // Nullopt: the document lists no objects.
 std::optional<size_t> nft_rule_position(const nlohmann::json& root, const FirewallRule& rule);
+
+// The packets counted by the rule with `rule.handle` in its chain, if it has a counter.
+std::optional<uint64_t> nft_rule_counter(const nlohmann::json& root, const FirewallRule& rule);
+
+// A rule's text with "counter packets N bytes M" read as "counter".
+std::string without_counter(const std::string& text);
 
 }  // namespace rsttrace::firewall

@@ -1,0 +1,496 @@
+// Certainty is earned (issue 16): a rule is certain only when every match on
+// its path was evaluated against kernel evidence. Matches the walkers do not
+// know, stateful ones, and evidence the kernel did not give make it probable,
+// with the match named; the rulesets are the front-ends' real output.
+#include <arpa/inet.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "provenance/firewall.h"
+
+using namespace rsttrace;
+
+namespace {
+
+// A SYN from 10.0.0.2 to this host's sshd, with the evidence the kernel gives at the drop.
+PacketFacts ssh_syn_with_evidence() {
+  PacketFacts p;
+  p.family = 4;
+  inet_pton(AF_INET, "10.0.0.2", p.saddr.data());
+  inet_pton(AF_INET, "10.0.0.1", p.daddr.data());
+  p.sport = 40000;
+  p.dport = 22;
+  p.hook = "input";
+  p.tcp_flags = 0x02;
+  p.conntrack = ConntrackFacts{ConntrackFacts::State::New};
+  p.mark = 0;
+  p.in_interface = "veth-srv";
+  p.route_type = 2;  // RTN_LOCAL
+  return p;
+}
+
+std::optional<FirewallRule> legacy_rule(const std::string& save, const PacketFacts& packet) {
+  return find_dropping_rule(Rulesets{"", "", "", save}, packet);
+}
+
+std::string input_chain(const std::string& rules) {
+  return "*filter\n:INPUT ACCEPT [0:0]\n" + rules + "COMMIT\n";
+}
+
+}  // namespace
+
+TEST_CASE("a match rsttrace does not evaluate before a drop makes the drop probable, named", "[firewall][certainty]") {
+  const PacketFacts packet = ssh_syn_with_evidence();
+  for (const std::string module : {"recent --rcheck --seconds 60", "limit --limit 3/min", "hashlimit --hashlimit-name x",
+                                   "string --algo bm --string ssh", "u32 --u32 0>>22&0x3C@12>>26&0x3F=0x10",
+                                   "bpf --bytecode 1,6 0 0 0", "frobnicate --whatever"}) {
+    const std::string name = module.substr(0, module.find(' '));
+    INFO(name);
+    // The match itself on the drop.
+    const auto own = legacy_rule(input_chain("[1:60] -A INPUT -p tcp -m " + module + " -j DROP\n"), packet);
+    REQUIRE(own);
+    CHECK_FALSE(own->certain);
+    CHECK(own->undecided == "-m " + name + " in INPUT");
+    // The match on an accept before it: the drop after it may never have been reached.
+    const auto after_accept = legacy_rule(
+        input_chain("[1:60] -A INPUT -p tcp -m " + module + " -j ACCEPT\n[1:60] -A INPUT -p tcp --dport 22 -j DROP\n"),
+        packet);
+    REQUIRE(after_accept);
+    CHECK(after_accept->text == "-A INPUT -p tcp --dport 22 -j DROP");
+    CHECK_FALSE(after_accept->certain);
+    CHECK(after_accept->undecided == "-m " + name + " in INPUT");
+    // On a drop before it: the packet may have ended there instead.
+    const auto after_drop = legacy_rule(
+        input_chain("[1:60] -A INPUT -m " + module + " -j REJECT\n[1:60] -A INPUT -s 10.0.0.2 -j DROP\n"), packet);
+    REQUIRE(after_drop);
+    CHECK_FALSE(after_drop->certain);
+  }
+  // A target not known to continue (NFQUEUE hands the verdict to a program).
+  const auto queued = legacy_rule(input_chain("[1:60] -A INPUT -j NFQUEUE --queue-num 1\n[1:60] -A INPUT -j DROP\n"), packet);
+  REQUIRE(queued);
+  CHECK_FALSE(queued->certain);
+  // LOG continues: no doubt.
+  const auto logged = legacy_rule(input_chain("[1:60] -A INPUT -m limit --limit 1/s -j LOG\n[1:60] -A INPUT -j DROP\n"), packet);
+  REQUIRE(logged);
+  CHECK(logged->certain);
+}
+
+TEST_CASE("nft statements the walker does not evaluate make a later drop probable", "[firewall][certainty]") {
+  const PacketFacts packet = ssh_syn_with_evidence();
+  auto nft = [&](const std::string& first_expr) {
+    const std::string json =
+        R"({"nftables": [{"chain": {"family": "inet", "table": "t", "name": "in", "handle": 1, "type": "filter", )"
+        R"("hook": "input", "prio": 0, "policy": "accept"}}, )"
+        R"({"rule": {"family": "inet", "table": "t", "chain": "in", "handle": 2, "expr": [)" + first_expr + R"(]}}, )"
+        R"({"rule": {"family": "inet", "table": "t", "chain": "in", "handle": 3, "expr": [{"match": {"op": "==", )"
+        R"("left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}}, {"drop": null}]}}]})";
+    return find_dropping_rule(Rulesets{json, "", "", ""}, packet);
+  };
+  const auto limited = nft(R"({"limit": {"rate": 3, "per": "minute"}}, {"accept": null})");
+  REQUIRE(limited);
+  CHECK(limited->handle == 3u);
+  CHECK_FALSE(limited->certain);
+  CHECK(limited->undecided == "limit in in");
+  const auto vmap = nft(R"({"vmap": {"key": {"payload": {"protocol": "ip", "field": "saddr"}}, "data": {"set": []}}})");
+  REQUIRE(vmap);
+  CHECK_FALSE(vmap->certain);
+  CHECK(vmap->undecided.find("statement vmap") == 0);
+  const auto hashed = nft(R"({"match": {"op": "==", "left": {"jhash": {}}, "right": 1}}, {"accept": null})");
+  REQUIRE(hashed);
+  CHECK_FALSE(hashed->certain);
+  // Another transport's fields (ufw's DHCP rule, as iptables-nft writes it) cannot match a TCP packet.
+  const auto udp = nft(R"({"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "protocol"}}, "right": "udp"}}, )"
+                       R"({"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "sport"}}, "right": 67}}, {"accept": null})");
+  REQUIRE(udp);
+  CHECK(udp->certain);
+  const auto counted = nft(R"({"counter": {"packets": 1, "bytes": 60}}, {"log": {"prefix": "x"}})");
+  REQUIRE(counted);
+  CHECK(counted->certain);  // neither ends the walk
+}
+
+TEST_CASE("conntrack state is decided from the kernel's entry, and undecided without it", "[firewall][certainty]") {
+  const std::string json =
+      R"({"nftables": [{"chain": {"family": "inet", "table": "t", "name": "in", "handle": 1, "type": "filter", )"
+      R"("hook": "input", "prio": 0, "policy": "accept"}}, )"
+      R"({"rule": {"family": "inet", "table": "t", "chain": "in", "handle": 4, "expr": [{"match": {"op": "in", )"
+      R"("left": {"ct": {"key": "state"}}, "right": "invalid"}}, {"counter": {"packets": 1, "bytes": 52}}, {"drop": null}]}}]})";
+  PacketFacts ack = ssh_syn_with_evidence();
+  ack.tcp_flags = 0x10;
+  ack.conntrack = ConntrackFacts{ConntrackFacts::State::Invalid};
+  const auto invalid = find_dropping_rule(Rulesets{json, "", "", ""}, ack);
+  REQUIRE(invalid);
+  CHECK(invalid->handle == 4u);
+  CHECK(invalid->certain);
+  ack.conntrack = ConntrackFacts{ConntrackFacts::State::Established};
+  CHECK_FALSE(find_dropping_rule(Rulesets{json, "", "", ""}, ack));
+  ack.conntrack.reset();  // the kernel gave no entry
+  const auto unknown = find_dropping_rule(Rulesets{json, "", "", ""}, ack);
+  REQUIRE(unknown);
+  CHECK_FALSE(unknown->certain);
+  CHECK(unknown->undecided == "ct state (no conntrack evidence at the drop) in in");
+  // A chain before conntrack's hook saw no state at all.
+  std::string raw = json;
+  raw.replace(raw.find(R"("prio": 0)"), 9, R"("prio": -300)");
+  ack.conntrack = ConntrackFacts{ConntrackFacts::State::Invalid};
+  const auto early = find_dropping_rule(Rulesets{raw, "", "", ""}, ack);
+  REQUIRE(early);
+  CHECK_FALSE(early->certain);
+}
+
+// What `ufw --force enable`, `ufw deny proto tcp from 10.0.0.2 to any port 22`
+// and `ufw allow 22/tcp` leave (ufw 0.36.2 on Debian 12, iptables-nft): the
+// ruleset as iptables-save -c prints it and ufw's own rule files. `ufw status
+// numbered` then shows [1] 22/tcp DENY IN 10.0.0.2, [2] 22/tcp ALLOW IN
+// Anywhere, [3] 22/tcp (v6) ALLOW IN Anywhere (v6).
+const char* kUfw = R"(# Generated by iptables-save v1.8.9 (nf_tables) on Mon Nov 30 16:39:45 2026
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+:ufw-after-forward - [0:0]
+:ufw-after-input - [0:0]
+:ufw-after-logging-forward - [0:0]
+:ufw-after-logging-input - [0:0]
+:ufw-after-logging-output - [0:0]
+:ufw-after-output - [0:0]
+:ufw-before-forward - [0:0]
+:ufw-before-input - [0:0]
+:ufw-before-logging-forward - [0:0]
+:ufw-before-logging-input - [0:0]
+:ufw-before-logging-output - [0:0]
+:ufw-before-output - [0:0]
+:ufw-logging-allow - [0:0]
+:ufw-logging-deny - [0:0]
+:ufw-not-local - [0:0]
+:ufw-reject-forward - [0:0]
+:ufw-reject-input - [0:0]
+:ufw-reject-output - [0:0]
+:ufw-skip-to-policy-forward - [0:0]
+:ufw-skip-to-policy-input - [0:0]
+:ufw-skip-to-policy-output - [0:0]
+:ufw-track-forward - [0:0]
+:ufw-track-input - [0:0]
+:ufw-track-output - [0:0]
+:ufw-user-forward - [0:0]
+:ufw-user-input - [0:0]
+:ufw-user-limit - [0:0]
+:ufw-user-limit-accept - [0:0]
+:ufw-user-logging-forward - [0:0]
+:ufw-user-logging-input - [0:0]
+:ufw-user-logging-output - [0:0]
+:ufw-user-output - [0:0]
+[0:0] -A INPUT -j ufw-before-logging-input
+[0:0] -A INPUT -j ufw-before-input
+[0:0] -A INPUT -j ufw-after-input
+[0:0] -A INPUT -j ufw-after-logging-input
+[0:0] -A INPUT -j ufw-reject-input
+[0:0] -A INPUT -j ufw-track-input
+[0:0] -A FORWARD -j ufw-before-logging-forward
+[0:0] -A FORWARD -j ufw-before-forward
+[0:0] -A FORWARD -j ufw-after-forward
+[0:0] -A FORWARD -j ufw-after-logging-forward
+[0:0] -A FORWARD -j ufw-reject-forward
+[0:0] -A FORWARD -j ufw-track-forward
+[0:0] -A OUTPUT -j ufw-before-logging-output
+[0:0] -A OUTPUT -j ufw-before-output
+[0:0] -A OUTPUT -j ufw-after-output
+[0:0] -A OUTPUT -j ufw-after-logging-output
+[0:0] -A OUTPUT -j ufw-reject-output
+[0:0] -A OUTPUT -j ufw-track-output
+[0:0] -A ufw-after-input -p udp -m udp --dport 137 -j ufw-skip-to-policy-input
+[0:0] -A ufw-after-input -p udp -m udp --dport 138 -j ufw-skip-to-policy-input
+[0:0] -A ufw-after-input -p tcp -m tcp --dport 139 -j ufw-skip-to-policy-input
+[0:0] -A ufw-after-input -p tcp -m tcp --dport 445 -j ufw-skip-to-policy-input
+[0:0] -A ufw-after-input -p udp -m udp --dport 67 -j ufw-skip-to-policy-input
+[0:0] -A ufw-after-input -p udp -m udp --dport 68 -j ufw-skip-to-policy-input
+[0:0] -A ufw-after-input -m addrtype --dst-type BROADCAST -j ufw-skip-to-policy-input
+[0:0] -A ufw-after-logging-forward -m limit --limit 3/min --limit-burst 10 -j LOG --log-prefix "[UFW BLOCK] "
+[0:0] -A ufw-after-logging-input -m limit --limit 3/min --limit-burst 10 -j LOG --log-prefix "[UFW BLOCK] "
+[0:0] -A ufw-before-forward -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+[0:0] -A ufw-before-forward -p icmp -m icmp --icmp-type 3 -j ACCEPT
+[0:0] -A ufw-before-forward -p icmp -m icmp --icmp-type 11 -j ACCEPT
+[0:0] -A ufw-before-forward -p icmp -m icmp --icmp-type 12 -j ACCEPT
+[0:0] -A ufw-before-forward -p icmp -m icmp --icmp-type 8 -j ACCEPT
+[0:0] -A ufw-before-forward -j ufw-user-forward
+[0:0] -A ufw-before-input -i lo -j ACCEPT
+[0:0] -A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+[0:0] -A ufw-before-input -m conntrack --ctstate INVALID -j ufw-logging-deny
+[0:0] -A ufw-before-input -m conntrack --ctstate INVALID -j DROP
+[0:0] -A ufw-before-input -p icmp -m icmp --icmp-type 3 -j ACCEPT
+[0:0] -A ufw-before-input -p icmp -m icmp --icmp-type 11 -j ACCEPT
+[0:0] -A ufw-before-input -p icmp -m icmp --icmp-type 12 -j ACCEPT
+[0:0] -A ufw-before-input -p icmp -m icmp --icmp-type 8 -j ACCEPT
+[0:0] -A ufw-before-input -p udp -m udp --sport 67 --dport 68 -j ACCEPT
+[0:0] -A ufw-before-input -j ufw-not-local
+[0:0] -A ufw-before-input -d 224.0.0.251/32 -p udp -m udp --dport 5353 -j ACCEPT
+[0:0] -A ufw-before-input -d 239.255.255.250/32 -p udp -m udp --dport 1900 -j ACCEPT
+[0:0] -A ufw-before-input -j ufw-user-input
+[0:0] -A ufw-before-output -o lo -j ACCEPT
+[0:0] -A ufw-before-output -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+[0:0] -A ufw-before-output -j ufw-user-output
+[0:0] -A ufw-logging-allow -m limit --limit 3/min --limit-burst 10 -j LOG --log-prefix "[UFW ALLOW] "
+[0:0] -A ufw-logging-deny -m conntrack --ctstate INVALID -m limit --limit 3/min --limit-burst 10 -j RETURN
+[0:0] -A ufw-logging-deny -m limit --limit 3/min --limit-burst 10 -j LOG --log-prefix "[UFW BLOCK] "
+[0:0] -A ufw-not-local -m addrtype --dst-type LOCAL -j RETURN
+[0:0] -A ufw-not-local -m addrtype --dst-type MULTICAST -j RETURN
+[0:0] -A ufw-not-local -m addrtype --dst-type BROADCAST -j RETURN
+[0:0] -A ufw-not-local -m limit --limit 3/min --limit-burst 10 -j ufw-logging-deny
+[0:0] -A ufw-not-local -j DROP
+[0:0] -A ufw-skip-to-policy-forward -j DROP
+[0:0] -A ufw-skip-to-policy-input -j DROP
+[0:0] -A ufw-skip-to-policy-output -j ACCEPT
+[0:0] -A ufw-track-output -p tcp -m conntrack --ctstate NEW -j ACCEPT
+[0:0] -A ufw-track-output -p udp -m conntrack --ctstate NEW -j ACCEPT
+[0:0] -A ufw-user-input -s 10.0.0.2/32 -p tcp -m tcp --dport 22 -j DROP
+[0:0] -A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT
+[0:0] -A ufw-user-limit -m limit --limit 3/min -j LOG --log-prefix "[UFW LIMIT BLOCK] "
+[0:0] -A ufw-user-limit -j REJECT --reject-with icmp-port-unreachable
+[0:0] -A ufw-user-limit-accept -j ACCEPT
+COMMIT
+# Completed on Mon Nov 30 16:39:45 2026
+)";
+const char* kUfwUserRules = R"(*filter
+:ufw-user-input - [0:0]
+:ufw-user-output - [0:0]
+:ufw-user-forward - [0:0]
+:ufw-before-logging-input - [0:0]
+:ufw-before-logging-output - [0:0]
+:ufw-before-logging-forward - [0:0]
+:ufw-user-logging-input - [0:0]
+:ufw-user-logging-output - [0:0]
+:ufw-user-logging-forward - [0:0]
+:ufw-after-logging-input - [0:0]
+:ufw-after-logging-output - [0:0]
+:ufw-after-logging-forward - [0:0]
+:ufw-logging-deny - [0:0]
+:ufw-logging-allow - [0:0]
+:ufw-user-limit - [0:0]
+:ufw-user-limit-accept - [0:0]
+### RULES ###
+
+### tuple ### deny tcp 22 0.0.0.0/0 any 10.0.0.2 in
+-A ufw-user-input -p tcp --dport 22 -s 10.0.0.2 -j DROP
+
+### tuple ### allow tcp 22 0.0.0.0/0 any 0.0.0.0/0 in
+-A ufw-user-input -p tcp --dport 22 -j ACCEPT
+
+### END RULES ###
+
+### LOGGING ###
+-A ufw-after-logging-input -j LOG --log-prefix "[UFW BLOCK] " -m limit --limit 3/min --limit-burst 10
+-A ufw-after-logging-forward -j LOG --log-prefix "[UFW BLOCK] " -m limit --limit 3/min --limit-burst 10
+-I ufw-logging-deny -m conntrack --ctstate INVALID -j RETURN -m limit --limit 3/min --limit-burst 10
+-A ufw-logging-deny -j LOG --log-prefix "[UFW BLOCK] " -m limit --limit 3/min --limit-burst 10
+-A ufw-logging-allow -j LOG --log-prefix "[UFW ALLOW] " -m limit --limit 3/min --limit-burst 10
+### END LOGGING ###
+
+### RATE LIMITING ###
+-A ufw-user-limit -m limit --limit 3/minute -j LOG --log-prefix "[UFW LIMIT BLOCK] "
+-A ufw-user-limit -j REJECT
+-A ufw-user-limit-accept -j ACCEPT
+### END RATE LIMITING ###
+COMMIT
+)";
+const char* kUfwUser6Rules = R"(*filter
+:ufw6-user-input - [0:0]
+:ufw6-user-output - [0:0]
+:ufw6-user-forward - [0:0]
+:ufw6-before-logging-input - [0:0]
+:ufw6-before-logging-output - [0:0]
+:ufw6-before-logging-forward - [0:0]
+:ufw6-user-logging-input - [0:0]
+:ufw6-user-logging-output - [0:0]
+:ufw6-user-logging-forward - [0:0]
+:ufw6-after-logging-input - [0:0]
+:ufw6-after-logging-output - [0:0]
+:ufw6-after-logging-forward - [0:0]
+:ufw6-logging-deny - [0:0]
+:ufw6-logging-allow - [0:0]
+:ufw6-user-limit - [0:0]
+:ufw6-user-limit-accept - [0:0]
+### RULES ###
+
+### tuple ### allow tcp 22 ::/0 any ::/0 in
+-A ufw6-user-input -p tcp --dport 22 -j ACCEPT
+
+### END RULES ###
+
+### LOGGING ###
+-A ufw6-after-logging-input -j LOG --log-prefix "[UFW BLOCK] " -m limit --limit 3/min --limit-burst 10
+-A ufw6-after-logging-forward -j LOG --log-prefix "[UFW BLOCK] " -m limit --limit 3/min --limit-burst 10
+-I ufw6-logging-deny -m conntrack --ctstate INVALID -j RETURN -m limit --limit 3/min --limit-burst 10
+-A ufw6-logging-deny -j LOG --log-prefix "[UFW BLOCK] " -m limit --limit 3/min --limit-burst 10
+-A ufw6-logging-allow -j LOG --log-prefix "[UFW ALLOW] " -m limit --limit 3/min --limit-burst 10
+### END LOGGING ###
+
+### RATE LIMITING ###
+-A ufw6-user-limit -m limit --limit 3/minute -j LOG --log-prefix "[UFW LIMIT BLOCK] "
+-A ufw6-user-limit -j REJECT
+-A ufw6-user-limit-accept -j ACCEPT
+### END RATE LIMITING ###
+COMMIT
+)";
+
+TEST_CASE("ufw: the user rule drops the client, not ufw-not-local's catch-all", "[firewall][certainty]") {
+  PacketFacts packet = ssh_syn_with_evidence();
+  const auto rule = legacy_rule(kUfw, packet);
+  REQUIRE(rule);
+  CHECK(rule->chain == "ufw-user-input");
+  CHECK(rule->text == "-A ufw-user-input -s 10.0.0.2/32 -p tcp -m tcp --dport 22 -j DROP");
+  CHECK(rule->certain);
+  REQUIRE(rule->blocker);
+  CHECK(rule->blocker->tool == "ufw");
+  CHECK(rule->blocker->name == "ufw-user-input");
+  CHECK_FALSE(rule->blocker->rule_number);  // ufw's files not read
+  // With ufw's files: its number, as `ufw status numbered` shows it.
+  Rulesets with_files{"", "", "", kUfw, {UfwFiles{kUfwUserRules, kUfwUser6Rules}}};
+  const auto numbered = find_dropping_rule(with_files, packet);
+  REQUIRE(numbered);
+  REQUIRE(numbered->blocker);
+  CHECK(numbered->blocker->rule_number == 1u);
+  // Files that are not the loaded ones (another namespace's, stale) name no rule.
+  std::string stale = kUfwUserRules;
+  stale.replace(stale.find("-j DROP"), 7, "-j REJECT");
+  Rulesets mismatched{"", "", "", kUfw, {UfwFiles{stale, kUfwUser6Rules}}};
+  CHECK_FALSE(find_dropping_rule(mismatched, packet)->blocker->rule_number);
+  // Without the route's type, ufw-not-local's RETURN is undecided: its DROP is at best probable.
+  packet.route_type.reset();
+  const auto unsure = legacy_rule(kUfw, packet);
+  REQUIRE(unsure);
+  CHECK_FALSE(unsure->certain);
+  CHECK(unsure->undecided == "--dst-type LOCAL in ufw-not-local");
+  // Without the receiving interface, `-i lo -j ACCEPT` is undecided.
+  packet = ssh_syn_with_evidence();
+  packet.in_interface.reset();
+  const auto no_device = legacy_rule(kUfw, packet);
+  REQUIRE(no_device);
+  CHECK(no_device->chain == "ufw-user-input");
+  CHECK_FALSE(no_device->certain);
+  CHECK(no_device->undecided == "-i lo in ufw-before-input");
+}
+
+TEST_CASE("iptables-nft's xt matches are decided by the iptables-nft-save line", "[firewall][certainty]") {
+  // fail2ban's iptables-multiport action on Debian 12 (iptables-nft): nft shows the multiport match only as xt.
+  const std::string json =
+      R"({"nftables": [{"table": {"family": "ip", "name": "filter", "handle": 1}}, )"
+      R"({"chain": {"family": "ip", "table": "filter", "name": "INPUT", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}, )"
+      R"({"chain": {"family": "ip", "table": "filter", "name": "f2b-sshd", "handle": 2}}, )"
+      R"({"rule": {"family": "ip", "table": "filter", "chain": "INPUT", "handle": 3, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}}, {"xt": {"type": "match", "name": "multiport"}}, {"counter": {"packets": 1, "bytes": 60}}, {"jump": {"target": "f2b-sshd"}}]}}, )"
+      R"({"rule": {"family": "ip", "table": "filter", "chain": "f2b-sshd", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "10.0.0.2"}}, {"counter": {"packets": 1, "bytes": 60}}, {"xt": {"type": "target", "name": "REJECT"}}]}}, )"
+      R"({"rule": {"family": "ip", "table": "filter", "chain": "f2b-sshd", "handle": 5, "expr": [{"counter": {"packets": 0, "bytes": 0}}, {"return": null}]}}]})";
+  const std::string save = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:f2b-sshd - [0:0]\n"
+                           "[1:60] -A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd\n"
+                           "[1:60] -A f2b-sshd -s 10.0.0.2/32 -j REJECT --reject-with icmp-port-unreachable\n"
+                           "[0:0] -A f2b-sshd -j RETURN\nCOMMIT\n";
+  const auto rule = find_dropping_rule(Rulesets{json, "", save, ""}, ssh_syn_with_evidence());
+  REQUIRE(rule);
+  CHECK(rule->backend == "iptables-nft");
+  CHECK(rule->chain == "f2b-sshd");
+  CHECK(rule->text == "-A f2b-sshd -s 10.0.0.2/32 -j REJECT --reject-with icmp-port-unreachable");
+  CHECK(rule->fail2ban_jail == "sshd");
+  CHECK(rule->certain);
+  // Without the iptables-nft-save text, the xt match stays undecided: the same rule, probable.
+  const auto alone = find_dropping_rule(Rulesets{json, "", "", ""}, ssh_syn_with_evidence());
+  REQUIRE(alone);
+  CHECK(alone->chain == "f2b-sshd");
+  CHECK_FALSE(alone->certain);
+}
+
+TEST_CASE("marks, interfaces, address types, ranges and service names", "[firewall][certainty]") {
+  const PacketFacts packet = ssh_syn_with_evidence();
+  auto verdict = [&](const std::string& rules) {
+    const auto rule = legacy_rule(input_chain(rules), packet);
+    return !rule ? std::string("none") : rule->certain ? "drop" : "maybe";
+  };
+  CHECK(verdict("[0:0] -A INPUT -m mark --mark 0x1/0xff -j ACCEPT\n[0:0] -A INPUT -j DROP\n") == "drop");
+  CHECK(verdict("[0:0] -A INPUT -m mark --mark 0x0 -j ACCEPT\n[0:0] -A INPUT -j DROP\n") == "none");
+  // A rule that sets marks: the mark at the drop is not what earlier rules saw.
+  CHECK(verdict("[0:0] -A INPUT -m mark --mark 0x1 -j ACCEPT\n[0:0] -A INPUT -j MARK --set-mark 0x1\n"
+                "[0:0] -A INPUT -j DROP\n") == "maybe");
+  CHECK(verdict("[0:0] -A INPUT -i veth+ -j DROP\n") == "drop");
+  CHECK(verdict("[0:0] -A INPUT ! -i veth-srv -j DROP\n") == "none");
+  CHECK(verdict("[0:0] -A INPUT -m iprange --src-range 10.0.0.1-10.0.0.9 -j DROP\n") == "drop");
+  CHECK(verdict("[0:0] -A INPUT -m iprange --src-range 10.0.0.3-10.0.0.9 -j DROP\n") == "none");
+  CHECK(verdict("[0:0] -A INPUT -p tcp -m multiport --dports ssh -j DROP\n") == "drop");
+  CHECK(verdict("[0:0] -A INPUT -p tcp --syn -j DROP\n") == "drop");
+  CHECK(verdict("[0:0] -A INPUT -p tcp -m tcp --tcp-flags SYN,ACK ACK -j DROP\n") == "none");
+  CHECK(verdict("[0:0] -A INPUT -m addrtype ! --dst-type LOCAL -j DROP\n") == "none");
+  CHECK(verdict("[0:0] -A INPUT -m addrtype --src-type LOCAL -j DROP\n") == "maybe");
+}
+
+TEST_CASE("ufw rule numbers: user.rules' tuples, then user6.rules'", "[firewall]") {
+  const UfwFiles files{kUfwUserRules, kUfwUser6Rules};
+  CHECK(ufw_rule_number(files, 4, "ufw-user-input", 0, {"DROP", "ACCEPT"}) == 1u);
+  CHECK(ufw_rule_number(files, 4, "ufw-user-input", 1, {"DROP", "ACCEPT"}) == 2u);
+  CHECK(ufw_rule_number(files, 6, "ufw6-user-input", 0, {"ACCEPT"}) == 3u);
+  CHECK_FALSE(ufw_rule_number(files, 4, "ufw-user-input", 0, {"DROP"}));            // not the loaded file
+  CHECK_FALSE(ufw_rule_number(files, 4, "ufw-user-input", 2, {"DROP", "ACCEPT"}));  // past its end
+}
+
+TEST_CASE("rule counters read before and after the drop corroborate the rule, or take its certainty", "[firewall]") {
+  const PacketFacts packet = ssh_syn_with_evidence();
+  auto legacy = [](int packets) {
+    return Rulesets{"", "", "", input_chain("[" + std::to_string(packets) + ":240] -A INPUT -s 10.0.0.2/32 -j DROP\n")};
+  };
+  const RulesetIndex before(legacy(4));
+  auto moved = RulesetIndex(legacy(5)).find_dropping_rule(packet);
+  REQUIRE(moved);
+  corroborate_with_counters(*moved, before);
+  CHECK(moved->counter_moved == true);
+  CHECK(moved->certain);
+  auto still = RulesetIndex(legacy(4)).find_dropping_rule(packet);
+  REQUIRE(still);
+  corroborate_with_counters(*still, before);
+  CHECK(still->counter_moved == false);
+  CHECK_FALSE(still->certain);
+  CHECK(still->undecided.find("its counter did not move") == 0);
+  // Another rule at that place before (the ruleset changed): nothing is said.
+  const RulesetIndex other(Rulesets{"", "", "", input_chain("[9:540] -A INPUT -s 10.0.0.9/32 -j DROP\n")});
+  auto changed = RulesetIndex(legacy(5)).find_dropping_rule(packet);
+  corroborate_with_counters(*changed, other);
+  CHECK_FALSE(changed->counter_moved);
+  // nft: the same handle and text but for the counter.
+  auto nft = [](int packets) {
+    const std::string n = std::to_string(packets);
+    return Rulesets{
+        R"({"nftables": [{"chain": {"family": "inet", "table": "t", "name": "in", "handle": 1, "type": "filter", )"
+        R"("hook": "input", "prio": 0, "policy": "accept"}}, {"rule": {"family": "inet", "table": "t", "chain": "in", )"
+        R"("handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, )"
+        R"("right": 22}}, {"counter": {"packets": )" + n + R"(, "bytes": 60}}, {"drop": null}]}}]})",
+        "table inet t {\n\tchain in { # handle 1\n\t\ttcp dport 22 counter packets " + n +
+            " bytes 60 drop # handle 2\n\t}\n}\n",
+        "", ""};
+  };
+  const RulesetIndex nft_before(nft(1));
+  auto nft_rule = RulesetIndex(nft(2)).find_dropping_rule(packet);
+  REQUIRE(nft_rule);
+  corroborate_with_counters(*nft_rule, nft_before);
+  CHECK(nft_rule->counter_moved == true);
+}
+
+TEST_CASE("the front-end behind a rule, from the names it gives its chains, tables and sets", "[firewall]") {
+  auto blocker = [](const char* backend, const char* table, const char* chain, const char* text) {
+    FirewallRule rule{backend, "inet", table, chain, std::nullopt, text, "drop"};
+    rule.fail2ban_jail = fail2ban_jail_of(chain);
+    return blocker_of(rule);
+  };
+  const auto f2b = blocker("iptables-nft", "filter", "f2b-sshd", "-A f2b-sshd -s 10.0.0.2/32 -j REJECT");
+  REQUIRE(f2b);
+  CHECK((f2b->tool == "fail2ban" && f2b->name == "sshd"));
+  // fail2ban's iptables-ipset action: the jail is in the set's name.
+  const auto ipset = blocker("iptables-nft", "filter", "INPUT",
+                             "-A INPUT -p tcp -m multiport --dports 22 -m set --match-set f2b-sshd src -j REJECT");
+  REQUIRE(ipset);
+  CHECK((ipset->tool == "fail2ban" && ipset->name == "sshd"));
+  const auto firewalld = blocker("nftables", "firewalld", "filter_IN_public_deny", "ip saddr 10.0.0.2 reject");
+  REQUIRE(firewalld);
+  CHECK((firewalld->tool == "firewalld" && firewalld->name == "public"));
+  const auto sshguard = blocker("nftables", "sshguard", "blacklist", "ip saddr @attackers drop");
+  REQUIRE(sshguard);
+  CHECK(sshguard->tool == "sshguard");
+  const auto sshguard_ipset = blocker("iptables-legacy", "filter", "INPUT", "-A INPUT -m set --match-set sshguard4 src -j DROP");
+  REQUIRE(sshguard_ipset);
+  CHECK((sshguard_ipset->tool == "sshguard" && sshguard_ipset->name == "sshguard4"));
+  CHECK_FALSE(blocker("nftables", "t", "input", "tcp dport 22 drop"));
+}

@@ -1,0 +1,103 @@
+// Which front-end wrote a rule, from the names it gives its chains, tables
+// and sets (declared in provenance/firewall.h). Names are the namespace
+// owner's word like the rest of the ruleset: they name, never prove.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "provenance/firewall.h"
+
+namespace rsttrace {
+namespace {
+
+constexpr size_t kMaxUfwLines = 100000;  // user.rules: 2-3 lines a rule
+
+bool starts_with(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
+
+// The word after `option` in an iptables rule text (`--match-set f2b-sshd src`).
+std::string word_after(const std::string& text, std::string_view option) {
+  const size_t at = text.find(std::string(option) + " ");
+  if (at == std::string::npos) return "";
+  const size_t start = at + option.size() + 1, end = text.find(' ', start);
+  return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+// firewalld's nft chains: filter_IN_<zone>_{pre,log,deny,allow,post}.
+std::optional<std::string> firewalld_zone(const std::string& chain) {
+  if (!starts_with(chain, "filter_IN_")) return std::nullopt;
+  const size_t last = chain.rfind('_');
+  if (last <= 10) return std::nullopt;
+  const std::string suffix = chain.substr(last + 1);
+  if (suffix != "pre" && suffix != "log" && suffix != "deny" && suffix != "allow" && suffix != "post") return std::nullopt;
+  return chain.substr(10, last - 10);
+}
+
+}  // namespace
+
+std::optional<Blocker> blocker_of(const FirewallRule& rule) {
+  if (rule.fail2ban_jail) return Blocker{"fail2ban", *rule.fail2ban_jail, std::nullopt};
+  // fail2ban's iptables-ipset action: -m set --match-set f2b-<jail> src in INPUT.
+  if (const auto jail = fail2ban_jail_of(word_after(rule.text, "--match-set"))) return Blocker{"fail2ban", *jail, std::nullopt};
+  if (starts_with(rule.chain, "ufw-") || starts_with(rule.chain, "ufw6-")) return Blocker{"ufw", rule.chain, std::nullopt};
+  if (rule.table == "firewalld" || starts_with(rule.table, "firewalld")) {
+    const auto zone = firewalld_zone(rule.chain);
+    return Blocker{"firewalld", zone ? *zone : rule.chain, std::nullopt};
+  }
+  // sshguard: its nft backend's table sshguard, its iptables chain sshguard, its ipsets sshguard4/6.
+  const std::string set = word_after(rule.text, "--match-set");
+  if (rule.table == "sshguard" || rule.chain == "sshguard" || set == "sshguard4" || set == "sshguard6")
+    return Blocker{"sshguard", rule.table == "sshguard" ? "table sshguard" : !set.empty() ? set : rule.chain, std::nullopt};
+  return std::nullopt;
+}
+
+}  // namespace rsttrace
+
+namespace rsttrace {
+namespace {
+
+// The -j target of a rule line ("-A ufw-user-input -p tcp --dport 22 -j DROP" -> "DROP").
+std::string target_of(std::string_view line) {
+  const size_t at = line.rfind(" -j ");
+  if (at == std::string_view::npos) return "";
+  const std::string_view rest = line.substr(at + 4);
+  return std::string(rest.substr(0, rest.find(' ')));
+}
+
+// user.rules' -A lines for `chain`, each with the ordinal of the `### tuple ###` above it.
+struct UfwFileRule {
+  std::string target;
+  uint64_t tuple = 0;  // 1-based within the file; 0: not under a tuple
+};
+
+std::vector<UfwFileRule> ufw_file_rules(std::string_view text, const std::string& chain, uint64_t& tuples) {
+  std::vector<UfwFileRule> rules;
+  tuples = 0;
+  size_t lines = 0;
+  for (size_t pos = 0; pos < text.size() && lines < kMaxUfwLines; ++lines) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    const std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.rfind("### tuple ### ", 0) == 0) ++tuples;
+    else if (line.rfind("-A " + chain + " ", 0) == 0) rules.push_back({target_of(line), tuples});
+  }
+  return rules;
+}
+
+}  // namespace
+
+std::optional<uint64_t> ufw_rule_number(const UfwFiles& files, int family, const std::string& chain, size_t position,
+                                        const std::vector<std::string>& live_targets) {
+  uint64_t tuples4 = 0, tuples6 = 0;
+  const auto rules4 = ufw_file_rules(files.user_rules, chain, tuples4);
+  const auto rules6 = ufw_file_rules(files.user6_rules, chain, tuples6);
+  const auto& rules = family == 6 ? rules6 : rules4;
+  // The file must be the one loaded: the chain's rules, their number and targets, as the kernel has them.
+  if (rules.size() != live_targets.size() || position >= rules.size() || rules[position].tuple == 0) return std::nullopt;
+  for (size_t i = 0; i < rules.size(); ++i)
+    if (rules[i].target != live_targets[i]) return std::nullopt;
+  // `ufw status numbered` lists user.rules' tuples, then user6.rules'.
+  return (family == 6 ? tuples4 : 0) + rules[position].tuple;
+}
+
+}  // namespace rsttrace
