@@ -9,6 +9,7 @@
 #include "selftest/lab_client.h"
 #include "selftest/selftest.h"
 #include "error.h"
+#include "explain/command.h"
 
 int main(int argc, char** argv) {
   using namespace rsttrace;
@@ -19,6 +20,10 @@ int main(int argc, char** argv) {
     return exit->code;
   }
   if (const auto* client = std::get_if<LabClientOptions>(&parsed)) return run_lab_client(*client);
+  if (const auto* explain = std::get_if<ExplainOptions>(&parsed)) {
+    setup_logging(false);
+    return run_explain(*explain);  // its own exit codes: 2 on error
+  }
   try {
     if (const auto* selftest = std::get_if<SelftestOptions>(&parsed)) {
       setup_logging(selftest->verbose);

@@ -83,6 +83,37 @@ def main():
             assert count > 200, f"the chart shows no {name} bars ({count} pixels)"
         # Wrappers: 5 events in 4 minutes; sshd 1: more wrapper ink than sshd ink.
         assert counts["tcp-wrappers"] > counts["sshd"], counts
+
+        # The tables as the browser built them: each verdict's meaning and fix, the latest lines.
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                              f"--user-data-dir={directory}/profile", "--dump-dom", "file://" + page],
+                             check=True, capture_output=True, text=True, timeout=120).stdout
+        assert "What each verdict means, and the fix" in dom, dom[:2000]
+        assert "fail2ban-client set recidive unbanip 127.0.0.4" in dom
+        assert dom.count('id="latest"') == 1 and "<img" not in dom and "onerror" in dom  # shown as text, never a tag
+
+        # A 3-second capture: a bar per second, the empty second between them (it was one full-width bar).
+        short_page = os.path.join(directory, "short.html")
+        subprocess.run([RSTTRACE, "report", *capture_fixture.write_short(directory), "--html", short_page],
+                       check=True, capture_output=True)
+        short_shot = os.path.join(directory, "short.png")
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--user-data-dir={directory}/profile", "--window-size=1100,900",
+                        f"--screenshot={short_shot}", "file://" + short_page],
+                       check=True, capture_output=True, timeout=120)
+        width, height, rows = read_png(short_shot)
+        colour = COLOURS["tcp-wrappers"]
+        inked = [x for x in range(width)
+                 if sum(all(abs(p - q) <= 6 for p, q in zip(rows[y][x], colour)) for y in range(height)) > 20]
+        runs = []
+        for x in inked:  # contiguous columns of bar ink (the 12-pixel legend swatch is too short to count)
+            if runs and x == runs[-1][1] + 1:
+                runs[-1][1] = x
+            else:
+                runs.append([x, x])
+        print(f"short capture: bar columns {runs}")
+        assert len(runs) == 2, f"expected two bars (seconds 0 and 2), got {runs}"
+        assert all(end - start < width / 2 for start, end in runs), runs
     return 0
 
 

@@ -38,6 +38,7 @@ class ReportCliTest(unittest.TestCase):
         self.assertRegex(out, r"top remote addresses:\n  127\.0\.0\.2\s+4\n  127\.0\.0\.4\s+2\n")
         self.assertRegex(out, r"fail2ban jails:\n  sshd\s+5\n  recidive\s+2\n")
         self.assertRegex(out, r"2026-11-25T02:20\s+2  firewall 2")
+        self.assertRegex(out, r"fixes \(run as root; rsttrace never runs them\):\n  fail2ban-client set sshd unbanip 127\.0\.0\.2\s+4\n")
         name, line = expected["malformed_line"]
         self.assertIn(f"{name}:{line}: skipped a malformed line", run.stderr)
         self.assertIn("1 truncated last line(s) skipped", run.stderr)
@@ -77,10 +78,21 @@ class ReportCliTest(unittest.TestCase):
         with open(page) as f:
             html = f.read()
         self.assertIn("<svg", html)
-        self.assertEqual(len(re.findall(r"<rect [^>]*fill=\"#d95f02\"><title>", html)), 4)  # wrappers: in 4 minutes
+        self.assertEqual(len(re.findall(r"<rect [^>]*fill=\"#d95f02\"><title>", html)), 4)  # wrappers: in 4 bars of 10 s
         self.assertNotIn("<script>", html)
         self.assertIn("&lt;script&gt;", html)
-        self.assertNotRegex(html, r"(src|href)=")  # self-contained
+        self.assertNotRegex(html, r"<[^>]* (src|href)=")  # self-contained: no attribute loads anything
+        self.assertNotIn("<img", html)
+        # Each verdict's meaning and fix, the rules and front-ends, the latest lines.
+        self.assertIn("What each verdict means, and the fix", html)
+        self.assertIn("<code>fail2ban-client set recidive unbanip 127.0.0.4</code> (2)", html)
+        self.assertIn("<code>nft delete rule inet t input handle 7</code>", html)
+        self.assertRegex(html, r"<td>fail2ban</td><td class=\"n\">7</td>")  # 5 sshd-jail wrappers lines + 2 recidive
+        self.assertIn("nftables inet f2b-table f2b-chain handle 3: tcp dport 22 ip saddr @addr-set-recidive reject", html)
+        latest = html[html.index('<table id="latest">'):]
+        latest = latest[:latest.index("</table>")]
+        self.assertEqual(latest.count("<tr>") - 1, 9)  # every event line of the capture, newest first
+        self.assertLess(latest.index("2026-11-25T02:25:00"), latest.index("2026-11-25T02:10:00"))
         bad = self.report(self.paths[0], "--html", os.path.join(self.dir.name, "no/such/dir/x.html"))
         self.assertEqual(bad.returncode, 2)
         self.assertIn("does not exist", bad.stderr)

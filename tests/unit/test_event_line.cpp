@@ -7,6 +7,8 @@
 #include <arpa/inet.h>
 
 #include <catch2/catch.hpp>
+
+#include "attribute/remedy.h"
 #include <cstdio>
 #include <ctime>
 #include <random>
@@ -176,6 +178,7 @@ std::string ref_event_line(const KernelNames& names, const WallClock& clock, con
   } else {
     j["written_by"] = nullptr;
   }
+  j["remedy"] = remedy_commands(report);
   if (e.full_socket) {
     j["bytes_received"] = e.bytes_received;
     j["bytes_acked"] = e.bytes_acked;
@@ -199,6 +202,8 @@ std::string ref_event_text(const KernelNames& names, const WallClock& clock, con
   if (report.packets > 1) line += " packets " + std::to_string(report.packets);
   line.insert(line.find(' ') + 1, ref_verdict_name(report.verdict) + " ");
   if (!report.detail.empty()) line += ": " + report.detail;
+  const auto remedy = remedy_commands(report);
+  for (size_t i = 0; i < remedy.size(); ++i) line += (i == 0 ? "; fix: " : " ; ") + remedy[i];
   return line;
 }
 

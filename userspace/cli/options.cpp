@@ -125,6 +125,16 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
       "check", "what this kernel offers rsttrace (tracepoints, reasons, kprobes, fentry) and the fallbacks in use");
   check_command->add_flag("-v,--verbose", check.verbose, "libbpf's and the verifier's logs");
 
+  ExplainOptions explain;
+  CLI::App* explain_command = app.add_subcommand(
+      "explain", "what a new connection from ADDR would meet (routing, firewall, listener, sshd, TCP wrappers, "
+                 "bans), the verdict a live trace would give, and the fix; exit 0 allowed, 1 blocked, 2 error");
+  explain_command->add_option("address", explain.address, "client address: IPv4, IPv6, ADDR:PORT or [V6]:PORT")
+      ->required();
+  explain_command->add_option("-p,--port", explain.port, "server port (default 22)")->check(CLI::Range(1, 65535));
+  explain_command->add_option("--netns", explain.netns, "the server's network namespace: inode or path (default: this one)");
+  explain_command->add_flag("--json", explain.json, "one JSON object, \"type\": \"explain\" (docs/events.md)");
+
   LabClientOptions lab_client;
   CLI::App* lab_client_command = app.add_subcommand("lab-client", "raw TCP client used by selftest");
   lab_client_command->group("");  // internal: not in --help
@@ -150,6 +160,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   if (selftest_command->parsed()) return selftest;
   if (lab_client_command->parsed()) return lab_client;
   if (check_command->parsed()) return check;
+  if (explain_command->parsed()) return explain;
   if (report_command->parsed()) {
     try {
       if (!report.html.empty()) check_writable_path("--html", report.html);

@@ -65,6 +65,14 @@ struct CheckOptions {
   bool verbose = false;
 };
 
+// `rsttrace explain ADDR`: what a connection from ADDR would meet (explain/command.h).
+struct ExplainOptions {
+  std::string address;  // ADDR, ADDR:PORT, [V6]:PORT
+  uint16_t port = 22;
+  std::string netns;    // inode or path; "": rsttrace's own
+  bool json = false;
+};
+
 // `rsttrace lab-client` (hidden): a raw TCP client the lab runs in its namespaces.
 struct LabClientOptions {
   std::string connect;
@@ -85,7 +93,8 @@ struct CliExit {
   bool to_stderr = false;
 };
 
-using ParsedCommandLine = std::variant<TraceOptions, SelftestOptions, CheckOptions, ReportOptions, LabClientOptions, CliExit>;
+using ParsedCommandLine =
+    std::variant<TraceOptions, SelftestOptions, CheckOptions, ReportOptions, LabClientOptions, ExplainOptions, CliExit>;
 
 ParsedCommandLine parse_command_line(const std::vector<std::string>& args);
 

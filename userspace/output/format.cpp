@@ -1,5 +1,6 @@
 #include "output/format.h"
 #include "output/json_writer.h"
+#include "attribute/remedy.h"
 
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -185,6 +186,7 @@ void Formatter::append_event_line(std::string& line, const Attribution& report) 
     out.null("wrapper_rule");
   }
   write_written_by(out, report, clock);
+  out.string_array("remedy", remedy_commands(report));
   if (e.full_socket)
     out.number("bytes_received", e.bytes_received).number("bytes_acked", e.bytes_acked).number("unread_bytes", e.unread_bytes);
   out.close();
@@ -287,7 +289,16 @@ std::string Formatter::event_text(const Attribution& report) const {
     line += ": ";
     line += report.detail;
   }
+  append_remedy_text(line, remedy_commands(report));
   return line;
+}
+
+void append_remedy_text(std::string& line, const std::vector<std::string>& commands) {
+  // Printable ASCII by construction (text/shell_quote.h): safe in a terminal as is.
+  for (size_t i = 0; i < commands.size(); ++i) {
+    line += i == 0 ? "; fix: " : " ; ";
+    line += commands[i];
+  }
 }
 
 std::string json_line(const nlohmann::ordered_json& object) {

@@ -48,6 +48,9 @@ struct Formatter {
   void append_enum_names(JsonObjectWriter& out, const TcpEvent& event) const;
 };
 
+// "; fix: CMD ; CMD" after a text line's detail (nothing when there is no remedy).
+void append_remedy_text(std::string& line, const std::vector<std::string>& commands);
+
 // One JSON line (no trailing newline); invalid UTF-8 cannot occur because
 // every kernel string went through escape_untrusted.
 std::string json_line(const nlohmann::ordered_json& object);

@@ -196,6 +196,18 @@ void JsonObjectWriter::string_value(std::string_view value) {
   append_json_string(out_, value);
 }
 
+JsonObjectWriter& JsonObjectWriter::string_array(std::string_view key_name, const std::vector<std::string>& values) {
+  key(key_name);
+  flush();
+  out_ += '[';
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i) out_ += ',';
+    append_json_string(out_, values[i]);
+  }
+  out_ += ']';
+  return *this;
+}
+
 JsonObjectWriter& JsonObjectWriter::untrusted_string(std::string_view key_name, std::string_view raw) {
   key(key_name);
   if (raw.size() <= (kBuffer - 2) / 5) {

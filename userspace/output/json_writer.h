@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rsttrace {
 
@@ -38,6 +39,8 @@ class JsonObjectWriter {
     return value ? literal(key_name, "true") : literal(key_name, "false");
   }
   [[gnu::always_inline]] JsonObjectWriter& null(std::string_view key_name) { return literal(key_name, "null"); }
+  // An array of strings (remedy commands: printable ASCII by construction, JSON-escaped all the same).
+  JsonObjectWriter& string_array(std::string_view key_name, const std::vector<std::string>& values);
   // Untrusted bytes (comm): escape_untrusted() then JSON, in one pass, no temporary.
   JsonObjectWriter& untrusted_string(std::string_view key_name, std::string_view raw);
   // A string of at most `max_size` bytes (<= 256) that `write(char* at)` puts at

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "fd.h"
 #include "privsep/fd_passing.h"
@@ -152,7 +153,10 @@ int open_process_file(pid_t pid, const std::string& relative) {
   return open_in_root_as(root.get(), relative, uid, gid);
 }
 
-std::optional<std::string> fail2ban_banned(const std::string& address) {
+namespace {
+
+// fail2ban-client's answer to `question`, asked of the checked fail2ban only.
+std::optional<std::string> ask_fail2ban(const std::vector<std::string>& question) {
   // Every directory from / to the socket root-owned and writable by root
   // alone: nobody else can put a socket of theirs at the fixed path (a
   // fail2ban-client unpickles what the socket answers: code execution).
@@ -184,8 +188,17 @@ std::optional<std::string> fail2ban_banned(const std::string& address) {
     return std::nullopt;
   // fail2ban-client reaches the very socket checked, through the descriptor
   // it inherits as fd 3, not a path that could be swapped meanwhile.
-  return capture_output({"fail2ban-client", "-s", "/proc/self/fd/3", "banned", address}, std::chrono::seconds(5),
-                        at.get());
+  std::vector<std::string> argv{"fail2ban-client", "-s", "/proc/self/fd/3"};
+  argv.insert(argv.end(), question.begin(), question.end());
+  return capture_output(argv, std::chrono::seconds(5), at.get());
+}
+
+}  // namespace
+
+std::optional<std::string> fail2ban_banned(const std::string& address) { return ask_fail2ban({"banned", address}); }
+
+std::optional<std::string> fail2ban_ban_times(const std::string& jail) {
+  return ask_fail2ban({"get", jail, "banip", "--with-time"});
 }
 
 }  // namespace rsttrace

@@ -35,4 +35,9 @@ int open_process_file(pid_t pid, const std::string& relative);
 // world-writable directories and whose peer is uid 0 (SO_PEERCRED); nullopt otherwise.
 std::optional<std::string> fail2ban_banned(const std::string& address);
 
+// `fail2ban-client -s kFail2banSocket get JAIL banip --with-time` of the same
+// checked fail2ban (each banned address with its ban's start, length and end),
+// for `rsttrace explain` (root, one-shot); not served by the broker.
+std::optional<std::string> fail2ban_ban_times(const std::string& jail);
+
 }  // namespace rsttrace

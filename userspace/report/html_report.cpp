@@ -1,8 +1,11 @@
 // The postmortem page: one self-contained HTML file (no scripts, no external
-// resources), a stacked bar chart per minute as inline SVG, and the tables.
+// resources), a stacked bar chart as inline SVG (per second or 10 s for a short
+// capture, per minute or more for a long one), and the tables: verdicts with
+// their meaning and fix, rules, front-ends, jails, and the latest lines.
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 #include <set>
 
 #include "attribute/verdict.h"
@@ -78,9 +81,43 @@ std::string duration_text(long long minutes) {
   return unit(minutes, "minute");
 }
 
-std::string chart(const Incident& incident) {
+// The bars of the chart: counts by verdict per bar, each bar's label, and what one bar spans.
+struct Bars {
+  std::vector<std::map<std::string, uint64_t>> buckets;
+  std::vector<std::string> labels;
+  std::string per_bar_text;  // "minute", "5 minutes", "second", "10 seconds"
+  int label_width = 70;      // pixels a label needs
+};
+
+// A short capture (up to 40 minutes, its seconds known): a bar per second, or per 10 s.
+std::optional<Bars> second_bars(const Incident& incident) {
+  const auto& seconds = incident.per_second();
+  if (seconds.empty()) return std::nullopt;
+  const int64_t first_second = seconds.begin()->first, last_second = seconds.rbegin()->first;
+  const int64_t span = last_second - first_second + 1;
+  if (span > 2400) return std::nullopt;
+  const int64_t per_bar = span <= 240 ? 1 : 10;
+  const int64_t first = first_second - first_second % per_bar;
+  Bars bars;
+  bars.per_bar_text = per_bar == 1 ? "second" : "10 seconds";
+  bars.label_width = 60;
+  const int64_t count = (last_second - first) / per_bar + 1;
+  bars.buckets.resize(static_cast<size_t>(count));
+  for (const auto& [second, counts] : seconds)
+    for (const auto& [verdict, n] : counts) bars.buckets[static_cast<size_t>((second - first) / per_bar)][verdict] += n;
+  for (int64_t bar = 0; bar < count; ++bar) {
+    const std::time_t t = static_cast<std::time_t>(first + bar * per_bar);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buffer[16];
+    std::strftime(buffer, sizeof(buffer), "%H:%M:%S", &tm);
+    bars.labels.push_back(buffer);
+  }
+  return bars;
+}
+
+Bars minute_bars(const Incident& incident) {
   const auto& timeline = incident.timeline();
-  if (timeline.empty()) return "<p>No events.</p>";
   long long first = minute_number(timeline.begin()->first), last = first;
   for (const auto& entry : timeline) {  // text order is time order for valid keys; do not rely on it
     first = std::min(first, minute_number(entry.first));
@@ -89,18 +126,30 @@ std::string chart(const Incident& incident) {
   const long long per_bar = bar_minutes(last - first + 1);
   first = floor_div(first, per_bar) * per_bar;  // bars start on the clock's round times
   const long long span = last - first + 1;
-  const std::string per_bar_text = duration_text(per_bar);
+  Bars bars;
+  bars.per_bar_text = duration_text(per_bar);
   const bool with_year = minute_label(first, true).substr(0, 4) != minute_label(last, true).substr(0, 4);
-  const long long bars = (span + per_bar - 1) / per_bar;
-  std::vector<std::map<std::string, uint64_t>> buckets(static_cast<size_t>(bars));
-  std::set<std::string> verdicts;
+  bars.label_width = with_year ? 95 : 70;
+  const long long count = (span + per_bar - 1) / per_bar;
+  bars.buckets.resize(static_cast<size_t>(count));
   for (const auto& [minute, counts] : timeline) {
-    auto& bucket = buckets[static_cast<size_t>((minute_number(minute) - first) / per_bar)];
-    for (const auto& [verdict, count] : counts) {
-      bucket[verdict] += count;
-      verdicts.insert(verdict);
-    }
+    auto& bucket = bars.buckets[static_cast<size_t>((minute_number(minute) - first) / per_bar)];
+    for (const auto& [verdict, n] : counts) bucket[verdict] += n;
   }
+  for (long long bar = 0; bar < count; ++bar) bars.labels.push_back(minute_label(first + bar * per_bar, with_year));
+  return bars;
+}
+
+std::string chart(const Incident& incident) {
+  if (incident.timeline().empty()) return "<p>No events.</p>";
+  const auto short_capture = second_bars(incident);
+  const Bars chosen = short_capture ? *short_capture : minute_bars(incident);
+  const auto& buckets = chosen.buckets;
+  const std::string& per_bar_text = chosen.per_bar_text;
+  const long long bars = static_cast<long long>(buckets.size());
+  std::set<std::string> verdicts;
+  for (const auto& bucket : buckets)
+    for (const auto& entry : bucket) verdicts.insert(entry.first);
   uint64_t peak = 1;
   for (const auto& bucket : buckets) {
     uint64_t total = 0;
@@ -135,7 +184,7 @@ std::string chart(const Incident& incident) {
       std::snprintf(buffer, sizeof(buffer),
                     "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"><title>%s ",
                     x + 0.5, y, std::max(bar_w - 1.0, 1.0), h, colour_of(verdict),
-                    minute_label(first + bar * per_bar, with_year).c_str());
+                    chosen.labels[static_cast<size_t>(bar)].c_str());
       svg += buffer + html(verdict) + ": " + std::to_string(count) + "</title></rect>\n";
     }
   }
@@ -145,10 +194,10 @@ std::string chart(const Incident& incident) {
   // Time labels: about six along the axis.
   const long long label_every = std::max<long long>(1, bars / 6);
   for (long long bar = 0; bar < bars; bar += label_every) {
-    if (bar > 0 && left + bar_w * static_cast<double>(bar) > width - right - (with_year ? 95 : 70)) break;  // cut off
+    if (bar > 0 && left + bar_w * static_cast<double>(bar) > width - right - chosen.label_width) break;  // cut off
     std::snprintf(buffer, sizeof(buffer), "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">%s</text>\n",
                   left + bar_w * static_cast<double>(bar), height - bottom + 16,
-                  minute_label(first + bar * per_bar, with_year).c_str());
+                  chosen.labels[static_cast<size_t>(bar)].c_str());
     svg += buffer;
   }
   std::snprintf(buffer, sizeof(buffer),
@@ -178,6 +227,56 @@ std::string table(const char* caption, const char* key, const std::vector<std::p
   return out + "</table>\n";
 }
 
+// What each verdict means for the operator (docs/attribution.md has the evidence).
+const char* meaning_of(const std::string& verdict) {
+  const std::optional<Verdict> known = parse_verdict(verdict);
+  if (!known) return "a verdict this version of rsttrace does not print";
+  switch (*known) {
+    case Verdict::TcpWrappers: return "sshd's TCP wrappers (libwrap) refused the client: a hosts.allow/hosts.deny line, often fail2ban's hostsdeny action";
+    case Verdict::Firewall: return "netfilter dropped or rejected the client's packets: an nftables or iptables rule (fail2ban, sshguard, ufw, firewalld or a hand-written one)";
+    case Verdict::Sshd: return "sshd itself closed the connection: MaxStartups or PerSourcePenalties at the listener, LoginGraceTime, a killed child, a bad banner";
+    case Verdict::NoListener: return "nothing listened on the port: sshd was down or restarting, and the kernel refused the SYN";
+    case Verdict::Kernel: return "the TCP stack reset or dropped it for a reason of its own (a connection that no longer exists, a full queue)";
+    case Verdict::Peer: return "the other end reset or aborted the connection";
+    case Verdict::Unknown: return "no rule matched, or a process that is not sshd closed it";
+    case Verdict::None: break;
+  }
+  return "ordinary teardown";
+}
+
+std::string verdict_table(const Incident& incident) {
+  std::string out =
+      "<table id=\"verdicts\"><caption>What each verdict means, and the fix</caption>"
+      "<tr><th>verdict</th><th>events</th><th>meaning</th><th>fix (commands to run as root; rsttrace never runs them)</th></tr>\n";
+  const auto& remedies = incident.remedies_by_verdict();
+  for (const auto& [verdict, count] : incident.verdicts_by_count()) {
+    out += "<tr><td>" + html(verdict) + "</td><td class=\"n\">" + std::to_string(count) + "</td><td>" +
+           html(meaning_of(verdict)) + "</td><td>";
+    const auto found = remedies.find(verdict);
+    if (found == remedies.end()) out += "none known";
+    else
+      for (const auto& [command, n] : found->second)
+        out += "<code>" + html(command) + "</code> (" + std::to_string(n) + ")<br>";
+    out += "</td></tr>\n";
+  }
+  return out + "</table>\n";
+}
+
+std::string latest_table(const Incident& incident) {
+  const auto lines = incident.latest_lines();
+  std::string out = "<table id=\"latest\"><caption>The latest " + std::to_string(lines.size()) +
+                    " lines</caption><tr><th>time (UTC)</th><th>verdict</th><th>remote</th><th>rule or line</th>"
+                    "<th>jail</th><th>detail</th><th>fix</th></tr>\n";
+  for (auto line = lines.rbegin(); line != lines.rend(); ++line) {
+    std::string fix;
+    for (const std::string& command : line->remedy) fix += "<code>" + html(command) + "</code><br>";
+    out += "<tr><td>" + html(line->ts) + "</td><td>" + html(line->verdict) + "</td><td>" + html(line->remote) +
+           "</td><td>" + html(line->rule) + "</td><td>" + html(line->jail) + "</td><td class=\"d\">" +
+           html(line->detail) + "</td><td>" + fix + "</td></tr>\n";
+  }
+  return out + "</table>\n";
+}
+
 }  // namespace
 
 std::string render_html(const Incident& incident, const std::vector<std::string>& files) {
@@ -191,7 +290,8 @@ std::string render_html(const Incident& incident, const std::vector<std::string>
       "body{font-family:sans-serif;margin:24px;color:#222}h1{font-size:20px}"
       "table{border-collapse:collapse;margin:12px 24px 12px 0;display:inline-table;vertical-align:top}"
       "caption{text-align:left;font-weight:bold;padding:4px 0}"
-      "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}td.n{text-align:right}.note{color:#a00}\n"
+      "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}td.n{text-align:right}.note{color:#a00}"
+      "td.d{max-width:480px;font-size:12px}code{font-size:12px;background:#f4f4f4}\n"
       "</style></head><body>\n<h1>rsttrace report</h1>\n<p>Capture: " + names + "</p>\n";
   if (incident.events())
     page += "<p>" + std::to_string(incident.events()) + " events from " + html(incident.first_seen()) + " to " +
@@ -203,7 +303,10 @@ std::string render_html(const Incident& incident, const std::vector<std::string>
             std::to_string(incident.truncated()) + " truncated.</p>\n";
   page += chart(incident) + "\n<div>\n" + table("By verdict", "verdict", verdicts) +
           table("Top remote addresses", "remote address", incident.top_remotes(20)) +
-          table("fail2ban jails", "jail", incident.top_jails(20)) + "</div>\n</body></html>\n";
+          table("fail2ban jails", "jail", incident.top_jails(20)) +
+          table("Front-ends behind the blocks", "tool", incident.top_front_ends(20)) + "</div>\n" + verdict_table(incident) +
+          table("Rules and lines involved", "rule or hosts line", incident.top_rules(20)) + latest_table(incident) +
+          "</body></html>\n";
   return page;
 }
 

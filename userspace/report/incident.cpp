@@ -5,12 +5,15 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "attribute/remedy.h"
 #include "text/escape.h"
 
 namespace rsttrace {
 namespace {
 
 constexpr size_t kMaxMalformedKept = 20;
+
+int64_t floor_seconds(int64_t us) { return us / 1'000'000 - (us % 1'000'000 < 0); }
 
 std::string string_field(const nlohmann::json& record, const char* key) {
   const auto it = record.find(key);
@@ -128,7 +131,66 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
   if (first_.empty() || *when < first_us_) first_ = ts, first_us_ = *when;
   if (last_.empty() || *when > last_us_) last_ = ts, last_us_ = *when;
   timeline_[ts.substr(0, 16) + "Z"][verdict_key] += count;
+  if (!seconds_overflowed_) {
+    per_second_[floor_seconds(*when)][verdict_key] += count;
+    if (per_second_.size() > kSecondsKept) {
+      per_second_.clear();
+      seconds_overflowed_ = true;
+    }
+  }
+  add_provenance(record, verdict_key, count, storm, ts, *when, verdict);
 }
+
+void Incident::add_provenance(const nlohmann::json& record, const std::string& verdict_key, uint64_t count, bool storm,
+                              const std::string& ts, int64_t when_us, const std::string& verdict) {
+  const std::string jail = string_field(record, "fail2ban_jail");
+  std::string rule_text;
+  if (const auto rule = record.find("rule"); rule != record.end() && rule->is_object()) {
+    const std::string backend = string_field(*rule, "backend"), table = string_field(*rule, "table"),
+                      chain = string_field(*rule, "chain"), text = string_field(*rule, "text");
+    const auto handle = rule->find("handle");
+    rule_text = backend + " " + string_field(*rule, "family") + " " + table + " " + chain +
+                (handle != rule->end() && handle->is_number_unsigned() ? " handle " + std::to_string(handle->get<uint64_t>()) : "") +
+                ": " + text;
+    by_rule_.add(rule_text, count);
+    const auto blocker = record.find("blocker");
+    const std::string tool = blocker != record.end() && blocker->is_object() ? string_field(*blocker, "tool") : "";
+    by_front_end_.add(!tool.empty() ? tool : firewall_front_end(backend, table, chain, text, !jail.empty()), count);
+  } else if (const auto wrapper = record.find("wrapper_rule"); wrapper != record.end() && wrapper->is_object()) {
+    const auto line = wrapper->find("line");
+    rule_text = string_field(*wrapper, "file") + " line " +
+                (line != wrapper->end() && line->is_number_unsigned() ? std::to_string(line->get<uint64_t>()) : "?") + ": " +
+                string_field(*wrapper, "text");
+    by_rule_.add(rule_text, count);
+    by_front_end_.add(jail.empty() ? "tcp-wrappers" : "fail2ban", count);
+  } else if (!jail.empty()) {
+    by_front_end_.add("fail2ban", count);
+  }
+  std::vector<std::string> remedy;
+  if (const auto field = record.find("remedy"); field != record.end() && field->is_array())
+    for (const auto& command : *field)
+      if (command.is_string() && remedy.size() < 8) remedy.push_back(command.get<std::string>());
+  for (const std::string& command : remedy) {
+    by_remedy_.add(command, count);
+    auto& commands = remedies_by_verdict_[verdict_key];
+    if (commands.count(command) || commands.size() < 20) commands[command] += count;
+  }
+  if (storm) return;
+  if (latest_.size() >= kLatestKept) {
+    if (when_us < latest_.begin()->first) return;
+    latest_.erase(latest_.begin());
+  }
+  latest_.emplace(when_us, LineSummary{ts, verdict, string_field(record, "remote_addr"),
+                                       string_field(record, "detail").substr(0, 2000), rule_text.substr(0, 2000), jail,
+                                       std::move(remedy)});
+}
+
+std::vector<LineSummary> Incident::latest_lines() const {
+  std::vector<LineSummary> out;
+  for (const auto& entry : latest_) out.push_back(entry.second);
+  return out;
+}
+
 
 std::vector<std::pair<std::string, uint64_t>> Incident::top_remotes(size_t n) const { return by_remote_.top(n); }
 std::vector<std::pair<std::string, uint64_t>> Incident::top_jails(size_t n) const { return by_jail_.top(n); }
@@ -168,6 +230,15 @@ std::string render_text(const Incident& incident, const std::vector<std::string>
   const auto jails = incident.top_jails(10);
   line(jails.empty() ? "fail2ban jails: none" : "fail2ban jails:");
   for (const auto& [jail, count] : jails) row(jail, 40, count);
+  const auto front_ends = incident.top_front_ends(10);
+  line(front_ends.empty() ? "front-ends behind the blocks: none" : "front-ends behind the blocks:");
+  for (const auto& [tool, count] : front_ends) row(tool, 40, count);
+  const auto rules = incident.top_rules(10);
+  line(rules.empty() ? "rules and hosts lines: none" : "rules and hosts lines:");
+  for (const auto& [rule, count] : rules) row(rule, 40, count);
+  const auto remedies = incident.top_remedies(10);
+  line(remedies.empty() ? "fixes: none known" : "fixes (run as root; rsttrace never runs them):");
+  for (const auto& [command, count] : remedies) row(command, 40, count);
   line("per minute (UTC):");
   for (const auto& [minute, counts] : incident.timeline()) {
     std::string row = "  " + minute.substr(0, 16) + " ";

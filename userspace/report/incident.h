@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "output/tally.h"
 
 namespace rsttrace {
@@ -20,8 +22,16 @@ struct MalformedLine {
   std::string why;
 };
 
+// One event line as the page's table of the latest lines shows it (strings as captured: escape to show).
+struct LineSummary {
+  std::string ts, verdict, remote, detail, rule, jail;
+  std::vector<std::string> remedy;
+};
+
 class Incident {
  public:
+  static constexpr size_t kLatestKept = 50;
+  static constexpr size_t kSecondsKept = 3600;  // per-second counts kept for captures up to an hour
   static constexpr const char* kOtherVerdicts = "(other verdicts)";  // past 64 distinct verdicts
 
   // One line of `file` (1-based `number`), without its newline.
@@ -39,6 +49,17 @@ class Incident {
   const std::string& last_seen() const { return last_; }
   // Events per minute ("2026-11-25T02:13Z") and verdict, minutes in order.
   const std::map<std::string, std::map<std::string, uint64_t>>& timeline() const { return timeline_; }
+  // Events per second (seconds since the epoch) and verdict, while the capture has at most
+  // kSecondsKept distinct seconds (short captures get bars per second or per 10 s); else empty.
+  const std::map<int64_t, std::map<std::string, uint64_t>>& per_second() const { return per_second_; }
+  // Rules by "backend family table chain [handle N]: text" with the tool behind them, and remedy commands, by events.
+  std::vector<std::pair<std::string, uint64_t>> top_rules(size_t n) const { return by_rule_.top(n); }
+  std::vector<std::pair<std::string, uint64_t>> top_front_ends(size_t n) const { return by_front_end_.top(n); }
+  std::vector<std::pair<std::string, uint64_t>> top_remedies(size_t n) const { return by_remedy_.top(n); }
+  // Remedy commands by the verdict of their lines (at most 20 distinct commands each).
+  const std::map<std::string, std::map<std::string, uint64_t>>& remedies_by_verdict() const { return remedies_by_verdict_; }
+  // The latest event lines (by ts), newest last.
+  std::vector<LineSummary> latest_lines() const;
   uint64_t lost() const { return lost_; }  // kernel events lost, from `lost` lines
   uint64_t malformed() const { return malformed_count_; }
   const std::vector<MalformedLine>& malformed_lines() const { return malformed_; }  // the first 20
@@ -49,6 +70,9 @@ class Incident {
   void malformed(const std::string& file, uint64_t number, std::string why);
 
  private:
+  // The rule, front-end, jail and remedy of one line, and the line itself for the latest table.
+  void add_provenance(const nlohmann::json& record, const std::string& verdict_key, uint64_t count, bool storm,
+                      const std::string& ts, int64_t when_us, const std::string& verdict);
 
   uint64_t events_ = 0, storm_events_ = 0, lost_ = 0, malformed_count_ = 0, truncated_ = 0, summaries_ = 0;
   BoundedCounts by_verdict_{64, kOtherVerdicts}, by_remote_{100000, "(others)"}, by_jail_{100000, "(others)"};
@@ -56,7 +80,13 @@ class Incident {
   int64_t first_us_ = 0, last_us_ = 0;  // first_ and last_ as microseconds since the epoch
   std::map<std::string, std::map<std::string, uint64_t>> timeline_;
   std::vector<MalformedLine> malformed_;
+  std::map<int64_t, std::map<std::string, uint64_t>> per_second_;
+  bool seconds_overflowed_ = false;
+  BoundedCounts by_rule_{10000, "(others)"}, by_front_end_{1000, "(others)"}, by_remedy_{10000, "(others)"};
+  std::map<std::string, std::map<std::string, uint64_t>> remedies_by_verdict_;
+  std::multimap<int64_t, LineSummary> latest_;  // by ts in microseconds, at most kLatestKept
 };
+
 
 // The minute of an RFC 3339 UTC timestamp ("2026-11-25T02:13:08.939998Z" ->
 // "2026-11-25T02:13Z"), or nullopt if it is not one.

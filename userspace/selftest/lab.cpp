@@ -11,6 +11,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
 #include "error.h"
 
 namespace rsttrace::lab {
@@ -122,6 +125,7 @@ void Namespace::wait_socket(const std::string& state, const std::string& filter,
 }
 
 void link_remote(const Namespace& server, const Namespace& client) {
+  client.server_ = &server;  // its clients' connections are explained in the server's namespace
   // Both ends are created inside the namespaces: no interface on the host.
   lab::run_checked({"ip", "-n", client.name(), "link", "add", "lab0", "type", "veth", "peer", "name", "lab0", "netns",
                     server.name()},
@@ -351,8 +355,28 @@ void Fail2ban::wait_banned(const std::string& address, const std::function<bool(
   }
 }
 
+void Namespace::explain_before_connect(const std::string& client, uint16_t port) const {
+  if (server_) return server_->explain_before_connect(client, port);
+  const std::string address = client.find(':') != std::string::npos ? "[" + client + "]" : client;
+  const Result result = lab::run({self_path(), "explain", address + ":" + std::to_string(kClientPort), "--port",
+                                  std::to_string(port), "--netns", "/run/netns/" + name_, "--json"},
+                                 dir_.file("explain-" + std::to_string(++runs_)), std::chrono::seconds(60));
+  const auto record = nlohmann::json::parse(result.out, nullptr, false);
+  const std::string said = result.err.empty() ? result.out : result.err;
+  std::string verdict = "error: " + said.substr(0, said.find('\n'));
+  if (!record.is_discarded() && record.is_object() && record.value("verdict", "").size()) verdict = record["verdict"];
+  predictions_.emplace_back(client + " " + std::to_string(port), verdict);
+}
+
+std::optional<std::string> Namespace::predicted(const std::string& client, uint16_t port) const {
+  for (auto it = predictions_.rbegin(); it != predictions_.rend(); ++it)
+    if (it->first == client + " " + std::to_string(port)) return it->second;
+  return std::nullopt;
+}
+
 Result ssh_client(const Namespace& ns, const std::string& bind, const std::string& host, uint16_t port,
                   int connect_timeout_s) {
+  ns.explain_before_connect(bind, port);
   return ns.run({"ssh", "-b", bind, "-p", std::to_string(port), "-o", "BatchMode=yes", "-o",
                  "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o",
                  "ConnectTimeout=" + std::to_string(connect_timeout_s), "-o", "ConnectionAttempts=1",
@@ -364,6 +388,12 @@ std::unique_ptr<Child> start_raw_client(const Namespace& ns, const WorkDir& dir,
                                         const std::vector<std::string>& args) {
   std::vector<std::string> argv{self_path(), "lab-client"};
   argv.insert(argv.end(), args.begin(), args.end());
+  auto option = [&](const std::string& name, const std::string& otherwise) {
+    const auto it = std::find(args.begin(), args.end(), name);
+    return it != args.end() && it + 1 != args.end() ? *(it + 1) : otherwise;
+  };
+  if (const std::string bind = option("--bind", ""); !bind.empty())
+    ns.explain_before_connect(bind, static_cast<uint16_t>(std::stoi(option("--port", "22"))));
   return std::make_unique<Child>(ns.exec(argv), dir.file(tag));
 }
 

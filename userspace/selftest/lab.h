@@ -87,6 +87,11 @@ class Namespace {
   // line contains `contains` (e.g. the owning process's name).
   void wait_socket(const std::string& state, const std::string& filter, const std::string& contains,
                    const std::string& what) const;
+  // The selftest's explain column: `rsttrace explain CLIENT --port PORT` for
+  // this namespace (a remote client's: its server's), run before a client connects; its verdict (or "error: ...")
+  // is kept for Lab::expect to compare with what the trace then reports.
+  void explain_before_connect(const std::string& client, uint16_t port) const;
+  std::optional<std::string> predicted(const std::string& client, uint16_t port) const;
 
  private:
   const WorkDir& dir_;
@@ -94,6 +99,9 @@ class Namespace {
   UserlandRoot userland_;
   uint32_t inode_ = 0;
   mutable int runs_ = 0;
+  mutable std::vector<std::pair<std::string, std::string>> predictions_;  // "CLIENT PORT" -> verdict, latest last
+  mutable const Namespace* server_ = nullptr;  // a remote client's namespace: its server's (link_remote)
+  friend void link_remote(const Namespace& server, const Namespace& client);
 };
 
 // Connects a client namespace to a server namespace with a veth pair

@@ -52,6 +52,10 @@ struct Expectation {
   std::string rule_backend; // firewall: the backend of the rule rsttrace must name
   std::string rule_says;    // ... and a phrase of its text
   int wrapper_line = 0;     // tcp-wrappers: the hosts.deny line that must be named
+  // What `rsttrace explain` must predict before the client connects: "" the
+  // expected verdict (or "allowed" when none is expected); "allowed" for a
+  // block that only what the client does after connecting causes.
+  std::string explain_says;
 };
 
 struct Check {
@@ -61,6 +65,7 @@ struct Check {
   nlohmann::ordered_json event;  // null if none
   std::string client_output;
   std::string ruleset;  // `nft -a list ruleset` of the namespace, to check handles against
+  std::string explain;  // the verdict `rsttrace explain` predicted before the client connected, "" not run
   std::vector<std::string> problems;
 };
 

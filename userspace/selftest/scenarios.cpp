@@ -118,7 +118,8 @@ void raw_client_against_sshd(Lab& lab, const std::string& tag, const std::vector
 
 void garbage_banner(Lab& lab) {
   raw_client_against_sshd(lab, "garbage", {"--read-first", "--send", "GET / HTTP/1.0\\r\\n\\r\\nHost: x\\r\\n\\r\\n", "--hold", "10"},
-                          {.verdict = Verdict::Sshd, .peer_saw = "reset", .detail_says = "garbage banner"});
+                          {.verdict = Verdict::Sshd, .peer_saw = "reset", .detail_says = "garbage banner",
+                           .explain_says = "allowed"});
 }
 
 void no_sshd(Lab& lab) {
@@ -136,7 +137,7 @@ void peer_abort(Lab& lab) {
   const bool local_client = lab.placement() == Placement::Loopback;
   raw_client_against_sshd(lab, "abort", {"--read-first", "--linger0"},
                           {.verdict = Verdict::Peer, .detail_says = local_client ? "aborted" : "sent a reset to",
-                           .client_says = "aborted with a reset"});
+                           .client_says = "aborted with a reset", .explain_says = "allowed"});
 }
 
 void custom_port(Lab& lab) {
@@ -153,9 +154,11 @@ void unwatched_port(Lab& lab) {
   lab.start_tracer({22});
   Sshd sshd(ns, lab.dir(), {.port = 2223, .hosts_deny = hosts_deny_client4(c)});
   lab.expect(ns, ssh_client(c.ns, c.client4, c.server4, 2223),
-             {.remote_addr = c.client4, .local_port = 2223, .client_says = "Connection reset by peer"});
+             {.remote_addr = c.client4, .local_port = 2223, .client_says = "Connection reset by peer",
+              .explain_says = "tcp-wrappers"});
   lab.expect(ns, ssh_client(c.ns, c.client4, c.server4, 2224),
-             {.remote_addr = c.client4, .local_port = 2224, .client_says = "Connection refused"});
+             {.remote_addr = c.client4, .local_port = 2224, .client_says = "Connection refused",
+              .explain_says = "no-listener"});
 }
 
 void failed_login(Lab& lab) {

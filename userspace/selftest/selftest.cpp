@@ -153,6 +153,16 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
       }
     }
   }
+  // The explain column: the prediction made before the client connected must be the verdict traced.
+  // (Explain asks the namespace itself: what a tracer bound elsewhere reports does not change it.)
+  const std::string predicted_verdict = !expectation.explain_says.empty() ? expectation.explain_says
+                                        : expectation.verdict ? std::string(verdict_name(*expectation.verdict))
+                                                              : "allowed";
+  check.explain = ns.predicted(expected.remote_addr, expected.local_port).value_or("");
+  if (check.explain.empty())
+    problems.push_back("rsttrace explain did not run before the client connected");
+  else if (check.explain != predicted_verdict)
+    problems.push_back("rsttrace explain predicted " + check.explain + ", expected " + predicted_verdict);
   if (check.client_output.find(expected.client_says) == std::string::npos)
     problems.push_back("the client printed \"" + first_line(check.client_output) + "\", expected \"" +
                        expected.client_says + "\"");
@@ -195,6 +205,7 @@ nlohmann::ordered_json outcome_json(const Outcome& outcome) {
         {"event", check.event},
         {"client_output", escape_untrusted(check.client_output)},
         {"ruleset", check.ruleset},
+        {"explain", check.explain},
         {"problems", check.problems},
     });
   }
@@ -214,6 +225,12 @@ std::string observed(const Outcome& outcome) {
     if (!text.empty()) text += ",";
     text += check.event.is_null() ? "-" : check.event["verdict"].get<std::string>();
   }
+  return text.empty() ? "-" : text;
+}
+
+std::string explained(const Outcome& outcome) {
+  std::string text;
+  for (const auto& check : outcome.checks) text += (text.empty() ? "" : ",") + (check.explain.empty() ? "-" : check.explain);
   return text.empty() ? "-" : text;
 }
 
@@ -302,7 +319,8 @@ int run_selftest(const SelftestOptions& options) {
   bool interrupted = false;
   const auto started = std::chrono::steady_clock::now();
   if (!options.json)
-    std::printf("%-22s %-9s %-13s %-26s %-26s %s\n", "scenario", "userland", "clients", "expected", "observed", "result");
+    std::printf("%-22s %-9s %-13s %-26s %-26s %-26s %s\n", "scenario", "userland", "clients", "expected", "observed",
+                "explain", "result");
   try {
     for (const lab::Userland userland : chosen_userlands(options.userland)) {
       lab::UserlandRoot root{userland, ""};
@@ -333,9 +351,9 @@ int run_selftest(const SelftestOptions& options) {
           if (options.json) {
             std::printf("%s\n", json_line(outcome_json(outcome)).c_str());
           } else {
-            std::printf("%-22s %-9s %-13s %-26s %-26s %s\n", scenario->name.c_str(), lab::userland_name(userland),
+            std::printf("%-22s %-9s %-13s %-26s %-26s %-26s %s\n", scenario->name.c_str(), lab::userland_name(userland),
                         lab::placement_name(placement), expected(outcome).c_str(), observed(outcome).c_str(),
-                        outcome.skipped() ? "skip" : outcome.passed() ? "pass" : "FAIL");
+                        explained(outcome).c_str(), outcome.skipped() ? "skip" : outcome.passed() ? "pass" : "FAIL");
             for (const auto& check : outcome.checks)
               for (const auto& problem : check.problems) std::printf("    %s: %s\n", check.where.c_str(), problem.c_str());
             if (outcome.skipped()) std::printf("    %s\n", outcome.skip_reason.c_str());

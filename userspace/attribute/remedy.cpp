@@ -1,0 +1,198 @@
+#include "attribute/remedy.h"
+
+#include <regex>
+
+#include "text/escape.h"
+#include "text/shell_quote.h"
+
+namespace rsttrace {
+namespace {
+
+// nft joins its arguments and parses them as one command: a name is given to
+// it only when it is a plain identifier (no ';', braces, quotes or spaces).
+bool nft_identifier(const std::string& name) {
+  static const std::regex identifier("[A-Za-z_.][A-Za-z0-9_./-]{0,255}");
+  return std::regex_match(name, identifier);
+}
+
+void add(std::vector<std::string>& out, const std::vector<std::string>& argv) {
+  if (auto line = shell_command(argv)) out.push_back(*line);
+}
+
+// The iptables binary that wrote the rule: the same flavour, the same family.
+std::string iptables_binary(const FirewallRule& rule) {
+  const std::string base = rule.family == "ip6" ? "ip6tables" : "iptables";
+  return rule.backend == "iptables-legacy" ? base + "-legacy" : base + "-nft";
+}
+
+// firewalld: a source bound to its drop or block zone is taken out of it; a
+// rich rule for the client (`source address="ADDR" drop|reject`) is removed,
+// now and permanently. Anything else: its nft rule by handle (runtime only).
+bool firewalld_remedy(std::vector<std::string>& out, const FirewallRule& rule, const Blocker& blocker, int family,
+                      const std::string& address) {
+  const std::string zone = "--zone=" + blocker.name;
+  if (blocker.name == "drop" || blocker.name == "block") {
+    add(out, {"firewall-cmd", zone, "--remove-source=" + address});
+    add(out, {"firewall-cmd", "--permanent", zone, "--remove-source=" + address});
+    return true;
+  }
+  if (rule.text.find("saddr " + address + " ") == std::string::npos || rule.verdict == "policy drop") return false;
+  const std::string rich = std::string("rule family=\"") + (family == 6 ? "ipv6" : "ipv4") + "\" source address=\"" +
+                           address + "\" " + (rule.verdict == "drop" ? "drop" : "reject");
+  add(out, {"firewall-cmd", zone, "--remove-rich-rule=" + rich});
+  add(out, {"firewall-cmd", "--permanent", zone, "--remove-rich-rule=" + rich});
+  return true;
+}
+
+void firewall_remedy(std::vector<std::string>& out, const FirewallRule& rule, int family, const std::string& address,
+                     uint16_t port) {
+  // A front-end's own command, where its names say which and it has one.
+  if (const auto& blocker = rule.blocker) {
+    if (blocker->tool == "ufw" && blocker->rule_number) {
+      add(out, {"ufw", "delete", std::to_string(*blocker->rule_number)});
+      return;
+    }
+    if (blocker->tool == "firewalld" && firewalld_remedy(out, rule, *blocker, family, address)) return;
+  }
+  // A source-address set: take the address out of it (sshguard's attackers, fail2ban-like sets, plain nft).
+  if (rule.backend == "nftables") {
+    static const std::regex set_match("\\bip6? saddr @([A-Za-z0-9_./-]+)");
+    std::smatch match;
+    if (std::regex_search(rule.text, match, set_match) && nft_identifier(rule.table) && nft_identifier(match[1].str())) {
+      add(out, {"nft", "delete", "element", rule.family, rule.table, match[1].str(), "{ " + address + " }"});
+      return;
+    }
+  }
+  static const std::regex ipset_match("--match-set ([A-Za-z0-9_.-]+) src");
+  std::smatch match;
+  if (rule.backend != "nftables" && std::regex_search(rule.text, match, ipset_match)) {
+    add(out, {"ipset", "del", match[1].str(), address});
+    return;
+  }
+  if (rule.verdict == "policy drop") {
+    // Nothing to delete: an accept for this client, first in the chain.
+    const std::string proto_address = family == 6 ? "ip6" : "ip";
+    if (rule.backend == "nftables") {
+      if (nft_identifier(rule.table) && nft_identifier(rule.chain))
+        add(out, {"nft", "insert", "rule", rule.family, rule.table, rule.chain, proto_address, "saddr", address, "tcp",
+                  "dport", std::to_string(port), "accept"});
+    } else {
+      add(out, {iptables_binary(rule), "-t", rule.table, "-I", rule.chain, "-s", address, "-p", "tcp", "--dport",
+                std::to_string(port), "-j", "ACCEPT"});
+    }
+    return;
+  }
+  if (rule.backend == "nftables") {
+    if (rule.handle && nft_identifier(rule.table) && nft_identifier(rule.chain))
+      add(out, {"nft", "delete", "rule", rule.family, rule.table, rule.chain, "handle", std::to_string(*rule.handle)});
+    return;
+  }
+  auto words = iptables_rule_words(rule.text);
+  if (!words) return;
+  (*words)[0] = "-D";
+  words->insert(words->begin(), {iptables_binary(rule), "-t", rule.table});
+  add(out, *words);
+}
+
+void sshd_remedy(std::vector<std::string>& out, const Attribution& report, const std::string& address,
+                 const RemedyContext& context) {
+  const bool startups = report.detail.find("MaxStartups") != std::string::npos;
+  if (!startups && !context.penalties_known) return;
+  // sshd_config.d/*.conf is included first on Debian: its value wins. `sshd -t` before the reload:
+  // an option this sshd does not know (PerSourcePenalties before OpenSSH 9.8) must not stop it.
+  const std::string setting = context.penalties_known ? "PerSourcePenaltyExemptList " + address
+                                                      : "MaxStartups 100:30:200";
+  // The address is a parsed one (hex digits, '.', ':'): nothing to quote inside the quotes.
+  out.push_back("echo '" + setting + "' >> /etc/ssh/sshd_config.d/rsttrace-remedy.conf");
+  out.push_back("sshd -t && systemctl reload ssh");
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> iptables_rule_words(const std::string& spec) {
+  // iptables-save's quoting: words split on spaces; "..." with \" and \\ inside.
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false, quoted = false;
+  for (size_t i = 0; i < spec.size(); ++i) {
+    const char c = spec[i];
+    if (quoted) {
+      if (c == '\\' && i + 1 < spec.size() && (spec[i + 1] == '"' || spec[i + 1] == '\\')) {
+        word += spec[++i];
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        word += c;
+      }
+    } else if (c == ' ' || c == '\t') {
+      if (in_word) words.push_back(std::move(word));
+      word.clear();
+      in_word = false;
+    } else if (c == '"') {
+      quoted = in_word = true;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (quoted) return std::nullopt;
+  if (in_word) words.push_back(std::move(word));
+  if (words.size() < 2 || words[0] != "-A") return std::nullopt;
+  // One rule: no second command or table hidden in it.
+  static const std::regex command(
+      "-[ADIRFZNXPELSt]|--(append|delete|insert|replace|flush|zero|new-chain|delete-chain|policy|rename-chain|list|"
+      "list-rules|table)(=.*)?");
+  for (size_t i = 2; i < words.size(); ++i)
+    if (std::regex_match(words[i], command) && words[i - 1] != "--comment") return std::nullopt;
+  return words;
+}
+
+std::string firewall_front_end(const std::string& backend, const std::string& table, const std::string& chain,
+                               const std::string& text, bool has_jail) {
+  if (has_jail || chain.rfind("f2b-", 0) == 0 || table == "f2b-table") return "fail2ban";
+  if (table == "sshguard" || chain == "sshguard" || text.find("sshguard") != std::string::npos) return "sshguard";
+  if (chain.rfind("ufw", 0) == 0) return "ufw";
+  if (table == "firewalld" || chain.rfind("filter_IN_", 0) == 0) return "firewalld";
+  return backend.empty() ? "unknown" : backend;
+}
+
+std::string firewall_front_end(const FirewallRule& rule) {
+  if (rule.blocker) return rule.blocker->tool;
+  return firewall_front_end(rule.backend, rule.table, rule.chain, rule.text, rule.fail2ban_jail.has_value());
+}
+
+std::vector<std::string> remedy_commands(const Attribution& report, const RemedyContext& context) {
+  std::vector<std::string> out;
+  const TcpEvent& e = report.event;
+  const std::string address = format_address(e.family, e.remote.addr);
+  const auto blocker = report.blocker ? report.blocker : report.rule ? report.rule->blocker : std::nullopt;
+  auto jail = report.fail2ban_jail ? report.fail2ban_jail : report.rule ? report.rule->fail2ban_jail : std::nullopt;
+  if (!jail && blocker && blocker->tool == "fail2ban") jail = blocker->name;
+  switch (report.verdict) {
+    case Verdict::Firewall:
+    case Verdict::TcpWrappers:
+      // fail2ban put it there: fail2ban takes it out (set, chain or hosts.deny line alike).
+      if (jail) {
+        add(out, {"fail2ban-client", "set", *jail, "unbanip", address});
+        break;
+      }
+      if (report.verdict == Verdict::Firewall && report.rule) firewall_remedy(out, *report.rule, e.family, address, e.local.port);
+      if (report.verdict == Verdict::TcpWrappers && report.wrapper_rule) {
+        const WrapperRule& line = *report.wrapper_rule;
+        const int last = line.last_line > line.line ? line.last_line : line.line;
+        add(out, {"sed", "-i", std::to_string(line.line) + "," + std::to_string(last) + "d", line.file});
+      }
+      break;
+    case Verdict::NoListener:
+      add(out, {"systemctl", "start", context.service_unit});
+      break;
+    case Verdict::Sshd:
+      sshd_remedy(out, report, address, context);
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+}  // namespace rsttrace
