@@ -9,6 +9,7 @@
 
 #include "cli/options.h"
 #include "metrics/exposition.h"
+#include "metrics/peers.h"
 #include "metrics/server.h"
 
 namespace rsttrace {
@@ -21,10 +22,14 @@ class MetricsPublisher {
   void serve();  // starts answering scrapes
 
   void add(const Attribution& report) {
-    if (server_) events_.add(report);
+    if (!server_) return;
+    events_.add(report);
+    peers_.add(report, 1);
   }
   void add_storm(const Attribution& verdict, uint16_t port, uint64_t count) {
-    if (server_) storm_events_.add(verdict, port, count);
+    if (!server_) return;
+    storm_events_.add(verdict, port, count);
+    peers_.add(verdict, count);  // the event that started the storm: its class's peer
   }
 
   // Publishes if a second has passed since the last page (or force):
@@ -36,6 +41,7 @@ class MetricsPublisher {
   std::unique_ptr<MetricsServer> server_;
   EventCounters events_;
   EventCounters storm_events_;
+  PeerCounters peers_;
   double start_unix_;
   bool bpf_stats_;
   uint64_t last_ns_ = 0;

@@ -178,6 +178,17 @@ std::string table(const char* caption, const char* key, const std::vector<std::p
   return out + "</table>\n";
 }
 
+std::string host_table(const Incident& incident) {
+  std::string out = "<table><caption>By host</caption><tr><th>host</th><th>events</th><th>first</th><th>last</th>"
+                    "<th>lost</th><th>runs</th></tr>\n";
+  if (incident.hosts().empty()) out += "<tr><td colspan=\"6\">none</td></tr>\n";
+  for (const auto& [host, counts] : incident.hosts())
+    out += "<tr><td>" + html(host) + "</td><td class=\"n\">" + std::to_string(counts.events) + "</td><td>" +
+           html(counts.first) + "</td><td>" + html(counts.last) + "</td><td class=\"n\">" +
+           std::to_string(counts.lost) + "</td><td class=\"n\">" + std::to_string(counts.runs) + "</td></tr>\n";
+  return out + "</table>\n";
+}
+
 }  // namespace
 
 std::string render_html(const Incident& incident, const std::vector<std::string>& files) {
@@ -203,7 +214,10 @@ std::string render_html(const Incident& incident, const std::vector<std::string>
             std::to_string(incident.truncated()) + " truncated.</p>\n";
   page += chart(incident) + "\n<div>\n" + table("By verdict", "verdict", verdicts) +
           table("Top remote addresses", "remote address", incident.top_remotes(20)) +
-          table("fail2ban jails", "jail", incident.top_jails(20)) + "</div>\n</body></html>\n";
+          table("fail2ban jails", "jail", incident.top_jails(20)) + host_table(incident) + "</div>\n";
+  for (const std::string& note : clock_order_notes(incident))
+    page += "<p" + std::string(incident.clock_steps_back() ? " class=\"note\"" : "") + ">" + html(note) + "</p>\n";
+  page += "</body></html>\n";
   return page;
 }
 
