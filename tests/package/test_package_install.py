@@ -22,8 +22,10 @@ import debian12_root  # noqa: E402
 
 SKIP = 77
 # What dpkg, sysusers and man-db keep as their own bookkeeping: they may be
-# new after a purge (the user stays, as Debian keeps every package's user).
+# new after a purge (the user stays, as Debian keeps every package's user);
+# /run/systemd/ is systemd-analyze's runtime state (a tmpfs on a booted system).
 BOOKKEEPING = re.compile(r"^/(var/lib/dpkg/|var/log/|var/cache/(man|debconf|ldconfig)/|etc/(passwd|group|shadow|gshadow)-$"
+                         r"|run/systemd/"
                          r"|var/lib/systemd/deb-systemd-helper-(enabled|masked)/?$|etc/ld\.so\.cache$|tmp/)")
 
 
@@ -60,9 +62,8 @@ def file_list(root):
     return out
 
 
-def inside(root, deb):
-    """In a private mount namespace: an overlay on the cached root, then the checks."""
-    work = tempfile.mkdtemp(prefix="rsttrace-pkg-")
+def inside(root, deb, work):
+    """In a private mount namespace: an overlay on the cached root (its writes in `work`), then the checks."""
     merged = os.path.join(work, "merged")
     for d in ("upper", "work", "merged"):
         os.mkdir(os.path.join(work, d))
@@ -127,7 +128,7 @@ def main():
         print("SKIP: dpkg -i into a chroot needs root")
         return SKIP
     if len(sys.argv) > 2 and sys.argv[1] == "--inside":
-        return inside(sys.argv[2], sys.argv[3])
+        return inside(sys.argv[2], sys.argv[3], sys.argv[4])
     debs = sorted(glob.glob(os.path.join(sys.argv[1], "rsttrace_*.deb")), key=os.path.getmtime)
     if not debs:
         print(f"no .deb in {sys.argv[1]} (the `package: build` test makes it)")
@@ -140,8 +141,10 @@ def main():
     # standard Debian system has (priority important): man-db, systemd, procps (the unit's /bin/kill).
     root = debian12_root.root_for(deb_dependencies(debs[-1]) + ["man-db", "systemd", "procps"])
     print("clean Debian 12 root:", root)
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "--", sys.executable,
-                           os.path.abspath(__file__), "--inside", root, debs[-1]]).returncode
+    # The mounts end with the namespace; the overlay's writes go with the directory.
+    with tempfile.TemporaryDirectory(prefix="rsttrace-pkg-") as work:
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "--", sys.executable,
+                               os.path.abspath(__file__), "--inside", root, debs[-1], work]).returncode
 
 
 if __name__ == "__main__":
