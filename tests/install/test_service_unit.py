@@ -50,7 +50,11 @@ def main():
         with open(checked, "w") as f:
             f.write(text.replace(f"{prefix}/bin/rsttrace", binary))
         if shutil.which("systemd-analyze"):
-            verify = subprocess.run(["systemd-analyze", "verify", checked], capture_output=True, text=True)
+            # Documentation=man:rsttrace(1): the staged man page, found through MANPATH.
+            manpath = os.path.join(staged, "share", "man")
+            assert os.path.exists(os.path.join(manpath, "man1", "rsttrace.1")), "man page not installed"
+            verify = subprocess.run(["systemd-analyze", "verify", checked], capture_output=True, text=True,
+                                    env=dict(os.environ, MANPATH=manpath + ":"))
             assert verify.returncode == 0, f"systemd-analyze verify: {verify.stderr}"
             print("systemd-analyze verify: ok")
         else:

@@ -105,12 +105,14 @@ nlohmann::ordered_json or_null(const std::optional<std::string>& value) {
   return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json(nullptr);
 }
 
-std::string ref_event_line(const KernelNames& names, const WallClock& clock, const Attribution& report) {
+std::string ref_event_line(const KernelNames& names, const WallClock& clock, const Attribution& report,
+                           const std::string& host = "") {
   const TcpEvent& e = report.event;
   using J = nlohmann::ordered_json;
   J j;
   j["type"] = "event";
   j["ts"] = ref_ts(clock.unix_ns(e.monotonic_ns));
+  j["host"] = host;
   j["kind"] = e.kind == EventKind::Drop ? "drop" : "reset";
   j["direction"] = e.kind == EventKind::ResetSent ? "sent" : e.kind == EventKind::ResetReceived ? "received" : "dropped";
   j["family"] = e.family;
@@ -348,9 +350,11 @@ TEST_CASE("the direct event line is byte for byte the DOM's dump, on varied and 
   const KernelNames names = sample_names();
   Random r(20261125);
   for (int i = 0; i < 5000; ++i) {
-    const Formatter formatter{names, WallClock{static_cast<int64_t>(r.below(2'000'000'000'000'000'000ULL))}};
+    // Host labels are printable ASCII (cli/options.h), quotes and backslashes included.
+    const Formatter formatter{names, WallClock{static_cast<int64_t>(r.below(2'000'000'000'000'000'000ULL))},
+                              r.coin() ? "web-01.example" : "a\"b\\c"};
     const Attribution report = random_report(r);
-    const std::string expected = ref_event_line(names, formatter.clock, report);
+    const std::string expected = ref_event_line(names, formatter.clock, report, formatter.host);
     REQUIRE(formatter.event_line(report) == expected);
     std::string appended = "prefix";
     formatter.append_event_line(appended, report);

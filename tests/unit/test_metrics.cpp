@@ -18,6 +18,7 @@
 #include "error.h"
 #include "metrics/exposition.h"
 #include "metrics/listen_address.h"
+#include "metrics/peers.h"
 #include "metrics/server.h"
 
 using namespace rsttrace;
@@ -87,7 +88,7 @@ TEST_CASE("metrics page: counters by label, valid text exposition", "[metrics]")
   // Label values are escaped (text format 0.0.4): backslash, double quote, newline.
   CHECK_THAT(page, Catch::Contains("program=\"odd \\\"name\\\"\\\\\\n\"}"));
   CHECK_THAT(page, Catch::Contains("rsttrace_lost_events_total 7\n"));
-  CHECK_THAT(page, Catch::Contains("rsttrace_kernel_counter_read_failures_total 3\n"));
+  CHECK_THAT(page, Catch::Contains("rsttrace_kernel_stats_read_failures_total 3\n"));
   CHECK_THAT(page, Catch::Contains(
                        "rsttrace_storm_events_total{verdict=\"no-listener\",kind=\"reset\",direction=\"sent\",port=\"22\"} 100000\n"));
   CHECK_THAT(page, Catch::Contains("rsttrace_kernel_aggregated_events_total 100000\n"));
@@ -390,4 +391,49 @@ TEST_CASE("metrics server: every scrape sees the latest published page", "[metri
     const std::string response = scrape(server.port());
     CHECK(response.substr(response.find("\r\n\r\n") + 4) == page);
   }
+}
+
+namespace {
+Attribution peer_report(int family, const char* remote, Verdict verdict) {
+  Attribution report;
+  report.event.family = family;
+  inet_pton(family == 6 ? AF_INET6 : AF_INET, remote, report.event.remote.addr.data());
+  report.verdict = verdict;
+  return report;
+}
+}  // namespace
+
+TEST_CASE("metrics peers: top addresses and prefixes, bounded; new refused addresses", "[metrics][peers]") {
+  CHECK(network_prefix(4, peer_report(4, "192.0.2.77", Verdict::Peer).event.remote.addr) == "192.0.2.0/24");
+  CHECK(network_prefix(6, peer_report(6, "2001:db8:1:2::9", Verdict::Peer).event.remote.addr) == "2001:db8:1::/48");
+  PeerCounters peers;
+  peers.add(peer_report(4, "192.0.2.7", Verdict::Firewall), 5);
+  peers.add(peer_report(4, "192.0.2.8", Verdict::Firewall), 1);
+  peers.add(peer_report(4, "192.0.2.7", Verdict::Firewall), 1);  // not new
+  peers.add(peer_report(4, "192.0.2.7", Verdict::TcpWrappers), 1);  // new for wrappers
+  peers.add(peer_report(4, "198.51.100.1", Verdict::NoListener), 2);  // not a refusal
+  CHECK(peers.new_refused(Verdict::Firewall) == 2);
+  CHECK(peers.new_refused(Verdict::TcpWrappers) == 1);
+  const auto remotes = peers.top_remotes();
+  REQUIRE(remotes.size() == 3);
+  CHECK(remotes[0] == std::pair<std::string, uint64_t>{"192.0.2.7", 7});
+  CHECK(remotes[1] == std::pair<std::string, uint64_t>{"198.51.100.1", 2});
+  CHECK(peers.top_prefixes()[0] == std::pair<std::string, uint64_t>{"192.0.2.0/24", 8});
+  // A scan from many addresses: at most kTopPeers series, the rest bounded in memory.
+  for (unsigned i = 0; i < 3 * PeerCounters::kMaxPeers; ++i) {
+    const std::string address = "10." + std::to_string(i >> 16 & 255) + "." + std::to_string(i >> 8 & 255) + "." +
+                                std::to_string(i & 255);
+    peers.add(peer_report(4, address.c_str(), Verdict::NoListener), 1);
+  }
+  CHECK(peers.top_remotes().size() == PeerCounters::kTopPeers);
+  CHECK(peers.top_remotes()[0].first == "other");  // the overflow key carries the rest of the scan
+
+  MetricsSnapshot snapshot;
+  snapshot.top_remotes = peers.top_remotes();
+  snapshot.top_prefixes = peers.top_prefixes();
+  snapshot.new_refused_firewall = 2;
+  const std::string page = render_prometheus(snapshot);
+  CHECK_THAT(page, Catch::Contains("rsttrace_refused_new_addresses_total{verdict=\"firewall\"} 2\n"));
+  CHECK_THAT(page, Catch::Contains("rsttrace_top_prefix_events{prefix=\"10.0.0.0/24\"} 256\n"));  // the scan's /24s lead
+  CHECK(std::count(page.begin(), page.end(), '\n') < 200);
 }

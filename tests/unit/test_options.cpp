@@ -87,3 +87,29 @@ TEST_CASE("help prints usage and exits 0") {
   CHECK(exit.code == 0);
   CHECK_THAT(exit.message, Catch::Contains("--ready-file"));
 }
+
+TEST_CASE("--host-label: printable ASCII without spaces, at most 253 bytes", "[options][host]") {
+  CHECK(std::get<TraceOptions>(parse({})).host_label.empty());  // the hostname, read at start
+  CHECK(std::get<TraceOptions>(parse({"--host-label", "web-01.dc2"})).host_label == "web-01.dc2");
+  CHECK(std::get<TraceOptions>(parse({"--host-label", std::string(253, 'h')})).host_label.size() == 253);
+  CHECK_THAT(error_of({"--host-label", std::string(254, 'h')}), Catch::Contains("1 to 253 bytes"));
+  CHECK_THAT(error_of({"--host-label", ""}), Catch::Contains("1 to 253 bytes"));
+  CHECK_THAT(error_of({"--host-label", "two words"}), Catch::Contains("printable ASCII without spaces"));
+  // The refused label is escaped in the message: no raw control byte reaches the terminal.
+  const std::string message = error_of({"--host-label", "evil\x1b[2J"});
+  CHECK(message.find('\x1b') == std::string::npos);
+  CHECK_THAT(message, Catch::Contains("evil\\x1b[2J"));
+}
+
+TEST_CASE("the hostname as a label is a valid label", "[options][host]") {
+  const std::string label = local_host_label();
+  CHECK_NOTHROW(check_host_label(label));
+}
+
+TEST_CASE("--version prints the version and the git revision, exit 0", "[options]") {
+  const auto exit = std::get<CliExit>(parse({"--version"}));
+  CHECK(exit.code == 0);
+  CHECK_FALSE(exit.to_stderr);
+  CHECK_THAT(exit.message, Catch::StartsWith("rsttrace 0.") && Catch::Contains(" (git "));
+  CHECK(exit.message == version_text() + "\n");
+}

@@ -266,3 +266,59 @@ TEST_CASE("report: a truncated, a deeply nested and a hostile line are skipped, 
   CHECK(incident.malformed_lines()[0].line == 2);
   CHECK(incident.malformed_lines()[0].why == "nested deeper than 32 levels");
 }
+
+TEST_CASE("report: hosts counted apart, lines without a host under (no host)", "[report][host]") {
+  Incident incident;
+  auto with_host = [](std::string line, const std::string& host) {
+    return line.insert(line.find(",\"kind\""), ",\"host\":\"" + host + "\"");
+  };
+  incident.add_line("web-01.jsonl", 1, with_host(event("2026-11-25T02:13:08.000000Z", "sshd", "192.0.2.1"), "web-01"));
+  incident.add_line("web-01.jsonl", 2, with_host(event("2026-11-25T02:14:08.000000Z", "sshd", "192.0.2.1"), "web-01"));
+  incident.add_line("web-01.jsonl", 3, R"({"type":"lost","ts":"2026-11-25T02:14:09.000000Z","host":"web-01","count":4,"total":4})");
+  incident.add_line("web-01.jsonl", 4, R"({"type":"summary","ts":"2026-11-25T02:15:00.000000Z","host":"web-01"})");
+  incident.add_line("web-02.jsonl", 1, with_host(event("2026-11-25T02:10:00.000000Z", "firewall", "192.0.2.9"), "web-02"));
+  incident.add_line("old.jsonl", 1, event("2026-11-25T01:00:00.000000Z", "peer", "192.0.2.3"));
+  REQUIRE(incident.hosts().size() == 3);
+  const HostCounts& web01 = incident.hosts().at("web-01");
+  CHECK(web01.events == 2);
+  CHECK(web01.lost == 4);
+  CHECK(web01.runs == 1);
+  CHECK(web01.first == "2026-11-25T02:13:08.000000Z");
+  CHECK(web01.last == "2026-11-25T02:14:08.000000Z");
+  CHECK(incident.hosts().at("web-02").events == 1);
+  CHECK(incident.hosts().at(Incident::kNoHost).events == 1);
+  CHECK(incident.events() == 4);
+  CHECK(incident.clock_steps_back() == 0);  // each file in order; hosts apart are never compared
+  const std::string text = render_text(incident, {"web-01.jsonl", "web-02.jsonl", "old.jsonl"});
+  CHECK_THAT(text, Catch::Contains("by host:\n  (no host)"));
+  CHECK_THAT(text, Catch::Contains("\n  web-01 "));
+  CHECK_THAT(text, Catch::Contains(" 2 events, 2026-11-25T02:13:08.000000Z to 2026-11-25T02:14:08.000000Z, lost 4, runs 1\n"));
+  CHECK_THAT(text, Catch::Contains("clock order: no line more than 60 s earlier"));
+  CHECK_THAT(render_html(incident, {"x"}), Catch::Contains("<caption>By host</caption>"));
+}
+
+TEST_CASE("report: a host's clock set back between runs is stated; lines waiting for provenance are not", "[report][host]") {
+  Incident incident;
+  uint64_t n = 0;
+  const std::string host = R"(,"host":"web-01")";
+  auto line = [&](const std::string& type, const std::string& ts) {
+    return R"({"type":")" + type + R"(","ts":")" + ts + "\"" + host + R"(,"verdict":"sshd","count":1})";
+  };
+  incident.add_line("cap", ++n, line("event", "2026-11-25T03:00:00.000000Z"));
+  incident.add_line("cap", ++n, line("event", "2026-11-25T02:59:50.000000Z"));  // waited 10 s for its rule: ordinary
+  incident.add_line("cap", ++n, line("summary", "2026-11-25T03:01:00.000000Z"));
+  incident.add_line("cap", ++n, line("event", "2026-11-25T02:00:00.000000Z"));  // the next run: an hour earlier
+  incident.add_line("cap", ++n, line("event", "2026-11-25T02:00:01.000000Z"));  // the same run: no second note
+  incident.add_line("cap.1", 1, line("event", "2026-11-25T01:00:00.000000Z"));   // another file starts afresh
+  CHECK(incident.clock_steps_back() == 1);  // line 5 is measured from line 4: one step, one note
+  REQUIRE(incident.clock_step_back_lines().size() == 1);
+  const ClockStepBack& step = incident.clock_step_back_lines()[0];
+  CHECK(step.file == "cap");
+  CHECK(step.line == 4);
+  CHECK(step.host == "web-01");
+  CHECK(step.ts == "2026-11-25T02:00:00.000000Z");
+  CHECK(step.after == "2026-11-25T03:01:00.000000Z");
+  const std::string text = render_text(incident, {"cap", "cap.1"});
+  CHECK_THAT(text, Catch::Contains("clock order: 1 step(s) back: a line more than 60 s earlier"));
+  CHECK_THAT(text, Catch::Contains("  cap:4: host web-01 at 2026-11-25T02:00:00.000000Z, after 2026-11-25T03:01:00.000000Z"));
+}

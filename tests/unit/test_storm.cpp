@@ -258,7 +258,7 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
   types.add_enum("skb_drop_reason", {{"SKB_DROP_REASON_NETFILTER_DROP", 12}});
   types.add_enum("", {{"TCP_ESTABLISHED", 1}, {"TCP_SYN_SENT", 2}});
   const KernelNames names = KernelNames::from_btf(types.get());
-  const Formatter formatter{names, WallClock{0}};
+  const Formatter formatter{names, WallClock{0}, "edge-7"};
 
   rsttrace_tcp_event raw = raw_event(RSTTRACE_KIND_DROP, "2001:db8::1", 22, "2001:db8::7", 40000);
   raw.family = 6;
@@ -292,6 +292,7 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
   CHECK(json["type"] == "storm");
   CHECK(json["state"] == "ongoing");
   CHECK(json["ts"] == "1970-01-01T00:00:02.001000Z");
+  CHECK(json["host"] == "edge-7");
   CHECK(json["since"] == "1970-01-01T00:00:00.001000Z");
   CHECK(json["interval_ms"] == 1000);
   CHECK(json["count"] == 1234);

@@ -70,7 +70,7 @@ TEST_CASE("the summary line holds every documented field, in order, from plain c
 
   std::vector<std::string> keys;
   for (const auto& [key, value] : summary.items()) keys.push_back(key);
-  CHECK(keys == std::vector<std::string>{"type", "ts", "duration_s", "events", "packets", "absorbed", "ignored",
+  CHECK(keys == std::vector<std::string>{"type", "ts", "host", "duration_s", "events", "packets", "absorbed", "ignored",
                                          "reset_sent", "reset_received", "drop", "lost", "malformed", "storms",
                                          "provenance", "aggregated", "kernel", "verdicts", "storm_verdicts",
                                          "top_remotes", "storm_connections"});

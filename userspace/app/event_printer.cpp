@@ -33,7 +33,7 @@ void EventPrinter::storm(const StormReport& storm) {
 
 void EventPrinter::lost(uint64_t count, uint64_t total, uint64_t now_unix_ns) {
   spdlog::warn("lost {} events (ring buffer full; {} in total): raise --ring-buffer-kib", count, total);
-  record(json_line({{"type", "lost"}, {"ts", format_rfc3339_micro(now_unix_ns)}, {"count", count}, {"total", total}}));
+  record(json_line({{"type", "lost"}, {"ts", format_rfc3339_micro(now_unix_ns)}, {"host", formatter_.host}, {"count", count}, {"total", total}}));
 }
 
 void EventPrinter::record(const std::string& json) {

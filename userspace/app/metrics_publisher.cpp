@@ -23,6 +23,10 @@ void MetricsPublisher::maybe_publish(uint64_t reports_total, const std::function
   snapshot.events = events_.counts();
   snapshot.storm_events = storm_events_.counts();
   snapshot.storm_connections = storm_connections_.counts();
+  snapshot.top_remotes = peers_.top_remotes();
+  snapshot.top_prefixes = peers_.top_prefixes();
+  snapshot.new_refused_wrappers = peers_.new_refused(Verdict::TcpWrappers);
+  snapshot.new_refused_firewall = peers_.new_refused(Verdict::Firewall);
   fill(snapshot);
   if (last_ns_ != 0 && now > last_ns_)
     snapshot.events_per_second =

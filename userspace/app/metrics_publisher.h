@@ -9,6 +9,7 @@
 
 #include "cli/options.h"
 #include "metrics/exposition.h"
+#include "metrics/peers.h"
 #include "metrics/server.h"
 
 namespace rsttrace {
@@ -21,12 +22,15 @@ class MetricsPublisher {
   void serve();  // starts answering scrapes
 
   void add(const Attribution& report) {
-    if (server_) events_.add(report);
+    if (!server_) return;
+    events_.add(report);
+    peers_.add(report, 1);
   }
   void add_storm(const Attribution& verdict, uint16_t port, uint64_t count, uint64_t connections) {
     if (!server_) return;
     storm_events_.add(verdict, port, count);
     if (connections) storm_connections_.add(verdict, port, connections);
+    if (connections) peers_.add(verdict, connections);  // the event that started the storm: its class's peer
   }
 
   // Publishes if a second has passed since the last page (or force):
@@ -39,6 +43,7 @@ class MetricsPublisher {
   EventCounters events_;
   EventCounters storm_events_;
   EventCounters storm_connections_;
+  PeerCounters peers_;
   double start_unix_;
   bool bpf_stats_;
   uint64_t last_ns_ = 0;

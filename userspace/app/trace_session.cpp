@@ -59,7 +59,7 @@ TraceSession::TraceSession(const TraceOptions& options)
     : options_(options),
       collector_user_(pick_collector_user(options)),
       kernel_(read_kernel_facts()),
-      formatter_{kernel_.names, WallClock::now()},
+      formatter_{kernel_.names, WallClock::now(), options.host_label.empty() ? local_host_label() : options.host_label},
       attributor_(kernel_.names, std::set<uint16_t>(options.ports.begin(), options.ports.end()), options.raw, {},
                   provenance_.host_user_ns()),
       printer_(options, formatter_, capture_owner(collector_user_)),
@@ -206,6 +206,7 @@ void TraceSession::finish() {
       .provenance_skipped = worker_->skipped(),
       .kernel = session_->stats(),
   };
+  facts.host = formatter_.host;
   if (options_.bpf_stats) facts.programs = session_->program_stats();
   if (const CaptureFile* capture = printer_.capture())
     facts.capture = CaptureCounts{capture->failed_writes(), capture->rotations()};

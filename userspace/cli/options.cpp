@@ -12,6 +12,8 @@
 
 #include "error.h"
 #include "output/capture_file.h"
+#include "rsttrace_version.h"  // generated at configure time (CMakeLists.txt)
+#include "text/escape.h"
 
 namespace rsttrace {
 
@@ -26,6 +28,33 @@ uint32_t parse_netns(const std::string& text) {
   struct stat st {};
   if (stat(text.c_str(), &st) != 0) throw failed("open", "--netns " + text, errno_text(errno));
   return static_cast<uint32_t>(st.st_ino);
+}
+
+void check_host_label(const std::string& label) {
+  if (label.empty() || label.size() > kMaxHostLabel)
+    throw failed("use", "--host-label", "a label has 1 to " + std::to_string(kMaxHostLabel) + " bytes");
+  for (const char c : label)
+    if (c <= 0x20 || c >= 0x7f)
+      throw failed("use", "--host-label " + escape_untrusted(label), "a label is printable ASCII without spaces");
+}
+
+std::string local_host_label() {
+  char name[256] = {};  // HOST_NAME_MAX is 64; the kernel ends it with a NUL within the buffer
+  if (gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
+  const std::string hostname(name);
+  try {
+    check_host_label(hostname);
+    return hostname;
+  } catch (const Error&) {
+    // Set by root, but anything the UTS namespace allows: escaped, spaces too, then cut.
+    std::string label;
+    for (const char c : escape_untrusted(hostname)) label += c == ' ' ? std::string("\\x20") : std::string(1, c);
+    return label.substr(0, kMaxHostLabel);
+  }
+}
+
+std::string version_text() {
+  return std::string("rsttrace ") + RSTTRACE_VERSION + " (git " + RSTTRACE_GIT_REVISION + ")";
 }
 
 void check_writable_path(const std::string& option, const std::string& path) {
@@ -97,6 +126,9 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   app.add_flag("--no-syscall-tracepoints", no_syscall_tracepoints,
                "do not attach to accept() and openat(): every syscall of every process stays on the kernel's fast "
                "path, but TCP wrappers refusals and the accepting process go unseen");
+  CLI::Option* host_label_option = app.add_option("--host-label", options.host_label,
+                 "the \"host\" of every JSON line (default: the hostname); printable ASCII, at most 253 bytes");
+  app.set_version_flag("--version", version_text(), "print the version and the git revision it was built from");
   app.add_flag("--bpf-stats", options.bpf_stats,
                "count each BPF program's runs and run time (BPF_ENABLE_STATS) and add them to the summary");
 
@@ -153,6 +185,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     app.parse(static_cast<int>(argv.size()), argv.data());
   } catch (const CLI::CallForHelp&) {
     return CliExit{0, app.help(), false};
+  } catch (const CLI::CallForVersion&) {
+    return CliExit{0, version_text() + "\n", false};
   } catch (const CLI::ParseError& e) {
     return CliExit{2, e.what(), true};
   }
@@ -181,6 +215,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
     if (options.raw && storm_option->count() == 0) options.storm_threshold = 0;
     options.syscall_tracepoints = !no_syscall_tracepoints;
     if (!netns.empty()) options.netns = parse_netns(netns);
+    if (!options.host_label.empty() || host_label_option->count()) check_host_label(options.host_label);
     if (!options.ready_file.empty()) check_writable_path("--ready-file", options.ready_file);
     if (!options.output.empty()) check_writable_path("--output", options.output);
     if (metrics_allow_remote && metrics.empty()) throw failed("use", "--metrics-allow-remote", "it needs --metrics");

@@ -40,6 +40,7 @@ struct TraceOptions {
   // accept() and wrapper-file opens through syscall tracepoints; off: cheaper for
   // every other process, without acceptors and TCP wrappers evidence.
   bool syscall_tracepoints = true;
+  std::string host_label;  // --host-label: "host" of every JSON line; empty: the hostname
 };
 
 // `rsttrace selftest`: the scenario lab as a product command.
@@ -100,6 +101,16 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args);
 
 // "4026531840" or a path such as /proc/1/ns/net or /run/netns/NAME.
 uint32_t parse_netns(const std::string& text);  // throws Error
+
+// --host-label NAME: 1 to kMaxHostLabel bytes of printable ASCII without spaces
+// (a label goes into every line and every report table). Throws Error.
+inline constexpr size_t kMaxHostLabel = 253;  // a DNS name's longest
+void check_host_label(const std::string& label);
+// The hostname as a host label: itself when it is one, else escaped and cut to fit.
+std::string local_host_label();
+
+// rsttrace 0.1.0 (git 0123456789ab): the version and the revision it was built from.
+std::string version_text();
 
 // A file rsttrace will create can be written: its directory exists and is
 // writable and it is not a directory. `option` names it in the error.

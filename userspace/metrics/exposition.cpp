@@ -111,7 +111,7 @@ std::string render_prometheus(const MetricsSnapshot& s) {
   page.counter("rsttrace_ignored_events_total", "Kernel events of ordinary teardown, not reported.", s.ignored);
   page.counter("rsttrace_lost_events_total", "Kernel events lost because the ring buffer was full.", s.lost);
   page.counter("rsttrace_malformed_records_total", "Ring buffer records that failed to decode.", s.malformed);
-  page.counter("rsttrace_kernel_counter_read_failures_total",
+  page.counter("rsttrace_kernel_stats_read_failures_total",
                "Reads of the BPF programs' counters that failed (the counters then show their last value read).",
                s.kernel_failed_reads);
   page.counter("rsttrace_capture_failed_writes_total", "Capture file lines that could not be written.",
@@ -133,6 +133,18 @@ std::string render_prometheus(const MetricsSnapshot& s) {
       page.sample("rsttrace_bpf_program_run_seconds_total", "program=\"" + label_value(program.name) + "\"",
                   number(static_cast<double>(program.run_time_ns) / 1e9));
   }
+  page.family("rsttrace_refused_new_addresses_total", "counter",
+              "Remote addresses refused by tcp-wrappers or the firewall for the first time in this run.");
+  page.sample("rsttrace_refused_new_addresses_total", "verdict=\"tcp-wrappers\"", std::to_string(s.new_refused_wrappers));
+  page.sample("rsttrace_refused_new_addresses_total", "verdict=\"firewall\"", std::to_string(s.new_refused_firewall));
+  page.family("rsttrace_top_remote_events", "gauge",
+              "Events in this run from the 10 remote addresses with the most (storm counts included).");
+  for (const auto& [address, count] : s.top_remotes)
+    page.sample("rsttrace_top_remote_events", "remote_addr=\"" + label_value(address) + "\"", std::to_string(count));
+  page.family("rsttrace_top_prefix_events", "gauge",
+              "Events in this run from the 10 networks (/24, /48) with the most (storm counts included).");
+  for (const auto& [prefix, count] : s.top_prefixes)
+    page.sample("rsttrace_top_prefix_events", "prefix=\"" + label_value(prefix) + "\"", std::to_string(count));
   page.counter("process_cpu_seconds_total", "User and system CPU time of the collector.", number(s.cpu_seconds));
   page.gauge("process_resident_memory_bytes", "Resident memory of the collector.", std::to_string(s.resident_bytes));
   page.gauge("process_start_time_seconds", "Start time of the collector since the Unix epoch.",

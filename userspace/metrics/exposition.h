@@ -69,6 +69,9 @@ struct MetricsSnapshot {
   double start_time_seconds = 0;     // unix time
   bool program_stats = false;        // BPF_ENABLE_STATS on: programs below are meaningful
   std::vector<ProgramStats> programs;
+  // metrics/peers.h: at most 10 series each.
+  std::vector<std::pair<std::string, uint64_t>> top_remotes, top_prefixes;
+  uint64_t new_refused_wrappers = 0, new_refused_firewall = 0;
 };
 
 std::string render_prometheus(const MetricsSnapshot& snapshot);

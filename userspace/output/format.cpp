@@ -143,6 +143,7 @@ void Formatter::append_event_line(std::string& line, const Attribution& report) 
   JsonObjectWriter out(line);
   out.string("type", "event")
       .ascii_string("ts", kMaxTimestamp, [&](char* at) { return put_rfc3339_micro(at, clock.unix_ns(e.monotonic_ns)); })
+      .string("host", host)
       .string("kind", kind_name(e.kind))
       .string("direction", direction_name(e.kind))
       .number("family", static_cast<uint64_t>(e.family))
@@ -198,6 +199,7 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
   JsonObjectWriter out(line);
   out.string("type", "storm")
       .ascii_string("ts", kMaxTimestamp, [&](char* at) { return put_rfc3339_micro(at, clock.unix_ns(storm.now_monotonic_ns)); })
+      .string("host", host)
       .string("state", storm_state_name(storm.state))
       .ascii_string("since", kMaxTimestamp,
                     [&](char* at) { return put_rfc3339_micro(at, clock.unix_ns(storm.since_monotonic_ns)); })

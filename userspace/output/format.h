@@ -35,6 +35,7 @@ class JsonObjectWriter;
 struct Formatter {
   const KernelNames& names;
   WallClock clock;
+  std::string host;  // "host" of every line: the hostname or --host-label (cli/options.h), printable ASCII
 
   std::string event_line(const Attribution& report) const;            // one JSON line, written directly
   void append_event_line(std::string& out, const Attribution& report) const;  // the same, appended to `out`

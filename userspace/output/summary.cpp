@@ -29,6 +29,7 @@ std::string summary_line(const SummaryFacts& facts, const Tally& run) {
   nlohmann::ordered_json summary = {
       {"type", "summary"},
       {"ts", format_rfc3339_micro(facts.unix_ns)},
+      {"host", facts.host},
       {"duration_s", facts.duration_s},
       {"events", facts.counts.reports},
       {"packets", facts.counts.packets},

@@ -72,6 +72,7 @@ struct SummaryFacts {
   KernelStats kernel;
   std::optional<std::vector<ProgramStats>> programs;  // with --bpf-stats
   std::optional<CaptureCounts> capture;               // with --output
+  std::string host;                                   // the lines' "host" (Formatter::host)
 };
 
 // The summary as one JSON line (no newline), keys in the documented order.

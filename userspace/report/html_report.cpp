@@ -277,6 +277,17 @@ std::string latest_table(const Incident& incident) {
   return out + "</table>\n";
 }
 
+std::string host_table(const Incident& incident) {
+  std::string out = "<table><caption>By host</caption><tr><th>host</th><th>events</th><th>first</th><th>last</th>"
+                    "<th>lost</th><th>runs</th></tr>\n";
+  if (incident.hosts().empty()) out += "<tr><td colspan=\"6\">none</td></tr>\n";
+  for (const auto& [host, counts] : incident.hosts())
+    out += "<tr><td>" + html(host) + "</td><td class=\"n\">" + std::to_string(counts.events) + "</td><td>" +
+           html(counts.first) + "</td><td>" + html(counts.last) + "</td><td class=\"n\">" +
+           std::to_string(counts.lost) + "</td><td class=\"n\">" + std::to_string(counts.runs) + "</td></tr>\n";
+  return out + "</table>\n";
+}
+
 }  // namespace
 
 std::string render_html(const Incident& incident, const std::vector<std::string>& files) {
@@ -304,9 +315,12 @@ std::string render_html(const Incident& incident, const std::vector<std::string>
   page += chart(incident) + "\n<div>\n" + table("By verdict", "verdict", verdicts) +
           table("Top remote addresses", "remote address", incident.top_remotes(20)) +
           table("fail2ban jails", "jail", incident.top_jails(20)) +
-          table("Front-ends behind the blocks", "tool", incident.top_front_ends(20)) + "</div>\n" + verdict_table(incident) +
-          table("Rules and lines involved", "rule or hosts line", incident.top_rules(20)) + latest_table(incident) +
-          "</body></html>\n";
+          table("Front-ends behind the blocks", "tool", incident.top_front_ends(20)) + host_table(incident) +
+          "</div>\n" + verdict_table(incident) +
+          table("Rules and lines involved", "rule or hosts line", incident.top_rules(20)) + latest_table(incident);
+  for (const std::string& note : clock_order_notes(incident))
+    page += "<p" + std::string(incident.clock_steps_back() ? " class=\"note\"" : "") + ">" + html(note) + "</p>\n";
+  page += "</body></html>\n";
   return page;
 }
 

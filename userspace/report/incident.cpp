@@ -76,6 +76,31 @@ void Incident::malformed(const std::string& file, uint64_t number, std::string w
   if (malformed_.size() < kMaxMalformedKept) malformed_.push_back({file, number, std::move(why)});
 }
 
+HostCounts& Incident::host_of(const nlohmann::json& record) {
+  const auto field = record.find("host");
+  std::string host = field != record.end() && field->is_string() ? field->get<std::string>() : kNoHost;
+  if (!hosts_.count(host) && hosts_.size() >= kMaxHosts) host = kOtherHosts;
+  return hosts_[host];
+}
+
+void Incident::check_clock_order(const std::string& file, uint64_t number, const std::string& host,
+                                 const std::string& ts, int64_t when_us) {
+  if (file != order_file_ || order_latest_.empty()) {
+    if (file != order_file_) order_file_ = file;
+    order_latest_ = ts, order_latest_us_ = when_us;
+    return;
+  }
+  if (when_us < order_latest_us_ - kClockStepBackUs) {
+    ++clock_steps_back_;
+    if (clock_step_back_lines_.size() < kMaxMalformedKept)
+      clock_step_back_lines_.push_back({host, file, number, ts, order_latest_});
+    // The lines after it are measured from it: one step is one note, not one per line.
+    order_latest_ = ts, order_latest_us_ = when_us;
+    return;
+  }
+  if (when_us > order_latest_us_) order_latest_ = ts, order_latest_us_ = when_us;
+}
+
 void Incident::add_line(const std::string& file, uint64_t number, const std::string& line, bool last_unterminated) {
   if (line.empty()) return;
   const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
@@ -87,14 +112,22 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
     return;
   }
   const std::string type = string_field(record, "type");
+  const std::string line_ts = string_field(record, "ts");
+  if (const auto when = timestamp_us(line_ts)) {
+    const auto host = record.find("host");
+    check_clock_order(file, number, host != record.end() && host->is_string() ? host->get<std::string>() : kNoHost,
+                      line_ts, *when);
+  }
   if (type == "lost") {
     const auto count = record.find("count");
     if (count == record.end() || !count->is_number_unsigned()) return malformed(file, number, "lost without a count");
     lost_ += count->get<uint64_t>();
+    host_of(record).lost += count->get<uint64_t>();
     return;
   }
   if (type == "summary") {
     ++summaries_;
+    ++host_of(record).runs;
     return;
   }
   // A storm line stands for `connections` (else `count`) connections of its class (docs/events.md).
@@ -139,6 +172,10 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
     }
   }
   add_provenance(record, verdict_key, count, storm, ts, *when, verdict);
+  HostCounts& host = host_of(record);
+  host.events += count;
+  if (host.first.empty() || *when < host.first_us) host.first = ts, host.first_us = *when;
+  if (host.last.empty() || *when > host.last_us) host.last = ts, host.last_us = *when;
 }
 
 void Incident::add_provenance(const nlohmann::json& record, const std::string& verdict_key, uint64_t count, bool storm,
@@ -195,6 +232,25 @@ std::vector<LineSummary> Incident::latest_lines() const {
 std::vector<std::pair<std::string, uint64_t>> Incident::top_remotes(size_t n) const { return by_remote_.top(n); }
 std::vector<std::pair<std::string, uint64_t>> Incident::top_jails(size_t n) const { return by_jail_.top(n); }
 
+std::vector<std::string> clock_order_notes(const Incident& incident) {
+  std::vector<std::string> notes;
+  if (incident.clock_steps_back() == 0) {
+    notes.push_back("clock order: no line more than 60 s earlier than a line before it in its file" +
+                    std::string(incident.hosts().size() > 1
+                                    ? "; hosts are merged by their own clocks (keep them synchronized, e.g. NTP)"
+                                    : ""));
+    return notes;
+  }
+  notes.push_back("clock order: " + std::to_string(incident.clock_steps_back()) +
+                  " step(s) back: a line more than 60 s earlier than a line before it in its file (a clock set "
+                  "back between runs, or files joined out of order): times around them are not in order");
+  for (const ClockStepBack& step : incident.clock_step_back_lines())
+    notes.push_back("  " + escape_untrusted(step.file) + ":" + std::to_string(step.line) + ": host " +
+                    escape_untrusted(step.host) + " at " + escape_untrusted(step.ts) + ", after " +
+                    escape_untrusted(step.after));
+  return notes;
+}
+
 std::string render_text(const Incident& incident, const std::vector<std::string>& files) {
   std::string out;
   auto line = [&out](const std::string& text) { out += text + "\n"; };
@@ -239,6 +295,17 @@ std::string render_text(const Incident& incident, const std::vector<std::string>
   const auto remedies = incident.top_remedies(10);
   line(remedies.empty() ? "fixes: none known" : "fixes (run as root; rsttrace never runs them):");
   for (const auto& [command, count] : remedies) row(command, 40, count);
+  line("by host:");
+  for (const auto& [host, counts] : incident.hosts()) {
+    std::string text = "  " + escape_untrusted(host);
+    if (text.size() < 26) text.append(26 - text.size(), ' ');
+    std::snprintf(buffer, sizeof(buffer), " %10llu events", static_cast<unsigned long long>(counts.events));
+    text += buffer;
+    if (!counts.first.empty()) text += ", " + escape_untrusted(counts.first) + " to " + escape_untrusted(counts.last);
+    text += ", lost " + std::to_string(counts.lost) + ", runs " + std::to_string(counts.runs);
+    line(text);
+  }
+  for (const auto& note : clock_order_notes(incident)) line(note);
   line("per minute (UTC):");
   for (const auto& [minute, counts] : incident.timeline()) {
     std::string row = "  " + minute.substr(0, 16) + " ";

@@ -28,10 +28,36 @@ struct LineSummary {
   std::vector<std::string> remedy;
 };
 
+// One host's part of the capture (the lines' "host"; "(no host)" for lines
+// written before rsttrace had the field).
+struct HostCounts {
+  uint64_t events = 0;  // event lines, plus the counts of storm lines
+  uint64_t lost = 0;
+  uint64_t runs = 0;  // summary lines
+  std::string first, last;  // RFC 3339, "" when no event
+  int64_t first_us = 0, last_us = 0;
+};
+
+// A line whose time is more than kClockStepBackUs earlier than a line before
+// it in the same file: the host's clock was set back between two runs (one
+// run's times all come from one clock reading at its start), or files were
+// joined out of order. Lines are written at most --provenance-deadline (10 s
+// by default) after their event, so a smaller step is ordinary.
+struct ClockStepBack {
+  std::string host, file;
+  uint64_t line = 0;
+  std::string ts, after;  // this line's time, and the latest time before it in the file
+};
+
 class Incident {
  public:
   static constexpr size_t kLatestKept = 50;
   static constexpr size_t kSecondsKept = 3600;  // per-second counts kept for captures up to an hour
+  static constexpr const char* kNoHost = "(no host)";
+  static constexpr const char* kOtherHosts = "(other hosts)";  // past kMaxHosts distinct hosts
+  static constexpr size_t kMaxHosts = 10000;
+  static constexpr int64_t kClockStepBackUs = 60'000'000;
+
   static constexpr const char* kOtherVerdicts = "(other verdicts)";  // past 64 distinct verdicts
 
   // One line of `file` (1-based `number`), without its newline.
@@ -66,6 +92,10 @@ class Incident {
   uint64_t truncated() const { return truncated_; }
   uint64_t runs() const { return summaries_; }  // `summary` lines: rsttrace runs that ended cleanly
 
+  const std::map<std::string, HostCounts>& hosts() const { return hosts_; }
+  uint64_t clock_steps_back() const { return clock_steps_back_; }  // later lines are measured from the step
+  const std::vector<ClockStepBack>& clock_step_back_lines() const { return clock_step_back_lines_; }  // the first 20
+
   // A line skipped for a reason found before parsing (e.g. far too long).
   void malformed(const std::string& file, uint64_t number, std::string why);
 
@@ -85,6 +115,14 @@ class Incident {
   BoundedCounts by_rule_{10000, "(others)"}, by_front_end_{1000, "(others)"}, by_remedy_{10000, "(others)"};
   std::map<std::string, std::map<std::string, uint64_t>> remedies_by_verdict_;
   std::multimap<int64_t, LineSummary> latest_;  // by ts in microseconds, at most kLatestKept
+  HostCounts& host_of(const nlohmann::json& record);
+  void check_clock_order(const std::string& file, uint64_t number, const std::string& host, const std::string& ts,
+                         int64_t when_us);
+  std::map<std::string, HostCounts> hosts_;
+  std::string order_file_, order_latest_;  // the file being read and its latest time so far
+  int64_t order_latest_us_ = 0;
+  uint64_t clock_steps_back_ = 0;
+  std::vector<ClockStepBack> clock_step_back_lines_;
 };
 
 
@@ -95,6 +133,9 @@ std::optional<std::string> minute_of(const std::string& ts);
 // An RFC 3339 UTC timestamp ("YYYY-MM-DDTHH:MM:SS[.fraction]Z", a real
 // calendar date) as microseconds since the epoch, or nullopt.
 std::optional<int64_t> timestamp_us(const std::string& ts);
+
+// What the report says about time order: clock steps back, or that there were none.
+std::vector<std::string> clock_order_notes(const Incident& incident);
 
 std::string render_text(const Incident& incident, const std::vector<std::string>& files);
 std::string render_html(const Incident& incident, const std::vector<std::string>& files);
