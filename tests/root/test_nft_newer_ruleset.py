@@ -11,13 +11,12 @@ import subprocess
 import unittest
 
 import harness
+import test_firewall_frontends as fw
 from harness import Rsttrace
+from test_firewall_frontends import CLIENT, SERVER, client_connect, sh
 
 DEBIAN13 = "/var/cache/rsttrace-lab/debian13"
-SERVER = "10.77.17.1"
-CLIENT = "10.77.17.2"
 NETNS = None
-CLIENT_NS = None
 
 # fail2ban's nftables-multiport action, as fail2ban 1.1 on Debian 13 writes it for a ban of CLIENT.
 RULESET = ("add table inet f2b-table; "
@@ -27,27 +26,16 @@ RULESET = ("add table inet f2b-table; "
            % CLIENT)
 
 
-def sh(*argv):
-    return subprocess.run(list(argv), check=True, capture_output=True, text=True)
+def setUpModule():
+    # The server in this process's private namespace, the client over veth (test_firewall_frontends' lab).
+    global NETNS
+    harness.require_root()
+    NETNS = harness.enter_private_netns()
+    fw.CLIENT_NS = fw.setup_client_namespace()
 
 
-def setup_client_namespace():
-    name = f"rsttrace-nftnew-{os.getpid()}"
-    sh("ip", "netns", "add", name)
-    sh("ip", "link", "add", "veth-srv", "type", "veth", "peer", "name", "veth-cli", "netns", name)
-    sh("ip", "addr", "add", f"{SERVER}/24", "dev", "veth-srv")
-    sh("ip", "link", "set", "veth-srv", "up")
-    for cmd in (["ip", "addr", "add", f"{CLIENT}/24", "dev", "veth-cli"], ["ip", "link", "set", "veth-cli", "up"]):
-        sh("ip", "netns", "exec", name, *cmd)
-    return name
-
-
-def client_connect():
-    code = (f"import socket\ns = socket.socket(); s.settimeout(3)\n"
-            f"try:\n s.connect(('{SERVER}', 22)); print('connected')\n"
-            f"except ConnectionRefusedError: print('refused')\nexcept OSError as e: print('error', e)\n")
-    return subprocess.run(["ip", "netns", "exec", CLIENT_NS, "python3", "-c", code], capture_output=True,
-                          text=True, check=True).stdout.strip()
+def tearDownModule():
+    subprocess.run(["ip", "netns", "del", fw.CLIENT_NS], capture_output=True)
 
 
 class NewerNftRulesetTest(unittest.TestCase):
@@ -103,10 +91,4 @@ class NewerNftRulesetTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    harness.require_root()
-    NETNS = harness.enter_private_netns()
-    CLIENT_NS = setup_client_namespace()
-    try:
-        unittest.main()
-    finally:
-        subprocess.run(["ip", "netns", "del", CLIENT_NS], capture_output=True)
+    unittest.main()
