@@ -10,9 +10,14 @@
 #include "selftest/selftest.h"
 #include "error.h"
 #include "explain/command.h"
+#include "privsep/system_access.h"
+#include "provenance/firewall/nft_netlink.h"
+#include <string_view>
 
 int main(int argc, char** argv) {
   using namespace rsttrace;
+  // The broker's netlink reader, run inside a namespace (system_access.cpp): before any option parsing.
+  if (argc == 2 && std::string_view(argv[1]) == kNftNetlinkDump) return firewall::run_nft_netlink_dump();
   const ParsedCommandLine parsed = parse_command_line(std::vector<std::string>(argv, argv + argc));
   if (const auto* exit = std::get_if<CliExit>(&parsed)) {
     std::fprintf(exit->to_stderr ? stderr : stdout, exit->to_stderr ? "rsttrace: %s\n" : "%s",

@@ -50,6 +50,8 @@ class DirectAccess final : public SystemAccess {
 // Commands: the ruleset readers, possibly under `nsenter --net=PATH --`, and
 // `fail2ban-client -s /run/fail2ban/fail2ban.sock banned ADDRESS` (its socket
 // and peer are checked before it runs: privsep/safe_access.h).
+// And `nsenter --net=PATH -- nft-netlink-dump`: rsttrace itself, dumping nf_tables over netlink in the namespace.
+constexpr const char* kNftNetlinkDump = "nft-netlink-dump";
 bool broker_allows_command(const std::vector<std::string>& argv);
 // Paths: namespace files of processes and /run/netns, and /etc/hosts.* of a
 // process's root (hosts.allow, hosts.deny, and pattern files named

@@ -18,7 +18,7 @@ constexpr const char* kCommandPath = "/usr/sbin:/usr/bin:/sbin:/bin";
 }  // namespace
 
 std::optional<std::string> capture_output(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                                          int inherit_fd, int cancel_fd) {
+                                          int inherit_fd, int cancel_fd, int* wait_status) {
   int pipe_fds[2];
   if (pipe2(pipe_fds, O_CLOEXEC) != 0) return std::nullopt;
   std::vector<char*> args;
@@ -80,8 +80,25 @@ std::optional<std::string> capture_output(const std::vector<std::string>& argv, 
   if (timed_out) kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
+  if (wait_status && !timed_out) *wait_status = status;
   if (timed_out || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
   return out;
+}
+
+namespace {
+constexpr std::string_view kKilledBySignal = "\x01rsttrace: killed by signal ";
+}
+
+std::string killed_by_signal_output(int signal) { return std::string(kKilledBySignal) + std::to_string(signal); }
+
+std::optional<int> killed_by_signal(std::string_view output) {
+  if (!output.starts_with(kKilledBySignal) || output.size() > kKilledBySignal.size() + 3) return std::nullopt;
+  int signal = 0;
+  for (const char c : output.substr(kKilledBySignal.size())) {
+    if (c < '0' || c > '9') return std::nullopt;
+    signal = signal * 10 + (c - '0');
+  }
+  return signal > 0 ? std::optional<int>(signal) : std::nullopt;
 }
 
 std::string netns_path(uint32_t inode, SystemAccess& access) {

@@ -68,6 +68,11 @@ void add_wrapper_line(Attribution& report, Provenance& provenance) {
 void add_firewall_rule(Attribution& report, Provenance& provenance) {
   report.rule = provenance.dropping_rule(report.event, *report.netfilter_hook, monotonic_now_ns());
   if (!report.rule) {
+    const std::string failure = provenance.ruleset_reader_failure(report.event.netns);
+    if (!failure.empty()) {
+      report.detail += "; " + failure + " (and nothing read without it names a rule)";
+      return;
+    }
     report.detail += provenance.access().available()
                          ? "; no rule in the namespace's nftables or iptables rulesets drops it now (changed since?)"
                          : "; provenance unavailable (broker exited)";

@@ -4,6 +4,7 @@
 #include "provenance/firewall.h"
 
 #include <dirent.h>
+#include <string.h>
 
 #include <algorithm>
 #include <map>
@@ -13,6 +14,7 @@
 #include "provenance/command.h"
 #include "provenance/firewall/iptables_ruleset.h"
 #include "provenance/firewall/ipsets.h"
+#include "provenance/firewall/nft_netlink.h"
 #include "provenance/firewall/nft_ruleset.h"
 
 namespace rsttrace {
@@ -27,8 +29,16 @@ struct RulesetIndex::Parsed {
   IptRuleset iptables_legacy;
   std::vector<UfwFiles> ufw;
   firewall::Ipsets ipsets;
+  firewall::NetlinkRuleset netlink;  // read when nft crashed
+  std::string reader_failure;
   std::vector<std::string> notes;
 };
+
+std::string nft_crash_note(int signal) {
+  const char* name = sigabbrev_np(signal);
+  return "this host's nft crashed reading the namespace's ruleset (" +
+         (name ? "SIG" + std::string(name) : "signal " + std::to_string(signal)) + "): written by a newer nft?";
+}
 
 RulesetIndex::RulesetIndex(const Rulesets& rulesets) : parsed_(std::make_unique<Parsed>()) {
   Parsed& parsed = *parsed_;
@@ -41,6 +51,11 @@ RulesetIndex::RulesetIndex(const Rulesets& rulesets) : parsed_(std::make_unique<
     parsed.iptables_legacy = firewall::parse_iptables_save(rulesets.iptables_legacy, "iptables-legacy-save");
     parsed.ufw = rulesets.ufw;
     parsed.ipsets = firewall::parse_ipset_save(rulesets.ipsets, parsed.notes);
+    if (rulesets.nft_crashed) {
+      parsed.reader_failure = nft_crash_note(*rulesets.nft_crashed);
+      parsed.netlink = firewall::parse_nft_netlink_dump(rulesets.nft_netlink);
+      parsed.notes.insert(parsed.notes.end(), parsed.netlink.notes.begin(), parsed.netlink.notes.end());
+    }
     for (const IptRuleset* ipt : {&parsed.iptables_nft, &parsed.iptables_legacy})
       parsed.notes.insert(parsed.notes.end(), ipt->notes.begin(), ipt->notes.end());
   } catch (const std::exception& e) {
@@ -54,6 +69,7 @@ RulesetIndex::RulesetIndex(RulesetIndex&&) noexcept = default;
 RulesetIndex& RulesetIndex::operator=(RulesetIndex&&) noexcept = default;
 
 const std::vector<std::string>& RulesetIndex::notes() const { return parsed_->notes; }
+const std::string& RulesetIndex::reader_failure() const { return parsed_->reader_failure; }
 
 std::optional<FirewallRule> find_dropping_rule(const Rulesets& rulesets, const PacketFacts& packet) {
   return RulesetIndex(rulesets).find_dropping_rule(packet);
@@ -125,6 +141,12 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked
   // iptables-legacy: its own hooks, its own tables.
   Outcome outcome = firewall::walk_iptables(parsed_->iptables_legacy, packet, "iptables-legacy");
   if (outcome.kind == Outcome::Dropped) return outcome.rule;
+  // nft crashed: what netlink says of nf_tables, never certain.
+  if (parsed_->netlink.read)
+    if (auto rule = firewall::find_netlink_drop(parsed_->netlink, packet)) {
+      rule->undecided += " (" + parsed_->reader_failure + ")";
+      return rule;
+    }
   if (!candidate) candidate = outcome.candidate;
   return candidate;
 }
@@ -208,6 +230,15 @@ Rulesets read_rulesets(uint32_t netns_inode, SystemAccess& access) {
   };
   rulesets.nft_json = in_netns({"nft", "-j", "-a", "list", "ruleset"});
   rulesets.nft_text = in_netns({"nft", "-a", "list", "ruleset"});
+  for (std::string* text : {&rulesets.nft_json, &rulesets.nft_text})
+    if (const auto signal = killed_by_signal(*text)) {
+      rulesets.nft_crashed = *signal;
+      text->clear();
+    }
+  if (rulesets.nft_crashed) {
+    rulesets.nft_json.clear(), rulesets.nft_text.clear();
+    rulesets.nft_netlink = in_netns({kNftNetlinkDump});
+  }
   rulesets.iptables_nft = in_netns({"iptables-nft-save", "-c"}) + in_netns({"ip6tables-nft-save", "-c"});
   rulesets.iptables_legacy = in_netns({"iptables-legacy-save", "-c"}) + in_netns({"ip6tables-legacy-save", "-c"});
   // ufw's chains: its rule numbers are in its files.

@@ -69,7 +69,12 @@ struct Rulesets {
   std::string iptables_legacy;    // iptables-legacy-save -c (+ ip6tables-legacy-save -c)
   std::vector<UfwFiles> ufw;      // ufw's rule files of the mount namespaces in it, when it has ufw chains
   std::string ipsets;             // ipset save, when a rule tests a set
+  std::optional<int> nft_crashed;  // the signal that killed this host's nft reading the ruleset
+  std::string nft_netlink;         // then: nf_tables dumped over netlink (firewall/nft_netlink.h)
 };
+
+// What the detail says when this host's nft crashed reading a namespace's ruleset.
+std::string nft_crash_note(int signal);
 
 // The rulesets parsed once, asked for many packets (a drop storm asks often).
 // The texts come from a namespace's owner (any user can make one): parsing is
@@ -84,6 +89,8 @@ class RulesetIndex {
   std::optional<FirewallRule> find_dropping_rule(const PacketFacts& packet) const;
   // What parsing skipped and why (e.g. "iptables-nft-save line 7: a counter without a rule: skipped").
   const std::vector<std::string>& notes() const;
+  // Why the nftables ruleset could not be read with nft (it crashed), or "".
+  const std::string& reader_failure() const;
   // The counter of the rule at the same place (handle, or chain and position) with the same text, if any.
   std::optional<uint64_t> counter_of(const FirewallRule& rule) const;
 

@@ -108,6 +108,11 @@ bool RulesetRereads::should_read(bool have_snapshot, uint64_t snapshot_ns, uint6
   return true;
 }
 
+std::string Provenance::ruleset_reader_failure(uint32_t netns) const {
+  const auto snapshot = rulesets_.find(netns);
+  return snapshot != rulesets_.end() && snapshot->second.rulesets ? snapshot->second.rulesets->reader_failure() : "";
+}
+
 std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns) {
   Snapshot& snapshot = rulesets_[drop.netns];
   if (snapshot.rereads.should_read(snapshot.rulesets.has_value(), snapshot.read_ns, drop.monotonic_ns, now_ns)) {

@@ -39,6 +39,8 @@ class Provenance {
   // namespace's rulesets taken after the drop where RulesetRereads allows.
   // now_ns: CLOCK_MONOTONIC now, not the event's time (groups are judged out of order).
   std::optional<FirewallRule> dropping_rule(const TcpEvent& drop, const std::string& hook, uint64_t now_ns);
+  // Why the last reading of namespace `netns`'s nftables ruleset failed (this host's nft crashed), or "".
+  std::string ruleset_reader_failure(uint32_t netns) const;
 
   // The fail2ban jail that banned `address`, when `writer` (who wrote
   // hosts.deny) was started by fail2ban: its action threads are named

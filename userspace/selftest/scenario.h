@@ -51,6 +51,7 @@ struct Expectation {
   std::string client_says;  // a phrase the client must have printed
   std::string rule_backend; // firewall: the backend of the rule rsttrace must name
   std::string rule_says;    // ... and a phrase of its text
+  std::optional<bool> rule_certain;  // ... and, when set, its certainty
   int wrapper_line = 0;     // tcp-wrappers: the hosts.deny line that must be named
   // What `rsttrace explain` must predict before the client connects: "" the
   // expected verdict (or "allowed" when none is expected); "allowed" for a

@@ -150,6 +150,9 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
                  rule["text"].get<std::string>().find(expected.rule_says) == std::string::npos)
           problems.push_back("rule " + rule.dump() + ", expected " + expected.rule_backend + " \"" +
                              expected.rule_says + "\"");
+        else if (expected.rule_certain && rule["certain"] != *expected.rule_certain)
+          problems.push_back("rule certain " + rule["certain"].dump() + ", expected " +
+                             (*expected.rule_certain ? "true" : "false"));
       }
     }
   }
