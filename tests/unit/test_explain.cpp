@@ -105,6 +105,9 @@ TEST_CASE("explain: allowed when nothing refuses", "[explain]") {
   const Explanation e = explain_facts(open_facts());
   CHECK(e.allowed);
   CHECK(verdict_text(e) == "allowed");
+  // sshd's PerSourcePenalties are in its memory: a penalised client would be refused all the same.
+  CHECK_FALSE(e.certain);
+  CHECK(e.steps[3].detail.find("PerSourcePenalties") != std::string::npos);
   CHECK(e.remedy.empty());
   REQUIRE(e.steps.size() == 6);
   CHECK(e.steps[0].name == "routing");

@@ -124,7 +124,8 @@ Step sshd_step(const Facts& facts) {
   if (startups->current >= startups->start)
     return {"sshd", "pass", false,
             "MaxStartups drops some connections " + word + ": the next is refused at random; " + penalties};
-  return {"sshd", "pass", true, "MaxStartups has room " + word + "; " + penalties};
+  // Not certain: a penalty the listener holds for the client would refuse it all the same.
+  return {"sshd", "pass", false, "MaxStartups has room " + word + "; " + penalties};
 }
 
 Step wrappers_step(const Facts& facts) {
@@ -245,6 +246,8 @@ Explanation explain_facts(const Facts& facts) {
       facts.bans.jails.empty() ? std::nullopt : std::optional<std::string>(facts.bans.jails.front());
   for (const Step& step : out.steps) {
     if (step.result == "unknown") out.certain = false;
+    // An "allowed" is only as sure as every step that let it pass (sshd's penalties are not known).
+    if (step.result == "pass" && !step.certain && out.allowed) out.certain = false;
     if (step.result != "block") continue;
     out.allowed = false;
     out.certain &= step.certain;

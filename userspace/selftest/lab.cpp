@@ -364,7 +364,8 @@ void Namespace::explain_before_connect(const std::string& client, uint16_t port)
   const auto record = nlohmann::json::parse(result.out, nullptr, false);
   const std::string said = result.err.empty() ? result.out : result.err;
   std::string verdict = "error: " + said.substr(0, said.find('\n'));
-  if (!record.is_discarded() && record.is_object() && record.value("verdict", "").size()) verdict = record["verdict"];
+  if (!record.is_discarded() && record.is_object() && record.value("verdict", "").size())
+    verdict = record["verdict"].get<std::string>() + (record.value("certain", true) ? "" : " (probable)");
   predictions_.emplace_back(client + " " + std::to_string(port), verdict);
 }
 

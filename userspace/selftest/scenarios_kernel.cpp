@@ -27,7 +27,9 @@ void listener_killed(Lab& lab, int signal, const std::string& name) {
              {.verdict = Verdict::Sshd, .remote_addr = c.client4, .peer_saw = "reset",
               .detail_says = "was killed by " + name + " with the connection from " + c.client4 + ":" +
                              std::to_string(kClientPort) + " still in its accept queue",
-              .client_says = "Connection reset by peer"});
+              .client_says = "Connection reset by peer",
+              // Explain ran before the kill: sshd, stopped, still listened, and let the client in.
+              .explain_says = "allowed"});
 }
 
 }  // namespace
