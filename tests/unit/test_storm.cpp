@@ -310,9 +310,24 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
   CHECK(json["detail"] == "dropped by \"f2b\"\n rule");
   CHECK(json["fail2ban_jail"] == "ssh\\x01d");
 
+  CHECK(json["remedy"] == nlohmann::json::array());  // a jail name that cannot be pasted gives no command
+
   const std::string text = formatter.storm_text(storm);
   CHECK(text.find("storm ongoing: 1234 packets dropped (5678 since") != std::string::npos);
   CHECK(text.find("peer 2001:db8::7") != std::string::npos);
+  CHECK(text.find("fix:") == std::string::npos);
+
+  // The fix for the peer the line names, in JSON and text alike.
+  inet_pton(AF_INET6, "2001:db8::7", verdict.event.remote.addr.data());
+  verdict.fail2ban_jail = "sshd";
+  verdict.rule = FirewallRule{.backend = "nftables", .family = "inet", .table = "f2b-table", .chain = "f2b-chain",
+                              .handle = 3, .text = "tcp dport 22 ip6 saddr @addr6-set-sshd reject",
+                              .verdict = "reject", .fail2ban_jail = "sshd"};
+  line.clear();
+  formatter.append_storm_line(line, storm);
+  CHECK(nlohmann::ordered_json::parse(line)["remedy"] ==
+        nlohmann::json::array({"fail2ban-client set sshd unbanip 2001:db8::7"}));
+  CHECK(formatter.storm_text(storm).find("; fix: fail2ban-client set sshd unbanip 2001:db8::7") != std::string::npos);
 }
 
 // As judged(), for a class whose verdict waits for the system's state (a firewall rule).

@@ -224,6 +224,7 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
   write_rule(out, verdict.rule);
   verdict.fail2ban_jail ? out.untrusted_string("fail2ban_jail", *verdict.fail2ban_jail) : out.null("fail2ban_jail");
   write_blocker(out, verdict.blocker);
+  out.string_array("remedy", remedy_commands(verdict));  // the peer the storm names, as on event lines
   out.close();
 }
 
@@ -244,6 +245,7 @@ std::string Formatter::storm_text(const StormReport& storm) const {
   text += ": ";
   text += verdict_name(verdict.verdict);
   text += ": " + verdict.detail;
+  append_remedy_text(text, remedy_commands(verdict));
   return text;
 }
 
