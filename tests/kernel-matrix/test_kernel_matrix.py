@@ -18,7 +18,8 @@ without a socket (no-sshd: 6.1's tracepoint does not fire, the drop stands in)
 and a received reset (peer-abort). 6.12 (Debian 13's userland, the combination
 most servers run) runs it with local and remote clients; 6.1 with Debian 12's
 userland locally, plus EXTRA_6_1 (fail2ban's thread names and hosts.deny write
-seen by the fexit open hook, a listener killed with its accept queue), and with
+seen by the fexit open hook; sshd's close() with unread data, the tracepoint's
+active reset without a reason), and with
 Debian 13's userland remotely. The host runs the whole lab on every userland
 and placement. The guests set RSTTRACE_LAB_TIME_SCALE=4 (run-guest): the lab's
 deadlines grow, it never sleeps longer."""
@@ -36,7 +37,7 @@ RUN_GUEST = os.path.join(HERE, "run-guest")
 RSTTRACE = os.environ["RSTTRACE"]
 SKIP = 77
 SUBSET = ["hosts-deny", "maxstartups", "iptables-reject", "nft-drop", "no-sshd", "peer-abort"]
-EXTRA_6_1 = ["fail2ban-hostsdeny", "listener-sigkill"]
+EXTRA_6_1 = ["fail2ban-hostsdeny", "garbage-banner"]
 
 # Per kernel: what `rsttrace check` must say, and the lab rows (userland, clients, scenarios or None: all).
 KERNELS = {
