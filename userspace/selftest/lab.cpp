@@ -115,13 +115,14 @@ Result Namespace::run_checked(const std::vector<std::string>& argv) const {
 
 void Namespace::wait_socket(const std::string& state, const std::string& filter, const std::string& contains,
                             const std::string& what) const {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  const auto limit = scaled(std::chrono::seconds(15));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
     const Result ss = run({"ss", "-Htnp", "state", state, filter});
     if (ss.exit_code == 0 && ss.out.find(contains) != std::string::npos) return;
     sleep_checked(std::chrono::milliseconds(20));
   }
-  throw failed("wait for", what, "not seen within 15 s");
+  throw failed("wait for", what, "not seen within " + std::to_string(limit.count()) + " s");
 }
 
 void link_remote(const Namespace& server, const Namespace& client) {
@@ -138,11 +139,13 @@ void link_remote(const Namespace& server, const Namespace& client) {
   client.run_checked({"ip", "-6", "addr", "add", std::string(kRemoteClient6) + "/64", "dev", "lab0", "nodad"});
   client.run_checked({"ip", "link", "set", "lab0", "up"});
   // Usable once both ends have a carrier (the addresses skip DAD).
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  const auto limit = scaled(std::chrono::seconds(15));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   for (const Namespace* end : {&server, &client}) {
     while (end->run({"ip", "-br", "link", "show", "lab0"}).out.find("LOWER_UP") == std::string::npos) {
       if (std::chrono::steady_clock::now() >= deadline)
-        throw failed("link", "the remote client's namespace", "no carrier on its veth after 15 s");
+        throw failed("link", "the remote client's namespace",
+                     "no carrier on its veth after " + std::to_string(limit.count()) + " s");
       sleep_checked(std::chrono::milliseconds(20));
     }
   }
@@ -196,12 +199,14 @@ Sshd::Sshd(const Namespace& ns, const WorkDir& dir, const SshdSettings& settings
     start_debian13(settings, tag);
   else
     start_debian12(settings, tag);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  const auto limit = scaled(std::chrono::seconds(15));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
     if (!process_->running()) throw failed("start", "sshd", "it exited: " + process_->err());
     const Result ss = ns.run({"ss", "-Htln", "sport = :" + std::to_string(settings.port)});
     if (ss.exit_code == 0 && !ss.out.empty()) break;
-    if (std::chrono::steady_clock::now() >= deadline) throw failed("start", "sshd", "not listening after 15 s");
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw failed("start", "sshd", "not listening after " + std::to_string(limit.count()) + " s");
     sleep_checked(std::chrono::milliseconds(20));
   }
 }
@@ -317,12 +322,14 @@ Fail2ban::Fail2ban(const Namespace& ns, const WorkDir& dir, const Sshd& sshd, co
   process_ = std::make_unique<Child>(sshd.userland_exec({"fail2ban-server", "-f", "-x", "-c", config_, "-s", socket_,
                                                          "-p", dir.file("fail2ban.pid")}),
                                      dir.file("fail2ban-server"));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto limit = scaled(std::chrono::seconds(30));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
     if (!process_->running()) throw failed("start", "fail2ban", "it exited: " + process_->err());
     const Result ping = lab::run(client({"ping"}), dir.file("f2b-ping"));
     if (ping.exit_code == 0 && status().find(jail) != std::string::npos) break;
-    if (std::chrono::steady_clock::now() >= deadline) throw failed("start", "fail2ban", "no jail " + jail + " after 30 s");
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw failed("start", "fail2ban", "no jail " + jail + " after " + std::to_string(limit.count()) + " s");
     sleep_checked(std::chrono::milliseconds(100));
   }
 }
@@ -343,13 +350,14 @@ std::string Fail2ban::status() const { return lab::run(client({"status"}), dir_.
 void Fail2ban::wait_banned(const std::string& address, const std::function<bool()>& in_effect) const {
   // fail2ban lists an address as banned before its action has run: wait for
   // the action's effect itself.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto limit = scaled(std::chrono::seconds(30));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   for (;;) {
     if (in_effect()) return;
     if (std::chrono::steady_clock::now() >= deadline) {
       const std::string log = read_file(dir_.file("fail2ban.log"));
       throw failed("wait for", "fail2ban to ban " + address,
-                   "no effect after 30 s: " + status() + "\nfail2ban.log ends: " + log.substr(log.size() > 1500 ? log.size() - 1500 : 0));
+                   "no effect after " + std::to_string(limit.count()) + " s: " + status() + "\nfail2ban.log ends: " + log.substr(log.size() > 1500 ? log.size() - 1500 : 0));
     }
     sleep_checked(std::chrono::milliseconds(50));
   }
@@ -360,7 +368,7 @@ void Namespace::explain_before_connect(const std::string& client, uint16_t port)
   const std::string address = client.find(':') != std::string::npos ? "[" + client + "]" : client;
   const Result result = lab::run({self_path(), "explain", address + ":" + std::to_string(kClientPort), "--port",
                                   std::to_string(port), "--netns", "/run/netns/" + name_, "--json"},
-                                 dir_.file("explain-" + std::to_string(++runs_)), std::chrono::seconds(60));
+                                 dir_.file("explain-" + std::to_string(++runs_)), scaled(std::chrono::seconds(60)));
   const auto record = nlohmann::json::parse(result.out, nullptr, false);
   const std::string said = result.err.empty() ? result.out : result.err;
   std::string verdict = "error: " + said.substr(0, said.find('\n'));

@@ -10,10 +10,12 @@ namespace {
 
 // Waits until `sshd`'s log contains `phrase` (sshd -e logs to stderr).
 void wait_log(const Sshd& sshd, const std::string& phrase, const std::string& what) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  const auto limit = scaled(std::chrono::seconds(15));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   while (sshd.log().find(phrase) == std::string::npos) {
     if (std::chrono::steady_clock::now() >= deadline)
-      throw std::runtime_error("failed to wait for " + what + ": sshd did not log `" + phrase + "` within 15 s");
+      throw std::runtime_error("failed to wait for " + what + ": sshd did not log `" + phrase + "` within " +
+                               std::to_string(limit.count()) + " s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }

@@ -61,16 +61,21 @@ void Lab::start_tracer(const std::vector<uint16_t>& ports) {
   std::vector<std::string> argv{self_path(), "--json", "--ready-file", ready};
   for (uint16_t port : ports) argv.insert(argv.end(), {"--port", std::to_string(port)});
   if (config_.verbose) argv.push_back("-v");
+  // A slow machine reads the rulesets and files for provenance slowly too (default 10 s).
+  if (time_scale() > 1)
+    argv.insert(argv.end(), {"--provenance-deadline", std::to_string(scaled(std::chrono::seconds(10)).count())});
   if (config_.placement == Placement::RemoteNetns) {
     if (namespaces_.empty()) throw failed("start", "the tracer", "--netns needs a server namespace first");
     argv.insert(argv.end(), {"--netns", "/run/netns/" + namespaces_.front().ns->name()});
     traced_netns_ = namespaces_.front().ns->inode();
   }
   tracer_ = std::make_unique<Child>(argv, dir_.file("tracer"));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto limit = scaled(std::chrono::seconds(60));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
   while (access(ready.c_str(), F_OK) != 0) {
     if (!tracer_->running()) throw failed("start", "the tracer", first_line(tracer_->err()));
-    if (std::chrono::steady_clock::now() >= deadline) throw failed("start", "the tracer", "no ready file after 60 s");
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw failed("start", "the tracer", "no ready file after " + std::to_string(limit.count()) + " s");
     sleep_checked(std::chrono::milliseconds(20));
   }
 }
@@ -116,7 +121,8 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
       if (event["netns"] == ns.inode() && event["local_port"] == expected.local_port)
         problems.push_back("reported a connection on unwatched port " + std::to_string(expected.local_port));
   } else {
-    const auto deadline = std::chrono::steady_clock::now() + kReportDeadline;
+    const auto report_limit = scaled(kReportDeadline);
+    const auto deadline = std::chrono::steady_clock::now() + report_limit;
     std::vector<nlohmann::ordered_json> found;
     while ((found = of_connection()).empty() && std::chrono::steady_clock::now() < deadline)
       sleep_checked(std::chrono::milliseconds(50));
@@ -125,7 +131,7 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
     found = of_connection();
     if (found.empty()) {
       problems.push_back("no report for " + expected.remote_addr + ":" + std::to_string(expected.remote_port) +
-                         " within " + std::to_string(kReportDeadline.count()) + " s");
+                         " within " + std::to_string(report_limit.count()) + " s");
     } else {
       check.event = found.front();
       if (found.size() > 1) problems.push_back(std::to_string(found.size()) + " lines for one connection");

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -39,6 +40,16 @@ void sleep_checked(std::chrono::milliseconds duration) {
     std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(duration, std::chrono::milliseconds(20)));
   }
 }
+
+int time_scale() {
+  const char* text = getenv("RSTTRACE_LAB_TIME_SCALE");
+  if (!text || !*text) return 1;
+  char* end = nullptr;
+  const long factor = strtol(text, &end, 10);
+  return *end == '\0' && factor >= 1 && factor <= 20 ? static_cast<int>(factor) : 1;
+}
+
+std::chrono::seconds scaled(std::chrono::seconds base) { return base * time_scale(); }
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);

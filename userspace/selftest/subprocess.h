@@ -21,6 +21,12 @@ void block_stop_signals();
 void throw_if_interrupted();
 void sleep_checked(std::chrono::milliseconds duration);
 
+// A wait's deadline on this machine: `base` times RSTTRACE_LAB_TIME_SCALE (a
+// whole factor, 1 to 20; unset or invalid: 1). Slow machines (the kernel
+// matrix's guests under qemu TCG set 4) get longer deadlines, never sleeps.
+std::chrono::seconds scaled(std::chrono::seconds base);
+int time_scale();
+
 // Cleanup must finish even after a stop signal: its waits are not interruptible.
 enum class Wait { Interruptible, ToTheEnd };
 
