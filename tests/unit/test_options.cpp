@@ -88,7 +88,7 @@ TEST_CASE("help prints usage and exits 0") {
   CHECK_THAT(exit.message, Catch::Contains("--ready-file"));
 }
 
-TEST_CASE("--host-label: printable ASCII without spaces, at most 253 bytes", "[options][host]") {
+TEST_CASE("a --host-label is printable ASCII without spaces, at most 253 bytes", "[options][host]") {
   CHECK(std::get<TraceOptions>(parse({})).host_label.empty());  // the hostname, read at start
   CHECK(std::get<TraceOptions>(parse({"--host-label", "web-01.dc2"})).host_label == "web-01.dc2");
   CHECK(std::get<TraceOptions>(parse({"--host-label", std::string(253, 'h')})).host_label.size() == 253);
@@ -106,7 +106,7 @@ TEST_CASE("the hostname as a label is a valid label", "[options][host]") {
   CHECK_NOTHROW(check_host_label(label));
 }
 
-TEST_CASE("--version prints the version and the git revision, exit 0", "[options]") {
+TEST_CASE("rsttrace --version prints the version and the git revision, exit 0", "[options]") {
   const auto exit = std::get<CliExit>(parse({"--version"}));
   CHECK(exit.code == 0);
   CHECK_FALSE(exit.to_stderr);
