@@ -310,7 +310,7 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
   CHECK(json["detail"] == "dropped by \"f2b\"\n rule");
   CHECK(json["fail2ban_jail"] == "ssh\\x01d");
 
-  CHECK(json["remedy"] == nlohmann::json::array());  // a jail name that cannot be pasted gives no command
+  CHECK(json["remedy"] == nlohmann::ordered_json::array());  // a jail name that cannot be pasted gives no command
 
   const std::string text = formatter.storm_text(storm);
   CHECK(text.find("storm ongoing: 1234 packets dropped (5678 since") != std::string::npos);
@@ -326,7 +326,7 @@ TEST_CASE("a storm line names its class, count and verdict, escaped like event l
   line.clear();
   formatter.append_storm_line(line, storm);
   CHECK(nlohmann::ordered_json::parse(line)["remedy"] ==
-        nlohmann::json::array({"fail2ban-client set sshd unbanip 2001:db8::7"}));
+        nlohmann::ordered_json::array({"fail2ban-client set sshd unbanip 2001:db8::7"}));
   CHECK(formatter.storm_text(storm).find("; fix: fail2ban-client set sshd unbanip 2001:db8::7") != std::string::npos);
 }
 
