@@ -127,6 +127,10 @@ struct Scenario {
   std::string summary;
   std::function<void(Lab&)> play;
   std::vector<std::string> needs = {};  // programs it runs from the userland beyond sshd, fail2ban, nft and iptables
+  // Non-empty: the scenario runs with remote clients only, and its loopback row is
+  // a skip that gives this reason (a front-end whose block only a remote client
+  // meets as users meet it; also keeps the lab within CI's time).
+  std::string remote_only = {};
 };
 
 const std::vector<Scenario>& scenarios();

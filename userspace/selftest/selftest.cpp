@@ -355,6 +355,8 @@ int run_selftest(const SelftestOptions& options) {
             outcome.skip_reason = unavailable;
           else if (!missing.empty())
             outcome.skip_reason = missing + " is not packaged in " + lab::userland_name(userland);
+          else if (!scenario->remote_only.empty() && placement == lab::Placement::Loopback)
+            outcome.skip_reason = "remote clients only: " + scenario->remote_only;
           else
             outcome = play(*scenario, {.verbose = options.verbose, .userland = root, .placement = placement});
           if (options.json) {
