@@ -67,7 +67,11 @@ void WorkDir::write(const std::string& name, const std::string& text, unsigned m
 
 Namespace::Namespace(const WorkDir& dir, const std::string& tag, UserlandRoot userland)
     : dir_(dir), name_(kPrefix + std::to_string(getpid()) + "-" + tag), userland_(std::move(userland)) {
-  lab::run_checked({"ip", "netns", "add", name_}, dir_.file("netns-add"));
+  // To the end, not interruptible: a stop signal that killed `ip netns add`
+  // half-way would leave its namespace with nobody to delete it. The next step
+  // notices the signal, inside the try below that deletes it.
+  if (const Result added = run_cleanup({"ip", "netns", "add", name_}, dir_.file("netns-add")); added.exit_code != 0)
+    throw failed("add", "network namespace " + name_, added.err.substr(0, added.err.find('\n')));
   try {
     struct stat st {};
     if (stat(("/run/netns/" + name_).c_str(), &st) != 0) throw failed("stat", "/run/netns/" + name_, errno_text(errno));
