@@ -345,6 +345,61 @@ class SshdRefusalScenarioTest(unittest.TestCase):
                           checks[0]["event"]["detail"])
 
 
+class FrontendScenarioTest(unittest.TestCase):
+    """Issue 16's firewall front-ends (scenarios_frontends.cpp): the userland's own fail2ban, ufw,
+    nft and iptables write the block, a remote client meets it; exact rule, front-end, certainty
+    and remedy. Remote rows only (Scenario::remote_only)."""
+
+    play = ScenarioTest.play
+
+    def blocked(self, name, client_says, **fields):
+        return self.play(name, dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT, local_port=22,
+                                    kind="drop", direction="dropped", netfilter_hook="input", client_says=client_says,
+                                    **fields))
+
+    def fail2ban(self, banaction, chain, text, nft=False):
+        rows = self.blocked(f"f2b-{banaction}", "Connection refused", fail2ban_jail="sshd-lab",
+                            blocker={"tool": "fail2ban", "name": "sshd-lab", "rule_number": None},
+                            remedy=["fail2ban-client set sshd-lab unbanip " + CLIENT4])
+        self.assertEqual(len(rows), 4)  # two userlands, two remote placements
+        for (userland, clients), checks in rows.items():
+            rule = checks[0]["event"]["rule"]
+            client = ADDRESSES["remote"][CLIENT4]
+            self.assertEqual((rule["backend"], rule["chain"], rule["verdict"]),
+                             ("nftables" if nft else "iptables-nft", chain, "reject"), (userland, clients))
+            self.assertEqual(rule["text"], text.replace(CLIENT4, client), (userland, clients))
+            # Debian 13's nft writes sets this host's nft cannot read: over netlink, probable.
+            self.assertEqual(rule["certain"], not (nft and userland == "debian13"), rule)
+
+    def test_fail2ban_iptables_multiport(self):
+        self.fail2ban("iptables-multiport", "f2b-sshd-lab",
+                      f"-A f2b-sshd-lab -s {CLIENT4}/32 -j REJECT --reject-with icmp-port-unreachable")
+
+    def test_fail2ban_iptables_allports(self):
+        self.fail2ban("iptables-allports", "f2b-sshd-lab",
+                      f"-A f2b-sshd-lab -s {CLIENT4}/32 -j REJECT --reject-with icmp-port-unreachable")
+
+    def test_fail2ban_iptables_ipset(self):
+        self.fail2ban("iptables-ipset", "INPUT", "-A INPUT -p tcp -m multiport --dports 22 -m set --match-set "
+                      "f2b-sshd-lab src -j REJECT --reject-with icmp-port-unreachable")
+
+    def test_ufw_deny(self):
+        rows = self.blocked("ufw-deny", "Connection timed out", peer_saw="silence",
+                            blocker={"tool": "ufw", "name": "ufw-user-input", "rule_number": 1},
+                            remedy=["ufw delete 1"])
+        for checks in rows.values():
+            rule = checks[0]["event"]["rule"]
+            self.assertEqual((rule["backend"], rule["chain"], rule["verdict"], rule["certain"]),
+                             ("iptables-nft", "ufw-user-input", "drop", True))
+
+    def test_iptables_recent_is_never_certain(self):
+        rows = self.blocked("iptables-recent", "Connection timed out", peer_saw="silence", blocker=None)
+        for checks in rows.values():
+            rule = checks[0]["event"]["rule"]
+            self.assertFalse(rule["certain"])
+            self.assertTrue(rule["undecided"].startswith("-m recent"), rule)
+
+
 if __name__ == "__main__":
     harness.require_root()
     unittest.main()
