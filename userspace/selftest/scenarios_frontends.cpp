@@ -67,6 +67,7 @@ void f2b_nft_set_rule(Lab& lab, Expectation& e, const std::string& rule_says) {
   e.rule_says = rule_says;
   // Debian 13's nft writes sets that this host's nft crashes on: the rule is read over netlink, probable.
   if (lab.userland() == Userland::Debian13) {
+    e.rule_says = std::string("ip saddr @addr-set-") + kJail + " ... reject";  // what netlink states of it
     e.rule_certain = false;
     e.undecided_says = "read without nft";
   }
@@ -204,13 +205,15 @@ const std::vector<Scenario>& frontend_scenarios() {
       remote({"f2b-nftables-allports", "fail2ban's nftables-allports bans the client",
               [](Lab& lab) {
                 fail2ban_banaction(lab, "nftables-allports", [&](Expectation& e, const ClientSide&) {
-                  f2b_nft_set_rule(lab, e, std::string("ip saddr @addr-set-") + kJail + " reject");
+                  f2b_nft_set_rule(lab, e, std::string("meta l4proto tcp ip saddr @addr-set-") + kJail +
+                                     " reject with icmp port-unreachable");
                 });
               }}),
       remote({"f2b-nftables-multiport", "fail2ban's nftables-multiport bans the client",
               [](Lab& lab) {
                 fail2ban_banaction(lab, "nftables-multiport", [&](Expectation& e, const ClientSide&) {
-                  f2b_nft_set_rule(lab, e, std::string("tcp dport 22 ip saddr @addr-set-") + kJail + " reject");
+                  f2b_nft_set_rule(lab, e, std::string("tcp dport 22 ip saddr @addr-set-") + kJail +
+                                     " reject with icmp port-unreachable");
                 });
               }}),
       remote({"f2b-iptables-ipset", "fail2ban's iptables-ipset bans the client in an ipset",
