@@ -55,6 +55,8 @@ def resolve(value, record):
     """The placeholders of an expectation, for this record's userland and clients."""
     if isinstance(value, dict):
         return {k: resolve(v, record) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, record) for v in value]
     if not isinstance(value, str):
         return value
     for placeholder, address in ADDRESSES[record["clients"].split("-")[0]].items():
@@ -384,7 +386,7 @@ class FrontendScenarioTest(unittest.TestCase):
                       f"-A f2b-sshd-lab -s {CLIENT4}/32 -j REJECT --reject-with icmp-port-unreachable")
 
     def test_fail2ban_iptables_ipset(self):
-        self.fail2ban("iptables-ipset", "INPUT", "-A INPUT -p tcp -m multiport --dports 22 -m set --match-set "
+        self.fail2ban("iptables-ipset", "INPUT", "-A INPUT -p tcp -m tcp --dport 22 -m set --match-set "
                       "f2b-sshd-lab src -j REJECT --reject-with icmp-port-unreachable")
 
     def test_fail2ban_nftables_multiport(self):
