@@ -349,6 +349,10 @@ std::vector<std::string> Fail2ban::client(const std::vector<std::string>& args) 
   return sshd_.userland_exec(argv);
 }
 
+void Fail2ban::ban(const std::string& address) const {
+  lab::run_checked(client({"set", jail_, "banip", address}), dir_.file("f2b-banip"));
+}
+
 std::string Fail2ban::status() const { return lab::run(client({"status"}), dir_.file("f2b-status")).out; }
 
 void Fail2ban::wait_banned(const std::string& address, const std::function<bool()>& in_effect) const {
