@@ -89,6 +89,12 @@ int on_diag_message(const nlmsghdr* header, void* data) {
 }  // namespace
 
 Result<bool> parse_inet_diag_dump(const void* data, size_t size, uint32_t sequence, std::vector<ListeningSocket>& out) {
+  // Every byte must belong to a whole message: libmnl stops quietly at one cut short.
+  if (size > (1u << 30)) return Failure{"a sock_diag answer of " + std::to_string(size) + " bytes"};
+  int remaining = static_cast<int>(size);
+  for (auto* header = static_cast<const nlmsghdr*>(data); mnl_nlmsg_ok(header, remaining);)
+    header = mnl_nlmsg_next(header, &remaining);
+  if (remaining != 0) return Failure{"sock_diag's answer has a message cut short"};
   DiagDump dump{&out};
   errno = 0;
   const int result = mnl_cb_run(data, size, sequence, 0, on_diag_message, &dump);
