@@ -199,6 +199,11 @@ TEST_CASE("sock_diag: listeners with their accept queue and backlog", "[explain]
   std::vector<char> small(NLMSG_ALIGN(tiny.nlmsg_len));
   std::memcpy(small.data(), &tiny, sizeof(tiny));
   CHECK_FALSE(parse_inet_diag_dump(small.data(), small.size(), 1, sockets));
+  // A length over 2 GiB (negative as libmnl's int) once walked it off the buffer (fuzz_explain).
+  auto huge = diag_dump(0, 1, true);
+  const uint32_t length = 0xdddddddd;
+  std::memcpy(huge.data(), &length, sizeof(length));
+  CHECK_FALSE(parse_inet_diag_dump(huge.data(), huge.size(), 1, sockets));
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <linux/inet_diag.h>
 #include <linux/sock_diag.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -89,12 +90,16 @@ int on_diag_message(const nlmsghdr* header, void* data) {
 }  // namespace
 
 Result<bool> parse_inet_diag_dump(const void* data, size_t size, uint32_t sequence, std::vector<ListeningSocket>& out) {
-  // Every byte must belong to a whole message: libmnl stops quietly at one cut short.
+  // Every byte must belong to a whole message, checked here first: libmnl stops quietly at
+  // one cut short, and takes a length over 2 GiB (negative as its int) for a valid one.
   if (size > (1u << 30)) return Failure{"a sock_diag answer of " + std::to_string(size) + " bytes"};
-  int remaining = static_cast<int>(size);
-  for (auto* header = static_cast<const nlmsghdr*>(data); mnl_nlmsg_ok(header, remaining);)
-    header = mnl_nlmsg_next(header, &remaining);
-  if (remaining != 0) return Failure{"sock_diag's answer has a message cut short"};
+  for (size_t at = 0; at < size;) {
+    uint32_t length = 0;
+    if (size - at < sizeof(nlmsghdr)) return Failure{"sock_diag's answer has a message cut short"};
+    std::memcpy(&length, static_cast<const char*>(data) + at, sizeof(length));
+    if (length < sizeof(nlmsghdr) || length > size - at) return Failure{"sock_diag's answer has a message cut short"};
+    at += std::min<size_t>(NLMSG_ALIGN(length), size - at);
+  }
   DiagDump dump{&out};
   errno = 0;
   const int result = mnl_cb_run(data, size, sequence, 0, on_diag_message, &dump);
