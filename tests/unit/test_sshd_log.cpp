@@ -92,7 +92,7 @@ TEST_CASE("sshd log: rsyslog's RFC 3339 lines of OpenSSH 9.8, the listener's pid
   CHECK(judge_penalty(*log, 4, v4("192.0.2.99"), restarted).state == PenaltyVerdict::State::None);
 }
 
-TEST_CASE("sshd log: LogLevel INFO logs only the refusal; BSD syslog times", "[sshd-log]") {
+TEST_CASE("sshd log: LogLevel INFO logs only the refusal, in BSD syslog lines", "[sshd-log]") {
   const std::string text =
       std::string("Nov 30 12:00:00 host sshd[812]: drop connection #2 from [2001:db8::7]:40102 on [2001:db8::1]:22 ") +
       kNoauth + "\n" + "Nov  3 12:00:00 host sshd[812]: drop connection #2 from [192.0.2.9]:1 on [192.0.2.1]:22 past Maxstartups\n";
