@@ -57,6 +57,8 @@ struct Expectation {
   // expected verdict (or "allowed" when none is expected); "allowed" for a
   // block that only what the client does after connecting causes.
   std::string explain_says;
+  std::string blocker_tool, blocker_name;  // firewall: when set, the event's `blocker` {tool, name}
+  std::vector<std::string> remedy;         // when set: the event's `remedy` commands, exactly
 };
 
 struct Check {
@@ -140,5 +142,7 @@ const std::vector<Scenario>& sshd_scenarios();
 // Issue 15's kernel scenarios (scenarios_kernel.cpp), and a list with them appended.
 const std::vector<Scenario>& kernel_scenarios();
 std::vector<Scenario> with_kernel_scenarios(const std::vector<Scenario>& scenarios);
+// Issue 16's sshguard backends (scenarios_sshguard.cpp), part of scenarios().
+const std::vector<Scenario>& sshguard_scenarios();
 
 }  // namespace rsttrace::lab

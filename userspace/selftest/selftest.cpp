@@ -160,6 +160,14 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
           problems.push_back("rule certain " + rule["certain"].dump() + ", expected " +
                              (*expected.rule_certain ? "true" : "false"));
       }
+      if (!expected.blocker_tool.empty()) {
+        const auto& blocker = event["blocker"];
+        if (!blocker.is_object() || blocker["tool"] != expected.blocker_tool || blocker["name"] != expected.blocker_name)
+          problems.push_back("blocker " + blocker.dump() + ", expected " + expected.blocker_tool + " \"" +
+                             expected.blocker_name + "\"");
+      }
+      if (!expected.remedy.empty() && event["remedy"] != nlohmann::ordered_json(expected.remedy))
+        problems.push_back("remedy " + event["remedy"].dump() + ", expected " + nlohmann::ordered_json(expected.remedy).dump());
     }
   }
   // The explain column: the prediction made before the client connected must be the verdict traced.
