@@ -57,8 +57,15 @@ struct Expectation {
   // expected verdict (or "allowed" when none is expected); "allowed" for a
   // block that only what the client does after connecting causes.
   std::string explain_says;
-  std::string blocker_tool, blocker_name;  // firewall: when set, the event's `blocker` {tool, name}
-  std::vector<std::string> remedy;         // when set: the event's `remedy` commands, exactly
+  // Firewall front-ends (issue 16, scenarios_frontends.cpp): checked when set.
+  std::string blocker_tool;                // `blocker.tool` ("fail2ban", "ufw"); "-": blocker must be null
+  std::string blocker_name;                // `blocker.name` (the jail, ufw's chain)
+  std::optional<int> blocker_rule_number;  // `blocker.rule_number` (ufw's number); 0: null
+  std::string remedy_says;                 // a phrase of the remedy's commands, joined by " ; "
+  std::string rule_chain;                  // `rule.chain`
+  std::string undecided_says;              // a phrase of `rule.undecided`
+  std::optional<uint16_t> original_port;   // `original_dst.port` (DNAT)
+  std::string tcp_flags;                   // `tcp_flags` of the event
 };
 
 struct Check {
@@ -144,5 +151,8 @@ const std::vector<Scenario>& kernel_scenarios();
 std::vector<Scenario> with_kernel_scenarios(const std::vector<Scenario>& scenarios);
 // Issue 16's sshguard backends (scenarios_sshguard.cpp), part of scenarios().
 const std::vector<Scenario>& sshguard_scenarios();
+
+// Issue 16's firewall front-ends (scenarios_frontends.cpp), part of scenarios().
+const std::vector<Scenario>& frontend_scenarios();
 
 }  // namespace rsttrace::lab

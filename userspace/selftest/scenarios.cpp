@@ -270,6 +270,8 @@ const std::vector<Scenario>& scenarios() {
     list.insert(list.end(), more.begin(), more.end());
     const auto& sshguard = sshguard_scenarios();  // scenarios_sshguard.cpp
     list.insert(list.end(), sshguard.begin(), sshguard.end());
+    const auto& frontends = frontend_scenarios();             // scenarios_frontends.cpp
+    list.insert(list.end(), frontends.begin(), frontends.end());
     return list;
   }();
   return everything;

@@ -127,25 +127,29 @@ void sshguard_ban(Lab& lab, Backend backend) {
       // Debian 13's nft writes a set the host's (Debian 12) nft crashes on: the rule is read over netlink,
       // its set lookup and verdict only, so it is probable there (as fail2ban-nftables' is).
       expected.rule_says = "ip saddr @attackers";
+      expected.rule_chain = "blacklist";
       expected.rule_certain = lab.userland() == Userland::Debian12;
       expected.blocker_name = "table sshguard";
-      expected.remedy = {"nft delete element ip sshguard attackers '{ " + address + " }'"};
+      expected.remedy_says = "nft delete element ip sshguard attackers '{ " + address + " }'";
       break;
     case Backend::Iptables:
       expected.rule_backend = "iptables-nft";
       expected.rule_says = "-A sshguard -s " + address + "/32 -j DROP";
+      expected.rule_chain = "sshguard";
       expected.rule_certain = true;  // the source address, through INPUT's multiport jump
       expected.blocker_name = "sshguard";
-      expected.remedy = {"iptables-nft -t filter -D sshguard -s " + address + "/32 -j DROP"};
+      expected.remedy_says = "iptables-nft -t filter -D sshguard -s " + address + "/32 -j DROP";
       break;
     case Backend::Ipset:
       expected.rule_backend = "iptables-nft";
       expected.rule_says = "-A INPUT -m set --match-set sshguard4 src -j DROP";
+      expected.rule_chain = "INPUT";
       expected.rule_certain = true;  // the set's membership, tested in the lab's namespace
       expected.blocker_name = "sshguard4";
-      expected.remedy = {"ipset del sshguard4 " + address};
+      expected.remedy_says = "ipset del sshguard4 " + address;
       break;
   }
+  expected.blocker_rule_number = 0;  // null: sshguard numbers nothing
   lab.expect(ns, ssh_client(c.ns, c.client4, c.server4, 22, 3), expected);
   lift_with_remedy(lab, sshd, c);
 }
