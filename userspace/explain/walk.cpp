@@ -189,7 +189,16 @@ Step bans_step(const Facts& facts) {
                 (left.empty() ? " (time left unknown)" : " for " + escape_untrusted(left) + " more");
     }
   }
-  detail += "; sshguard keeps no queryable state: its bans show as rules of its own table or chain above";
+  // sshg-blocker keeps its bans' times in its memory alone (no socket, no file but
+  // BLACKLIST_FILE's permanent ones): the time left cannot be asked, only the block seen.
+  const bool sshguard = facts.rule && facts.rule->blocker && facts.rule->blocker->tool == "sshguard";
+  if (sshguard)
+    detail += "; sshguard blocks it (" + escape_untrusted(facts.rule->blocker->name) +
+              ", the firewall rule above): the time left is not known, sshguard keeps it in its memory only (its "
+              "BLOCK_TIME, 120 s by default, longer for a repeat offender; never for a BLACKLIST_FILE address)";
+  else
+    detail += "; sshguard keeps no queryable state: a ban of its would show as the firewall rule above (its table "
+              "sshguard, chain sshguard or ipsets sshguard4/6)";
   return {"bans", "info", true, detail};
 }
 

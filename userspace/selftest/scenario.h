@@ -149,6 +149,8 @@ const std::vector<Scenario>& sshd_scenarios();
 // Issue 15's kernel scenarios (scenarios_kernel.cpp), and a list with them appended.
 const std::vector<Scenario>& kernel_scenarios();
 std::vector<Scenario> with_kernel_scenarios(const std::vector<Scenario>& scenarios);
+// Issue 16's sshguard backends (scenarios_sshguard.cpp), part of scenarios().
+const std::vector<Scenario>& sshguard_scenarios();
 
 // Issue 16's firewall front-ends (scenarios_frontends.cpp), part of scenarios().
 const std::vector<Scenario>& frontend_scenarios();
