@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 
+#include "attribute/storm.h"
 #include "cli/options.h"
 #include "metrics/exposition.h"
 #include "metrics/peers.h"
@@ -26,11 +27,21 @@ class MetricsPublisher {
     events_.add(report);
     peers_.add(report, 1);
   }
-  void add_storm(const Attribution& verdict, uint16_t port, uint64_t count, uint64_t connections) {
+  void add_storm(const Attribution& verdict, uint16_t port, uint64_t count, uint64_t connections,
+                 const std::vector<StormReport::PeerShare>& class_peers = {}) {
     if (!server_) return;
     storm_events_.add(verdict, port, count);
     if (connections) storm_connections_.add(verdict, port, connections);
-    if (connections) peers_.add(verdict, connections);  // the event that started the storm: its class's peer
+    if (!connections) return;
+    if (class_peers.empty()) {
+      peers_.add(verdict, connections);  // the event that started the storm: its class's peer
+      return;
+    }
+    Attribution peer = verdict;  // a class storm: its top peers, each with its own connections
+    for (const StormReport::PeerShare& share : class_peers) {
+      peer.event.remote.addr = share.peer.addr;
+      if (share.delta) peers_.add(peer, share.delta);
+    }
   }
 
   // Publishes if a second has passed since the last page (or force):
