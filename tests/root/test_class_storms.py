@@ -7,15 +7,18 @@ import errno
 import ipaddress
 import json
 import os
+import re
 import socket
 import subprocess
 import time
 import unittest
+import urllib.request
 
 import harness
 from harness import Rsttrace, tcp_mib, wait_until
 
 PORT = 2226
+METRICS = "127.0.0.1:9834"
 NETNS = None
 # Events a second of one class that start a storm: low enough for a slow machine to pass
 # at once (a qemu guest under emulation sets it lower), high enough that the heavy peer
@@ -183,11 +186,24 @@ class ClassStormTest(unittest.TestCase):
                         return expr["counter"]["packets"]
             raise AssertionError("no counter in the test's rule")
 
-        with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--storm-threshold", str(THRESHOLD)) as rt:
+        def top_on_page(family):
+            with urllib.request.urlopen(f"http://{METRICS}/metrics", timeout=5) as response:
+                text = response.read().decode()
+            samples = re.findall(rf'^{family}\{{[a-z_]+="([^"]+)"\}} (\S+)$', text, re.M)
+            return {label: float(value) for label, value in samples}
+
+        with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--storm-threshold", str(THRESHOLD),
+                      "--metrics", METRICS) as rt:
             dropped_before = rule_packets()
             sent = self.flood(rt, send_syn, 1)
             count = sum(sent.values())
             wait_until(lambda: rule_packets() - dropped_before == count, 30, "the rule to count every SYN")
+            # The metrics' top peers count a class storm's connections under its top peers: the
+            # heavy peer is in the top 10 of every line, so all of its connections are there.
+            wait_until(lambda: top_on_page("rsttrace_top_remote_events").get(HEAVY_PEER) == sent[HEAVY_PEER], 30,
+                       f"the metrics page to count {sent[HEAVY_PEER]} connections from {HEAVY_PEER}")
+            prefixes = top_on_page("rsttrace_top_prefix_events")
+            self.assertEqual(max(prefixes, key=prefixes.get), str(HOT_PREFIX), prefixes)
             self.stop_when_storms_ended(rt)
         self.assertEqual(rt.returncode, 0)
         summary = rt.summary()

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <exception>
 
+#include "text/escape.h"
+
 namespace rsttrace {
 
 std::string_view storm_state_name(StormState state) {
@@ -20,6 +22,12 @@ std::string_view storm_state_name(StormState state) {
 StormTracker::StormTracker(uint64_t threshold_per_second, StormCounters& kernel, JudgeAlone judge_alone)
     : threshold_(std::max<uint64_t>(threshold_per_second, 1)), kernel_(kernel), judge_alone_(std::move(judge_alone)) {
   for (uint32_t slot = RSTTRACE_STORM_SLOTS; slot-- > 0;) free_slots_.push_back(slot);
+}
+
+std::string class_peer_text(const ClassPeerCount& peer) {
+  std::string text = format_address(peer.family, peer.addr);
+  if (peer.prefix_len != (peer.family == 6 ? 128 : 32)) text += "/" + std::to_string(peer.prefix_len);
+  return text;
 }
 
 std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& sent) {

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -41,6 +42,9 @@ inline std::array<uint8_t, 16> storm_peer_address(const rsttrace_storm_key& key)
   std::memcpy(addr.data(), key.peer_addr, addr.size());
   return addr;
 }
+
+// "192.0.2.7" for a peer, "192.0.2.0/24" or "2001:db8:1:2::/64" for a prefix.
+std::string class_peer_text(const ClassPeerCount& peer);
 
 enum class StormState { Start, Ongoing, End };
 std::string_view storm_state_name(StormState state);  // start / ongoing / end

@@ -201,8 +201,7 @@ void append_peer_shares(std::string& json, const std::vector<StormReport::PeerSh
   for (size_t i = 0; i < shares.size(); ++i) {
     const ClassPeerCount& peer = shares[i].peer;
     json += i ? ",{\"addr\":\"" : "{\"addr\":\"";
-    append_address(json, peer.family, peer.addr);
-    if (peer.prefix_len != (peer.family == 6 ? 128 : 32)) json += "/" + std::to_string(peer.prefix_len);
+    json += class_peer_text(peer);
     json += "\",\"count\":" + std::to_string(shares[i].delta) + ",\"total\":" + std::to_string(peer.count) + '}';
   }
   json += ']';
@@ -212,9 +211,7 @@ void append_peer_shares(std::string& json, const std::vector<StormReport::PeerSh
 void append_peer_text(std::string& text, std::string_view what, const std::vector<StormReport::PeerShare>& shares) {
   for (size_t i = 0; i < shares.size() && i < 3; ++i) {
     text += i ? ", " : std::string(", top ") + std::string(what) + " ";
-    append_address(text, shares[i].peer.family, shares[i].peer.addr);
-    if (shares[i].peer.prefix_len != (shares[i].peer.family == 6 ? 128 : 32))
-      text += "/" + std::to_string(shares[i].peer.prefix_len);
+    text += class_peer_text(shares[i].peer);
     text += " (" + std::to_string(shares[i].peer.count) + ")";
   }
 }
