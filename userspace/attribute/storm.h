@@ -105,12 +105,17 @@ class StormTracker {
       window_.clear();  // keeps its capacity: a flood from many peers allocates nothing per event
       window_index_.clear();
       window_classes_ = 0;
+      last_class_index_ = FlatIndex::kNone;
       window_start_ns_ = event.monotonic_ns;
     }
     // The class first: a flood from more peers than the window holds still counts in it.
     rsttrace_storm_key class_key = key;
     rsttrace_storm_class_of(&class_key);
-    const uint32_t class_index = window_entry(class_key, window_classes_ < kMaxWindowClasses);
+    // A flood's events share their class: the last one's entry, without hashing (measured: the
+    // class's hash and lookup made observe() 1.65 times as slow).
+    if (last_class_index_ == FlatIndex::kNone || !StormKeyEqual{}(window_[last_class_index_].key, class_key))
+      last_class_index_ = window_entry(class_key, window_classes_ < kMaxWindowClasses);
+    const uint32_t class_index = last_class_index_;
     uint32_t peer_events = 0;
     if (const uint32_t index = window_entry(key, window_.size() - window_classes_ < kMaxWindowKeys);
         index != FlatIndex::kNone) {
@@ -198,6 +203,7 @@ class StormTracker {
   };
   std::vector<WindowEntry> window_;
   size_t window_classes_ = 0;  // entries of window_ that are peerless classes
+  uint32_t last_class_index_ = FlatIndex::kNone;  // the last event's class in window_
   FlatIndex window_index_;
   uint64_t window_start_ns_ = 0;
   std::vector<Storm> storms_;
