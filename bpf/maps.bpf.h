@@ -87,6 +87,27 @@ struct {
 } storm_peers SEC(".maps");
 
 /*
+ * Class storms (records.h: rsttrace_storm_class_of): class_storms_in_use
+ * (written by userspace) skips the second key lookup while there is none.
+ * Their peers and /24 or /64 prefixes are counted here, bounded by LRU.
+ */
+__u32 class_storms_in_use;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RSTTRACE_CLASS_PEERS);
+	__type(key, struct rsttrace_class_peer);
+	__type(value, __u64);
+} class_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RSTTRACE_CLASS_PREFIXES);
+	__type(key, struct rsttrace_class_peer);
+	__type(value, __u64);
+} class_prefixes SEC(".maps");
+
+/*
  * The packet the last reported stack reset on this CPU answered (its skb
  * address), 0 when none is pending (packet.bpf.h). The kernel sends the
  * reset and frees the packet in one softirq pass on one CPU, so a per-CPU

@@ -16,17 +16,52 @@
 #include "rsttrace/records.h"
 #include "sock.bpf.h"
 
-/* True when the event belongs to a storm userspace asked to aggregate: counted there. */
-static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
+/* One more for `peer` in an LRU map of a class storm's peers or prefixes. */
+static __always_inline void count_class_peer(void *map, const struct rsttrace_class_peer *peer)
 {
-	struct rsttrace_storm_key key = {};
-	struct rsttrace_storm_slot *slot;
+	__u64 one = 1, *value = bpf_map_lookup_elem(map, peer);
+
+	if (value) {
+		__sync_fetch_and_add(value, 1);
+		return;
+	}
+	/* Another CPU may have added it meanwhile: then add to its entry. */
+	if (bpf_map_update_elem(map, peer, &one, BPF_NOEXIST)) {
+		value = bpf_map_lookup_elem(map, peer);
+		if (value)
+			__sync_fetch_and_add(value, 1);
+	}
+}
+
+/* A class storm's event: its peer and its /24 (IPv4) or /64 (IPv6) prefix counted. */
+static __always_inline void count_class_peers(const struct rsttrace_tcp_event *e, __u32 slot, int watched_local)
+{
+	struct rsttrace_class_peer peer = {};
+	const __u8 *addr = watched_local ? e->remote_addr : e->local_addr;
+
+	__builtin_memcpy(peer.addr, addr, RSTTRACE_ADDR_LEN);
+	peer.slot = slot;
+	peer.family = e->family;
+	peer.prefix_len = e->family == 4 ? 32 : 128;
+	count_class_peer(&class_peers, &peer);
+	if (e->family == 4) {
+		peer.addr[3] = 0;
+		peer.prefix_len = 24;
+	} else {
+		__builtin_memset(peer.addr + 8, 0, 8);
+		peer.prefix_len = 64;
+	}
+	count_class_peer(&class_prefixes, &peer);
+}
+
+/* Counts the event in the storm slot of `key`; false when no storm counts it. */
+static __always_inline bool count_in_slot(const struct rsttrace_storm_key *key, const struct rsttrace_tcp_event *e,
+					  int watched_local)
+{
+	struct rsttrace_storm_slot *slot = bpf_map_lookup_elem(&storm_keys, key);
 	__u64 *counter;
 	__u32 index;
 
-	if (!storms_in_use || !rsttrace_storm_key_of(e, port_watched(e->local_port), &key))
-		return false;
-	slot = bpf_map_lookup_elem(&storm_keys, &key);
 	if (!slot || !slot->active)
 		return false;
 	index = slot->index;
@@ -35,7 +70,28 @@ static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
 		return false;
 	*counter += 1;
 	count(RSTTRACE_STAT_AGGREGATED);
+	if (slot->active & RSTTRACE_STORM_TRACK_PEERS)
+		count_class_peers(e, index, watched_local);
 	return true;
+}
+
+/*
+ * True when the event belongs to a storm userspace asked to aggregate: counted
+ * there. A storm of its peer first, else one of its class (many peers).
+ */
+static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
+{
+	struct rsttrace_storm_key key = {};
+	int watched_local = port_watched(e->local_port);
+
+	if (!storms_in_use || !rsttrace_storm_key_of(e, watched_local, &key))
+		return false;
+	if (count_in_slot(&key, e, watched_local))
+		return true;
+	if (!class_storms_in_use)
+		return false;
+	rsttrace_storm_class_of(&key);
+	return count_in_slot(&key, e, watched_local);
 }
 
 /* A connect() from a storm's peer to its port (the local end of a loopback storm). */

@@ -194,7 +194,8 @@ struct rsttrace_storm_key {
 	__u8 tcp_state;
 	__u8 tcp_flags;
 	__u8 watched_local; /* 1: the watched port is this host's end (a server) */
-	__u8 pad[3];
+	__u8 peerless;      /* 1: a class storm's key (rsttrace_storm_class_of()): peer_addr is only its scope */
+	__u8 pad[2];
 };
 RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_storm_key) == 36, "storm_key layout");
 
@@ -216,7 +217,7 @@ RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_storm_peer) == 24, "storm_peer lay
 /* storm_keys value: which slot of storm_counts counts the key, and whether it is counting. */
 struct rsttrace_storm_slot {
 	__u32 index;  /* < RSTTRACE_STORM_SLOTS */
-	__u32 active; /* 0: the storm ended, events go to the ring buffer again */
+	__u32 active; /* RSTTRACE_STORM_* bits; 0: the storm ended, events go to the ring buffer again */
 };
 RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_storm_slot) == 8, "storm_slot layout");
 
@@ -251,8 +252,52 @@ static inline int rsttrace_storm_key_of(const struct rsttrace_tcp_event *e, int 
 	key->tcp_state = (e->flags & RSTTRACE_FLAG_SOCKET) ? e->tcp_state : 0;
 	key->tcp_flags = (e->flags & RSTTRACE_FLAG_PACKET) ? e->tcp_flags : 0;
 	key->watched_local = watched_local ? 1 : 0;
-	key->pad[0] = key->pad[1] = key->pad[2] = 0;
+	key->peerless = 0;
+	key->pad[0] = key->pad[1] = 0;
 	return 1;
 }
+
+/*
+ * Class storms (issue 17): a flood from many peers, none above the threshold
+ * alone. The class is the peer's key without the peer: its address becomes
+ * its scope, loopback (127.0.0.0 for 127.0.0.0/8, ::1) or not (all zeros),
+ * so that a loopback class keeps its received twin (the client ends are on
+ * this host) and a remote one has none. Per peer and per prefix (/24, /64)
+ * counts of a class storm go to bounded LRU maps keyed by the struct below.
+ */
+static inline void rsttrace_storm_class_of(struct rsttrace_storm_key *key)
+{
+	__u8 scope = 0; /* 127 or 1: the byte that tells a loopback scope */
+	int loopback_v6 = key->family == 6 && key->peer_addr[RSTTRACE_ADDR_LEN - 1] == 1;
+	int i;
+
+	for (i = 0; i < RSTTRACE_ADDR_LEN - 1; i++)
+		loopback_v6 = loopback_v6 && key->peer_addr[i] == 0;
+	if (key->family == 4 && key->peer_addr[0] == 127)
+		scope = 127;
+	for (i = 0; i < RSTTRACE_ADDR_LEN; i++)
+		key->peer_addr[i] = 0;
+	key->peer_addr[0] = scope;
+	key->peer_addr[RSTTRACE_ADDR_LEN - 1] = loopback_v6 ? 1 : 0;
+	key->peerless = 1;
+}
+
+/* class_peers / class_prefixes key: one peer (prefix_len 32 or 128) or one
+ * prefix (24 or 64, the address masked) of the class storm counting in `slot`. */
+struct rsttrace_class_peer {
+	__u8 addr[RSTTRACE_ADDR_LEN];
+	__u32 slot;
+	__u8 family;
+	__u8 prefix_len;
+	__u8 pad[2];
+};
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_class_peer) == 24, "class_peer layout");
+/* Bounds of the LRU maps: more distinct peers than this and the least recent drop out
+ * (their counts restart); the storm's own count (storm_counts) stays exact. */
+#define RSTTRACE_CLASS_PEERS 16384
+#define RSTTRACE_CLASS_PREFIXES 4096
+/* rsttrace_storm_slot.active bits */
+#define RSTTRACE_STORM_COUNTING 1
+#define RSTTRACE_STORM_TRACK_PEERS 2 /* a class storm: count its peers and prefixes too */
 
 #endif /* RSTTRACE_RECORDS_H */

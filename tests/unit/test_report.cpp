@@ -85,6 +85,24 @@ TEST_CASE("report: a storm line counts its connections: a loopback twin's ends c
   CHECK(incident.malformed() == 1);  // more connections than events
 }
 
+TEST_CASE("report: a class storm's connections count under its top peers and prefixes", "[report]") {
+  Incident incident;
+  incident.add_line("cap", 1, R"({"type":"storm","ts":"2026-11-25T02:13:09.000000Z","count":300,"connections":300,)"
+                              R"("twin":false,"peer_addr":null,"verdict":"firewall","peerless":true,)"
+                              R"("top_peers":[{"addr":"192.0.2.7","count":40,"total":90},{"addr":"192.0.2.9","count":7,"total":7}],)"
+                              R"("top_prefixes":[{"addr":"192.0.2.0/24","count":280,"total":800}]})");
+  // A hostile line: a count above the line's, a non-string address, a non-array list.
+  incident.add_line("cap", 2, R"({"type":"storm","ts":"2026-11-25T02:13:10.000000Z","count":10,"connections":10,)"
+                              R"("peer_addr":null,"verdict":"firewall","top_peers":[{"addr":"192.0.2.7","count":99},)"
+                              R"({"addr":5,"count":1},"x"],"top_prefixes":{"addr":"10.0.0.0/24"}})");
+  CHECK(incident.events() == 310);
+  CHECK(incident.top_remotes(2) == std::vector<std::pair<std::string, uint64_t>>{{"192.0.2.7", 50}, {"192.0.2.9", 7}});
+  CHECK(incident.top_class_prefixes(5) == std::vector<std::pair<std::string, uint64_t>>{{"192.0.2.0/24", 280}});
+  CHECK(incident.malformed() == 0);
+  CHECK(render_text(incident, {"cap"}).find("top networks of class storms (many peers):\n  192.0.2.0/24") !=
+        std::string::npos);
+}
+
 TEST_CASE("report: malformed lines are counted with their line numbers, a cut last line is truncated", "[report]") {
   Incident incident;
   incident.add_line("cap", 1, "{not json");

@@ -47,9 +47,13 @@ struct ScriptedKernel : StormCounters {
   int activations = 0, removals = 0;
   std::vector<rsttrace_storm_key> activated, deactivated;  // in call order
   bool refuse = false;  // the map update fails
-  void activate(const rsttrace_storm_key& key, uint32_t slot) override {
+  std::map<uint32_t, bool> tracking;  // slot -> counts its class's peers
+  std::map<uint32_t, ClassPeers> peers;  // slot -> what class_peers() answers
+  void activate(const rsttrace_storm_key& key, uint32_t slot, bool track_peers) override {
     if (refuse) throw std::runtime_error("failed to add storm key: Cannot allocate memory");
     activated.push_back(key);
+    tracking[slot] = track_peers;
+    peers.erase(slot);
     ++activations;
     counts[slot] = 0;
     active[slot] = true;
@@ -60,6 +64,12 @@ struct ScriptedKernel : StormCounters {
   }
   void remove(const rsttrace_storm_key&) override { ++removals; }
   uint64_t count(uint32_t slot) const override { return counts.at(slot); }
+  ClassPeers class_peers(uint32_t slot, size_t top) const override {
+    ClassPeers answer = peers.count(slot) ? peers.at(slot) : ClassPeers{};
+    if (answer.peers.size() > top) answer.peers.resize(top);
+    if (answer.prefixes.size() > top) answer.prefixes.resize(top);
+    return answer;
+  }
 };
 
 rsttrace_storm_key key_for(const char* peer) {
@@ -469,4 +479,182 @@ TEST_CASE("a loopback twin class reaching the threshold before its sent class wa
   // At exit the sent storm stops counting before its twin.
   REQUIRE(kernel.deactivated.size() == 2);
   CHECK(same_key(kernel.deactivated[0], sent));
+}
+
+// Issue 17: class storms, a flood from many peers none of which passes the threshold alone.
+namespace {
+
+rsttrace_storm_key class_of(rsttrace_storm_key key) {
+  rsttrace_storm_class_of(&key);
+  return key;
+}
+
+ClassPeerCount peer_count(const char* address, uint8_t prefix_len, uint64_t count) {
+  ClassPeerCount peer;
+  peer.family = 4;
+  peer.prefix_len = prefix_len;
+  inet_pton(AF_INET, address, peer.addr.data());
+  peer.count = count;
+  return peer;
+}
+
+}  // namespace
+
+TEST_CASE("a class key is the peer's key without the peer: only its loopback scope stays") {
+  const rsttrace_storm_key remote = class_of(key_for("192.0.2.7"));
+  CHECK(remote.peerless == 1);
+  CHECK(address_of(remote) == "0.0.0.0");
+  CHECK(same_key(remote, class_of(key_for("198.51.100.200"))));  // every remote peer: one class
+  const rsttrace_storm_key loopback = class_of(key_for("127.16.3.4"));
+  CHECK(address_of(loopback) == "127.0.0.0");
+  CHECK(same_key(loopback, class_of(key_for("127.0.0.2"))));
+  CHECK_FALSE(same_key(loopback, remote));
+  rsttrace_storm_key other_port = key_for("192.0.2.7");
+  other_port.port = 2222;
+  CHECK_FALSE(same_key(class_of(other_port), remote));  // the rest of the class stays
+
+  rsttrace_tcp_event v6 = raw_event(RSTTRACE_KIND_RESET_SENT, "10.0.0.1", 22, "10.0.0.2", 40000);
+  v6.family = 6;
+  rsttrace_storm_key key{};
+  inet_pton(AF_INET6, "::1", v6.remote_addr);
+  REQUIRE(rsttrace_storm_key_of(&v6, 1, &key));
+  rsttrace_storm_key v6_class = class_of(key);
+  CHECK(std::memcmp(v6_class.peer_addr, v6.remote_addr, 16) == 0);  // ::1 is its own scope
+  inet_pton(AF_INET6, "2001:db8::1", v6.remote_addr);
+  REQUIRE(rsttrace_storm_key_of(&v6, 1, &key));
+  v6_class = class_of(key);
+  const uint8_t zeros[16] = {};
+  CHECK(std::memcmp(v6_class.peer_addr, zeros, 16) == 0);
+  // A loopback class keeps its twin: the client ends are on this host too.
+  const auto [sent, received] = loopback_refusal_keys("127.16.0.9");
+  const auto twin = loopback_twin_key(class_of(sent));
+  REQUIRE(twin);
+  CHECK(same_key(*twin, class_of(received)));
+  CHECK_FALSE(loopback_twin_key(remote));
+}
+
+TEST_CASE("many peers below the threshold start a class storm that names its top peers and prefixes") {
+  ScriptedKernel kernel;
+  StormTracker storms(100, kernel, judged);
+  std::vector<StormReport> lines;
+  auto on_line = [&](const StormReport& r) { lines.push_back(r); };
+  // 100 peers, 2 events each, within one second: 200 events of one class.
+  for (int i = 0; i < 200; ++i) {
+    const std::string address = "198.51." + std::to_string(100 + i % 2) + "." + std::to_string(i % 100);
+    storms.observe(key_for(address.c_str()), event_at(kSecond + i), on_line);
+  }
+  REQUIRE(kernel.activated.size() == 1);  // the class alone: no peer passed the threshold
+  const rsttrace_storm_key klass = kernel.activated[0];
+  CHECK(klass.peerless == 1);
+  CHECK(same_key(klass, class_of(key_for("198.51.100.1"))));
+  const uint32_t slot = 0;
+  CHECK(kernel.tracking[slot]);  // its peers are counted in the kernel
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].state == StormState::Start);
+  CHECK(lines[0].key.peerless == 1);
+  CHECK(lines[0].top_peers.empty());  // nothing counted in the kernel yet
+
+  kernel.counts[slot] = 3000;
+  kernel.peers[slot].peers = {peer_count("198.51.100.7", 32, 40), peer_count("198.51.101.3", 32, 20)};
+  kernel.peers[slot].prefixes = {peer_count("198.51.100.0", 24, 1600), peer_count("198.51.101.0", 24, 1400)};
+  storms.tick(2 * kSecond + 100, on_line);
+  REQUIRE(lines.size() == 2);
+  REQUIRE(lines[1].top_peers.size() == 2);
+  CHECK(lines[1].top_peers[0].peer.count == 40);
+  CHECK(lines[1].top_peers[0].delta == 40);
+  REQUIRE(lines[1].top_prefixes.size() == 2);
+  CHECK(lines[1].top_prefixes[0].peer.prefix_len == 24);
+  CHECK(lines[1].count == 3000);
+
+  // The next second: deltas since the previous line; a peer new in the top counts from the start.
+  kernel.counts[slot] = 6000;
+  kernel.peers[slot].peers = {peer_count("198.51.100.7", 32, 70), peer_count("198.51.100.9", 32, 30)};
+  storms.tick(3 * kSecond + 200, on_line);
+  REQUIRE(lines.size() == 3);
+  CHECK(lines[2].top_peers[0].delta == 30);
+  CHECK(lines[2].top_peers[1].delta == 30);
+  CHECK(lines[2].connections == 3000);
+}
+
+TEST_CASE("one peer's flood is that peer's storm, not its class's") {
+  ScriptedKernel kernel;
+  StormTracker storms(100, kernel, judged);
+  std::vector<StormReport> lines;
+  auto on_line = [&](const StormReport& r) { lines.push_back(r); };
+  // Its 100 events, and a few of other peers of the class among them.
+  for (int i = 0; i < 100; ++i) {
+    storms.observe(key_for("192.0.2.7"), event_at(kSecond + 2 * i), on_line);
+    if (i % 10 == 0) storms.observe(key_for("192.0.2.8"), event_at(kSecond + 2 * i + 1), on_line);
+  }
+  REQUIRE(kernel.activated.size() == 1);
+  CHECK(kernel.activated[0].peerless == 0);
+  CHECK(address_of(kernel.activated[0]) == "192.0.2.7");
+  CHECK_FALSE(kernel.tracking[0]);
+}
+
+TEST_CASE("a loopback class storm has a peerless twin whose peers are not counted twice") {
+  ScriptedKernel kernel;
+  StormTracker storms(50, kernel, judged);
+  std::vector<StormReport> lines;
+  auto on_line = [&](const StormReport& r) { lines.push_back(r); };
+  for (int i = 0; i < 100; ++i) {
+    const std::string client = "127.16." + std::to_string(i / 200) + "." + std::to_string(i % 200 + 1);
+    const auto [sent, received] = loopback_refusal_keys(client.c_str());
+    storms.observe(sent, event_at(kSecond + 2 * i), on_line);
+    storms.observe(received, event_at(kSecond + 2 * i + 1), on_line);
+  }
+  const auto [sent, received] = loopback_refusal_keys("127.16.0.1");
+  REQUIRE(kernel.activated.size() == 2);
+  CHECK(same_key(kernel.activated[0], class_of(received)));  // the twin first, as for a peer's storm
+  CHECK(same_key(kernel.activated[1], class_of(sent)));
+  CHECK_FALSE(kernel.tracking[0]);
+  CHECK(kernel.tracking[1]);
+  kernel.peers[0].peers = {peer_count("127.16.0.1", 32, 9)};  // never asked: a twin names none
+  storms.flush(2 * kSecond, on_line);
+  for (const StormReport& line : lines) {
+    CHECK(line.key.peerless == 1);
+    if (line.twin) CHECK(line.top_peers.empty());
+  }
+}
+
+TEST_CASE("a class storm's line names top peers and prefixes instead of one peer") {
+  SyntheticBtf types;
+  types.add_enum("sk_rst_reason", {{"SK_RST_REASON_NO_SOCKET", 1}});
+  const KernelNames names = KernelNames::from_btf(types.get());
+  const Formatter formatter{names, WallClock{0}, "edge-7"};
+  TcpEvent event;
+  event.kind = EventKind::ResetSent;
+  event.family = 4;
+  event.reason = 1;
+  event.tcp_flags = 0x02;
+  const Attribution verdict{event, Verdict::NoListener, "nothing listens"};
+  StormReport storm;
+  storm.state = StormState::Ongoing;
+  storm.key = class_of(key_for("192.0.2.7"));
+  storm.verdict = &verdict;
+  storm.count = storm.connections = 300;
+  storm.total = 900;
+  storm.top_peers = {{peer_count("192.0.2.7", 32, 12), 5}, {peer_count("192.0.2.9", 32, 11), 11}};
+  storm.top_prefixes = {{peer_count("192.0.2.0", 24, 900), 300}};
+
+  std::string line;
+  formatter.append_storm_line(line, storm);
+  const auto json = nlohmann::ordered_json::parse(line);
+  CHECK(json["peer_addr"].is_null());
+  CHECK(json["peerless"] == true);
+  CHECK(json["top_peers"] == nlohmann::ordered_json::parse(
+                                 R"([{"addr":"192.0.2.7","count":5,"total":12},{"addr":"192.0.2.9","count":11,"total":11}])"));
+  CHECK(json["top_prefixes"] == nlohmann::ordered_json::parse(R"([{"addr":"192.0.2.0/24","count":300,"total":900}])"));
+  const std::string text = formatter.storm_text(storm);
+  CHECK(text.find("port 22, many peers, top peers 192.0.2.7 (12), 192.0.2.9 (11), top prefixes 192.0.2.0/24 (900)") !=
+        std::string::npos);
+
+  // A peer's storm: one peer_addr, no lists.
+  storm.key = key_for("192.0.2.7");
+  line.clear();
+  formatter.append_storm_line(line, storm);
+  const auto peer_json = nlohmann::ordered_json::parse(line);
+  CHECK(peer_json["peer_addr"] == "192.0.2.7");
+  CHECK(peer_json["peerless"] == false);
+  CHECK(peer_json["top_peers"].is_null());
 }

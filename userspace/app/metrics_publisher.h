@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 
+#include "attribute/storm.h"
 #include "cli/options.h"
 #include "metrics/exposition.h"
 #include "metrics/peers.h"
@@ -26,11 +27,25 @@ class MetricsPublisher {
     events_.add(report);
     peers_.add(report, 1);
   }
-  void add_storm(const Attribution& verdict, uint16_t port, uint64_t count, uint64_t connections) {
+  // class_storm: a class storm's line (its top peers and prefixes), nullptr for a peer's storm.
+  void add_storm(const Attribution& verdict, uint16_t port, uint64_t count, uint64_t connections,
+                 const StormReport* class_storm = nullptr) {
     if (!server_) return;
     storm_events_.add(verdict, port, count);
     if (connections) storm_connections_.add(verdict, port, connections);
-    if (connections) peers_.add(verdict, connections);  // the event that started the storm: its class's peer
+    if (!connections) return;
+    if (!class_storm) {
+      peers_.add(verdict, connections);  // the event that started the storm: its class's peer
+      return;
+    }
+    // A class storm: its top peers and its top prefixes (/24, /64), each with its own connections.
+    Attribution peer = verdict;
+    for (const StormReport::PeerShare& share : class_storm->top_peers) {
+      peer.event.remote.addr = share.peer.addr;
+      if (share.delta) peers_.add(peer, share.delta, false);
+    }
+    for (const StormReport::PeerShare& share : class_storm->top_prefixes)
+      if (share.delta) peers_.add_prefix(class_peer_text(share.peer), share.delta);
   }
 
   // Publishes if a second has passed since the last page (or force):

@@ -250,14 +250,21 @@ void TraceSession::deliver(Attribution& report) {
 
 void TraceSession::on_storm(const StormReport& storm) {
   const Attribution& verdict = *storm.verdict;
-  const std::string peer_addr = format_address(verdict.event.family, storm_peer_address(storm.key));
-  metrics_.add_storm(verdict, storm.key.port, storm.count, storm.connections);
+  // A class storm (many peers) names its top peers instead of one.
+  const std::string peer_addr =
+      storm.key.peerless ? std::string() : format_address(verdict.event.family, storm_peer_address(storm.key));
+  metrics_.add_storm(verdict, storm.key.port, storm.count, storm.connections,
+                     storm.key.peerless ? &storm : nullptr);
   tally_.add_storm(verdict, peer_addr, storm.count, storm.connections);
+  if (storm.connections)
+    for (const StormReport::PeerShare& share : storm.top_peers)
+      if (share.delta) tally_.add_storm_peer(class_peer_text(share.peer), share.delta);
   printer_.storm(storm);
   if (storm.state == StormState::Start)
     spdlog::warn("storm on port {} from {}: {} events/s or more of one class ({}); counted in the kernel, one line "
                  "a second (--storm-threshold)",
-                 storm.key.port, peer_addr, options_.storm_threshold, verdict_name(verdict.verdict));
+                 storm.key.port, storm.key.peerless ? std::string("many peers") : peer_addr, options_.storm_threshold,
+                 verdict_name(verdict.verdict));
 }
 
 Attribution TraceSession::judge_storm(const rsttrace_storm_key& key, const TcpEvent& event) {

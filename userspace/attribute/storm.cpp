@@ -6,6 +6,8 @@
 #include <cstring>
 #include <exception>
 
+#include "text/escape.h"
+
 namespace rsttrace {
 
 std::string_view storm_state_name(StormState state) {
@@ -20,6 +22,12 @@ std::string_view storm_state_name(StormState state) {
 StormTracker::StormTracker(uint64_t threshold_per_second, StormCounters& kernel, JudgeAlone judge_alone)
     : threshold_(std::max<uint64_t>(threshold_per_second, 1)), kernel_(kernel), judge_alone_(std::move(judge_alone)) {
   for (uint32_t slot = RSTTRACE_STORM_SLOTS; slot-- > 0;) free_slots_.push_back(slot);
+}
+
+std::string class_peer_text(const ClassPeerCount& peer) {
+  std::string text = format_address(peer.family, peer.addr);
+  if (peer.prefix_len != (peer.family == 6 ? 128 : 32)) text += "/" + std::to_string(peer.prefix_len);
+  return text;
 }
 
 std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& sent) {
@@ -39,6 +47,7 @@ std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& se
   twin.family = sent.family;
   twin.kind = RSTTRACE_KIND_RESET_RECEIVED;
   twin.tcp_state = kSynSent;
+  twin.peerless = sent.peerless;  // a class storm's twin is a class too
   return twin;
 }
 
@@ -69,11 +78,22 @@ StormTracker::Storm* StormTracker::find(const rsttrace_storm_key& key) {
 
 bool StormTracker::waits_for_sent_class(const rsttrace_storm_key& key) const {
   if (key.kind != RSTTRACE_KIND_RESET_RECEIVED) return false;
-  for (const auto& [seen, count] : window_) {  // once per class reaching the threshold
-    const auto twin = loopback_twin_key(seen);
+  for (const WindowEntry& seen : window_) {  // once per class reaching the threshold
+    const auto twin = loopback_twin_key(seen.key);
     if (twin && StormKeyEqual{}(*twin, key)) return true;
   }
   return false;
+}
+
+uint32_t StormTracker::window_entry(const rsttrace_storm_key& key, bool room) {
+  const uint32_t hash = static_cast<uint32_t>(StormKeyHash{}(key));
+  uint32_t index = window_index_.find(hash, [&](uint32_t i) { return StormKeyEqual{}(window_[i].key, key); });
+  if (index != FlatIndex::kNone || !room) return index;
+  index = static_cast<uint32_t>(window_.size());
+  window_.push_back(WindowEntry{key, 0, 0});
+  window_index_.insert(hash, index);
+  if (key.peerless) ++window_classes_;
+  return index;
 }
 
 // Takes a slot and activates the storm's key in the kernel; false (counted as
@@ -85,7 +105,8 @@ bool StormTracker::begin_counting(Storm& storm) {
   }
   storm.slot = free_slots_.back();
   try {
-    kernel_.activate(storm.key, storm.slot);
+    // A class storm's peers are counted, not its twin's (the same connections).
+    kernel_.activate(storm.key, storm.slot, storm.key.peerless && !storm.twin);
   } catch (const std::exception& error) {  // the class stays per connection: nothing is lost
     ++not_started_;
     spdlog::warn("{}; the class goes on with a line per connection", error.what());
@@ -175,10 +196,38 @@ void StormTracker::line(Storm& storm, StormState state, uint64_t now_ns, const L
   report.interval_s = now_ns > storm.last_line_ns ? static_cast<double>(now_ns - storm.last_line_ns) / 1e9 : 0;
   report.twin = storm.twin;
   report.connections = storm.twin ? 0 : report.count;
+  if (storm.key.peerless && !storm.twin) fill_class_peers(storm, report);
   aggregated_ += report.count;
   storm.reported = counted;
   storm.last_line_ns = now_ns;
   on_line(report);
+}
+
+namespace {
+
+// Each of `now` with its events since the previous line: the counts then
+// (an entry the LRU map dropped and re-added restarts from 0: all of it is new).
+std::vector<StormReport::PeerShare> shares(const std::vector<ClassPeerCount>& now,
+                                           const std::vector<ClassPeerCount>& before) {
+  std::vector<StormReport::PeerShare> result;
+  result.reserve(now.size());
+  for (const ClassPeerCount& peer : now) {
+    uint64_t previous = 0;
+    for (const ClassPeerCount& old : before)
+      if (old.addr == peer.addr && old.prefix_len == peer.prefix_len && old.count <= peer.count) previous = old.count;
+    result.push_back({peer, peer.count - previous});
+  }
+  return result;
+}
+
+}  // namespace
+
+void StormTracker::fill_class_peers(Storm& storm, StormReport& report) {
+  ClassPeers peers = kernel_.class_peers(storm.slot, kTopPeers);
+  report.top_peers = shares(peers.peers, storm.last_peers);
+  report.top_prefixes = shares(peers.prefixes, storm.last_prefixes);
+  storm.last_peers = std::move(peers.peers);
+  storm.last_prefixes = std::move(peers.prefixes);
 }
 
 void StormTracker::stop_counting(uint64_t now_ns) {

@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <spdlog/spdlog.h>
@@ -199,15 +200,88 @@ std::string bytes_of(const rsttrace_storm_peer& peer) { return std::string(reint
 
 }  // namespace
 
-void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot) {
+namespace {
+
+// Every entry of a class_peers / class_prefixes map (an LRU hash of
+// rsttrace_class_peer -> u64), in batches; a Failure if the kernel refused.
+Result<std::vector<std::pair<rsttrace_class_peer, uint64_t>>> class_map_entries(const bpf_map* map) {
+  const int fd = bpf_map__fd(map);
+  const uint32_t capacity = bpf_map__max_entries(map);
+  std::vector<std::pair<rsttrace_class_peer, uint64_t>> entries;
+  std::vector<rsttrace_class_peer> keys(std::min<uint32_t>(capacity, 4096));
+  std::vector<uint64_t> values(keys.size());
+  uint32_t batch = 0;
+  bool first = true;
+  for (;;) {
+    uint32_t count = static_cast<uint32_t>(keys.size());
+    const int err = bpf_map_lookup_batch(fd, first ? nullptr : &batch, &batch, keys.data(), values.data(), &count, nullptr);
+    const int code = err ? errno : 0;
+    for (uint32_t i = 0; i < count; ++i) entries.emplace_back(keys[i], values[i]);
+    first = false;
+    if (code == ENOENT) return entries;  // the last batch
+    if (err) return Failure{errno_text(code)};
+    if (entries.size() > capacity) return entries;  // a map that changes while read: enough
+  }
+}
+
+std::vector<ClassPeerCount> top_of(std::vector<ClassPeerCount> all, size_t top) {
+  const auto more = [](const ClassPeerCount& a, const ClassPeerCount& b) {
+    return a.count != b.count ? a.count > b.count : a.addr < b.addr;
+  };
+  const size_t n = std::min(top, all.size());
+  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(), more);
+  all.resize(n);
+  return all;
+}
+
+}  // namespace
+
+ClassPeers BpfSession::class_peers(uint32_t slot, size_t top) const {
+  ClassPeers result;
+  for (auto [map, list] : {std::pair{skel_->maps.class_peers, &result.peers},
+                           std::pair{skel_->maps.class_prefixes, &result.prefixes}}) {
+    const auto entries = class_map_entries(map);
+    if (!entries) {
+      spdlog::warn("failed to read {}: {}; a class storm's line names no peers", bpf_map__name(map), entries.reason());
+      continue;
+    }
+    std::vector<ClassPeerCount> counts;
+    for (const auto& [key, value] : *entries) {
+      if (key.slot != slot) continue;
+      ClassPeerCount& peer = counts.emplace_back();
+      std::memcpy(peer.addr.data(), key.addr, peer.addr.size());
+      peer.family = key.family;
+      peer.prefix_len = key.prefix_len;
+      peer.count = value;
+    }
+    *list = top_of(std::move(counts), top);
+  }
+  return result;
+}
+
+void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool track_peers) {
+  if (track_peers) {
+    // A slot's entries from an earlier class storm: gone before this one counts.
+    for (const bpf_map* map : {skel_->maps.class_peers, skel_->maps.class_prefixes}) {
+      const auto entries = class_map_entries(map);
+      if (!entries) throw failed("read", bpf_map__name(map), entries.reason());
+      for (const auto& [peer, value] : *entries)
+        if (peer.slot == slot) bpf_map__delete_elem(map, &peer, sizeof(peer), 0);  // an LRU may have evicted it already
+    }
+  }
   const std::vector<uint64_t> zeros(per_cpu_.size(), 0);
   if (bpf_map__update_elem(skel_->maps.storm_counts, &slot, sizeof(slot), zeros.data(), zeros.size() * sizeof(uint64_t),
                            BPF_ANY))
     throw failed("reset", "storm counter " + std::to_string(slot), errno_text(errno));
-  const rsttrace_storm_slot value{.index = slot, .active = 1};
+  const rsttrace_storm_slot value{
+      .index = slot, .active = RSTTRACE_STORM_COUNTING | (track_peers ? RSTTRACE_STORM_TRACK_PEERS : 0u)};
   if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_NOEXIST))
     throw failed("add", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = ++storm_keys_;
+  if (key.peerless) {  // a class names no peer: no storm_peers entry
+    skel_->bss->class_storms_in_use = ++class_keys_;
+    return;
+  }
   // Best effort: without the peer entry, connects from it are only recorded as before.
   const rsttrace_storm_peer peer = peer_of(key);
   const uint8_t one = 1;
@@ -225,6 +299,10 @@ void BpfSession::remove(const rsttrace_storm_key& key) {
   if (bpf_map__delete_elem(skel_->maps.storm_keys, &key, sizeof(key), 0))
     throw failed("remove", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = --storm_keys_;
+  if (key.peerless) {
+    skel_->bss->class_storms_in_use = --class_keys_;
+    return;
+  }
   const rsttrace_storm_peer peer = peer_of(key);
   if (auto it = storm_peer_refs_.find(bytes_of(peer)); it != storm_peer_refs_.end() && --it->second == 0) {
     storm_peer_refs_.erase(it);

@@ -58,10 +58,11 @@ class BpfSession : public StormCounters {
   std::vector<ProgramStats> program_stats() const;  // empty unless config.program_stats
 
   // StormCounters: the storm_keys and storm_counts maps; throw Error on failure.
-  void activate(const rsttrace_storm_key& key, uint32_t slot) override;
+  void activate(const rsttrace_storm_key& key, uint32_t slot, bool track_peers) override;
   void deactivate(const rsttrace_storm_key& key, uint32_t slot) override;
   void remove(const rsttrace_storm_key& key) override;
   uint64_t count(uint32_t slot) const override;
+  ClassPeers class_peers(uint32_t slot, size_t top) const override;
   std::vector<std::string> attached_programs() const { return attached_; }
   // What this kernel cannot show, one sentence each (empty on 6.11+).
   std::vector<std::string> limitations() const { return limitations_; }
@@ -86,6 +87,7 @@ class BpfSession : public StormCounters {
   std::unique_ptr<RingBufferReader> reader_;
   Fd stats_fd_;  // holds BPF_STATS_RUN_TIME on while open
   uint32_t storm_keys_ = 0;  // entries in storm_keys, mirrored to storms_in_use
+  uint32_t class_keys_ = 0;  // of which class storms' (peerless), mirrored to class_storms_in_use
   std::map<std::string, int> storm_peer_refs_;  // storm_peers entries (as bytes) -> storms using them
   mutable std::vector<uint64_t> per_cpu_;  // one value per possible CPU, reused by every read
   mutable KernelStats last_stats_;         // what a failed read keeps

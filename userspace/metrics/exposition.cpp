@@ -142,7 +142,7 @@ std::string render_prometheus(const MetricsSnapshot& s) {
   for (const auto& [address, count] : s.top_remotes)
     page.sample("rsttrace_top_remote_events", "remote_addr=\"" + label_value(address) + "\"", std::to_string(count));
   page.family("rsttrace_top_prefix_events", "gauge",
-              "Events in this run from the 10 networks (/24, /48) with the most (storm counts included).");
+              "Events in this run from the 10 networks (/24, /48; a class storm's /24, /64) with the most (storm counts included).");
   for (const auto& [prefix, count] : s.top_prefixes)
     page.sample("rsttrace_top_prefix_events", "prefix=\"" + label_value(prefix) + "\"", std::to_string(count));
   page.counter("process_cpu_seconds_total", "User and system CPU time of the collector.", number(s.cpu_seconds));

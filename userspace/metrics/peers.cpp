@@ -15,12 +15,12 @@ std::string network_prefix(int family, const std::array<uint8_t, 16>& addr) {
   return out + (family == 6 ? "/48" : "/24");
 }
 
-void PeerCounters::add(const Attribution& report, uint64_t count) {
+void PeerCounters::add(const Attribution& report, uint64_t count, bool with_prefix) {
   const TcpEvent& e = report.event;
   std::string remote;
   append_address(remote, e.family, e.remote.addr);
   by_remote_.add(remote, count);
-  by_prefix_.add(network_prefix(e.family, e.remote.addr), count);
+  if (with_prefix) by_prefix_.add(network_prefix(e.family, e.remote.addr), count);
   if (report.verdict != Verdict::TcpWrappers && report.verdict != Verdict::Firewall) return;
   std::string key = std::string(verdict_name(report.verdict)) + " " + remote;
   if (refused_.count(key)) return;

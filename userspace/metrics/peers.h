@@ -25,7 +25,9 @@ class PeerCounters {
   // remembered counts as new (an alert too many, never one missed).
   static constexpr size_t kMaxRefusedRemembered = 100000;
 
-  void add(const Attribution& report, uint64_t count);
+  // with_prefix false: the remote alone (a class storm's top peer: its prefixes come apart, add_prefix()).
+  void add(const Attribution& report, uint64_t count, bool with_prefix = true);
+  void add_prefix(const std::string& prefix, uint64_t count) { by_prefix_.add(prefix, count); }
   std::vector<std::pair<std::string, uint64_t>> top_remotes() const { return top(by_remote_.all()); }
   std::vector<std::pair<std::string, uint64_t>> top_prefixes() const { return top(by_prefix_.all()); }
   uint64_t new_refused(Verdict verdict) const;  // tcp-wrappers or firewall

@@ -193,6 +193,31 @@ void Formatter::append_event_line(std::string& line, const Attribution& report) 
   out.close();
 }
 
+namespace {
+
+// [{"addr":"192.0.2.7","count":N,"total":M},...] or, for prefixes, "addr" is "192.0.2.0/24".
+void append_peer_shares(std::string& json, const std::vector<StormReport::PeerShare>& shares) {
+  json += '[';
+  for (size_t i = 0; i < shares.size(); ++i) {
+    const ClassPeerCount& peer = shares[i].peer;
+    json += i ? ",{\"addr\":\"" : "{\"addr\":\"";
+    json += class_peer_text(peer);
+    json += "\",\"count\":" + std::to_string(shares[i].delta) + ",\"total\":" + std::to_string(peer.count) + '}';
+  }
+  json += ']';
+}
+
+// " top peers 192.0.2.7 (40), ...": the first three of a class storm's.
+void append_peer_text(std::string& text, std::string_view what, const std::vector<StormReport::PeerShare>& shares) {
+  for (size_t i = 0; i < shares.size() && i < 3; ++i) {
+    text += i ? ", " : std::string(", top ") + std::string(what) + " ";
+    text += class_peer_text(shares[i].peer);
+    text += " (" + std::to_string(shares[i].peer.count) + ")";
+  }
+}
+
+}  // namespace
+
 void Formatter::append_storm_line(std::string& line, const StormReport& storm) const {
   const Attribution& verdict = *storm.verdict;
   const TcpEvent& e = verdict.event;  // the event that started the storm: same class
@@ -212,10 +237,13 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
       .string("direction", direction_name(e.kind))
       .number("family", static_cast<uint64_t>(e.family))
       .number("port", storm.key.port)
-      .string("port_end", storm.key.watched_local ? "local" : "remote")
-      .ascii_string("peer_addr", INET6_ADDRSTRLEN,
-                    [&](char* at) { return put_address(at, e.family, storm_peer_address(storm.key)); })
-      .number("netns", storm.key.netns);
+      .string("port_end", storm.key.watched_local ? "local" : "remote");
+  if (storm.key.peerless)  // a class storm: many peers, named in top_peers
+    out.null("peer_addr");
+  else
+    out.ascii_string("peer_addr", INET6_ADDRSTRLEN,
+                     [&](char* at) { return put_address(at, e.family, storm_peer_address(storm.key)); });
+  out.number("netns", storm.key.netns);
   append_enum_names(out, e);
   e.tcp_flags ? out.ascii_string("tcp_flags", kMaxTcpFlags, [&](char* at) { return put_tcp_flags(at, *e.tcp_flags); })
               : out.null("tcp_flags");
@@ -225,6 +253,15 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
   verdict.fail2ban_jail ? out.untrusted_string("fail2ban_jail", *verdict.fail2ban_jail) : out.null("fail2ban_jail");
   write_blocker(out, verdict.blocker);
   out.string_array("remedy", remedy_commands(verdict));  // the peer the storm names, as on event lines
+  // Issue 17, appended: a class storm's top peers and prefixes (null on a peer's storm and on a twin).
+  out.boolean("peerless", storm.key.peerless != 0);
+  for (const auto& [name, shares] : {std::pair{"top_peers", &storm.top_peers}, std::pair{"top_prefixes", &storm.top_prefixes}}) {
+    if (!storm.key.peerless || storm.twin) {
+      out.null(name);
+      continue;
+    }
+    out.json_value(name, [&](std::string& json) { append_peer_shares(json, *shares); });
+  }
   out.close();
 }
 
@@ -239,8 +276,15 @@ std::string Formatter::storm_text(const StormReport& storm) const {
                                                  : " resets " + std::string(direction_name(verdict.event.kind))) +
           " (" + std::to_string(storm.total) + " since ";
   append_rfc3339_micro(text, clock.unix_ns(storm.since_monotonic_ns));
-  text += "), port " + std::to_string(storm.key.port) + ", peer ";
-  append_address(text, verdict.event.family, storm_peer_address(storm.key));
+  text += "), port " + std::to_string(storm.key.port);
+  if (storm.key.peerless) {
+    text += ", many peers";
+    append_peer_text(text, "peers", storm.top_peers);
+    append_peer_text(text, "prefixes", storm.top_prefixes);
+  } else {
+    text += ", peer ";
+    append_address(text, verdict.event.family, storm_peer_address(storm.key));
+  }
   if (storm.twin) text += " (the client ends of the connections the sent storm counts)";
   text += ": ";
   text += verdict_name(verdict.verdict);

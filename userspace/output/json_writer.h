@@ -41,6 +41,14 @@ class JsonObjectWriter {
   [[gnu::always_inline]] JsonObjectWriter& null(std::string_view key_name) { return literal(key_name, "null"); }
   // An array of strings (remedy commands: printable ASCII by construction, JSON-escaped all the same).
   JsonObjectWriter& string_array(std::string_view key_name, const std::vector<std::string>& values);
+  // A value the caller wrote as JSON already (`write(std::string&)` appends it): nested arrays.
+  template <typename Write>
+  JsonObjectWriter& json_value(std::string_view key_name, Write&& write) {
+    key(key_name);
+    flush();
+    write(out_);
+    return *this;
+  }
   // Untrusted bytes (comm): escape_untrusted() then JSON, in one pass, no temporary.
   JsonObjectWriter& untrusted_string(std::string_view key_name, std::string_view raw);
   // A string of at most `max_size` bytes (<= 256) that `write(char* at)` puts at

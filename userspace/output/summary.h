@@ -42,6 +42,10 @@ class RunTally {
  public:
   void add(const Attribution& report);
   void add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count, uint64_t connections);
+  void add_storm_peer(const std::string& peer_addr, uint64_t connections) {
+    interval_.add_storm_peer(peer_addr, connections);
+    run_.add_storm_peer(peer_addr, connections);
+  }
   const RunCounts& counts() const { return counts_; }
   const Tally& run() const { return run_; }            // since the start
   const Tally& interval() const { return interval_; }  // since clear_interval()

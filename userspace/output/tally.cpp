@@ -40,7 +40,7 @@ void Tally::add_storm(const Attribution& verdict, const std::string& peer_addr, 
   if (connections == 0) return;
   storm_connections_ += connections;
   storm_by_verdict_[static_cast<size_t>(verdict.verdict)] += connections;
-  by_remote_.add(peer_addr, connections);
+  if (!peer_addr.empty()) by_remote_.add(peer_addr, connections);
 }
 
 std::map<std::string, uint64_t> Tally::named(const VerdictCounts& counts) {

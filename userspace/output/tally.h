@@ -52,6 +52,9 @@ class Tally {
   // The same, for a line whose `count` events stand for `connections`
   // connections (a loopback twin's: 0): verdicts and remotes count connections.
   void add_storm(const Attribution& verdict, const std::string& peer_addr, uint64_t count, uint64_t connections);
+  // A class storm's line names no peer (peer_addr empty above): its top peers'
+  // connections since its previous line count here, among the remotes.
+  void add_storm_peer(const std::string& peer_addr, uint64_t connections) { by_remote_.add(peer_addr, connections); }
   void clear() {
     total_ = 0;
     by_verdict_ = {};

@@ -20,6 +20,22 @@ std::string string_field(const nlohmann::json& record, const char* key) {
   return it != record.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
+// `[{"addr", "count"}, ...]` of a class storm's line (docs/events.md) into `counts`:
+// at most 10 entries read, each count at most the line's (a hostile capture counts no more).
+void add_shares(const nlohmann::json& record, const char* key, uint64_t line_count, BoundedCounts& counts) {
+  const auto list = record.find(key);
+  if (list == record.end() || !list->is_array()) return;
+  size_t read = 0;
+  for (const auto& share : *list) {
+    if (++read > 10) return;
+    if (!share.is_object()) continue;
+    const std::string addr = string_field(share, "addr");
+    const auto count = share.find("count");
+    if (addr.empty() || addr.size() > 64 || count == share.end() || !count->is_number_unsigned()) continue;
+    if (const uint64_t n = std::min(count->get<uint64_t>(), line_count)) counts.add(addr, n);
+  }
+}
+
 }  // namespace
 
 std::optional<int64_t> timestamp_us(const std::string& ts) {
@@ -160,6 +176,10 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
   const std::string verdict_key = by_verdict_.all().count(verdict) ? verdict : kOtherVerdicts;
   if (const std::string remote = string_field(record, storm ? "peer_addr" : "remote_addr"); !remote.empty())
     by_remote_.add(remote, count);
+  if (storm && count) {  // a class storm's top peers and prefixes, each with its connections since its previous line
+    add_shares(record, "top_peers", count, by_remote_);
+    add_shares(record, "top_prefixes", count, by_class_prefix_);
+  }
   if (const std::string jail = string_field(record, "fail2ban_jail"); !jail.empty()) by_jail_.add(jail, count);
   if (first_.empty() || *when < first_us_) first_ = ts, first_us_ = *when;
   if (last_.empty() || *when > last_us_) last_ = ts, last_us_ = *when;
@@ -283,6 +303,10 @@ std::string render_text(const Incident& incident, const std::vector<std::string>
   for (const auto& [verdict, count] : verdicts) row(verdict, 14, count);
   line("top remote addresses:");
   for (const auto& [address, count] : incident.top_remotes(10)) row(address, 40, count);
+  if (const auto prefixes = incident.top_class_prefixes(10); !prefixes.empty()) {
+    line("top networks of class storms (many peers):");
+    for (const auto& [prefix, count] : prefixes) row(prefix, 40, count);
+  }
   const auto jails = incident.top_jails(10);
   line(jails.empty() ? "fail2ban jails: none" : "fail2ban jails:");
   for (const auto& [jail, count] : jails) row(jail, 40, count);
