@@ -23,15 +23,19 @@ static __always_inline void fill_context(struct rsttrace_tcp_event *e)
 }
 
 /*
- * Called once an event passed the port filter: count it, filter the netns,
- * then count it in its storm or complete and emit it. Context and owner are
+ * Called once an event passed the port filter: filter the netns, count it,
+ * then count it in its storm or complete and emit it. Counted only in the
+ * selected netns: a --netns run's counters balance (emitted + folded +
+ * aggregated = seen) whatever other namespaces do. Context and owner are
  * read only here, after the storm check: an aggregated event does not need them.
  */
 static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock *sk, __u8 kind, __u32 seen_stat)
 {
 	e->kind = kind;
+	if (!netns_selected(e->netns))
+		return;
 	count(seen_stat);
-	if (!netns_selected(e->netns) || count_in_storm(e))
+	if (count_in_storm(e))
 		return;
 	fill_sock_counters(e, sk);
 	fill_context(e);

@@ -88,7 +88,7 @@ int BPF_PROG(handle_send_reset)
 	make_sock_cookie(&e, sk);
 	/* A reset for a packet that matched no socket: the kernel frees that
 	 * packet next, as a NO_SOCKET drop, on this CPU (see fold_answered_drop). */
-	if (skb && !sk)
+	if (skb && !sk && netns_selected(e.netns))
 		remember_answered_packet(skb);
 	/* Without the reason, a reset with no packet is an active one
 	 * (tcp_send_active_reset() passes skb NULL): a socket already in CLOSE
