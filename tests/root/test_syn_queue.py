@@ -81,6 +81,7 @@ class SynQueueTest(unittest.TestCase):
         proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", script] + [str(a) for a in args],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.addCleanup(proc.wait)
+        self.addCleanup(proc.stdout.close)
         self.addCleanup(proc.stdin.close)
         self.assertIn(proc.stdout.readline().split()[0], ("listening", "sent"))
         return proc
@@ -106,7 +107,6 @@ class SynQueueTest(unittest.TestCase):
             listener.wait()
             control = self.start(CONNECTS, CLIENT, SERVER, 41200, 1, PORT, ns=self.client_ns)
             rt.wait_event(timeout=15, remote_port=41200, verdict="no-listener")
-            control.stdin.close()
         # The half-open clients' SYN retransmissions that met the closed port are refusals (NO_SOCKET) too.
         ours = [e for e in rt.events(local_port=PORT) if e["remote_port"] != 41200 and e["kernel_reason"] != "NO_SOCKET"]
         self.assertEqual(ours, [], "a SYN-queue drop or a cookie was reported: name it instead of the counters")

@@ -521,18 +521,17 @@ TEST_CASE_METHOD(Fixture, "a TIME_WAIT reset after sshd's LoginGraceTime ran out
     reset.sock_id = 0x3000;
     return reset;
   };
+  const std::string kCertainGrace =
+      "sshd closed the connection from 127.0.0.2:40022 when its LoginGraceTime (1 to 2 s: OpenSSH 9.8+ adds up to 4 s "
+      "of random jitter) ran out (certain: sshd-session[820] exited with status 3, OpenSSH's EXIT_LOGIN_GRACE, 2.0 s "
+      "after accept(), with 0 bytes from the client); the later reset came from the closed socket: ";
   SECTION("OpenSSH 9.8+: sshd-session exited with EXIT_LOGIN_GRACE (3)") {
     note_connection(evidence, 0x10, kClient, 1000, 3010, kFinWait2, {820, "sshd-session"}, 0, 3 << 8);
     const auto report = judge({late_reset(3500)});
     REQUIRE(report);
     CHECK(report->verdict == Verdict::Sshd);
     CHECK(report->peer_saw == "reset");
-    CHECK(report->detail ==
-          "sshd closed the connection from 127.0.0.2:40022 when its LoginGraceTime (1 to 2 s: OpenSSH 9.8+ adds up to "
-          "4 s of random jitter) ran out (certain: "
-          "sshd-session[820] exited with status 3, OpenSSH's EXIT_LOGIN_GRACE, 2.0 s after accept(), with 0 bytes "
-          "from the client); the later reset came from the closed socket: a segment for a connection in TIME_WAIT "
-          "(TCP_TIMEWAIT_SOCKET), 0.5 s after the close");
+    CHECK(report->detail == kCertainGrace + "a segment for a connection in TIME_WAIT (TCP_TIMEWAIT_SOCKET), 0.5 s after the close");
   }
   SECTION("OpenSSH 9.2: sshd exited 1, as from any fatal error: probable") {
     note_connection(evidence, 0x10, kClient, 1000, 3010, kFinWait2, {820, "sshd"}, 0, 1 << 8);
@@ -565,12 +564,7 @@ TEST_CASE_METHOD(Fixture, "a TIME_WAIT reset after sshd's LoginGraceTime ran out
     const auto report = judge({reset});
     REQUIRE(report);
     CHECK(report->verdict == Verdict::Sshd);
-    CHECK(report->detail ==
-          "sshd closed the connection from 127.0.0.2:40022 when its LoginGraceTime (1 to 2 s: OpenSSH 9.8+ adds up to "
-          "4 s of random jitter) ran out (certain: "
-          "sshd-session[820] exited with status 3, OpenSSH's EXIT_LOGIN_GRACE, 2.0 s after accept(), with 0 bytes "
-          "from the client); the later reset came from the closed socket: data arrived after the close "
-          "(TCP_ABORT_ON_DATA), 0.5 s after the close");
+    CHECK(report->detail == kCertainGrace + "data arrived after the close (TCP_ABORT_ON_DATA), 0.5 s after the close");
     reset.owner_exit_code = 255 << 8;  // fatal(): not the grace alarm
     CHECK(judge({reset})->detail == "sshd-session[820] exited (status 255) the connection from 127.0.0.2:40022 "
                                     "(TCP_ABORT_ON_DATA, 0 bytes received, 0 bytes sent)");

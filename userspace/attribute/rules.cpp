@@ -1,3 +1,4 @@
+// Every rule of the verdict, in its order of precedence, in one Judge class: over 450 lines so the order reads in one place.
 #include "attribute/rules.h"
 
 #include <string.h>
@@ -382,9 +383,13 @@ class Judge {
     const TcpEvent* reset = find([&](const TcpEvent& e) {
       return e.kind == EventKind::ResetSent && e.reason && !reason_is(e, "NOT_SPECIFIED");
     });
+    // A TIME_WAIT socket's reset (before 6.10 it has no reason: its state says it).
+    if (const TcpEvent* late = find([&](const TcpEvent& e) {
+          return e.kind == EventKind::ResetSent &&
+                 (reason_is(e, "TCP_TIMEWAIT_SOCKET") || (!e.reason && state_is(e, "TIME_WAIT")));
+        }))
+      if (auto report = login_grace_then_late_segment(*late)) return report;
     if (!reset) return std::nullopt;
-    if (reason_is(*reset, "TCP_TIMEWAIT_SOCKET"))
-      if (auto report = login_grace_then_late_segment(*reset)) return report;
     std::string detail = "the kernel reset the connection with " + remote(*reset) + ": " + reason_words(reason(*reset));
     if (reset->owner) detail += "; socket of " + process_text(*reset->owner);
     Attribution report = make(*reset, Verdict::Kernel, detail);
@@ -407,7 +412,9 @@ class Judge {
   // TIME_WAIT: its owner held it when the FIN's ACK came, as on loopback): the
   // client's data met it (TCP_ABORT_ON_DATA), and the reset carries the owner's close.
   std::optional<Attribution> login_grace_then_data(const TcpEvent& e) const {
-    if (!reason_is(e, "TCP_ABORT_ON_DATA") || !e.acceptor_monotonic_ns || e.owner_monotonic_ns < e.acceptor_monotonic_ns)
+    // Before 6.10: no reason, a stack reset (not the closer's own) on the full socket.
+    const bool data_after_close = reason_is(e, "TCP_ABORT_ON_DATA") || (!e.reason && e.full_socket && !e.sent_by_closer);
+    if (!data_after_close || !e.acceptor_monotonic_ns || e.owner_monotonic_ns < e.acceptor_monotonic_ns)
       return std::nullopt;
     SeenConnection seen;
     seen.accepted_ns = e.acceptor_monotonic_ns;

@@ -109,7 +109,7 @@ void login_grace_time(Lab& lab) {
   Namespace& ns = lab.ns("a");
   const ClientSide& c = lab.client_side(ns);
   lab.start_tracer();
-  const auto grace = scaled(std::chrono::seconds(2));
+  const auto grace = scaled(std::chrono::seconds(1));  // the shortest sshd takes
   Sshd sshd(ns, lab.dir(), {.config = {"LoginGraceTime " + std::to_string(grace.count())}});
   auto client = start_raw_client(c.ns, lab.dir(), "silent",
                                  {"--connect", c.server4, "--bind", c.client4, "--bind-port", std::to_string(kClientPort),
