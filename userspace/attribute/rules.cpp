@@ -435,8 +435,8 @@ class Judge {
                         cat("sshd closed the connection from ", remote(reset), " when its LoginGraceTime (",
                             grace->least_seconds == grace->grace_seconds
                                 ? std::to_string(grace->grace_seconds) + " s"
-                                : std::to_string(grace->least_seconds) + " to " + std::to_string(grace->grace_seconds) +
-                                      " s: OpenSSH 9.8+ adds up to 4 s of random jitter",
+                                : std::to_string(grace->least_seconds) + " to " + std::to_string(grace->grace_seconds) + " s",
+                            grace->jitter ? ": OpenSSH 9.8+ adds up to 4 s of random jitter" : "",
                             ") ran out (", grace->evidence,
                             "); the later reset came from the closed socket: ", later, ", ",
                             seconds(reset.monotonic_ns > seen.closed_ns ? reset.monotonic_ns - seen.closed_ns : 0),

@@ -63,8 +63,8 @@ std::optional<GraceExpiry> login_grace_expiry(const SeenConnection& seen) {
   GraceExpiry expiry;
   expiry.grace_seconds = lasted / kSecond;  // the alarm starts after fork (and exec): never before accept()
   // 9.8+ (sshd-session) sets the alarm to LoginGraceTime plus a random 0-4 s.
-  const bool jitter = seen.closer->comm == "sshd-session";
-  expiry.least_seconds = jitter ? std::max<uint64_t>(1, expiry.grace_seconds > 3 ? expiry.grace_seconds - 3 : 1)
+  expiry.jitter = seen.closer->comm == "sshd-session";
+  expiry.least_seconds = expiry.jitter ? std::max<uint64_t>(1, expiry.grace_seconds > 3 ? expiry.grace_seconds - 3 : 1)
                                 : expiry.grace_seconds;
   const int signal = seen.killed_by();
   const int status = seen.closer_exiting && !signal ? static_cast<int>((seen.closer_exit_code >> 8) & 0xff) : -1;

@@ -31,6 +31,7 @@ struct GraceExpiry {
   // random jitter of up to 4 s (sshd-session adds it to the alarm).
   uint64_t grace_seconds = 0;
   uint64_t least_seconds = 0;
+  bool jitter = false;         // the closer is OpenSSH 9.8+'s sshd-session
   bool certain = false;        // the closer's exit status is OpenSSH 9.8+'s EXIT_LOGIN_GRACE
   std::string evidence;        // "certain: ..." or "probable: ..., <why not certain>"
 };
