@@ -349,7 +349,7 @@ class SshdRefusalScenarioTest(unittest.TestCase):
     def test_login_grace_time(self):
         rows = self.play("login-grace-time", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
                                                   local_port=22, kind="reset", direction="sent", peer_saw="reset",
-                                                  client_says="read: closed by peer\nreset after the write: Broken pipe"))
+                                                  client_says="read: closed by peer\\x0areset after the write: Broken pipe"))
         grace = int(os.environ.get("RSTTRACE_LAB_TIME_SCALE") or 1)  # LoginGraceTime 1 s, scaled
         later = (r"the later reset came from the closed socket: (data arrived after the close \(TCP_ABORT_ON_DATA\)|"
                  r"a segment for a connection in TIME_WAIT \(TCP_TIMEWAIT_SOCKET\)), [0-9.]+ s after the close")
