@@ -420,6 +420,60 @@ class SshdRefusalScenarioTest(unittest.TestCase):
             self.assertIn("(a hosts_options twist command), which answered the client (",
                           checks[0]["event"]["detail"])
 
+    # Issue 15's further sshd cases (scenarios_sshd.cpp): the grace time, spawn, a killed session.
+
+    def test_login_grace_time(self):
+        rows = self.play("login-grace-time", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                  local_port=22, kind="reset", direction="sent", peer_saw="reset",
+                                                  client_says="read: closed by peer\\x0areset after the write: Broken pipe"))
+        grace = int(os.environ.get("RSTTRACE_LAB_TIME_SCALE") or 1)  # LoginGraceTime 1 s, scaled
+        later = (r"the later reset came from the closed socket: (data arrived after the close \(TCP_ABORT_ON_DATA\)|"
+                 r"a segment for a connection in TIME_WAIT \(TCP_TIMEWAIT_SOCKET\)), [0-9.]+ s after the close")
+        for (userland, clients), checks in rows.items():
+            event = checks[0]["event"]
+            self.assertIn(event["kernel_reason"], ("TCP_ABORT_ON_DATA", "TCP_TIMEWAIT_SOCKET"))
+            closed = re.escape(f"sshd closed the connection from {ADDRESSES[clients.split('-')[0]][CLIENT4]}:40022 "
+                               "when its LoginGraceTime (")
+            if userland == "debian13":
+                # Certain: sshd-session's EXIT_LOGIN_GRACE; OpenSSH 9.8+ adds a random 0-4 s to the alarm.
+                found = re.fullmatch(closed + r"(\d+)(?: to (\d+))? s: OpenSSH 9\.8\+ adds up to 4 s of random jitter\) ran "
+                                     r"out \(certain: sshd-session\[\d+\] exited with status 3, OpenSSH's "
+                                     r"EXIT_LOGIN_GRACE, [0-9.]+ s after accept\(\), with 0 bytes from the client\); "
+                                     + later, event["detail"])
+            else:
+                # Probable: 9.2's alarm exits 1, as its other fatal signal handlers do.
+                found = re.fullmatch(closed + r"()(\d+) s\) ran out \(probable: sshd\[\d+\] exited \(status 1\) "
+                                     r"[0-9.]+ s after accept\(\), with 0 bytes from the client, too few to "
+                                     r"authenticate; only OpenSSH 9\.8\+'s sshd-session exit status \(3\) proves "
+                                     r"the grace alarm\); " + later, event["detail"])
+            self.assertIsNotNone(found, event["detail"])
+            least, most = int(found.group(1) or found.group(2)), int(found.group(2) or found.group(1))
+            self.assertLessEqual(least, grace, event["detail"])
+            self.assertGreaterEqual(most, grace, event["detail"])
+
+    def test_hosts_deny_spawn(self):
+        command = "/bin/sh -c 'echo %a >> /run/rsttrace-lab-spawned'"
+        rows = self.play("hosts-deny-spawn", dict(verdict="tcp-wrappers", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                  comm=SESSION, kernel_reason="TCP_ABORT_ON_CLOSE", peer_saw="reset",
+                                                  wrapper_rule={"file": "/etc/hosts.deny", "line": 1,
+                                                                "text": "sshd: " + CLIENT4 + " : spawn " + command},
+                                                  client_says=RESET_BY_PEER))
+        # The scenario itself fails unless the command ran exactly once (libwrap's run).
+        for checks in rows.values():
+            self.assertIn(f" (spawn: libwrap ran `{command}` in a child of the refusing process (rsttrace never runs it))",
+                          checks[0]["event"]["detail"])
+
+    def test_session_sigkill(self):
+        rows = self.play("session-sigkill", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
+                                                 kernel_reason="TCP_ABORT_ON_CLOSE", peer_saw="reset",
+                                                 client_says="read: Connection reset by peer"))
+        for (userland, clients), checks in rows.items():
+            # Whichever of the session's processes exits last closes the connection.
+            names = "sshd" if userland == "debian12" else "(sshd-session|sshd-auth)"
+            client = re.escape(ADDRESSES[clients.split("-")[0]][CLIENT4])
+            self.assertRegex(checks[0]["event"]["detail"],
+                             rf"^the sshd child {names}\[\d+\] was killed by SIGKILL holding the connection from "
+                             rf"{client}:40022 \(TCP_ABORT_ON_CLOSE\)")
 
 class FrontendScenarioTest(unittest.TestCase):
     """Issue 16's firewall front-ends (scenarios_frontends.cpp): the userland's own fail2ban, ufw,

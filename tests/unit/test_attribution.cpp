@@ -24,7 +24,8 @@ const KernelNames& names() {
     SyntheticBtf types;
     types.add_enum("sk_rst_reason", {{"SK_RST_REASON_NOT_SPECIFIED", 0}, {"SK_RST_REASON_NO_SOCKET", 1},
                                      {"SK_RST_REASON_TCP_ABORT_ON_DATA", 8}, {"SK_RST_REASON_TCP_ABORT_ON_CLOSE", 11},
-                                     {"SK_RST_REASON_TCP_STATE", 14}, {"SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT", 15}});
+                                     {"SK_RST_REASON_TCP_STATE", 14}, {"SK_RST_REASON_TCP_KEEPALIVE_TIMEOUT", 15},
+                                     {"SK_RST_REASON_TCP_TIMEWAIT_SOCKET", 5}});
     types.add_enum("skb_drop_reason", {{"SKB_DROP_REASON_NO_SOCKET", 3}, {"SKB_DROP_REASON_NETFILTER_DROP", 12},
                                        {"SKB_DROP_REASON_TCP_LISTEN_OVERFLOW", 40}, {"SKB_DROP_REASON_QUEUE_PURGE", 60},
                                        {"SKB_DROP_REASON_IP_RPFILTER", 16}});
@@ -510,6 +511,79 @@ TEST_CASE_METHOD(Fixture, "PerSourcePenalties and MaxStartups told apart by the 
                                                "PerSourcePenalties; MaxStartups must be set below its default start "
                                                "of 10)"));
   }
+}
+
+TEST_CASE_METHOD(Fixture, "a TIME_WAIT reset after sshd's LoginGraceTime ran out: certain from the exit status") {
+  // The reset of the TIME_WAIT socket sshd's close left: the client wrote after the grace time.
+  auto late_reset = [](uint64_t at_ms) {
+    TcpEvent reset = event(EventKind::ResetSent, at_ms);
+    reset.reason = reset_reason("TCP_TIMEWAIT_SOCKET");
+    reset.sock_id = 0x3000;
+    return reset;
+  };
+  const std::string kCertainGrace =
+      "sshd closed the connection from 127.0.0.2:40022 when its LoginGraceTime (1 to 2 s: OpenSSH 9.8+ adds up to 4 s "
+      "of random jitter) ran out (certain: sshd-session[820] exited with status 3, OpenSSH's EXIT_LOGIN_GRACE, 2.0 s "
+      "after accept(), with 0 bytes from the client); the later reset came from the closed socket: ";
+  SECTION("OpenSSH 9.8+: sshd-session exited with EXIT_LOGIN_GRACE (3)") {
+    note_connection(evidence, 0x10, kClient, 1000, 3010, kFinWait2, {820, "sshd-session"}, 0, 3 << 8);
+    const auto report = judge({late_reset(3500)});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK(report->peer_saw == "reset");
+    CHECK(report->detail == kCertainGrace + "a segment for a connection in TIME_WAIT (TCP_TIMEWAIT_SOCKET), 0.5 s after the close");
+  }
+  SECTION("OpenSSH 9.2: sshd exited 1, as from any fatal error: probable") {
+    note_connection(evidence, 0x10, kClient, 1000, 3010, kFinWait2, {820, "sshd"}, 0, 1 << 8);
+    const auto report = judge({late_reset(3500)});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK_THAT(report->detail, Catch::Contains("when its LoginGraceTime (2 s) ran out (probable: sshd[820] exited "
+                                               "(status 1) 2.0 s after accept(), with 0 bytes from the client, too "
+                                               "few to authenticate; only OpenSSH 9.8+'s sshd-session exit status (3) "
+                                               "proves the grace alarm)"));
+  }
+  SECTION("not the grace time: killed by SIGKILL, a key exchange received, another port, closed by the client") {
+    note_connection(evidence, 0x10, kClient, 1000, 3010, kFinWait2, {820, "sshd-session"}, 0, 9);
+    note_connection(evidence, 0x11, v4("127.0.0.2", 40023), 1000, 3010, kFinWait2, {821, "sshd-session"}, 3000, 3 << 8);
+    note_connection(evidence, 0x12, v4("127.0.0.2", 40024), 1000, 3010, kLastAck, {822, "sshd-session"}, 0, 3 << 8);
+    for (uint16_t port : {40022, 40023, 40024, 40025}) {
+      TcpEvent reset = late_reset(3500);
+      reset.remote.port = port;
+      const auto report = judge({reset});
+      REQUIRE(report);
+      CHECK(report->verdict == Verdict::Kernel);
+      CHECK_THAT(report->detail, Catch::StartsWith("the kernel reset the connection with 127.0.0.2:"));
+    }
+  }
+  SECTION("the closed socket still a full one (FIN_WAIT2): the client's data meets it, TCP_ABORT_ON_DATA") {
+    TcpEvent reset = server_reset("TCP_ABORT_ON_DATA", 3500, {820, "sshd-session"}, OwnerSource::Close);
+    reset.acceptor_pid = 800, reset.acceptor_monotonic_ns = 1000 * kMs;
+    reset.owner_monotonic_ns = 3010 * kMs;
+    reset.owner_exiting = true, reset.owner_exit_code = 3 << 8;
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK(report->detail == kCertainGrace + "data arrived after the close (TCP_ABORT_ON_DATA), 0.5 s after the close");
+    reset.owner_exit_code = 255 << 8;  // fatal(): not the grace alarm
+    CHECK(judge({reset})->detail == "sshd-session[820] exited (status 255) the connection from 127.0.0.2:40022 "
+                                    "(TCP_ABORT_ON_DATA, 0 bytes received, 0 bytes sent)");
+  }
+  SECTION("the latest connection of the four-tuple decides") {
+    note_connection(evidence, 0x10, kClient, 1000, 3010, kFinWait2, {820, "sshd-session"}, 0, 3 << 8);
+    note_connection(evidence, 0x11, kClient, 4000, 4100, kFinWait2, {821, "sshd-session"}, 0, 255 << 8);
+    const auto report = judge({late_reset(4200)});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Kernel);
+  }
+}
+
+TEST_CASE_METHOD(Fixture, "a session killed by SIGKILL earns no crash penalty (OpenSSH's signal_is_crash)") {
+  note_connection(evidence, 0x10, v4("127.0.0.2", 40001), 1000, 3000, kFinWait2, {820, "sshd-session"}, 3000, 9);
+  const auto report = judge({listener_reset(4000)});
+  REQUIRE(report);
+  CHECK_THAT(report->detail, Catch::Contains("penalty none (its sshd was killed by SIGKILL, which OpenSSH does not "
+                                             "count as a crash): 1 earlier connection from 127.0.0.2 ended"));
 }
 
 TEST_CASE("the connection history is bounded and follows reused socket addresses") {

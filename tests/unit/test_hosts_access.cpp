@@ -440,6 +440,22 @@ TEST_CASE("twist and aclexec options") {
   CHECK(has_note(aclexec, "aclexec"));
 }
 
+TEST_CASE("spawn in hosts.deny: named in words, its command never run") {
+  const auto client = client_of("sshd", "127.0.0.2");
+  const auto denied = decide_access("", "sshd: 127.0.0.2 : spawn /bin/touch /tmp/rsttrace-spawn-%a\n", client);
+  CHECK_FALSE(denied.allowed);
+  CHECK(denied.certain);
+  REQUIRE(denied.rule);
+  CHECK(denied.rule->line == 1);
+  REQUIRE(denied.option_notes.size() == 1);
+  CHECK(denied.option_notes[0] ==
+        "spawn: libwrap ran `/bin/touch /tmp/rsttrace-spawn-%a` in a child of the refusing process (rsttrace never runs it)");
+  CHECK_FALSE(std::filesystem::exists("/tmp/rsttrace-spawn-127.0.0.2"));
+  CHECK_FALSE(std::filesystem::exists("/tmp/rsttrace-spawn-%a"));
+  // A line that does not match names no option.
+  CHECK(decide_access("", "sshd: 10.0.0.1 : spawn /bin/true\n", client).option_notes.empty());
+}
+
 TEST_CASE("the file loader reads both files under a root") {
   namespace fs = std::filesystem;
   const fs::path root = fs::temp_directory_path() / ("rsttrace-hosts-access-" + std::to_string(::getpid()));

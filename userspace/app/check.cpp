@@ -71,9 +71,13 @@ int run_check() {
       names.drop_reasons.value("TCP_LISTEN_OVERFLOW")
           ? "yes: a full accept queue drops the segment that would complete a connection with it (6.15+)"
           : "missing (before 6.15): a full accept queue's drop is unnamed (NOT_SPECIFIED)");
-  row("SYN dropped for a full queue", "unseen: the kernel frees it with consume_skb, not kfree_skb; "
-                                      "nstat TcpExtListenOverflows/TcpExtListenDrops/TcpExtTCPReqQFullDrop count it");
-  row("SYN cookies", "unseen: a SYN answered with a cookie is no drop; nstat TcpExtSyncookiesSent/Failed count them");
+  // tcp_conn_request() drops without a reason and tcp_rcv_state_process() then
+  // consume_skb()s the SYN: no kfree_skb, and no tracepoint of its own (none in 6.18's BTF).
+  row("SYN-queue overflow", "no hook: a SYN refused for a full SYN or accept queue is freed with consume_skb, "
+                            "not kfree_skb; read nstat TcpExtListenDrops, TcpExtTCPReqQFullDrop (SYN queue full, "
+                            "cookies off), TcpExtListenOverflows (accept queue full)");
+  row("SYN cookies", "no hook: a SYN answered with a cookie is no drop; read nstat TcpExtSyncookiesSent, "
+                     "TcpExtSyncookiesRecv, TcpExtSyncookiesFailed, TcpExtTCPReqQFullDoCookies");
   row("socket cookies in tracing programs",
       btf__find_by_name_kind(types, "btf_bpf_get_socket_ptr_cookie", BTF_KIND_TYPEDEF) > 0
           ? "yes: a reused four-tuple is told apart by its socket"

@@ -12,6 +12,7 @@ void ConnectionHistory::add(const ConnectionNote& note) {
     seen.netns = socket.netns;
     seen.family = socket.family;
     seen.remote = socket.remote;
+    seen.local_port = socket.local.port;
     seen.acceptor_pid = socket.acceptor_pid;
     seen.accepted_ns = socket.acceptor_monotonic_ns ? socket.acceptor_monotonic_ns : socket.monotonic_ns;
     open_[seen.sock_id] = first_sequence_ + connections_.size();  // a reused socket address: the new one
@@ -59,6 +60,16 @@ std::vector<SeenConnection> ConnectionHistory::ended_from(uint32_t netns, int fa
   std::sort(ended.begin(), ended.end(),
             [](const SeenConnection& a, const SeenConnection& b) { return a.closed_ns < b.closed_ns; });
   return ended;
+}
+
+const SeenConnection* ConnectionHistory::ended_before(uint32_t netns, int family, const Endpoint& remote,
+                                                     uint16_t local_port, uint64_t at_ns) const {
+  // Newest first: a four-tuple is reused only after its last connection ended.
+  for (auto it = connections_.rbegin(); it != connections_.rend(); ++it)
+    if (it->netns == netns && it->family == family && it->remote == remote && it->local_port == local_port &&
+        it->closed_ns && it->closed_ns <= at_ns)
+      return &*it;
+  return nullptr;
 }
 
 const SeenConnection* ConnectionHistory::find(uint64_t sock_id, uint64_t accepted_ns) const {

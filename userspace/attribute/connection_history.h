@@ -21,6 +21,7 @@ struct SeenConnection {
   uint32_t netns = 0;
   int family = 4;
   Endpoint remote;
+  uint16_t local_port = 0;
   uint32_t acceptor_pid = 0;
   uint64_t accepted_ns = 0;
   uint64_t closed_ns = 0;  // 0: still open
@@ -49,6 +50,10 @@ class ConnectionHistory {
   // Connections from `remote`'s address in `netns` that ended within [from_ns, to_ns], oldest first.
   std::vector<SeenConnection> ended_from(uint32_t netns, int family, const std::array<uint8_t, 16>& address,
                                          uint64_t from_ns, uint64_t to_ns) const;
+  // The latest connection from `remote` to `local_port` in `netns` that ended
+  // at or before `at_ns`: the one a late segment of that four-tuple belonged to.
+  const SeenConnection* ended_before(uint32_t netns, int family, const Endpoint& remote, uint16_t local_port,
+                                     uint64_t at_ns) const;
   // The connection on socket `sock_id` accepted at `accepted_ns`, if it was seen.
   const SeenConnection* find(uint64_t sock_id, uint64_t accepted_ns) const;
   uint64_t evicted() const { return evicted_; }

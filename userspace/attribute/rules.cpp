@@ -1,3 +1,4 @@
+// Every rule of the verdict, in its order of precedence, in one Judge class: over 450 lines so the order reads in one place.
 #include "attribute/rules.h"
 
 #include <string.h>
@@ -213,6 +214,7 @@ class Judge {
     if (auto report = child_killed(e)) return report;
     if (auto report = listener_refused(e)) return report;
     if (auto report = listener_closed_unaccepted(e)) return report;
+    if (auto report = login_grace_then_data(e)) return report;
     if (auto report = login_grace_expired(e)) return report;
     if (auto report = garbage_banner(e)) return report;
     return sshd_closed(e);
@@ -381,12 +383,64 @@ class Judge {
     const TcpEvent* reset = find([&](const TcpEvent& e) {
       return e.kind == EventKind::ResetSent && e.reason && !reason_is(e, "NOT_SPECIFIED");
     });
+    // A TIME_WAIT socket's reset (before 6.10 it has no reason: its state says it).
+    if (const TcpEvent* late = find([&](const TcpEvent& e) {
+          return e.kind == EventKind::ResetSent &&
+                 (reason_is(e, "TCP_TIMEWAIT_SOCKET") || (!e.reason && state_is(e, "TIME_WAIT")));
+        }))
+      if (auto report = login_grace_then_late_segment(*late)) return report;
     if (!reset) return std::nullopt;
     std::string detail = "the kernel reset the connection with " + remote(*reset) + ": " + reason_words(reason(*reset));
     if (reset->owner) detail += "; socket of " + process_text(*reset->owner);
     Attribution report = make(*reset, Verdict::Kernel, detail);
     report.peer_saw = "reset";
     return report;
+  }
+
+  // The client wrote into a connection sshd had closed when its LoginGraceTime
+  // ran out: the socket, in TIME_WAIT, answered with a reset. Why sshd closed
+  // it is in the connection notes of that four-tuple (who closed it, when
+  // after accept(), how it exited, what the client had sent).
+  std::optional<Attribution> login_grace_then_late_segment(const TcpEvent& reset) const {
+    const SeenConnection* seen = context_.evidence.connections().ended_before(reset.netns, reset.family, reset.remote,
+                                                                              reset.local.port, reset.monotonic_ns);
+    if (!seen || !seen->closer || !is_sshd_family(seen->closer->comm)) return std::nullopt;
+    return login_grace_report(reset, *seen, reason_words("TCP_TIMEWAIT_SOCKET"));
+  }
+
+  // The same, when the closed socket was still a full one (FIN_WAIT2, not yet
+  // TIME_WAIT: its owner held it when the FIN's ACK came, as on loopback): the
+  // client's data met it (TCP_ABORT_ON_DATA), and the reset carries the owner's close.
+  std::optional<Attribution> login_grace_then_data(const TcpEvent& e) const {
+    // Before 6.10: no reason, a stack reset (not the closer's own) on the full socket.
+    const bool data_after_close = reason_is(e, "TCP_ABORT_ON_DATA") || (!e.reason && e.full_socket && !e.sent_by_closer);
+    if (!data_after_close || !e.acceptor_monotonic_ns || e.owner_monotonic_ns < e.acceptor_monotonic_ns)
+      return std::nullopt;
+    SeenConnection seen;
+    seen.accepted_ns = e.acceptor_monotonic_ns;
+    seen.closed_ns = e.owner_monotonic_ns;
+    seen.left_state = 5;  // FIN_WAIT2: the owner closed with nothing unread, and data came after
+    seen.closer = e.owner;
+    seen.closer_exiting = e.owner_exiting;
+    seen.closer_exit_code = e.owner_exit_code;
+    seen.bytes_received = e.bytes_received;
+    return login_grace_report(e, seen, "data arrived after the close (TCP_ABORT_ON_DATA)");
+  }
+
+  std::optional<Attribution> login_grace_report(const TcpEvent& reset, const SeenConnection& seen,
+                                                const std::string& later) const {
+    const auto grace = login_grace_expiry(seen);
+    if (!grace) return std::nullopt;
+    return owner_report(reset, Verdict::Sshd,
+                        cat("sshd closed the connection from ", remote(reset), " when its LoginGraceTime (",
+                            grace->least_seconds == grace->grace_seconds
+                                ? std::to_string(grace->grace_seconds) + " s"
+                                : std::to_string(grace->least_seconds) + " to " + std::to_string(grace->grace_seconds) + " s",
+                            grace->jitter ? ": OpenSSH 9.8+ adds up to 4 s of random jitter" : "",
+                            ") ran out (", grace->evidence,
+                            "); the later reset came from the closed socket: ", later, ", ",
+                            seconds(reset.monotonic_ns > seen.closed_ns ? reset.monotonic_ns - seen.closed_ns : 0),
+                            " after the close"));
   }
 
   // A reset came from the other end. A received reset on the same socket as

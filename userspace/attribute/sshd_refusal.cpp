@@ -1,11 +1,13 @@
 #include "attribute/sshd_refusal.h"
 
+#include <signal.h>
 #include <string.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <map>
 
+#include "attribute/describe.h"
 #include "text/escape.h"
 
 namespace rsttrace {
@@ -19,6 +21,12 @@ constexpr uint64_t kLoginGraceTime = 120 * kSecond;
 // KEXINIT alone take about 1.5 KB.
 constexpr uint64_t kNoKexBytes = 1000;
 
+// OpenSSH 9.8+ (srclimit.h): the status a pre-auth sshd-session exits with
+// when its LoginGraceTime alarm fires; sshd's listener penalises it as grace-exceeded.
+constexpr int kExitLoginGrace = 3;
+// The shortest LoginGraceTime sshd takes (0 means none).
+constexpr uint64_t kShortestGrace = kSecond;
+
 std::string seconds(uint64_t ns) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.1f s", static_cast<double>(ns) / kSecond);
@@ -30,12 +38,56 @@ std::string seconds(uint64_t ns) {
 std::string penalty_class(const SeenConnection& seen) {
   if (const int signal = seen.killed_by()) {
     const char* name = sigabbrev_np(signal);
-    return std::string("crash (its sshd was killed by SIG") + (name ? name : "?") + ")";
+    const std::string killed = std::string("its sshd was killed by SIG") + (name ? name : "?");
+    // OpenSSH's signal_is_crash(): only these signals earn the crash penalty.
+    static const int kCrashSignals[] = {SIGSEGV, SIGBUS, SIGTRAP, SIGSYS, SIGFPE, SIGILL, SIGABRT};
+    if (std::find(std::begin(kCrashSignals), std::end(kCrashSignals), signal) != std::end(kCrashSignals))
+      return "crash (" + killed + ")";
+    return "none (" + killed + ", which OpenSSH does not count as a crash)";
   }
   const uint64_t lasted = seen.closed_ns > seen.accepted_ns ? seen.closed_ns - seen.accepted_ns : 0;
   if (seen.server_closed_first() && lasted >= kLoginGraceTime) return "grace-exceeded";
+  if (const auto grace = login_grace_expiry(seen); grace && grace->certain) return "grace-exceeded";
   if (seen.bytes_received < kNoKexBytes) return "noauth";
   return "noauth or authfail";
+}
+
+std::optional<GraceExpiry> login_grace_expiry(const SeenConnection& seen) {
+  if (!seen.closer || !seen.server_closed_first() || seen.closed_ns < seen.accepted_ns) return std::nullopt;
+  const uint64_t lasted = seen.closed_ns - seen.accepted_ns;
+  // A client that sent less than a key exchange cannot have authenticated;
+  // one that waited less than a second cannot have met any grace time.
+  if (lasted < kShortestGrace || seen.bytes_received >= kNoKexBytes) return std::nullopt;
+  const std::string closer = process_text(*seen.closer);
+  const std::string received = std::to_string(seen.bytes_received) + (seen.bytes_received == 1 ? " byte" : " bytes");
+  GraceExpiry expiry;
+  expiry.grace_seconds = lasted / kSecond;  // the alarm starts after fork (and exec): never before accept()
+  // 9.8+ (sshd-session) sets the alarm to LoginGraceTime plus a random 0-4 s.
+  expiry.jitter = seen.closer->comm == "sshd-session";
+  expiry.least_seconds = expiry.jitter ? std::max<uint64_t>(1, expiry.grace_seconds > 3 ? expiry.grace_seconds - 3 : 1)
+                                : expiry.grace_seconds;
+  const int signal = seen.killed_by();
+  const int status = seen.closer_exiting && !signal ? static_cast<int>((seen.closer_exit_code >> 8) & 0xff) : -1;
+  if (status == kExitLoginGrace && seen.closer->comm == "sshd-session") {
+    expiry.certain = true;
+    expiry.evidence = "certain: " + closer + " exited with status 3, OpenSSH's EXIT_LOGIN_GRACE, " + seconds(lasted) +
+                      " after accept(), with " + received + " from the client";
+    return expiry;
+  }
+  // Before 9.8 the grace alarm exits 1 (sigdie(), as sshd's other fatal
+  // signal handlers do; fatal() exits 255); its SIGTERM to the session's
+  // other process may be the last close instead.
+  std::string how;
+  if (status == 1)
+    how = "exited (status 1)";
+  else if (signal == SIGTERM)
+    how = "was killed by SIGTERM (sshd's grace alarm signals the session's processes so)";
+  else
+    return std::nullopt;  // another status, another signal, or closed without exiting: not the alarm
+  expiry.evidence = "probable: " + closer + " " + how + " " + seconds(lasted) + " after accept(), with " + received +
+                    " from the client, too few to authenticate; only OpenSSH 9.8+'s sshd-session exit status (3) " +
+                    "proves the grace alarm";
+  return expiry;
 }
 
 std::string listener_refusal_cause(const ListenerRefusal& refusal) {

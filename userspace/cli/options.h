@@ -84,6 +84,9 @@ struct LabClientOptions {
   bool read_first = false;
   bool linger0 = false;
   double hold_seconds = 0;  // 0: until the peer ends it
+  std::string later;        // sent after --send, once the file `send_when` exists (the lab stops the server first)
+  std::string send_when;
+  std::string after_close;  // sent once the server has closed (EOF), then how the connection ends
 };
 
 // Parsing ended without something to run: help was printed, or the input

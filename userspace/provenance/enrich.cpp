@@ -48,6 +48,8 @@ void add_wrapper_line(Attribution& report, Provenance& provenance) {
       report.wrapper_rule = decision.rule;
       report.detail += "; refused by " + decision.rule->file + " line " + std::to_string(decision.rule->line) + ": " +
                        escape_untrusted(decision.rule->text) + report.wrapper_reader_note;
+      // The line's options in words (twist, spawn: their commands are the file's text, never run).
+      for (const std::string& note : decision.option_notes) report.detail += " (" + escape_untrusted(note) + ")";
     } else if (unread && !provenance.access().available()) {
       report.detail += "; provenance unavailable (broker exited)";
     } else if (unread && !openat2_supported()) {

@@ -353,8 +353,10 @@ AccessDecision decide_access(std::string_view allow_text, std::string_view deny_
     OptionsOutcome outcome = process_options(*found.options);
     if (outcome.allowed) decision.allowed = *outcome.allowed;
     decision.certain = decision.certain && outcome.certain;
-    for (auto& note : outcome.notes)
+    for (auto& note : outcome.notes) {
+      decision.option_notes.push_back(note);
       decision.notes.push_back(found.rule->file + " line " + std::to_string(found.rule->line) + ": " + note);
+    }
   }
   decision.rule = std::move(found.rule);
   return decision;

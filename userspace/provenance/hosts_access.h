@@ -36,6 +36,7 @@ struct AccessDecision {
   std::optional<WrapperRule> rule;  // none: no line matched, access granted by default
   bool certain = true;  // false: an earlier line maybe matched, or the rule's options depend on a command
   std::vector<std::string> notes;
+  std::vector<std::string> option_notes;  // what the matched rule's options did (twist, spawn, aclexec...), also in notes
 };
 
 // Contents of the file a `/path` pattern names; nullopt when it cannot be read

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -57,6 +58,41 @@ bool read_line(int fd) {
   }
 }
 
+// Waits (at most a minute) until `path` exists: the lab's signal that the server is ready for it.
+bool wait_for_file(const std::string& path) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  struct stat st{};
+  while (stat(path.c_str(), &st) != 0) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::fprintf(stderr, "lab-client: %s did not appear\n", path.c_str());
+      return false;
+    }
+    poll(nullptr, 0, 20);
+  }
+  return true;
+}
+
+// The server closed its end: send `data` into the closed connection and
+// report the reset that answers it (from the server's TIME_WAIT socket). Reads
+// only repeat the end of file: the reset shows as an error on the socket, which
+// the kernel gives as EPIPE in CLOSE_WAIT (tcp_reset()).
+int send_after_close(int fd, const std::string& data) {
+  if (send(fd, data.data(), data.size(), MSG_NOSIGNAL) < 0) {
+    std::fprintf(stderr, "write: %s\n", std::strerror(errno));
+    return 1;
+  }
+  pollfd pfd{fd, 0, 0};  // POLLERR and POLLHUP only
+  if (poll(&pfd, 1, 10'000) <= 0) {
+    std::fprintf(stderr, "no reset within 10 s\n");
+    return 1;
+  }
+  int error = 0;
+  socklen_t length = sizeof(error);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length);
+  std::fprintf(stderr, "reset after the write: %s\n", error ? std::strerror(error) : "no error");
+  return 1;
+}
+
 }  // namespace
 
 int run_lab_client(const LabClientOptions& options) {
@@ -87,6 +123,11 @@ int run_lab_client(const LabClientOptions& options) {
     const std::string data = unescape(options.send);
     if (write(fd, data.data(), data.size()) < 0) std::fprintf(stderr, "write: %s\n", std::strerror(errno));
   }
+  if (!options.later.empty()) {
+    if (!options.send_when.empty() && !wait_for_file(options.send_when)) return 2;
+    const std::string data = unescape(options.later);
+    if (send(fd, data.data(), data.size(), MSG_NOSIGNAL) < 0) std::fprintf(stderr, "write: %s\n", std::strerror(errno));
+  }
   if (options.linger0) {
     const linger abort_close{1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_close, sizeof(abort_close));
@@ -103,6 +144,7 @@ int run_lab_client(const LabClientOptions& options) {
     const ssize_t n = read(fd, buffer, sizeof(buffer));
     if (n > 0) continue;
     std::fprintf(stderr, n == 0 ? "read: closed by peer\n" : "read: %s\n", std::strerror(errno));
+    if (n == 0 && !options.after_close.empty()) return send_after_close(fd, unescape(options.after_close));
     return n == 0 ? 0 : 1;
   }
   close(fd);

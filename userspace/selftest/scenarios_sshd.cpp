@@ -1,8 +1,15 @@
 // Scenarios of sshd's own refusals (PerSourcePenalties, MaxStartups told
-// apart) and of TCP wrappers options (twist), on both userlands.
+// apart, LoginGraceTime, a killed session) and of TCP wrappers options
+// (twist, spawn), on both userlands.
+#include <signal.h>
+
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
 #include <thread>
 
+#include "error.h"
 #include "selftest/scenario.h"
 
 namespace rsttrace::lab {
@@ -14,8 +21,7 @@ void wait_log(const Sshd& sshd, const std::string& phrase, const std::string& wh
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (sshd.log().find(phrase) == std::string::npos) {
     if (std::chrono::steady_clock::now() >= deadline)
-      throw std::runtime_error("failed to wait for " + what + ": sshd did not log `" + phrase + "` within " +
-                               std::to_string(limit.count()) + " s");
+      throw failed("wait for", what, "sshd did not log `" + phrase + "` within " + std::to_string(limit.count()) + " s");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
@@ -69,6 +75,137 @@ void hosts_deny_twist(Lab& lab) {
               .client_says = "kex_exchange_identification", .wrapper_line = 1});
 }
 
+// hosts.deny with spawn: libwrap runs the command beside the refusal, which
+// goes on as without it. The command appends the client's address (%a) to a
+// file of sshd's own /run: one line, libwrap's run; rsttrace (the trace and
+// explain, which read the same line) must add none.
+void hosts_deny_spawn(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  const ClientSide& c = lab.client_side(ns);
+  lab.start_tracer();
+  const std::string command = "/bin/sh -c 'echo %a >> /run/rsttrace-lab-spawned'";
+  Sshd sshd(ns, lab.dir(), {.hosts_deny = "sshd: " + c.client4 + " : spawn " + command + "\n"});
+  lab.expect(ns, ssh_client(c.ns, c.client4, c.server4, 22),
+             {.verdict = Verdict::TcpWrappers, .remote_addr = c.client4, .peer_saw = "reset",
+              .detail_says = "; refused by /etc/hosts.deny line 1: sshd: " + c.client4 + " : spawn " + command +
+                             " (spawn: libwrap ran `" + command +
+                             "` in a child of the refusing process (rsttrace never runs it))",
+              .client_says = "kex_exchange_identification: read: Connection reset by peer", .wrapper_line = 1});
+  // The spawned shell ran once, as libwrap's child, with %a expanded by libwrap.
+  const std::string spawned = "/proc/" + std::to_string(sshd.pid()) + "/root/run/rsttrace-lab-spawned";
+  const std::string ran = read_file(spawned);
+  if (ran != c.client4 + "\n")
+    throw failed("check", "the spawn command's runs",
+                 spawned + " holds `" + ran + "`, not one line `" + c.client4 + "` (libwrap's run alone)");
+}
+
+// sshd's LoginGraceTime runs out on a client that connected and said
+// nothing; the client then writes into the closed connection, and the
+// server's TIME_WAIT socket answers with a reset (TCP_TIMEWAIT_SOCKET).
+// Debian 13's sshd-session exits with EXIT_LOGIN_GRACE (3): certain; Debian
+// 12's sshd exits 1 as from any fatal error: probable.
+void login_grace_time(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  const ClientSide& c = lab.client_side(ns);
+  lab.start_tracer();
+  const auto grace = scaled(std::chrono::seconds(1));  // the shortest sshd takes
+  Sshd sshd(ns, lab.dir(), {.config = {"LoginGraceTime " + std::to_string(grace.count())}});
+  auto client = start_raw_client(c.ns, lab.dir(), "silent",
+                                 {"--connect", c.server4, "--bind", c.client4, "--bind-port", std::to_string(kClientPort),
+                                  "--after-close", "SSH-2.0-late\\r\\n", "--hold", std::to_string(grace.count() * 10)});
+  const bool session = lab.userland() == Userland::Debian13;
+  const std::string closed = "sshd closed the connection from " + c.client4 + ":" + std::to_string(kClientPort) +
+                             " when its LoginGraceTime (";
+  lab.expect(ns, client->wait(grace * 10 + std::chrono::seconds(20)),
+             {.verdict = Verdict::Sshd, .remote_addr = c.client4, .peer_saw = "reset", .detail_says = closed,
+              .client_says = "read: closed by peer\nreset after the write: Broken pipe", .explain_says = "allowed"});
+  // The configured time within what the detail gives (OpenSSH 9.8+ adds a random 0-4 s), and the evidence.
+  const Check& check = lab.checks().back();
+  if (check.event.is_null() || !check.problems.empty()) return;
+  const std::string detail = check.event.value("detail", "");
+  const std::string after = detail.substr(detail.find(closed) + closed.size());
+  long least = 0, most = 0;
+  if (std::sscanf(after.c_str(), "%ld to %ld s", &least, &most) != 2) most = least = std::atol(after.c_str());
+  const std::string evidence = session ? ") ran out (certain: sshd-session[" : ") ran out (probable: sshd[";
+  const std::string exit = session ? "] exited with status 3, OpenSSH's EXIT_LOGIN_GRACE, " : "] exited (status 1) ";
+  const bool jitter_named = after.find(" s: OpenSSH 9.8+ adds up to 4 s of random jitter)") != std::string::npos;
+  if (least > grace.count() || most < grace.count() || after.find(evidence) == std::string::npos ||
+      after.find(exit) == std::string::npos || jitter_named != session)
+    throw failed("check", "the grace time and its evidence",
+                 "LoginGraceTime " + std::to_string(grace.count()) + " s, but the detail says `" + after + "`");
+}
+
+// The server end of the connection from `peer` (ADDR:PORT), as ss shows it:
+// the processes that hold it and its unread bytes.
+struct ServerSocket {
+  std::vector<pid_t> holders;
+  long unread = 0;
+};
+std::optional<ServerSocket> server_socket(const Namespace& ns, const std::string& peer) {
+  const Result ss = ns.run({"ss", "-Htnp", "state", "established", "sport = :22"});
+  std::istringstream lines(ss.out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream fields(line);
+    ServerSocket found;
+    long queued_out = 0;
+    std::string local, remote;
+    if (!(fields >> found.unread >> queued_out >> local >> remote) || remote != peer) continue;
+    for (size_t at = line.find("pid="); at != std::string::npos; at = line.find("pid=", at + 4))
+      found.holders.push_back(static_cast<pid_t>(std::stol(line.substr(at + 4))));
+    return found;
+  }
+  return std::nullopt;
+}
+
+// Polls `ns` until the server socket of `peer` satisfies `ready`.
+ServerSocket wait_server_socket(const Namespace& ns, const std::string& peer, const std::string& what,
+                                const std::function<bool(const ServerSocket&)>& ready) {
+  const auto limit = scaled(std::chrono::seconds(15));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (auto found = server_socket(ns, peer); found && ready(*found)) return *found;
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw failed("wait for", what, "not seen within " + std::to_string(limit.count()) + " s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// The per-connection sshd processes (Debian 12: the sshd child and its
+// privsep child; Debian 13: sshd-session and sshd-auth) are killed with
+// SIGKILL while the client's data waits unread: the last one's exit resets
+// the connection. They are stopped first, so the data stays unread.
+void session_killed(Lab& lab) {
+  Namespace& ns = lab.ns("a");
+  const ClientSide& c = lab.client_side(ns);
+  lab.start_tracer();
+  Sshd sshd(ns, lab.dir(), {});
+  const std::string go = lab.dir().file("killed-session-go");
+  const std::string peer = c.client4 + ":" + std::to_string(kClientPort);
+  auto client = start_raw_client(c.ns, lab.dir(), "killed",
+                                 {"--connect", c.server4, "--bind", c.client4, "--bind-port", std::to_string(kClientPort),
+                                  "--read-first", "--send", "SSH-2.0-lab\\r\\n", "--send-when", go, "--later",
+                                  "unread by sshd", "--hold", "30"});
+  // Past the banner exchange, sshd has forked its unprivileged process: two hold the socket.
+  const ServerSocket session = wait_server_socket(ns, peer, "the session's two processes on the connection",
+                                                  [](const ServerSocket& s) { return s.holders.size() >= 2; });
+  for (pid_t pid : session.holders) ::kill(pid, SIGSTOP);
+  lab.dir().write("killed-session-go", "");
+  wait_server_socket(ns, peer, "the client's data unread on the server", [](const ServerSocket& s) { return s.unread > 0; });
+  for (pid_t pid : session.holders) ::kill(pid, SIGKILL);
+  lab.expect(ns, client->wait(std::chrono::seconds(40)),
+             {.verdict = Verdict::Sshd, .remote_addr = c.client4, .peer_saw = "reset",
+              .detail_says = "was killed by SIGKILL holding the connection from " + peer + " (TCP_ABORT_ON_CLOSE)",
+              .client_says = "read: Connection reset by peer", .explain_says = "allowed"});
+  // OpenSSH 10.0's PerSourcePenalties count SIGKILL as no crash (signal_is_crash()):
+  // the next connection from the address is let in, and fails only its login.
+  if (lab.userland() == Userland::Debian13) {
+    const Result next = ssh_client(c.ns, c.client4, c.server4, 22);
+    if ((next.err + next.out).find("Permission denied") == std::string::npos)
+      throw failed("check", "the next connection after the kill",
+                   "ssh said `" + next.err + next.out + "`, not Permission denied (a PerSourcePenalties penalty?)");
+  }
+}
+
 }  // namespace
 
 const std::vector<Scenario>& sshd_scenarios() {
@@ -79,6 +216,15 @@ const std::vector<Scenario>& sshd_scenarios() {
        refused_after_noauth},
       {"hosts-deny-twist", "hosts.deny with twist: the sshd child becomes the command, which answers and exits",
        hosts_deny_twist},
+      {"hosts-deny-spawn",
+       "hosts.deny with spawn: libwrap runs the command beside the refusal; rsttrace names the option, never runs it",
+       hosts_deny_spawn},
+      {"login-grace-time",
+       "a silent client outlives sshd's LoginGraceTime, then writes: the TIME_WAIT socket's reset, named as the grace",
+       login_grace_time},
+      {"session-sigkill",
+       "the session's sshd processes are killed with SIGKILL with client data unread: the reset names the signal",
+       session_killed},
   };
   return all;
 }

@@ -61,6 +61,9 @@ OptionsOutcome process_options(std::string_view options) {
       outcome.allowed = false;
       outcome.notes.push_back("twist: the client gets `" + std::string(value) + "` instead of the daemon");
     }
+    if (name == "spawn")  // text only: rsttrace never runs a command of the files it reads
+      outcome.notes.push_back("spawn: libwrap ran `" + std::string(value) +
+                              "` in a child of the refusing process (rsttrace never runs it)");
     if (name == "aclexec") {
       outcome.certain = false;
       outcome.notes.push_back("aclexec: the verdict depends on the exit status of `" + std::string(value) + "`");
