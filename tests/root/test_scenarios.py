@@ -183,7 +183,7 @@ class ScenarioTest(unittest.TestCase):
         for checks in rows.values():
             # The configured MaxStartups, from that sshd's own sshd -T (issue 15), on both userlands.
             self.assertIn("MaxStartups refused it: 1 other connection it had accepted was open against MaxStartups "
-                          "1:100:3 (sshd -T): at or past its start, where sshd refuses every new one",
+                          "1:30:1 (sshd -T): full",
                           checks[0]["event"]["detail"])
 
     def test_garbage_banner(self):
@@ -335,8 +335,8 @@ class SshdRefusalScenarioTest(unittest.TestCase):
                                  .join([r"\(TCP_ABORT_ON_(CLOSE|DATA)\): ", ""]))
             else:
                 self.assertTrue(detail.endswith(
-                    "MaxStartups refused it: 1 other connection it had accepted was open against MaxStartups 1:100:3 "
-                    "(sshd -T): at or past its start, where sshd refuses every new one"), detail)
+                    "MaxStartups refused it: 1 other connection it had accepted was open against MaxStartups 1:30:1 "
+                    "(sshd -T): full"), detail)
 
     def test_hosts_deny_twist(self):
         rows = self.play("hosts-deny-twist", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,

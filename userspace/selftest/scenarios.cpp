@@ -91,9 +91,9 @@ void max_startups(Lab& lab) {
   Namespace& ns = lab.ns("a");
   const ClientSide& c = lab.client_side(ns);
   lab.start_tracer();
-  // Not the default, so the detail proves it quotes this sshd's own (sshd -T): rate 100 refuses every
-  // connection from the start on, so one held connection is enough, and the expectation is exact.
-  Sshd sshd(ns, lab.dir(), {.config = {"MaxStartups 1:100:3"}});
+  // Not the default, so the detail proves it quotes this sshd's own (sshd -T; the listener's title has
+  // no rate): full at 1, so one held connection is enough, and the expectation is exact.
+  Sshd sshd(ns, lab.dir(), {.config = {"MaxStartups 1:30:1"}});
   // One unauthenticated connection reaches MaxStartups' start ...
   auto holder = start_raw_client(c.ns, lab.dir(), "holder",
                                  {"--connect", c.server4, "--bind", c.other_client4, "--bind-port", "40100", "--hold", "60"});
@@ -102,7 +102,7 @@ void max_startups(Lab& lab) {
   lab.expect(ns, ssh_client(c.ns, c.client4, c.server4, 22),
              {.verdict = Verdict::Sshd, .remote_addr = c.client4, .peer_saw = "reset",
               .detail_says = "MaxStartups refused it: 1 other connection it had accepted was open against MaxStartups "
-                             "1:100:3 (sshd -T): at or past its start, where sshd refuses every new one",
+                             "1:30:1 (sshd -T): full",
               .client_says = "kex_exchange_identification"});
 }
 
