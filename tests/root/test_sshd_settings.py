@@ -36,6 +36,14 @@ int main(int argc, char** argv) {
     if (n <= 0) return 2;
     snprintf(path + n, sizeof(path) - n, ".ran.%d", (int)getpid());
     close(open(path, O_CREAT | O_WRONLY, 0644));  /* empty: RLIMIT_FSIZE 0 allows it */
+    /* How to misbehave: the test names it in a file beside the binary. */
+    snprintf(path + n, sizeof(path) - n, ".mode");
+    char mode[16] = "";
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0) read(fd, mode, sizeof(mode) - 1), close(fd);
+    if (strncmp(mode, "garbage", 7) == 0) return printf("\033[2Jhello\n"), 0;
+    if (strncmp(mode, "hang", 4) == 0) for (;;) pause();
+    if (strncmp(mode, "flood", 5) == 0) for (;;) fputs("maxstartups 1:2:3\n", stdout);
     printf("port 22\nmaxstartups 4:50:9\npersourcemaxstartups none\npersourcenetblocksize 32:128\n"
            "logingracetime 120\npersourcepenalties no\n");
     return 0;
@@ -114,6 +122,25 @@ class SshdSettingsTest(unittest.TestCase):
         for event in events:
             self.assertIn("against MaxStartups 4:50:9 (sshd -T); PerSourcePenalties is off", event["detail"])
         self.assertEqual(len(self.runs()), 1, "sshd -T runs at most once a minute per listener")
+
+    def misbehaving(self, port, mode):
+        with open(self.sshd + ".mode", "w") as f:
+            f.write(mode)
+        with Rsttrace("--port", str(port)) as rt:
+            self.listener(port)
+            event = self.refused(rt, port)[0]
+        self.assertEqual(len(self.runs()), 1)
+        return event["detail"]
+
+    def test_garbage_output_leaves_the_defaults(self):
+        self.assertIn("MaxStartups 10:30:100, defaults (sshd -T not run: not sshd -T output: no maxstartups line)",
+                      self.misbehaving(2296, "garbage"))
+
+    def test_a_hanging_sshd_is_killed_after_2_s(self):
+        self.assertIn("defaults (sshd -T not run: it did not finish within 2 s)", self.misbehaving(2297, "hang"))
+
+    def test_endless_output_is_cut_at_64_KiB(self):
+        self.assertIn("defaults (sshd -T not run: its output passed 64 KiB)", self.misbehaving(2298, "flood"))
 
     def test_executable_owned_by_a_user_is_never_run(self):
         port = 2292
