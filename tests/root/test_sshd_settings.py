@@ -172,6 +172,27 @@ class SshdSettingsTest(unittest.TestCase):
                       event["detail"])
         self.assertEqual(self.runs(), [])
 
+    def test_container_without_a_user_namespace_is_never_run(self):
+        """uid 0 in the initial user namespace, but with fewer capabilities, as
+        a container without a user namespace runs: its binary must not get the
+        broker's whole root."""
+        port = 2290
+        with Rsttrace("--port", str(port)) as rt:
+            self.listener(port, ["setpriv", "--bounding-set", "-sys_admin,-sys_module", "--inh-caps", "-all"])
+            event = self.refused(rt, port)[0]
+        self.assertIn("defaults (sshd -T not run: it holds fewer capabilities than rsttrace's broker (a container?))",
+                      event["detail"])
+        self.assertEqual(self.runs(), [])
+
+    def test_listener_in_a_pid_namespace_is_never_run(self):
+        port = 2289
+        with Rsttrace("--port", str(port)) as rt:
+            proc = self.listener(port, ["unshare", "--pid", "--fork", "--kill-child"])
+            event = self.refused(rt, port)[0]
+        self.assertIn("defaults (sshd -T not run: it runs in a pid namespace of its own (a container?))",
+                      event["detail"])
+        self.assertEqual(self.runs(), [])
+
     def test_listener_of_a_user_is_never_run(self):
         port = 2295
         with Rsttrace("--port", str(port)) as rt:

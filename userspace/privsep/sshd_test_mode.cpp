@@ -89,6 +89,28 @@ bool start_ticks(int proc, uint64_t& ticks) {
   return true;
 }
 
+// CapEff, CapBnd and Seccomp of /proc/PID/status (proc_dir: /proc/PID, or /proc/self).
+struct Privileges {
+  uint64_t effective = 0, bounding = 0;
+  unsigned seccomp = 0;
+};
+
+bool privileges(int proc_dir, Privileges& out) {
+  Fd status(openat(proc_dir, "status", O_RDONLY | O_CLOEXEC));
+  char buffer[8192];
+  const ssize_t n = status ? read(status.get(), buffer, sizeof(buffer) - 1) : -1;
+  if (n <= 0) return false;
+  buffer[n] = '\0';
+  int found = 0;
+  for (char* line = buffer; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : nullptr) {
+    unsigned long long value = 0;
+    if (std::sscanf(line, "CapEff: %llx", &value) == 1) out.effective = value, found |= 1;
+    if (std::sscanf(line, "CapBnd: %llx", &value) == 1) out.bounding = value, found |= 2;
+    if (std::sscanf(line, "Seccomp: %llu", &value) == 1) out.seccomp = static_cast<unsigned>(value), found |= 4;
+  }
+  return (found & 3) == 3;  // Seccomp is absent without CONFIG_SECCOMP: none
+}
+
 // In the child, between fork() and exec: raw syscalls, no allocation.
 [[noreturn]] void child_fails(int status_fd, const char* what, const char* why) {
   if (write(status_fd, what, strlen(what)) < 0 || (why && write(status_fd, why, strlen(why)) < 0)) {
@@ -175,6 +197,20 @@ Result<std::string> run_sshd_test_mode(pid_t pid, int cancel_fd) {
   gid_t gid = 0;
   if (!process_ids(proc.get(), uid, gid)) return Failure{"its credentials cannot be read"};
   if (uid != 0) return Failure{"it runs as uid " + std::to_string(uid) + ", not root"};
+  // A container without a user namespace is uid 0 too, with fewer capabilities, a seccomp filter
+  // or a pid namespace of its own: its binary must not run with the broker's whole root. So only a
+  // listener already as privileged as the broker, for which running its sshd grants nothing new.
+  Privileges theirs, ours;
+  Fd self(open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!self || !privileges(proc.get(), theirs) || !privileges(self.get(), ours))
+    return Failure{"its capabilities cannot be read"};
+  if ((theirs.effective & ours.effective) != ours.effective || (theirs.bounding & ours.bounding) != ours.bounding)
+    return Failure{"it holds fewer capabilities than rsttrace's broker (a container?)"};
+  if (theirs.seccomp && !ours.seccomp) return Failure{"it runs under a seccomp filter (a container?)"};
+  struct stat their_pid {}, our_pid {};
+  if (fstatat(proc.get(), "ns/pid", &their_pid, 0) != 0 || fstatat(self.get(), "ns/pid", &our_pid, 0) != 0)
+    return Failure{"its pid namespace cannot be read"};
+  if (their_pid.st_ino != our_pid.st_ino) return Failure{"it runs in a pid namespace of its own (a container?)"};
   Fd exe(openat(proc.get(), "exe", O_RDONLY | O_CLOEXEC));
   struct stat exe_st {};
   if (!exe || fstat(exe.get(), &exe_st) != 0) return Failure{"its executable cannot be opened"};
