@@ -29,6 +29,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   bool refused = false;
   const std::string config = sshd_config_argument(parts[1], &refused);
-  if (!config.empty() && (config[0] != '/' || config.find("..") != std::string::npos || refused)) __builtin_trap();
+  // A path used is absolute and plain: no "." or ".." component ("a..b" is a name), no "//".
+  const std::string components = config + "/";
+  if (!config.empty() && (config[0] != '/' || components.find("/../") != std::string::npos ||
+                          components.find("/./") != std::string::npos || components.find("//") != std::string::npos ||
+                          refused))
+    __builtin_trap();
   return 0;
 }
