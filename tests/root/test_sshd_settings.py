@@ -142,65 +142,42 @@ class SshdSettingsTest(unittest.TestCase):
     def test_endless_output_is_cut_at_64_KiB(self):
         self.assertIn("defaults (sshd -T not run: its output passed 64 KiB)", self.misbehaving(2298, "flood"))
 
-    def test_executable_owned_by_a_user_is_never_run(self):
-        port = 2292
-        os.chown(self.sshd, 65534, 65534)
+    def never_run(self, port, prefix=(), says=None):
+        """The listener on `port` (started under `prefix`) is refused: the
+        detail gives the defaults and `says(listener process)`; no run."""
         with Rsttrace("--port", str(port)) as rt:
-            self.listener(port)
+            proc = self.listener(port, prefix)
+            expected = says(proc)
             event = self.refused(rt, port)[0]
-        self.assertIn("MaxStartups 10:30:100, defaults (sshd -T not run: its executable is owned by uid 65534, "
-                      "not root)", event["detail"])
+        self.assertIn(f"MaxStartups 10:30:100, defaults (sshd -T not run: {expected})", event["detail"])
         self.assertEqual(self.runs(), [])
+
+    def test_executable_owned_by_a_user_is_never_run(self):
+        os.chown(self.sshd, 65534, 65534)
+        self.never_run(2292, says=lambda _: "its executable is owned by uid 65534, not root")
 
     def test_group_writable_directory_is_never_run(self):
-        port = 2293
         os.chmod(self.dir, 0o775)
-        with Rsttrace("--port", str(port)) as rt:
-            self.listener(port)
-            event = self.refused(rt, port)[0]
-        self.assertIn("defaults (sshd -T not run: its executable: a directory on it is not root's alone)",
-                      event["detail"])
-        self.assertEqual(self.runs(), [])
+        self.never_run(2293, says=lambda _: "its executable: a directory on it is not root's alone")
 
     def test_listener_in_a_user_namespace_is_never_run(self):
-        port = 2294
-        with Rsttrace("--port", str(port)) as rt:
-            proc = self.listener(port, NOBODY + ["unshare", "--user", "--map-root-user"])
-            user_ns = os.stat(f"/proc/{proc.pid}/ns/user").st_ino
-            event = self.refused(rt, port)[0]
-        self.assertIn(f"defaults (sshd -T not run: it runs in user namespace {user_ns}, not the initial one)",
-                      event["detail"])
-        self.assertEqual(self.runs(), [])
+        self.never_run(2294, NOBODY + ["unshare", "--user", "--map-root-user"],
+                       lambda proc: f"it runs in user namespace {os.stat(f'/proc/{proc.pid}/ns/user').st_ino}, "
+                                    "not the initial one")
 
     def test_container_without_a_user_namespace_is_never_run(self):
         """uid 0 in the initial user namespace, but with fewer capabilities, as
         a container without a user namespace runs: its binary must not get the
         broker's whole root."""
-        port = 2290
-        with Rsttrace("--port", str(port)) as rt:
-            self.listener(port, ["setpriv", "--bounding-set", "-sys_admin,-sys_module", "--inh-caps", "-all"])
-            event = self.refused(rt, port)[0]
-        self.assertIn("defaults (sshd -T not run: it holds fewer capabilities than rsttrace's broker (a container?))",
-                      event["detail"])
-        self.assertEqual(self.runs(), [])
+        self.never_run(2290, ["setpriv", "--bounding-set", "-sys_admin,-sys_module", "--inh-caps", "-all"],
+                       lambda _: "it holds fewer capabilities than rsttrace's broker (a container?)")
 
     def test_listener_in_a_pid_namespace_is_never_run(self):
-        port = 2289
-        with Rsttrace("--port", str(port)) as rt:
-            proc = self.listener(port, ["unshare", "--pid", "--fork", "--kill-child"])
-            event = self.refused(rt, port)[0]
-        self.assertIn("defaults (sshd -T not run: it runs in a pid namespace of its own (a container?))",
-                      event["detail"])
-        self.assertEqual(self.runs(), [])
+        self.never_run(2289, ["unshare", "--pid", "--fork", "--kill-child"],
+                       lambda _: "it runs in a pid namespace of its own (a container?)")
 
     def test_listener_of_a_user_is_never_run(self):
-        port = 2295
-        with Rsttrace("--port", str(port)) as rt:
-            self.listener(port, NOBODY)
-            event = self.refused(rt, port)[0]
-        self.assertIn("defaults (sshd -T not run: it runs as uid 65534, not root)", event["detail"])
-        self.assertEqual(self.runs(), [])
-
+        self.never_run(2295, NOBODY, lambda _: "it runs as uid 65534, not root")
 
 if __name__ == "__main__":
     harness.require_root()

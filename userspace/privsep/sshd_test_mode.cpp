@@ -72,13 +72,20 @@ std::string first_line(const std::string& text) {
   return line;
 }
 
-// /proc/PID/stat's starttime (field 22), after the command name's last ')'.
-bool start_ticks(int proc, uint64_t& ticks) {
-  Fd stat_file(openat(proc, "stat", O_RDONLY | O_CLOEXEC));
-  char buffer[1024];
-  const ssize_t n = stat_file ? read(stat_file.get(), buffer, sizeof(buffer) - 1) : -1;
+// The start of /proc/PID/NAME (proc: /proc/PID), NUL-terminated; false if unread.
+template <size_t Size>
+bool read_proc(int proc, const char* name, char (&buffer)[Size]) {
+  Fd file(openat(proc, name, O_RDONLY | O_CLOEXEC));
+  const ssize_t n = file ? read(file.get(), buffer, Size - 1) : -1;
   if (n <= 0) return false;
   buffer[n] = '\0';
+  return true;
+}
+
+// /proc/PID/stat's starttime (field 22), after the command name's last ')'.
+bool start_ticks(int proc, uint64_t& ticks) {
+  char buffer[1024];
+  if (!read_proc(proc, "stat", buffer)) return false;
   const char* p = strrchr(buffer, ')');
   if (!p) return false;
   // ") S ppid ..." : field 3 is the state; starttime is field 22.
@@ -96,11 +103,8 @@ struct Privileges {
 };
 
 bool privileges(int proc_dir, Privileges& out) {
-  Fd status(openat(proc_dir, "status", O_RDONLY | O_CLOEXEC));
   char buffer[8192];
-  const ssize_t n = status ? read(status.get(), buffer, sizeof(buffer) - 1) : -1;
-  if (n <= 0) return false;
-  buffer[n] = '\0';
+  if (!read_proc(proc_dir, "status", buffer)) return false;
   int found = 0;
   for (char* line = buffer; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : nullptr) {
     unsigned long long value = 0;
