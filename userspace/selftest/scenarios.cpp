@@ -98,6 +98,7 @@ void max_startups(Lab& lab) {
   auto holder = start_raw_client(c.ns, lab.dir(), "holder",
                                  {"--connect", c.server4, "--bind", c.other_client4, "--bind-port", "40100", "--hold", "60"});
   ns.wait_socket("established", "sport = :22", "sshd", "the held connection in an sshd child");
+  sshd.wait_startups(1);
   // ... so the listener drops the next one itself.
   lab.expect(ns, ssh_client(c.ns, c.client4, c.server4, 22),
              {.verdict = Verdict::Sshd, .remote_addr = c.client4, .peer_saw = "reset",

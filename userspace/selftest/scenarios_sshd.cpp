@@ -43,6 +43,7 @@ void refused_after_noauth(Lab& lab) {
     holder = start_raw_client(c.ns, lab.dir(), "holder",
                               {"--connect", c.server4, "--bind", c.other_client4, "--bind-port", "40100", "--hold", "60"});
     ns.wait_socket("established", "sport = :22", "sshd", "the held connection in an sshd child");
+    sshd.wait_startups(1);
   } else {
     wait_log(sshd, "penalty", "the penalty of " + c.client4);
   }
