@@ -224,7 +224,10 @@ class ScenarioTest(unittest.TestCase):
         rows = self.play("maxstartups", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
                                              comm="sshd", client_says="kex_exchange_identification"))
         for checks in rows.values():
-            self.assertIn("MaxStartups", checks[0]["event"]["detail"])
+            # The configured MaxStartups, from that sshd's own sshd -T (issue 15), on both userlands.
+            self.assertIn("MaxStartups refused it: 1 other connection it had accepted was open against MaxStartups "
+                          "1:30:1 (sshd -T): full",
+                          checks[0]["event"]["detail"])
 
     def test_garbage_banner(self):
         rows = self.play("garbage-banner", dict(verdict="sshd", remote_addr=CLIENT4, remote_port=CLIENT_PORT,
@@ -399,15 +402,17 @@ class SshdRefusalScenarioTest(unittest.TestCase):
             detail = checks[0]["event"]["detail"]
             if userland == "debian13":
                 # The listener closes at once: with the client's banner unread (ABORT_ON_DATA) or before it came.
+                # The configured penalty and netblock, from that sshd's own sshd -T (issue 15).
                 self.assertRegex(detail, re.escape("PerSourcePenalties refused it (MaxStartups cannot have: 0 other "
-                                                   "connections it had accepted were open, fewer than its default "
-                                                   "start of 10); penalty noauth: 1 earlier connection from ")
+                                                   "connections it had accepted were open, fewer than the start of "
+                                                   "MaxStartups 10:30:100 (sshd -T)); sources counted per netblock: "
+                                                   "PerSourceNetBlockSize 24:64 (sshd -T); penalty noauth (30 s a "
+                                                   "connection, refused from 15 s): 1 earlier connection from ")
                                  .join([r"\(TCP_ABORT_ON_(CLOSE|DATA)\): ", ""]))
             else:
                 self.assertTrue(detail.endswith(
-                    "MaxStartups refused it: 1 other connection it had accepted was open (its children are named "
-                    "sshd: an OpenSSH before 9.8, which has no PerSourcePenalties; MaxStartups must be set below "
-                    "its default start of 10)"), detail)
+                    "MaxStartups refused it: 1 other connection it had accepted was open against MaxStartups 1:30:1 "
+                    "(sshd -T): full"), detail)
 
     def test_hosts_deny_twist(self):
         rows = self.play("hosts-deny-twist", dict(verdict="tcp-wrappers", remote_addr=CLIENT4,

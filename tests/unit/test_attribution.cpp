@@ -398,7 +398,8 @@ TEST_CASE_METHOD(Fixture, "an owner's reset: each cause with its exact detail") 
          [](TcpEvent& e) { e.reason = reset_reason("TCP_ABORT_ON_DATA"), e.acceptor_pid = 800, e.acceptor_monotonic_ns = 1999 * kMs; },
          "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before any child took it "
          "(TCP_ABORT_ON_DATA): MaxStartups or PerSourcePenalties refused it: 0 other connections it had accepted were "
-         "open, and rsttrace saw no earlier connection from 127.0.0.2"},
+         "open against MaxStartups 10:30:100, defaults (sshd -T not run: pending), and rsttrace saw no earlier "
+         "connection from 127.0.0.2"},
         {"killed", 2000, {812, "sshd"}, [](TcpEvent& e) { e.owner_exiting = true, e.owner_exit_code = 9; },
          "the sshd child sshd[812] was killed by SIGKILL holding the connection from 127.0.0.2:40022 (TCP_ABORT_ON_CLOSE)"},
         {"LoginGraceTime", 122'000, {812, "sshd-session"},
@@ -474,7 +475,9 @@ TEST_CASE_METHOD(Fixture, "PerSourcePenalties and MaxStartups told apart by the 
     CHECK(report->detail ==
           "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before any child "
           "took it (TCP_ABORT_ON_DATA): PerSourcePenalties refused it (MaxStartups cannot have: 0 other connections it "
-          "had accepted were open, fewer than its default start of 10); penalty noauth: 2 earlier connections from "
+          "had accepted were open, fewer than the start of MaxStartups 10:30:100, defaults (sshd -T not run: pending)); "
+          "sources counted per netblock: PerSourceNetBlockSize 32:128, defaults (sshd -T not run: pending); "
+          "penalty noauth (1 s a connection, refused from 15 s): 2 earlier connections from "
           "127.0.0.2 ended (3.0 s before: closed by the client after 0.1 s with 21 bytes received; 2.0 s before: "
           "closed by the client after 0.1 s with 21 bytes received)");
   }
@@ -483,7 +486,7 @@ TEST_CASE_METHOD(Fixture, "PerSourcePenalties and MaxStartups told apart by the 
     note_connection(evidence, 0x12, v4("127.0.0.3", 40001), 1000, 1100, kLastAck, {822, "sshd-session"});
     const auto report = judge({listener_reset(4000)});
     REQUIRE(report);
-    CHECK_THAT(report->detail, Catch::Contains("penalty crash (its sshd was killed by SIGSEGV): 1 earlier connection "
+    CHECK_THAT(report->detail, Catch::Contains("penalty crash (its sshd was killed by SIGSEGV) (90 s a connection, refused from 15 s): 1 earlier connection "
                                                "from 127.0.0.2 ended (1.0 s before: closed by sshd after 2.0 s with "
                                                "3000 bytes received)"));
   }
@@ -493,8 +496,9 @@ TEST_CASE_METHOD(Fixture, "PerSourcePenalties and MaxStartups told apart by the 
     const auto report = judge({listener_reset(4000)});
     REQUIRE(report);
     CHECK_THAT(report->detail, Catch::EndsWith("(TCP_ABORT_ON_DATA): MaxStartups refused it: 10 other connections it "
-                                               "had accepted were open, at least its default start of 10 "
-                                               "unauthenticated"));
+                                               "had accepted were open against MaxStartups 10:30:100, "
+                                               "defaults (sshd -T not run: pending): at or past its start, where "
+                                               "sshd refuses 30% or more at random"));
   }
   SECTION("a connection closed before the refusal no longer counts as open") {
     for (uint64_t i = 0; i < 10; ++i) note_connection(evidence, 0x100 + i, v4("127.0.0.5", 40100 + i), 1000 + i, 3000, kLastAck, {});
@@ -507,9 +511,9 @@ TEST_CASE_METHOD(Fixture, "PerSourcePenalties and MaxStartups told apart by the 
     const auto report = judge({listener_reset(4000)});
     REQUIRE(report);
     CHECK_THAT(report->detail, Catch::EndsWith("MaxStartups refused it: 0 other connections it had accepted were open "
+                                               "against MaxStartups 10:30:100, defaults (sshd -T not run: pending) "
                                                "(its children are named sshd: an OpenSSH before 9.8, which has no "
-                                               "PerSourcePenalties; MaxStartups must be set below its default start "
-                                               "of 10)"));
+                                               "PerSourcePenalties; MaxStartups must be set below its default start)"));
   }
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "attribute/blockers.h"
+#include "attribute/sshd_refusal.h"
 #include "attribute/verdict.h"
 #include "collect/tcp_event.h"
 
@@ -32,6 +33,9 @@ struct Attribution {
   std::optional<uint64_t> written_mtime_unix_ns;  // else the file's modification time
   std::string wrapper_reader_note;  // " (in user namespace N, uid U: its own word)" for such a reader
   bool writer_speaks_for_itself = false;  // the writer runs in a user namespace of its own
+  // sshd verdicts where the listener refused it: the facts its detail is
+  // rendered from again once that sshd's `sshd -T` limits are in (provenance).
+  std::optional<ListenerRefusal> sshd_refusal;
   // The system's state (rulesets, the files now, fail2ban) is still to be
   // read for it: done off the trace loop (provenance/enrich.h, worker.h).
   bool needs_provenance = false;

@@ -312,10 +312,15 @@ class Judge {
                                          e.acceptor_monotonic_ns > kPenaltyWindow ? e.acceptor_monotonic_ns - kPenaltyWindow : 0,
                                          e.acceptor_monotonic_ns);
     refusal.source = format_address(e.family, e.remote.addr);
-    return owner_report(e, Verdict::Sshd,
-                        "the listening " + process_text(*e.owner) + " closed the connection from " + remote(e) + " " +
-                            seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " after accept(), before any child took it (" +
-                            reason(e) + "): " + listener_refusal_cause(refusal));
+    refusal.listener_pid = e.owner->pid;
+    refusal.said_before = "the listening " + process_text(*e.owner) + " closed the connection from " + remote(e) + " " +
+                          seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " after accept(), before any child took it (" +
+                          reason(e) + "): ";
+    // OpenSSH's defaults until the provenance worker has this sshd's own (sshd -T, through the broker).
+    Attribution report = owner_report(e, Verdict::Sshd, refusal.said_before + listener_refusal_cause(refusal, {}));
+    report.sshd_refusal = std::move(refusal);
+    report.needs_provenance = true;
+    return report;
   }
 
   // The owner was killed by a signal (task->exit_code: the signal in the low

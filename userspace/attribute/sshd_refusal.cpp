@@ -14,9 +14,6 @@ namespace rsttrace {
 namespace {
 
 constexpr uint64_t kSecond = 1'000'000'000;
-// sshd's defaults: MaxStartups 10:30:100, LoginGraceTime 120.
-constexpr size_t kMaxStartupsStart = 10;
-constexpr uint64_t kLoginGraceTime = 120 * kSecond;
 // Less than this from the client cannot reach authentication: the banner and
 // KEXINIT alone take about 1.5 KB.
 constexpr uint64_t kNoKexBytes = 1000;
@@ -35,7 +32,7 @@ std::string seconds(uint64_t ns) {
 
 }  // namespace
 
-std::string penalty_class(const SeenConnection& seen) {
+std::string penalty_class(const SeenConnection& seen, uint64_t login_grace_ns) {
   if (const int signal = seen.killed_by()) {
     const char* name = sigabbrev_np(signal);
     const std::string killed = std::string("its sshd was killed by SIG") + (name ? name : "?");
@@ -46,7 +43,7 @@ std::string penalty_class(const SeenConnection& seen) {
     return "none (" + killed + ", which OpenSSH does not count as a crash)";
   }
   const uint64_t lasted = seen.closed_ns > seen.accepted_ns ? seen.closed_ns - seen.accepted_ns : 0;
-  if (seen.server_closed_first() && lasted >= kLoginGraceTime) return "grace-exceeded";
+  if (seen.server_closed_first() && lasted >= login_grace_ns) return "grace-exceeded";
   if (const auto grace = login_grace_expiry(seen); grace && grace->certain) return "grace-exceeded";
   if (seen.bytes_received < kNoKexBytes) return "noauth";
   return "noauth or authfail";
@@ -90,32 +87,75 @@ std::optional<GraceExpiry> login_grace_expiry(const SeenConnection& seen) {
   return expiry;
 }
 
-std::string listener_refusal_cause(const ListenerRefusal& refusal) {
+namespace {
+
+// "MaxStartups 3:50:6 (sshd -T)", or "MaxStartups 10:30:100, defaults (sshd -T not run: REASON)".
+std::string configured(const std::string& setting, const SshdLimitsSource& source) {
+  return source.from_sshd ? setting + " (sshd -T)" : setting + ", " + source.words();
+}
+
+std::string duration(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g s", value);
+  return text;
+}
+
+// The configured penalty of a class, as penalty_class() names it.
+std::string class_penalty(const std::string& name, const SourcePenalties& penalties) {
+  std::string each;
+  if (name.starts_with("crash")) each = duration(penalties.crash);
+  else if (name == "grace-exceeded") each = duration(penalties.grace_exceeded);
+  else if (name == "noauth") each = duration(penalties.noauth);
+  else each = duration(penalties.noauth) + " (noauth) or " + duration(penalties.authfail) + " (authfail)";
+  return each + " a connection, refused from " + duration(penalties.min);
+}
+
+}  // namespace
+
+std::string listener_refusal_cause(const ListenerRefusal& refusal, const SshdLimitsSource& source) {
+  const SshdLimits& limits = source.limits;
   const std::string open = std::to_string(refusal.open_connections) + " other connection" +
                            (refusal.open_connections == 1 ? " it had accepted was" : "s it had accepted were") + " open";
-  if (refusal.open_connections >= kMaxStartupsStart)
-    return "MaxStartups refused it: " + open + ", at least its default start of " +
-           std::to_string(kMaxStartupsStart) + " unauthenticated";
+  const std::string startups = configured("MaxStartups " + limits.max_startups_text(), source);
+  if (refusal.open_connections >= limits.max_startups_start)
+    return "MaxStartups refused it: " + open + " against " + startups +
+           (refusal.open_connections >= limits.max_startups_full
+                ? ": full"
+            : limits.max_startups_rate >= 100
+                ? ": at or past its start, where sshd refuses every new one"
+                : ": at or past its start, where sshd refuses " + std::to_string(limits.max_startups_rate) +
+                      "% or more at random");
+  if (source.from_sshd && !limits.penalties)
+    // Fewer open than its start: some were accepted before rsttrace started, or PerSourceMaxStartups.
+    return "MaxStartups refused it: " + open + " against " + startups +
+           (limits.penalties_line ? "; PerSourcePenalties is off" : "; this sshd has no PerSourcePenalties (before OpenSSH 9.8)") +
+           (limits.per_source_max_startups
+                ? "; or PerSourceMaxStartups " + std::to_string(*limits.per_source_max_startups)
+                : std::string()) +
+           " (connections accepted before rsttrace started are not counted)";
   if (refusal.earlier.empty())
-    return "MaxStartups or PerSourcePenalties refused it: " + open + ", and rsttrace saw no earlier connection from " +
-           refusal.source;
+    return "MaxStartups or PerSourcePenalties refused it: " + open + " against " + startups +
+           ", and rsttrace saw no earlier connection from " + refusal.source;
   // OpenSSH 9.8 brought both PerSourcePenalties and sshd-session: children
   // named plain sshd are an older sshd (9.2 on Debian 12), which has no penalties.
   const bool older_sshd = std::all_of(refusal.earlier.begin(), refusal.earlier.end(), [](const SeenConnection& seen) {
     return seen.closer && seen.closer->comm == "sshd";
   });
-  if (older_sshd)
-    return "MaxStartups refused it: " + open + " (its children are named sshd: an OpenSSH before 9.8, which has " +
-           "no PerSourcePenalties; MaxStartups must be set below its default start of " +
-           std::to_string(kMaxStartupsStart) + ")";
+  if (older_sshd && !source.from_sshd)
+    return "MaxStartups refused it: " + open + " against " + startups +
+           " (its children are named sshd: an OpenSSH before 9.8, which has no PerSourcePenalties; MaxStartups must "
+           "be set below its default start)";
+  const SourcePenalties penalties = limits.penalties.value_or(SourcePenalties{});
   // Counted per class, oldest first, with how long before the refusal each ended.
   std::map<std::string, std::vector<const SeenConnection*>> by_class;
-  for (const SeenConnection& seen : refusal.earlier) by_class[penalty_class(seen)].push_back(&seen);
+  // LoginGraceTime 0 is none: no connection exceeds it.
+  const uint64_t grace_ns = limits.login_grace_time ? limits.login_grace_time * kSecond : UINT64_MAX;
+  for (const SeenConnection& seen : refusal.earlier) by_class[penalty_class(seen, grace_ns)].push_back(&seen);
   std::string classes;
   for (const auto& [name, list] : by_class) {
     if (!classes.empty()) classes += "; ";
-    classes += name + ": " + std::to_string(list.size()) + " earlier connection" + (list.size() == 1 ? "" : "s") +
-               " from " + refusal.source + " ended";
+    classes += name + " (" + class_penalty(name, penalties) + "): " + std::to_string(list.size()) +
+               " earlier connection" + (list.size() == 1 ? "" : "s") + " from " + refusal.source + " ended";
     const char* separator = " (";
     for (const SeenConnection* seen : list) {
       const uint64_t ago = refusal.refused_ns > seen->closed_ns ? refusal.refused_ns - seen->closed_ns : 0;
@@ -129,8 +169,11 @@ std::string listener_refusal_cause(const ListenerRefusal& refusal) {
     }
     classes += ")";
   }
-  return "PerSourcePenalties refused it (MaxStartups cannot have: " + open + ", fewer than its default start of " +
-         std::to_string(kMaxStartupsStart) + "); penalty " + classes;
+  return "PerSourcePenalties refused it (MaxStartups cannot have: " + open + ", fewer than the start of " + startups +
+         "); sources counted per netblock: " +
+         configured("PerSourceNetBlockSize " + std::to_string(limits.netblock4) + ":" + std::to_string(limits.netblock6),
+                    source) +
+         "; penalty " + classes;
 }
 
 }  // namespace rsttrace

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attribute/connection_history.h"
+#include "attribute/sshd_limits.h"
 
 namespace rsttrace {
 
@@ -17,11 +18,14 @@ struct ListenerRefusal {
   std::vector<SeenConnection> earlier;   // from the same address, ended in the penalty window before it
   uint64_t refused_ns = 0;               // when the listener accepted the refused one
   std::string source;                    // the client's address, as text
+  uint32_t listener_pid = 0;             // whose `sshd -T` gives the limits (provenance/enrich.h)
+  std::string said_before;               // the detail before the cause, re-rendered once the limits are in
 };
 
 // The penalty class sshd gives the way `seen` ended, from its kernel evidence
 // ("crash (killed by SIGSEGV)", "grace-exceeded", "noauth", "noauth or authfail").
-std::string penalty_class(const SeenConnection& seen);
+// login_grace_ns: sshd's LoginGraceTime (its default, 120 s, unless sshd -T said otherwise).
+std::string penalty_class(const SeenConnection& seen, uint64_t login_grace_ns = 120'000'000'000ULL);
 
 // Whether sshd's LoginGraceTime ended `seen` (sshd closed it first, its
 // client had not authenticated), and how sure the kernel evidence makes it.
@@ -38,7 +42,8 @@ struct GraceExpiry {
 std::optional<GraceExpiry> login_grace_expiry(const SeenConnection& seen);
 
 // The sub-cause in words: MaxStartups, PerSourcePenalties with the class and
-// the earlier connections that earned it, or both when the evidence cannot tell.
-std::string listener_refusal_cause(const ListenerRefusal& refusal);
+// the earlier connections that earned it, or both when the evidence cannot tell;
+// against the limits of `source` (sshd -T, or the defaults and why), named in the words.
+std::string listener_refusal_cause(const ListenerRefusal& refusal, const SshdLimitsSource& source);
 
 }  // namespace rsttrace

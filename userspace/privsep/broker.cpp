@@ -21,8 +21,9 @@
 namespace rsttrace {
 namespace {
 
-// Requests: op ('R' run, 'O' open), u32 count, then count strings as (u32 length, bytes).
-// Replies: 'R': u8 ok, u64 length, bytes; 'O': u8 ok with the descriptor as SCM_RIGHTS.
+// Requests: op ('R' run, 'O' open, 'S' sshd -T), u32 count, then count strings as (u32 length, bytes).
+// Replies: 'R': u8 ok, u64 length, bytes; 'O': u8 ok with the descriptor as SCM_RIGHTS;
+// 'S' (one string, the listener's pid): u8 ok, u64 length, then the output or the reason.
 // File ops (serve_file_op(), no strings): 'A' open the capture file, 'T' rotate
 // it and open the new one: u8 ok with the descriptor, then u16 length and the
 // error; 'Y' write the ready file, 'U' remove it: u8 ok, u16 length, error.
@@ -139,6 +140,20 @@ bool receive_fd_status(int socket, bool& ok, int& fd) {
       const uint64_t length = out ? out->size() : 0;
       if (!write_all(socket, &ok, 1) || !write_all(socket, &length, sizeof(length)) ||
           (length && !write_all(socket, out->data(), length)))
+        _exit(0);
+    } else if (op == 'S' && count == 1) {
+      // Only a pid: what runs, where and how is decided here (sshd_test_mode.h), from the process itself.
+      pid_t pid = 0;
+      const std::string& digits = strings[0];
+      const bool number = !digits.empty() && digits.size() <= 9 && digits[0] != '0' &&
+                          std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+      if (number) pid = static_cast<pid_t>(std::stol(digits));
+      const Result<std::string> answer = number ? direct.sshd_test_output(pid) : Failure{"not a pid"};
+      const std::string& text = answer ? *answer : answer.reason();
+      const uint8_t ok = answer.ok();
+      const uint64_t length = text.size();
+      if (!write_all(socket, &ok, 1) || !write_all(socket, &length, sizeof(length)) ||
+          (length && !write_all(socket, text.data(), length)))
         _exit(0);
     } else if (op == 'O' && count == 1) {
       const int fd = broker_allows_path(strings[0]) ? direct.open_read(strings[0]) : -1;
@@ -272,6 +287,27 @@ std::optional<std::string> BrokerAccess::run(const std::vector<std::string>& arg
   }
   if (!ok) return std::nullopt;
   return out;
+}
+
+Result<std::string> BrokerAccess::sshd_test_output(pid_t pid) {
+  const Failure gone{"the broker exited"};
+  if (exited_ || cancelled_) return gone;
+  std::lock_guard lock(exchange_);
+  uint8_t ok = 0;
+  uint64_t length = 0;
+  if (!send_request('S', {std::to_string(pid)})) return gone;
+  // The broker caps the output (64 KiB) and the reason; more is a broken broker.
+  if (!read_all(socket_.get(), &ok, 1) || !read_all(socket_.get(), &length, sizeof(length)) || length > (1u << 20)) {
+    lost_connection();
+    return gone;
+  }
+  std::string text(length, '\0');
+  if (length && !read_all(socket_.get(), text.data(), length)) {
+    lost_connection();
+    return gone;
+  }
+  if (!ok) return Failure{text};
+  return text;
 }
 
 int BrokerAccess::open_read(const std::string& path) {

@@ -38,6 +38,7 @@ class BrokerAccess final : public SystemAccess {
 
   std::optional<std::string> run(const std::vector<std::string>& argv) override;
   int open_read(const std::string& path) override;
+  Result<std::string> sshd_test_output(pid_t pid) override;
   bool available() override { return alive(); }
   // Stopping: a request waiting for its reply fails at once (the socket is
   // shut down; the broker reads EOF and exits), and so do later ones.

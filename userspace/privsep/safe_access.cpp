@@ -70,6 +70,8 @@ int receive_fd(int socket) {
   return fd;
 }
 
+}  // namespace
+
 // The process's real uid and gid as the initial user namespace sees them
 // (/proc/PID/status, read by the broker, which lives there).
 bool process_ids(int proc_dir, uid_t& uid, gid_t& gid) {
@@ -89,6 +91,8 @@ bool process_ids(int proc_dir, uid_t& uid, gid_t& gid) {
   }
   return have_uid && have_gid;
 }
+
+namespace {
 
 // open_in_root() in a child that holds only uid/gid and no capabilities, so
 // that the open grants nothing that user could not open already.
@@ -194,6 +198,46 @@ std::optional<std::string> ask_fail2ban(const std::vector<std::string>& question
 }
 
 }  // namespace
+
+// Raw syscalls and fixed buffers only: it runs in a child forked from a
+// process that may have threads (no allocation after fork()).
+const char* root_owned_path_problem(int root, const char* path, const struct stat* expected) {
+  const auto only_root_writes = [](const struct stat& st) {
+    // A sticky directory (/tmp) lets nobody else rename or remove root's entries in it.
+    return st.st_uid == 0 && (!(st.st_mode & 022) || (st.st_mode & S_ISVTX));
+  };
+  struct stat st {};
+  if (fstat(root, &st) != 0 || !S_ISDIR(st.st_mode) || !only_root_writes(st))
+    return "its root directory is not root's alone";
+  char copy[4096];
+  const size_t length = strnlen(path, sizeof(copy));
+  if (length == 0 || length >= sizeof(copy) || path[0] != '/') return "not an absolute path";
+  memcpy(copy, path, length + 1);
+  Fd at(fcntl(root, F_DUPFD_CLOEXEC, 0));
+  if (!at) return "cannot open its root";
+  char* component = copy + 1;
+  for (;;) {
+    char* slash = strchr(component, '/');
+    if (slash) *slash = '\0';
+    if (component[0] == '\0' || strcmp(component, ".") == 0 || strcmp(component, "..") == 0)
+      return "not a plain path (empty, . or .. components)";
+    open_how how{};
+    how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    Fd next(sys_openat2(at.get(), component, how));
+    if (!next || fstat(next.get(), &st) != 0) return "a component of it cannot be opened without following a link";
+    if (!slash) {
+      if (!S_ISREG(st.st_mode)) return "not a regular file";
+      if (st.st_uid != 0 || (st.st_mode & 022)) return "the file is not root's alone (owner or group/other write)";
+      if (expected && (st.st_dev != expected->st_dev || st.st_ino != expected->st_ino))
+        return "not the file the process runs (its executable is elsewhere)";
+      return nullptr;
+    }
+    if (!S_ISDIR(st.st_mode) || !only_root_writes(st)) return "a directory on it is not root's alone";
+    at = std::move(next);
+    component = slash + 1;
+  }
+}
 
 std::optional<std::string> fail2ban_banned(const std::string& address) { return ask_fail2ban({"banned", address}); }
 

@@ -6,6 +6,7 @@
 // Both run in the broker (as root), right before the operation.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -29,6 +30,16 @@ bool openat2_supported();
 // process's own uid and gid (no capabilities) when it lives in another user
 // namespace. pid 0: this process's own root.
 int open_process_file(pid_t pid, const std::string& relative);
+
+// The real uid and gid of the process whose /proc/PID directory is proc_dir.
+bool process_ids(int proc_dir, uid_t& uid, gid_t& gid);
+
+// nullptr when `path` (absolute, plain: no "..", no symlink) below directory
+// `root` is a regular file owned by root and writable by root alone, reached
+// through directories owned by root and writable by root alone (or sticky,
+// like /tmp), and, with `expected`, that very inode; else why not (a fixed
+// text). Async-signal-safe: used in a child between fork() and exec.
+const char* root_owned_path_problem(int root, const char* path, const struct stat* expected);
 
 // `fail2ban-client -s kFail2banSocket banned ADDRESS`'s output, asked only of
 // a fail2ban whose socket is reached through root-owned, not group- or

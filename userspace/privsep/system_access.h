@@ -6,10 +6,14 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <sys/types.h>
 
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "error.h"
+#include "privsep/sshd_test_mode.h"
 
 namespace rsttrace {
 
@@ -20,6 +24,9 @@ class SystemAccess {
   virtual std::optional<std::string> run(const std::vector<std::string>& argv) = 0;
   // A read-only descriptor for path (the caller closes it), or -1.
   virtual int open_read(const std::string& path) = 0;
+  // `sshd -T`'s output for the listening sshd `pid`, or why it was not run
+  // or failed (privsep/sshd_test_mode.h: its checks, limits and rate).
+  virtual Result<std::string> sshd_test_output(pid_t pid) = 0;
   // False once run() and open_read() can no longer work (the broker exited):
   // provenance then says "unavailable" instead of "not found".
   virtual bool available() { return true; }
@@ -40,10 +47,12 @@ class DirectAccess final : public SystemAccess {
   DirectAccess& operator=(const DirectAccess&) = delete;
   std::optional<std::string> run(const std::vector<std::string>& argv) override;
   int open_read(const std::string& path) override;
+  Result<std::string> sshd_test_output(pid_t pid) override { return sshd_runs_.output(pid, cancel_fd_); }
   void cancel() override;
 
  private:
   int cancel_fd_ = -1;  // eventfd: a running command is killed once it is written
+  SshdTestRuns sshd_runs_;
 };
 
 // What the broker serves, and nothing else. Pure; unit-tested.

@@ -93,6 +93,12 @@ void add_firewall_rule(Attribution& report, Provenance& provenance) {
   if (!rule.certain) report.detail += " (not certain: could not evaluate " + escape_untrusted(rule.undecided) + ")";
 }
 
+// The listener's refusal judged again against that sshd's own limits.
+void add_sshd_limits(Attribution& report, Provenance& provenance) {
+  const ListenerRefusal& refusal = *report.sshd_refusal;
+  report.detail = refusal.said_before + listener_refusal_cause(refusal, provenance.sshd_limits(refusal.listener_pid));
+}
+
 }  // namespace
 
 // Each lookup runs for the facts that call for it, whatever the verdict: a
@@ -104,6 +110,7 @@ void add_system_provenance(Attribution& report, Provenance& provenance) {
     add_wrapper_line(report, provenance);
   }
   if (report.netfilter_hook) add_firewall_rule(report, provenance);
+  if (report.sshd_refusal) add_sshd_limits(report, provenance);
   report.needs_provenance = false;
 }
 

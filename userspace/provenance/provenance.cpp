@@ -10,6 +10,7 @@
 
 #include "privsep/safe_access.h"
 #include "provenance/command.h"
+#include "text/escape.h"
 
 namespace rsttrace {
 
@@ -127,6 +128,23 @@ std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, cons
     corroborate_with_counters(*rule, *snapshot.previous);
   if (rulesets_.size() > 4096) rulesets_.clear();  // bounded: namespaces come and go
   return rule;
+}
+
+SshdLimitsSource Provenance::sshd_limits(uint32_t pid) {
+  SshdLimitsSource source;
+  const Result<std::string> output = access_->sshd_test_output(static_cast<pid_t>(pid));
+  if (!output) {
+    source.not_run_reason = escape_untrusted(output.reason());
+    return source;
+  }
+  Result<SshdLimits> limits = parse_sshd_limits(*output);
+  if (!limits) {
+    source.not_run_reason = escape_untrusted(limits.reason());
+    return source;
+  }
+  source.limits = std::move(*limits);
+  source.from_sshd = true;
+  return source;
 }
 
 }  // namespace rsttrace

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 
+#include "attribute/sshd_limits.h"
 #include "collect/tcp_event.h"
 #include "privsep/system_access.h"
 #include "provenance/firewall.h"
@@ -54,6 +55,10 @@ class Provenance {
   // rsttrace's own user namespace (the initial one): a process in another
   // one is a user speaking for itself.
   uint32_t host_user_ns() const { return host_user_ns_; }
+
+  // The limits of the listening sshd `pid` from its `sshd -T` (run by the
+  // broker, which caches and rate-limits it), or the defaults and why not.
+  SshdLimitsSource sshd_limits(uint32_t pid);
 
   // Where mount namespace `mnt_ns`'s files are reachable from here
   // (/proc/PID/root of a process in it; `hint` is tried first), or "".

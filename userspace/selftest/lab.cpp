@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
@@ -297,6 +298,21 @@ Result Sshd::run(const std::vector<std::string>& argv) const {
 
 Result Sshd::run_checked(const std::vector<std::string>& argv) const {
   return lab::run_checked(userland_exec(argv), dir_.file(ns_.name() + "-userland" + std::to_string(++runs_)));
+}
+
+void Sshd::wait_startups(unsigned count) const {
+  const std::string want = "[listener] " + std::to_string(count) + " of ";
+  const auto limit = scaled(std::chrono::seconds(15));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    std::ifstream in("/proc/" + std::to_string(pid()) + "/cmdline");
+    const std::string title((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (title.find(want) != std::string::npos) return;
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw failed("wait for", "sshd's listener title", "no `" + want + "` within " + std::to_string(limit.count()) +
+                                                            " s: " + title);
+    sleep_checked(std::chrono::milliseconds(20));
+  }
 }
 
 Fail2ban::Fail2ban(const Namespace& ns, const WorkDir& dir, const Sshd& sshd, const std::string& jail,

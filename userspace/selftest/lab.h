@@ -134,6 +134,9 @@ class Sshd {
   std::vector<std::string> userland_exec(const std::vector<std::string>& argv) const;
   Result run(const std::vector<std::string>& argv) const;
   Result run_checked(const std::vector<std::string>& argv) const;
+  // Until the listener's title counts `count` pre-auth connections ("[listener] N of S-F
+  // startups"): it changes a moment after a connection is established, and explain reads it.
+  void wait_startups(unsigned count) const;
 
  private:
   void start_debian12(const SshdSettings& settings, const std::string& tag);

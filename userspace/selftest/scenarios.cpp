@@ -91,14 +91,19 @@ void max_startups(Lab& lab) {
   Namespace& ns = lab.ns("a");
   const ClientSide& c = lab.client_side(ns);
   lab.start_tracer();
-  Sshd sshd(ns, lab.dir(), {.config = {"MaxStartups 1"}});
-  // One unauthenticated connection fills MaxStartups 1 ...
+  // Not the default, so the detail proves it quotes this sshd's own (sshd -T; the listener's title has
+  // no rate): full at 1, so one held connection is enough, and the expectation is exact.
+  Sshd sshd(ns, lab.dir(), {.config = {"MaxStartups 1:30:1"}});
+  // One unauthenticated connection reaches MaxStartups' start ...
   auto holder = start_raw_client(c.ns, lab.dir(), "holder",
                                  {"--connect", c.server4, "--bind", c.other_client4, "--bind-port", "40100", "--hold", "60"});
   ns.wait_socket("established", "sport = :22", "sshd", "the held connection in an sshd child");
+  sshd.wait_startups(1);
   // ... so the listener drops the next one itself.
   lab.expect(ns, ssh_client(c.ns, c.client4, c.server4, 22),
-             {.verdict = Verdict::Sshd, .remote_addr = c.client4, .peer_saw = "reset", .detail_says = "MaxStartups",
+             {.verdict = Verdict::Sshd, .remote_addr = c.client4, .peer_saw = "reset",
+              .detail_says = "MaxStartups refused it: 1 other connection it had accepted was open against MaxStartups "
+                             "1:30:1 (sshd -T): full",
               .client_says = "kex_exchange_identification"});
 }
 

@@ -29,13 +29,16 @@ void wait_log(const Sshd& sshd, const std::string& phrase, const std::string& wh
 // A client that connects without authenticating, then `ssh` from the same
 // address. OpenSSH 10.0 (Debian 13) penalises the source (noauth:30) and its
 // listener drops the ssh; 9.2 (Debian 12) has no penalties, and refuses it
-// with MaxStartups 1 while another client holds the only start.
+// with MaxStartups 1:30:1 while another client holds the only start. The
+// settings are not the defaults: the detail quotes them from that sshd's sshd -T.
 void refused_after_noauth(Lab& lab) {
   Namespace& ns = lab.ns("a");
   const ClientSide& c = lab.client_side(ns);
   lab.start_tracer();
   const bool penalties = lab.userland() == Userland::Debian13;
-  Sshd sshd(ns, lab.dir(), {.config = {penalties ? "PerSourcePenalties noauth:30" : "MaxStartups 1"}});
+  Sshd sshd(ns, lab.dir(), {.config = penalties ? std::vector<std::string>{"PerSourcePenalties noauth:30",
+                                                                           "PerSourceNetBlockSize 24:64"}
+                                                 : std::vector<std::string>{"MaxStartups 1:30:1"}});
   auto noauth = start_raw_client(c.ns, lab.dir(), "noauth",
                                  {"--connect", c.server4, "--bind", c.client4, "--bind-port", "40101", "--read-first",
                                   "--hold", "0.2"});
@@ -46,6 +49,7 @@ void refused_after_noauth(Lab& lab) {
     holder = start_raw_client(c.ns, lab.dir(), "holder",
                               {"--connect", c.server4, "--bind", c.other_client4, "--bind-port", "40100", "--hold", "60"});
     ns.wait_socket("established", "sport = :22", "sshd", "the held connection in an sshd child");
+    sshd.wait_startups(1);
   } else {
     wait_log(sshd, "penalty", "the penalty of " + c.client4);
   }
@@ -53,11 +57,12 @@ void refused_after_noauth(Lab& lab) {
                        .client_says = "kex_exchange_identification: "};
   expected.detail_says =
       penalties ? "PerSourcePenalties refused it (MaxStartups cannot have: 0 other connections it had accepted were "
-                  "open, fewer than its default start of 10); penalty noauth: 1 earlier connection from " +
+                  "open, fewer than the start of MaxStartups 10:30:100 (sshd -T)); sources counted per netblock: "
+                  "PerSourceNetBlockSize 24:64 (sshd -T); penalty noauth (30 s a connection, refused from 15 s): 1 "
+                  "earlier connection from " +
                       c.client4 + " ended ("
-                : "MaxStartups refused it: 1 other connection it had accepted was open (its children are named sshd: "
-                  "an OpenSSH before 9.8, which has no PerSourcePenalties; MaxStartups must be set below its default "
-                  "start of 10)";
+                : "MaxStartups refused it: 1 other connection it had accepted was open against MaxStartups 1:30:1 "
+                  "(sshd -T): full";
   // Explain predicts sshd from sshd's own log (its standard error here: the penalty line, at
   // LogLevel VERBOSE), as probable; MaxStartups (9.2) shows in the listener's title.
   lab.expect(ns, ssh_client(c.ns, c.client4, c.server4, 22), expected);
