@@ -154,7 +154,9 @@ std::string listener_refusal_cause(const ListenerRefusal& refusal, const SshdLim
   std::string classes;
   for (const auto& [name, list] : by_class) {
     if (!classes.empty()) classes += "; ";
-    classes += name + " (" + class_penalty(name, penalties) + "): " + std::to_string(list.size()) +
+    // A class "none (...)" earns no penalty: nothing configured to quote.
+    classes += name + (name.starts_with("none") ? "" : " (" + class_penalty(name, penalties) + ")") + ": " +
+               std::to_string(list.size()) +
                " earlier connection" + (list.size() == 1 ? "" : "s") + " from " + refusal.source + " ended";
     const char* separator = " (";
     for (const SeenConnection* seen : list) {
