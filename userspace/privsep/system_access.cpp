@@ -125,7 +125,8 @@ bool broker_allows_path(const std::string& path) {
       "/proc/[1-9][0-9]*/ns/(net|mnt|user)"
       "|/run/netns/[A-Za-z0-9_@:+-][A-Za-z0-9_.@:+-]*"
       "|(/proc/[1-9][0-9]*/root)?/etc/hosts\\.[A-Za-z0-9_.-]+"
-      "|(/proc/[1-9][0-9]*/root)?/etc/ufw/user6?\\.rules");
+      "|(/proc/[1-9][0-9]*/root)?/etc/ufw/user6?\\.rules"
+      "|(/proc/[1-9][0-9]*/root)?/etc/firewalld/zones/[A-Za-z0-9_-]{1,64}\\.xml");
   return std::regex_match(path, allowed);
 }
 

@@ -56,7 +56,8 @@ bool broker_allows_command(const std::vector<std::string>& argv);
 // Paths: namespace files of processes and /run/netns, and /etc/hosts.* of a
 // process's root (hosts.allow, hosts.deny, and pattern files named
 // /etc/hosts.*: others are not read once privileges are dropped), and ufw's
-// /etc/ufw/user.rules and user6.rules of a process's root (its rule numbers). Never a
+// /etc/ufw/user.rules and user6.rules of a process's root (its rule numbers), and
+// firewalld's /etc/firewalld/zones/ZONE.xml (is a block permanent). Never a
 // command line: nothing a process says about itself steers the broker.
 bool broker_allows_path(const std::string& path);
 

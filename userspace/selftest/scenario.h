@@ -57,6 +57,12 @@ struct Expectation {
   // expected verdict (or "allowed" when none is expected); "allowed" for a
   // block that only what the client does after connecting causes.
   std::string explain_says;
+  // A front-end's block (issue 16): when blocker_tool is set, the line's `blocker` must be
+  // exactly {tool, name, rule_number} (rule_number null when unset), and its `remedy` exactly
+  // `remedy` when that is set.
+  std::string blocker_tool, blocker_name;
+  std::optional<uint64_t> blocker_rule_number;
+  std::optional<std::vector<std::string>> remedy;
 };
 
 struct Check {
@@ -136,6 +142,9 @@ struct Scenario {
 const std::vector<Scenario>& scenarios();
 // sshd's own refusals and TCP wrappers options (scenarios_sshd.cpp), part of scenarios().
 const std::vector<Scenario>& sshd_scenarios();
+
+// firewalld's blocks (scenarios_firewalld.cpp), part of scenarios().
+const std::vector<Scenario>& firewalld_scenarios();
 
 // Issue 15's kernel scenarios (scenarios_kernel.cpp), and a list with them appended.
 const std::vector<Scenario>& kernel_scenarios();

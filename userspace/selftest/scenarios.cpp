@@ -268,6 +268,8 @@ const std::vector<Scenario>& scenarios() {
     std::vector<Scenario> list = with_kernel_scenarios(all);  // scenarios_kernel.cpp
     const auto& more = sshd_scenarios();                      // scenarios_sshd.cpp
     list.insert(list.end(), more.begin(), more.end());
+    const auto& firewalld = firewalld_scenarios();            // scenarios_firewalld.cpp
+    list.insert(list.end(), firewalld.begin(), firewalld.end());
     return list;
   }();
   return everything;

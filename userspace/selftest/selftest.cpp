@@ -160,6 +160,17 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
           problems.push_back("rule certain " + rule["certain"].dump() + ", expected " +
                              (*expected.rule_certain ? "true" : "false"));
       }
+      if (!expected.blocker_tool.empty()) {
+        const auto& blocker = event["blocker"];
+        const nlohmann::ordered_json number =
+            expected.blocker_rule_number ? nlohmann::ordered_json(*expected.blocker_rule_number) : nlohmann::ordered_json(nullptr);
+        if (!blocker.is_object() || blocker["tool"] != expected.blocker_tool || blocker["name"] != expected.blocker_name ||
+            blocker["rule_number"] != number)
+          problems.push_back("blocker " + blocker.dump() + ", expected " + expected.blocker_tool + " " +
+                             expected.blocker_name + " rule_number " + number.dump());
+      }
+      if (expected.remedy && event["remedy"] != nlohmann::ordered_json(*expected.remedy))
+        problems.push_back("remedy " + event["remedy"].dump() + ", expected " + nlohmann::ordered_json(*expected.remedy).dump());
     }
   }
   // The explain column: the prediction made before the client connected must be the verdict traced.
