@@ -147,7 +147,7 @@ const std::vector<Scenario>& firewalld_scenarios() {
                firewalld.cmd_checked({"--permanent", "--zone=drop", "--add-source=" + c.client4});
                firewalld.cmd_checked({"--zone=drop", "--add-source=" + c.client4});
                return Expectation{
-                   .verdict = Verdict::Firewall, .peer_saw = "silence", .detail_says = "firewalld",
+                   .verdict = Verdict::Firewall, .peer_saw = "silence", .detail_says = "(written by firewalld: drop)",
                    .client_says = "timed out", .rule_backend = "nftables", .rule_says = "drop", .rule_certain = true,
                    .blocker_tool = "firewalld", .blocker_name = "drop",
                    .remedy = std::vector<std::string>{"firewall-cmd --zone=drop --remove-source=" + c.client4,
@@ -171,7 +171,10 @@ const std::vector<Scenario>& firewalld_scenarios() {
                    {"--add-rich-rule=rule family=ipv4 source address=" + c.client4 + " service name=ssh reject"});
                // firewalld's plain reject for IPv4 is an ICMP port unreachable: the client reads "refused".
                return Expectation{
-                   .verdict = Verdict::Firewall, .detail_says = "firewalld", .client_says = "Connection refused",
+                   .verdict = Verdict::Firewall,
+                   .detail_says = "(written by firewalld: public); the rule answers with ICMP port-unreachable: the "
+                                  "client reads \"Connection refused\"",
+                   .client_says = "Connection refused",
                    .rule_backend = "nftables",
                    .rule_says = "ip saddr " + c.client4 + " tcp dport 22 reject with icmp port-unreachable",
                    .rule_certain = true,
