@@ -532,6 +532,19 @@ TEST_CASE("ipset membership: fail2ban's iptables-ipset action, tested against th
   CHECK_FALSE(find_dropping_rule(Rulesets{"", "", "", save, {}, pairs}, ssh_syn_with_evidence())->certain);
 }
 
+TEST_CASE("firewalld 2: a zone's own target follows the jump into the zone", "[firewall]") {
+  CHECK(firewalld_dispatch_zone("ip saddr 10.77.0.2 drop", "ip saddr 10.77.0.2 jump filter_IN_drop") == "drop");
+  CHECK(firewalld_dispatch_zone("reject with icmpx admin-prohibited", "jump filter_IN_public") == "public");
+  CHECK(firewalld_dispatch_zone("iifname \"eth1\" reject with icmpx admin-prohibited",
+                                "iifname \"eth1\" jump filter_IN_block") == "block");
+  // Other matches, a policy's chain, no verdict, a jump elsewhere: no zone.
+  CHECK(!firewalld_dispatch_zone("ip saddr 10.77.0.3 drop", "ip saddr 10.77.0.2 jump filter_IN_drop"));
+  CHECK(!firewalld_dispatch_zone("ip saddr 10.77.0.2 drop", "ip saddr 10.77.0.2 jump filter_IN_policy_allow-host-ipv6"));
+  CHECK(!firewalld_dispatch_zone("ip saddr 10.77.0.2 accept", "ip saddr 10.77.0.2 jump filter_IN_drop"));
+  CHECK(!firewalld_dispatch_zone("ip saddr 10.77.0.2 drop", "ip saddr 10.77.0.2 jump filter_IN_drop; flush"));
+  CHECK(!firewalld_dispatch_zone("drop", ""));
+}
+
 TEST_CASE("firewalld: a block is permanent when its zone file holds it", "[firewall]") {
   const std::string drop_zone = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<zone target=\"DROP\">\n"
                                 "  <short>Drop</short>\n  <source address=\"10.77.0.2\"/>\n  <forward/>\n</zone>\n";

@@ -203,6 +203,13 @@ TEST_CASE("front-ends by their blocker: ufw's rule number, firewalld's zone", "[
                  "firewall-cmd --permanent --zone=drop --remove-source=192.0.2.7"});
   zone.blocker->permanent.reset();
   CHECK(remedy_commands(firewall(zone)).size() == 2);
+  // firewalld 2 (Debian 13): the zone's target after the jump into it, in the dispatch chain; its source as bound.
+  FirewallRule dispatch{.backend = "nftables", .family = "inet", .table = "firewalld", .chain = "filter_INPUT_POLICIES",
+                        .handle = 259, .text = "ip saddr 192.0.2.0/24 drop", .verdict = "drop"};
+  dispatch.blocker = Blocker{"firewalld", "drop", std::nullopt, false};
+  CHECK(remedy_commands(firewall(dispatch)) == Commands{"firewall-cmd --zone=drop --remove-source=192.0.2.0/24"});
+  dispatch.blocker->name = "filter_INPUT_POLICIES";  // no zone found before it: its rule by handle
+  CHECK(remedy_commands(firewall(dispatch)) == Commands{"nft delete rule inet firewalld filter_INPUT_POLICIES handle 259"});
   // A rich rule as firewalld 1.3 writes `rule family=ipv4 source address=A service name=ssh reject`.
   FirewallRule rich{.backend = "nftables", .family = "inet", .table = "firewalld", .chain = "filter_IN_public_deny",
                     .handle = 42, .text = "ip saddr 192.0.2.7 tcp dport 22 reject with icmp port-unreachable",

@@ -51,8 +51,9 @@ std::optional<std::string> firewalld_rich_rule(const std::string& text) {
 // firewalld: with its own command, now and, where its zone file holds the
 // block (blocker.permanent; not known: both), permanently. A rich rule is
 // removed as the nft rule shows it; a source bound to the drop or block zone
-// is taken out of it; another zone's own reject lacks the service. Anything
-// else: its nft rule by handle (runtime only).
+// is taken out of it (the client's address: the zone may hold it by a wider
+// network, which firewalld 1's rule does not show); another zone's own reject lacks the
+// service. Anything else: its nft rule by handle (runtime only).
 bool firewalld_remedy(std::vector<std::string>& out, const FirewallRule& rule, const Blocker& blocker,
                       const std::string& address, uint16_t port) {
   const std::string zone = "--zone=" + blocker.name;
@@ -61,13 +62,21 @@ bool firewalld_remedy(std::vector<std::string>& out, const FirewallRule& rule, c
     add(out, {"firewall-cmd", zone, change});
     if (permanent) add(out, {"firewall-cmd", "--permanent", zone, change});
   };
-  if (const auto rich = firewalld_rich_rule(rule.text)) {
-    now_and_permanent("--remove-rich-rule=" + *rich);
-    return true;
+  // Rich rules live in the zone's part chains (filter_IN_<zone>_deny...).
+  if (rule.chain.rfind("filter_IN_" + blocker.name + "_", 0) == 0) {
+    const auto rich = firewalld_rich_rule(rule.text);
+    if (rich) now_and_permanent("--remove-rich-rule=" + *rich);
+    return rich.has_value();
   }
-  if (rule.chain != "filter_IN_" + blocker.name || rule.verdict == "policy drop") return false;
+  // The zone's own target: in its chain (firewalld 1), or after the jump into it in the dispatch chain (firewalld 2).
+  const bool zone_target = rule.chain == "filter_IN_" + blocker.name ||
+                           (rule.chain == "filter_INPUT_POLICIES" && blocker.name != rule.chain);
+  if (!zone_target || rule.verdict == "policy drop") return false;
   if (blocker.name == "drop" || blocker.name == "block") {
-    now_and_permanent("--remove-source=" + address);
+    // firewalld 2's dispatch rule shows the source as bound (a network, maybe); firewalld 1's zone chain does not.
+    static const std::regex saddr("^ip6? saddr ([0-9a-fA-F.:/]{1,49}) ");
+    std::smatch source;
+    now_and_permanent("--remove-source=" + (std::regex_search(rule.text, source, saddr) ? source[1].str() : address));
     return true;
   }
   add(out, {"firewall-cmd", zone, port == 22 ? "--add-service=ssh" : "--add-port=" + std::to_string(port) + "/tcp"});

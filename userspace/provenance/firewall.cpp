@@ -88,19 +88,33 @@ std::optional<FirewallRule> RulesetIndex::find_dropping_rule(const PacketFacts& 
       if (rule->blocker && rule->blocker->tool == "fail2ban" && !rule->fail2ban_jail)
         rule->fail2ban_jail = rule->blocker->name;
       if (rule->blocker && rule->blocker->tool == "ufw") rule->blocker->rule_number = ufw_number(*rule);
-      if (rule->blocker && rule->blocker->tool == "firewalld") {
-        // A rich rule names its source; a zone's own drop or reject took the client's address as a source.
-        static const std::regex saddr("\\bip6? saddr ([0-9a-fA-F.:/]+) ");
-        std::smatch match;
-        const bool rich = std::regex_search(rule->text, match, saddr);
-        rule->blocker->permanent = firewalld_permanent(parsed_->firewalld_zones, rule->blocker->name,
-                                                       rich ? match[1].str() : format_address(packet.family, packet.saddr), rich);
-      }
+      if (rule->blocker && rule->blocker->tool == "firewalld") add_firewalld_zone(*rule, packet);
     }
     return rule;
   } catch (const std::exception&) {
     return std::nullopt;  // memory, not the input: the walk reads the document only through typed checks
   }
+}
+
+// firewalld: the zone of a zone's own drop or reject in its dispatch chain
+// (firewalld 2), and whether its zone file holds the block.
+void RulesetIndex::add_firewalld_zone(FirewallRule& rule, const PacketFacts& packet) const {
+  Blocker& blocker = *rule.blocker;
+  if (rule.backend == "nftables" && !parsed_->nft.is_discarded())
+    if (const auto previous = firewall::nft_previous_handle(parsed_->nft, rule)) {
+      const auto text = parsed_->nft_texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" +
+                                                std::to_string(*previous));
+      if (text != parsed_->nft_texts.end())
+        if (const auto zone = firewalld_dispatch_zone(rule.text, text->second)) blocker.name = *zone;
+    }
+  // A rich rule (a zone's part chain) names its source; a zone's own drop or
+  // reject took the client's address (or the dispatch rule's) as a source.
+  static const std::regex saddr("\\bip6? saddr ([0-9a-fA-F.:/]+) ");
+  std::smatch match;
+  const bool rich = rule.chain.rfind("filter_IN_" + blocker.name + "_", 0) == 0;
+  const std::string address =
+      std::regex_search(rule.text, match, saddr) ? match[1].str() : format_address(packet.family, packet.saddr);
+  blocker.permanent = firewalld_permanent(parsed_->firewalld_zones, blocker.name, address, rich);
 }
 
 std::optional<uint64_t> RulesetIndex::ufw_number(const FirewallRule& rule) const {

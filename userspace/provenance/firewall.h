@@ -104,6 +104,7 @@ class RulesetIndex {
  private:
   std::optional<FirewallRule> walk_rulesets(const PacketFacts& asked) const;
   std::optional<uint64_t> ufw_number(const FirewallRule& rule) const;
+  void add_firewalld_zone(FirewallRule& rule, const PacketFacts& packet) const;
   struct Parsed;
   std::unique_ptr<Parsed> parsed_;
 };
@@ -125,6 +126,12 @@ std::optional<std::string> fail2ban_jail_of(const std::string& chain_or_set);
 
 // The front-end whose names the rule bears (firewall/front_ends.cpp).
 std::optional<Blocker> blocker_of(const FirewallRule& rule);
+
+// firewalld 2's zone dispatch (chain filter_INPUT_POLICIES): a zone's own
+// drop or reject follows the jump into the zone with the same matches
+// (`ip saddr S jump filter_IN_drop`, then `ip saddr S drop`). The zone, when
+// `previous` (the rule before `text` in its chain) is that jump.
+std::optional<std::string> firewalld_dispatch_zone(const std::string& text, const std::string& previous);
 
 // Whether firewalld's permanent configuration holds the block too: a zone
 // file of `zone` lists `address` as a source of the zone (`rich` false) or as

@@ -1,6 +1,7 @@
 // Which front-end wrote a rule, from the names it gives its chains, tables
 // and sets (declared in provenance/firewall.h). Names are the namespace
 // owner's word like the rest of the ruleset: they name, never prove.
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,25 @@ bool zone_file_lists(const std::string& xml, const std::string& address, bool in
 }
 
 }  // namespace
+
+std::optional<std::string> firewalld_dispatch_zone(const std::string& text, const std::string& previous) {
+  // The matches before the verdict: "ip saddr 10.77.0.2 drop" -> "ip saddr 10.77.0.2 ".
+  size_t at = 0;
+  for (;;) {
+    const size_t end = std::min(text.find(' ', at), text.size());
+    const std::string_view word = std::string_view(text).substr(at, end - at);
+    if (word == "drop" || word == "reject") break;
+    if (end >= text.size()) return std::nullopt;
+    at = end + 1;
+  }
+  const std::string jump = text.substr(0, at) + "jump filter_IN_";
+  if (previous.rfind(jump, 0) != 0) return std::nullopt;
+  const std::string zone = previous.substr(jump.size());
+  if (zone.empty() || zone.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+                          std::string::npos || zone.rfind("policy_", 0) == 0)
+    return std::nullopt;
+  return zone;
+}
 
 std::optional<bool> firewalld_permanent(const std::vector<FirewalldZoneFile>& files, const std::string& zone,
                                         const std::string& address, bool rich) {
