@@ -55,6 +55,8 @@ def resolve(value, record):
     """The placeholders of an expectation, for this record's userland and clients."""
     if isinstance(value, dict):
         return {k: resolve(v, record) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, record) for v in value]
     if not isinstance(value, str):
         return value
     for placeholder, address in ADDRESSES[record["clients"].split("-")[0]].items():
@@ -343,6 +345,41 @@ class SshdRefusalScenarioTest(unittest.TestCase):
         for checks in rows.values():
             self.assertIn("(a hosts_options twist command), which answered the client (",
                           checks[0]["event"]["detail"])
+
+
+class FirewalldScenarioTest(unittest.TestCase):
+    """firewalld's blocks (issue 16, scenarios_firewalld.cpp): a real firewalld on a lab-private bus,
+    remote clients only (firewalld accepts all of lo); the selftest runs each remedy, and the client gets in."""
+
+    play = ScenarioTest.play
+
+    def test_firewalld_drop_zone(self):
+        remedy = [f"firewall-cmd --zone=drop --remove-source={CLIENT4}",
+                  f"firewall-cmd --permanent --zone=drop --remove-source={CLIENT4}"]
+        rows = self.play("firewalld-drop-zone", dict(verdict="firewall", remote_addr=CLIENT4, peer_saw="silence",
+                                                     blocker={"tool": "firewalld", "name": "drop", "rule_number": None,
+                                                              "permanent": True},
+                                                     remedy=remedy, client_says="timed out"))
+        for (userland, _), checks in rows.items():
+            rule = checks[0]["event"]["rule"]
+            self.assertTrue(rule["certain"], rule)
+            # firewalld 1.3: the zone chain's own drop; 2.3: the drop after the jump into the zone.
+            self.assertEqual((rule["table"], rule["chain"], rule["text"]),
+                             ("firewalld", "filter_IN_drop", "drop") if userland == "debian12" else
+                             ("firewalld", "filter_INPUT_POLICIES", "ip saddr 10.77.0.2 drop"))
+
+    def test_firewalld_rich_rule(self):
+        rich = f'rule family="ipv4" source address="{CLIENT4}" service name="ssh" reject'
+        rows = self.play("firewalld-rich-rule", dict(verdict="firewall", remote_addr=CLIENT4,
+                                                     blocker={"tool": "firewalld", "name": "public", "rule_number": None,
+                                                              "permanent": False},
+                                                     remedy=[f"firewall-cmd --zone=public '--remove-rich-rule={rich}'"],
+                                                     client_says="Connection refused"))
+        for checks in rows.values():
+            rule = checks[0]["event"]["rule"]
+            self.assertEqual((rule["chain"], rule["text"], rule["certain"]),
+                             ("filter_IN_public_deny", "ip saddr 10.77.0.2 tcp dport 22 reject with icmp port-unreachable",
+                              True))
 
 
 if __name__ == "__main__":
