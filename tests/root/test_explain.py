@@ -1,20 +1,37 @@
 """rsttrace explain against a real namespace: an nft drop, an iptables-nft
 reject, a hosts.deny line of a libwrap listener's own root, no listener, and
-an open path; exit codes 0/1/2 and the "type": "explain" object."""
+an open path; a stopped listener whose accept queue is full (sock_diag, then
+the kernel's ListenOverflows), the host's real sshd and its log, and a
+PerSourcePenalties line in the auth.log of a listener's root; exit codes
+0/1/2 and the "type": "explain" object."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import unittest
 
 import harness
 from harness import RSTTRACE
 
 CLIENT = "127.0.0.9"
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def tcpext(name):
+    """A TcpExt counter of this network namespace (/proc/net/netstat)."""
+    with open("/proc/net/netstat") as f:
+        rows = [line.split() for line in f if line.startswith("TcpExt:")]
+    return int(rows[1][rows[0].index(name)])
 
 
 def explain(*args, prefix=()):
@@ -138,6 +155,121 @@ class ExplainTest(unittest.TestCase):
             result = explain(CLIENT, "--port", "2206", "--netns", netns, "--json")
             self.assertEqual(result.returncode, 0, result)
             self.assertEqual(json.loads(result.stdout)["netns"], self.netns)
+
+    def test_a_stopped_listener_with_a_full_accept_queue_is_kernel(self):
+        port = 2209
+        script = textwrap.dedent(f"""\
+            import os, signal, socket, sys
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", {port})); s.listen(2)
+            print("listening", flush=True)
+            os.kill(os.getpid(), signal.SIGSTOP)
+            sys.stdin.read()
+            """)
+        child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(child.wait)
+        self.addCleanup(child.kill)
+        self.assertEqual(child.stdout.readline().strip(), "listening")
+        harness.wait_until(lambda: harness.status_of(child.pid).get("State", "").startswith("T"), what="the stopped listener")
+        record = explain_json(self, CLIENT, port, 0)
+        self.assertIn("0 waiting, backlog 2 (sock_diag)", record["steps"][2]["detail"])
+        # Three connections wait (the kernel queues one more than the backlog), the fourth SYN is dropped.
+        clients = []
+        for _ in range(3):
+            client = socket.socket()
+            self.addCleanup(client.close)
+            client.bind((CLIENT, 0))
+            client.connect(("127.0.0.1", port))
+            clients.append(client)
+        record = explain_json(self, CLIENT, port, 1)
+        self.assertEqual(record["verdict"], "kernel")
+        self.assertFalse(record["certain"])
+        self.assertEqual(record["steps"][2]["result"], "block")
+        self.assertIn("its accept queue is full: 3 waiting, backlog 2 (sock_diag)", record["steps"][2]["detail"])
+        self.assertIn(f"[{child.pid}]", record["steps"][2]["detail"])
+        # The kernel agrees: the next SYN overflows the queue.
+        before = tcpext("ListenOverflows")
+        late = socket.socket()
+        self.addCleanup(late.close)
+        late.setblocking(False)
+        late.bind((CLIENT, 0))
+        late.connect_ex(("127.0.0.1", port))
+        harness.wait_until(lambda: tcpext("ListenOverflows") > before, what="a listen overflow")
+
+    def test_the_host_sshd_and_its_log(self):
+        # Debian 12's sshd (9.2: no PerSourcePenalties), its standard error a file: the sshd
+        # step says what it read of it; MaxStartups from its title.
+        port = 2207
+        with tempfile.TemporaryDirectory() as d:
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/key"], check=True)
+            with open(f"{d}/config", "w") as f:
+                f.write(f"Port {port}\nHostKey {d}/key\nPidFile {d}/pid\nUsePAM no\nLogLevel VERBOSE\n")
+            err = open(f"{d}/err", "w")
+            self.addCleanup(err.close)
+            sshd = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 'mount -t tmpfs rsttrace-test /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd -D -e -f "$0"',
+                 f"{d}/config"], stderr=err)
+            self.addCleanup(sshd.wait)
+            self.addCleanup(sshd.terminate)
+            harness.wait_until(lambda: "Server listening" in read(f"{d}/err") or sshd.poll() is not None,
+                               what="sshd listening")
+            self.assertIsNone(sshd.poll(), read(f"{d}/err"))
+            # A connection that never authenticates (a penalty on 9.8+, nothing on 9.2).
+            with socket.create_connection(("127.0.0.1", port)) as noauth:
+                self.assertTrue(noauth.recv(64).startswith(b"SSH-2.0-"))
+            harness.wait_until(lambda: "Connection closed by 127.0.0.1" in read(f"{d}/err"), what="its end logged")
+            record = explain_json(self, CLIENT, port, 0)
+            step = record["steps"][3]
+            self.assertEqual(step["result"], "pass")
+            self.assertFalse(step["certain"])
+            self.assertIn(f"its standard error (/proc/{sshd.pid}/fd/2), 0 of them PerSourcePenalties lines", step["detail"])
+            self.assertIn(f"no penalty for {CLIENT} in its log (read ", step["detail"])
+            self.assertIn("MaxStartups has room", step["detail"])
+            self.assertRegex(record["steps"][2]["detail"], r"0 waiting, backlog \d+ \(sock_diag\)")
+
+    def test_a_penalty_in_the_auth_log_of_the_listeners_root(self):
+        # A root-owned "sshd" chrooted into a directory whose /var/log/auth.log holds
+        # rsyslog's lines: its own pid's penalty counts, another pid's (forged) does not.
+        port = 2208
+        with tempfile.TemporaryDirectory() as root:
+            os.makedirs(f"{root}/var/log")
+            log = f"{root}/var/log/auth.log"
+            open(log, "w").close()
+            script = textwrap.dedent(f"""\
+                import os, socket, sys
+                open("/proc/self/comm", "w").write("sshd")
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("0.0.0.0", {port})); s.listen(8)
+                os.chroot("{root}"); os.chdir("/")
+                print("listening", flush=True)
+                sys.stdin.read()
+                """)
+            child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+            self.addCleanup(child.wait)
+            self.addCleanup(child.kill)
+            self.assertEqual(child.stdout.readline().strip(), "listening")
+            now = time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime())
+            reason = "penalty: connections without attempting authentication"
+            with open(log, "a") as f:
+                f.write(f"{now} host sshd[{child.pid}]: srclimit_penalise: ipv4: new {CLIENT}/32 active penalty of "
+                        f"300 seconds for {reason}\n")
+                f.write(f"{now} host sshd[{child.pid + 100000}]: srclimit_penalise: ipv4: new 127.0.0.7/32 active "
+                        f"penalty of 300 seconds for {reason}\n")
+                f.write(f"{now} host sshd[{child.pid}]: drop connection #0 from [{CLIENT}]:40000 on [127.0.0.1]:{port} "
+                        f"{reason}\n")
+            record = explain_json(self, CLIENT, port, 1)
+            self.assertEqual(record["verdict"], "sshd")
+            self.assertFalse(record["certain"])
+            step = record["steps"][3]
+            self.assertEqual(step["result"], "block")
+            self.assertRegex(step["detail"], rf"a noauth penalty holds {re.escape(CLIENT)} \(at least (2\d\d|300) s left\)")
+            self.assertIn(f"/proc/{child.pid}/root/var/log/auth.log", step["detail"])
+            self.assertIn(f"echo 'PerSourcePenaltyExemptList {CLIENT}' >> /etc/ssh/sshd_config.d/rsttrace-remedy.conf",
+                          record["remedy"])
+            other = explain_json(self, "127.0.0.7", port, 0)
+            self.assertIn("no penalty for 127.0.0.7 in its log (read 3 lines", other["steps"][3]["detail"])
 
     def assertOneLineError(self, result, *fragments):
         self.assertEqual(result.returncode, 2, result)

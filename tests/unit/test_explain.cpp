@@ -189,3 +189,19 @@ TEST_CASE("fail2ban's ban list gives the time left", "[explain]") {
   CHECK(explain_facts(facts).steps[5].detail.find("jail sshd for 8 min 20 s (until 2026-11-30 16:10:00) more") !=
         std::string::npos);
 }
+
+TEST_CASE("explain: an sshguard block names its set and says its time left is not known", "[explain]") {
+  Facts facts = open_facts();
+  facts.rule = FirewallRule{.backend = "nftables", .family = "ip", .table = "sshguard", .chain = "blacklist",
+                            .handle = 4, .text = "ip saddr @attackers drop", .verdict = "drop",
+                            .blocker = Blocker{"sshguard", "table sshguard", std::nullopt}};
+  const Explanation e = explain_facts(facts);
+  CHECK(verdict_text(e) == "firewall");
+  CHECK(e.front_end == "sshguard");
+  CHECK(e.remedy == std::vector<std::string>{"nft delete element ip sshguard attackers '{ 192.0.2.7 }'"});
+  CHECK(e.steps[5].detail.find("sshguard blocks it (table sshguard, the firewall rule above): the time left is not "
+                               "known") != std::string::npos);
+  facts.rule.reset();
+  CHECK(explain_facts(facts).steps[5].detail.find("a ban of its would show as the firewall rule above") !=
+        std::string::npos);
+}

@@ -14,6 +14,7 @@
 #include <ctime>
 
 #include "error.h"
+#include "explain/probe_listener.h"
 #include "fd.h"
 #include "privsep/safe_access.h"
 #include "provenance/command.h"
@@ -196,14 +197,25 @@ ListenerProcess describe_process(uint32_t pid) {
 ListenerFacts read_listener(const ClientAddress& client, uint16_t port, std::string& server_address) {
   ListenerFacts facts;
   std::vector<ListeningSocket> sockets;
-  const std::string tcp4 = read_small("/proc/self/net/tcp", 64 << 20), tcp6 = read_small("/proc/self/net/tcp6", 64 << 20);
-  if (tcp4.empty() && tcp6.empty()) {
-    facts.error = "failed to read /proc/self/net/tcp: " + errno_text(errno);
-    return facts;
+  // sock_diag first: it gives the backlog too. /proc/net/tcp when inet_diag is not there.
+  auto diag4 = client.family == 4 ? read_diag_listeners(AF_INET) : Result<std::vector<ListeningSocket>>(std::vector<ListeningSocket>{});
+  auto diag6 = read_diag_listeners(AF_INET6);
+  if (diag4 && diag6) {
+    facts.read = true;
+    facts.sockets_source = "sock_diag";
+    sockets = std::move(*diag4);
+    sockets.insert(sockets.end(), diag6->begin(), diag6->end());
+  } else {
+    facts.sockets_source = "/proc/net/tcp (" + (diag4 ? diag6.reason() : diag4.reason()) + ")";
+    const std::string tcp4 = read_small("/proc/self/net/tcp", 64 << 20), tcp6 = read_small("/proc/self/net/tcp6", 64 << 20);
+    if (tcp4.empty() && tcp6.empty()) {
+      facts.error = "failed to read /proc/self/net/tcp: " + errno_text(errno) + "; " + facts.sockets_source;
+      return facts;
+    }
+    facts.read = true;
+    if (client.family == 4) sockets = parse_proc_net_tcp(tcp4, 4);
+    for (const ListeningSocket& s : parse_proc_net_tcp(tcp6, 6)) sockets.push_back(s);
   }
-  facts.read = true;
-  if (client.family == 4) sockets = parse_proc_net_tcp(tcp4, 4);
-  for (const ListeningSocket& s : parse_proc_net_tcp(tcp6, 6)) sockets.push_back(s);
   const ListeningSocket* best = nullptr;
   int best_rank = 0;
   std::array<uint8_t, 16> server{};
@@ -230,6 +242,7 @@ ListenerFacts read_listener(const ClientAddress& client, uint16_t port, std::str
   endpoint.port = best->port;
   facts.bound = format_endpoint(best->family, endpoint);
   facts.accept_queue = best->accept_queue;
+  facts.backlog = best->backlog;
   for (const uint32_t pid : holders_of(best->inode)) facts.processes.push_back(describe_process(pid));
   return facts;
 }
@@ -308,6 +321,10 @@ Facts read_facts(const ClientAddress& client, uint16_t port, uint32_t netns, Sys
           decide_access_from_files(who, root, [&access](const std::string& path) { return access.read_file(path); });
     }
   }
+
+  // sshd's log: its PerSourcePenalties, as it wrote them.
+  if (listener && (listener->exe.rfind("sshd", 0) == 0 || listener->comm.rfind("sshd", 0) == 0))
+    facts.sshd_log = read_sshd_log(*listener, client, access);
 
   // fail2ban, at its fixed socket in rsttrace's own mount namespace, checked (privsep/safe_access.h).
   const auto answer = access.run({"fail2ban-client", "-s", kFail2banSocket, "banned", format_address(client.family, client.addr)});

@@ -96,10 +96,18 @@ Step listener_step(const Facts& facts) {
   if (who.empty()) who = "no process found holding it";
   std::string detail = escape_untrusted(l.bound) + " listens, held by " + who;
   if (systemd) detail += "; socket activation: systemd holds the socket and starts the service per connection";
-  // /proc/net/tcp gives a listener's queue, not its backlog: a full queue cannot be told from here.
-  return {"listener", "pass", true,
-          detail + "; " + std::to_string(l.accept_queue) + " connections wait to be accepted (its backlog is not "
-                   "known here: a full queue would drop the SYN, LISTENOVERFLOWS)"};
+  if (!l.backlog)  // /proc/net/tcp gives a listener's queue, not its backlog: a full queue cannot be told from there
+    return {"listener", "pass", true,
+            detail + "; " + std::to_string(l.accept_queue) + " connections wait to be accepted (its backlog is not "
+                     "known: read from " + escape_untrusted(l.sockets_source) + "; a full queue would drop the SYN, LISTENOVERFLOWS)"};
+  const std::string queue = std::to_string(l.accept_queue) + " waiting, backlog " + std::to_string(*l.backlog) + " (sock_diag)";
+  // The kernel drops a SYN to a listener whose queue is over its backlog (sk_acceptq_is_full):
+  // LISTENOVERFLOWS. Probable: the queue drains as soon as the listener accepts again.
+  if (l.accept_queue > *l.backlog)
+    return {"listener", "block", false,
+            detail + "; its accept queue is full: " + queue +
+                ": the kernel drops the SYN (LISTENOVERFLOWS) until the listener accepts; it is not accepting now"};
+  return {"listener", "pass", true, detail + "; " + queue};
 }
 
 Step sshd_step(const Facts& facts) {
@@ -108,9 +116,30 @@ Step sshd_step(const Facts& facts) {
     if (is_sshd(p) && (!sshd || p.title.find("[listener]") != std::string::npos)) sshd = &p;
   if (!facts.listener.listening) return {"sshd", "skip", true, "no listener"};
   if (!sshd) return {"sshd", "skip", true, "the listener is not sshd"};
-  const std::string penalties =
-      "PerSourcePenalties (OpenSSH 9.8+) live in sshd's memory: whether it penalises the client cannot be known "
-      "without the history of its earlier connections";
+  const SshdLogFacts& log = facts.sshd_log;
+  const std::string address = format_address(facts.client.family, facts.client.addr);
+  std::string penalties;
+  if (!log.read) {
+    penalties = "PerSourcePenalties (OpenSSH 9.8+) live in sshd's memory and its log was not read: " +
+                escape_untrusted(log.note) + " (the journal is not read)";
+  } else {
+    const std::string read = "read " + std::to_string(log.lines) + " lines of sshd's log, " + escape_untrusted(log.source) +
+                             ", " + std::to_string(log.penalty_lines) + " of them PerSourcePenalties lines";
+    if (log.penalty.state == PenaltyVerdict::State::Active) {
+      const std::string left = log.penalty.seconds_left ? "at least " + std::to_string(*log.penalty.seconds_left) + " s left"
+                                                         : "time left unknown";
+      // Probable: the log is sshd's word, its memory the truth (a penalty may have been cut short
+      // by a full table, or an address exempted since).
+      return {"sshd", "block", false,
+              "PerSourcePenalties: a " + escape_untrusted(log.penalty.penalty_class) + " penalty holds " + address + " (" +
+                  left + "): " + escape_untrusted(log.penalty.evidence) + ": the listener refuses its connections (" +
+                  read + ")"};
+    }
+    penalties = log.penalty.state == PenaltyVerdict::State::Expired
+                    ? "PerSourcePenalties: " + escape_untrusted(log.penalty.evidence) + " (" + read + ")"
+                    : "PerSourcePenalties: no penalty for " + address + " in its log (" + read +
+                          "; below LogLevel VERBOSE sshd logs only the refusals)";
+  }
   const auto startups = parse_listener_title(sshd->title);
   if (!startups)
     return {"sshd", "unknown", false,
@@ -160,7 +189,16 @@ Step bans_step(const Facts& facts) {
                 (left.empty() ? " (time left unknown)" : " for " + escape_untrusted(left) + " more");
     }
   }
-  detail += "; sshguard keeps no queryable state: its bans show as rules of its own table or chain above";
+  // sshg-blocker keeps its bans' times in its memory alone (no socket, no file but
+  // BLACKLIST_FILE's permanent ones): the time left cannot be asked, only the block seen.
+  const bool sshguard = facts.rule && facts.rule->blocker && facts.rule->blocker->tool == "sshguard";
+  if (sshguard)
+    detail += "; sshguard blocks it (" + escape_untrusted(facts.rule->blocker->name) +
+              ", the firewall rule above): the time left is not known, sshguard keeps it in its memory only (its "
+              "BLOCK_TIME, 120 s by default, longer for a repeat offender; never for a BLACKLIST_FILE address)";
+  else
+    detail += "; sshguard keeps no queryable state: a ban of its would show as the firewall rule above (its table "
+              "sshguard, chain sshguard or ipsets sshguard4/6)";
   return {"bans", "info", true, detail};
 }
 
@@ -276,7 +314,9 @@ Explanation explain_facts(const Facts& facts) {
     }
     break;
   }
-  if (!out.allowed) out.remedy = remedy_commands(a);
+  RemedyContext context;
+  context.penalties_known = a.verdict == Verdict::Sshd && facts.sshd_log.penalty.state == PenaltyVerdict::State::Active;
+  if (!out.allowed) out.remedy = remedy_commands(a, context);
   return out;
 }
 

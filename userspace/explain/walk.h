@@ -13,6 +13,7 @@
 #include "attribute/attribution.h"
 #include "attribute/remedy.h"
 #include "explain/address.h"
+#include "explain/sshd_log.h"
 #include "provenance/hosts_access.h"
 
 namespace rsttrace::explain {
@@ -43,6 +44,8 @@ struct ListenerFacts {
   bool listening = false;  // a socket listens on the port, on an address the SYN is for
   std::string bound;       // "0.0.0.0:22", "[::]:22"
   uint32_t accept_queue = 0;  // connections waiting to be accepted now
+  std::optional<uint32_t> backlog;  // listen()'s backlog (sock_diag); unknown from /proc/net/tcp
+  std::string sockets_source;       // "sock_diag" or "/proc/net/tcp" (then why sock_diag was not)
   std::vector<ListenerProcess> processes;  // who holds it (several after fork, or a reuseport group)
 };
 
@@ -64,6 +67,15 @@ struct BanFacts {
 // local times) as the time left at `now`: "8 min 20 s (until END)", or nullopt.
 std::optional<std::string> ban_time_left(const std::string& answer, const std::string& address, int64_t now_unix);
 
+// sshd's log, for its PerSourcePenalties (explain/sshd_log.h).
+struct SshdLogFacts {
+  bool read = false;
+  std::string source;  // what was read: "/proc/812/root/var/log/auth.log (last 1 MiB)", ...
+  std::string note;    // when nothing was read: why
+  size_t lines = 0, penalty_lines = 0;
+  PenaltyVerdict penalty;
+};
+
 struct Facts {
   ClientAddress client;
   uint16_t port = 22;
@@ -78,6 +90,7 @@ struct Facts {
   std::optional<AccessDecision> wrappers;  // libwrap's answer with the listener's root's files
   std::string wrappers_note;               // why it was not asked, or assumed
   BanFacts bans;
+  SshdLogFacts sshd_log;
 };
 
 struct Step {

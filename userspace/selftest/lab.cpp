@@ -67,7 +67,11 @@ void WorkDir::write(const std::string& name, const std::string& text, unsigned m
 
 Namespace::Namespace(const WorkDir& dir, const std::string& tag, UserlandRoot userland)
     : dir_(dir), name_(kPrefix + std::to_string(getpid()) + "-" + tag), userland_(std::move(userland)) {
-  lab::run_checked({"ip", "netns", "add", name_}, dir_.file("netns-add"));
+  // To the end, not interruptible: a stop signal that killed `ip netns add`
+  // half-way would leave its namespace with nobody to delete it. The next step
+  // notices the signal, inside the try below that deletes it.
+  if (const Result added = run_cleanup({"ip", "netns", "add", name_}, dir_.file("netns-add")); added.exit_code != 0)
+    throw failed("add", "network namespace " + name_, added.err.substr(0, added.err.find('\n')));
   try {
     struct stat st {};
     if (stat(("/run/netns/" + name_).c_str(), &st) != 0) throw failed("stat", "/run/netns/" + name_, errno_text(errno));
@@ -343,6 +347,10 @@ std::vector<std::string> Fail2ban::client(const std::vector<std::string>& args) 
   argv.insert(argv.end(), args.begin(), args.end());
   // The same userland's client (its protocol is the server's).
   return sshd_.userland_exec(argv);
+}
+
+void Fail2ban::ban(const std::string& address) const {
+  lab::run_checked(client({"set", jail_, "banip", address}), dir_.file("f2b-banip"));
 }
 
 std::string Fail2ban::status() const { return lab::run(client({"status"}), dir_.file("f2b-status")).out; }

@@ -156,6 +156,9 @@ class Fail2ban {
   ~Fail2ban();
   // Waits until the ban of `address` is in effect (`in_effect` says so).
   void wait_banned(const std::string& address, const std::function<bool()>& in_effect) const;
+  // `fail2ban-client set JAIL banip ADDRESS`: a ban as the jail's own would be (its action runs
+  // in the server's action thread: wait_banned for its effect).
+  void ban(const std::string& address) const;
   std::string status() const;
 
  private:

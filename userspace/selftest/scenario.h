@@ -57,12 +57,15 @@ struct Expectation {
   // expected verdict (or "allowed" when none is expected); "allowed" for a
   // block that only what the client does after connecting causes.
   std::string explain_says;
-  // A front-end's block (issue 16): when blocker_tool is set, the line's `blocker` must be
-  // exactly {tool, name, rule_number} (rule_number null when unset), and its `remedy` exactly
-  // `remedy` when that is set.
-  std::string blocker_tool, blocker_name;
-  std::optional<uint64_t> blocker_rule_number;
-  std::optional<std::vector<std::string>> remedy;
+  // Firewall front-ends (issue 16, scenarios_frontends.cpp): checked when set.
+  std::string blocker_tool;                // `blocker.tool` ("fail2ban", "ufw"); "-": blocker must be null
+  std::string blocker_name;                // `blocker.name` (the jail, ufw's chain)
+  std::optional<int> blocker_rule_number;  // `blocker.rule_number` (ufw's number); 0: null
+  std::string remedy_says;                 // a phrase of the remedy's commands, joined by " ; "
+  std::string rule_chain;                  // `rule.chain`
+  std::string undecided_says;              // a phrase of `rule.undecided`
+  std::optional<uint16_t> original_port;   // `original_dst.port` (DNAT)
+  std::string tcp_flags;                   // `tcp_flags` of the event
 };
 
 struct Check {
@@ -149,5 +152,10 @@ const std::vector<Scenario>& firewalld_scenarios();
 // Issue 15's kernel scenarios (scenarios_kernel.cpp), and a list with them appended.
 const std::vector<Scenario>& kernel_scenarios();
 std::vector<Scenario> with_kernel_scenarios(const std::vector<Scenario>& scenarios);
+// Issue 16's sshguard backends (scenarios_sshguard.cpp), part of scenarios().
+const std::vector<Scenario>& sshguard_scenarios();
+
+// Issue 16's firewall front-ends (scenarios_frontends.cpp), part of scenarios().
+const std::vector<Scenario>& frontend_scenarios();
 
 }  // namespace rsttrace::lab

@@ -268,6 +268,10 @@ const std::vector<Scenario>& scenarios() {
     std::vector<Scenario> list = with_kernel_scenarios(all);  // scenarios_kernel.cpp
     const auto& more = sshd_scenarios();                      // scenarios_sshd.cpp
     list.insert(list.end(), more.begin(), more.end());
+    const auto& sshguard = sshguard_scenarios();  // scenarios_sshguard.cpp
+    list.insert(list.end(), sshguard.begin(), sshguard.end());
+    const auto& frontends = frontend_scenarios();             // scenarios_frontends.cpp
+    list.insert(list.end(), frontends.begin(), frontends.end());
     const auto& firewalld = firewalld_scenarios();            // scenarios_firewalld.cpp
     list.insert(list.end(), firewalld.begin(), firewalld.end());
     return list;

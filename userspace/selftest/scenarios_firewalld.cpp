@@ -149,9 +149,9 @@ const std::vector<Scenario>& firewalld_scenarios() {
                return Expectation{
                    .verdict = Verdict::Firewall, .peer_saw = "silence", .detail_says = "(written by firewalld: drop)",
                    .client_says = "timed out", .rule_backend = "nftables", .rule_says = "drop", .rule_certain = true,
-                   .blocker_tool = "firewalld", .blocker_name = "drop",
-                   .remedy = std::vector<std::string>{"firewall-cmd --zone=drop --remove-source=" + c.client4,
-                                                      "firewall-cmd --permanent --zone=drop --remove-source=" + c.client4}};
+                   .blocker_tool = "firewalld", .blocker_name = "drop", .blocker_rule_number = 0,
+                   .remedy_says = "firewall-cmd --zone=drop --remove-source=" + c.client4 +
+                                  " ; firewall-cmd --permanent --zone=drop --remove-source=" + c.client4};
              },
              3,
              [](const Firewalld& firewalld) {
@@ -178,10 +178,10 @@ const std::vector<Scenario>& firewalld_scenarios() {
                    .rule_backend = "nftables",
                    .rule_says = "ip saddr " + c.client4 + " tcp dport 22 reject with icmp port-unreachable",
                    .rule_certain = true,
-                   .blocker_tool = "firewalld", .blocker_name = "public",
-                   .remedy = std::vector<std::string>{"firewall-cmd --zone=public '--remove-rich-rule=rule "
-                                                      "family=\"ipv4\" source address=\"" + c.client4 +
-                                                      "\" service name=\"ssh\" reject'"}};
+                   .blocker_tool = "firewalld", .blocker_name = "public", .blocker_rule_number = 0,
+                   .remedy_says = "firewall-cmd --zone=public '--remove-rich-rule=rule family=\"ipv4\" source "
+                                  "address=\"" + c.client4 + "\" service name=\"ssh\" reject'",
+                   .rule_chain = "filter_IN_public_deny"};
              },
              12,
              [](const Firewalld& firewalld) {

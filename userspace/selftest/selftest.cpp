@@ -30,6 +30,45 @@ std::string first_line(const std::string& text) {
   return escape_untrusted(line);
 }
 
+// The front-end facts of an event (issue 16): blocker, remedy, rule chain, undecided match, DNAT, flags.
+void check_front_end(const nlohmann::ordered_json& event, const Expectation& expected,
+                     std::vector<std::string>& problems) {
+  const auto& blocker = event["blocker"];
+  if (expected.blocker_tool == "-" && !blocker.is_null()) problems.push_back("blocker " + blocker.dump() + ", expected null");
+  if (!expected.blocker_tool.empty() && expected.blocker_tool != "-") {
+    const nlohmann::ordered_json number = expected.blocker_rule_number.value_or(0)
+                                              ? nlohmann::ordered_json(*expected.blocker_rule_number)
+                                              : nlohmann::ordered_json(nullptr);
+    if (blocker.is_null() || blocker["tool"] != expected.blocker_tool || blocker["name"] != expected.blocker_name ||
+        (expected.blocker_rule_number && blocker["rule_number"] != number))
+      problems.push_back("blocker " + blocker.dump() + ", expected " + expected.blocker_tool + " " +
+                         expected.blocker_name + " rule_number " + number.dump());
+  }
+  if (!expected.remedy_says.empty()) {
+    std::string remedy;
+    if (event["remedy"].is_array())
+      for (const auto& command : event["remedy"]) remedy += (remedy.empty() ? "" : " ; ") + command.get<std::string>();
+    if (remedy.find(expected.remedy_says) == std::string::npos)
+      problems.push_back("remedy \"" + remedy + "\" lacks \"" + expected.remedy_says + "\"");
+  }
+  const auto& rule = event["rule"];
+  if (!expected.rule_chain.empty() && (rule.is_null() || rule["chain"] != expected.rule_chain))
+    problems.push_back("rule chain " + (rule.is_null() ? std::string("(no rule)") : rule["chain"].dump()) +
+                       ", expected " + expected.rule_chain);
+  if (!expected.undecided_says.empty() &&
+      (rule.is_null() || !rule["undecided"].is_string() ||
+       rule["undecided"].get<std::string>().find(expected.undecided_says) == std::string::npos))
+    problems.push_back("rule.undecided " + (rule.is_null() ? std::string("(no rule)") : rule["undecided"].dump()) +
+                       " lacks \"" + expected.undecided_says + "\"");
+  if (expected.original_port) {
+    const auto& original = event["original_dst"];
+    if (original.is_null() || original["port"] != *expected.original_port)
+      problems.push_back("original_dst " + original.dump() + ", expected port " + std::to_string(*expected.original_port));
+  }
+  if (!expected.tcp_flags.empty() && event["tcp_flags"] != expected.tcp_flags)
+    problems.push_back("tcp_flags " + event["tcp_flags"].dump() + ", expected " + expected.tcp_flags);
+}
+
 }  // namespace
 
 Lab::~Lab() { stop_tracer(); }
@@ -160,17 +199,7 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
           problems.push_back("rule certain " + rule["certain"].dump() + ", expected " +
                              (*expected.rule_certain ? "true" : "false"));
       }
-      if (!expected.blocker_tool.empty()) {
-        const auto& blocker = event["blocker"];
-        const nlohmann::ordered_json number =
-            expected.blocker_rule_number ? nlohmann::ordered_json(*expected.blocker_rule_number) : nlohmann::ordered_json(nullptr);
-        if (!blocker.is_object() || blocker["tool"] != expected.blocker_tool || blocker["name"] != expected.blocker_name ||
-            blocker["rule_number"] != number)
-          problems.push_back("blocker " + blocker.dump() + ", expected " + expected.blocker_tool + " " +
-                             expected.blocker_name + " rule_number " + number.dump());
-      }
-      if (expected.remedy && event["remedy"] != nlohmann::ordered_json(*expected.remedy))
-        problems.push_back("remedy " + event["remedy"].dump() + ", expected " + nlohmann::ordered_json(*expected.remedy).dump());
+      check_front_end(event, expected, problems);
     }
   }
   // The explain column: the prediction made before the client connected must be the verdict traced.

@@ -12,9 +12,12 @@
 
 namespace rsttrace::lab {
 
-// What the root holds: the brief's debootstrap line.
+// What the root holds: the brief's debootstrap line, and issue 16's front-ends
+// (ufw, ipset, sshguard, firewalld with its dbus; libpam-systemd provides the
+// logind that firewalld's polkitd depends on in trixie: debootstrap does not
+// choose among alternatives).
 inline constexpr const char* kDebian13Packages =
-    "openssh-server,openssh-client,fail2ban,nftables,iptables,python3,iproute2,procps";
+    "openssh-server,openssh-client,fail2ban,nftables,iptables,python3,iproute2,procps,ufw,ipset,sshguard,firewalld,dbus,libpam-systemd";
 
 // The Debian 13 root, ready for use while this object lives: it holds a
 // shared lock on the cache, so no concurrent selftest rebuilds it meanwhile.
