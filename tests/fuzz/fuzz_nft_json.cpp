@@ -1,5 +1,5 @@
 // The nftables walker on hostile `nft -j list ruleset` output.
-// Input: nft JSON NUL nft text NUL iptables-nft-save text.
+// Input: nft JSON NUL nft text NUL iptables-nft-save text; the nft text is also read as firewalld's zone files.
 #include <arpa/inet.h>
 
 #include "fuzz_input.h"
@@ -9,7 +9,11 @@ using namespace rsttrace;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto parts = fuzz::split_parts(data, size, 3);
-  const RulesetIndex index(Rulesets{std::move(parts[0]), std::move(parts[1]), std::move(parts[2]), ""});
+  // The nft text doubles as firewalld's zone files (is a block permanent: a search in them).
+  Rulesets rulesets{std::move(parts[0]), std::move(parts[1]), std::move(parts[2]), ""};
+  rulesets.firewalld_zones = {{"public", rulesets.nft_text}, {"drop", rulesets.nft_text}};
+  for (const bool rich : {false, true}) (void)firewalld_permanent(rulesets.firewalld_zones, "public", "127.0.0.2", rich);
+  const RulesetIndex index(rulesets);
   for (const char* hook : {"input", "prerouting", "output"}) {
     PacketFacts v4;
     inet_pton(AF_INET, "127.0.0.2", v4.saddr.data());

@@ -314,7 +314,7 @@ class ScenarioTest(unittest.TestCase):
     def play_sshguard(self, name, rule, blocker_name, remedy):
         """A real sshguard bans the remote client with one backend; `rule`: (backend, family, table, chain, text)."""
         rows = self.play(name, dict(verdict="firewall", remote_addr=CLIENT4, remote_port=CLIENT_PORT, peer_saw="silence",
-                                    blocker={"tool": "sshguard", "name": blocker_name, "rule_number": None},
+                                    blocker={"tool": "sshguard", "name": blocker_name, "rule_number": None, "permanent": None},
                                     remedy=[remedy], fail2ban_jail=None, client_says="timed out"))
         # Remote rows only: sshguard never blocks a loopback address.
         self.assertEqual(sorted(rows), sorted((u, c) for u in USERLANDS for c in CLIENTS if c != "loopback"))
@@ -494,7 +494,7 @@ class FrontendScenarioTest(unittest.TestCase):
 
     def fail2ban(self, banaction, chain, text, nft=False):
         rows = self.blocked(f"f2b-{banaction}", "Connection refused", fail2ban_jail="sshd-lab",
-                            blocker={"tool": "fail2ban", "name": "sshd-lab", "rule_number": None},
+                            blocker={"tool": "fail2ban", "name": "sshd-lab", "rule_number": None, "permanent": None},
                             remedy=["fail2ban-client set sshd-lab unbanip " + CLIENT4])
         self.assertEqual(len(rows), 4)  # two userlands, two remote placements
         for (userland, clients), checks in rows.items():
@@ -549,7 +549,7 @@ class FrontendScenarioTest(unittest.TestCase):
 
     def test_ufw_deny(self):
         rows = self.blocked("ufw-deny", "Connection timed out", peer_saw="silence",
-                            blocker={"tool": "ufw", "name": "ufw-user-input", "rule_number": 1},
+                            blocker={"tool": "ufw", "name": "ufw-user-input", "rule_number": 1, "permanent": None},
                             remedy=["ufw delete 1"])
         for checks in rows.values():
             rule = checks[0]["event"]["rule"]
@@ -562,6 +562,41 @@ class FrontendScenarioTest(unittest.TestCase):
             rule = checks[0]["event"]["rule"]
             self.assertFalse(rule["certain"])
             self.assertTrue(rule["undecided"].startswith("-m recent"), rule)
+
+
+class FirewalldScenarioTest(unittest.TestCase):
+    """firewalld's blocks (issue 16, scenarios_firewalld.cpp): a real firewalld on a lab-private bus,
+    remote clients only (firewalld accepts all of lo); the selftest runs each remedy, and the client gets in."""
+
+    play = ScenarioTest.play
+
+    def test_firewalld_drop_zone(self):
+        remedy = [f"firewall-cmd --zone=drop --remove-source={CLIENT4}",
+                  f"firewall-cmd --permanent --zone=drop --remove-source={CLIENT4}"]
+        rows = self.play("firewalld-drop-zone", dict(verdict="firewall", remote_addr=CLIENT4, peer_saw="silence",
+                                                     blocker={"tool": "firewalld", "name": "drop", "rule_number": None,
+                                                              "permanent": True},
+                                                     remedy=remedy, client_says="timed out"))
+        for (userland, _), checks in rows.items():
+            rule = checks[0]["event"]["rule"]
+            self.assertTrue(rule["certain"], rule)
+            # firewalld 1.3: the zone chain's own drop; 2.3: the drop after the jump into the zone.
+            self.assertEqual((rule["table"], rule["chain"], rule["text"]),
+                             ("firewalld", "filter_IN_drop", "drop") if userland == "debian12" else
+                             ("firewalld", "filter_INPUT_POLICIES", "ip saddr 10.77.0.2 drop"))
+
+    def test_firewalld_rich_rule(self):
+        rich = f'rule family="ipv4" source address="{CLIENT4}" service name="ssh" reject'
+        rows = self.play("firewalld-rich-rule", dict(verdict="firewall", remote_addr=CLIENT4,
+                                                     blocker={"tool": "firewalld", "name": "public", "rule_number": None,
+                                                              "permanent": False},
+                                                     remedy=[f"firewall-cmd --zone=public '--remove-rich-rule={rich}'"],
+                                                     client_says="Connection refused"))
+        for checks in rows.values():
+            rule = checks[0]["event"]["rule"]
+            self.assertEqual((rule["chain"], rule["text"], rule["certain"]),
+                             ("filter_IN_public_deny", "ip saddr 10.77.0.2 tcp dport 22 reject with icmp port-unreachable",
+                              True))
 
 
 if __name__ == "__main__":

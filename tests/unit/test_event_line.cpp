@@ -157,7 +157,8 @@ std::string ref_event_line(const KernelNames& names, const WallClock& clock, con
   j["fail2ban_jail"] = report.fail2ban_jail ? J(ref_escape(*report.fail2ban_jail)) : J(nullptr);
   if (const auto& b = report.blocker)
     j["blocker"] = J{{"tool", b->tool}, {"name", ref_escape(b->name)},
-                     {"rule_number", b->rule_number ? J(*b->rule_number) : J(nullptr)}};
+                     {"rule_number", b->rule_number ? J(*b->rule_number) : J(nullptr)},
+                     {"permanent", b->permanent ? J(*b->permanent) : J(nullptr)}};
   else
     j["blocker"] = nullptr;
   if (report.wrapper_rule) {

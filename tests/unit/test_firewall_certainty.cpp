@@ -492,6 +492,11 @@ TEST_CASE("the front-end behind a rule, from the names it gives its chains, tabl
   const auto firewalld = blocker("nftables", "firewalld", "filter_IN_public_deny", "ip saddr 10.0.0.2 reject");
   REQUIRE(firewalld);
   CHECK((firewalld->tool == "firewalld" && firewalld->name == "public"));
+  // A zone's own target (firewalld 1.3: `drop` last in filter_IN_drop), and a zone name with '_' in it.
+  CHECK(blocker("nftables", "firewalld", "filter_IN_drop", "drop")->name == "drop");
+  CHECK(blocker("nftables", "firewalld", "filter_IN_my_zone_deny", "ip saddr 10.0.0.2 drop")->name == "my_zone");
+  CHECK(blocker("nftables", "firewalld", "filter_IN_my_zone", "drop")->name == "my_zone");
+  CHECK(blocker("nftables", "firewalld", "filter_INPUT", "ct state invalid drop")->name == "filter_INPUT");
   const auto sshguard = blocker("nftables", "sshguard", "blacklist", "ip saddr @attackers drop");
   REQUIRE(sshguard);
   CHECK(sshguard->tool == "sshguard");
@@ -525,4 +530,35 @@ TEST_CASE("ipset membership: fail2ban's iptables-ipset action, tested against th
   // A set of another type (hash:ip,port) is not evaluated.
   const std::string pairs = "create f2b-sshd hash:ip,port family inet\nadd f2b-sshd 10.0.0.2,tcp:22\n";
   CHECK_FALSE(find_dropping_rule(Rulesets{"", "", "", save, {}, pairs}, ssh_syn_with_evidence())->certain);
+}
+
+TEST_CASE("firewalld 2: a zone's own target follows the jump into the zone", "[firewall]") {
+  CHECK(firewalld_dispatch_zone("ip saddr 10.77.0.2 drop", "ip saddr 10.77.0.2 jump filter_IN_drop") == "drop");
+  CHECK(firewalld_dispatch_zone("reject with icmpx admin-prohibited", "jump filter_IN_public") == "public");
+  CHECK(firewalld_dispatch_zone("iifname \"eth1\" reject with icmpx admin-prohibited",
+                                "iifname \"eth1\" jump filter_IN_block") == "block");
+  // Other matches, a policy's chain, no verdict, a jump elsewhere: no zone.
+  CHECK(!firewalld_dispatch_zone("ip saddr 10.77.0.3 drop", "ip saddr 10.77.0.2 jump filter_IN_drop"));
+  CHECK(!firewalld_dispatch_zone("ip saddr 10.77.0.2 drop", "ip saddr 10.77.0.2 jump filter_IN_policy_allow-host-ipv6"));
+  CHECK(!firewalld_dispatch_zone("ip saddr 10.77.0.2 accept", "ip saddr 10.77.0.2 jump filter_IN_drop"));
+  CHECK(!firewalld_dispatch_zone("ip saddr 10.77.0.2 drop", "ip saddr 10.77.0.2 jump filter_IN_drop; flush"));
+  CHECK(!firewalld_dispatch_zone("drop", ""));
+}
+
+TEST_CASE("firewalld: a block is permanent when its zone file holds it", "[firewall]") {
+  const std::string drop_zone = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<zone target=\"DROP\">\n"
+                                "  <short>Drop</short>\n  <source address=\"10.77.0.2\"/>\n  <forward/>\n</zone>\n";
+  const std::string public_zone = "<zone>\n  <service name=\"ssh\"/>\n  <rule family=\"ipv4\">\n"
+                                  "    <source address=\"10.77.0.2\"/>\n    <service name=\"ssh\"/>\n    <reject/>\n"
+                                  "  </rule>\n  <rule family=\"ipv4\">\n    <source address=\"10.77.0.3\"/>\n"
+                                  "    <accept/>\n  </rule>\n</zone>\n";
+  const std::vector<FirewalldZoneFile> files{{"drop", drop_zone}, {"public", public_zone}, {"block", ""}};
+  CHECK(firewalld_permanent(files, "drop", "10.77.0.2", false) == true);
+  CHECK(firewalld_permanent(files, "drop", "10.77.0.20", false) == false);
+  CHECK(firewalld_permanent(files, "drop", "10.77.0.2", true) == false);  // a source, not a rich rule
+  CHECK(firewalld_permanent(files, "public", "10.77.0.2", true) == true);
+  CHECK(firewalld_permanent(files, "public", "10.77.0.2", false) == false);  // only inside a rule
+  CHECK(firewalld_permanent(files, "public", "10.77.0.3", true) == false);   // an accept blocks nothing
+  CHECK(firewalld_permanent(files, "block", "10.77.0.2", false) == false);   // no file: as shipped
+  CHECK(!firewalld_permanent(files, "work", "10.77.0.2", false));            // never read: not known
 }

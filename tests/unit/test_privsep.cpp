@@ -57,6 +57,11 @@ TEST_CASE("the broker opens only namespace and hosts files", "[privsep]") {
   CHECK(broker_allows_path("/proc/42/root/etc/ufw/user6.rules"));
   CHECK_FALSE(broker_allows_path("/proc/42/root/etc/ufw/ufw.conf"));
   CHECK_FALSE(broker_allows_path("/proc/42/root/etc/ufw/../shadow"));
+  CHECK(broker_allows_path("/proc/42/root/etc/firewalld/zones/drop.xml"));
+  CHECK(broker_allows_path("/etc/firewalld/zones/my_zone-2.xml"));
+  CHECK_FALSE(broker_allows_path("/proc/42/root/etc/firewalld/firewalld.conf"));
+  CHECK_FALSE(broker_allows_path("/proc/42/root/etc/firewalld/zones/../../shadow.xml"));
+  CHECK_FALSE(broker_allows_path("/proc/42/root/etc/firewalld/zones/a/b.xml"));
   CHECK_FALSE(broker_allows_path("/proc/42/cmdline"));
   CHECK_FALSE(broker_allows_path("/proc/0/root/etc/hosts.deny"));
   CHECK_FALSE(broker_allows_path("/proc/42/root/etc/hosts.deny/"));

@@ -191,26 +191,65 @@ TEST_CASE("front-ends by their blocker: ufw's rule number, firewalld's zone", "[
   ufw.blocker = Blocker{"ufw", "ufw-user-input", 3};
   CHECK(remedy_commands(firewall(ufw)) == Commands{"ufw delete 3"});
   CHECK(firewall_front_end(ufw) == "ufw");
+  // The drop zone's own drop (firewalld 1.3's chain filter_IN_drop), the client a source of it:
+  // not in the zone file (runtime only), in it, or not known (both).
   FirewallRule zone{.backend = "nftables", .family = "inet", .table = "firewalld", .chain = "filter_IN_drop",
                     .handle = 9, .text = "drop", .verdict = "drop"};
-  zone.blocker = Blocker{"firewalld", "drop", std::nullopt};
+  zone.blocker = Blocker{"firewalld", "drop", std::nullopt, false};
+  CHECK(remedy_commands(firewall(zone)) == Commands{"firewall-cmd --zone=drop --remove-source=192.0.2.7"});
+  zone.blocker->permanent = true;
   CHECK(remedy_commands(firewall(zone)) ==
         Commands{"firewall-cmd --zone=drop --remove-source=192.0.2.7",
                  "firewall-cmd --permanent --zone=drop --remove-source=192.0.2.7"});
+  zone.blocker->permanent.reset();
+  CHECK(remedy_commands(firewall(zone)).size() == 2);
+  // firewalld 2 (Debian 13): the zone's target after the jump into it, in the dispatch chain; its source as bound.
+  FirewallRule dispatch{.backend = "nftables", .family = "inet", .table = "firewalld", .chain = "filter_INPUT_POLICIES",
+                        .handle = 259, .text = "ip saddr 192.0.2.0/24 drop", .verdict = "drop"};
+  dispatch.blocker = Blocker{"firewalld", "drop", std::nullopt, false};
+  CHECK(remedy_commands(firewall(dispatch)) == Commands{"firewall-cmd --zone=drop --remove-source=192.0.2.0/24"});
+  dispatch.blocker->name = "filter_INPUT_POLICIES";  // no zone found before it: its rule by handle
+  CHECK(remedy_commands(firewall(dispatch)) == Commands{"nft delete rule inet firewalld filter_INPUT_POLICIES handle 259"});
+  // A rich rule as firewalld 1.3 writes `rule family=ipv4 source address=A service name=ssh reject`.
   FirewallRule rich{.backend = "nftables", .family = "inet", .table = "firewalld", .chain = "filter_IN_public_deny",
-                    .handle = 42, .text = "ip saddr 192.0.2.7 reject with icmpx admin-prohibited", .verdict = "reject"};
-  rich.blocker = Blocker{"firewalld", "public", std::nullopt};
+                    .handle = 42, .text = "ip saddr 192.0.2.7 tcp dport 22 reject with icmp port-unreachable",
+                    .verdict = "reject"};
+  rich.blocker = Blocker{"firewalld", "public", std::nullopt, false};
+  CHECK(remedy_commands(firewall(rich)) ==
+        Commands{"firewall-cmd --zone=public '--remove-rich-rule=rule family=\"ipv4\" source address=\"192.0.2.7\" "
+                 "service name=\"ssh\" reject'"});
+  rich.blocker->permanent = true;
   const auto commands = remedy_commands(firewall(rich));
   REQUIRE(commands.size() == 2);
-  CHECK(commands[0] == "firewall-cmd --zone=public '--remove-rich-rule=rule family=\"ipv4\" source address=\"192.0.2.7\" reject'");
-  CHECK(shell_words(commands[1]) == std::vector<std::string>{"firewall-cmd", "--permanent", "--zone=public",
-                                                             "--remove-rich-rule=rule family=\"ipv4\" source address=\"192.0.2.7\" reject"});
+  CHECK(shell_words(commands[1]) ==
+        std::vector<std::string>{"firewall-cmd", "--permanent", "--zone=public",
+                                 "--remove-rich-rule=rule family=\"ipv4\" source address=\"192.0.2.7\" service name=\"ssh\" reject"});
+  rich.blocker->permanent = false;
+  const auto rich_commands = [&](const std::string& text) {
+    rich.text = text;
+    const auto commands = remedy_commands(firewall(rich));
+    return commands.empty() ? std::string() : shell_words(commands[0]).back();
+  };
+  CHECK(rich_commands("ip saddr 192.0.2.0/24 tcp dport 2222 drop") ==
+        "--remove-rich-rule=rule family=\"ipv4\" source address=\"192.0.2.0/24\" port port=\"2222\" protocol=\"tcp\" drop");
+  CHECK(rich_commands("ip saddr 192.0.2.7 reject with icmp host-prohibited") ==
+        "--remove-rich-rule=rule family=\"ipv4\" source address=\"192.0.2.7\" reject type=\"icmp-host-prohibited\"");
+  CHECK(rich_commands("ip6 saddr 2001:db8::7 tcp dport 22 reject with icmpv6 admin-prohibited") ==
+        "--remove-rich-rule=rule family=\"ipv6\" source address=\"2001:db8::7\" service name=\"ssh\" reject "
+        "type=\"icmp6-adm-prohibited\"");
+  // Not a rich rule firewalld writes: the nft rule by its handle.
+  CHECK(rich_commands("ip saddr 192.0.2.7 tcp dport 22 limit rate 3/minute drop") == "42");
+  // Another zone's own reject: the service is missing there.
+  FirewallRule catch_all{.backend = "nftables", .family = "inet", .table = "firewalld", .chain = "filter_IN_public",
+                         .handle = 72, .text = "reject with icmpx admin-prohibited", .verdict = "reject"};
+  catch_all.blocker = Blocker{"firewalld", "public", std::nullopt};
+  CHECK(remedy_commands(firewall(catch_all)) == Commands{"firewall-cmd --zone=public --add-service=ssh"});
   // A hostile zone name stays one argument.
   zone.blocker = Blocker{"firewalld", "drop'; reboot; '", std::nullopt};
-  zone.text = "ip saddr 192.0.2.7 drop";
+  zone.chain = "filter_IN_drop'; reboot; '";
   const auto hostile = remedy_commands(firewall(zone));
-  REQUIRE(hostile.size() == 2);
-  CHECK(shell_words(hostile[0])[1] == "--zone=drop'; reboot; '");
+  REQUIRE(hostile.size() == 1);  // not the drop zone: its own reject lacks the service
+  CHECK(shell_words(hostile[0]) == std::vector<std::string>{"firewall-cmd", "--zone=drop'; reboot; '", "--add-service=ssh"});
   // fail2ban named by its blocker only (its ipset action).
   FirewallRule ipset{.backend = "iptables-nft", .family = "ip", .table = "filter", .chain = "INPUT",
                      .text = "-A INPUT -p tcp -m multiport --dports 22 -m set --match-set f2b-sshd src -j REJECT",

@@ -15,6 +15,7 @@ struct Blocker {
   std::string tool;  // "fail2ban" | "ufw" | "firewalld" | "sshguard"
   std::string name;  // fail2ban: the jail; ufw: its chain; firewalld: the zone; sshguard: its set or chain
   std::optional<uint64_t> rule_number;  // ufw: the user rule as `ufw status numbered` shows it
+  std::optional<bool> permanent = {};   // firewalld: also in its permanent configuration (zone file); none: not known
 };
 
 struct FirewallRule {

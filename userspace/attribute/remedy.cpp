@@ -25,22 +25,61 @@ std::string iptables_binary(const FirewallRule& rule) {
   return rule.backend == "iptables-legacy" ? base + "-legacy" : base + "-nft";
 }
 
-// firewalld: a source bound to its drop or block zone is taken out of it; a
-// rich rule for the client (`source address="ADDR" drop|reject`) is removed,
-// now and permanently. Anything else: its nft rule by handle (runtime only).
-bool firewalld_remedy(std::vector<std::string>& out, const FirewallRule& rule, const Blocker& blocker, int family,
-                      const std::string& address) {
+// The rich rule firewalld wrote as this nft rule, as firewall-cmd takes it
+// back: `ip saddr S [tcp dport P] drop|reject [with ...]` in a zone's chain.
+// nft keeps no trace of whether `service name="ssh"` or `port port="22"
+// protocol="tcp"` wrote `tcp dport 22`: the service is given (firewalld's ssh
+// service is 22/tcp). Nullopt for any other rule.
+std::optional<std::string> firewalld_rich_rule(const std::string& text) {
+  static const std::regex rich(
+      "(ip6?) saddr ([0-9a-fA-F.:/]{1,49})(?: tcp dport ([0-9]{1,5}))? (drop|reject(?: with (icmpv6|icmp) ([a-z-]{1,32}))?)");
+  std::smatch m;
+  if (!std::regex_match(text, m, rich)) return std::nullopt;
+  const bool ipv6 = m[1] == "ip6";
+  std::string rule = std::string("rule family=\"") + (ipv6 ? "ipv6" : "ipv4") + "\" source address=\"" + m[2].str() + "\"";
+  if (m[3].matched) rule += m[3] == "22" ? " service name=\"ssh\"" : " port port=\"" + m[3].str() + "\" protocol=\"tcp\"";
+  if (m[4] == "drop") return rule + " drop";
+  if (!m[5].matched) return rule + " reject";
+  if ((m[5] == "icmpv6") != ipv6) return std::nullopt;
+  // A plain `reject` is port-unreachable; other types by firewalld's names (icmp-host-prohibited, icmp6-adm-prohibited).
+  if (m[6] == "port-unreachable") return rule + " reject";
+  const std::string type = ipv6 ? (m[6] == "admin-prohibited" ? "icmp6-adm-prohibited" : "icmp6-" + m[6].str())
+                                : "icmp-" + m[6].str();
+  return rule + " reject type=\"" + type + "\"";
+}
+
+// firewalld: with its own command, now and, where its zone file holds the
+// block (blocker.permanent; not known: both), permanently. A rich rule is
+// removed as the nft rule shows it; a source bound to the drop or block zone
+// is taken out of it (the client's address: the zone may hold it by a wider
+// network, which firewalld 1's rule does not show); another zone's own reject lacks the
+// service. Anything else: its nft rule by handle (runtime only).
+bool firewalld_remedy(std::vector<std::string>& out, const FirewallRule& rule, const Blocker& blocker,
+                      const std::string& address, uint16_t port) {
   const std::string zone = "--zone=" + blocker.name;
+  const bool permanent = blocker.permanent.value_or(true);
+  auto now_and_permanent = [&](const std::string& change) {
+    add(out, {"firewall-cmd", zone, change});
+    if (permanent) add(out, {"firewall-cmd", "--permanent", zone, change});
+  };
+  // Rich rules live in the zone's part chains (filter_IN_<zone>_deny...).
+  if (rule.chain.rfind("filter_IN_" + blocker.name + "_", 0) == 0) {
+    const auto rich = firewalld_rich_rule(rule.text);
+    if (rich) now_and_permanent("--remove-rich-rule=" + *rich);
+    return rich.has_value();
+  }
+  // The zone's own target: in its chain (firewalld 1), or after the jump into it in the dispatch chain (firewalld 2).
+  const bool zone_target = rule.chain == "filter_IN_" + blocker.name ||
+                           (rule.chain == "filter_INPUT_POLICIES" && blocker.name != rule.chain);
+  if (!zone_target || rule.verdict == "policy drop") return false;
   if (blocker.name == "drop" || blocker.name == "block") {
-    add(out, {"firewall-cmd", zone, "--remove-source=" + address});
-    add(out, {"firewall-cmd", "--permanent", zone, "--remove-source=" + address});
+    // firewalld 2's dispatch rule shows the source as bound (a network, maybe); firewalld 1's zone chain does not.
+    static const std::regex saddr("^ip6? saddr ([0-9a-fA-F.:/]{1,49}) ");
+    std::smatch source;
+    now_and_permanent("--remove-source=" + (std::regex_search(rule.text, source, saddr) ? source[1].str() : address));
     return true;
   }
-  if (rule.text.find("saddr " + address + " ") == std::string::npos || rule.verdict == "policy drop") return false;
-  const std::string rich = std::string("rule family=\"") + (family == 6 ? "ipv6" : "ipv4") + "\" source address=\"" +
-                           address + "\" " + (rule.verdict == "drop" ? "drop" : "reject");
-  add(out, {"firewall-cmd", zone, "--remove-rich-rule=" + rich});
-  add(out, {"firewall-cmd", "--permanent", zone, "--remove-rich-rule=" + rich});
+  add(out, {"firewall-cmd", zone, port == 22 ? "--add-service=ssh" : "--add-port=" + std::to_string(port) + "/tcp"});
   return true;
 }
 
@@ -52,7 +91,7 @@ void firewall_remedy(std::vector<std::string>& out, const FirewallRule& rule, in
       add(out, {"ufw", "delete", std::to_string(*blocker->rule_number)});
       return;
     }
-    if (blocker->tool == "firewalld" && firewalld_remedy(out, rule, *blocker, family, address)) return;
+    if (blocker->tool == "firewalld" && firewalld_remedy(out, rule, *blocker, address, port)) return;
   }
   // A source-address set: take the address out of it (sshguard's attackers, fail2ban-like sets, plain nft).
   if (rule.backend == "nftables") {

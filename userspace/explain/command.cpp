@@ -52,7 +52,8 @@ std::string explanation_json(const Facts& facts, const Explanation& explanation)
   if (a.blocker)
     out["blocker"] = {{"tool", a.blocker->tool},
                       {"name", escape_untrusted(a.blocker->name)},
-                      {"rule_number", a.blocker->rule_number ? Json(*a.blocker->rule_number) : Json(nullptr)}};
+                      {"rule_number", a.blocker->rule_number ? Json(*a.blocker->rule_number) : Json(nullptr)},
+                      {"permanent", a.blocker->permanent ? Json(*a.blocker->permanent) : Json(nullptr)}};
   else
     out["blocker"] = nullptr;
   if (a.wrapper_rule)

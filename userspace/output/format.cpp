@@ -110,6 +110,7 @@ void write_blocker(JsonObjectWriter& out, const std::optional<Blocker>& blocker)
   JsonObjectWriter b = out.object("blocker");
   b.string("tool", blocker->tool).untrusted_string("name", blocker->name);
   blocker->rule_number ? b.number("rule_number", *blocker->rule_number) : b.null("rule_number");
+  blocker->permanent ? b.boolean("permanent", *blocker->permanent) : b.null("permanent");
   b.close();
 }
 

@@ -1,5 +1,7 @@
 #include "provenance/enrich.h"
 
+#include <regex>
+
 #include "attribute/rules.h"
 #include "clock.h"
 #include "privsep/safe_access.h"
@@ -67,6 +69,27 @@ void add_wrapper_line(Attribution& report, Provenance& provenance) {
         static_cast<uint64_t>(st->st_mtim.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(st->st_mtim.tv_nsec);
 }
 
+// What a rejecting rule sends the client, from its own text (nft `reject
+// with icmp port-unreachable`, iptables `--reject-with tcp-reset`), and what
+// the client then reads: a reset or ICMP is no tracepoint event on this host.
+std::string reject_answer(const FirewallRule& rule) {
+  // Read over netlink (nft crashed): the reject's type is not known.
+  if (rule.verdict != "reject" || rule.undecided.find("read without nft") != std::string::npos) return "";
+  static const std::regex nft_with(" reject with (icmpx|icmpv6|icmp|tcp) ([a-z-]{1,32})"),
+      iptables_with(" --reject-with ([a-z0-9-]{1,40})");
+  std::smatch m;
+  std::string answer;
+  if (std::regex_search(rule.text, m, nft_with))
+    answer = m[1] == "tcp" ? "a TCP reset" : "ICMP " + m[2].str();
+  else if (std::regex_search(rule.text, m, iptables_with))
+    answer = m[1] == "tcp-reset" ? "a TCP reset" : "ICMP " + std::regex_replace(m[1].str(), std::regex("^icmp6?-"), "");
+  else
+    answer = "ICMP port-unreachable";  // both tools' default
+  const bool refused = answer == "a TCP reset" || answer.find("port-unreachable") != std::string::npos;
+  return "; the rule answers with " + answer + ": the client reads \"" +
+         (refused ? "Connection refused" : "No route to host") + "\"";
+}
+
 void add_firewall_rule(Attribution& report, Provenance& provenance) {
   report.rule = provenance.dropping_rule(report.event, *report.netfilter_hook, monotonic_now_ns());
   if (!report.rule) {
@@ -91,6 +114,7 @@ void add_firewall_rule(Attribution& report, Provenance& provenance) {
     report.detail += " (written by " + rule.blocker->tool + ": " + escape_untrusted(rule.blocker->name) +
                      (rule.blocker->rule_number ? " rule " + std::to_string(*rule.blocker->rule_number) : "") + ")";
   if (!rule.certain) report.detail += " (not certain: could not evaluate " + escape_untrusted(rule.undecided) + ")";
+  report.detail += reject_answer(rule);
 }
 
 // The listener's refusal judged again against that sshd's own limits.

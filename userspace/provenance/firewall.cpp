@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "privsep/safe_access.h"
@@ -16,6 +17,7 @@
 #include "provenance/firewall/ipsets.h"
 #include "provenance/firewall/nft_netlink.h"
 #include "provenance/firewall/nft_ruleset.h"
+#include "text/escape.h"
 
 namespace rsttrace {
 
@@ -28,6 +30,7 @@ struct RulesetIndex::Parsed {
   IptRuleset iptables_nft;
   IptRuleset iptables_legacy;
   std::vector<UfwFiles> ufw;
+  std::vector<FirewalldZoneFile> firewalld_zones;
   firewall::Ipsets ipsets;
   firewall::NetlinkRuleset netlink;  // read when nft crashed
   std::string reader_failure;
@@ -50,6 +53,7 @@ RulesetIndex::RulesetIndex(const Rulesets& rulesets) : parsed_(std::make_unique<
     parsed.iptables_nft = firewall::parse_iptables_save(rulesets.iptables_nft, "iptables-nft-save");
     parsed.iptables_legacy = firewall::parse_iptables_save(rulesets.iptables_legacy, "iptables-legacy-save");
     parsed.ufw = rulesets.ufw;
+    parsed.firewalld_zones = rulesets.firewalld_zones;
     parsed.ipsets = firewall::parse_ipset_save(rulesets.ipsets, parsed.notes);
     if (rulesets.nft_crashed) {
       parsed.reader_failure = nft_crash_note(*rulesets.nft_crashed);
@@ -84,11 +88,33 @@ std::optional<FirewallRule> RulesetIndex::find_dropping_rule(const PacketFacts& 
       if (rule->blocker && rule->blocker->tool == "fail2ban" && !rule->fail2ban_jail)
         rule->fail2ban_jail = rule->blocker->name;
       if (rule->blocker && rule->blocker->tool == "ufw") rule->blocker->rule_number = ufw_number(*rule);
+      if (rule->blocker && rule->blocker->tool == "firewalld") add_firewalld_zone(*rule, packet);
     }
     return rule;
   } catch (const std::exception&) {
     return std::nullopt;  // memory, not the input: the walk reads the document only through typed checks
   }
+}
+
+// firewalld: the zone of a zone's own drop or reject in its dispatch chain
+// (firewalld 2), and whether its zone file holds the block.
+void RulesetIndex::add_firewalld_zone(FirewallRule& rule, const PacketFacts& packet) const {
+  Blocker& blocker = *rule.blocker;
+  if (rule.backend == "nftables" && !parsed_->nft.is_discarded())
+    if (const auto previous = firewall::nft_previous_handle(parsed_->nft, rule)) {
+      const auto text = parsed_->nft_texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" +
+                                                std::to_string(*previous));
+      if (text != parsed_->nft_texts.end())
+        if (const auto zone = firewalld_dispatch_zone(rule.text, text->second)) blocker.name = *zone;
+    }
+  // A rich rule (a zone's part chain) names its source; a zone's own drop or
+  // reject took the client's address (or the dispatch rule's) as a source.
+  static const std::regex saddr("\\bip6? saddr ([0-9a-fA-F.:/]+) ");
+  std::smatch match;
+  const bool rich = rule.chain.rfind("filter_IN_" + blocker.name + "_", 0) == 0;
+  const std::string address =
+      std::regex_search(rule.text, match, saddr) ? match[1].str() : format_address(packet.family, packet.saddr);
+  blocker.permanent = firewalld_permanent(parsed_->firewalld_zones, blocker.name, address, rich);
 }
 
 std::optional<uint64_t> RulesetIndex::ufw_number(const FirewallRule& rule) const {
@@ -153,33 +179,66 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked
 
 namespace {
 
-constexpr size_t kMaxUfwRoots = 8;  // mount namespaces whose ufw files are read, per network namespace
+constexpr size_t kMaxUfwRoots = 8;  // mount namespaces whose ufw or firewalld files are read, per network namespace
+constexpr size_t kMaxFirewalldZones = 64;
+// firewalld's zone names: letters, digits, '_' and '-' (a name is a file name: nothing else is read).
+constexpr const char* kZoneNameChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
-// ufw's rule files as the processes of the network namespace see them, one
-// copy per mount namespace: ufw keeps them in the root of whoever ran it.
-// Only processes in the initial user namespace: in one of its own, a user
-// could show a file of their making (the walk checks each against the live
-// chain too, so a stale or foreign copy names no rule).
-std::vector<UfwFiles> read_ufw_files(uint32_t netns_inode, SystemAccess& access) {
-  std::vector<UfwFiles> found;
+// The roots (/proc/PID/root) of the processes of the network namespace, one
+// per mount namespace: ufw and firewalld keep their files in the root of
+// whoever ran them. Only processes in the initial user namespace: in one of
+// its own, a user could show a file of their making (the walk checks each
+// ufw file against the live chain too, so a stale or foreign copy names no rule).
+std::vector<std::string> process_roots(uint32_t netns_inode, SystemAccess& access) {
+  std::vector<std::string> roots;
   std::set<ino_t> mount_namespaces;
   const uint32_t initial_user_ns = own_user_ns();
   DIR* dir = opendir("/proc");
-  if (!dir) return found;
+  if (!dir) return roots;
   while (dirent* entry = readdir(dir)) {
-    if (entry->d_name[0] < '1' || entry->d_name[0] > '9' || found.size() >= kMaxUfwRoots) continue;
+    if (entry->d_name[0] < '1' || entry->d_name[0] > '9' || roots.size() >= kMaxUfwRoots) continue;
     const std::string proc = std::string("/proc/") + entry->d_name;
     const auto net = access.stat_file(proc + "/ns/net");
     if (!net || net->st_ino != netns_inode) continue;
     const auto user = access.stat_file(proc + "/ns/user");
     const auto mnt = access.stat_file(proc + "/ns/mnt");
     if (!user || user->st_ino != initial_user_ns || !mnt || !mount_namespaces.insert(mnt->st_ino).second) continue;
-    UfwFiles files;
-    files.user_rules = access.read_file(proc + "/root/etc/ufw/user.rules").value_or("");
-    files.user6_rules = access.read_file(proc + "/root/etc/ufw/user6.rules").value_or("");
-    if (!files.user_rules.empty() || !files.user6_rules.empty()) found.push_back(std::move(files));
+    roots.push_back(proc + "/root");
   }
   closedir(dir);
+  return roots;
+}
+
+std::vector<UfwFiles> read_ufw_files(uint32_t netns_inode, SystemAccess& access) {
+  std::vector<UfwFiles> found;
+  for (const std::string& root : process_roots(netns_inode, access)) {
+    UfwFiles files;
+    files.user_rules = access.read_file(root + "/etc/ufw/user.rules").value_or("");
+    files.user6_rules = access.read_file(root + "/etc/ufw/user6.rules").value_or("");
+    if (!files.user_rules.empty() || !files.user6_rules.empty()) found.push_back(std::move(files));
+  }
+  return found;
+}
+
+// firewalld's zone files for the zones its chains name (filter_IN_<zone>...).
+// A zone without a file in a root is recorded with an empty text: as shipped,
+// nothing of the client in it.
+std::vector<FirewalldZoneFile> read_firewalld_zones(const std::string& nft_text, uint32_t netns_inode,
+                                                    SystemAccess& access) {
+  constexpr std::string_view kChain = "chain filter_IN_";
+  std::set<std::string> zones;
+  for (size_t at = nft_text.find(kChain); at != std::string::npos && zones.size() < kMaxFirewalldZones;
+       at = nft_text.find(kChain, at + 1)) {
+    const size_t end = nft_text.find_first_not_of(kZoneNameChars, at + kChain.size());
+    if (end == std::string::npos || end == at + kChain.size() || end - at > kChain.size() + 64) continue;
+    FirewallRule named{.table = "firewalld", .chain = nft_text.substr(at + 6, end - at - 6)};
+    if (const auto blocker = blocker_of(named)) zones.insert(blocker->name);
+  }
+  std::vector<FirewalldZoneFile> found;
+  if (zones.empty()) return found;
+  for (const std::string& root : process_roots(netns_inode, access))
+    for (const std::string& zone : zones)
+      found.push_back({zone, access.read_file(root + "/etc/firewalld/zones/" + zone + ".xml", 1 << 16).value_or("")});
   return found;
 }
 
@@ -245,6 +304,8 @@ Rulesets read_rulesets(uint32_t netns_inode, SystemAccess& access) {
   if (rulesets.iptables_nft.find(":ufw-user-") != std::string::npos ||
       rulesets.iptables_legacy.find(":ufw-user-") != std::string::npos)
     rulesets.ufw = read_ufw_files(netns_inode, access);
+  if (rulesets.nft_text.find("table inet firewalld {") != std::string::npos)
+    rulesets.firewalld_zones = read_firewalld_zones(rulesets.nft_text, netns_inode, access);
   if (rulesets.iptables_nft.find("--match-set") != std::string::npos ||
       rulesets.iptables_legacy.find("--match-set") != std::string::npos)
     rulesets.ipsets = in_netns({"ipset", "save"});

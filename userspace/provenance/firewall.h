@@ -61,6 +61,12 @@ struct UfwFiles {
   std::string user_rules, user6_rules;
 };
 
+// A firewalld zone's permanent configuration (/etc/firewalld/zones/ZONE.xml)
+// as a mount namespace has it: what survives `firewall-cmd --reload`.
+struct FirewalldZoneFile {
+  std::string zone, xml;
+};
+
 // The texts the tools print, for one network namespace.
 struct Rulesets {
   std::string nft_json;           // nft -j -a list ruleset
@@ -71,6 +77,7 @@ struct Rulesets {
   std::string ipsets;             // ipset save, when a rule tests a set
   std::optional<int> nft_crashed;  // the signal that killed this host's nft reading the ruleset
   std::string nft_netlink;         // then: nf_tables dumped over netlink (firewall/nft_netlink.h)
+  std::vector<FirewalldZoneFile> firewalld_zones;  // firewalld's zone files there, when it has firewalld's table
 };
 
 // What the detail says when this host's nft crashed reading a namespace's ruleset.
@@ -97,6 +104,7 @@ class RulesetIndex {
  private:
   std::optional<FirewallRule> walk_rulesets(const PacketFacts& asked) const;
   std::optional<uint64_t> ufw_number(const FirewallRule& rule) const;
+  void add_firewalld_zone(FirewallRule& rule, const PacketFacts& packet) const;
   struct Parsed;
   std::unique_ptr<Parsed> parsed_;
 };
@@ -118,6 +126,19 @@ std::optional<std::string> fail2ban_jail_of(const std::string& chain_or_set);
 
 // The front-end whose names the rule bears (firewall/front_ends.cpp).
 std::optional<Blocker> blocker_of(const FirewallRule& rule);
+
+// firewalld 2's zone dispatch (chain filter_INPUT_POLICIES): a zone's own
+// drop or reject follows the jump into the zone with the same matches
+// (`ip saddr S jump filter_IN_drop`, then `ip saddr S drop`). The zone, when
+// `previous` (the rule before `text` in its chain) is that jump.
+std::optional<std::string> firewalld_dispatch_zone(const std::string& text, const std::string& previous);
+
+// Whether firewalld's permanent configuration holds the block too: a zone
+// file of `zone` lists `address` as a source of the zone (`rich` false) or as
+// the source of a rich rule that drops or rejects (`rich` true). Nullopt when
+// no file of the zone was read (none written: the zone is as shipped).
+std::optional<bool> firewalld_permanent(const std::vector<FirewalldZoneFile>& files, const std::string& zone,
+                                        const std::string& address, bool rich);
 
 // The number `ufw status numbered` gives the rule at `position` (0-based) of
 // ufw chain `chain` (ufw-user-input...): each `### tuple ###` of user.rules is

@@ -146,6 +146,9 @@ const std::vector<Scenario>& scenarios();
 // sshd's own refusals and TCP wrappers options (scenarios_sshd.cpp), part of scenarios().
 const std::vector<Scenario>& sshd_scenarios();
 
+// firewalld's blocks (scenarios_firewalld.cpp), part of scenarios().
+const std::vector<Scenario>& firewalld_scenarios();
+
 // Issue 15's kernel scenarios (scenarios_kernel.cpp), and a list with them appended.
 const std::vector<Scenario>& kernel_scenarios();
 std::vector<Scenario> with_kernel_scenarios(const std::vector<Scenario>& scenarios);

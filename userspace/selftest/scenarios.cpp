@@ -277,6 +277,8 @@ const std::vector<Scenario>& scenarios() {
     list.insert(list.end(), sshguard.begin(), sshguard.end());
     const auto& frontends = frontend_scenarios();             // scenarios_frontends.cpp
     list.insert(list.end(), frontends.begin(), frontends.end());
+    const auto& firewalld = firewalld_scenarios();            // scenarios_firewalld.cpp
+    list.insert(list.end(), firewalld.begin(), firewalld.end());
     return list;
   }();
   return everything;

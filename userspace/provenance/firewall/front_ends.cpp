@@ -1,6 +1,7 @@
 // Which front-end wrote a rule, from the names it gives its chains, tables
 // and sets (declared in provenance/firewall.h). Names are the namespace
 // owner's word like the rest of the ruleset: they name, never prove.
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +12,7 @@ namespace rsttrace {
 namespace {
 
 constexpr size_t kMaxUfwLines = 100000;  // user.rules: 2-3 lines a rule
+constexpr size_t kMaxZoneSources = 256;   // a client's address looked at per zone file
 
 bool starts_with(std::string_view text, std::string_view prefix) { return text.substr(0, prefix.size()) == prefix; }
 
@@ -22,17 +24,72 @@ std::string word_after(const std::string& text, std::string_view option) {
   return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
-// firewalld's nft chains: filter_IN_<zone>_{pre,log,deny,allow,post}.
+// firewalld's nft chains: filter_IN_<zone> (the zone's own target: drop,
+// reject) and filter_IN_<zone>_{pre,log,deny,allow,post} (its rules).
 std::optional<std::string> firewalld_zone(const std::string& chain) {
-  if (!starts_with(chain, "filter_IN_")) return std::nullopt;
-  const size_t last = chain.rfind('_');
-  if (last <= 10) return std::nullopt;
-  const std::string suffix = chain.substr(last + 1);
-  if (suffix != "pre" && suffix != "log" && suffix != "deny" && suffix != "allow" && suffix != "post") return std::nullopt;
-  return chain.substr(10, last - 10);
+  constexpr std::string_view kPrefix = "filter_IN_";
+  if (!starts_with(chain, kPrefix) || chain.size() == kPrefix.size()) return std::nullopt;
+  const std::string rest = chain.substr(kPrefix.size());
+  const size_t last = rest.rfind('_');
+  if (last != std::string::npos && last > 0) {
+    const std::string suffix = rest.substr(last + 1);
+    if (suffix == "pre" || suffix == "log" || suffix == "deny" || suffix == "allow" || suffix == "post")
+      return rest.substr(0, last);
+  }
+  return rest;
+}
+
+// Whether `xml` has `<source address="ADDRESS"/>` inside a <rule> element
+// (`in_rule`) or outside one: firewalld writes its files itself, one element
+// a line; a search, no XML parser (the file is the namespace owner's).
+bool zone_file_lists(const std::string& xml, const std::string& address, bool in_rule) {
+  const std::string source = "<source address=\"" + address + "\"";
+  size_t looked = 0;  // bounded: each look may scan the file back to its start
+  for (size_t at = xml.find(source); at != std::string::npos && looked < kMaxZoneSources;
+       at = xml.find(source, at + 1), ++looked) {
+    const size_t open = xml.rfind("<rule", at), close = xml.rfind("</rule>", at);
+    const bool inside = open != std::string::npos && (close == std::string::npos || close < open);
+    if (!inside && !in_rule) return true;
+    if (inside && in_rule) {
+      // The rule's own action: drop or reject (an accept rule does not block).
+      const size_t end = xml.find("</rule>", at);
+      const std::string body = xml.substr(open, end == std::string::npos ? std::string::npos : end - open);
+      if (body.find("<drop") != std::string::npos || body.find("<reject") != std::string::npos) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
+
+std::optional<std::string> firewalld_dispatch_zone(const std::string& text, const std::string& previous) {
+  // The matches before the verdict: "ip saddr 10.77.0.2 drop" -> "ip saddr 10.77.0.2 ".
+  size_t at = 0;
+  for (;;) {
+    const size_t end = std::min(text.find(' ', at), text.size());
+    const std::string_view word = std::string_view(text).substr(at, end - at);
+    if (word == "drop" || word == "reject") break;
+    if (end >= text.size()) return std::nullopt;
+    at = end + 1;
+  }
+  const std::string jump = text.substr(0, at) + "jump filter_IN_";
+  if (previous.rfind(jump, 0) != 0) return std::nullopt;
+  const std::string zone = previous.substr(jump.size());
+  if (zone.empty() || zone.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") !=
+                          std::string::npos || zone.rfind("policy_", 0) == 0)
+    return std::nullopt;
+  return zone;
+}
+
+std::optional<bool> firewalld_permanent(const std::vector<FirewalldZoneFile>& files, const std::string& zone,
+                                        const std::string& address, bool rich) {
+  std::optional<bool> permanent;
+  for (const FirewalldZoneFile& file : files) {
+    if (file.zone != zone) continue;
+    permanent = permanent.value_or(false) || zone_file_lists(file.xml, address, rich);
+  }
+  return permanent;
+}
 
 std::optional<Blocker> blocker_of(const FirewallRule& rule) {
   if (rule.fail2ban_jail) return Blocker{"fail2ban", *rule.fail2ban_jail, std::nullopt};

@@ -615,6 +615,21 @@ std::optional<size_t> nft_rule_position(const Json& root, const FirewallRule& ru
   return static_cast<size_t>(std::find(handles.begin(), handles.end(), rule.handle) - handles.begin());
 }
 
+std::optional<uint64_t> nft_previous_handle(const Json& root, const FirewallRule& rule) {
+  const Json* objects = member(root, "nftables");
+  if (!objects || !objects->is_array() || !rule.handle) return std::nullopt;
+  std::optional<uint64_t> previous;
+  for (const auto& object : *objects) {
+    const Json* r = member(object, "rule");
+    if (!r || text_of(*r, "table") != rule.table || text_of(*r, "chain") != rule.chain || text_of(*r, "family") != rule.family)
+      continue;
+    const auto handle = unsigned_of(*r, "handle");
+    if (handle == rule.handle) return previous;
+    previous = handle;
+  }
+  return std::nullopt;
+}
+
 std::optional<uint64_t> nft_rule_counter(const Json& root, const FirewallRule& rule) {
   const Json* objects = member(root, "nftables");
   if (!objects || !objects->is_array() || !rule.handle) return std::nullopt;

@@ -36,6 +36,8 @@ Outcome walk_nft(const nlohmann::json& root, const PacketFacts& packet, const Ip
 // chain): the n-th rule in nft is the n-th -A line of iptables-nft-save.
 // Nullopt: the document lists no objects.
 std::optional<size_t> nft_rule_position(const nlohmann::json& root, const FirewallRule& rule);
+// The handle of the rule just before `rule` in its chain (none: it is the first, or not found).
+std::optional<uint64_t> nft_previous_handle(const nlohmann::json& root, const FirewallRule& rule);
 
 // The packets counted by the rule with `rule.handle` in its chain, if it has a counter.
 std::optional<uint64_t> nft_rule_counter(const nlohmann::json& root, const FirewallRule& rule);
