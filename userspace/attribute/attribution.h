@@ -32,6 +32,17 @@ struct Attribution {
   std::optional<uint64_t> written_mtime_unix_ns;  // else the file's modification time
   std::string wrapper_reader_note;  // " (in user namespace N, uid U: its own word)" for such a reader
   bool writer_speaks_for_itself = false;  // the writer runs in a user namespace of its own
+  // One line per connection (issue 16, attribute/connection_folds.h): the
+  // fold that holds this report (0: none), the later drops folded into it and
+  // when the last was seen (CLOCK_MONOTONIC).
+  uint64_t fold_id = 0;
+  uint32_t folded_drops = 0;
+  uint64_t last_folded_ns = 0;
+  // A reset received here that netfilter on this host built (issue 16): the
+  // drop of the connection's packet by a REJECT in the other end's namespace
+  // (or this one, on loopback), and the rule that built it (provenance).
+  std::optional<TcpEvent> netfilter_reset_drop;
+  std::optional<FirewallRule> reset_rule;
   // The system's state (rulesets, the files now, fail2ban) is still to be
   // read for it: done off the trace loop (provenance/enrich.h, worker.h).
   bool needs_provenance = false;

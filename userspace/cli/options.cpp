@@ -178,6 +178,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   lab_client_command->add_flag("--read-first", lab_client.read_first);
   lab_client_command->add_flag("--linger0", lab_client.linger0);
   lab_client_command->add_option("--hold", lab_client.hold_seconds);
+  lab_client_command->add_option("--send-when", lab_client.send_when);
+  lab_client_command->add_flag("--until-answered", lab_client.until_answered);
 
   std::vector<const char*> argv;
   for (const auto& arg : args) argv.push_back(arg.c_str());

@@ -84,6 +84,8 @@ struct LabClientOptions {
   bool read_first = false;
   bool linger0 = false;
   double hold_seconds = 0;  // 0: until the peer ends it
+  std::string send_when;    // send only once this file exists (issue 16: a ban added mid-connection)
+  bool until_answered = false;  // after sending: once the peer answers, half-close and read until it ends
 };
 
 // Parsing ended without something to run: help was printed, or the input

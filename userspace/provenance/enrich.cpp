@@ -65,6 +65,13 @@ void add_wrapper_line(Attribution& report, Provenance& provenance) {
         static_cast<uint64_t>(st->st_mtim.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(st->st_mtim.tv_nsec);
 }
 
+// "; rule: nftables inet t c handle 3: <text>", "probably the rule" when not certain.
+std::string rule_words(const FirewallRule& rule) {
+  return std::string("; ") + (rule.certain ? "rule" : "probably the rule") + ": " + rule.backend + " " + rule.family +
+         " " + escape_untrusted(rule.table) + " " + escape_untrusted(rule.chain) +
+         (rule.handle ? " handle " + std::to_string(*rule.handle) : "") + ": " + escape_untrusted(rule.text);
+}
+
 void add_firewall_rule(Attribution& report, Provenance& provenance) {
   report.rule = provenance.dropping_rule(report.event, *report.netfilter_hook, monotonic_now_ns());
   if (!report.rule) {
@@ -81,13 +88,25 @@ void add_firewall_rule(Attribution& report, Provenance& provenance) {
   const FirewallRule& rule = *report.rule;
   report.fail2ban_jail = rule.fail2ban_jail;
   report.blocker = rule.blocker;
-  report.detail += std::string("; ") + (rule.certain ? "rule" : "probably the rule") + ": " + rule.backend + " " +
-                   rule.family + " " + escape_untrusted(rule.table) + " " + escape_untrusted(rule.chain) +
-                   (rule.handle ? " handle " + std::to_string(*rule.handle) : "") + ": " + escape_untrusted(rule.text);
+  report.detail += rule_words(rule);
   if (rule.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*rule.fail2ban_jail) + ")";
   else if (rule.blocker)
     report.detail += " (written by " + rule.blocker->tool + ": " + escape_untrusted(rule.blocker->name) +
                      (rule.blocker->rule_number ? " rule " + std::to_string(*rule.blocker->rule_number) : "") + ")";
+  if (!rule.certain) report.detail += " (not certain: could not evaluate " + escape_untrusted(rule.undecided) + ")";
+}
+
+// The rule that built a reset the client end received (issue 16): the rule
+// that dropped the connection's packet at the other end, in its namespace.
+void add_reset_rule(Attribution& report, Provenance& provenance) {
+  const TcpEvent& drop = *report.netfilter_reset_drop;
+  report.reset_rule = provenance.dropping_rule(drop, drop.routed ? "input" : "prerouting", monotonic_now_ns());
+  if (!report.reset_rule) {
+    report.detail += "; no rule in netns " + std::to_string(drop.netns) + " drops it now (changed since?)";
+    return;
+  }
+  const FirewallRule& rule = *report.reset_rule;
+  report.detail += rule_words(rule);
   if (!rule.certain) report.detail += " (not certain: could not evaluate " + escape_untrusted(rule.undecided) + ")";
 }
 
@@ -102,6 +121,7 @@ void add_system_provenance(Attribution& report, Provenance& provenance) {
     add_wrapper_line(report, provenance);
   }
   if (report.netfilter_hook) add_firewall_rule(report, provenance);
+  if (report.netfilter_reset_drop) add_reset_rule(report, provenance);
   report.needs_provenance = false;
 }
 

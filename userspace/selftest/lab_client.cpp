@@ -83,6 +83,7 @@ int run_lab_client(const LabClientOptions& options) {
   }
   std::fprintf(stderr, "connected\n");
   if (options.read_first && !read_line(fd)) return 1;
+  while (!options.send_when.empty() && access(options.send_when.c_str(), F_OK) != 0) usleep(10'000);
   if (!options.send.empty()) {
     const std::string data = unescape(options.send);
     if (write(fd, data.data(), data.size()) < 0) std::fprintf(stderr, "write: %s\n", std::strerror(errno));
@@ -97,10 +98,17 @@ int run_lab_client(const LabClientOptions& options) {
   // Hold the connection (or read until it ends), reporting how it ended.
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(options.hold_seconds);
   char buffer[4096];
+  bool answered = false;
   while (options.hold_seconds <= 0 || std::chrono::steady_clock::now() < end) {
     pollfd pfd{fd, POLLIN, 0};
     if (poll(&pfd, 1, 100) <= 0) continue;
     const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n > 0 && options.until_answered && !answered) {
+      // The peer answered what was sent: end cleanly, with nothing left unread (no reset).
+      answered = true;
+      shutdown(fd, SHUT_WR);
+      std::fprintf(stderr, "answered; half-closed\n");
+    }
     if (n > 0) continue;
     std::fprintf(stderr, n == 0 ? "read: closed by peer\n" : "read: %s\n", std::strerror(errno));
     return n == 0 ? 0 : 1;

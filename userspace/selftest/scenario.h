@@ -57,6 +57,13 @@ struct Expectation {
   // expected verdict (or "allowed" when none is expected); "allowed" for a
   // block that only what the client does after connecting causes.
   std::string explain_says;
+  // Issue 16: the later drops folded into the line, at least; the rule a
+  // client end's `netfilter_reset` must name ("" unchecked); false: an
+  // expectation on a client's own end, where explain is not run.
+  int min_folded_drops = 0;
+  int packets = 0;  // the line's packets, exactly (0: unchecked): a kernel counter's count
+  std::string netfilter_reset_rule_says;
+  bool explained = true;
 };
 
 struct Check {
@@ -136,6 +143,9 @@ struct Scenario {
 const std::vector<Scenario>& scenarios();
 // sshd's own refusals and TCP wrappers options (scenarios_sshd.cpp), part of scenarios().
 const std::vector<Scenario>& sshd_scenarios();
+
+// Issue 16's established-connection and client-view scenarios (scenarios_established.cpp), part of scenarios().
+const std::vector<Scenario>& established_scenarios();
 
 // Issue 15's kernel scenarios (scenarios_kernel.cpp), and a list with them appended.
 const std::vector<Scenario>& kernel_scenarios();

@@ -268,6 +268,8 @@ const std::vector<Scenario>& scenarios() {
     std::vector<Scenario> list = with_kernel_scenarios(all);  // scenarios_kernel.cpp
     const auto& more = sshd_scenarios();                      // scenarios_sshd.cpp
     list.insert(list.end(), more.begin(), more.end());
+    const auto& established = established_scenarios();  // scenarios_established.cpp
+    list.insert(list.end(), established.begin(), established.end());
     return list;
   }();
   return everything;
