@@ -38,18 +38,25 @@ Endpoint v4(const char* addr, uint16_t port) {
 const Endpoint kServer = v4("10.77.0.1", 22);
 const Endpoint kClient = v4("10.77.0.2", 40022);
 
+// An event at `at_ms` in `netns` between `local` and `remote`, in `state`.
+TcpEvent at(EventKind kind, uint64_t at_ms, uint32_t netns, const Endpoint& local, const Endpoint& remote,
+            const char* state) {
+  TcpEvent e;
+  e.kind = kind;
+  e.monotonic_ns = at_ms * kMs;
+  e.netns = netns;
+  e.local = local;
+  e.remote = remote;
+  e.tcp_state = static_cast<uint8_t>(*names().tcp_states.value(state));
+  return e;
+}
+
 // The client's segment of an established connection, dropped by netfilter at
 // the server's input hook (early demux gave the server socket: its cookie).
 TcpEvent banned_segment(uint64_t at_ms, uint64_t cookie = 77, uint8_t flags = kPshAck) {
-  TcpEvent e;
-  e.kind = EventKind::Drop;
-  e.monotonic_ns = at_ms * kMs;
-  e.netns = kServerNs;
-  e.local = kServer;
-  e.remote = kClient;
+  TcpEvent e = at(EventKind::Drop, at_ms, kServerNs, kServer, kClient, "ESTABLISHED");
   e.reason = *names().drop_reasons.value("NETFILTER_DROP");
   e.tcp_flags = flags;
-  e.tcp_state = static_cast<uint8_t>(*names().tcp_states.value("ESTABLISHED"));
   e.ingress = true;
   e.routed = true;
   e.sock_cookie = cookie;
@@ -58,13 +65,7 @@ TcpEvent banned_segment(uint64_t at_ms, uint64_t cookie = 77, uint8_t flags = kP
 
 // The client end, in a namespace of its own on this host, receives a reset.
 TcpEvent client_reset(uint64_t at_ms, const char* state) {
-  TcpEvent e;
-  e.kind = EventKind::ResetReceived;
-  e.monotonic_ns = at_ms * kMs;
-  e.netns = kClientNs;
-  e.local = kClient;
-  e.remote = kServer;
-  e.tcp_state = static_cast<uint8_t>(*names().tcp_states.value(state));
+  TcpEvent e = at(EventKind::ResetReceived, at_ms, kClientNs, kClient, kServer, state);
   e.sock_cookie = 99;
   e.owner = Process{900, "ssh"};
   e.owner_source = OwnerSource::Connect;

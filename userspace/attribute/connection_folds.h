@@ -99,7 +99,9 @@ void ConnectionFolds::take_due(uint64_t now_ns, OnLine&& on_line) {
     }
     if ((fold.written && (fold.ended || expired(fold, now_ns))) ||
         (!fold.written && !fold.held && now_ns > fold.first_ns + 2 * settings_.max_hold_ns + settings_.absorb_ns)) {
-      // (The second: its report never came back; it is written as it is when it does.)
+      // (The second: its report never came back; it is written as it is when it
+      // does, and what the fold counted stays accounted for, as absorbed.)
+      if (!fold.written) absorbed_ += fold.later;
       if (auto indexed = by_key_.find(fold.key); indexed != by_key_.end() && indexed->second == it->first)
         by_key_.erase(indexed);
       it = folds_.erase(it);
