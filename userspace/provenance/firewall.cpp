@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -106,6 +107,21 @@ std::optional<uint64_t> RulesetIndex::ufw_number(const FirewallRule& rule) const
   return std::nullopt;
 }
 
+namespace {
+
+// An iptables rule's target (-j) is the verdict nft gives the same rule: its
+// drop is `-j DROP`, its reject `-j REJECT`.
+bool ipt_target_agrees(const std::string& spec, const std::string& verdict) {
+  const size_t jump = spec.find(" -j ");
+  if (jump == std::string::npos) return false;
+  const size_t start = jump + 4;
+  std::string target = spec.substr(start, spec.find(' ', start) - start);
+  for (char& c : target) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return target == verdict;
+}
+
+}  // namespace
+
 std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked) const {
   PacketFacts packet = asked;
   packet.ipsets = &parsed_->ipsets;
@@ -125,8 +141,21 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked
           if (const auto position = firewall::nft_rule_position(root, rule)) {
             rule.position = *position;
             const auto chain = iptables_nft.chains.find(chain_key);
-            if (chain != iptables_nft.chains.end() && *position < chain->second.size())
-              rule.text = chain->second[*position].spec;
+            if (chain != iptables_nft.chains.end() && *position < chain->second.size()) {
+              const std::string& spec = chain->second[*position].spec;
+              if (ipt_target_agrees(spec, rule.verdict)) {
+                rule.text = spec;
+              } else {
+                // nft -j and iptables-save are two reads: a rule inserted between
+                // them shifts the positions, and the text would be another rule's.
+                const auto text = texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" +
+                                             std::to_string(*rule.handle));
+                if (text != texts.end()) rule.text = text->second;
+                rule.certain = false;
+                rule.undecided = "the ruleset changed while it was read (iptables-nft-save's rule at that place "
+                                 "is another: " + spec + ")";
+              }
+            }
           }
       } else if (rule.handle) {
         const auto text = texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" + std::to_string(*rule.handle));

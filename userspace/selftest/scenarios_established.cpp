@@ -60,7 +60,7 @@ void ban_cuts_established(Lab& lab) {
   // The banner and its retransmissions (RTO 200 ms, doubling) are dropped by
   // the ban; enough of them that the tracer has read the rule before it goes
   // (a slower machine, RSTTRACE_LAB_TIME_SCALE, waits for one more).
-  const uint64_t wanted = scaled(std::chrono::seconds(1)).count() > 1 ? 5 : 4;
+  const uint64_t wanted = scaled(std::chrono::seconds(1)).count() > 1 ? 6 : 4;
   const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(20));
   while (input_rule_packets(sshd, c.client4) < wanted) {
     if (std::chrono::steady_clock::now() >= deadline)
