@@ -347,4 +347,14 @@ TEST_CASE("an iptables-nft rule whose place iptables-save gives to another rule 
   CHECK(rule->text == "ip saddr 127.0.0.3 tcp dport 22 counter packets 0 bytes 0 reject with tcp reset");
   CHECK_FALSE(rule->certain);
   CHECK(rule->undecided.find("the ruleset changed while it was read") != std::string::npos);
+
+  // ... or deleted since: iptables-save has no rule there, the text is nft's, never "".
+  const std::string deleted = std::string(kIptablesNft).erase(
+      std::string(kIptablesNft).find("[0:0] -A INPUT -s 127.0.0.3"),
+      std::string("[0:0] -A INPUT -s 127.0.0.3/32 -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset\n").size());
+  const auto gone = find_dropping_rule(Rulesets{kNftJson, kNftText, deleted, kIptablesLegacy}, syn_from("127.0.0.3"));
+  REQUIRE(gone);
+  CHECK(gone->text == "ip saddr 127.0.0.3 tcp dport 22 counter packets 0 bytes 0 reject with tcp reset");
+  CHECK_FALSE(gone->certain);
+  CHECK(gone->undecided.find("no rule at that place") != std::string::npos);
 }

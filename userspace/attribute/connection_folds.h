@@ -21,7 +21,7 @@ namespace rsttrace {
 
 struct FoldSettings {
   uint64_t min_quiet_ns = 1'000'000'000;     // no drop for this long (or 3x the last gap: RTO doubles) ends a fold
-  uint64_t max_hold_ns = 10'000'000'000;     // a line is never held longer than this after its first drop
+  uint64_t max_hold_ns = 5'000'000'000;      // a line is never held longer than this after its first drop
   uint64_t absorb_ns = 150'000'000'000;      // after the line: drops absorbed until quiet this long (RTO max 120 s)
   size_t max_folds = 4096;                   // folds at once; beyond, a new drop's line folds nothing (as before issue 16)
 };

@@ -141,20 +141,21 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked
           if (const auto position = firewall::nft_rule_position(root, rule)) {
             rule.position = *position;
             const auto chain = iptables_nft.chains.find(chain_key);
-            if (chain != iptables_nft.chains.end() && *position < chain->second.size()) {
-              const std::string& spec = chain->second[*position].spec;
-              if (ipt_target_agrees(spec, rule.verdict)) {
-                rule.text = spec;
-              } else {
-                // nft -j and iptables-save are two reads: a rule inserted between
-                // them shifts the positions, and the text would be another rule's.
-                const auto text = texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" +
-                                             std::to_string(*rule.handle));
-                if (text != texts.end()) rule.text = text->second;
-                rule.certain = false;
-                rule.undecided = "the ruleset changed while it was read (iptables-nft-save's rule at that place "
-                                 "is another: " + spec + ")";
-              }
+            const firewall::IptRule* same = chain != iptables_nft.chains.end() && *position < chain->second.size()
+                                                ? &chain->second[*position]
+                                                : nullptr;
+            if (same && ipt_target_agrees(same->spec, rule.verdict)) {
+              rule.text = same->spec;
+            } else {
+              // nft -j and iptables-save are two reads: a rule inserted or deleted
+              // between them moves the places, and the text would be another rule's.
+              const auto text = texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" +
+                                           std::to_string(*rule.handle));
+              if (text != texts.end()) rule.text = text->second;
+              rule.certain = false;
+              rule.undecided = "the ruleset changed while it was read (iptables-nft-save has " +
+                               (same ? "another rule at that place: " + same->spec : std::string("no rule at that place")) +
+                               ")";
             }
           }
       } else if (rule.handle) {

@@ -60,7 +60,8 @@ void ban_cuts_established(Lab& lab) {
   // The banner and its retransmissions (RTO 200 ms, doubling) are dropped by
   // the ban; enough of them that the tracer has read the rule before it goes
   // (a slower machine, RSTTRACE_LAB_TIME_SCALE, waits for one more).
-  const uint64_t wanted = scaled(std::chrono::seconds(1)).count() > 1 ? 6 : 4;
+  const bool slow = scaled(std::chrono::seconds(1)).count() > 1;
+  const uint64_t wanted = slow ? 5 : 4;
   const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(20));
   while (input_rule_packets(sshd, c.client4) < wanted) {
     if (std::chrono::steady_clock::now() >= deadline)
@@ -79,7 +80,10 @@ void ban_cuts_established(Lab& lab) {
                        .rule_says = "-A INPUT -s " + c.client4 + "/32 -p tcp -m tcp --dport 22 -j DROP",
                        .rule_certain = true, .explain_says = "allowed"};
   expected.min_folded_drops = 2;
-  expected.packets = static_cast<int>(dropped);  // every drop the rule counted, in one line
+  // Every drop the rule counted, in one line. Not where the lab is slowed
+  // (emulated guests): lifting the ban may take longer than a line is held
+  // (5 s), and drops after the line are only counted in the summary.
+  if (!slow) expected.packets = static_cast<int>(dropped);
   lab.expect(ns, client->wait(std::chrono::seconds(30)), expected);
 }
 
