@@ -21,7 +21,7 @@ const KernelNames& names() {
   static const KernelNames table = [] {
     SyntheticBtf types;
     types.add_enum("sk_rst_reason", {{"SK_RST_REASON_NOT_SPECIFIED", 0}, {"SK_RST_REASON_NO_SOCKET", 1}});
-    types.add_enum("skb_drop_reason", {{"SKB_DROP_REASON_NO_SOCKET", 3}, {"SKB_DROP_REASON_NETFILTER_DROP", 12}});
+    types.add_enum("skb_drop_reason", {{"SKB_DROP_REASON_NO_SOCKET", 3}, {"SKB_DROP_REASON_NETFILTER_DROP", 12}, {"SKB_DROP_REASON_SOCKET_RCVBUFF", 20}});
     types.add_enum("", {{"TCP_ESTABLISHED", 1}, {"TCP_SYN_SENT", 2}, {"TCP_CLOSE", 7}});
     return KernelNames::from_btf(types.get());
   }();
@@ -118,6 +118,15 @@ TEST_CASE("a ban that cuts an established connection: one line, its retransmissi
     trace.poll(70'000);
     CHECK(trace.lines.size() == 1);
     CHECK(trace.attributor.absorbed() == 2);
+  }
+  SECTION("a drop for another reason is other evidence: judged on its own") {
+    TcpEvent other = banned_segment(5000);
+    other.reason = *names().drop_reasons.value("SOCKET_RCVBUFF");
+    trace.add(other);
+    trace.poll(5200);  // judged; its own line held for its own later drops
+    trace.poll(7000);
+    REQUIRE(trace.lines.size() == 2);
+    CHECK(trace.lines.back().verdict == Verdict::Kernel);
   }
   SECTION("another socket on the same four-tuple is another connection") {
     trace.add(banned_segment(5000, 78));

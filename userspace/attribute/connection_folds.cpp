@@ -26,7 +26,7 @@ void ConnectionFolds::open(Attribution& report, uint64_t last_ns) {
     by_key_.erase(previous);
   }
   const uint64_t id = next_id_++;
-  Fold fold{.key = key, .cookie = report.event.sock_cookie, .first_ns = report.event.monotonic_ns,
+  Fold fold{.key = key, .cookie = report.event.sock_cookie, .reason = report.event.reason, .first_ns = report.event.monotonic_ns,
             .previous_ns = report.event.monotonic_ns, .last_ns = last_ns};
   folds_.emplace(id, std::move(fold));
   by_key_.emplace(key, id);
@@ -40,6 +40,7 @@ bool ConnectionFolds::absorb(const TcpEvent& event) {
   Fold& fold = folds_.at(found->second);
   // The same hook end with another socket: a new connection on the same four-tuple.
   if (fold.cookie && event.sock_cookie && fold.cookie != event.sock_cookie) return false;
+  if (event.reason != fold.reason) return false;
   if (fold.ended || expired(fold, event.monotonic_ns)) return false;
   if (fold.written) {
     ++absorbed_;

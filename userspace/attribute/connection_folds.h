@@ -37,7 +37,9 @@ class ConnectionFolds {
   // its connection fold into it (report.fold_id is set).
   void open(Attribution& report, uint64_t last_ns);
   // A later drop of a folded connection (the same socket by cookie where both
-  // have one, else the same four-tuple and namespace): counted, true.
+  // have one, else the same four-tuple and namespace) for the same reason as
+  // its first (another reason, e.g. a listener's overflow after an unnamed
+  // drop, is judged on its own): counted, true.
   bool absorb(const TcpEvent& event);
   // A reset or the close of the connection (any socket of its four-tuple):
   // its fold ends, its line is due.
@@ -57,6 +59,7 @@ class ConnectionFolds {
   struct Fold {
     ConnectionKey key;
     uint64_t cookie = 0;
+    std::optional<uint32_t> reason;  // the first drop's: a drop for another reason is other evidence
     uint64_t first_ns = 0, previous_ns = 0, last_ns = 0;
     uint32_t later = 0;      // drops folded into the line
     bool ended = false;      // the connection reset or closed
