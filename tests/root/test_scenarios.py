@@ -599,6 +599,68 @@ class FirewalldScenarioTest(unittest.TestCase):
                               True))
 
 
+
+class EstablishedScenarioTest(unittest.TestCase):
+    """Issue 16's connection scenarios (scenarios_established.cpp): one line per established
+    connection, and the client's view of a reset netfilter built on this host."""
+
+    play = ScenarioTest.play
+
+    def test_ban_cuts_established(self):
+        # Issue 16: a ban added while the client is connected, lifted after its drops: one line.
+        rows = self.play("ban-cuts-established", dict(verdict="firewall", remote_addr=CLIENT4,
+                                                      remote_port=CLIENT_PORT, kind="drop", direction="dropped",
+                                                      kernel_reason="NETFILTER_DROP", netfilter_hook="input",
+                                                      client_says="answered; half-closed"))
+        for (userland, clients), checks in rows.items():
+            event = checks[0]["event"]
+            # The first drops' line, the later ones folded in, all counted in packets (the selftest
+            # compares packets with the ban's own counter, read once the ban could count no more).
+            self.assertGreaterEqual(event["folded_drops"], 2, event)
+            first = int(re.search(r"NETFILTER_DROP, (\d+) packets?\)", event["detail"]).group(1))
+            self.assertEqual(event["packets"], first + event["folded_drops"], event)
+            self.assertGreater(event["last_drop_ts"], event["ts"])
+            self.assertIn(f"{event['folded_drops']} later packets of the connection dropped too", event["detail"])
+            rule = event["rule"]
+            self.assertEqual((rule["backend"], rule["chain"], rule["text"], rule["certain"]),
+                             ("iptables-nft", "INPUT", resolve(f"-A INPUT -s {CLIENT4}/32 -p tcp -m tcp --dport 22 -j DROP",
+                                                                {"clients": clients, "userland": userland}), True))
+
+    def test_reject_client_view(self):
+        # Issue 16: netfilter builds the REJECT's reset; the client's end (another namespace of this
+        # host) says so and names the rule; on loopback the firewall line alone, no peer line.
+        before = host_state()
+        result, records = selftest("reject-client-view")
+        self.assertTrue(rows_of(records, ["reject-client-view"]), records)
+        for record in records:
+            row = (record["userland"], record["clients"])
+            with self.subTest(row=row):
+                self.assertEqual(record["result"], "pass", record)
+                server, client = record["checks"]
+                self.assertEqual([server["problems"], client["problems"]], [[], []], record)
+                rule_text = resolve(f"-A INPUT -s {CLIENT4}/32 -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset",
+                                    record)
+                self.assertEqual((server["event"]["verdict"], server["event"]["rule"]["text"]), ("firewall", rule_text))
+                if record["clients"] == "loopback":
+                    self.assertEqual(server["event"]["peer_saw"], "reset")
+                    self.assertIsNone(client["event"], record)  # one line: no `peer` line for the client's end
+                elif record["clients"] == "remote-netns":
+                    self.assertIsNone(client["event"], record)  # the client's namespace is not traced
+                else:
+                    event = client["event"]
+                    self.assertEqual((event["verdict"], event["direction"], event["local_port"], event["remote_port"],
+                                      event["tcp_state"]), ("peer", "received", CLIENT_PORT, 22, "SYN_SENT"))
+                    self.assertEqual(event["netns"], client["netns"])
+                    built = event["netfilter_reset"]
+                    self.assertEqual((built["netns"], built["hook"]), (server["netns"], "input"))
+                    self.assertEqual((built["rule"]["text"], built["rule"]["verdict"], built["rule"]["certain"]),
+                                     (rule_text, "reject", True))
+                    self.assertIn("netfilter on this host built this reset", event["detail"])
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(host_state(), before, "the lab changed the host")
+        self.assertEqual(lab_leftovers(result.pid), [])
+
+
 if __name__ == "__main__":
     harness.require_root()
     prefetch(sys.modules[__name__])

@@ -139,21 +139,21 @@ std::string ref_event_line(const KernelNames& names, const WallClock& clock, con
                           {"port", e.netfilter->ct_original_dport}};
   else
     j["original_dst"] = nullptr;
-  if (const auto& rule = report.rule) {
-    j["rule"] = J{{"backend", rule->backend},
-                  {"family", rule->family},
-                  {"table", ref_escape(rule->table)},
-                  {"chain", ref_escape(rule->chain)},
-                  {"handle", rule->handle ? J(*rule->handle) : J(nullptr)},
-                  {"text", ref_escape(rule->text)},
-                  {"verdict", rule->verdict},
-                  {"packets", rule->packets ? J(*rule->packets) : J(nullptr)},
-                  {"certain", rule->certain},
-                  {"undecided", rule->certain ? J(nullptr) : J(ref_escape(rule->undecided))},
-                  {"counter_moved", rule->counter_moved ? J(*rule->counter_moved) : J(nullptr)}};
-  } else {
-    j["rule"] = nullptr;
-  }
+  const auto ref_rule = [](const std::optional<FirewallRule>& rule) {
+    if (!rule) return J(nullptr);
+    return J{{"backend", rule->backend},
+             {"family", rule->family},
+             {"table", ref_escape(rule->table)},
+             {"chain", ref_escape(rule->chain)},
+             {"handle", rule->handle ? J(*rule->handle) : J(nullptr)},
+             {"text", ref_escape(rule->text)},
+             {"verdict", rule->verdict},
+             {"packets", rule->packets ? J(*rule->packets) : J(nullptr)},
+             {"certain", rule->certain},
+             {"undecided", rule->certain ? J(nullptr) : J(ref_escape(rule->undecided))},
+             {"counter_moved", rule->counter_moved ? J(*rule->counter_moved) : J(nullptr)}};
+  };
+  j["rule"] = ref_rule(report.rule);
   j["fail2ban_jail"] = report.fail2ban_jail ? J(ref_escape(*report.fail2ban_jail)) : J(nullptr);
   if (const auto& b = report.blocker)
     j["blocker"] = J{{"tool", b->tool}, {"name", ref_escape(b->name)},
@@ -182,6 +182,14 @@ std::string ref_event_line(const KernelNames& names, const WallClock& clock, con
     j["written_by"] = nullptr;
   }
   j["remedy"] = remedy_commands(report);
+  j["folded_drops"] = report.folded_drops;
+  j["last_drop_ts"] = report.folded_drops ? J(ref_ts(clock.unix_ns(report.last_folded_ns))) : J(nullptr);
+  if (const auto& drop = report.netfilter_reset_drop)
+    j["netfilter_reset"] = J{{"netns", drop->netns},
+                             {"hook", !drop->ingress ? "output" : drop->routed ? "input" : "prerouting"},
+                             {"rule", ref_rule(report.reset_rule)}};
+  else
+    j["netfilter_reset"] = nullptr;
   if (e.full_socket) {
     j["bytes_received"] = e.bytes_received;
     j["bytes_acked"] = e.bytes_acked;
@@ -318,6 +326,17 @@ Attribution random_report(Random& r) {
     rule.undecided = r.hostile(40);
     if (r.coin()) rule.counter_moved = r.coin();
     report.rule = rule;
+    if (r.coin()) {  // issue 16: the reset netfilter built for a client end, with the same rule or none
+      TcpEvent drop = e;
+      drop.ingress = r.coin();
+      drop.routed = r.coin();
+      report.netfilter_reset_drop = drop;
+      if (r.coin()) report.reset_rule = rule;
+    }
+  }
+  if (r.coin()) {
+    report.folded_drops = static_cast<uint32_t>(r.u64());
+    report.last_folded_ns = r.below(4'000'000'000'000'000'000ULL);
   }
   if (r.coin()) report.fail2ban_jail = r.hostile(20);
   if (r.coin())

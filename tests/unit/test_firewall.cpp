@@ -330,3 +330,31 @@ TEST_CASE("nesting, size and jump fan-out are bounded", "[firewall][hostile]") {
   REQUIRE(rule);
   CHECK_FALSE(rule->certain);
 }
+
+// Issue 16 (a ban lifted by an ACCEPT inserted in front of it, seen in the
+// 6.1 guest): nft -j was read before the insert, iptables-nft-save after, so
+// the DROP's place holds the ACCEPT. The rule is the DROP (nft's text), not
+// certain, never the ACCEPT's text.
+TEST_CASE("an iptables-nft rule whose place iptables-save gives to another rule is not named by that rule's text") {
+  const std::string inserted = std::string(kIptablesNft).replace(
+      std::string(kIptablesNft).find("[0:0] -A INPUT -s 127.0.0.3"), 0,
+      "[0:0] -A INPUT -s 127.0.0.3/32 -p tcp -m tcp --dport 22 -j ACCEPT\n");
+  const auto rule = find_dropping_rule(Rulesets{kNftJson, kNftText, inserted, kIptablesLegacy}, syn_from("127.0.0.3"));
+  REQUIRE(rule);
+  CHECK(rule->backend == "iptables-nft");
+  CHECK(rule->handle == 2u);
+  CHECK(rule->text.find("ACCEPT") == std::string::npos);
+  CHECK(rule->text == "ip saddr 127.0.0.3 tcp dport 22 counter packets 0 bytes 0 reject with tcp reset");
+  CHECK_FALSE(rule->certain);
+  CHECK(rule->undecided.find("the ruleset changed while it was read") != std::string::npos);
+
+  // ... or deleted since: iptables-save has no rule there, the text is nft's, never "".
+  const std::string deleted = std::string(kIptablesNft).erase(
+      std::string(kIptablesNft).find("[0:0] -A INPUT -s 127.0.0.3"),
+      std::string("[0:0] -A INPUT -s 127.0.0.3/32 -p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset\n").size());
+  const auto gone = find_dropping_rule(Rulesets{kNftJson, kNftText, deleted, kIptablesLegacy}, syn_from("127.0.0.3"));
+  REQUIRE(gone);
+  CHECK(gone->text == "ip saddr 127.0.0.3 tcp dport 22 counter packets 0 bytes 0 reject with tcp reset");
+  CHECK_FALSE(gone->certain);
+  CHECK(gone->undecided.find("no rule at that place") != std::string::npos);
+}

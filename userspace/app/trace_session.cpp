@@ -159,6 +159,7 @@ bool TraceSession::poll_once() {
   session_->drain();
   attributor_.due(monotonic_now_ns(), [this](Attribution& report) { emit(report); });
   worker_->take_ready(monotonic_now_ns());
+  attributor_.take_folded(monotonic_now_ns(), [this](Attribution& report) { write_line(report); });
   if (storms_) storms_->tick(monotonic_now_ns(), [this](const StormReport& storm) { on_storm(storm); });
   if (const auto line = malformed_.tick(monotonic_now_ns())) spdlog::warn("{}", *line);
   const KernelStats stats = session_->stats();
@@ -191,6 +192,7 @@ void TraceSession::finish() {
   // Lookups still running get a moment, then are cancelled: SIGTERM is
   // honoured within a second whatever they wait for.
   worker_->finish(std::chrono::milliseconds(250));
+  attributor_.take_folded(UINT64_MAX, [this](Attribution& report) { write_line(report); });
   if (storms_) storms_->flush(monotonic_now_ns(), on_storm_line);
   if (const auto line = malformed_.tick(UINT64_MAX)) spdlog::warn("{}", *line);
   const double elapsed = std::chrono::duration<double>(Clock::now() - started_).count();
@@ -243,6 +245,10 @@ void TraceSession::emit(Attribution& report) {
 }
 
 void TraceSession::deliver(Attribution& report) {
+  attributor_.hold(report, monotonic_now_ns(), [this](Attribution& line) { write_line(line); });
+}
+
+void TraceSession::write_line(Attribution& report) {
   tally_.add(report);
   metrics_.add(report);
   printer_.report(report);

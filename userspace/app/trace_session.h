@@ -63,7 +63,8 @@ class TraceSession {
 
   void on_record(std::span<const std::byte> bytes);
   void emit(Attribution& report);     // to provenance first if it needs it, else delivered
-  void deliver(Attribution& report);  // counted and printed
+  void deliver(Attribution& report);  // written, or held while later drops fold into it (issue 16)
+  void write_line(Attribution& report);  // counted and printed
   void on_storm(const StormReport& storm);
   Attribution judge_storm(const rsttrace_storm_key& key, const TcpEvent& event);
   void fill_metrics(MetricsSnapshot& snapshot) const;

@@ -36,6 +36,17 @@ struct Attribution {
   // sshd verdicts where the listener refused it: the facts its detail is
   // rendered from again once that sshd's `sshd -T` limits are in (provenance).
   std::optional<ListenerRefusal> sshd_refusal;
+  // One line per connection (issue 16, attribute/connection_folds.h): the
+  // fold that holds this report (0: none), the later drops folded into it and
+  // when the last was seen (CLOCK_MONOTONIC).
+  uint64_t fold_id = 0;
+  uint32_t folded_drops = 0;
+  uint64_t last_folded_ns = 0;
+  // A reset received here that netfilter on this host built (issue 16): the
+  // drop of the connection's packet by a REJECT in the other end's namespace
+  // (or this one, on loopback), and the rule that built it (provenance).
+  std::optional<TcpEvent> netfilter_reset_drop;
+  std::optional<FirewallRule> reset_rule;
   // The system's state (rulesets, the files now, fail2ban) is still to be
   // read for it: done off the trace loop (provenance/enrich.h, worker.h).
   bool needs_provenance = false;

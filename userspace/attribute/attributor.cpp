@@ -1,5 +1,8 @@
 #include "attribute/attributor.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "attribute/rules.h"
 #include "provenance/provenance.h"
 #include "text/escape.h"
@@ -47,6 +50,54 @@ void Attributor::add_evidence(Attribution& report) {
     }
   }
   if (report.verdict == Verdict::Firewall && report.netfilter_hook) report.needs_provenance = true;
+  add_netfilter_reset(report);
+}
+
+uint64_t Attributor::group_last_ns(const std::vector<TcpEvent>& group) {
+  uint64_t last = 0;
+  for (const TcpEvent& e : group) last = std::max(last, e.monotonic_ns);
+  return last;
+}
+
+bool Attributor::opens_fold(const Attribution& report, const std::vector<TcpEvent>& group) {
+  // A group with a reset is a connection that ended: nothing more to fold.
+  return rsttrace::opens_fold(report) &&
+         std::none_of(group.begin(), group.end(), [](const TcpEvent& e) { return e.kind != EventKind::Drop; });
+}
+
+void Attributor::remember_netfilter_drop(const TcpEvent& event) {
+  if (event.kind != EventKind::Drop || !event.ingress || !event.reason) return;
+  const std::string* name = names_.drop_reasons.find(*event.reason);
+  if (!name || *name != "NETFILTER_DROP") return;
+  ConnectionKey key = ConnectionKey::of(event);
+  key.netns = 0;  // the client's end may be in another namespace of this host
+  if (netfilter_drops_.size() >= kMaxNetfilterDrops) netfilter_drops_.clear();  // bounded: a flood forgets
+  netfilter_drops_.insert_or_assign(key, event);
+}
+
+// A peer's reset that netfilter built on this host: REJECT --reject-with
+// tcp-reset answers the dropped packet with a RST of its own (nf_send_reset:
+// no tcp_send_reset fires), so the client end sees a reset from a peer that
+// sent none. Evidence: netfilter dropped a packet of the same connection
+// (four-tuple reversed) entering the other end, just before.
+void Attributor::add_netfilter_reset(Attribution& report) {
+  const TcpEvent& reset = report.event;
+  if (report.verdict != Verdict::Peer || reset.kind != EventKind::ResetReceived || netfilter_drops_.empty()) return;
+  ConnectionKey key = ConnectionKey::of(reset);
+  key.netns = 0;
+  const auto found = netfilter_drops_.find(key);
+  if (found == netfilter_drops_.end()) return;
+  const TcpEvent& drop = found->second;
+  const int64_t gap_ns = static_cast<int64_t>(reset.monotonic_ns - drop.monotonic_ns);
+  if (!(drop.local == reset.remote && drop.remote == reset.local) || std::llabs(gap_ns) > kNetfilterResetWindowNs) return;
+  report.netfilter_reset_drop = drop;
+  report.needs_provenance = true;
+  const char* hook = drop.routed ? "input" : "prerouting";
+  report.detail += "; netfilter on this host built this reset (REJECT with tcp-reset: no tcp_send_reset fired): it "
+                   "dropped the connection's packet from " + format_endpoint(reset.family, reset.local) + " at the " +
+                   hook + " hook of netns " + std::to_string(drop.netns) + " " +
+                   std::to_string(std::llabs(gap_ns) / 1'000'000) + " ms " + (gap_ns >= 0 ? "before" : "after") +
+                   " (NETFILTER_DROP)";
 }
 
 bool Attributor::finish(const std::vector<TcpEvent>& group, std::optional<Attribution>& report) {
@@ -82,15 +133,22 @@ std::vector<Attribution> Attributor::judge_all(const std::vector<std::vector<Tcp
   return reports;
 }
 
+bool Attributor::folded(const TcpEvent& event) {
+  if (folds_.absorb(event)) return true;
+  if (event.kind != EventKind::Drop) folds_.end(event);
+  remember_netfilter_drop(event);
+  return false;
+}
+
 std::vector<Attribution> Attributor::add(const TcpEvent& event) {
   if (raw_) return judge_all({{event}});
-  correlator_.add(event);
+  if (!folded(event)) correlator_.add(event);
   return {};
 }
 
 std::vector<Attribution> Attributor::add(TcpEvent&& event) {
   if (raw_) return judge_all({{std::move(event)}});
-  correlator_.add(std::move(event));
+  if (!folded(event)) correlator_.add(std::move(event));
   return {};
 }
 

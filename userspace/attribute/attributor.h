@@ -4,8 +4,10 @@
 #pragma once
 
 #include <set>
+#include <unordered_map>
 #include <vector>
 
+#include "attribute/connection_folds.h"
 #include "attribute/correlator.h"
 #include "attribute/describe.h"
 #include "attribute/evidence.h"
@@ -26,7 +28,10 @@ class Attributor {
              CorrelatorSettings settings = {}, uint32_t host_user_ns = kInitialUserNs);
 
   void add(const WrapperOpen& open) { evidence_.add(open); }
-  void add(const ConnectionNote& note) { evidence_.add(note); }
+  void add(const ConnectionNote& note) {
+    if (note.closed) folds_.end(note.socket);
+    evidence_.add(note);
+  }
   std::vector<Attribution> add(const TcpEvent& event);
   std::vector<Attribution> add(TcpEvent&& event);  // the same, without copying the event
   // Reports whose connection has settled by now (CLOCK_MONOTONIC ns), in
@@ -37,19 +42,33 @@ class Attributor {
   void due(uint64_t now_ns, OnReport&& on_report) {
     correlator_.take_due(now_ns, [&](std::vector<TcpEvent>& group) {
       std::optional<Attribution> report = judge(group, RuleContext{names_, evidence_, watched_ports_});
-      if (finish(group, report)) on_report(*report);
+      if (!finish(group, report)) return;
+      if (opens_fold(*report, group)) folds_.open(*report, group_last_ns(group));
+      on_report(*report);
     });
   }
   template <typename OnReport>
   void flush(OnReport&& on_report) {
     due(UINT64_MAX, on_report);
   }
+  // A report ready to be written (after provenance): held while its
+  // connection's later drops are still being folded into it (fold_id), else
+  // handed to on_line now. take_folded: held lines whose fold is over.
+  template <typename OnLine>
+  void hold(Attribution& report, uint64_t now_ns, OnLine&& on_line) {
+    if (report.fold_id) folds_.hold(report, now_ns, on_line);
+    else on_line(report);
+  }
+  template <typename OnLine>
+  void take_folded(uint64_t now_ns, OnLine&& on_line) {
+    folds_.take_due(now_ns, on_line);
+  }
 
   // One event judged as --raw would, with its evidence; Verdict::None when its
   // rules find nothing to report (storms: attribute/storm.h).
   Attribution judge_alone(const TcpEvent& event);
 
-  uint64_t absorbed() const { return correlator_.absorbed(); }
+  uint64_t absorbed() const { return correlator_.absorbed() + folds_.absorbed(); }
   uint64_t ignored() const { return ignored_; }  // kernel events of ordinary teardown, not reported
   size_t pending() const { return correlator_.open_groups(); }
   uint64_t evicted() const { return correlator_.evicted(); }  // judged early: the table was full
@@ -60,11 +79,24 @@ class Attributor {
   // counted as ignored. False: no report.
   bool finish(const std::vector<TcpEvent>& group, std::optional<Attribution>& report);
   void add_evidence(Attribution& report);
+  static uint64_t group_last_ns(const std::vector<TcpEvent>& group);
+  static bool opens_fold(const Attribution& report, const std::vector<TcpEvent>& group);
+  // A later drop of a folded connection (counted there), else false; notes
+  // what the event says to the folds and the netfilter drops.
+  bool folded(const TcpEvent& event);
+  static constexpr size_t kMaxNetfilterDrops = 4096;
+  static constexpr int64_t kNetfilterResetWindowNs = 2'000'000'000;  // the drop and the client's reset: one softirq apart
+  // Issue 16, the client's view: recent netfilter drops, by connection (netns
+  // 0: either end's namespace), for a reset received at the other end.
+  void remember_netfilter_drop(const TcpEvent& event);
+  void add_netfilter_reset(Attribution& report);
 
   const KernelNames& names_;
   std::set<uint16_t> watched_ports_;
   bool raw_ = false;
   Correlator correlator_;
+  ConnectionFolds folds_;
+  std::unordered_map<ConnectionKey, TcpEvent, ConnectionKeyHash> netfilter_drops_;
   Evidence evidence_;
   uint32_t host_user_ns_;
   uint64_t ignored_ = 0;

@@ -141,9 +141,11 @@ class Judge {
       return e.kind == EventKind::Drop && reason_is(e, "NETFILTER_DROP");
     });
     // REJECT --reject-with tcp-reset: netfilter answers with its own RST,
-    // which only a local client socket shows (received in SYN_SENT).
+    // which only a local client socket shows (received in SYN_SENT; or, for
+    // a ban that cut an established connection, at the client's end of it).
     const bool client_reset = std::any_of(group_.begin(), group_.end(), [&](const TcpEvent& e) {
-      return e.kind == EventKind::ResetReceived && state_is(e, "SYN_SENT");
+      return e.kind == EventKind::ResetReceived &&
+             (state_is(e, "SYN_SENT") || (!is_syn(*drop) && drop->ingress && e.local == drop->remote));
     });
     const std::string hook = !drop->ingress ? "output" : drop->routed ? "input" : "prerouting";
     std::string what = is_syn(*drop) ? "the SYN" : "packets";

@@ -181,6 +181,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   lab_client_command->add_option("--send-when", lab_client.send_when);
   lab_client_command->add_option("--later", lab_client.later);
   lab_client_command->add_option("--after-close", lab_client.after_close);
+  lab_client_command->add_flag("--until-answered", lab_client.until_answered);
 
   std::vector<const char*> argv;
   for (const auto& arg : args) argv.push_back(arg.c_str());

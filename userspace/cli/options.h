@@ -87,6 +87,7 @@ struct LabClientOptions {
   std::string later;        // sent after --send, once the file `send_when` exists (the lab stops the server first)
   std::string send_when;
   std::string after_close;  // sent once the server has closed (EOF), then how the connection ends
+  bool until_answered = false;  // after sending: once the peer answers, half-close and read until it ends
 };
 
 // Parsing ended without something to run: help was printed, or the input

@@ -82,12 +82,12 @@ void write_written_by(JsonObjectWriter& out, const Attribution& report, const Wa
   }
 }
 
-void write_rule(JsonObjectWriter& out, const std::optional<FirewallRule>& rule) {
+void write_rule(JsonObjectWriter& out, const std::optional<FirewallRule>& rule, std::string_view key = "rule") {
   if (!rule) {
-    out.null("rule");
+    out.null(key);
     return;
   }
-  JsonObjectWriter r = out.object("rule");
+  JsonObjectWriter r = out.object(key);
   r.string("backend", rule->backend)
       .string("family", rule->family)
       .untrusted_string("table", rule->table)
@@ -189,6 +189,21 @@ void Formatter::append_event_line(std::string& line, const Attribution& report) 
   }
   write_written_by(out, report, clock);
   out.string_array("remedy", remedy_commands(report));
+  // Issue 16: one line per connection past its handshake too, and the reset netfilter built here.
+  out.number("folded_drops", report.folded_drops);
+  report.folded_drops ? out.ascii_string("last_drop_ts", kMaxTimestamp, [&](char* at) {
+    return put_rfc3339_micro(at, clock.unix_ns(report.last_folded_ns));
+  })
+                      : out.null("last_drop_ts");
+  if (report.netfilter_reset_drop) {
+    const TcpEvent& drop = *report.netfilter_reset_drop;
+    JsonObjectWriter built = out.object("netfilter_reset");
+    built.number("netns", drop.netns).string("hook", !drop.ingress ? "output" : drop.routed ? "input" : "prerouting");
+    write_rule(built, report.reset_rule);
+    built.close();
+  } else {
+    out.null("netfilter_reset");
+  }
   if (e.full_socket)
     out.number("bytes_received", e.bytes_received).number("bytes_acked", e.bytes_acked).number("unread_bytes", e.unread_bytes);
   out.close();

@@ -90,6 +90,13 @@ std::string reject_answer(const FirewallRule& rule) {
          (refused ? "Connection refused" : "No route to host") + "\"";
 }
 
+// "; rule: nftables inet t c handle 3: <text>", "probably the rule" when not certain.
+std::string rule_words(const FirewallRule& rule) {
+  return std::string("; ") + (rule.certain ? "rule" : "probably the rule") + ": " + rule.backend + " " + rule.family +
+         " " + escape_untrusted(rule.table) + " " + escape_untrusted(rule.chain) +
+         (rule.handle ? " handle " + std::to_string(*rule.handle) : "") + ": " + escape_untrusted(rule.text);
+}
+
 void add_firewall_rule(Attribution& report, Provenance& provenance) {
   report.rule = provenance.dropping_rule(report.event, *report.netfilter_hook, monotonic_now_ns());
   if (!report.rule) {
@@ -106,9 +113,7 @@ void add_firewall_rule(Attribution& report, Provenance& provenance) {
   const FirewallRule& rule = *report.rule;
   report.fail2ban_jail = rule.fail2ban_jail;
   report.blocker = rule.blocker;
-  report.detail += std::string("; ") + (rule.certain ? "rule" : "probably the rule") + ": " + rule.backend + " " +
-                   rule.family + " " + escape_untrusted(rule.table) + " " + escape_untrusted(rule.chain) +
-                   (rule.handle ? " handle " + std::to_string(*rule.handle) : "") + ": " + escape_untrusted(rule.text);
+  report.detail += rule_words(rule);
   if (rule.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*rule.fail2ban_jail) + ")";
   else if (rule.blocker)
     report.detail += " (written by " + rule.blocker->tool + ": " + escape_untrusted(rule.blocker->name) +
@@ -123,6 +128,20 @@ void add_sshd_limits(Attribution& report, Provenance& provenance) {
   report.detail = refusal.said_before + listener_refusal_cause(refusal, provenance.sshd_limits(refusal.listener_pid));
 }
 
+// The rule that built a reset the client end received (issue 16): the rule
+// that dropped the connection's packet at the other end, in its namespace.
+void add_reset_rule(Attribution& report, Provenance& provenance) {
+  const TcpEvent& drop = *report.netfilter_reset_drop;
+  report.reset_rule = provenance.dropping_rule(drop, drop.routed ? "input" : "prerouting", monotonic_now_ns());
+  if (!report.reset_rule) {
+    report.detail += "; no rule in netns " + std::to_string(drop.netns) + " drops it now (changed since?)";
+    return;
+  }
+  const FirewallRule& rule = *report.reset_rule;
+  report.detail += rule_words(rule);
+  if (!rule.certain) report.detail += " (not certain: could not evaluate " + escape_untrusted(rule.undecided) + ")";
+}
+
 }  // namespace
 
 // Each lookup runs for the facts that call for it, whatever the verdict: a
@@ -135,6 +154,7 @@ void add_system_provenance(Attribution& report, Provenance& provenance) {
   }
   if (report.netfilter_hook) add_firewall_rule(report, provenance);
   if (report.sshd_refusal) add_sshd_limits(report, provenance);
+  if (report.netfilter_reset_drop) add_reset_rule(report, provenance);
   report.needs_provenance = false;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <regex>
 #include <set>
@@ -132,6 +133,21 @@ std::optional<uint64_t> RulesetIndex::ufw_number(const FirewallRule& rule) const
   return std::nullopt;
 }
 
+namespace {
+
+// An iptables rule's target (-j) is the verdict nft gives the same rule: its
+// drop is `-j DROP`, its reject `-j REJECT`.
+bool ipt_target_agrees(const std::string& spec, const std::string& verdict) {
+  const size_t jump = spec.find(" -j ");
+  if (jump == std::string::npos) return false;
+  const size_t start = jump + 4;
+  std::string target = spec.substr(start, spec.find(' ', start) - start);
+  for (char& c : target) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return target == verdict;
+}
+
+}  // namespace
+
 std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked) const {
   PacketFacts packet = asked;
   packet.ipsets = &parsed_->ipsets;
@@ -151,8 +167,22 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked
           if (const auto position = firewall::nft_rule_position(root, rule)) {
             rule.position = *position;
             const auto chain = iptables_nft.chains.find(chain_key);
-            if (chain != iptables_nft.chains.end() && *position < chain->second.size())
-              rule.text = chain->second[*position].spec;
+            const firewall::IptRule* same = chain != iptables_nft.chains.end() && *position < chain->second.size()
+                                                ? &chain->second[*position]
+                                                : nullptr;
+            if (same && ipt_target_agrees(same->spec, rule.verdict)) {
+              rule.text = same->spec;
+            } else {
+              // nft -j and iptables-save are two reads: a rule inserted or deleted
+              // between them moves the places, and the text would be another rule's.
+              const auto text = texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" +
+                                           std::to_string(*rule.handle));
+              if (text != texts.end()) rule.text = text->second;
+              rule.certain = false;
+              rule.undecided = "the ruleset changed while it was read (iptables-nft-save has " +
+                               (same ? "another rule at that place: " + same->spec : std::string("no rule at that place")) +
+                               ")";
+            }
           }
       } else if (rule.handle) {
         const auto text = texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" + std::to_string(*rule.handle));

@@ -138,10 +138,17 @@ int run_lab_client(const LabClientOptions& options) {
   // Hold the connection (or read until it ends), reporting how it ended.
   const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(options.hold_seconds);
   char buffer[4096];
+  bool answered = false;
   while (options.hold_seconds <= 0 || std::chrono::steady_clock::now() < end) {
     pollfd pfd{fd, POLLIN, 0};
     if (poll(&pfd, 1, 100) <= 0) continue;
     const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n > 0 && options.until_answered && !answered) {
+      // The peer answered what was sent: end cleanly, with nothing left unread (no reset).
+      answered = true;
+      shutdown(fd, SHUT_WR);
+      std::fprintf(stderr, "answered; half-closed\n");
+    }
     if (n > 0) continue;
     std::fprintf(stderr, n == 0 ? "read: closed by peer\n" : "read: %s\n", std::strerror(errno));
     if (n == 0 && !options.after_close.empty()) return send_after_close(fd, unescape(options.after_close));

@@ -66,6 +66,13 @@ struct Expectation {
   std::string undecided_says;              // a phrase of `rule.undecided`
   std::optional<uint16_t> original_port;   // `original_dst.port` (DNAT)
   std::string tcp_flags;                   // `tcp_flags` of the event
+  // Issue 16: the later drops folded into the line, at least; the rule a
+  // client end's `netfilter_reset` must name ("" unchecked); false: an
+  // expectation on a client's own end, where explain is not run.
+  int min_folded_drops = 0;
+  int packets = 0;  // the line's packets, exactly (0: unchecked): a kernel counter's count
+  std::string netfilter_reset_rule_says;
+  bool explained = true;
 };
 
 struct Check {
@@ -148,6 +155,8 @@ const std::vector<Scenario>& sshd_scenarios();
 
 // firewalld's blocks (scenarios_firewalld.cpp), part of scenarios().
 const std::vector<Scenario>& firewalld_scenarios();
+// Issue 16's established-connection and client-view scenarios (scenarios_established.cpp), part of scenarios().
+const std::vector<Scenario>& established_scenarios();
 
 // Issue 15's kernel scenarios (scenarios_kernel.cpp), and a list with them appended.
 const std::vector<Scenario>& kernel_scenarios();

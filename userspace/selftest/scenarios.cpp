@@ -279,6 +279,8 @@ const std::vector<Scenario>& scenarios() {
     list.insert(list.end(), frontends.begin(), frontends.end());
     const auto& firewalld = firewalld_scenarios();            // scenarios_firewalld.cpp
     list.insert(list.end(), firewalld.begin(), firewalld.end());
+    const auto& established = established_scenarios();  // scenarios_established.cpp
+    list.insert(list.end(), established.begin(), established.end());
     return list;
   }();
   return everything;

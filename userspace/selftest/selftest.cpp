@@ -200,6 +200,19 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
                              (*expected.rule_certain ? "true" : "false"));
       }
       check_front_end(event, expected, problems);
+      if (expected.min_folded_drops && !(event["folded_drops"].is_number() &&
+                                         event["folded_drops"].get<int>() >= expected.min_folded_drops))
+        problems.push_back("folded_drops " + event["folded_drops"].dump() + ", expected at least " +
+                           std::to_string(expected.min_folded_drops));
+      if (expected.packets && event["packets"] != expected.packets)
+        problems.push_back("packets " + event["packets"].dump() + ", expected " + std::to_string(expected.packets));
+      if (!expected.netfilter_reset_rule_says.empty()) {
+        const auto& built = event["netfilter_reset"];
+        if (!built.is_object() || !built["rule"].is_object() ||
+            built["rule"]["text"].get<std::string>().find(expected.netfilter_reset_rule_says) == std::string::npos)
+          problems.push_back("netfilter_reset " + built.dump() + ", expected the rule \"" +
+                             expected.netfilter_reset_rule_says + "\"");
+      }
     }
   }
   // The explain column: the prediction made before the client connected must be the verdict traced.
@@ -208,7 +221,9 @@ void Lab::expect(const Namespace& ns, const Result& client, const Expectation& e
                                         : expectation.verdict ? std::string(verdict_name(*expectation.verdict))
                                                               : "allowed";
   check.explain = ns.predicted(expected.remote_addr, expected.local_port).value_or("");
-  if (check.explain.empty())
+  if (!expectation.explained)
+    ;  // a client's own end: explain predicts for servers
+  else if (check.explain.empty())
     problems.push_back("rsttrace explain did not run before the client connected");
   else if (check.explain.substr(0, check.explain.find(" (probable)")) != predicted_verdict)
     problems.push_back("rsttrace explain predicted " + check.explain + ", expected " + predicted_verdict);
