@@ -407,6 +407,36 @@ std::pair<rsttrace_storm_key, rsttrace_storm_key> loopback_refusal_keys(const ch
 
 }  // namespace
 
+TEST_CASE("where no reset is reported without a socket (6.1), the refused SYN's NO_SOCKET drop is the sent end") {
+  const auto [sent, received] = loopback_refusal_keys("127.16.3.4");
+  constexpr uint32_t kNoSocket = 2;  // 6.1's SKB_DROP_REASON_NO_SOCKET, as the session reads it from BTF
+  rsttrace_storm_key dropped = sent;
+  dropped.kind = RSTTRACE_KIND_DROP;
+  dropped.reason = kNoSocket;
+  // Only with this kernel's NO_SOCKET value, and only that reason.
+  CHECK_FALSE(loopback_twin_key(dropped));
+  const auto twin = loopback_twin_key(dropped, kNoSocket);
+  REQUIRE(twin);
+  CHECK(same_key(*twin, received));
+  rsttrace_storm_key other_drop = dropped;
+  other_drop.reason = kNoSocket + 1;
+  CHECK_FALSE(loopback_twin_key(other_drop, kNoSocket));
+
+  // The tracker pairs them: one storm of connections, its received twin counting none.
+  ScriptedKernel kernel;
+  StormTracker storms(100, kernel, judged);
+  storms.set_no_socket_drop_reason(kNoSocket);
+  std::vector<StormReport> lines;
+  auto on_line = [&](const StormReport& r) { lines.push_back(r); };
+  for (int i = 0; i < 150; ++i) {
+    storms.observe(dropped, event_at(kSecond + 2 * i), on_line);
+    storms.observe(received, event_at(kSecond + 2 * i + 1), on_line);
+  }
+  REQUIRE_FALSE(lines.empty());
+  for (const auto& line : lines) CHECK(line.twin == (line.key.kind == RSTTRACE_KIND_RESET_RECEIVED));
+  CHECK(std::any_of(lines.begin(), lines.end(), [](const StormReport& r) { return r.twin; }));
+}
+
 TEST_CASE("a loopback refusal's received end is the twin of its sent end: one connection, not two") {
   const auto [sent, received] = loopback_refusal_keys("127.16.3.4");
   const auto twin = loopback_twin_key(sent);

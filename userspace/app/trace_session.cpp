@@ -99,6 +99,8 @@ void TraceSession::start() {
   if (options_.storm_threshold > 0)
     storms_.emplace(options_.storm_threshold, *session_,
                     [this](const rsttrace_storm_key& key, const TcpEvent& event) { return judge_storm(key, event); });
+  if (storms_)
+    if (const auto no_socket = kernel_.names.drop_reasons.value("NO_SOCKET")) storms_->set_no_socket_drop_reason(*no_socket);
   for (const auto& program : session_->attached_programs()) spdlog::debug("attached {}", program);
   for (const auto& limitation : session_->limitations()) spdlog::warn("{}", limitation);
   // From here on, privileges live only in the brokers: one reads rulesets and

@@ -30,9 +30,12 @@ std::string class_peer_text(const ClassPeerCount& peer) {
   return text;
 }
 
-std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& sent) {
+std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& sent, uint32_t no_socket_drop_reason) {
   constexpr uint8_t kSyn = 0x02, kSynSent = 2;
-  if (sent.kind != RSTTRACE_KIND_RESET_SENT || !sent.watched_local || sent.tcp_flags != kSyn) return std::nullopt;
+  const bool no_socket_drop =
+      sent.kind == RSTTRACE_KIND_DROP && no_socket_drop_reason != 0 && sent.reason == no_socket_drop_reason;
+  if ((sent.kind != RSTTRACE_KIND_RESET_SENT && !no_socket_drop) || !sent.watched_local || sent.tcp_flags != kSyn)
+    return std::nullopt;
   static constexpr uint8_t kIpv6Loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
   const bool loopback = (sent.family == 4 && sent.peer_addr[0] == 127) ||
                         (sent.family == 6 && std::memcmp(sent.peer_addr, kIpv6Loopback, 16) == 0);
@@ -79,7 +82,7 @@ StormTracker::Storm* StormTracker::find(const rsttrace_storm_key& key) {
 bool StormTracker::waits_for_sent_class(const rsttrace_storm_key& key) const {
   if (key.kind != RSTTRACE_KIND_RESET_RECEIVED) return false;
   for (const WindowEntry& seen : window_) {  // once per class reaching the threshold
-    const auto twin = loopback_twin_key(seen.key);
+    const auto twin = loopback_twin_key(seen.key, no_socket_drop_reason_);
     if (twin && StormKeyEqual{}(*twin, key)) return true;
   }
   return false;
@@ -129,7 +132,7 @@ void StormTracker::start(const rsttrace_storm_key& key, const TcpEvent& event, c
   // On loopback the client's received resets are the same connections: they
   // count from before the sent class does (a sent reset counted means its
   // received twin is counted too, never a line of its own) and stop after it.
-  storm.twin_key = loopback_twin_key(key);
+  storm.twin_key = loopback_twin_key(key, no_socket_drop_reason_);
   const bool twin_new = storm.twin_key && !find(*storm.twin_key);
   if (twin_new) {
     if (free_slots_.size() < 2) {  // a sent storm without its twin would count its connections twice

@@ -77,8 +77,12 @@ struct StormReport {
 // The class of the received ends of a loopback reset-sent class: a refused
 // SYN from a loopback address (127.0.0.0/8, ::1) came from a socket of this
 // namespace, whose SYN_SENT socket receives the reset (rsttrace_storm_key_of()
-// of that event). nullopt for other classes.
-std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& sent);
+// of that event). nullopt for other classes. `no_socket_drop_reason`: this
+// kernel's SKB_DROP_REASON_NO_SOCKET (0: unknown). Where tcp_send_reset does
+// not fire for a reset without a socket (6.1, measured in its guest), the
+// server end of a refused SYN is that drop, not a sent reset: it is then the
+// sent class too.
+std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& sent, uint32_t no_socket_drop_reason = 0);
 
 class StormTracker {
  public:
@@ -96,6 +100,8 @@ class StormTracker {
   // threshold: events per second of one class that start a storm; a storm
   // ends after a second with fewer than threshold / 2.
   StormTracker(uint64_t threshold_per_second, StormCounters& kernel, JudgeAlone judge_alone);
+  // This kernel's SKB_DROP_REASON_NO_SOCKET, for loopback twins (loopback_twin_key()).
+  void set_no_socket_drop_reason(uint32_t reason) { no_socket_drop_reason_ = reason; }
 
   // An event the kernel emitted, with its class (rsttrace_storm_key_of()).
   // May start a storm: the start line goes to on_line.
@@ -193,6 +199,7 @@ class StormTracker {
   void line(Storm& storm, StormState state, uint64_t now_ns, const LineFunction& on_line);
 
   uint64_t threshold_;
+  uint32_t no_socket_drop_reason_ = 0;  // loopback_twin_key()'s
   StormCounters& kernel_;
   JudgeAlone judge_alone_;
   // This second's classes and their counts, looked up through window_index_.
