@@ -105,7 +105,15 @@ def main():
     started = time.monotonic()
 
     count_script = os.path.join(HERE, "active-reset-count")
-    check = in_guest(kernel, "sh", "-c", f"{RSTTRACE} check; echo \"check exit $?\"; {count_script}", timeout=900)
+    # Floods counted as connections, not ends, against the guest kernel's own counters (issue 17:
+    # 6.1 reports a refused SYN's server end as a NO_SOCKET drop, not a sent reset); the class
+    # storms' threshold lowered for emulation.
+    root_tests = os.path.join(os.path.dirname(HERE), "root")
+    floods = " ".join(f"(cd {root_tests} && RSTTRACE={RSTTRACE} RSTTRACE_CLASS_STORM_THRESHOLD=60 "
+                      f"python3 {test}.py 2>&1 | tail -3; echo \"{test} exit $?\");"
+                      for test in ("test_floods", "test_class_storms"))
+    check = in_guest(kernel, "bash", "-c", f"{RSTTRACE} check; echo \"check exit $?\"; {count_script}; "
+                     f"set -o pipefail; {floods}", timeout=900)
     print(check.stdout)
     print(f"{kernel} guest: check and active-reset count in {time.monotonic() - started:.0f} s")
     out = check.stdout
@@ -115,6 +123,8 @@ def main():
     for program, message in expect["absent"]:
         assert program not in out.split("a full session", 1)[1], message
     assert re.search(r"^OK: active resets", out, re.M), f"active resets miscounted on {kernel}"
+    for test in ("test_floods", "test_class_storms"):
+        assert f"{test} exit 0" in out, f"{test} failed in the {kernel} guest"
 
     rows = expect["rows"]
     print(f"{kernel} guest lab rows: " + "; ".join(f"{u} userland, {c} clients, " +
