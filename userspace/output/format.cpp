@@ -276,7 +276,8 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
       out.null(name);
       continue;
     }
-    out.json_value(name, [&](std::string& json) { append_peer_shares(json, *shares); });
+    const auto* list = shares;  // a structured binding is not captured by lambdas before C++20's clang 16
+    out.json_value(name, [list](std::string& json) { append_peer_shares(json, *list); });
   }
   out.close();
 }
