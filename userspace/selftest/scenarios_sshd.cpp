@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -162,6 +163,17 @@ std::optional<ServerSocket> server_socket(const Namespace& ns, const std::string
   return std::nullopt;
 }
 
+// Waits (2 s at most) until `pid` is stopped (state T in /proc/PID/stat) or gone.
+void wait_stopped(pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(2));
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    const size_t end = stat.rfind(')');
+    if (stat.empty() || (end != std::string::npos && end + 2 < stat.size() && stat[end + 2] == 'T')) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
 // Polls `ns` until the server socket of `peer` satisfies `ready`.
 ServerSocket wait_server_socket(const Namespace& ns, const std::string& peer, const std::string& what,
                                 const std::function<bool(const ServerSocket&)>& ready) {
@@ -190,13 +202,35 @@ void session_killed(Lab& lab) {
                                  {"--connect", c.server4, "--bind", c.client4, "--bind-port", std::to_string(kClientPort),
                                   "--read-first", "--send", "SSH-2.0-lab\\r\\n", "--send-when", go, "--later",
                                   "unread by sshd", "--hold", "30"});
-  // Past the banner exchange, sshd has forked its unprivileged process: two hold the socket.
+  // Past the banner exchange, sshd has forked its unprivileged process: two hold the socket
+  // (the listener too, for a moment after its fork: never it).
+  auto session_holders = [&](const ServerSocket& s) {
+    std::vector<pid_t> pids;
+    for (pid_t pid : s.holders)
+      if (pid != sshd.pid()) pids.push_back(pid);
+    return pids;
+  };
   const ServerSocket session = wait_server_socket(ns, peer, "the session's two processes on the connection",
-                                                  [](const ServerSocket& s) { return s.holders.size() >= 2; });
-  for (pid_t pid : session.holders) ::kill(pid, SIGSTOP);
+                                                  [&](const ServerSocket& s) { return session_holders(s).size() >= 2; });
+  // Stopped until no new holder shows: one may have forked (sshd-auth) between ss's
+  // look and the stop, and would read the data the scenario leaves unread.
+  std::set<pid_t> stopped;
+  for (std::vector<pid_t> holders = session_holders(session);;) {
+    bool new_holder = false;
+    for (pid_t pid : holders)
+      if (stopped.insert(pid).second) {
+        ::kill(pid, SIGSTOP);
+        new_holder = true;
+      }
+    if (!new_holder) break;
+    for (pid_t pid : stopped) wait_stopped(pid);
+    const auto now = server_socket(ns, peer);
+    if (!now) break;
+    holders = session_holders(*now);
+  }
   lab.dir().write("killed-session-go", "");
   wait_server_socket(ns, peer, "the client's data unread on the server", [](const ServerSocket& s) { return s.unread > 0; });
-  for (pid_t pid : session.holders) ::kill(pid, SIGKILL);
+  for (pid_t pid : stopped) ::kill(pid, SIGKILL);
   lab.expect(ns, client->wait(std::chrono::seconds(40)),
              {.verdict = Verdict::Sshd, .remote_addr = c.client4, .peer_saw = "reset",
               .detail_says = "was killed by SIGKILL holding the connection from " + peer + " (TCP_ABORT_ON_CLOSE)",
