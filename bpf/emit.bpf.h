@@ -23,20 +23,24 @@ static __always_inline void fill_context(struct rsttrace_tcp_event *e)
 }
 
 /*
- * Called once an event passed the port filter: filter the netns, count it,
- * then count it in its storm or complete and emit it. Counted only in the
+ * emit(), called once an event passed the port filter: filter the netns, count
+ * it, then count it in its storm (emit_wanted() false) or complete and emit it. Counted only in the
  * selected netns: a --netns run's counters balance (emitted + folded +
  * aggregated = seen) whatever other namespaces do. Context and owner are
  * read only here, after the storm check: an aggregated event does not need them.
  */
-static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock *sk, __u8 kind, __u32 seen_stat)
+static __always_inline bool emit_wanted(struct rsttrace_tcp_event *e, __u8 kind, __u32 seen_stat)
 {
 	e->kind = kind;
 	if (!netns_selected(e->netns))
-		return;
+		return false;
 	count(seen_stat);
-	if (count_in_storm(e))
-		return;
+	return !count_in_storm(e);
+}
+
+/* The second half of emit(), for an event emit_wanted() kept: complete it and submit it. */
+static __always_inline void emit_kept(struct rsttrace_tcp_event *e, const struct sock *sk)
+{
 	fill_sock_counters(e, sk);
 	fill_context(e);
 	fill_owner(e);
@@ -45,6 +49,12 @@ static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock
 		count(RSTTRACE_STAT_LOST);
 	else
 		count(RSTTRACE_STAT_EMITTED);
+}
+
+static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock *sk, __u8 kind, __u32 seen_stat)
+{
+	if (emit_wanted(e, kind, seen_stat))
+		emit_kept(e, sk);
 }
 
 /* A reset leaving this host; `by_closer`: sent by the process closing `sk`, its owner. */

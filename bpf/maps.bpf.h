@@ -108,6 +108,18 @@ struct {
 } class_prefixes SEC(".maps");
 
 /*
+ * First sightings (storm.bpf.h: seen_before): a peer or prefix enters the maps
+ * above at its second event, so a flood of addresses seen once each costs a
+ * table store per event, not an LRU insert and eviction (measured: 600 of a
+ * refused connection's 850 ns in tcp_send_reset). Each entry holds the
+ * fingerprint of the last key whose hash chose it, mixed with
+ * class_generation (userspace bumps it when a class storm starts, so a slot's
+ * former storm never matches); 0 is empty. 1 MiB, touched only by the kernel.
+ */
+__u32 class_first_sightings[RSTTRACE_CLASS_SIGHTINGS];
+__u32 class_generation;
+
+/*
  * The packet the last reported stack reset on this CPU answered (its skb
  * address), 0 when none is pending (packet.bpf.h). The kernel sends the
  * reset and frees the packet in one softirq pass on one CPU, so a per-CPU

@@ -133,7 +133,6 @@ static __always_inline void fill_netfilter_evidence(struct rsttrace_tcp_event *e
 		if (BPF_CORE_READ(dst, ops, family) == 2 /* AF_INET */)
 			e->route_type = (__u8)BPF_CORE_READ((const struct rtable *)refdst, rt_type);
 	}
-	e->flags |= RSTTRACE_FLAG_NETFILTER;
 }
 
 /* The packet a reset answered (maps.bpf.h: answered_packet). */

@@ -220,8 +220,12 @@ int BPF_PROG(handle_kfree_skb)
 	if (skb->_skb_refdst)
 		e.flags |= RSTTRACE_FLAG_ROUTED;
 	fill_packet_device(&e, skb, true);
-	fill_netfilter_evidence(&e, skb);
-	emit(&e, sk, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP);
+	/* The flag is in the storm key; the evidence is read only for an event emitted. */
+	e.flags |= RSTTRACE_FLAG_NETFILTER;
+	if (emit_wanted(&e, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP)) {
+		fill_netfilter_evidence(&e, skb);
+		emit_kept(&e, sk);
+	}
 	return 0;
 }
 

@@ -16,17 +16,54 @@
 #include "rsttrace/records.h"
 #include "sock.bpf.h"
 
-/* One more for `peer` in an LRU map of a class storm's peers or prefixes. */
+/* Two hashes of a class_peer key (24 bytes: six words): the table index and the fingerprint. */
+static __always_inline void hash_class_peer(const struct rsttrace_class_peer *peer, __u32 *index, __u32 *fingerprint)
+{
+	const __u32 *word = (const __u32 *)peer;
+	__u32 a = 0x9e3779b9, b = 0x85ebca6b ^ class_generation;
+	int i;
+
+	for (i = 0; i < (int)(sizeof(*peer) / sizeof(__u32)); i++) {
+		a = (a ^ word[i]) * 0x01000193;
+		b = (b ^ word[i]) * 0xc2b2ae35;
+		b ^= b >> 15;
+	}
+	a ^= a >> 16;
+	*index = a & (RSTTRACE_CLASS_SIGHTINGS - 1);
+	*fingerprint = b | 1; /* never 0: empty */
+}
+
+/*
+ * True when `peer` was seen before: its fingerprint is in its table entry. Else
+ * it is remembered there, over whichever key had the entry (that key's next
+ * event is a first sighting again: its count can only come out lower, never
+ * higher, by one). Racing CPUs store whole words: at worst a sighting is lost.
+ */
+static __always_inline bool seen_before(const struct rsttrace_class_peer *peer)
+{
+	__u32 index, fingerprint;
+
+	hash_class_peer(peer, &index, &fingerprint);
+	index &= RSTTRACE_CLASS_SIGHTINGS - 1; /* for the verifier */
+	if (class_first_sightings[index] == fingerprint)
+		return true;
+	class_first_sightings[index] = fingerprint;
+	return false;
+}
+
+/* One more for `peer` in an LRU map of a class storm's peers or prefixes, from its second event. */
 static __always_inline void count_class_peer(void *map, const struct rsttrace_class_peer *peer)
 {
-	__u64 one = 1, *value = bpf_map_lookup_elem(map, peer);
+	__u64 two = 2, *value = bpf_map_lookup_elem(map, peer);
 
 	if (value) {
 		__sync_fetch_and_add(value, 1);
 		return;
 	}
-	/* Another CPU may have added it meanwhile: then add to its entry. */
-	if (bpf_map_update_elem(map, peer, &one, BPF_NOEXIST)) {
+	if (!seen_before(peer))
+		return;
+	/* This event and the first sighting. Another CPU may have added it meanwhile: then add to its entry. */
+	if (bpf_map_update_elem(map, peer, &two, BPF_NOEXIST)) {
 		value = bpf_map_lookup_elem(map, peer);
 		if (value)
 			__sync_fetch_and_add(value, 1);
@@ -86,7 +123,8 @@ static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
 
 	if (!storms_in_use || !rsttrace_storm_key_of(e, watched_local, &key))
 		return false;
-	if (count_in_slot(&key, e, watched_local))
+	/* While every storm is a class's (a flood from many peers), no peer's key can match. */
+	if (storms_in_use != class_storms_in_use && count_in_slot(&key, e, watched_local))
 		return true;
 	if (!class_storms_in_use)
 		return false;
@@ -94,10 +132,15 @@ static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
 	return count_in_slot(&key, e, watched_local);
 }
 
-/* A connect() from a storm's peer to its port (the local end of a loopback storm). */
+/*
+ * A connect() from a storm's peer to its port (the local end of a loopback
+ * storm), or from within a class storm's scope to its port (storm_peers holds
+ * the class's scope address: records.h, rsttrace_storm_class_of).
+ */
 static __always_inline bool connect_in_storm(const struct sock *sk)
 {
 	struct rsttrace_storm_peer peer = {};
+	struct rsttrace_storm_key scope = {};
 	__u16 family;
 
 	if (!storms_in_use)
@@ -114,6 +157,14 @@ static __always_inline bool connect_in_storm(const struct sock *sk)
 	}
 	peer.netns = sock_netns_btf(sk);
 	peer.port = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (bpf_map_lookup_elem(&storm_peers, &peer))
+		return true;
+	if (!class_storms_in_use)
+		return false;
+	scope.family = peer.family;
+	__builtin_memcpy(scope.peer_addr, peer.addr, RSTTRACE_ADDR_LEN);
+	rsttrace_storm_class_of(&scope);
+	__builtin_memcpy(peer.addr, scope.peer_addr, RSTTRACE_ADDR_LEN);
 	return bpf_map_lookup_elem(&storm_peers, &peer) != 0;
 }
 

@@ -201,7 +201,8 @@ RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_storm_key) == 36, "storm_key layou
 
 /*
  * A storm's peer and port (storm_peers, bpf/storm.bpf.h): while one is listed, a connect() from
- * that address to that port gets no owner record. Its connection would only
+ * that address to that port gets no owner record. A loopback class storm lists its scope
+ * address (rsttrace_storm_class_of): connects from any loopback address to its port. Its connection would only
  * be counted in the storm, which names no process, and the record (an LRU
  * hash update) was the largest cost of a refused connection.
  */
@@ -293,9 +294,12 @@ struct rsttrace_class_peer {
 };
 RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_class_peer) == 24, "class_peer layout");
 /* Bounds of the LRU maps: more distinct peers than this and the least recent drop out
- * (their counts restart); the storm's own count (storm_counts) stays exact. */
+ * (their counts restart); the storm's own count (storm_counts) stays exact. A peer or
+ * prefix enters them at its second event, remembered in a table of first sightings
+ * (RSTTRACE_CLASS_SIGHTINGS entries, a power of two): one seen once is never listed. */
 #define RSTTRACE_CLASS_PEERS 16384
 #define RSTTRACE_CLASS_PREFIXES 4096
+#define RSTTRACE_CLASS_SIGHTINGS (1 << 18)
 /* rsttrace_storm_slot.active bits */
 #define RSTTRACE_STORM_COUNTING 1
 #define RSTTRACE_STORM_TRACK_PEERS 2 /* a class storm: count its peers and prefixes too */

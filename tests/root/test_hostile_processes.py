@@ -8,7 +8,9 @@ import secrets
 import shutil
 import subprocess
 import sys
+import select
 import tempfile
+import time
 import unittest
 
 import harness
@@ -25,7 +27,7 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 # argv: PORT [CHROOT [BIND_SOURCE]]: chroot there first, after bind-mounting
 # BIND_SOURCE over CHROOT/etc/hosts.deny (its own mount namespace).
 FAKE_SSHD = r'''
-import ctypes, os, socket, sys, time
+import ctypes, os, socket, sys
 libc = ctypes.CDLL(None, use_errno=True)
 port = int(sys.argv[1])
 if len(sys.argv) > 3:
@@ -42,10 +44,11 @@ if os.fork() == 0:
     client = socket.socket()
     client.connect(("127.0.0.1", port))
     client.send(b"SSH-2.0-client\r\n")
-    # The client stays connected for a while, as ssh does: the fake sshd waits
-    # for it (os.wait below), so its root is still there when rsttrace reads the
-    # files the refusal came from. (A real sshd child may be gone by then: #15.)
-    time.sleep(2)
+    # The client stays connected until the test has seen rsttrace's line (a
+    # line on stdin): the fake sshd waits for it (os.wait below), so its root is
+    # still there when rsttrace reads the files the refusal came from. (A real
+    # sshd child may be gone by then: #15.)
+    sys.stdin.readline()
     os._exit(0)
 libc.prctl(15, b"sshd", 0, 0, 0)  # PR_SET_NAME
 conn, _ = listener.accept()
@@ -58,8 +61,8 @@ for name in ("/etc/hosts.allow", "/etc/hosts.deny"):
     except OSError as e:
         print("read", name, "failed:", e.errno, flush=True)
 conn.close()
-os.wait()
 print("reset-done", flush=True)
+os.wait()
 '''
 
 # A fake fail2ban-server owned by nobody, with `-s SOCKET` in its command
@@ -93,11 +96,34 @@ except BlockingIOError:
 '''
 
 
-def run_fake_sshd(*args, userns_flags="-Urn"):
+def fake_sshd_command(*args, userns_flags="-Urn"):
     """The fake sshd as nobody in `unshare userns_flags`, loopback up."""
-    cmd = NOBODY + ["unshare", userns_flags, "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
-                    PYTHON, "-c", FAKE_SSHD, str(PORT)] + [str(a) for a in args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    return NOBODY + ["unshare", userns_flags, "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
+                     PYTHON, "-c", FAKE_SSHD, str(PORT)] + [str(a) for a in args]
+
+
+def refused_by_fake_sshd(rt, command, timeout=30):
+    """Runs a fake sshd until its reset, waits for rsttrace's wrappers line
+    while its client is still connected, then lets the client go. Returns
+    (event, the fake's stdout up to its reset, its stderr)."""
+    fake = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        lines, deadline = [], time.monotonic() + timeout
+        while "reset-done" not in lines:
+            ready, _, _ = select.select([fake.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = fake.stdout.readline() if ready else ""
+            if not line:
+                fake.kill()
+                raise AssertionError(f"the fake sshd gave no reset: {lines} {fake.communicate()[1]}")
+            lines.append(line.strip())
+        event = rt.wait_event(verdict="tcp-wrappers", local_port=PORT, timeout=15)
+        _, stderr = fake.communicate("go\n", timeout=timeout)
+        return event, "\n".join(lines), stderr
+    finally:
+        if fake.poll() is None:
+            fake.kill()
+            fake.communicate()
 
 
 class HostileProcessesTest(unittest.TestCase):
@@ -107,10 +133,6 @@ class HostileProcessesTest(unittest.TestCase):
 
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def wrappers_event(self, rt, sshd):
-        self.assertIn("reset-done", sshd.stdout, sshd.stderr)
-        return rt.wait_event(verdict="tcp-wrappers", local_port=PORT, timeout=15)
 
     def test_fake_fail2ban_socket_is_never_asked(self):
         """Finding 1: a fail2ban-server named by nobody, its failed write and a
@@ -126,7 +148,7 @@ class HostileProcessesTest(unittest.TestCase):
                 self.assertEqual(words[0], "writer")
                 writer_pid, errno = int(words[1]), int(words[2])
                 self.assertEqual(errno, 13, "the fake writer's open must fail with EACCES")
-                event = self.wrappers_event(rt, run_fake_sshd())
+                event, _, _ = refused_by_fake_sshd(rt, fake_sshd_command())
                 fake.stdin.write("report\n")
                 fake.stdin.flush()
                 self.assertEqual(fake.stdout.readline().strip(), "nobody-connected")
@@ -172,7 +194,7 @@ class HostileProcessesTest(unittest.TestCase):
         with open(inner, "w") as f:
             f.write("sshd: 127.0.0.1\n")
         with Rsttrace("--port", str(PORT)) as rt:
-            event = self.wrappers_event(rt, run_fake_sshd(root, userns_flags="-Urnm"))
+            event, _, _ = refused_by_fake_sshd(rt, fake_sshd_command(root, userns_flags="-Urnm"))
         output = "\n".join(rt.lines)
         self.assertNotIn(marker, output)
         # The broker did read the process's own view of the file: the decoy.
@@ -187,9 +209,8 @@ class HostileProcessesTest(unittest.TestCase):
         root = self.chroot_dir()
         open(os.path.join(root, "etc/hosts.deny"), "w").close()
         with Rsttrace("--port", str(PORT)) as rt:
-            sshd = run_fake_sshd(root, path, userns_flags="-Urnm")
-            self.assertIn("read /etc/hosts.deny failed: 13", sshd.stdout, sshd.stderr)
-            event = self.wrappers_event(rt, sshd)
+            event, output, stderr = refused_by_fake_sshd(rt, fake_sshd_command(root, path, userns_flags="-Urnm"))
+            self.assertIn("read /etc/hosts.deny failed: 13", output, stderr)
         self.assertNotIn(marker, "\n".join(rt.lines))
         self.assertIsNone(event["wrapper_rule"], event)
 
@@ -207,12 +228,10 @@ class HostileProcessesTest(unittest.TestCase):
                   f'exec unshare -n sh -c \'ip link set lo up && exec "$0" -c "$1" "$2"\' '
                   f'{sys.executable} "$2" {PORT}')
         with Rsttrace("--port", str(PORT)) as rt:
-            run = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", deny,
-                                  FAKE_SSHD], capture_output=True, text=True, timeout=30)
-            self.assertIn("reset-done", run.stdout, run.stderr)
-            self.assertIn("Permission denied", run.stderr)
-            event = rt.wait_event(verdict="tcp-wrappers", local_port=PORT, timeout=15)
-        pids = {line.split()[0]: int(line.split()[1]) for line in run.stdout.splitlines()
+            event, output, stderr = refused_by_fake_sshd(
+                rt, ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", deny, FAKE_SSHD])
+            self.assertIn("Permission denied", stderr)
+        pids = {line.split()[0]: int(line.split()[1]) for line in output.splitlines()
                 if line.split()[0] in ("wrote", "failed")}
         self.assertEqual(event["written_by"]["pid"], pids["wrote"], event)
         self.assertNotIn("its own word", event["detail"])

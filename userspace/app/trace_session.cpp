@@ -38,9 +38,10 @@ uid_t capture_owner(const std::string& collector_user) {
 }  // namespace
 
 // The syscall tracepoints' cost to every other process, as measured on a loop
-// of 1-byte read()s (bench/results/2026-11-30-floods.md: CPU time per read()).
+// of 1-byte read()s on a quiet machine (bench/results/2026-11-30-floods.md:
+// 10.9 M reads a second without them, 8.7 M with them).
 constexpr const char* kSyscallTracepointCost =
-    "measured about +10 ns of CPU per syscall (+5% on a loop of 1-byte read()s)";
+    "measured about +23 ns per syscall (a loop of 1-byte read()s ran 20% slower)";
 
 TraceSession::KernelFacts TraceSession::read_kernel_facts() {
   // The kernel's BTF (several MB) is needed only for names and tracepoint

@@ -385,21 +385,38 @@ class Judge {
     return exit_words(e.owner_exit_code);
   }
 
+  // A TIME_WAIT socket's reset (before 6.10 it has no reason: its state says it).
+  bool time_wait_reset(const TcpEvent& e) const {
+    return reason_is(e, "TCP_TIMEWAIT_SOCKET") || (!e.reason && state_is(e, "TIME_WAIT"));
+  }
+
+  // The connection notes of the connection `reset` answered for, once it had ended.
+  const SeenConnection* ended_before(const TcpEvent& reset) const {
+    return context_.evidence.connections().ended_before(reset.netns, reset.family, reset.remote, reset.local.port,
+                                                        reset.monotonic_ns);
+  }
+
   // The TCP stack reset the connection for a protocol reason of its own.
   std::optional<Attribution> stack_reset() const {
     const TcpEvent* reset = find([&](const TcpEvent& e) {
       return e.kind == EventKind::ResetSent && e.reason && !reason_is(e, "NOT_SPECIFIED");
     });
-    // A TIME_WAIT socket's reset (before 6.10 it has no reason: its state says it).
-    if (const TcpEvent* late = find([&](const TcpEvent& e) {
-          return e.kind == EventKind::ResetSent &&
-                 (reason_is(e, "TCP_TIMEWAIT_SOCKET") || (!e.reason && state_is(e, "TIME_WAIT")));
-        }))
+    if (const TcpEvent* late = find([&](const TcpEvent& e) { return e.kind == EventKind::ResetSent && time_wait_reset(e); }))
       if (auto report = login_grace_then_late_segment(*late)) return report;
     if (!reset) return std::nullopt;
     std::string detail = "the kernel reset the connection with " + remote(*reset) + ": " + reason_words(reason(*reset));
-    if (reset->owner) detail += "; socket of " + process_text(*reset->owner);
-    Attribution report = make(*reset, Verdict::Kernel, detail);
+    TcpEvent shown = *reset;  // a copy: reason() and friends take group_'s events only
+    if (shown.owner) {
+      detail += "; socket of " + process_text(*shown.owner);
+    } else if (const SeenConnection* seen = time_wait_reset(*reset) ? ended_before(*reset) : nullptr;
+               seen && seen->closer) {
+      // A TIME_WAIT socket is a new, ownerless one: the process is the one that closed the
+      // connection, in its notes (when the FIN's ACK came after close() returned).
+      shown.owner = seen->closer;
+      shown.owner_source = OwnerSource::Close;
+      detail += "; " + process_text(*shown.owner) + " had closed it";
+    }
+    Attribution report = make(shown, Verdict::Kernel, detail);
     report.peer_saw = "reset";
     return report;
   }
@@ -409,8 +426,7 @@ class Judge {
   // it is in the connection notes of that four-tuple (who closed it, when
   // after accept(), how it exited, what the client had sent).
   std::optional<Attribution> login_grace_then_late_segment(const TcpEvent& reset) const {
-    const SeenConnection* seen = context_.evidence.connections().ended_before(reset.netns, reset.family, reset.remote,
-                                                                              reset.local.port, reset.monotonic_ns);
+    const SeenConnection* seen = ended_before(reset);
     if (!seen || !seen->closer || !is_sshd_family(seen->closer->comm)) return std::nullopt;
     return login_grace_report(reset, *seen, reason_words("TCP_TIMEWAIT_SOCKET"));
   }

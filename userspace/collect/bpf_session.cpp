@@ -196,6 +196,12 @@ rsttrace_storm_peer peer_of(const rsttrace_storm_key& key) {
   return peer;
 }
 
+// Whose connect()s a storm spares the owner record (storm_peers): a peer's, or a loopback class's
+// (its client ends are on this host: scope 127.0.0.0 or ::1); a remote class's clients are elsewhere.
+bool spares_connects(const rsttrace_storm_key& key) {
+  return !key.peerless || key.peer_addr[0] == 127 || key.peer_addr[sizeof(key.peer_addr) - 1] == 1;
+}
+
 std::string bytes_of(const rsttrace_storm_peer& peer) { return std::string(reinterpret_cast<const char*>(&peer), sizeof(peer)); }
 
 }  // namespace
@@ -261,6 +267,8 @@ ClassPeers BpfSession::class_peers(uint32_t slot, size_t top) const {
 
 void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool track_peers) {
   if (track_peers) {
+    // A new generation: no first sighting of an earlier class storm in this slot matches.
+    ++skel_->bss->class_generation;
     // A slot's entries from an earlier class storm: gone before this one counts.
     for (const bpf_map* map : {skel_->maps.class_peers, skel_->maps.class_prefixes}) {
       const auto entries = class_map_entries(map);
@@ -278,11 +286,10 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool tra
   if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_NOEXIST))
     throw failed("add", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = ++storm_keys_;
-  if (key.peerless) {  // a class names no peer: no storm_peers entry
-    skel_->bss->class_storms_in_use = ++class_keys_;
-    return;
-  }
+  if (key.peerless) skel_->bss->class_storms_in_use = ++class_keys_;
+  if (!spares_connects(key)) return;
   // Best effort: without the peer entry, connects from it are only recorded as before.
+  // A class's entry holds its scope address: connects from within the scope.
   const rsttrace_storm_peer peer = peer_of(key);
   const uint8_t one = 1;
   if (storm_peer_refs_[bytes_of(peer)]++ == 0)
@@ -299,10 +306,8 @@ void BpfSession::remove(const rsttrace_storm_key& key) {
   if (bpf_map__delete_elem(skel_->maps.storm_keys, &key, sizeof(key), 0))
     throw failed("remove", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = --storm_keys_;
-  if (key.peerless) {
-    skel_->bss->class_storms_in_use = --class_keys_;
-    return;
-  }
+  if (key.peerless) skel_->bss->class_storms_in_use = --class_keys_;
+  if (!spares_connects(key)) return;
   const rsttrace_storm_peer peer = peer_of(key);
   if (auto it = storm_peer_refs_.find(bytes_of(peer)); it != storm_peer_refs_.end() && --it->second == 0) {
     storm_peer_refs_.erase(it);
