@@ -44,7 +44,10 @@ static __always_inline bool seen_before(const struct rsttrace_class_peer *peer)
 	__u32 index, fingerprint;
 
 	hash_class_peer(peer, &index, &fingerprint);
-	index &= RSTTRACE_CLASS_SIGHTINGS - 1; /* for the verifier */
+	/* The 6.1 verifier loses the bounds of the hash's mask (as port_watched's):
+	 * mask again where the compiler cannot drop it. */
+	barrier_var(index);
+	index &= RSTTRACE_CLASS_SIGHTINGS - 1;
 	if (class_first_sightings[index] == fingerprint)
 		return true;
 	class_first_sightings[index] = fingerprint;
