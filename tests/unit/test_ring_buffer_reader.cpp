@@ -2,10 +2,12 @@
 // them: 8-byte headers (length with busy/discard bits), records rounded to 8.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "collect/drain_pacing.h"
 #include "collect/ring_buffer_reader.h"
 
 using namespace rsttrace;
@@ -96,4 +98,15 @@ TEST_CASE("ring reader: space is handed back during a long drain, a corrupt leng
   std::memcpy(&corrupt.data[bad_at], &huge, 4);
   CHECK(read_all(corrupt, 0, &end) == std::vector<std::string>{"ok"});
   CHECK(end == bad_at);
+}
+
+TEST_CASE("the drain waits less in proportion while the ring buffer fills fast", "[ring]") {
+  using rsttrace::next_drain_wait_ms;
+  CHECK(next_drain_wait_ms(50, 0) == 50);        // quiet
+  CHECK(next_drain_wait_ms(50, 0.125) == 50);    // at the target: an eighth full
+  CHECK(next_drain_wait_ms(50, 0.25) == 25);     // twice the target: half the wait
+  CHECK(next_drain_wait_ms(50, 1.0) == 6);       // full: an eighth of it
+  CHECK(next_drain_wait_ms(5, 1.0) == 1);        // never 0: no busy loop
+  CHECK(next_drain_wait_ms(50, -1) == 50);       // nothing read
+  CHECK(next_drain_wait_ms(50, std::nan("")) == 50);
 }

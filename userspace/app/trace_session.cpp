@@ -10,6 +10,7 @@
 
 #include "app/privileges.h"
 #include "clock.h"
+#include "collect/drain_pacing.h"
 #include "collect/feature_probe.h"
 #include "collect/tracefs.h"
 #include "error.h"
@@ -149,7 +150,7 @@ void TraceSession::start() {
 }
 
 bool TraceSession::poll_once() {
-  int timeout_ms = static_cast<int>(options_.poll_interval_ms);
+  int timeout_ms = static_cast<int>(wait_ms_ ? wait_ms_ : options_.poll_interval_ms);
   if (options_.duration_seconds > 0) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
     timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, timeout_ms));
@@ -159,7 +160,7 @@ bool TraceSession::poll_once() {
   if (provenance_broker_) provenance_broker_->alive();
   if (signal == SIGHUP && printer_.capture()) printer_.capture()->reopen();
   const bool stop = signal == SIGINT || signal == SIGTERM;
-  session_->drain();
+  wait_ms_ = next_drain_wait_ms(options_.poll_interval_ms, session_->drain());
   attributor_.due(monotonic_now_ns(), [this](Attribution& report) { emit(report); });
   worker_->take_ready(monotonic_now_ns());
   attributor_.take_folded(monotonic_now_ns(), [this](Attribution& report) { write_line(report); });

@@ -80,6 +80,7 @@ class TraceSession {
   RunTally tally_;
   MalformedRecords malformed_;
   uint64_t lost_reported_ = 0;
+  uint32_t wait_ms_ = 0;  // until the next drain: --poll-interval-ms, shorter while the ring fills fast
   // Built once the BPF session exists (it holds the storm maps); records arrive only on drain().
   std::optional<StormTracker> storms_;
   std::unique_ptr<BrokerAccess> broker_;  // before `ready_`: it removes the ready file at exit

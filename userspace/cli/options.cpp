@@ -89,7 +89,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   app.add_flag("-v,--verbose", options.verbose, "debug logs, including libbpf's and the verifier's");
   app.add_option("--ring-buffer-kib", options.ring_buffer_kib, "kernel ring buffer size in KiB (power of two)")
       ->check(CLI::Range(64u, 1u << 20));
-  app.add_option("--poll-interval-ms", options.poll_interval_ms, "how often the ring buffer is drained")
+  app.add_option("--poll-interval-ms", options.poll_interval_ms, "the longest wait between two drains of the ring buffer (shorter while it fills fast)")
       ->check(CLI::Range(1u, 1000u));
   app.add_option("--summary-interval", options.summary_interval,
                  "every SECONDS, a summary on stderr: counts by verdict, top remote addresses, losses")

@@ -146,7 +146,7 @@ std::vector<ProgramStats> BpfSession::program_stats() const {
   return all;
 }
 
-void BpfSession::drain() { reader_->consume(); }
+double BpfSession::drain() { return reader_->consume(); }
 
 Result<uint64_t> BpfSession::sum_per_cpu(const bpf_map* map, uint32_t index) const {
   if (int err = bpf_map__lookup_elem(map, &index, sizeof(index), per_cpu_.data(), per_cpu_.size() * sizeof(uint64_t), 0))

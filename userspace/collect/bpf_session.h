@@ -48,7 +48,8 @@ class BpfSession : public StormCounters {
   BpfSession& operator=(const BpfSession&) = delete;
 
   // Hands every record waiting in the ring buffer to the sink.
-  void drain();
+  // Reads every record waiting; returns the share of the ring buffer that was waiting.
+  double drain();
   // The kernel's counters. A counter whose read fails keeps its last value
   // and is counted in failed_reads (and logged once per run of failures).
   KernelStats stats() const;

@@ -68,21 +68,24 @@ RingBufferReader::~RingBufferReader() {
   munmap(consumer_page_, page_size_);
 }
 
-void RingBufferReader::consume() {
+double RingBufferReader::consume() {
   auto* consumer_pos = reinterpret_cast<uint64_t*>(consumer_page_);
   const auto* producer_pos = reinterpret_cast<const uint64_t*>(producer_page_);
   const uint8_t* data = producer_page_ + page_size_;
   auto release = [consumer_pos](uint64_t position) { __atomic_store_n(consumer_pos, position, __ATOMIC_RELEASE); };
+  double waiting = -1;
   // Until the producers stop getting ahead: records committed while we read are taken too.
   for (;;) {
     const uint64_t consumer = __atomic_load_n(consumer_pos, __ATOMIC_ACQUIRE);
     const uint64_t producer = __atomic_load_n(producer_pos, __ATOMIC_ACQUIRE);
+    if (waiting < 0) waiting = consumer < producer ? static_cast<double>(producer - consumer) / (mask_ + 1) : 0;
     if (consumer >= producer) break;
     const uint64_t read = read_ring_records(data, mask_, consumer, producer, scratch_, sink_, release,
                                             (mask_ + 1) / 4);
     if (read == consumer) break;  // the next record is still being written
     release(read);
   }
+  return waiting;
 }
 
 }  // namespace rsttrace

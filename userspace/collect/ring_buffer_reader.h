@@ -42,8 +42,9 @@ class RingBufferReader {
   RingBufferReader(const RingBufferReader&) = delete;
   RingBufferReader& operator=(const RingBufferReader&) = delete;
 
-  // Hands every committed record to the sink.
-  void consume();
+  // Hands every committed record to the sink; returns the share of the ring
+  // (0 to 1) that was waiting when it started.
+  double consume();
 
  private:
   RecordSink sink_;
