@@ -160,7 +160,7 @@ static __always_inline bool connect_in_storm(const struct sock *sk)
 	}
 	peer.netns = sock_netns_btf(sk);
 	peer.port = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (bpf_map_lookup_elem(&storm_peers, &peer))
+	if (storms_in_use != class_storms_in_use && bpf_map_lookup_elem(&storm_peers, &peer))
 		return true;
 	if (!class_storms_in_use)
 		return false;
