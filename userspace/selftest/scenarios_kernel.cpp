@@ -1,9 +1,11 @@
 // Issue 15's kernel scenarios: what the kernel itself does to a connection
 // when its listener stops or dies (or its accept queue is full), played with
 // the userland's real sshd.
+#include <arpa/inet.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -49,14 +51,14 @@ bool kernel_names_listen_overflow() {
 }
 
 // The client's own packets cross a slow link, as a far client's do: an HTB class of
-// 480 bit/s (60 bytes a second; slower on a slow machine) for its address and port
+// 320 bit/s (40 bytes a second; slower on a slow machine) for its address and port
 // only, on the device they leave by (the server's lo, or the client's end of the
-// veth). Its SYN leaves at once, its handshake's last ACK about a second later
-// (the SYN's bytes at that rate): the ACK's time in flight, in which other
-// clients fill the queue. Nothing is dropped on the way.
+// veth). Its SYN leaves at once, its handshake's last ACK 1.5 to 1.9 s later (the
+// SYN's 60 or 74 bytes at that rate): the ACK's time in flight, in which another
+// client fills the queue. Nothing is dropped on the way.
 void slow_client_link(const ClientSide& c, bool loopback) {
   const std::string device = loopback ? "lo" : "lab0";
-  const std::string rate = std::to_string(std::max(16, 480 / time_scale())) + "bit";
+  const std::string rate = std::to_string(std::max(16, 320 / time_scale())) + "bit";
   auto tc = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {"tc"});
     args.insert(args.begin() + 3, {"dev", device});  // tc OBJECT VERB dev DEVICE ...
@@ -70,20 +72,43 @@ void slow_client_link(const ClientSide& c, bool loopback) {
 }
 
 // A connection from the server's own namespace (its own address and `port`), left
-// in the stopped listener's accept queue; returns once connect() has returned.
-std::unique_ptr<Child> queue_connection(const Namespace& ns, const WorkDir& dir, const ClientSide& c, uint16_t port,
-                                        const std::string& what) {
-  auto queued = std::make_unique<Child>(ns.exec({self_path(), "lab-client", "--connect", c.server4, "--bind", c.server4,
-                                                 "--bind-port", std::to_string(port), "--hold", "60"}),
-                                        dir.file("queued-" + std::to_string(port)));
+// in the stopped listener's accept queue. Started ahead with `cue`, it connects
+// once that file exists.
+std::unique_ptr<Child> start_queued(const Namespace& ns, const WorkDir& dir, const ClientSide& c, uint16_t port,
+                                    const std::string& cue = "") {
+  std::vector<std::string> argv{self_path(), "lab-client", "--connect", c.server4, "--bind", c.server4,
+                                "--bind-port", std::to_string(port), "--hold", "60"};
+  if (!cue.empty()) argv.insert(argv.end(), {"--connect-when", cue});
+  return std::make_unique<Child>(ns.exec(argv), dir.file("queued-" + std::to_string(port)));
+}
+
+// Until connect() of `queued` has returned.
+void wait_connected(Child& queued, const std::string& what) {
   const auto limit = scaled(std::chrono::seconds(5));
   const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (queued->err().find("connected") == std::string::npos) {
-    if (!queued->running() || std::chrono::steady_clock::now() >= deadline)
-      throw failed("queue", what, "not connected within " + std::to_string(limit.count()) + " s: " + queued->err());
+  while (queued.err().find("connected") == std::string::npos) {
+    if (!queued.running() || std::chrono::steady_clock::now() >= deadline)
+      throw failed("queue", what, "not connected within " + std::to_string(limit.count()) + " s: " + queued.err());
     sleep_checked(std::chrono::milliseconds(10));
   }
-  return queued;
+}
+
+// Until the client's handshake waits in the server namespace's SYN queue (SYN_RECV,
+// state 03, in /proc/PID/net/tcp of a process there): read in this process, no
+// command started, so the next step follows within milliseconds.
+void wait_syn_recv(pid_t in_namespace, const std::string& client, uint16_t port) {
+  in_addr address{};
+  inet_pton(AF_INET, client.c_str(), &address);
+  char remote[32];
+  std::snprintf(remote, sizeof(remote), " %08X:%04X 03 ", address.s_addr, port);
+  const auto limit = scaled(std::chrono::seconds(15));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (read_file("/proc/" + std::to_string(in_namespace) + "/net/tcp").find(remote) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      throw failed("wait for", "the client's handshake in sshd's SYN queue",
+                   "not seen within " + std::to_string(limit.count()) + " s");
+    sleep_checked(std::chrono::milliseconds(2));
+  }
 }
 
 // `nstat`'s TcpExt counter `name` in the namespace (its history file untouched).
@@ -150,18 +175,22 @@ void accept_queue_overflow(Lab& lab) {
   wait_stopped(sshd.pid());
   slow_client_link(c, lab.placement() == Placement::Loopback);
   std::vector<std::unique_ptr<Child>> queued;
-  for (uint16_t port : {40201, 40202})
-    queued.push_back(queue_connection(ns, lab.dir(), c, port, "a connection in sshd's accept queue"));
+  for (uint16_t port : {40201, 40202}) {
+    queued.push_back(start_queued(ns, lab.dir(), c, port));
+    wait_connected(*queued.back(), "a connection in sshd's accept queue");
+  }
+  // The third waits for its cue: the client's SYN in the SYN queue.
+  const std::string cue = lab.dir().file("fill-the-queue");
+  queued.push_back(start_queued(ns, lab.dir(), c, 40203, cue));
   const uint64_t overflows = tcpext(ns, "TcpExtListenOverflows");
   // Explain runs first, on a queue with room (2 waiting, backlog 2): the SYN is let in.
   const int timeout = 3 * time_scale();
   auto client = start_ssh_client(c.ns, lab.dir(), "ssh", c.client4, c.server4, 22, timeout);
-  ns.wait_socket("syn-recv", "sport = :22", c.client4 + ":" + std::to_string(kClientPort),
-                 "the client's handshake, its last ACK on the slow link");
-  // Its SYN would be dropped if the client's ACK had filled the queue first.
-  queued.push_back(queue_connection(ns, lab.dir(), c, 40203,
-                                    "the connection that fills the queue before the client's ACK arrives (a machine "
-                                    "this slow needs a larger RSTTRACE_LAB_TIME_SCALE)"));
+  wait_syn_recv(sshd.pid(), c.client4, kClientPort);
+  lab.dir().write("fill-the-queue", "");
+  // Had the client's ACK filled the queue first, this SYN would be dropped.
+  wait_connected(*queued.back(), "the connection that fills the queue before the client's ACK arrives (a machine "
+                                 "this slow needs a larger RSTTRACE_LAB_TIME_SCALE)");
   Expectation expected{.remote_addr = c.client4, .client_says = "Connection timed out during banner exchange",
                        .explain_says = "allowed"};
   if (kernel_names_listen_overflow()) {
