@@ -1,7 +1,8 @@
 """rsttrace explain against a real namespace: an nft drop, an iptables-nft
 reject, a hosts.deny line of a libwrap listener's own root, no listener, and
 an open path; a stopped listener whose accept queue is full (sock_diag, then
-the kernel's ListenOverflows), the host's real sshd and its log, and a
+the kernel's ListenOverflows), the host's real sshd, its log and its sshd -T
+(and its title when sshd -T is refused), and a
 PerSourcePenalties line in the auth.log of a listener's root; exit codes
 0/1/2 and the "type": "explain" object."""
 
@@ -196,37 +197,64 @@ class ExplainTest(unittest.TestCase):
         late.connect_ex(("127.0.0.1", port))
         harness.wait_until(lambda: tcpext("ListenOverflows") > before, what="a listen overflow")
 
+    def host_sshd(self, port, *, config="", prefix=()):
+        """Debian 12's sshd (9.2) on `port`, its standard error a file, with `config` added: (Popen, its log's path)."""
+        d = tempfile.mkdtemp(prefix="rsttrace-explain-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", d])
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/key"], check=True)
+        with open(f"{d}/config", "w") as f:
+            f.write(f"Port {port}\nHostKey {d}/key\nPidFile {d}/pid\nUsePAM no\nLogLevel VERBOSE\n{config}")
+        err = open(f"{d}/err", "w")
+        self.addCleanup(err.close)
+        sshd = subprocess.Popen(
+            list(prefix) + ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            'mount -t tmpfs rsttrace-test /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd -D -e -f "$0"',
+                            f"{d}/config"], stderr=err)
+        self.addCleanup(sshd.wait)
+        # `unshare --fork` ignores SIGTERM while it waits; --kill-child takes sshd with it.
+        self.addCleanup(sshd.kill if prefix else sshd.terminate)
+        harness.wait_until(lambda: "Server listening" in read(f"{d}/err") or sshd.poll() is not None,
+                           what="sshd listening")
+        self.assertIsNone(sshd.poll(), read(f"{d}/err"))
+        return sshd, f"{d}/err"
+
     def test_the_host_sshd_and_its_log(self):
         # Debian 12's sshd (9.2: no PerSourcePenalties), its standard error a file: the sshd
-        # step says what it read of it; MaxStartups from its title.
+        # step says what it read of it; MaxStartups from its own sshd -T, its count from its title.
         port = 2207
-        with tempfile.TemporaryDirectory() as d:
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/key"], check=True)
-            with open(f"{d}/config", "w") as f:
-                f.write(f"Port {port}\nHostKey {d}/key\nPidFile {d}/pid\nUsePAM no\nLogLevel VERBOSE\n")
-            err = open(f"{d}/err", "w")
-            self.addCleanup(err.close)
-            sshd = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                 'mount -t tmpfs rsttrace-test /run && mkdir -m 0755 /run/sshd && exec /usr/sbin/sshd -D -e -f "$0"',
-                 f"{d}/config"], stderr=err)
-            self.addCleanup(sshd.wait)
-            self.addCleanup(sshd.terminate)
-            harness.wait_until(lambda: "Server listening" in read(f"{d}/err") or sshd.poll() is not None,
-                               what="sshd listening")
-            self.assertIsNone(sshd.poll(), read(f"{d}/err"))
-            # A connection that never authenticates (a penalty on 9.8+, nothing on 9.2).
-            with socket.create_connection(("127.0.0.1", port)) as noauth:
-                self.assertTrue(noauth.recv(64).startswith(b"SSH-2.0-"))
-            harness.wait_until(lambda: "Connection closed by 127.0.0.1" in read(f"{d}/err"), what="its end logged")
-            record = explain_json(self, CLIENT, port, 0)
-            step = record["steps"][3]
-            self.assertEqual(step["result"], "pass")
-            self.assertFalse(step["certain"])
-            self.assertIn(f"its standard error (/proc/{sshd.pid}/fd/2), 0 of them PerSourcePenalties lines", step["detail"])
-            self.assertIn(f"no penalty for {CLIENT} in its log (read ", step["detail"])
-            self.assertIn("MaxStartups has room", step["detail"])
-            self.assertRegex(record["steps"][2]["detail"], r"0 waiting, backlog \d+ \(sock_diag\)")
+        sshd, err = self.host_sshd(port, config="MaxStartups 1:30:1\n")
+        # A connection that never authenticates (a penalty on 9.8+, nothing on 9.2).
+        with socket.create_connection(("127.0.0.1", port)) as noauth:
+            self.assertTrue(noauth.recv(64).startswith(b"SSH-2.0-"))
+        harness.wait_until(lambda: "Connection closed by 127.0.0.1" in read(err), what="its end logged")
+        record = explain_json(self, CLIENT, port, 0)
+        step = record["steps"][3]
+        self.assertEqual(step["result"], "pass")
+        self.assertFalse(step["certain"])
+        self.assertIn(f"its standard error (/proc/{sshd.pid}/fd/2), 0 of them PerSourcePenalties lines", step["detail"])
+        self.assertIn(f"no penalty for {CLIENT} in its log (read ", step["detail"])
+        self.assertIn("MaxStartups has room: MaxStartups 1:30:1 (sshd -T), 0 pre-auth connections by the listener's "
+                      "own title", step["detail"])
+        self.assertIn("this sshd has no PerSourcePenalties (before OpenSSH 9.8; sshd -T)", step["detail"])
+        self.assertRegex(record["steps"][2]["detail"], r"0 waiting, backlog \d+ \(sock_diag\)")
+        # One pre-auth connection open: full, by sshd -T's 1:30:1 and the title's count.
+        holder = socket.create_connection(("127.0.0.1", port))
+        self.addCleanup(holder.close)
+        self.assertTrue(holder.recv(64).startswith(b"SSH-2.0-"))
+        harness.wait_until(lambda: "[listener] 1 of " in read(f"/proc/{sshd.pid}/cmdline").replace("\0", " "),
+                           what="the listener's title counting the held connection")
+        record = explain_json(self, CLIENT, port, 1)
+        self.assertEqual(record["verdict"], "sshd")
+        self.assertIn("MaxStartups is full: MaxStartups 1:30:1 (sshd -T), 1 pre-auth connections", record["steps"][3]["detail"])
+
+    def test_an_sshd_whose_sshd_t_is_refused_is_judged_by_its_title(self):
+        # In a pid namespace of its own, the broker's checks refuse to run its sshd -T (a
+        # container's root could otherwise have the host run its binary): the title, and why.
+        port = 2210
+        sshd, _ = self.host_sshd(port, config="MaxStartups 1:30:1\n", prefix=["unshare", "--pid", "--fork", "--kill-child"])
+        record = explain_json(self, CLIENT, port, 0)
+        self.assertIn("MaxStartups has room: MaxStartups 1:100:1 by its title (sshd -T not run: it runs in a pid "
+                      "namespace of its own (a container?)), 0 pre-auth connections", record["steps"][3]["detail"])
 
     def test_a_penalty_in_the_auth_log_of_the_listeners_root(self):
         # A root-owned "sshd" chrooted into a directory whose /var/log/auth.log holds

@@ -258,6 +258,23 @@ class ScenarioTest(unittest.TestCase):
                           event["detail"])
             self.assertIn("still in its accept queue", event["detail"])
 
+    def test_accept_queue_overflow(self):
+        # Issue 15: sshd stopped, its queue (backlog 2) full when a far client's handshake ACK
+        # arrives: the kernel drops it at the listener (TCP_LISTEN_OVERFLOW, 6.15+).
+        with open("/sys/kernel/btf/vmlinux", "rb") as f:
+            if b"SKB_DROP_REASON_TCP_LISTEN_OVERFLOW" not in f.read():
+                self.skipTest("no TCP_LISTEN_OVERFLOW drop reason before 6.15: the scenario expects no line there")
+        rows = self.play("accept-queue-overflow",
+                         dict(verdict="kernel", remote_addr=CLIENT4, remote_port=CLIENT_PORT, local_port=22,
+                              kind="drop", kernel_reason="TCP_LISTEN_OVERFLOW", tcp_state="LISTEN", comm="sshd",
+                              owner_source="listen", tcp_flags="ACK",
+                              client_says="Connection timed out during banner exchange"))
+        for checks in rows.values():
+            event = checks[0]["event"]
+            self.assertIn(f"the accept queue of sshd[{event['pid']}] on {event['local_addr']}:22 was full (3 waiting, "
+                          f"backlog 2): it was not accepting connections", event["detail"])
+            self.assertEqual(checks[0]["explain"], "allowed (probable)")  # the queue had room for its SYN
+
     def test_hosts_deny_ipv6(self):
         self.play("hosts-deny-ipv6", dict(verdict="tcp-wrappers", family=6, remote_addr=CLIENT6,
                                           remote_port=CLIENT_PORT, comm=SESSION, client_says=RESET_BY_PEER))

@@ -149,6 +149,47 @@ TEST_CASE("explain: the first block on the path decides, as a live trace would",
   CHECK(e.remedy == std::vector<std::string>{"nft delete rule inet t input handle 3"});
 }
 
+TEST_CASE("explain: sshd's MaxStartups and PerSourcePenalties come from its sshd -T, the count from its title", "[explain]") {
+  Facts facts = open_facts();
+  facts.listener.processes[0].title = "sshd: /usr/sbin/sshd -D [listener] 1 of 1-1 startups";
+  SshdLimits limits;
+  limits.max_startups_start = 1, limits.max_startups_rate = 30, limits.max_startups_full = 1;
+  limits.netblock4 = 24, limits.netblock6 = 64;
+  facts.sshd_settings = SshdLimitsSource{.limits = limits, .from_sshd = true, .not_run_reason = ""};
+  Explanation e = explain_facts(facts);
+  CHECK(verdict_text(e) == "sshd");
+  CHECK_FALSE(e.certain);  // the count is the title's, the process's own word
+  CHECK(e.steps[3].detail.find("MaxStartups is full: MaxStartups 1:30:1 (sshd -T), 1 pre-auth connections by the "
+                               "listener's own title") != std::string::npos);
+  CHECK(e.steps[3].detail.find("PerSourcePenalties crash:90 authfail:5 noauth:1 grace-exceeded:10 max:600 min:15, "
+                               "PerSourceNetBlockSize 24:64 (sshd -T)") != std::string::npos);
+  // 9.2 prints no persourcepenalties line; `persourcepenalties no` turns them off.
+  facts.sshd_settings->limits.penalties_line = false;
+  facts.sshd_settings->limits.penalties.reset();
+  CHECK(explain_facts(facts).steps[3].detail.find("this sshd has no PerSourcePenalties (before OpenSSH 9.8; sshd -T)") !=
+        std::string::npos);
+  // The configuration changed since the listener started: its title's numbers are the ones it applies.
+  facts.sshd_settings->limits.max_startups_full = 100;
+  e = explain_facts(facts);
+  CHECK(verdict_text(e) == "sshd");
+  CHECK(e.steps[3].detail.find("MaxStartups start 1, full 1 by its title, while sshd -T reads 1:30:100 (the "
+                               "configuration changed since it started") != std::string::npos);
+  // sshd -T refused: the title's numbers, with the reason.
+  facts.sshd_settings = SshdLimitsSource{.limits = {}, .from_sshd = false,
+                                         .not_run_reason = "it runs in a pid namespace of its own (a container?)"};
+  facts.listener.processes[0].title = "sshd: /usr/sbin/sshd -D [listener] 0 of 1-1 startups";
+  e = explain_facts(facts);
+  CHECK(e.steps[3].result == "pass");
+  CHECK(e.steps[3].detail.find("MaxStartups has room: MaxStartups 1:100:1 by its title (sshd -T not run: it runs in a "
+                               "pid namespace of its own (a container?)), 0 pre-auth connections") != std::string::npos);
+  // No count in the title: MaxStartups cannot be judged, whatever sshd -T says.
+  facts.sshd_settings = SshdLimitsSource{.limits = limits, .from_sshd = true, .not_run_reason = ""};
+  facts.listener.processes[0].title = "/usr/sbin/sshd -D";
+  e = explain_facts(facts);
+  CHECK(e.steps[3].result == "unknown");
+  CHECK(e.steps[3].detail.find("MaxStartups 1:30:1 (sshd -T), but the listener's title gives no count") != std::string::npos);
+}
+
 TEST_CASE("explain: untrusted names are escaped in the steps", "[explain]") {
   Facts facts = open_facts();
   facts.listener.processes[0].comm = "ss\nhd";

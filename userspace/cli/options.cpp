@@ -182,6 +182,7 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   lab_client_command->add_option("--later", lab_client.later);
   lab_client_command->add_option("--after-close", lab_client.after_close);
   lab_client_command->add_flag("--until-answered", lab_client.until_answered);
+  lab_client_command->add_option("--connect-when", lab_client.connect_when);
 
   std::vector<const char*> argv;
   for (const auto& arg : args) argv.push_back(arg.c_str());

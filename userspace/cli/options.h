@@ -88,6 +88,7 @@ struct LabClientOptions {
   std::string send_when;
   std::string after_close;  // sent once the server has closed (EOF), then how the connection ends
   bool until_answered = false;  // after sending: once the peer answers, half-close and read until it ends
+  std::string connect_when;     // connects once this file exists (started ahead, it follows the lab's cue at once)
 };
 
 // Parsing ended without something to run: help was printed, or the input

@@ -19,6 +19,7 @@
 #include "privsep/safe_access.h"
 #include "provenance/command.h"
 #include "provenance/firewall.h"
+#include "provenance/provenance.h"
 #include "text/escape.h"
 
 namespace rsttrace::explain {
@@ -322,9 +323,12 @@ Facts read_facts(const ClientAddress& client, uint16_t port, uint32_t netns, Sys
     }
   }
 
-  // sshd's log: its PerSourcePenalties, as it wrote them.
-  if (listener && (listener->exe.rfind("sshd", 0) == 0 || listener->comm.rfind("sshd", 0) == 0))
+  // sshd's log: its PerSourcePenalties, as it wrote them; its settings from its own
+  // sshd -T (the collector's call, with its checks: privsep/sshd_test_mode.h).
+  if (listener && (listener->exe.rfind("sshd", 0) == 0 || listener->comm.rfind("sshd", 0) == 0)) {
     facts.sshd_log = read_sshd_log(*listener, client, access);
+    facts.sshd_settings = read_sshd_limits(access, listener->pid);
+  }
 
   // fail2ban, at its fixed socket in rsttrace's own mount namespace, checked (privsep/safe_access.h).
   const auto answer = access.run({"fail2ban-client", "-s", kFail2banSocket, "banned", format_address(client.family, client.addr)});

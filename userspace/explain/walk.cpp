@@ -110,6 +110,18 @@ Step listener_step(const Facts& facts) {
   return {"listener", "pass", true, detail + "; " + queue};
 }
 
+// "PerSourcePenalties crash:90 ... (sshd -T)", "PerSourcePenalties no (sshd -T)", or none before 9.8.
+std::string configured_penalties(const SshdLimits& limits) {
+  if (!limits.penalties_line) return "this sshd has no PerSourcePenalties (before OpenSSH 9.8; sshd -T)";
+  if (!limits.penalties) return "PerSourcePenalties no (sshd -T)";
+  const SourcePenalties& p = *limits.penalties;
+  char text[160];
+  std::snprintf(text, sizeof(text), "crash:%g authfail:%g noauth:%g grace-exceeded:%g max:%g min:%g", p.crash,
+                p.authfail, p.noauth, p.grace_exceeded, p.max, p.min);
+  return std::string("PerSourcePenalties ") + text + ", PerSourceNetBlockSize " + std::to_string(limits.netblock4) +
+         ":" + std::to_string(limits.netblock6) + " (sshd -T)";
+}
+
 Step sshd_step(const Facts& facts) {
   const ListenerProcess* sshd = nullptr;
   for (const ListenerProcess& p : facts.listener.processes)
@@ -140,21 +152,44 @@ Step sshd_step(const Facts& facts) {
                     : "PerSourcePenalties: no penalty for " + address + " in its log (" + read +
                           "; below LogLevel VERBOSE sshd logs only the refusals)";
   }
+  // The settings from the listener's own sshd -T, as the collector's verdicts quote them; the
+  // count of pre-auth connections only its title gives (sshd keeps it in its memory).
+  const SshdLimitsSource* settings =
+      facts.sshd_settings && facts.sshd_settings->from_sshd ? &*facts.sshd_settings : nullptr;
+  if (settings) penalties = configured_penalties(settings->limits) + "; " + penalties;
+  const std::string not_run = facts.sshd_settings ? facts.sshd_settings->not_run_reason : "not asked";
   const auto startups = parse_listener_title(sshd->title);
   if (!startups)
     return {"sshd", "unknown", false,
-            "the listener's title gives no startups count (\"[listener] N of S-F startups\"), so MaxStartups cannot "
-            "be judged; " + penalties};
-  const std::string word = "by the listener's own title (its own word): " + std::to_string(startups->current) +
-                           " pre-auth connections, MaxStartups " + std::to_string(startups->start) + ":" +
-                           std::to_string(startups->rate.value_or(100)) + ":" + std::to_string(startups->full);
-  if (startups->current >= startups->full)
-    return {"sshd", "block", false, "MaxStartups is full " + word + ": the listener closes the next connection; " + penalties};
-  if (startups->current >= startups->start)
+            (settings ? "MaxStartups " + settings->limits.max_startups_text() + " (sshd -T), but the listener's title"
+                      : "the listener's title") +
+                " gives no count of its pre-auth connections (\"[listener] N of S-F startups\"), so whether MaxStartups "
+                "is full cannot be judged" + (settings ? "" : " (sshd -T not run: " + not_run + ")") + "; " + penalties};
+  Startups limit = *startups;
+  std::string configured;
+  if (!settings) {
+    configured = "MaxStartups " + std::to_string(limit.start) + ":" + std::to_string(limit.rate.value_or(100)) + ":" +
+                 std::to_string(limit.full) + " by its title (sshd -T not run: " + not_run + ")";
+  } else if (settings->limits.max_startups_start != limit.start || settings->limits.max_startups_full != limit.full ||
+             (limit.rate && *limit.rate != settings->limits.max_startups_rate)) {
+    // sshd -T reads the configuration as it is now; the running listener keeps what it read at
+    // its start (or last SIGHUP), which its title shows: judge by those.
+    configured = "MaxStartups start " + std::to_string(limit.start) + ", full " + std::to_string(limit.full) +
+                 " by its title, while sshd -T reads " + settings->limits.max_startups_text() +
+                 " (the configuration changed since it started: a restart or SIGHUP applies it)";
+  } else {
+    configured = "MaxStartups " + settings->limits.max_startups_text() + " (sshd -T)";
+    limit.rate = settings->limits.max_startups_rate;
+  }
+  const std::string word = configured + ", " + std::to_string(limit.current) +
+                           " pre-auth connections by the listener's own title (its own word)";
+  if (limit.current >= limit.full)
+    return {"sshd", "block", false, "MaxStartups is full: " + word + ": the listener closes the next connection; " + penalties};
+  if (limit.current >= limit.start)
     return {"sshd", "pass", false,
-            "MaxStartups drops some connections " + word + ": the next is refused at random; " + penalties};
+            "MaxStartups drops some connections: " + word + ": the next is refused at random; " + penalties};
   // Not certain: a penalty the listener holds for the client would refuse it all the same.
-  return {"sshd", "pass", false, "MaxStartups has room " + word + "; " + penalties};
+  return {"sshd", "pass", false, "MaxStartups has room: " + word + "; " + penalties};
 }
 
 Step wrappers_step(const Facts& facts) {

@@ -1,6 +1,6 @@
 // `rsttrace explain`'s judgement: from what was read of a namespace (its
 // route back to the client, rulesets, listening sockets, the listener's
-// hosts files and title, fail2ban's bans) to the steps a new connection from
+// hosts files, title and sshd -T, fail2ban's bans) to the steps a new connection from
 // the client would take, in the kernel's order, and the verdict a live trace
 // would give. Pure: the reads are in explain/probe.h. Unit-tested.
 #pragma once
@@ -12,6 +12,7 @@
 
 #include "attribute/attribution.h"
 #include "attribute/remedy.h"
+#include "attribute/sshd_limits.h"
 #include "explain/address.h"
 #include "explain/sshd_log.h"
 #include "provenance/hosts_access.h"
@@ -91,6 +92,10 @@ struct Facts {
   std::string wrappers_note;               // why it was not asked, or assumed
   BanFacts bans;
   SshdLogFacts sshd_log;
+  // The listening sshd's MaxStartups and PerSourcePenalties from its `sshd -T`
+  // (the collector's broker call: provenance/provenance.h), or why not; none
+  // when the listener is not sshd.
+  std::optional<SshdLimitsSource> sshd_settings;
 };
 
 struct Step {

@@ -130,9 +130,9 @@ std::optional<FirewallRule> Provenance::dropping_rule(const TcpEvent& drop, cons
   return rule;
 }
 
-SshdLimitsSource Provenance::sshd_limits(uint32_t pid) {
+SshdLimitsSource read_sshd_limits(SystemAccess& access, uint32_t pid) {
   SshdLimitsSource source;
-  const Result<std::string> output = access_->sshd_test_output(static_cast<pid_t>(pid));
+  const Result<std::string> output = access.sshd_test_output(static_cast<pid_t>(pid));
   if (!output) {
     source.not_run_reason = escape_untrusted(output.reason());
     return source;
@@ -146,5 +146,7 @@ SshdLimitsSource Provenance::sshd_limits(uint32_t pid) {
   source.from_sshd = true;
   return source;
 }
+
+SshdLimitsSource Provenance::sshd_limits(uint32_t pid) { return read_sshd_limits(*access_, pid); }
 
 }  // namespace rsttrace

@@ -29,6 +29,12 @@ class RulesetRereads {
   uint64_t refilled_ns_ = 0;
 };
 
+// The limits of the listening sshd `pid` from its `sshd -T`, run through
+// `access` (the broker's checks, cache and rate: privsep/sshd_test_mode.h),
+// or the defaults and why not. The collector's verdicts and `rsttrace
+// explain` both read them here.
+SshdLimitsSource read_sshd_limits(SystemAccess& access, uint32_t pid);
+
 class Provenance {
  public:
   // Reads the system directly until use() hands it the privileged broker.

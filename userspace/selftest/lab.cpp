@@ -407,14 +407,28 @@ std::optional<std::string> Namespace::predicted(const std::string& client, uint1
   return std::nullopt;
 }
 
+namespace {
+
+std::vector<std::string> ssh_argv(const std::string& bind, const std::string& host, uint16_t port,
+                                  int connect_timeout_s) {
+  return {"ssh", "-b", bind, "-p", std::to_string(port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+          "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=" + std::to_string(connect_timeout_s),
+          "-o", "ConnectionAttempts=1", "rsttrace-selftest@" + host, "true"};
+}
+
+}  // namespace
+
 Result ssh_client(const Namespace& ns, const std::string& bind, const std::string& host, uint16_t port,
                   int connect_timeout_s) {
   ns.explain_before_connect(bind, port);
-  return ns.run({"ssh", "-b", bind, "-p", std::to_string(port), "-o", "BatchMode=yes", "-o",
-                 "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o",
-                 "ConnectTimeout=" + std::to_string(connect_timeout_s), "-o", "ConnectionAttempts=1",
-                 "rsttrace-selftest@" + host, "true"},
-                std::chrono::seconds(connect_timeout_s + 30));
+  return ns.run(ssh_argv(bind, host, port, connect_timeout_s), std::chrono::seconds(connect_timeout_s + 30));
+}
+
+std::unique_ptr<Child> start_ssh_client(const Namespace& ns, const WorkDir& dir, const std::string& tag,
+                                        const std::string& bind, const std::string& host, uint16_t port,
+                                        int connect_timeout_s) {
+  ns.explain_before_connect(bind, port);
+  return std::make_unique<Child>(ns.exec(ssh_argv(bind, host, port, connect_timeout_s)), dir.file(tag));
 }
 
 std::unique_ptr<Child> start_raw_client(const Namespace& ns, const WorkDir& dir, const std::string& tag,

@@ -176,6 +176,11 @@ class Fail2ban {
 Result ssh_client(const Namespace& ns, const std::string& bind, const std::string& host, uint16_t port,
                   int connect_timeout_s = 12);
 
+// The same client in the background (explain runs first, as there); `tag` names its output.
+std::unique_ptr<Child> start_ssh_client(const Namespace& ns, const WorkDir& dir, const std::string& tag,
+                                        const std::string& bind, const std::string& host, uint16_t port,
+                                        int connect_timeout_s = 12);
+
 // `rsttrace lab-client` (a raw TCP client) in the namespace, in the background.
 std::unique_ptr<Child> start_raw_client(const Namespace& ns, const WorkDir& dir, const std::string& tag,
                                         const std::vector<std::string>& args);

@@ -67,7 +67,7 @@ bool wait_for_file(const std::string& path) {
       std::fprintf(stderr, "lab-client: %s did not appear\n", path.c_str());
       return false;
     }
-    poll(nullptr, 0, 20);
+    poll(nullptr, 0, 5);
   }
   return true;
 }
@@ -113,6 +113,7 @@ int run_lab_client(const LabClientOptions& options) {
       return 2;
     }
   }
+  if (!options.connect_when.empty() && !wait_for_file(options.connect_when)) return 2;
   if (connect(fd, reinterpret_cast<sockaddr*>(&target), target_length) != 0) {
     std::fprintf(stderr, "connect: %s\n", std::strerror(errno));
     return 1;
