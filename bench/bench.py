@@ -116,9 +116,10 @@ class Rsttrace(Observer):
         if os.path.exists(ready):
             os.unlink(ready)
         self.out = open(os.path.join(WORK, "rsttrace.out"), "w")
+        self.log = open(os.path.join(WORK, "rsttrace.log"), "w")  # its start-up lines (unrelated_costs.py reads them)
         self.proc = subprocess.Popen([RSTTRACE, "--json", "--port", "22", "--netns", f"/run/netns/{NS}",
                                       "--ready-file", ready, *self.extra],
-                                     stdout=self.out, stderr=subprocess.DEVNULL)
+                                     stdout=self.out, stderr=self.log)
         wait_for(lambda: os.path.exists(ready) or self.proc.poll() is not None, 60, "rsttrace ready")
         self.cpu0 = proc_cpu_seconds(self.proc.pid)
         self.rss0 = proc_status(self.proc.pid, "VmRSS")
@@ -133,6 +134,7 @@ class Rsttrace(Observer):
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout=60)
         self.out.close()
+        self.log.close()
         lines = open(os.path.join(WORK, "rsttrace.out")).read().splitlines()
         return json.loads(lines[-1]) if lines else {}
 

@@ -11,6 +11,8 @@
 //                             of 127.16.0.0/12 (a distributed flood: no one peer)
 //   syscalls PORT SECONDS THREADS: no connection: 1-byte read()s of /dev/zero
 //                             (PORT unused), counted as "connections"
+//   opens PORT SECONDS THREADS: no connection: open() and close() of /dev/null
+//                             (PORT unused; fexit on do_filp_open's tax), counted
 //   pingpong PORT SECONDS THREADS: one connection per thread to a listener
 //                             here that echoes; 1-byte round trips, counted
 // Prints one JSON line: {"mode", "connections", "seconds", "rate"}.
@@ -115,7 +117,8 @@ uint64_t one_connection(const std::string& mode, const sockaddr_in& addr, uint64
 
 int main(int argc, char** argv) {
   if (argc != 5) {
-    std::fprintf(stderr, "usage: %s fin|rst|syn|rst-dist|syn-dist|syscalls|pingpong PORT SECONDS THREADS\n", argv[0]);
+    std::fprintf(stderr, "usage: %s fin|rst|syn|rst-dist|syn-dist|syscalls|opens|pingpong PORT SECONDS THREADS\n",
+                 argv[0]);
     return 2;
   }
   const std::string mode = argv[1];
@@ -123,7 +126,7 @@ int main(int argc, char** argv) {
   const double seconds = std::atof(argv[3]);
   const int threads = std::max(1, std::atoi(argv[4]));
   if (mode != "fin" && mode != "rst" && mode != "syn" && mode != "rst-dist" && mode != "syn-dist" &&
-      mode != "syscalls" && mode != "pingpong")
+      mode != "syscalls" && mode != "opens" && mode != "pingpong")
     return 2;
   if (mode == "fin") serve(port);
   if (mode == "pingpong") serve_echo(port);
@@ -141,6 +144,12 @@ int main(int argc, char** argv) {
         while (std::chrono::steady_clock::now() < end)
           for (int i = 0; i < 256; ++i) done += read(fd, &byte, 1) == 1;
         close(fd);
+      } else if (mode == "opens") {
+        while (std::chrono::steady_clock::now() < end)
+          for (int i = 0; i < 64; ++i) {
+            const int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+            done += fd >= 0 && close(fd) == 0;
+          }
       } else if (mode == "pingpong") {
         const int fd = socket(AF_INET, SOCK_STREAM, 0);
         if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) {

@@ -314,6 +314,21 @@ class CoreTest(unittest.TestCase):
         self.assertFalse(programs & {"handle_accept_exit", "handle_accept4_exit", "handle_openat_enter"})
         self.assertIn("--no-syscall-tracepoints", rt.stderr)
 
+    def test_start_up_line_names_the_accept_and_open_hooks_and_the_syscall_tax(self):
+        # issue 17: where fexit works, no syscall tracepoint; where it does not, the
+        # start-up line states the measured cost of the syscall tracepoints to every process.
+        with self.trace("--bpf-stats") as rt:
+            pass
+        programs = {p["name"] for p in rt.summary()["programs"]}
+        if "handle_open_fexit" in programs:
+            self.assertIn("fexit on inet_csk_accept and do_filp_open (no syscall tracepoints)", rt.stderr)
+            self.assertFalse(programs & {"handle_accept_exit", "handle_accept4_exit", "handle_openat_enter"})
+        else:
+            self.assertIn("handle_openat_enter", programs)
+            self.assertRegex(rt.stderr, r"syscall tracepoints \(no fexit on this kernel: .*\); while attached every "
+                                        r"syscall of every process takes the kernel's slow path: measured about "
+                                        r"\+\d+ ns (of CPU )?per syscall")
+
     def test_periodic_and_final_summaries(self):
         # A verdict settles 150 ms after its events: a 0.1 s interval has passed by then.
         with Rsttrace("--port", str(PORT), "--netns", str(NETNS), "--summary-interval", "0.1") as rt:

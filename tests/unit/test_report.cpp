@@ -103,6 +103,48 @@ TEST_CASE("report: a class storm's connections count under its top peers and pre
         std::string::npos);
 }
 
+TEST_CASE("report: class storms' top networks and peers are in the text and the page, escaped", "[report]") {
+  Incident incident;
+  incident.add_line("cap", 1, event("2026-11-25T02:13:08.000000Z", "firewall", "198.51.100.1"));
+  incident.add_line("cap", 2, R"({"type":"storm","ts":"2026-11-25T02:13:09.000000Z","count":500,"connections":500,)"
+                              R"("twin":false,"peer_addr":null,"verdict":"firewall","peerless":true,)"
+                              R"("top_peers":[{"addr":"192.0.2.7","count":40,"total":40},)"
+                              R"({"addr":"<img src=x>\u001b[31m","count":3,"total":3}],)"
+                              R"("top_prefixes":[{"addr":"192.0.2.0/24","count":450,"total":450},)"
+                              R"({"addr":"<b>/24","count":2,"total":2}]})");
+  // A peer's own storm: its peer counts among the remotes, not among the class storms' peers.
+  incident.add_line("cap", 3, R"({"type":"storm","ts":"2026-11-25T02:13:10.000000Z","count":900,"connections":900,)"
+                              R"("peer_addr":"203.0.113.5","verdict":"firewall","peerless":false,"top_peers":null,)"
+                              R"("top_prefixes":null})");
+  CHECK(incident.class_storm_connections() == 500);
+  CHECK(incident.top_class_peers(5) ==
+        std::vector<std::pair<std::string, uint64_t>>{{"192.0.2.7", 40}, {"<img src=x>\x1b[31m", 3}});
+  CHECK(incident.top_remotes(1) == std::vector<std::pair<std::string, uint64_t>>{{"203.0.113.5", 900}});
+
+  const std::string text = render_text(incident, {"cap"});
+  CHECK_THAT(text, Catch::Contains("class storms (many peers, none above the threshold alone): 500 connections"));
+  CHECK_THAT(text, Catch::Contains("top networks of class storms (many peers):\n  192.0.2.0/24"));
+  CHECK_THAT(text, Catch::Contains("top peers of class storms (many peers):\n  192.0.2.7"));
+  CHECK_THAT(text, Catch::Contains("<img src=x>\\x1b[31m"));  // escaped: no terminal escape reaches the reader
+  CHECK_THAT(text, !Catch::Contains("\x1b"));
+
+  const std::string page = render_html(incident, {"cap"});
+  CHECK_THAT(page, Catch::Contains("500 connections"));
+  CHECK_THAT(page, Catch::Contains("<caption>Top networks of class storms</caption>"));
+  CHECK_THAT(page, Catch::Contains("<tr><td>192.0.2.0/24</td><td class=\"n\">450</td></tr>"));
+  CHECK_THAT(page, Catch::Contains("<caption>Top peers of class storms</caption>"));
+  CHECK_THAT(page, Catch::Contains("<tr><td>192.0.2.7</td><td class=\"n\">40</td></tr>"));
+  CHECK_THAT(page, Catch::Contains("<tr><td>&lt;b&gt;/24</td><td class=\"n\">2</td></tr>"));
+  CHECK_THAT(page, Catch::Contains("&lt;img src=x&gt;\\x1b[31m"));
+  CHECK_THAT(page, !Catch::Contains("<img"));
+  CHECK_THAT(page, !Catch::Contains("<b>"));
+
+  Incident without;  // no class storm: no such section
+  without.add_line("cap", 1, event("2026-11-25T02:13:08.000000Z", "firewall", "198.51.100.1"));
+  CHECK_THAT(render_html(without, {"cap"}), !Catch::Contains("class storms"));
+  CHECK_THAT(render_text(without, {"cap"}), !Catch::Contains("class storms"));
+}
+
 TEST_CASE("report: malformed lines are counted with their line numbers, a cut last line is truncated", "[report]") {
   Incident incident;
   incident.add_line("cap", 1, "{not json");

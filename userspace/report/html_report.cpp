@@ -277,6 +277,18 @@ std::string latest_table(const Incident& incident) {
   return out + "</table>\n";
 }
 
+// Class storms (docs/events.md: many peers, none above the threshold alone): where they come from.
+std::string class_storm_tables(const Incident& incident) {
+  const auto prefixes = incident.top_class_prefixes(20), peers = incident.top_class_peers(20);
+  if (prefixes.empty() && peers.empty() && !incident.class_storm_connections()) return "";
+  return "<p id=\"class-storms\">Class storms (many peers, none above the threshold alone): " +
+         std::to_string(incident.class_storm_connections()) +
+         " connections; each storm line names its top 10 peers and networks, so peers outside them are "
+         "under no address.</p>\n" +
+         table("Top networks of class storms", "network (/24, /64)", prefixes) +
+         table("Top peers of class storms", "peer address", peers);
+}
+
 std::string host_table(const Incident& incident) {
   std::string out = "<table><caption>By host</caption><tr><th>host</th><th>events</th><th>first</th><th>last</th>"
                     "<th>lost</th><th>runs</th></tr>\n";
@@ -313,7 +325,7 @@ std::string render_html(const Incident& incident, const std::vector<std::string>
     page += "<p class=\"note\">Skipped lines: " + std::to_string(incident.malformed()) + " malformed, " +
             std::to_string(incident.truncated()) + " truncated.</p>\n";
   page += chart(incident) + "\n<div>\n" + table("By verdict", "verdict", verdicts) +
-          table("Top remote addresses", "remote address", incident.top_remotes(20)) +
+          table("Top remote addresses", "remote address", incident.top_remotes(20)) + class_storm_tables(incident) +
           table("fail2ban jails", "jail", incident.top_jails(20)) +
           table("Front-ends behind the blocks", "tool", incident.top_front_ends(20)) + host_table(incident) +
           "</div>\n" + verdict_table(incident) +

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -22,7 +23,8 @@ std::string string_field(const nlohmann::json& record, const char* key) {
 
 // `[{"addr", "count"}, ...]` of a class storm's line (docs/events.md) into `counts`:
 // at most 10 entries read, each count at most the line's (a hostile capture counts no more).
-void add_shares(const nlohmann::json& record, const char* key, uint64_t line_count, BoundedCounts& counts) {
+void add_shares(const nlohmann::json& record, const char* key, uint64_t line_count,
+                std::initializer_list<BoundedCounts*> counts) {
   const auto list = record.find(key);
   if (list == record.end() || !list->is_array()) return;
   size_t read = 0;
@@ -32,7 +34,8 @@ void add_shares(const nlohmann::json& record, const char* key, uint64_t line_cou
     const std::string addr = string_field(share, "addr");
     const auto count = share.find("count");
     if (addr.empty() || addr.size() > 64 || count == share.end() || !count->is_number_unsigned()) continue;
-    if (const uint64_t n = std::min(count->get<uint64_t>(), line_count)) counts.add(addr, n);
+    if (const uint64_t n = std::min(count->get<uint64_t>(), line_count))
+      for (BoundedCounts* into : counts) into->add(addr, n);
   }
 }
 
@@ -177,8 +180,10 @@ void Incident::add_line(const std::string& file, uint64_t number, const std::str
   if (const std::string remote = string_field(record, storm ? "peer_addr" : "remote_addr"); !remote.empty())
     by_remote_.add(remote, count);
   if (storm && count) {  // a class storm's top peers and prefixes, each with its connections since its previous line
-    add_shares(record, "top_peers", count, by_remote_);
-    add_shares(record, "top_prefixes", count, by_class_prefix_);
+    add_shares(record, "top_peers", count, {&by_remote_, &by_class_peer_});
+    add_shares(record, "top_prefixes", count, {&by_class_prefix_});
+    if (const auto peerless = record.find("peerless"); peerless != record.end() && peerless->is_boolean() && *peerless)
+      class_storm_connections_ += count;
   }
   if (const std::string jail = string_field(record, "fail2ban_jail"); !jail.empty()) by_jail_.add(jail, count);
   if (first_.empty() || *when < first_us_) first_ = ts, first_us_ = *when;
@@ -303,9 +308,17 @@ std::string render_text(const Incident& incident, const std::vector<std::string>
   for (const auto& [verdict, count] : verdicts) row(verdict, 14, count);
   line("top remote addresses:");
   for (const auto& [address, count] : incident.top_remotes(10)) row(address, 40, count);
+  if (incident.class_storm_connections())
+    line("class storms (many peers, none above the threshold alone): " +
+         std::to_string(incident.class_storm_connections()) +
+         " connections; peers outside each line's top 10 are under no address");
   if (const auto prefixes = incident.top_class_prefixes(10); !prefixes.empty()) {
     line("top networks of class storms (many peers):");
     for (const auto& [prefix, count] : prefixes) row(prefix, 40, count);
+  }
+  if (const auto peers = incident.top_class_peers(10); !peers.empty()) {
+    line("top peers of class storms (many peers):");
+    for (const auto& [peer, count] : peers) row(peer, 40, count);
   }
   const auto jails = incident.top_jails(10);
   line(jails.empty() ? "fail2ban jails: none" : "fail2ban jails:");

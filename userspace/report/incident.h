@@ -73,6 +73,9 @@ class Incident {
   std::vector<std::pair<std::string, uint64_t>> top_jails(size_t n) const;
   // Class storms' networks (/24, /64) by connections, from their lines' top_prefixes.
   std::vector<std::pair<std::string, uint64_t>> top_class_prefixes(size_t n) const { return by_class_prefix_.top(n); }
+  // Class storms' peers alone (top_remotes() counts them among every line's remotes), from their lines' top_peers.
+  std::vector<std::pair<std::string, uint64_t>> top_class_peers(size_t n) const { return by_class_peer_.top(n); }
+  uint64_t class_storm_connections() const { return class_storm_connections_; }  // of lines with "peerless": true
   const std::string& first_seen() const { return first_; }  // RFC 3339, "" when no event
   const std::string& last_seen() const { return last_; }
   // Events per minute ("2026-11-25T02:13Z") and verdict, minutes in order.
@@ -108,7 +111,8 @@ class Incident {
 
   uint64_t events_ = 0, storm_events_ = 0, lost_ = 0, malformed_count_ = 0, truncated_ = 0, summaries_ = 0;
   BoundedCounts by_verdict_{64, kOtherVerdicts}, by_remote_{100000, "(others)"}, by_jail_{100000, "(others)"};
-  BoundedCounts by_class_prefix_{100000, "(others)"};
+  BoundedCounts by_class_prefix_{100000, "(others)"}, by_class_peer_{100000, "(others)"};
+  uint64_t class_storm_connections_ = 0;
   std::string first_, last_;
   int64_t first_us_ = 0, last_us_ = 0;  // first_ and last_ as microseconds since the epoch
   std::map<std::string, std::map<std::string, uint64_t>> timeline_;
