@@ -13,6 +13,7 @@
 #include <linux/netfilter/nf_tables.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 
@@ -159,7 +160,11 @@ std::optional<Value> value_of(const Load& load, const std::string& bytes) {
     }
     case Shape::HostU32:
       if (bytes.size() != 4 || !load.mask.empty()) return std::nullopt;
-      return Value{host_u32(bytes), hex_text(bytes)};
+    {
+      char text[16];
+      std::snprintf(text, sizeof text, "0x%08x", host_u32(bytes));  // as nft writes a mark
+      return Value{host_u32(bytes), text};
+    }
     case Shape::Ifname: {
       if (!load.mask.empty() || bytes.empty() || bytes.size() > 16) return std::nullopt;
       const size_t nul = bytes.find('\0');
