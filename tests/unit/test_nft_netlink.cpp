@@ -259,6 +259,7 @@ TEST_CASE("netlink: what is not decoded stays in the rule, named, and leaves it 
       .rule("c", 4, saddr_in("names") + ",v:0:-")                                  // a set of a type not compared
       .rule("c", 5, "m:1:10,cmp:1:0:e8030000,v:0:-")                               // meta skuid 1000
       .rule("c", 6, "p:1:1:12:4,lk:1:0:0:" + hex("vmap"))                          // a verdict map
+      .rule("c", 8, "p:1:1:12:4,lk:1:1:0:" + hex("map") + ",cmp:1:0:01")            // a map into its own key's register
       .set("pairs", 8, false, (7 << 6) | 7)
       .set("names", 4, false, 5);
   const PacketFacts packet = from("10.77.0.2");
@@ -289,6 +290,7 @@ TEST_CASE("netlink: what is not decoded stays in the rule, named, and leaves it 
   }
   CHECK(texts["inet/t/c/4"] == "ip saddr @names drop");
   CHECK(texts["inet/t/c/6"] == "[a verdict map (@vmap)]");
+  CHECK(texts["inet/t/c/8"] == "[map @map] [? == 0x01]");
 }
 
 TEST_CASE("netlink: jumps and gotos are followed, returns come back", "[nft_netlink]") {

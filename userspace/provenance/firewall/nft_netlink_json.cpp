@@ -528,8 +528,9 @@ class RuleDecoder {
         return true;
       }
       const Load* source = loaded(f[0]);
+      const std::string left = source ? source->text : std::string("a register");  // before the map's output overwrites it
       if (!clobber(f[1], 16)) return false;
-      add(undecided_match((source ? source->text : std::string("a register")) + " mapped by @" + *name), "[map @" + *name + "]");
+      add(undecided_match(left + " mapped by @" + *name), "[map @" + *name + "]");
       return true;
     }
     const Load* load = loaded(f[0]);
