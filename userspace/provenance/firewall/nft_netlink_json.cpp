@@ -1,3 +1,4 @@
+// (over 450 lines: one decoder class whose expression readers share a rule's register state and text)
 // A netlink dump's expressions decoded into the statements and matches of
 // `nft -j list ruleset` (nft_netlink.h), for the nftables walker. The
 // expressions are a namespace owner's: every field is checked, and what is not
