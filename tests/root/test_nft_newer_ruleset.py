@@ -1,7 +1,8 @@
 """A ruleset this host's nft cannot read (issue 16): Debian 13's nft 1.1 writes
 fail2ban's nftables ban (table inet f2b-table, set addr-set-sshd) and Debian
 12's nft 1.0.6 crashes listing it. rsttrace must say so, never "changed
-since?", and name the rule it read over netlink: probable, with fail2ban's jail.
+since?", and name the rule it read over netlink, its expressions decoded:
+certain, written as nft writes it, with fail2ban's jail.
 Runs in a private network namespace, the client over a veth pair; the
 Debian 13 root is only chrooted into, never written."""
 
@@ -55,7 +56,7 @@ class NewerNftRulesetTest(unittest.TestCase):
         self.server.listen(8)
         self.addCleanup(self.server.close)
 
-    def test_crash_is_said_and_the_rule_read_over_netlink_is_probable(self):
+    def test_crash_is_said_and_the_rule_read_over_netlink_is_certain(self):
         with Rsttrace("--port", "22", "--netns", str(NETNS)) as rt:
             self.assertEqual(client_connect(), "refused")
             event = rt.wait_event(timeout=20, remote_addr=CLIENT, verdict="firewall")
@@ -67,9 +68,10 @@ class NewerNftRulesetTest(unittest.TestCase):
         self.assertIsNotNone(rule, detail)
         self.assertEqual((rule["family"], rule["table"], rule["chain"]), ("inet", "f2b-table", "f2b-chain"))
         self.assertEqual(rule["verdict"], "reject")
-        self.assertIn("@addr-set-sshd", rule["text"])
-        self.assertFalse(rule["certain"])
-        self.assertTrue(rule["undecided"].startswith("read without nft: only its set lookup and verdict are known"))
+        self.assertEqual(rule["text"], "tcp dport 22 ip saddr @addr-set-sshd reject with icmp port-unreachable")
+        self.assertTrue(rule["certain"], rule["undecided"])
+        self.assertEqual(rule["set_element"], CLIENT)
+        self.assertIn("(read over netlink: ", detail)
         handle = subprocess.run(["unshare", "-m", "chroot", DEBIAN13, "nft", "-a", "list", "chain", "inet",
                                  "f2b-table", "f2b-chain"], capture_output=True, text=True, check=True).stdout
         self.assertIn(f"# handle {rule['handle']}", handle)
@@ -77,18 +79,30 @@ class NewerNftRulesetTest(unittest.TestCase):
         self.assertEqual((event["blocker"]["tool"], event["blocker"]["name"]), ("fail2ban", "sshd"))
         self.assertIn("fail2ban jail sshd", detail)
 
-    def test_a_source_outside_the_set_names_no_rule_and_still_says_why(self):
+    def test_a_rule_without_a_set_is_decoded_and_a_limit_named(self):
         sh("unshare", "-m", "chroot", DEBIAN13, "nft", "delete element inet f2b-table addr-set-sshd { %s }" % CLIENT)
-        # A rule without a set: netlink alone cannot say what it matches (this host's nft crashes here too).
+        # Matches netlink states only as loads and compares (this host's nft crashes here too).
         sh("unshare", "-m", "chroot", DEBIAN13, "nft", "add table inet t; add chain inet t c { type filter hook input priority 0; }; "
                   f"add rule inet t c ip saddr {CLIENT} tcp dport 22 reject")
         with Rsttrace("--port", "22", "--netns", str(NETNS)) as rt:
             self.assertEqual(client_connect(), "refused")
             event = rt.wait_event(timeout=20, remote_addr=CLIENT, verdict="firewall")
-        self.assertIsNone(event["rule"], event["detail"])
+        rule = event["rule"]
+        self.assertIsNotNone(rule, event["detail"])
+        self.assertEqual((rule["table"], rule["chain"]), ("t", "c"))
+        self.assertEqual(rule["text"], f"ip saddr {CLIENT} tcp dport 22 reject with icmp port-unreachable")
+        self.assertTrue(rule["certain"], rule["undecided"])
         self.assertNotIn("changed since", event["detail"])
-        self.assertIn("nft crashed", event["detail"])
-
+        # A limit before the reject: undecided, named, the rule probable.
+        sh("unshare", "-m", "chroot", DEBIAN13, "nft", "flush chain inet t c; "
+                  f"add rule inet t c ip saddr {CLIENT} limit rate 1000/second reject")
+        with Rsttrace("--port", "22", "--netns", str(NETNS)) as rt:
+            client_connect()
+            event = rt.wait_event(timeout=20, remote_addr=CLIENT, verdict="firewall")
+        rule = event["rule"]
+        self.assertIsNotNone(rule, event["detail"])
+        self.assertFalse(rule["certain"])
+        self.assertTrue(rule["undecided"].startswith("limit in c"), rule["undecided"])
 
 if __name__ == "__main__":
     unittest.main()

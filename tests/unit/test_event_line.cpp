@@ -151,7 +151,8 @@ std::string ref_event_line(const KernelNames& names, const WallClock& clock, con
              {"packets", rule->packets ? J(*rule->packets) : J(nullptr)},
              {"certain", rule->certain},
              {"undecided", rule->certain ? J(nullptr) : J(ref_escape(rule->undecided))},
-             {"counter_moved", rule->counter_moved ? J(*rule->counter_moved) : J(nullptr)}};
+             {"counter_moved", rule->counter_moved ? J(*rule->counter_moved) : J(nullptr)},
+             {"set_element", rule->set_element ? J(ref_escape(*rule->set_element)) : J(nullptr)}};
   };
   j["rule"] = ref_rule(report.rule);
   j["fail2ban_jail"] = report.fail2ban_jail ? J(ref_escape(*report.fail2ban_jail)) : J(nullptr);
@@ -325,6 +326,7 @@ Attribution random_report(Random& r) {
     rule.certain = r.coin();
     rule.undecided = r.hostile(40);
     if (r.coin()) rule.counter_moved = r.coin();
+    if (r.coin()) rule.set_element = r.hostile(20);
     report.rule = rule;
     if (r.coin()) {  // issue 16: the reset netfilter built for a client end, with the same rule or none
       TcpEvent drop = e;

@@ -519,6 +519,14 @@ TEST_CASE("ipset membership: fail2ban's iptables-ipset action, tested against th
   REQUIRE(banned->blocker);
   CHECK((banned->blocker->tool == "fail2ban" && banned->blocker->name == "sshd"));
   CHECK(banned->fail2ban_jail == "sshd");
+  CHECK(banned->set_element == "10.0.0.2");
+  // sshguard's hash:net set holding the client's /24 (IPV4_SUBNET=24): that entry.
+  const std::string subnet = "create sshguard4 hash:net family inet\nadd sshguard4 10.0.0.0/24\n";
+  const auto by_net = find_dropping_rule(
+      Rulesets{"", "", "", input_chain("[1:60] -A INPUT -m set --match-set sshguard4 src -j DROP\n"), {}, subnet},
+      ssh_syn_with_evidence());
+  REQUIRE(by_net);
+  CHECK(by_net->set_element == "10.0.0.0/24");
   PacketFacts other = ssh_syn_with_evidence();
   other.saddr[3] = 9;
   CHECK_FALSE(find_dropping_rule(Rulesets{"", "", "", save, {}, sets}, other));

@@ -111,6 +111,16 @@ TEST_CASE("nftables: the rule by its handle, or the address out of its set", "[r
   CHECK(remedy_commands(firewall({.backend = "nftables", .family = "ip", .table = "sshguard", .chain = "blacklist",
                                   .handle = 2, .text = "ip saddr @attackers drop", .verdict = "drop"})) ==
         Commands{"nft delete element ip sshguard attackers '{ 192.0.2.7 }'"});
+  // A subnet ban (sshguard's IPV4_SUBNET=24): the element that holds the client, prefix and all;
+  // an element that is no address or prefix (a namespace owner's text) gives the address.
+  CHECK(remedy_commands(firewall({.backend = "nftables", .family = "ip", .table = "sshguard", .chain = "blacklist",
+                                  .handle = 2, .text = "ip saddr @attackers drop", .verdict = "drop",
+                                  .set_element = "192.0.2.0/24"})) ==
+        Commands{"nft delete element ip sshguard attackers '{ 192.0.2.0/24 }'"});
+  CHECK(remedy_commands(firewall({.backend = "nftables", .family = "ip", .table = "sshguard", .chain = "blacklist",
+                                  .handle = 2, .text = "ip saddr @attackers drop", .verdict = "drop",
+                                  .set_element = "1.2.3.4 }; flush ruleset; {"})) ==
+        Commands{"nft delete element ip sshguard attackers '{ 192.0.2.7 }'"});
   // firewalld (until the blocker names its zone): its rule by handle.
   CHECK(remedy_commands(firewall({.backend = "nftables", .family = "inet", .table = "firewalld",
                                   .chain = "filter_IN_public_deny", .handle = 42,
@@ -147,6 +157,11 @@ TEST_CASE("iptables: -D with the rule's own spec, its table and binary", "[remed
   CHECK(remedy_commands(firewall({.backend = "iptables-legacy", .family = "ip", .table = "filter", .chain = "INPUT",
                                   .text = "-A INPUT -m set --match-set sshguard4 src -j DROP", .verdict = "drop"})) ==
         Commands{"ipset del sshguard4 192.0.2.7"});
+  // A hash:net entry holding the client (a subnet ban): that entry.
+  CHECK(remedy_commands(firewall({.backend = "iptables-nft", .family = "ip", .table = "filter", .chain = "INPUT",
+                                  .text = "-A INPUT -m set --match-set sshguard4 src -j DROP", .verdict = "drop",
+                                  .set_element = "192.0.2.0/24"})) ==
+        Commands{"ipset del sshguard4 192.0.2.0/24"});
   // A comment is one argument, quotes and all; it cannot end the command.
   const auto commented = remedy_commands(
       firewall({.backend = "iptables-nft", .family = "ip", .table = "filter", .chain = "INPUT",

@@ -33,6 +33,9 @@ struct FirewallRule {
   std::optional<Blocker> blocker;  // the front-end whose names the rule, its chain, table or set bear
   std::optional<size_t> position;  // its place in its chain (0-based), for iptables rules
   std::optional<bool> counter_moved;  // its counter, read before and after the drop, rose (or not)
+  // The element of the rule's source-address set (nft set, ipset) that holds the client, as the
+  // set lists it ("10.77.0.2", "10.77.0.0/24"): what to delete when a ban covers a whole subnet.
+  std::optional<std::string> set_element;
 };
 
 struct WrapperRule {

@@ -83,6 +83,13 @@ bool firewalld_remedy(std::vector<std::string>& out, const FirewallRule& rule, c
   return true;
 }
 
+// The set's element holding the client when it is an address or prefix (a
+// namespace owner's text: anything else gives the client's address).
+std::string element_or(const FirewallRule& rule, const std::string& address) {
+  static const std::regex element("[0-9a-fA-F.:]{2,45}(/[0-9]{1,3})?");
+  return rule.set_element && std::regex_match(*rule.set_element, element) ? *rule.set_element : address;
+}
+
 void firewall_remedy(std::vector<std::string>& out, const FirewallRule& rule, int family, const std::string& address,
                      uint16_t port) {
   // A front-end's own command, where its names say which and it has one.
@@ -98,14 +105,16 @@ void firewall_remedy(std::vector<std::string>& out, const FirewallRule& rule, in
     static const std::regex set_match("\\bip6? saddr @([A-Za-z0-9_./-]+)");
     std::smatch match;
     if (std::regex_search(rule.text, match, set_match) && nft_identifier(rule.table) && nft_identifier(match[1].str())) {
-      add(out, {"nft", "delete", "element", rule.family, rule.table, match[1].str(), "{ " + address + " }"});
+      // The element that holds the client: a subnet ban (sshguard's IPV4_SUBNET) is deleted whole.
+      add(out, {"nft", "delete", "element", rule.family, rule.table, match[1].str(),
+                "{ " + element_or(rule, address) + " }"});
       return;
     }
   }
   static const std::regex ipset_match("--match-set ([A-Za-z0-9_.-]+) src");
   std::smatch match;
   if (rule.backend != "nftables" && std::regex_search(rule.text, match, ipset_match)) {
-    add(out, {"ipset", "del", match[1].str(), address});
+    add(out, {"ipset", "del", match[1].str(), element_or(rule, address)});
     return;
   }
   if (rule.verdict == "policy drop") {

@@ -44,7 +44,8 @@ std::string explanation_json(const Facts& facts, const Explanation& explanation)
                    {"packets", r.packets ? Json(*r.packets) : Json(nullptr)},
                    {"certain", r.certain},
                    {"undecided", r.certain ? Json(nullptr) : Json(escape_untrusted(r.undecided))},
-                   {"counter_moved", nullptr}};
+                   {"counter_moved", nullptr},
+                   {"set_element", r.set_element ? Json(escape_untrusted(*r.set_element)) : Json(nullptr)}};
   } else {
     out["rule"] = nullptr;
   }

@@ -98,6 +98,7 @@ void write_rule(JsonObjectWriter& out, const std::optional<FirewallRule>& rule, 
   r.boolean("certain", rule->certain);
   rule->certain ? r.null("undecided") : r.untrusted_string("undecided", rule->undecided);
   rule->counter_moved ? r.boolean("counter_moved", *rule->counter_moved) : r.null("counter_moved");
+  rule->set_element ? r.untrusted_string("set_element", *rule->set_element) : r.null("set_element");
   r.close();
 }
 

@@ -73,8 +73,7 @@ void add_wrapper_line(Attribution& report, Provenance& provenance) {
 // with icmp port-unreachable`, iptables `--reject-with tcp-reset`), and what
 // the client then reads: a reset or ICMP is no tracepoint event on this host.
 std::string reject_answer(const FirewallRule& rule) {
-  // Read over netlink (nft crashed): the reject's type is not known.
-  if (rule.verdict != "reject" || rule.undecided.find("read without nft") != std::string::npos) return "";
+  if (rule.verdict != "reject") return "";
   static const std::regex nft_with(" reject with (icmpx|icmpv6|icmp|tcp) ([a-z-]{1,32})"),
       iptables_with(" --reject-with ([a-z0-9-]{1,40})");
   std::smatch m;
@@ -114,6 +113,10 @@ void add_firewall_rule(Attribution& report, Provenance& provenance) {
   report.fail2ban_jail = rule.fail2ban_jail;
   report.blocker = rule.blocker;
   report.detail += rule_words(rule);
+  // nft crashed: nf_tables was read over netlink, the rule's text written by rsttrace from its expressions.
+  if (rule.backend != "iptables-legacy")
+    if (const std::string failure = provenance.ruleset_reader_failure(report.event.netns); !failure.empty())
+      report.detail += " (read over netlink: " + failure + ")";
   if (rule.fail2ban_jail) report.detail += " (fail2ban jail " + escape_untrusted(*rule.fail2ban_jail) + ")";
   else if (rule.blocker)
     report.detail += " (written by " + rule.blocker->tool + ": " + escape_untrusted(rule.blocker->name) +

@@ -33,7 +33,7 @@ struct RulesetIndex::Parsed {
   std::vector<UfwFiles> ufw;
   std::vector<FirewalldZoneFile> firewalld_zones;
   firewall::Ipsets ipsets;
-  firewall::NetlinkRuleset netlink;  // read when nft crashed
+  bool read_over_netlink = false;  // nft crashed: `nft` holds nf_tables as netlink stated it
   std::string reader_failure;
   std::vector<std::string> notes;
 };
@@ -57,9 +57,14 @@ RulesetIndex::RulesetIndex(const Rulesets& rulesets) : parsed_(std::make_unique<
     parsed.firewalld_zones = rulesets.firewalld_zones;
     parsed.ipsets = firewall::parse_ipset_save(rulesets.ipsets, parsed.notes);
     if (rulesets.nft_crashed) {
+      // nft crashed: nf_tables as netlink states it, decoded into the document nft would have printed.
       parsed.reader_failure = nft_crash_note(*rulesets.nft_crashed);
-      parsed.netlink = firewall::parse_nft_netlink_dump(rulesets.nft_netlink);
-      parsed.notes.insert(parsed.notes.end(), parsed.netlink.notes.begin(), parsed.netlink.notes.end());
+      const firewall::NetlinkRuleset netlink = firewall::parse_nft_netlink_dump(rulesets.nft_netlink);
+      parsed.notes.insert(parsed.notes.end(), netlink.notes.begin(), netlink.notes.end());
+      if (netlink.read) {
+        parsed.nft = firewall::nft_json_of_netlink(netlink, parsed.nft_texts);
+        parsed.read_over_netlink = true;
+      }
     }
     for (const IptRuleset* ipt : {&parsed.iptables_nft, &parsed.iptables_legacy})
       parsed.notes.insert(parsed.notes.end(), ipt->notes.begin(), ipt->notes.end());
@@ -90,6 +95,7 @@ std::optional<FirewallRule> RulesetIndex::find_dropping_rule(const PacketFacts& 
         rule->fail2ban_jail = rule->blocker->name;
       if (rule->blocker && rule->blocker->tool == "ufw") rule->blocker->rule_number = ufw_number(*rule);
       if (rule->blocker && rule->blocker->tool == "firewalld") add_firewalld_zone(*rule, packet);
+      rule->set_element = set_element(*rule, packet);
     }
     return rule;
   } catch (const std::exception&) {
@@ -116,6 +122,20 @@ void RulesetIndex::add_firewalld_zone(FirewallRule& rule, const PacketFacts& pac
   const std::string address =
       std::regex_search(rule.text, match, saddr) ? match[1].str() : format_address(packet.family, packet.saddr);
   blocker.permanent = firewalld_permanent(parsed_->firewalld_zones, blocker.name, address, rich);
+}
+
+// The set entry that holds the client, for a rule that tests the source
+// address against a set (`ip saddr @S`, `-m set --match-set S src`).
+std::optional<std::string> RulesetIndex::set_element(const FirewallRule& rule, const PacketFacts& packet) const {
+  static const std::regex nft_set("\\bip6? saddr @([^ ]{1,256})"), ipset("--match-set ([^ ]{1,256}) src\\b");
+  std::smatch match;
+  if (rule.backend == "nftables" && !parsed_->nft.is_discarded() && std::regex_search(rule.text, match, nft_set))
+    return firewall::nft_set_element(parsed_->nft, rule, match[1].str(), packet);
+  if (rule.backend != "nftables" && std::regex_search(rule.text, match, ipset)) {
+    const auto set = parsed_->ipsets.find(match[1].str());
+    if (set != parsed_->ipsets.end()) return firewall::ipset_entry_holding(set->second, packet.family, packet.saddr);
+  }
+  return std::nullopt;
 }
 
 std::optional<uint64_t> RulesetIndex::ufw_number(const FirewallRule& rule) const {
@@ -197,12 +217,6 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked
   // iptables-legacy: its own hooks, its own tables.
   Outcome outcome = firewall::walk_iptables(parsed_->iptables_legacy, packet, "iptables-legacy");
   if (outcome.kind == Outcome::Dropped) return outcome.rule;
-  // nft crashed: what netlink says of nf_tables, never certain.
-  if (parsed_->netlink.read)
-    if (auto rule = firewall::find_netlink_drop(parsed_->netlink, packet)) {
-      rule->undecided += " (" + parsed_->reader_failure + ")";
-      return rule;
-    }
   if (!candidate) candidate = outcome.candidate;
   return candidate;
 }

@@ -104,6 +104,7 @@ class RulesetIndex {
  private:
   std::optional<FirewallRule> walk_rulesets(const PacketFacts& asked) const;
   std::optional<uint64_t> ufw_number(const FirewallRule& rule) const;
+  std::optional<std::string> set_element(const FirewallRule& rule, const PacketFacts& packet) const;
   void add_firewalld_zone(FirewallRule& rule, const PacketFacts& packet) const;
   struct Parsed;
   std::unique_ptr<Parsed> parsed_;

@@ -45,7 +45,8 @@ void wait_for(const std::function<bool()>& done, std::chrono::seconds limit, con
 // lab's own there (sshd's /etc is a copy-on-write overlay on both userlands).
 class Sshguard {
  public:
-  Sshguard(const Sshd& sshd, const WorkDir& dir, Backend backend) {
+  // `subnet`: IPV4_SUBNET, the prefix length sshguard blocks (32: the address alone).
+  Sshguard(const Sshd& sshd, const WorkDir& dir, Backend backend, int subnet) {
     // THRESHOLD 10: one failed login ("Invalid user": danger 10) bans.
     // The reader starts at the log's first line: nothing is missed before
     // sshguard's tail opens it, and sshd logs no attack before the client's.
@@ -53,7 +54,7 @@ class Sshguard {
               "BACKEND=\"/usr/libexec/sshguard/" + std::string(backend_program(backend)) +
                   "\"\n"
                   "LOGREADER=\"tail -n +1 -F " + sshd.log_path() + "\"\n"
-                  "THRESHOLD=10\nBLOCK_TIME=120\nDETECTION_TIME=1800\n",
+                  "THRESHOLD=10\nBLOCK_TIME=120\nDETECTION_TIME=1800\nIPV4_SUBNET=" + std::to_string(subnet) + "\n",
               0644);
     const std::string script = "set -e\nmkdir -p /etc/sshguard\ncat \"$1\" > /etc/sshguard/sshguard.conf\n"
                                "exec /usr/sbin/sshguard\n";
@@ -88,7 +89,8 @@ void lift_with_remedy(Lab& lab, const Sshd& sshd, const ClientSide& c) {
                  "the client then printed \"" + (again.err + again.out).substr(0, 200) + "\"");
 }
 
-void sshguard_ban(Lab& lab, Backend backend) {
+// `subnet` 24: sshguard blocks the client's whole /24 (IPV4_SUBNET=24), and the remedy must delete that.
+void sshguard_ban(Lab& lab, Backend backend, int subnet = 32) {
   Namespace& ns = lab.ns("a");
   const ClientSide& c = lab.client_side(ns);
   lab.start_tracer();
@@ -99,7 +101,7 @@ void sshguard_ban(Lab& lab, Backend backend) {
              {"iptables", "-A", "INPUT", "-m", "multiport", "-p", "tcp", "--destination-ports", "21,22,110,143", "-j",
               "sshguard"}})
       sshd.run_checked(rule);
-  Sshguard sshguard(sshd, lab.dir(), backend);
+  Sshguard sshguard(sshd, lab.dir(), backend, subnet);
   auto sshguard_state = [&] { return sshguard.log() + " (sshguard " + (sshguard.running() ? "running" : "exited") + ")"; };
   if (backend == Backend::Ipset) {
     // sshguard-setup(7): "iptables -I INPUT -m set --match-set sshguard4 src -j DROP", once sshguard made its set.
@@ -115,30 +117,32 @@ void sshguard_ban(Lab& lab, Backend backend) {
       backend == Backend::NftSets    ? std::vector<std::string>{"nft", "list", "set", "ip", "sshguard", "attackers"}
       : backend == Backend::Iptables ? std::vector<std::string>{"iptables", "-S", "sshguard"}
                                      : std::vector<std::string>{"ipset", "list", "sshguard4"};
-  wait_for([&] { return sshd.run(listing).out.find(c.client4) != std::string::npos; }, std::chrono::seconds(15),
-           "sshguard to block " + c.client4, sshguard_state);
+  // What the backend lists: the address, or its /24 (the client's last octet zeroed).
+  const std::string blocked = subnet == 32 ? c.client4 : c.client4.substr(0, c.client4.rfind('.')) + ".0/24";
+  wait_for([&] { return sshd.run(listing).out.find(blocked) != std::string::npos; }, std::chrono::seconds(15),
+           "sshguard to block " + blocked, sshguard_state);
 
   Expectation expected{.verdict = Verdict::Firewall, .remote_addr = c.client4, .peer_saw = "silence",
                        .detail_says = "DROP", .client_says = "timed out", .blocker_tool = "sshguard"};
-  const std::string address = c.client4;
+  const std::string address = subnet == 32 ? c.client4 : blocked;
   switch (backend) {
     case Backend::NftSets:
       expected.rule_backend = "nftables";
       // Debian 13's nft writes a set the host's (Debian 12) nft crashes on: the rule is read over netlink,
-      // its set lookup and verdict only, so it is probable there (as fail2ban-nftables' is).
-      expected.rule_says = "ip saddr @attackers";
+      // its expressions decoded: certain on both.
+      expected.rule_says = "ip saddr @attackers drop";
       expected.rule_chain = "blacklist";
-      expected.rule_certain = lab.userland() == Userland::Debian12;
+      expected.rule_certain = true;
       expected.blocker_name = "table sshguard";
       expected.remedy_says = "nft delete element ip sshguard attackers '{ " + address + " }'";
       break;
     case Backend::Iptables:
       expected.rule_backend = "iptables-nft";
-      expected.rule_says = "-A sshguard -s " + address + "/32 -j DROP";
+      expected.rule_says = "-A sshguard -s " + (subnet == 32 ? address + "/32" : address) + " -j DROP";
       expected.rule_chain = "sshguard";
       expected.rule_certain = true;  // the source address, through INPUT's multiport jump
       expected.blocker_name = "sshguard";
-      expected.remedy_says = "iptables-nft -t filter -D sshguard -s " + address + "/32 -j DROP";
+      expected.remedy_says = "iptables-nft -t filter -D sshguard -s " + (subnet == 32 ? address + "/32" : address) + " -j DROP";
       break;
     case Backend::Ipset:
       expected.rule_backend = "iptables-nft";
@@ -167,6 +171,9 @@ const std::vector<Scenario>& sshguard_scenarios() {
        [](Lab& lab) { sshguard_ban(lab, Backend::Iptables); }, {"sshguard"}, kRemoteOnly},
       {"sshguard-ipset", "sshguard bans the client with its ipset backend (set sshguard4, matched by an iptables rule)",
        [](Lab& lab) { sshguard_ban(lab, Backend::Ipset); }, {"sshguard", "ipset"}, kRemoteOnly},
+      {"sshguard-nft-subnet",
+       "sshguard bans the client's whole /24 (IPV4_SUBNET=24) with its nftables backend: the remedy deletes that element",
+       [](Lab& lab) { sshguard_ban(lab, Backend::NftSets, 24); }, {"sshguard"}, kRemoteOnly},
   };
   return all;
 }

@@ -50,4 +50,11 @@ Match ipset_contains(const Ipset& set, const std::string& flags, int family, con
   return any;
 }
 
+std::optional<std::string> ipset_entry_holding(const Ipset& set, int family, const std::array<uint8_t, 16>& addr) {
+  if ((set.type != "hash:ip" && set.type != "hash:net") || set.family != family) return std::nullopt;
+  for (const std::string& entry : set.entries)
+    if (address_matches(entry, family, addr) == Match::Yes) return entry;
+  return std::nullopt;
+}
+
 }  // namespace rsttrace::firewall

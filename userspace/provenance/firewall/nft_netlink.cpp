@@ -1,59 +1,19 @@
-// Decoding nft_netlink_dump's lines (a namespace owner's data: bounded, total)
-// and the one question asked of them: which rule drops this source address.
+// Decoding nft_netlink_dump's lines (a namespace owner's data: bounded, total).
+// Their expressions are interpreted in nft_netlink_json.cpp.
 #include "provenance/firewall/nft_netlink.h"
 
 #include <algorithm>
-#include <charconv>
-#include <set>
 
-#include "provenance/firewall.h"
+#include "provenance/firewall/nft_netlink_fields.h"
 
 namespace rsttrace::firewall {
 namespace {
 
+using namespace netlink_fields;
+
 constexpr size_t kMaxFields = 8;
-constexpr size_t kMaxLookupsPerRule = 16;
+constexpr size_t kMaxExpressionFields = 6;
 constexpr size_t kMaxNotes = 16;
-constexpr int kMaxJumpDepth = 16;  // nf_tables' own limit
-
-std::vector<std::string_view> split(std::string_view text, char separator, size_t max) {
-  std::vector<std::string_view> parts;
-  size_t pos = 0;
-  while (parts.size() < max) {
-    const size_t end = text.find(separator, pos);
-    parts.push_back(text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos));
-    if (end == std::string_view::npos) break;
-    pos = end + 1;
-  }
-  return parts;
-}
-
-int nibble(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// "-" is the empty string; anything not hex is nullopt.
-std::optional<std::string> unhex(std::string_view text, size_t max_bytes = 256) {
-  if (text == "-") return std::string();
-  if (text.empty() || text.size() % 2 || text.size() / 2 > max_bytes) return std::nullopt;
-  std::string out;
-  for (size_t i = 0; i < text.size(); i += 2) {
-    const int high = nibble(text[i]), low = nibble(text[i + 1]);
-    if (high < 0 || low < 0) return std::nullopt;
-    out += static_cast<char>(high * 16 + low);
-  }
-  return out;
-}
-
-template <typename T>
-std::optional<T> number(std::string_view text) {
-  T value{};
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
 
 std::optional<std::array<uint8_t, 16>> key_of(std::string_view text, uint32_t key_length) {
   const auto bytes = unhex(text, 16);
@@ -89,29 +49,29 @@ bool decode_line(std::string_view line, NetlinkRuleset& ruleset, size_t& element
                               f[6] == "-" ? "" : std::string(f[6])});
     return true;
   }
-  if (f[0] == "R" && f.size() == 8) {
+  if (f[0] == "R" && f.size() == 6) {
     const auto handle = number<uint64_t>(f[4]);
-    const auto target = unhex(f[6]);
-    if (!handle || !target || ruleset.rules.size() >= kMaxNetlinkRules) return false;
-    NetlinkRule rule{std::string(f[1]), *table, *name, *handle, f[5] == "-" ? "" : std::string(f[5]), *target, {}};
-    if (f[7] != "-")
-      for (std::string_view lookup : split(f[7], ',', kMaxLookupsPerRule)) {
-        const auto parts = split(lookup, ':', 6);
-        if (parts.size() != 5 || (parts[0] != "n" && parts[0] != "o") || (parts[3] != "0" && parts[3] != "1"))
-          return false;
-        const auto offset = number<uint32_t>(parts[1]), length = number<uint32_t>(parts[2]);
-        const auto set = unhex(parts[4]);
-        if (!offset || !length || !set) return false;
-        rule.lookups.push_back({*set, *offset, *length, parts[0] == "n", parts[3] == "1"});
+    if (!handle || ruleset.rules.size() >= kMaxNetlinkRules) return false;
+    NetlinkRule rule{std::string(f[1]), *table, *name, *handle, {}};
+    if (f[5] != "-") {
+      const auto tokens = split(f[5], ',', kMaxNetlinkExpressions + 1);
+      if (tokens.size() > kMaxNetlinkExpressions) return false;
+      for (std::string_view token : tokens) {
+        const auto parts = split(token, ':', kMaxExpressionFields + 1);
+        if (parts.size() > kMaxExpressionFields || parts[0].empty()) return false;
+        rule.expressions.push_back({std::string(parts[0]), {parts.begin() + 1, parts.end()}});
       }
+    }
     ruleset.rules.push_back(std::move(rule));
     return true;
   }
-  if (f[0] == "S" && f.size() == 6) {
-    const auto key_length = number<uint32_t>(f[4]);
-    if (!key_length || (f[5] != "0" && f[5] != "1") || ruleset.sets.size() >= kMaxNetlinkSets) return false;
+  if (f[0] == "S" && f.size() == 7) {
+    const auto key_length = number<uint32_t>(f[4]), key_type = number<uint32_t>(f[6]);
+    if (!key_length || !key_type || (f[5] != "0" && f[5] != "1") || ruleset.sets.size() >= kMaxNetlinkSets)
+      return false;
     NetlinkSet& set = ruleset.sets[set_key(f[1], *table, *name)];
-    set.key_length = *key_length, set.interval = f[5] == "1";
+    set.family = f[1], set.table = *table, set.name = *name;
+    set.key_length = *key_length, set.interval = f[5] == "1", set.key_type = *key_type;
     return true;
   }
   if ((f[0] == "E" && f.size() == 6) || (f[0] == "I" && f.size() == 5)) {
@@ -158,67 +118,6 @@ void pair_intervals(NetlinkSet& set, std::vector<std::pair<std::array<uint8_t, 1
   }
 }
 
-bool holds(const NetlinkSet& set, const std::array<uint8_t, 16>& address, size_t length) {
-  if (set.key_length != length) return false;
-  for (const auto& [low, high] : set.ranges)
-    if (std::lexicographical_compare(address.begin(), address.begin() + static_cast<long>(length), low.begin(),
-                                     low.begin() + static_cast<long>(length)) == false &&
-        std::lexicographical_compare(high.begin(), high.begin() + static_cast<long>(length), address.begin(),
-                                     address.begin() + static_cast<long>(length)) == false)
-      return true;
-  return false;
-}
-
-bool applies_to(std::string_view chain_family, int packet_family) {
-  return chain_family == "inet" || (chain_family == "ip" && packet_family == 4) ||
-         (chain_family == "ip6" && packet_family == 6);
-}
-
-struct Walk {
-  const NetlinkRuleset& ruleset;
-  const PacketFacts& packet;
-  size_t steps = 0;
-
-  // A lookup of the packet's source address (ip saddr: offset 12, ip6 saddr: offset 8) in a set holding it.
-  std::optional<std::string> source_lookup(const NetlinkRule& rule) const {
-    const uint32_t offset = packet.family == 6 ? 8 : 12, length = packet.family == 6 ? 16 : 4;
-    for (const NetlinkLookup& lookup : rule.lookups) {
-      if (!lookup.network_header || lookup.inverted || lookup.payload_offset != offset ||
-          lookup.payload_length != length)
-        continue;
-      const auto set = ruleset.sets.find(set_key(rule.family, rule.table, lookup.set));
-      if (set != ruleset.sets.end() && holds(set->second, packet.saddr, length)) return lookup.set;
-    }
-    return std::nullopt;
-  }
-
-  std::optional<FirewallRule> chain(const std::string& family, const std::string& table, const std::string& name,
-                                    int depth) {
-    if (depth > kMaxJumpDepth) return std::nullopt;
-    for (const NetlinkRule& rule : ruleset.rules) {
-      if (++steps > 4 * kMaxNetlinkRules) return std::nullopt;
-      if (rule.family != family || rule.table != table || rule.chain != name) continue;
-      if (rule.verdict == "jump" || rule.verdict == "goto") {
-        // Followed whatever the rule's matches: what it calls is asked the same narrow question.
-        if (auto found = this->chain(family, table, rule.target, depth + 1)) return found;
-        continue;
-      }
-      if (rule.verdict != "drop" && rule.verdict != "reject") continue;
-      const auto set = source_lookup(rule);
-      if (!set) continue;
-      FirewallRule found;
-      found.backend = "nftables", found.family = family, found.table = table, found.chain = name;
-      found.handle = rule.handle, found.verdict = rule.verdict;
-      found.text = std::string(packet.family == 6 ? "ip6" : "ip") + " saddr @" + *set + " ... " + rule.verdict;
-      found.certain = false;
-      found.undecided = "read without nft: only its set lookup and verdict are known";
-      if (table == "f2b-table" && set->starts_with("addr-set-")) found.fail2ban_jail = set->substr(9);
-      return found;
-    }
-    return std::nullopt;
-  }
-};
-
 }  // namespace
 
 NetlinkRuleset parse_nft_netlink_dump(std::string_view text) {
@@ -235,18 +134,6 @@ NetlinkRuleset parse_nft_netlink_dump(std::string_view text) {
   }
   for (auto& [key, set_bounds] : bounds) pair_intervals(ruleset.sets[key], set_bounds);
   return ruleset;
-}
-
-std::optional<FirewallRule> find_netlink_drop(const NetlinkRuleset& ruleset, const PacketFacts& packet) {
-  std::vector<const NetlinkChain*> base;
-  for (const NetlinkChain& chain : ruleset.chains)
-    if (chain.hook == packet.hook && applies_to(chain.family, packet.family)) base.push_back(&chain);
-  std::stable_sort(base.begin(), base.end(),
-                   [](const NetlinkChain* a, const NetlinkChain* b) { return a->priority < b->priority; });
-  Walk walk{ruleset, packet};
-  for (const NetlinkChain* chain : base)
-    if (auto found = walk.chain(chain->family, chain->table, chain->name, 0)) return found;
-  return std::nullopt;
 }
 
 }  // namespace rsttrace::firewall

@@ -1,9 +1,14 @@
 // The netlink side of nft_netlink.h: runs in the namespace (its own process,
 // `rsttrace nft-netlink-dump` under nsenter) and prints one line per object:
 //   C <family> <table> <chain> <hook|-> <priority> <policy|->
-//   R <family> <table> <chain> <handle> <verdict|-> <target|-> <lookups|->
-//       lookups: comma-separated <n|o>:<offset>:<length>:<inverted 0|1>:<set>
-//   S <family> <table> <set> <key length> <interval 0|1>
+//   R <family> <table> <chain> <handle> <expressions|->
+//       expressions, comma-separated, each `kind:field:...` (registers, numbers in decimal, data in hex):
+//       p:dreg:base:offset:len (payload load)  m:dreg:key (meta load)  ms:key (meta set)
+//       c:dreg:key:dir|- (ct load)  cmp:sreg:op:data  rg:sreg:op:from:to (range)
+//       bw:sreg:dreg:len:mask:xor (bitwise, mask and xor)  lk:sreg:dreg|-:inverted:set (lookup)
+//       v:verdict:chain|- (immediate verdict)  i:dreg (immediate data)  ctr:packets:bytes
+//       rj:type:code|- (reject)  xm:name / xt:name (xtables match / target)  ?:name (any other)
+//   S <family> <table> <set> <key length> <interval 0|1> <key type (nftables' datatype)>
 //   E <family> <table> <set> <key> <key end|->   (hex bytes; end: NFTA_SET_ELEM_KEY_END)
 //   I <family> <table> <set> <key>               an interval's end (NFT_SET_ELEM_INTERVAL_END)
 //   N <note>          D                          (the dump ended)
@@ -86,42 +91,70 @@ struct Dumper {
   }
 };
 
-// Which network-header bytes each register holds, for the lookups that read them.
+// A rule's expressions, one token each, in order (the format's head comment):
+// what they load, compare and decide, decoded by the collector (nft_netlink_json.cpp).
 struct RuleScan {
-  std::map<uint32_t, std::string> loads;  // register -> "n:offset:length" or "o"
-  std::string verdict = "-", target = "-", lookups;
+  std::string tokens;
+  void add(const std::string& token) { tokens += (tokens.empty() ? "" : ",") + token; }
 };
 
-int scan_expression(nftnl_expr* expr, void* data) {
-  auto& scan = *static_cast<RuleScan*>(data);
+std::string u32(const nftnl_expr* expr, uint16_t attribute) {
+  return nftnl_expr_is_set(expr, attribute) ? std::to_string(nftnl_expr_get_u32(expr, attribute)) : "-";
+}
+
+std::string data(const nftnl_expr* expr, uint16_t attribute) {
+  uint32_t length = 0;
+  const void* bytes = nftnl_expr_is_set(expr, attribute) ? nftnl_expr_get(expr, attribute, &length) : nullptr;
+  return bytes ? hex(bytes, length) : "-";
+}
+
+int scan_expression(nftnl_expr* expr, void* scan_data) {
+  auto& scan = *static_cast<RuleScan*>(scan_data);
   const char* name = nftnl_expr_get_str(expr, NFTNL_EXPR_NAME);
   const std::string kind = name ? name : "";
   if (kind == "payload" && nftnl_expr_is_set(expr, NFTNL_EXPR_PAYLOAD_DREG)) {
-    const uint32_t reg = nftnl_expr_get_u32(expr, NFTNL_EXPR_PAYLOAD_DREG);
-    if (nftnl_expr_get_u32(expr, NFTNL_EXPR_PAYLOAD_BASE) == NFT_PAYLOAD_NETWORK_HEADER)
-      scan.loads[reg] = "n:" + std::to_string(nftnl_expr_get_u32(expr, NFTNL_EXPR_PAYLOAD_OFFSET)) + ":" +
-                        std::to_string(nftnl_expr_get_u32(expr, NFTNL_EXPR_PAYLOAD_LEN));
-    else
-      scan.loads[reg] = "o:0:0";
-  } else if (kind == "lookup" && nftnl_expr_is_set(expr, NFTNL_EXPR_LOOKUP_SET)) {
-    const auto load = scan.loads.find(nftnl_expr_get_u32(expr, NFTNL_EXPR_LOOKUP_SREG));
+    scan.add("p:" + u32(expr, NFTNL_EXPR_PAYLOAD_DREG) + ":" + u32(expr, NFTNL_EXPR_PAYLOAD_BASE) + ":" +
+             u32(expr, NFTNL_EXPR_PAYLOAD_OFFSET) + ":" + u32(expr, NFTNL_EXPR_PAYLOAD_LEN));
+  } else if (kind == "meta" && nftnl_expr_is_set(expr, NFTNL_EXPR_META_DREG)) {
+    scan.add("m:" + u32(expr, NFTNL_EXPR_META_DREG) + ":" + u32(expr, NFTNL_EXPR_META_KEY));
+  } else if (kind == "meta") {  // meta ... set
+    scan.add("ms:" + u32(expr, NFTNL_EXPR_META_KEY));
+  } else if (kind == "ct" && nftnl_expr_is_set(expr, NFTNL_EXPR_CT_DREG)) {
+    scan.add("c:" + u32(expr, NFTNL_EXPR_CT_DREG) + ":" + u32(expr, NFTNL_EXPR_CT_KEY) + ":" +
+             (nftnl_expr_is_set(expr, NFTNL_EXPR_CT_DIR) ? std::to_string(nftnl_expr_get_u8(expr, NFTNL_EXPR_CT_DIR)) : "-"));
+  } else if (kind == "cmp") {
+    scan.add("cmp:" + u32(expr, NFTNL_EXPR_CMP_SREG) + ":" + u32(expr, NFTNL_EXPR_CMP_OP) + ":" +
+             data(expr, NFTNL_EXPR_CMP_DATA));
+  } else if (kind == "range") {
+    scan.add("rg:" + u32(expr, NFTNL_EXPR_RANGE_SREG) + ":" + u32(expr, NFTNL_EXPR_RANGE_OP) + ":" +
+             data(expr, NFTNL_EXPR_RANGE_FROM_DATA) + ":" + data(expr, NFTNL_EXPR_RANGE_TO_DATA));
+  } else if (kind == "bitwise" && (!nftnl_expr_is_set(expr, NFTNL_EXPR_BITWISE_OP) ||
+                                   nftnl_expr_get_u32(expr, NFTNL_EXPR_BITWISE_OP) == NFT_BITWISE_BOOL)) {
+    scan.add("bw:" + u32(expr, NFTNL_EXPR_BITWISE_SREG) + ":" + u32(expr, NFTNL_EXPR_BITWISE_DREG) + ":" +
+             u32(expr, NFTNL_EXPR_BITWISE_LEN) + ":" + data(expr, NFTNL_EXPR_BITWISE_MASK) + ":" +
+             data(expr, NFTNL_EXPR_BITWISE_XOR));
+  } else if (kind == "lookup") {
     const bool inverted = nftnl_expr_is_set(expr, NFTNL_EXPR_LOOKUP_FLAGS) &&
                           (nftnl_expr_get_u32(expr, NFTNL_EXPR_LOOKUP_FLAGS) & NFT_LOOKUP_F_INV);
-    if (!scan.lookups.empty()) scan.lookups += ",";
-    scan.lookups += (load != scan.loads.end() ? load->second : "o:0:0") + ":" + (inverted ? "1" : "0") + ":" +
-                    hex(nftnl_expr_get_str(expr, NFTNL_EXPR_LOOKUP_SET));
-  } else if (kind == "reject") {
-    scan.verdict = "reject";
+    scan.add("lk:" + u32(expr, NFTNL_EXPR_LOOKUP_SREG) + ":" + u32(expr, NFTNL_EXPR_LOOKUP_DREG) + ":" +
+             (inverted ? "1" : "0") + ":" + hex(nftnl_expr_get_str(expr, NFTNL_EXPR_LOOKUP_SET)));
   } else if (kind == "immediate" && nftnl_expr_is_set(expr, NFTNL_EXPR_IMM_VERDICT)) {
-    switch (static_cast<int32_t>(nftnl_expr_get_u32(expr, NFTNL_EXPR_IMM_VERDICT))) {
-      case NF_DROP: scan.verdict = "drop"; break;
-      case NF_ACCEPT: scan.verdict = "accept"; break;
-      case NFT_RETURN: scan.verdict = "return"; break;
-      case NFT_JUMP: scan.verdict = "jump"; break;
-      case NFT_GOTO: scan.verdict = "goto"; break;
-      default: break;
-    }
-    if (nftnl_expr_is_set(expr, NFTNL_EXPR_IMM_CHAIN)) scan.target = hex(nftnl_expr_get_str(expr, NFTNL_EXPR_IMM_CHAIN));
+    scan.add("v:" + std::to_string(static_cast<int32_t>(nftnl_expr_get_u32(expr, NFTNL_EXPR_IMM_VERDICT))) + ":" +
+             (nftnl_expr_is_set(expr, NFTNL_EXPR_IMM_CHAIN) ? hex(nftnl_expr_get_str(expr, NFTNL_EXPR_IMM_CHAIN)) : "-"));
+  } else if (kind == "immediate") {
+    scan.add("i:" + u32(expr, NFTNL_EXPR_IMM_DREG));
+  } else if (kind == "counter") {
+    scan.add("ctr:" + std::to_string(nftnl_expr_get_u64(expr, NFTNL_EXPR_CTR_PACKETS)) + ":" +
+             std::to_string(nftnl_expr_get_u64(expr, NFTNL_EXPR_CTR_BYTES)));
+  } else if (kind == "reject") {
+    scan.add("rj:" + u32(expr, NFTNL_EXPR_REJECT_TYPE) + ":" +
+             (nftnl_expr_is_set(expr, NFTNL_EXPR_REJECT_CODE) ? std::to_string(nftnl_expr_get_u8(expr, NFTNL_EXPR_REJECT_CODE)) : "-"));
+  } else if (kind == "match" || kind == "target") {  // iptables-nft's xtables extensions
+    scan.add(std::string(kind == "match" ? "xm:" : "xt:") +
+             hex(nftnl_expr_get_str(expr, kind == "match" ? static_cast<uint16_t>(NFTNL_EXPR_MT_NAME)
+                                                  : static_cast<uint16_t>(NFTNL_EXPR_TG_NAME))));
+  } else {
+    scan.add("?:" + hex(kind.c_str()));  // anything else: the collector calls it undecided, by name
   }
   return 0;
 }
@@ -158,11 +191,11 @@ int run_nft_netlink_dump() {
     if (rule && nftnl_rule_nlmsg_parse(message, rule) == 0 && dumper.rules++ < kMaxNetlinkRules) {
       RuleScan scan;
       nftnl_expr_foreach(rule, scan_expression, &scan);
-      std::printf("R %s %s %s %llu %s %s %s\n", family_name(nftnl_rule_get_u32(rule, NFTNL_RULE_FAMILY)).c_str(),
+      std::printf("R %s %s %s %llu %s\n", family_name(nftnl_rule_get_u32(rule, NFTNL_RULE_FAMILY)).c_str(),
                   hex(nftnl_rule_get_str(rule, NFTNL_RULE_TABLE)).c_str(),
                   hex(nftnl_rule_get_str(rule, NFTNL_RULE_CHAIN)).c_str(),
-                  static_cast<unsigned long long>(nftnl_rule_get_u64(rule, NFTNL_RULE_HANDLE)), scan.verdict.c_str(),
-                  scan.target.c_str(), scan.lookups.empty() ? "-" : scan.lookups.c_str());
+                  static_cast<unsigned long long>(nftnl_rule_get_u64(rule, NFTNL_RULE_HANDLE)),
+                  scan.tokens.empty() ? "-" : scan.tokens.c_str());
     }
     if (rule) nftnl_rule_free(rule);
     return true;
@@ -173,9 +206,10 @@ int run_nft_netlink_dump() {
       const uint32_t family = nftnl_set_get_u32(set, NFTNL_SET_FAMILY);
       const char* table = nftnl_set_get_str(set, NFTNL_SET_TABLE);
       const char* name = nftnl_set_get_str(set, NFTNL_SET_NAME);
-      std::printf("S %s %s %s %u %d\n", family_name(family).c_str(), hex(table).c_str(), hex(name).c_str(),
+      std::printf("S %s %s %s %u %d %u\n", family_name(family).c_str(), hex(table).c_str(), hex(name).c_str(),
                   nftnl_set_get_u32(set, NFTNL_SET_KEY_LEN),
-                  (nftnl_set_get_u32(set, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL) ? 1 : 0);
+                  (nftnl_set_get_u32(set, NFTNL_SET_FLAGS) & NFT_SET_INTERVAL) ? 1 : 0,
+                  nftnl_set_get_u32(set, NFTNL_SET_KEY_TYPE));
       if (table && name) dumper.set_ids.push_back({family, table, name});
     }
     if (set) nftnl_set_free(set);

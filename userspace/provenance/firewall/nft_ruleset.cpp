@@ -90,6 +90,28 @@ class NftWalker {
     }
   }
 
+  // The first element of a listed set that holds the packet's source address, as nft writes it.
+  std::optional<std::string> element_holding(const std::string& family, const std::string& table,
+                                             const std::string& set) const {
+    const auto found = sets_.find(family + "/" + table + "/" + set);
+    const Json* elements = found == sets_.end() ? nullptr : member(*found->second, "elem");
+    if (!elements || !elements->is_array()) return std::nullopt;
+    const Value source{Value::Address, &packet_.saddr};
+    for (const auto& e : *elements) {
+      if (element(e, source) != Match::Yes) continue;
+      const Json* val = member(e, "elem") ? member(*member(e, "elem"), "val") : &e;
+      if (!val) return std::nullopt;
+      if (val->is_string()) return val->get<std::string>();
+      if (const Json* prefix = member(*val, "prefix"); prefix && unsigned_of(*prefix, "len"))
+        return text_of(*prefix, "addr") + "/" + std::to_string(*unsigned_of(*prefix, "len"));
+      if (const Json* range = member(*val, "range"); range && range->is_array() && range->size() == 2 &&
+                                                     (*range)[0].is_string() && (*range)[1].is_string())
+        return (*range)[0].get<std::string>() + "-" + (*range)[1].get<std::string>();
+      return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
   // Conntrack has run for chains after its priority (ct state is set there).
   void enter_base_chain(const Json& chain) { conntrack_seen_ = integer_of(chain, "prio", 0) > kConntrackPriority; }
 
@@ -433,6 +455,12 @@ class NftWalker {
           if (!length || *length > 128) return Match::Maybe;
           return address_matches(text_of(*prefix, "addr") + "/" + std::to_string(*length), packet_.family, *v.address);
         }
+        if (const Json* range = member(e, "range")) {  // {"range": ["10.0.0.5", "10.0.0.7"]}
+          if (!range->is_array() || range->size() != 2 || !(*range)[0].is_string() || !(*range)[1].is_string())
+            return Match::Maybe;
+          return address_range_matches((*range)[0].get<std::string>() + "-" + (*range)[1].get<std::string>(),
+                                       packet_.family, *v.address);
+        }
         return Match::Maybe;
       case Value::Number:
         if (e.is_number_unsigned()) return e.get<uint64_t>() == v.number ? Match::Yes : Match::No;
@@ -644,6 +672,11 @@ std::optional<uint64_t> nft_rule_counter(const Json& root, const FirewallRule& r
     return std::nullopt;
   }
   return std::nullopt;
+}
+
+std::optional<std::string> nft_set_element(const Json& root, const FirewallRule& rule, const std::string& set,
+                                           const PacketFacts& packet) {
+  return NftWalker(root, packet, nullptr).element_holding(rule.family, rule.table, set);
 }
 
 std::string without_counter(const std::string& text) {

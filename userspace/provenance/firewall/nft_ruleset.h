@@ -42,6 +42,12 @@ std::optional<uint64_t> nft_previous_handle(const nlohmann::json& root, const Fi
 // The packets counted by the rule with `rule.handle` in its chain, if it has a counter.
 std::optional<uint64_t> nft_rule_counter(const nlohmann::json& root, const FirewallRule& rule);
 
+// The element of set `set` (in the rule's family and table) that holds the
+// packet's source address, as nft lists it ("10.77.0.2", "10.77.0.0/24",
+// "10.9.0.5-10.9.0.7"); nullopt if none does or the set is not listed.
+std::optional<std::string> nft_set_element(const nlohmann::json& root, const FirewallRule& rule, const std::string& set,
+                                           const PacketFacts& packet);
+
 // A rule's text with "counter packets N bytes M" read as "counter".
 std::string without_counter(const std::string& text);
 
