@@ -133,6 +133,22 @@ struct {
 } answered_packet SEC(".maps");
 
 /*
+ * The packet whose TIME_WAIT reset handle_timewait_fexit just reported on
+ * this CPU (its skb address), 0 when none: tcp:tcp_send_reset, where it fires
+ * for timewait sockets too, runs next in the same softirq pass and must not
+ * report it again (packet.bpf.h). And whether it does: set by the tracepoint
+ * the first time it sees a socket that is not a full one.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} timewait_reset_packet SEC(".maps");
+
+__u32 tracepoint_sees_timewait;
+
+/*
  * Opens of a TCP wrappers file between sys_enter_openat and sys_exit_openat
  * (wrappers.bpf.h). Keyed by pid_tgid (one syscall at a time per thread);
  * LRU so that an entry whose exit never ran (a thread killed in between)

@@ -146,6 +146,42 @@ static __always_inline void remember_answered_packet(const struct sk_buff *skb)
 }
 
 /*
+ * TIME_WAIT resets (handle_timewait_fexit). Before 6.10 tcp_v4_send_reset()
+ * and tcp_v6_send_reset() fire tcp:tcp_send_reset only for a full socket
+ * (`if (sk && sk_fullsock(sk))`), so the reset a TIME_WAIT socket answers a
+ * late segment with is unseen there; "trace: tcp: fully support
+ * trace_tcp_send_reset" (6.10) fires it for every socket. Measured, not
+ * assumed: the fexit reports them until the tracepoint shows a socket that is
+ * not a full one, and the tracepoint skips the one packet the fexit has just
+ * reported on this CPU (it runs next, in the same softirq pass).
+ */
+static __always_inline void remember_timewait_reset(const struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&timewait_reset_packet, &zero);
+
+	if (slot)
+		*slot = (__u64)skb;
+}
+
+/* At tcp:tcp_send_reset with socket `state`: true when the fexit has reported this reset already. */
+static __always_inline bool timewait_reset_reported(__u8 state, const struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	__u64 *slot;
+
+	if (state != TCP_TIME_WAIT && state != TCP_NEW_SYN_RECV)
+		return false;
+	if (!tracepoint_sees_timewait)
+		tracepoint_sees_timewait = 1;
+	slot = bpf_map_lookup_elem(&timewait_reset_packet, &zero);
+	if (!slot || !skb || *slot != (__u64)skb)
+		return false;
+	*slot = 0;
+	return true;
+}
+
+/*
  * True when this drop is the NO_SOCKET free of the packet a reported reset
  * just answered (core_fixes: drop_is_no_socket): one connection attempt is
  * then one event, not two. Counted as a drop seen and as folded.

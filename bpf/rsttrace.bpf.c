@@ -73,8 +73,11 @@ int BPF_PROG(handle_send_reset)
 	/* With a packet (stack reset: sk may be NULL, a listener, a request or
 	 * timewait socket) the packet that provoked the reset is the truth for
 	 * addresses; an active reset has only the socket. */
-	if (sk)
+	if (sk) {
 		fill_sock_identity_btf(&e, sk);
+		if (timewait_reset_reported(e.tcp_state, skb))
+			return 0;
+	}
 	if (skb) {
 		if (!fill_packet_addresses(&e, skb, true))
 			return 0;
@@ -96,6 +99,37 @@ int BPF_PROG(handle_send_reset)
 	bool by_closer = (e.flags & RSTTRACE_FLAG_REASON) ? reset_sent_by_closer(e.reason)
 							  : !skb && e.tcp_state == TCP_CLOSE;
 	emit_reset_sent(&e, sk, sk && by_closer);
+	return 0;
+}
+
+/*
+ * net/ipv4/tcp_minisocks.c:
+ *   enum tcp_tw_status tcp_timewait_state_process(struct inet_timewait_sock *tw,
+ *		struct sk_buff *skb, const struct tcphdr *th, ...);
+ * (later kernels add arguments after th; the return value is read with
+ * bpf_get_func_ret() whatever they are). TCP_TW_RST: the caller (IPv4 and
+ * IPv6 alike) answers the segment with a reset from the TIME_WAIT socket,
+ * which tcp:tcp_send_reset does not show before 6.10 (packet.bpf.h:
+ * remember_timewait_reset): a client's data after a server's close, once the
+ * server's FIN was acknowledged (an orphan goes to TIME_WAIT at once with the
+ * default tcp_fin_timeout), e.g. sshd's listener refusing a connection
+ * (MaxStartups, PerSourcePenalties) before the client's banner arrived.
+ * Loaded where fexit works (collect/bpf_session.cpp).
+ */
+SEC("?fexit/tcp_timewait_state_process")
+int BPF_PROG(handle_timewait_fexit, struct inet_timewait_sock *tw, struct sk_buff *skb)
+{
+	const struct sock *sk = (const struct sock *)tw;
+	struct rsttrace_tcp_event e = {};
+	__u64 status = 0;
+
+	if (tracepoint_sees_timewait || bpf_get_func_ret(ctx, &status) || status != TCP_TW_RST)
+		return 0;
+	fill_sock_identity_btf(&e, sk);
+	if (!fill_packet_addresses(&e, skb, true) || !event_watched(&e))
+		return 0;
+	remember_timewait_reset(skb);
+	emit_reset_sent(&e, sk, false);
 	return 0;
 }
 

@@ -29,7 +29,7 @@ const KernelNames& names() {
     types.add_enum("skb_drop_reason", {{"SKB_DROP_REASON_NO_SOCKET", 3}, {"SKB_DROP_REASON_NETFILTER_DROP", 12},
                                        {"SKB_DROP_REASON_TCP_LISTEN_OVERFLOW", 40}, {"SKB_DROP_REASON_QUEUE_PURGE", 60},
                                        {"SKB_DROP_REASON_IP_RPFILTER", 16}});
-    types.add_enum("", {{"TCP_ESTABLISHED", 1}, {"TCP_SYN_SENT", 2}, {"TCP_CLOSE", 7}, {"TCP_CLOSE_WAIT", 8},
+    types.add_enum("", {{"TCP_ESTABLISHED", 1}, {"TCP_SYN_SENT", 2}, {"TCP_TIME_WAIT", 6}, {"TCP_CLOSE", 7}, {"TCP_CLOSE_WAIT", 8},
                         {"TCP_LISTEN", 10}});
     return KernelNames::from_btf(types.get());
   }();
@@ -579,6 +579,45 @@ TEST_CASE_METHOD(Fixture, "a TIME_WAIT reset after sshd's LoginGraceTime ran out
     const auto report = judge({late_reset(4200)});
     REQUIRE(report);
     CHECK(report->verdict == Verdict::Kernel);
+  }
+}
+
+TEST_CASE_METHOD(Fixture, "the listener's refusal seen only as the TIME_WAIT reset of the client's late banner") {
+  // sshd's listener closed the accepted connection before the client's banner came (MaxStartups full: one
+  // connection held); the FIN was acknowledged, the orphan went to TIME_WAIT, and the banner met its reset.
+  note_connection(evidence, 0x21, v4("127.0.0.3", 40100), 900, 0, 0, {});
+  note_connection(evidence, 0x20, kClient, 1000, 1001, kFinWait2, {800, "sshd"});
+  TcpEvent reset = event(EventKind::ResetSent, 1300);
+  reset.sock_id = 0x3000;
+  const std::string kRefusal =
+      "the listening sshd[800] closed the connection from 127.0.0.2:40022 0.0 s after accept(), before any child "
+      "took it; the client's data came after that close was acknowledged, and the closed socket reset it (a segment "
+      "for a connection in TIME_WAIT (TCP_TIMEWAIT_SOCKET)): MaxStartups or PerSourcePenalties refused it: 1 other "
+      "connection it had accepted was open against MaxStartups 10:30:100";
+  SECTION("before 6.10: no reason, the socket's state (the fexit on tcp_timewait_state_process)") {
+    reset.tcp_state = state("TIME_WAIT");
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK(report->peer_saw == "reset");
+    CHECK_THAT(report->detail, Catch::StartsWith(kRefusal));
+    REQUIRE(report->sshd_refusal);
+    CHECK(report->sshd_refusal->listener_pid == 800);
+    CHECK(report->needs_provenance);
+  }
+  SECTION("6.10 and later: TCP_TIMEWAIT_SOCKET") {
+    reset.reason = reset_reason("TCP_TIMEWAIT_SOCKET");
+    const auto report = judge({reset});
+    REQUIRE(report);
+    CHECK(report->verdict == Verdict::Sshd);
+    CHECK_THAT(report->detail, Catch::StartsWith(kRefusal));
+  }
+  SECTION("closed by a child, not by the listener: not a listener's refusal") {
+    Evidence other;
+    note_connection(other, 0x20, kClient, 1000, 1001, kFinWait2, {820, "sshd"});
+    reset.tcp_state = state("TIME_WAIT");
+    const auto report = rsttrace::judge({reset}, RuleContext{names(), other, watched});
+    CHECK((!report || report->detail.find("MaxStartups") == std::string::npos));
   }
 }
 

@@ -111,6 +111,8 @@ int run_check() {
 
   const Result<void> function_hooks = probe_function_hooks();
   row("fexit (inet_csk_accept, do_filp_open)", function_hooks ? "works" : "no (" + function_hooks.reason() + ")");
+  const Result<void> timewait_hook = probe_timewait_hook();
+  row("fexit (tcp_timewait_state_process)", timewait_hook ? "works" : "no (" + timewait_hook.reason() + ")");
   // Measured, not inferred from the shape: a session runs it when the shape leaves it open.
   const Result<ActiveResetCoverage> coverage = probe_active_reset_coverage(TracepointShapes::from_btf(types));
   row("active reset (close, SO_LINGER 0)", coverage ? coverage->how : "unknown: " + coverage.reason());
@@ -119,6 +121,7 @@ int run_check() {
   try {
     SessionConfig config{{22}, 0, 1u << 16, tracefs.ok(), false};
     config.function_hooks = function_hooks.ok();
+    config.timewait_hook = timewait_hook.ok();
     BpfSession session(config,
                        TracepointShapes::from_btf(types),
                        [](std::span<const std::byte>) {});

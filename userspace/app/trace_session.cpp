@@ -95,6 +95,11 @@ void TraceSession::start() {
   SessionConfig config{options_.ports, options_.netns, options_.ring_buffer_kib * 1024u, syscall_tracepoints,
                        options_.bpf_stats};
   config.function_hooks = function_hooks.ok();
+  if (const Result<void> timewait = probe_timewait_hook(); timewait.ok())
+    config.timewait_hook = true;
+  else
+    spdlog::debug("no fexit on tcp_timewait_state_process ({}): a TIME_WAIT socket's reset is seen only where "
+                  "tcp:tcp_send_reset shows it (6.10+)", timewait.reason());
   session_.emplace(config,
                    kernel_.tracepoints, [this](std::span<const std::byte> bytes) { on_record(bytes); });
   malloc_trim(0);  // and libbpf's copy: RSS is watched on long runs

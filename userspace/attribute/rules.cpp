@@ -59,7 +59,7 @@ class Judge {
     }
     size_t i = 0;
     for (const TcpEvent& e : group) {
-      const std::string* name = &kNone;
+      const std::string* name = e.kind == EventKind::ResetSent ? unnamed_reset(context.names, e) : &kNone;
       if (e.reason) {
         const EnumNames& table = e.kind == EventKind::Drop ? context.names.drop_reasons : context.names.reset_reasons;
         name = table.find(*e.reason);
@@ -74,6 +74,19 @@ class Judge {
   }
   Judge(const Judge&) = delete;
   Judge& operator=(const Judge&) = delete;
+
+  // A sent reset without a reason (before 6.10): what its hook and socket say
+  // it was, in words, for the details' "(REASON)" (an empty "()" before).
+  static const std::string* unnamed_reset(const KernelNames& names, const TcpEvent& e) {
+    static const std::string kByCloser = "no reason on this kernel: the closing process's abort";
+    static const std::string kStack = "no reason on this kernel: a reset by the TCP stack";
+    static const std::string kTimeWait = "no reason on this kernel: a TIME_WAIT socket's reset";
+    static const std::string kOther = "no reason on this kernel";
+    if (e.sent_by_closer) return &kByCloser;
+    if (e.full_socket) return &kStack;
+    const std::string* state = e.tcp_state ? names.tcp_states.find(*e.tcp_state) : nullptr;
+    return state && *state == "TIME_WAIT" ? &kTimeWait : &kOther;
+  }
 
   std::optional<Attribution> run() {
     if (auto report = firewall()) return report;
@@ -306,20 +319,45 @@ class Judge {
   // PerSourcePenalties, told apart by the connections rsttrace saw.
   std::optional<Attribution> listener_refused(const TcpEvent& e) const {
     if (!e.acceptor_pid || e.acceptor_pid != e.owner->pid) return std::nullopt;
+    return listener_refusal(e, *e.owner, e.acceptor_monotonic_ns, e.sock_id,
+                            "the listening " + process_text(*e.owner) + " closed the connection from " + remote(e) + " " +
+                                seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
+                                " after accept(), before any child took it (" + reason(e) + "): ");
+  }
+
+  // The same refusal, seen only after the close was acknowledged: the
+  // listener closed the connection before the client's banner came, its
+  // orphan went to TIME_WAIT at the FIN's ACK, and the banner met that
+  // socket's reset (on 6.1 the fexit's, under load in the guest: the
+  // client's data comes late). The connection notes of the four-tuple say
+  // the listener accepted it and closed it itself.
+  std::optional<Attribution> listener_refused_then_late_segment(const TcpEvent& reset) const {
+    const SeenConnection* seen = ended_before(reset);
+    if (!seen || !seen->closer || !seen->acceptor_pid || seen->closer->pid != seen->acceptor_pid ||
+        !is_sshd_family(seen->closer->comm) || !seen->server_closed_first() || seen->closed_ns < seen->accepted_ns)
+      return std::nullopt;
+    return listener_refusal(reset, *seen->closer, seen->accepted_ns, seen->sock_id,
+                            "the listening " + process_text(*seen->closer) + " closed the connection from " +
+                                remote(reset) + " " + seconds(seen->closed_ns - seen->accepted_ns) +
+                                " after accept(), before any child took it; the client's data came after that close "
+                                "was acknowledged, and the closed socket reset it (" +
+                                reason_words("TCP_TIMEWAIT_SOCKET") + "): ");
+  }
+
+  // MaxStartups or PerSourcePenalties, told apart by the connections rsttrace saw.
+  Attribution listener_refusal(const TcpEvent& shown, const Process& listener, uint64_t accepted_ns, uint64_t sock_id,
+                               std::string said_before) const {
     const ConnectionHistory& history = context_.evidence.connections();
     ListenerRefusal refusal;
-    refusal.refused_ns = e.acceptor_monotonic_ns;
-    refusal.open_connections = history.open_at(e.netns, e.owner->pid, e.acceptor_monotonic_ns, e.sock_id);
-    refusal.earlier = history.ended_from(e.netns, e.family, e.remote.addr,
-                                         e.acceptor_monotonic_ns > kPenaltyWindow ? e.acceptor_monotonic_ns - kPenaltyWindow : 0,
-                                         e.acceptor_monotonic_ns);
-    refusal.source = format_address(e.family, e.remote.addr);
-    refusal.listener_pid = e.owner->pid;
-    refusal.said_before = "the listening " + process_text(*e.owner) + " closed the connection from " + remote(e) + " " +
-                          seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " after accept(), before any child took it (" +
-                          reason(e) + "): ";
+    refusal.refused_ns = accepted_ns;
+    refusal.open_connections = history.open_at(shown.netns, listener.pid, accepted_ns, sock_id);
+    refusal.earlier = history.ended_from(shown.netns, shown.family, shown.remote.addr,
+                                         accepted_ns > kPenaltyWindow ? accepted_ns - kPenaltyWindow : 0, accepted_ns);
+    refusal.source = format_address(shown.family, shown.remote.addr);
+    refusal.listener_pid = listener.pid;
+    refusal.said_before = std::move(said_before);
     // OpenSSH's defaults until the provenance worker has this sshd's own (sshd -T, through the broker).
-    Attribution report = owner_report(e, Verdict::Sshd, refusal.said_before + listener_refusal_cause(refusal, {}));
+    Attribution report = owner_report(shown, Verdict::Sshd, refusal.said_before + listener_refusal_cause(refusal, {}));
     report.sshd_refusal = std::move(refusal);
     report.needs_provenance = true;
     return report;
@@ -401,8 +439,10 @@ class Judge {
     const TcpEvent* reset = find([&](const TcpEvent& e) {
       return e.kind == EventKind::ResetSent && e.reason && !reason_is(e, "NOT_SPECIFIED");
     });
-    if (const TcpEvent* late = find([&](const TcpEvent& e) { return e.kind == EventKind::ResetSent && time_wait_reset(e); }))
+    if (const TcpEvent* late = find([&](const TcpEvent& e) { return e.kind == EventKind::ResetSent && time_wait_reset(e); })) {
+      if (auto report = listener_refused_then_late_segment(*late)) return report;
       if (auto report = login_grace_then_late_segment(*late)) return report;
+    }
     if (!reset) return std::nullopt;
     std::string detail = "the kernel reset the connection with " + remote(*reset) + ": " + reason_words(reason(*reset));
     TcpEvent shown = *reset;  // a copy: reason() and friends take group_'s events only

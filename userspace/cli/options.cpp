@@ -141,8 +141,8 @@ ParsedCommandLine parse_command_line(const std::vector<std::string>& args) {
   selftest_command->add_flag("-v,--verbose", selftest.verbose, "show the lab's commands and logs");
   selftest_command->add_option("--userland", selftest.userland, "whose sshd, fail2ban and firewall tools: debian12 (the host's), debian13 (a cached trixie root) or all")
       ->check(CLI::IsMember({"debian12", "debian13", "all"}));
-  selftest_command->add_option("--clients", selftest.clients, "where the clients run: loopback (in the server's namespace), remote (own namespace over veth, tracer with and without --netns) or all")
-      ->check(CLI::IsMember({"loopback", "remote", "all"}));
+  selftest_command->add_option("--clients", selftest.clients, "where the clients run: loopback (in the server's namespace), remote (own namespace over veth, tracer with and without --netns), remote-netns (remote, the tracer with --netns only) or all")
+      ->check(CLI::IsMember({"loopback", "remote", "remote-netns", "all"}));
   selftest_command->add_flag("--rebuild-userland", selftest.rebuild_userland, "build the cached Debian 13 root again (debootstrap) before running");
   selftest_command->add_option("--userland-cache", selftest.userland_cache, "where the Debian 13 root is cached (root-owned, no group or world write on any component)");
 

@@ -92,6 +92,8 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
   skel_->rodata->kfree_skb_args = static_cast<__u8>(kfree_skb_args);
   bpf_program__set_autoload(skel_->progs.handle_accept_fexit, config.function_hooks);
   bpf_program__set_autoload(skel_->progs.handle_open_fexit, config.function_hooks);
+  // TIME_WAIT resets, which tcp:tcp_send_reset shows only from 6.10 (it stops itself there: packet.bpf.h).
+  bpf_program__set_autoload(skel_->progs.handle_timewait_fexit, config.timewait_hook);
   if (!config.syscall_tracepoints || config.function_hooks) {
     bpf_program__set_autoload(skel_->progs.handle_accept4_exit, false);
     bpf_program__set_autoload(skel_->progs.handle_accept_exit, false);

@@ -37,6 +37,9 @@ struct SessionConfig {
   // accept() and wrapper-file opens on kernel functions (fexit) instead of the
   // syscall tracepoints: set when probe_function_hooks() works.
   bool function_hooks = false;
+  // TIME_WAIT resets on fexit of tcp_timewait_state_process (bpf/packet.bpf.h):
+  // set when probe_timewait_hook() works.
+  bool timewait_hook = false;
 };
 
 class BpfSession : public StormCounters {

@@ -26,6 +26,10 @@ Result<void> probe_programs(const std::vector<std::string>& programs, const btf*
 // other syscalls. The programs, and the probe that tells whether they work.
 inline const std::vector<std::string> kFunctionHookPrograms = {"handle_accept_fexit", "handle_open_fexit"};
 inline Result<void> probe_function_hooks() { return probe_programs(kFunctionHookPrograms, nullptr); }
+// TIME_WAIT resets, which tcp:tcp_send_reset shows only from 6.10: fexit on
+// tcp_timewait_state_process, where the kernel runs it (a kernel without that
+// function in its BTF only loses these resets).
+inline Result<void> probe_timewait_hook() { return probe_program("handle_timewait_fexit", nullptr); }
 
 // Whether tcp:tcp_send_reset reports active resets (close() with SO_LINGER 0,
 // disconnect, unread data) on this kernel: true or false with `how` it was

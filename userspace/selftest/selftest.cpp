@@ -316,6 +316,7 @@ std::vector<lab::Userland> chosen_userlands(const std::string& name) {
 std::vector<lab::Placement> chosen_placements(const std::string& name) {
   if (name == "loopback") return {lab::Placement::Loopback};
   if (name == "remote") return {lab::Placement::Remote, lab::Placement::RemoteNetns};
+  if (name == "remote-netns") return {lab::Placement::RemoteNetns};
   return {lab::Placement::Loopback, lab::Placement::Remote, lab::Placement::RemoteNetns};
 }
 
