@@ -205,6 +205,21 @@ TEST_CASE("the client's view: a reset netfilter built on this host is said so on
     REQUIRE(alone.lines.size() == 1);
     CHECK_FALSE(alone.lines.front().netfilter_reset_drop);
   }
+  SECTION("another namespace's drop of the same four-tuple after the reset did not build it") {
+    // Two labs (or containers) with identical addresses: the REJECT's drop comes before its reset.
+    Trace twins;
+    twins.add(banned_segment(0, 77, kSyn));
+    twins.add(client_reset(0, "SYN_SENT"));
+    TcpEvent other = banned_segment(72, 78, kSyn);
+    other.netns = 4026532099u;
+    twins.add(other);
+    twins.poll(1400);
+    const auto line = std::find_if(twins.lines.begin(), twins.lines.end(),
+                                   [](const Attribution& l) { return l.verdict == Verdict::Peer; });
+    REQUIRE(line != twins.lines.end());
+    REQUIRE(line->netfilter_reset_drop);
+    CHECK(line->netfilter_reset_drop->netns == kServerNs);
+  }
   SECTION("a drop long before the reset is not its cause") {
     Trace late;
     late.add(banned_segment(0, 77, kSyn));

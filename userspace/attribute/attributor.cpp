@@ -72,14 +72,17 @@ void Attributor::remember_netfilter_drop(const TcpEvent& event) {
   ConnectionKey key = ConnectionKey::of(event);
   key.netns = 0;  // the client's end may be in another namespace of this host
   if (netfilter_drops_.size() >= kMaxNetfilterDrops) netfilter_drops_.clear();  // bounded: a flood forgets
-  netfilter_drops_.insert_or_assign(key, event);
+  std::vector<TcpEvent>& drops = netfilter_drops_[key];
+  if (drops.size() >= kDropsPerConnection) drops.erase(drops.begin());
+  drops.push_back(event);
 }
 
 // A peer's reset that netfilter built on this host: REJECT --reject-with
 // tcp-reset answers the dropped packet with a RST of its own (nf_send_reset:
 // no tcp_send_reset fires), so the client end sees a reset from a peer that
 // sent none. Evidence: netfilter dropped a packet of the same connection
-// (four-tuple reversed) entering the other end, just before.
+// (four-tuple reversed) entering the other end, just before: of the drops of
+// that four-tuple in any namespace, the nearest one before the reset.
 void Attributor::add_netfilter_reset(Attribution& report) {
   const TcpEvent& reset = report.event;
   if (report.verdict != Verdict::Peer || reset.kind != EventKind::ResetReceived || netfilter_drops_.empty()) return;
@@ -87,9 +90,17 @@ void Attributor::add_netfilter_reset(Attribution& report) {
   key.netns = 0;
   const auto found = netfilter_drops_.find(key);
   if (found == netfilter_drops_.end()) return;
-  const TcpEvent& drop = found->second;
-  const int64_t gap_ns = static_cast<int64_t>(reset.monotonic_ns - drop.monotonic_ns);
-  if (!(drop.local == reset.remote && drop.remote == reset.local) || std::llabs(gap_ns) > kNetfilterResetWindowNs) return;
+  const TcpEvent* nearest = nullptr;
+  int64_t gap_ns = 0;
+  for (const TcpEvent& drop : found->second) {
+    const int64_t gap = static_cast<int64_t>(reset.monotonic_ns - drop.monotonic_ns);
+    if (!(drop.local == reset.remote && drop.remote == reset.local) || gap < -kNetfilterResetSkewNs ||
+        gap > kNetfilterResetWindowNs)
+      continue;
+    if (!nearest || std::llabs(gap) < std::llabs(gap_ns)) nearest = &drop, gap_ns = gap;
+  }
+  if (!nearest) return;
+  const TcpEvent& drop = *nearest;
   report.netfilter_reset_drop = drop;
   report.needs_provenance = true;
   const char* hook = drop.routed ? "input" : "prerouting";

@@ -86,6 +86,11 @@ class Attributor {
   bool folded(const TcpEvent& event);
   static constexpr size_t kMaxNetfilterDrops = 4096;
   static constexpr int64_t kNetfilterResetWindowNs = 2'000'000'000;  // the drop and the client's reset: one softirq apart
+  // A REJECT sends its reset before its packet is freed: a drop later than the
+  // reset by more than clock skew did not build it (another namespace's packet
+  // with the same four-tuple: labs, containers, identical veth pairs).
+  static constexpr int64_t kNetfilterResetSkewNs = 1'000'000;
+  static constexpr size_t kDropsPerConnection = 4;  // the latest drops of one four-tuple, any namespace
   // Issue 16, the client's view: recent netfilter drops, by connection (netns
   // 0: either end's namespace), for a reset received at the other end.
   void remember_netfilter_drop(const TcpEvent& event);
@@ -96,7 +101,7 @@ class Attributor {
   bool raw_ = false;
   Correlator correlator_;
   ConnectionFolds folds_;
-  std::unordered_map<ConnectionKey, TcpEvent, ConnectionKeyHash> netfilter_drops_;
+  std::unordered_map<ConnectionKey, std::vector<TcpEvent>, ConnectionKeyHash> netfilter_drops_;
   Evidence evidence_;
   uint32_t host_user_ns_;
   uint64_t ignored_ = 0;
