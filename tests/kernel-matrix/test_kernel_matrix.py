@@ -37,10 +37,10 @@ the drop (ct-state-invalid), conntrack's original tuple (dnat-port), and
 sshd's listener refusing from its connection history and sshd -T
 (sshd-noauth-refused: PerSourcePenalties; on 6.1 its refusal is often seen
 only as the TIME_WAIT reset of the client's late banner, which only the fexit
-on tcp_timewait_state_process shows there). Not ban-cuts-established: it lifts
-the ban after a count of drops, and an emulated guest under host load may read
-the rule only after that (no rule, or probable: right, but not the row's
-expectation). About 70-180 s for the five, quiet to loaded."""
+on tcp_timewait_state_process shows there), and a ban that cuts an established
+connection (ban-cuts-established: a connection's later drops folded into one
+line; in an emulated guest the scenario keeps the ban until the tracer's line
+names its rule). About 90-210 s for the six, quiet to loaded."""
 
 import argparse
 import json
@@ -56,7 +56,8 @@ RSTTRACE = os.environ["RSTTRACE"]
 SKIP = 77
 SUBSET = ["hosts-deny", "maxstartups", "iptables-reject", "nft-drop", "no-sshd", "peer-abort"]
 EXTRA_6_1 = ["fail2ban-hostsdeny", "garbage-banner"]
-NEW_6_1 = ["f2b-iptables-multiport", "f2b-nftables-multiport", "ct-state-invalid", "dnat-port", "sshd-noauth-refused"]
+NEW_6_1 = ["f2b-iptables-multiport", "f2b-nftables-multiport", "ct-state-invalid", "dnat-port", "sshd-noauth-refused",
+           "ban-cuts-established"]
 
 # Per kernel: what `rsttrace check` must say, and the lab rows (userland, clients, scenarios or None: all).
 KERNELS = {

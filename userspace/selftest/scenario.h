@@ -120,9 +120,10 @@ class Lab {
 
   const std::vector<Check>& checks() const { return checks_; }
   std::string tracer_log() const;
+  // The tracer's event lines so far.
+  std::vector<nlohmann::ordered_json> events() const;
 
  private:
-  std::vector<nlohmann::ordered_json> events() const;
 
   LabConfig config_;
   WorkDir dir_;

@@ -70,6 +70,20 @@ void ban_cuts_established(Lab& lab) {
       throw failed("see", "the ban drop the client's packets", "its counter stayed under " + std::to_string(wanted));
     sleep_checked(std::chrono::milliseconds(20));
   }
+  // Where the lab is slowed (emulated guests), the ban stays until the tracer's
+  // line names its rule: lifting it while the tracer still reads the ruleset
+  // rightly makes the rule probable, which is not what this scenario checks.
+  if (slow) {
+    const auto named = [&] {
+      for (const auto& event : lab.events())
+        if (event.value("netns", 0u) == ns.inode() && event.value("remote_addr", "") == c.client4 &&
+            event.value("verdict", "") == "firewall" && event.contains("rule") && event["rule"].is_object())
+          return true;
+      return false;
+    };
+    const auto line_deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(30));
+    while (!named() && std::chrono::steady_clock::now() < line_deadline) sleep_checked(std::chrono::milliseconds(100));
+  }
   // Lifted by an ACCEPT in front of it: the ban's counter stops where it is,
   // and is read exactly (the kernel's count of the connection's drops).
   rule("-I", "ACCEPT");
