@@ -183,3 +183,20 @@ TEST_CASE("a listener's refusal quotes sshd -T's limits, or says why the default
           "rsttrace saw no earlier connection from 10.77.0.2");
   }
 }
+
+TEST_CASE("LoginGraceTime: the listener's own setting once sshd -T is in, else what the kernel's times bound") {
+  GraceExpiry grace;
+  grace.grace_seconds = grace.least_seconds = 6;  // 9.2: closed 6 s after accept()
+  CHECK(login_grace_words(grace, nullptr) == "6 s");
+  SshdLimitsSource source;
+  source.not_run_reason = "it runs in a pid namespace of its own";
+  CHECK(login_grace_words(grace, &source) == "6 s");  // sshd -T not run: the measured bound stays
+  source.from_sshd = true;
+  source.limits.login_grace_time = 4;  // a slow re-exec: the alarm started 2 s after accept()
+  CHECK(login_grace_words(grace, &source) == "4 s (sshd -T), closed 6 s after accept()");
+  grace.jitter = true;  // 9.8+: sshd-session adds 0-4 s
+  grace.least_seconds = 3;
+  CHECK(login_grace_words(grace, &source) ==
+        "4 s (sshd -T), closed 6 s after accept(): OpenSSH 9.8+ adds up to 4 s of random jitter");
+  CHECK(login_grace_words(grace, nullptr) == "3 to 6 s: OpenSSH 9.8+ adds up to 4 s of random jitter");
+}

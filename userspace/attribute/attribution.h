@@ -36,6 +36,7 @@ struct Attribution {
   // sshd verdicts where the listener refused it: the facts its detail is
   // rendered from again once that sshd's `sshd -T` limits are in (provenance).
   std::optional<ListenerRefusal> sshd_refusal;
+  std::optional<LoginGraceNote> login_grace;  // re-rendered with the listener's LoginGraceTime (sshd -T)
   // One line per connection (issue 16, attribute/connection_folds.h): the
   // fold that holds this report (0: none), the later drops folded into it and
   // when the last was seen (CLOCK_MONOTONIC).

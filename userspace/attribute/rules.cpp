@@ -480,6 +480,7 @@ class Judge {
     if (!data_after_close || !e.acceptor_monotonic_ns || e.owner_monotonic_ns < e.acceptor_monotonic_ns)
       return std::nullopt;
     SeenConnection seen;
+    seen.acceptor_pid = e.acceptor_pid;
     seen.accepted_ns = e.acceptor_monotonic_ns;
     seen.closed_ns = e.owner_monotonic_ns;
     seen.left_state = 5;  // FIN_WAIT2: the owner closed with nothing unread, and data came after
@@ -494,16 +495,19 @@ class Judge {
                                                 const std::string& later) const {
     const auto grace = login_grace_expiry(seen);
     if (!grace) return std::nullopt;
-    return owner_report(reset, Verdict::Sshd,
-                        cat("sshd closed the connection from ", remote(reset), " when its LoginGraceTime (",
-                            grace->least_seconds == grace->grace_seconds
-                                ? std::to_string(grace->grace_seconds) + " s"
-                                : std::to_string(grace->least_seconds) + " to " + std::to_string(grace->grace_seconds) + " s",
-                            grace->jitter ? ": OpenSSH 9.8+ adds up to 4 s of random jitter" : "",
-                            ") ran out (", grace->evidence,
-                            "); the later reset came from the closed socket: ", later, ", ",
-                            seconds(reset.monotonic_ns > seen.closed_ns ? reset.monotonic_ns - seen.closed_ns : 0),
-                            " after the close"));
+    LoginGraceNote note{.grace = *grace, .listener_pid = seen.acceptor_pid,
+                        .said_before = cat("sshd closed the connection from ", remote(reset), " when its LoginGraceTime ("),
+                        .said_after = cat(") ran out (", grace->evidence,
+                                          "); the later reset came from the closed socket: ", later, ", ",
+                                          seconds(reset.monotonic_ns > seen.closed_ns ? reset.monotonic_ns - seen.closed_ns : 0),
+                                          " after the close")};
+    Attribution report =
+        owner_report(reset, Verdict::Sshd, note.said_before + login_grace_words(*grace, nullptr) + note.said_after);
+    if (note.listener_pid) {
+      report.login_grace = std::move(note);
+      report.needs_provenance = true;
+    }
+    return report;
   }
 
   // A reset came from the other end. A received reset on the same socket as

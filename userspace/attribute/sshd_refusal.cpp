@@ -87,6 +87,18 @@ std::optional<GraceExpiry> login_grace_expiry(const SeenConnection& seen) {
   return expiry;
 }
 
+std::string login_grace_words(const GraceExpiry& grace, const SshdLimitsSource* source) {
+  const std::string jitter = grace.jitter ? ": OpenSSH 9.8+ adds up to 4 s of random jitter" : "";
+  const std::string measured = grace.least_seconds == grace.grace_seconds
+                                   ? std::to_string(grace.grace_seconds) + " s"
+                                   : std::to_string(grace.least_seconds) + " to " + std::to_string(grace.grace_seconds) + " s";
+  if (!source || !source->from_sshd || !source->limits.login_grace_time) return measured + jitter;
+  // The alarm starts once the session's process runs (after fork and exec):
+  // the close comes that much later than the configured time, never earlier.
+  return std::to_string(source->limits.login_grace_time) + " s (sshd -T), closed " + std::to_string(grace.grace_seconds) +
+         " s after accept()" + jitter;
+}
+
 namespace {
 
 // "MaxStartups 3:50:6 (sshd -T)", or "MaxStartups 10:30:100, defaults (sshd -T not run: REASON)".

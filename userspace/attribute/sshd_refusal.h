@@ -41,6 +41,19 @@ struct GraceExpiry {
 };
 std::optional<GraceExpiry> login_grace_expiry(const SeenConnection& seen);
 
+// A LoginGraceTime line, re-rendered once the listener's own `sshd -T` is in
+// (provenance/enrich.cpp): the detail is said_before + login_grace_words() + said_after.
+struct LoginGraceNote {
+  GraceExpiry grace;
+  uint32_t listener_pid = 0;  // whose `sshd -T` gives LoginGraceTime (0: unknown)
+  std::string said_before, said_after;
+};
+
+// "4 s (sshd -T), closed 6 s after accept()", else what the kernel's times bound:
+// "4 s", "1 to 4 s: OpenSSH 9.8+ adds up to 4 s of random jitter". `source`: null
+// before provenance, else the listener's limits (from sshd -T, or why not).
+std::string login_grace_words(const GraceExpiry& grace, const SshdLimitsSource* source);
+
 // The sub-cause in words: MaxStartups, PerSourcePenalties with the class and
 // the earlier connections that earned it, or both when the evidence cannot tell;
 // against the limits of `source` (sshd -T, or the defaults and why), named in the words.

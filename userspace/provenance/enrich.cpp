@@ -131,6 +131,13 @@ void add_sshd_limits(Attribution& report, Provenance& provenance) {
   report.detail = refusal.said_before + listener_refusal_cause(refusal, provenance.sshd_limits(refusal.listener_pid));
 }
 
+// A LoginGraceTime line with the listener's own setting (sshd -T), where it can be had.
+void add_login_grace(Attribution& report, Provenance& provenance) {
+  const LoginGraceNote& note = *report.login_grace;
+  const SshdLimitsSource source = provenance.sshd_limits(note.listener_pid);
+  report.detail = note.said_before + login_grace_words(note.grace, &source) + note.said_after;
+}
+
 // The rule that built a reset the client end received (issue 16): the rule
 // that dropped the connection's packet at the other end, in its namespace.
 void add_reset_rule(Attribution& report, Provenance& provenance) {
@@ -157,6 +164,7 @@ void add_system_provenance(Attribution& report, Provenance& provenance) {
   }
   if (report.netfilter_hook) add_firewall_rule(report, provenance);
   if (report.sshd_refusal) add_sshd_limits(report, provenance);
+  if (report.login_grace) add_login_grace(report, provenance);
   if (report.netfilter_reset_drop) add_reset_rule(report, provenance);
   report.needs_provenance = false;
 }
