@@ -36,8 +36,9 @@ static __always_inline void hash_class_peer(const struct rsttrace_class_peer *pe
 /*
  * True when `peer` was seen before: its fingerprint is in its table entry. Else
  * it is remembered there, over whichever key had the entry (that key's next
- * event is a first sighting again: its count can only come out lower, never
- * higher, by one). Racing CPUs store whole words: at worst a sighting is lost.
+ * event is a first sighting again: its count can only come out lower by one;
+ * higher only if another key had both its index and its 31-bit fingerprint).
+ * Racing CPUs store whole words: at worst a sighting is lost.
  */
 static __always_inline bool seen_before(const struct rsttrace_class_peer *peer)
 {
