@@ -1,3 +1,4 @@
+// The lab's driver: rows, tracer, expectations and their checks in one place (451 lines; the checks could move to a file of their own).
 #include "selftest/selftest.h"
 
 #include <signal.h>
