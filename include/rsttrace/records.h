@@ -283,6 +283,21 @@ static inline void rsttrace_storm_class_of(struct rsttrace_storm_key *key)
 	key->peerless = 1;
 }
 
+/* Whether `key`'s peer (or a class's scope) is loopback, 127.0.0.0/8 or ::1: its client ends are on this host. */
+static inline int rsttrace_storm_key_loopback(const struct rsttrace_storm_key *key)
+{
+	int i;
+
+	if (key->family == 4)
+		return key->peer_addr[0] == 127;
+	if (key->family != 6 || key->peer_addr[RSTTRACE_ADDR_LEN - 1] != 1)
+		return 0;
+	for (i = 0; i < RSTTRACE_ADDR_LEN - 1; i++)
+		if (key->peer_addr[i])
+			return 0;
+	return 1;
+}
+
 /* class_peers / class_prefixes key: one peer (prefix_len 32 or 128) or one
  * prefix (24 or 64, the address masked) of the class storm counting in `slot`. */
 struct rsttrace_class_peer {

@@ -36,10 +36,7 @@ std::optional<rsttrace_storm_key> loopback_twin_key(const rsttrace_storm_key& se
       sent.kind == RSTTRACE_KIND_DROP && no_socket_drop_reason != 0 && sent.reason == no_socket_drop_reason;
   if ((sent.kind != RSTTRACE_KIND_RESET_SENT && !no_socket_drop) || !sent.watched_local || sent.tcp_flags != kSyn)
     return std::nullopt;
-  static constexpr uint8_t kIpv6Loopback[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  const bool loopback = (sent.family == 4 && sent.peer_addr[0] == 127) ||
-                        (sent.family == 6 && std::memcmp(sent.peer_addr, kIpv6Loopback, 16) == 0);
-  if (!loopback) return std::nullopt;
+  if (!rsttrace_storm_key_loopback(&sent)) return std::nullopt;
   // What rsttrace_storm_key_of() makes of the client socket's received reset
   // (fill_watched_socket_*: a full socket, no reason, no packet).
   rsttrace_storm_key twin{};

@@ -199,10 +199,8 @@ rsttrace_storm_peer peer_of(const rsttrace_storm_key& key) {
 }
 
 // Whose connect()s a storm spares the owner record (storm_peers): a peer's, or a loopback class's
-// (its client ends are on this host: scope 127.0.0.0 or ::1); a remote class's clients are elsewhere.
-bool spares_connects(const rsttrace_storm_key& key) {
-  return !key.peerless || key.peer_addr[0] == 127 || key.peer_addr[sizeof(key.peer_addr) - 1] == 1;
-}
+// (its client ends are on this host); a remote class's clients are elsewhere.
+bool spares_connects(const rsttrace_storm_key& key) { return !key.peerless || rsttrace_storm_key_loopback(&key); }
 
 std::string bytes_of(const rsttrace_storm_peer& peer) { return std::string(reinterpret_cast<const char*>(&peer), sizeof(peer)); }
 
