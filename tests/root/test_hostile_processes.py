@@ -109,14 +109,17 @@ def refused_by_fake_sshd(rt, command, timeout=30):
     fake = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        lines, deadline = [], time.monotonic() + timeout
-        while "reset-done" not in lines:
+        # The raw descriptor, not readline(): two lines in one chunk would
+        # leave the second in Python's buffer, where select() cannot see it.
+        received, deadline = b"", time.monotonic() + timeout
+        while b"reset-done\n" not in received:
             ready, _, _ = select.select([fake.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            line = fake.stdout.readline() if ready else ""
-            if not line:
+            chunk = os.read(fake.stdout.fileno(), 4096) if ready else b""
+            if not chunk:
                 fake.kill()
-                raise AssertionError(f"the fake sshd gave no reset: {lines} {fake.communicate()[1]}")
-            lines.append(line.strip())
+                raise AssertionError(f"the fake sshd gave no reset: {received!r} {fake.communicate()[1]}")
+            received += chunk
+        lines = received.decode().splitlines()
         event = rt.wait_event(verdict="tcp-wrappers", local_port=PORT, timeout=15)
         _, stderr = fake.communicate("go\n", timeout=timeout)
         return event, "\n".join(lines), stderr
