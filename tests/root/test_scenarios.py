@@ -627,7 +627,7 @@ class FirewalldScenarioTest(unittest.TestCase):
                               True))
 
     def test_firewalld_policy(self):
-        # A policy (public -> HOST) named sshd_deny, like a part chain: its deny chain is ..._sshd_deny_deny.
+        # A policy (ANY -> HOST) named sshd_deny, like a part chain: its deny chain is ..._sshd_deny_deny.
         rich = f'rule family="ipv4" source address="{CLIENT4}" service name="ssh" reject'
         remedy = [f"firewall-cmd --policy=sshd_deny '--remove-rich-rule={rich}'",
                   f"firewall-cmd --permanent --policy=sshd_deny '--remove-rich-rule={rich}'"]

@@ -193,8 +193,8 @@ const std::vector<Scenario>& firewalld_scenarios() {
        },
        {"firewalld", "firewall-cmd", "dbus-daemon"}, kRemoteOnly},
       {"firewalld-policy",
-       "firewalld: a policy from the default zone to HOST (permanent, reloaded) whose rich rule rejects the client's "
-       "ssh; the remedy lifts it",
+       "firewalld: a policy from ANY zone to HOST (permanent, reloaded) whose rich rule rejects the client's ssh; the "
+       "remedy lifts it",
        [](Lab& lab) {
          firewalld_block(
              lab,
@@ -203,7 +203,9 @@ const std::vector<Scenario>& firewalld_scenarios() {
                // filter_IN_policy_sshd_deny_deny, which policy `sshd_deny_deny` would own too.
                const std::string rich = "rule family=ipv4 source address=" + c.client4 + " service name=ssh reject";
                firewalld.cmd_checked({"--permanent", "--new-policy=" + kPolicy});
-               firewalld.cmd_checked({"--permanent", "--policy=" + kPolicy, "--add-ingress-zone=public"});
+               // Ingress ANY: firewalld 1.3 dispatches a policy from a zone by that zone's own
+               // interfaces and sources only, and the lab binds none to the default zone.
+               firewalld.cmd_checked({"--permanent", "--policy=" + kPolicy, "--add-ingress-zone=ANY"});
                firewalld.cmd_checked({"--permanent", "--policy=" + kPolicy, "--add-egress-zone=HOST"});
                firewalld.cmd_checked({"--permanent", "--policy=" + kPolicy, "--add-rich-rule=" + rich});
                firewalld.cmd_checked({"--reload"});
