@@ -610,6 +610,12 @@ TEST_CASE("firewalld: a policy's chain names the policy only when its files prov
   CHECK(!firewalld_policy_owner("filter_IN_policy_a_deny", Files{{"a", policy}}, Files{{"policy_a", "<zone/>"}}));
   // No file at all (a built-in policy, or files not readable): nothing claimed.
   CHECK(!firewalld_policy_owner("filter_IN_policy_allow-host-ipv6", Files{{"allow-host-ipv6", ""}}, {}));
+  // A hostile chain name (bytes no policy file can be named by: the broker reads [A-Za-z0-9_-] only):
+  // no reading has a file, so nothing is claimed; the chain names itself, escaped on output.
+  CHECK(!firewalld_policy_owner("filter_IN_policy_a\x1b[31m_deny", Files{{"a", policy}}, {}));
+  CHECK(!firewalld_policy_owner("filter_IN_policy_a/../../x_deny", Files{{"a", policy}}, {}));
+  FirewallRule hostile{"nftables", "inet", "firewalld", "filter_IN_policy_a\x1b[31m_deny", 8, "drop", "drop"};
+  CHECK(blocker_of(hostile)->name == hostile.chain);
   // Another root's file counts too: two roots, two different policies: ambiguous.
   CHECK(!firewalld_policy_owner("filter_IN_policy_a_post", Files{{"a_post", policy}, {"a", ""}, {"a", policy}}, {}));
 
