@@ -517,6 +517,22 @@ TEST_CASE_METHOD(Fixture, "PerSourcePenalties and MaxStartups told apart by the 
   }
 }
 
+TEST_CASE_METHOD(Fixture, "a TIME_WAIT reset after a process that is not sshd closed: the FIN_WAIT2 path's verdict") {
+  // Which socket answers a late segment is a race of the kernel's; the verdict must not depend on it.
+  note_connection(evidence, 0x10, kClient, 1000, 3010, kFinWait2, {930, "python3"});
+  TcpEvent reset = event(EventKind::ResetSent, 3500);
+  reset.reason = reset_reason("TCP_TIMEWAIT_SOCKET");
+  const auto report = judge({reset});
+  REQUIRE(report);
+  CHECK(report->verdict == Verdict::Unknown);
+  CHECK(report->peer_saw == "reset");
+  REQUIRE(report->event.owner);
+  CHECK(report->event.owner->pid == 930u);
+  CHECK_THAT(report->detail, Catch::StartsWith("the local process python3[930] on ") &&
+                                 Catch::Contains(" had closed it; a later segment from 127.0.0.2:40022 met its TIME_WAIT "
+                                                 "socket (TCP_TIMEWAIT_SOCKET); it is not sshd"));
+}
+
 TEST_CASE_METHOD(Fixture, "a TIME_WAIT reset after sshd's LoginGraceTime ran out: certain from the exit status") {
   // The reset of the TIME_WAIT socket sshd's close left: the client wrote after the grace time.
   auto late_reset = [](uint64_t at_ms) {

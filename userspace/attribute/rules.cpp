@@ -454,6 +454,13 @@ class Judge {
       // connection, in its notes (when the FIN's ACK came after close() returned).
       shown.owner = seen->closer;
       shown.owner_source = OwnerSource::Close;
+      // Whether the peer's late segment meets the closed full socket (FIN_WAIT2:
+      // not_sshd) or its TIME_WAIT successor is a race of the kernel's: one verdict.
+      if (!is_sshd_family(shown.owner->comm))
+        return owner_report(shown, Verdict::Unknown,
+                            "the local process " + process_text(*shown.owner) + " on " + local(shown) +
+                                " had closed it; a later segment from " + remote(shown) + " met its TIME_WAIT socket (" +
+                                reason(*reset) + "); it is not sshd");
       detail += "; " + process_text(*shown.owner) + " had closed it";
     }
     Attribution report = make(shown, Verdict::Kernel, detail);
