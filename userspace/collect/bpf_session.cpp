@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <spdlog/spdlog.h>
 
 #include "collect/feature_probe.h"
@@ -203,6 +204,12 @@ rsttrace_storm_peer peer_of(const rsttrace_storm_key& key) {
 bool spares_connects(const rsttrace_storm_key& key) { return !key.peerless || rsttrace_storm_key_loopback(&key); }
 
 std::string bytes_of(const rsttrace_storm_peer& peer) { return std::string(reinterpret_cast<const char*>(&peer), sizeof(peer)); }
+std::string bytes_of(const rsttrace_storm_key& key) { return std::string(reinterpret_cast<const char*>(&key), sizeof(key)); }
+
+// Word `index` of a .bss shortcut table as `table` says, stored whole (the programs read it at any time).
+void write_shortcut(__u64* words, const ShortcutTable& table, std::optional<uint32_t> index) {
+  if (index) __atomic_store_n(&words[*index], table.word(*index), __ATOMIC_RELEASE);
+}
 
 }  // namespace
 
@@ -287,22 +294,30 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool tra
     throw failed("add", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = ++storm_keys_;
   if (key.peerless) skel_->bss->class_storms_in_use = ++class_keys_;
+  if (const auto shortcut = twin_shortcut(key, slot, track_peers))
+    write_shortcut(skel_->bss->loopback_twin_shortcuts, twin_shortcuts_, twin_shortcuts_.add(bytes_of(key), *shortcut));
   if (!spares_connects(key)) return;
   // Best effort: without the peer entry, connects from it are only recorded as before.
   // A class's entry holds its scope address: connects from within the scope.
   const rsttrace_storm_peer peer = peer_of(key);
   const uint8_t one = 1;
-  if (storm_peer_refs_[bytes_of(peer)]++ == 0)
-    bpf_map__update_elem(skel_->maps.storm_peers, &peer, sizeof(peer), &one, sizeof(one), BPF_ANY);
+  if (storm_peer_refs_[bytes_of(peer)]++ == 0 &&
+      bpf_map__update_elem(skel_->maps.storm_peers, &peer, sizeof(peer), &one, sizeof(one), BPF_ANY) == 0 &&
+      key.peerless)
+    write_shortcut(skel_->bss->spared_connect_shortcuts, connect_shortcuts_,
+                   connect_shortcuts_.add(bytes_of(peer), connect_shortcut(peer)));
 }
 
 void BpfSession::deactivate(const rsttrace_storm_key& key, uint32_t slot) {
+  // The shortcut first: no event may count in a slot that stopped counting.
+  write_shortcut(skel_->bss->loopback_twin_shortcuts, twin_shortcuts_, twin_shortcuts_.remove(bytes_of(key)));
   const rsttrace_storm_slot value{.index = slot, .active = 0};
   if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_EXIST))
     throw failed("end", "storm", errno_text(errno));
 }
 
 void BpfSession::remove(const rsttrace_storm_key& key) {
+  write_shortcut(skel_->bss->loopback_twin_shortcuts, twin_shortcuts_, twin_shortcuts_.remove(bytes_of(key)));
   if (bpf_map__delete_elem(skel_->maps.storm_keys, &key, sizeof(key), 0))
     throw failed("remove", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = --storm_keys_;
@@ -311,6 +326,7 @@ void BpfSession::remove(const rsttrace_storm_key& key) {
   const rsttrace_storm_peer peer = peer_of(key);
   if (auto it = storm_peer_refs_.find(bytes_of(peer)); it != storm_peer_refs_.end() && --it->second == 0) {
     storm_peer_refs_.erase(it);
+    write_shortcut(skel_->bss->spared_connect_shortcuts, connect_shortcuts_, connect_shortcuts_.remove(bytes_of(peer)));
     bpf_map__delete_elem(skel_->maps.storm_peers, &peer, sizeof(peer), 0);
   }
 }
