@@ -3,11 +3,14 @@
 // exactly one storm's; bpf/storm.bpf.h).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 #include <string>
 
 #include "attribute/storm.h"
 #include "collect/storm_shortcuts.h"
+#include "collect/top_counts.h"
 
 using namespace rsttrace;
 
@@ -81,4 +84,33 @@ TEST_CASE("a shortcut word: empty, one storm's, or several", "[storm_shortcuts]"
   CHECK(table.remove(id(86)) == index);
   CHECK(table.word(index) == 0);
   CHECK(table.word(ShortcutTable::index_of(on23)) == on23);
+}
+
+// Bounded top counts (collect/top_counts.h): issue 17's collector in a flood, as the shortcuts.
+
+TEST_CASE("the top counts of a stream, most first, as a full sort would give them", "[top_counts]") {
+  std::vector<ClassPeerCount> all;
+  for (uint8_t i = 0; i < 200; ++i) {
+    ClassPeerCount peer;
+    peer.addr[0] = static_cast<uint8_t>(i * 37);  // a shuffled order
+    peer.family = 4;
+    peer.prefix_len = 32;
+    peer.count = (i * 7919u) % 23;  // many ties: broken by the lower address
+    all.push_back(peer);
+  }
+  for (size_t top : {size_t{0}, size_t{1}, size_t{10}, size_t{200}, size_t{500}}) {
+    TopCounts most(top);
+    for (const auto& peer : all) most.offer(peer);
+    const auto kept = std::move(most).take();
+    auto sorted = all;
+    std::sort(sorted.begin(), sorted.end(), [](const ClassPeerCount& a, const ClassPeerCount& b) {
+      return a.count != b.count ? a.count > b.count : a.addr < b.addr;
+    });
+    sorted.resize(std::min(top, sorted.size()));
+    REQUIRE(kept.size() == sorted.size());
+    for (size_t i = 0; i < kept.size(); ++i) {
+      CHECK(kept[i].count == sorted[i].count);
+      CHECK(kept[i].addr == sorted[i].addr);
+    }
+  }
 }
