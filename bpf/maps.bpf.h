@@ -128,6 +128,15 @@ struct {
 __u32 class_generation;
 
 /*
+ * Marks of the keys put in class_peers (storm.bpf.h: count_class_peer), one
+ * byte per hash of a key: a key in the map has its mark set, so a clear mark
+ * spares the lookup of a new address. Set by the kernel, never cleared while
+ * a class storm counts peers; userspace clears them when one starts alone
+ * (collect/bpf_session.cpp), when no key of a counting storm is in the map.
+ */
+__u8 class_peers_marks[RSTTRACE_CLASS_PEER_MARKS];
+
+/*
  * Loopback class storms' shortcuts (records.h: rsttrace_shortcut_of), by port
  * % RSTTRACE_SHORTCUTS, written by userspace (collect/storm_shortcuts.h): the
  * storms of received twins (with their slots), and the scopes in storm_peers

@@ -315,6 +315,7 @@ RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_class_peer) == 24, "class_peer lay
 #define RSTTRACE_CLASS_PEERS 16384
 #define RSTTRACE_CLASS_PREFIXES 4096
 #define RSTTRACE_CLASS_SIGHTINGS (1 << 18)
+#define RSTTRACE_CLASS_PEER_MARKS (1 << 14) /* bpf/maps.bpf.h: class_peers_marks; <= RSTTRACE_CLASS_SIGHTINGS */
 /* rsttrace_storm_slot.active bits */
 #define RSTTRACE_STORM_COUNTING 1
 #define RSTTRACE_STORM_TRACK_PEERS 2 /* a class storm: count its peers and prefixes too */

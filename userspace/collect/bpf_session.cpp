@@ -269,6 +269,10 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool tra
   if (track_peers) {
     // A new generation: no first sighting of an earlier class storm in this slot matches.
     ++skel_->bss->class_generation;
+    // Alone, it may forget every mark: no counting storm's key is in class_peers (a storm counts only its own slot's).
+    if (peer_counting_storms_.empty())
+      std::memset(skel_->bss->class_peers_marks, 0, sizeof(skel_->bss->class_peers_marks));
+    peer_counting_storms_.insert(bytes_of(key));
     // A slot's entries from an earlier class storm: gone before this one counts.
     for (const bpf_map* map : {skel_->maps.class_peers, skel_->maps.class_prefixes}) {
       std::vector<rsttrace_class_peer> stale;  // deleted after the walk, which deletions would disturb
@@ -307,6 +311,7 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool tra
 void BpfSession::deactivate(const rsttrace_storm_key& key, uint32_t slot) {
   // The shortcut first: no event may count in a slot that stopped counting.
   write_shortcut(skel_->bss->loopback_twin_shortcuts, twin_shortcuts_, twin_shortcuts_.remove(bytes_of(key)));
+  peer_counting_storms_.erase(bytes_of(key));
   const rsttrace_storm_slot value{.index = slot, .active = 0};
   if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_EXIST))
     throw failed("end", "storm", errno_text(errno));
@@ -314,6 +319,7 @@ void BpfSession::deactivate(const rsttrace_storm_key& key, uint32_t slot) {
 
 void BpfSession::remove(const rsttrace_storm_key& key) {
   write_shortcut(skel_->bss->loopback_twin_shortcuts, twin_shortcuts_, twin_shortcuts_.remove(bytes_of(key)));
+  peer_counting_storms_.erase(bytes_of(key));
   if (bpf_map__delete_elem(skel_->maps.storm_keys, &key, sizeof(key), 0))
     throw failed("remove", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = --storm_keys_;
