@@ -57,14 +57,34 @@ static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock
 		emit_kept(e, sk);
 }
 
-/* A reset leaving this host; `by_closer`: sent by the process closing `sk`, its owner. */
-static __always_inline void emit_reset_sent(struct rsttrace_tcp_event *e, const struct sock *sk, bool by_closer)
+/*
+ * emit(), with `sk`'s cookie made (sock.bpf.h: make_sock_cookie; `sk` a
+ * tracepoint's own, trusted socket, or NULL) only for an event that is emitted:
+ * a storm's aggregated events need none, and making one is a global counter's
+ * atomic on a flood's every new socket.
+ */
+static __always_inline void emit_with_cookie(struct rsttrace_tcp_event *e, const struct sock *sk, __u8 kind,
+					     __u32 seen_stat)
+{
+	if (!emit_wanted(e, kind, seen_stat))
+		return;
+	make_sock_cookie(e, sk);
+	emit_kept(e, sk);
+}
+
+/* A reset leaving this host; `by_closer`: sent by the process closing `sk`, its owner;
+ * `cookie`: `sk` is trusted (emit_with_cookie). */
+static __always_inline void emit_reset_sent(struct rsttrace_tcp_event *e, const struct sock *sk, bool by_closer,
+					    bool cookie)
 {
 	if (by_closer) {
 		e->flags |= RSTTRACE_FLAG_BY_CLOSER;
 		record_owner(sk, RSTTRACE_OWNER_CLOSE);
 	}
-	emit(e, sk, RSTTRACE_KIND_RESET_SENT, RSTTRACE_STAT_RESET_SENT);
+	if (cookie)
+		emit_with_cookie(e, sk, RSTTRACE_KIND_RESET_SENT, RSTTRACE_STAT_RESET_SENT);
+	else
+		emit(e, sk, RSTTRACE_KIND_RESET_SENT, RSTTRACE_STAT_RESET_SENT);
 }
 
 #endif /* RSTTRACE_EMIT_BPF_H */

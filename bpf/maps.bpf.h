@@ -114,10 +114,36 @@ struct {
  * refused connection's 850 ns in tcp_send_reset). Each entry holds the
  * fingerprint of the last key whose hash chose it, mixed with
  * class_generation (userspace bumps it when a class storm starts, so a slot's
- * former storm never matches); 0 is empty. 1 MiB, touched only by the kernel.
+ * former storm never matches); 0 is empty. 1 MiB, touched only by the kernel:
+ * its own array, not .bss, which libbpf maps into the collector whole (it was
+ * 1 MiB of the collector's RSS; an array lookup is inlined, as cheap).
  */
-__u32 class_first_sightings[RSTTRACE_CLASS_SIGHTINGS];
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RSTTRACE_CLASS_SIGHTINGS);
+	__type(key, __u32);
+	__type(value, __u32);
+} class_first_sightings SEC(".maps");
+
 __u32 class_generation;
+
+/*
+ * Marks of the keys put in class_peers (storm.bpf.h: count_class_peer), one
+ * byte per hash of a key: a key in the map has its mark set, so a clear mark
+ * spares the lookup of a new address. Set by the kernel, never cleared while
+ * a class storm counts peers; userspace clears them when one starts alone
+ * (collect/bpf_session.cpp), when no key of a counting storm is in the map.
+ */
+__u8 class_peers_marks[RSTTRACE_CLASS_PEER_MARKS];
+
+/*
+ * Loopback class storms' shortcuts (records.h: rsttrace_shortcut_of), by port
+ * % RSTTRACE_SHORTCUTS, written by userspace (collect/storm_shortcuts.h): the
+ * storms of received twins (with their slots), and the scopes in storm_peers
+ * whose connects are spared (storm.bpf.h).
+ */
+__u64 loopback_twin_shortcuts[RSTTRACE_SHORTCUTS];
+__u64 spared_connect_shortcuts[RSTTRACE_SHORTCUTS];
 
 /*
  * The packet the last reported stack reset on this CPU answered (its skb

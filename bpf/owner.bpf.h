@@ -106,6 +106,27 @@ static __always_inline void record_state_change(const struct sock *sk, int oldst
 }
 
 /*
+ * Whether handle_set_state has anything to do for this change: a connection
+ * note for a CLOSE (only an accepted socket gets one, and no accepted socket
+ * was ever in SYN_SENT or LISTEN), else record_state_change()'s cases.
+ */
+static __always_inline bool state_change_of_interest(int oldstate, int newstate)
+{
+	switch (newstate) {
+	case TCP_CLOSE:
+		return oldstate != TCP_SYN_SENT && oldstate != TCP_LISTEN && oldstate != TCP_CLOSE;
+	case TCP_ESTABLISHED:
+		return oldstate == TCP_SYN_RECV;
+	case TCP_SYN_SENT:
+	case TCP_LISTEN:
+	case TCP_FIN_WAIT1:
+	case TCP_LAST_ACK:
+		return true;
+	}
+	return false;
+}
+
+/*
  * A forked child (sshd's per-connection process) never calls accept(): it
  * becomes the owner when it reads or writes the socket. Only a change of
  * process updates the map, so the steady state is one lookup per call.

@@ -88,7 +88,6 @@ int BPF_PROG(handle_send_reset)
 	}
 	if (!event_watched(&e))
 		return 0;
-	make_sock_cookie(&e, sk);
 	/* A reset for a packet that matched no socket: the kernel frees that
 	 * packet next, as a NO_SOCKET drop, on this CPU (see fold_answered_drop). */
 	if (skb && !sk && netns_selected(e.netns))
@@ -98,7 +97,7 @@ int BPF_PROG(handle_send_reset)
 	 * marks the close/disconnect path, run by the closer (as the kprobe). */
 	bool by_closer = (e.flags & RSTTRACE_FLAG_REASON) ? reset_sent_by_closer(e.reason)
 							  : !skb && e.tcp_state == TCP_CLOSE;
-	emit_reset_sent(&e, sk, sk && by_closer);
+	emit_reset_sent(&e, sk, sk && by_closer, true);
 	return 0;
 }
 
@@ -129,7 +128,7 @@ int BPF_PROG(handle_timewait_fexit, struct inet_timewait_sock *tw, struct sk_buf
 	if (!fill_packet_addresses(&e, skb, true) || !event_watched(&e))
 		return 0;
 	remember_timewait_reset(skb);
-	emit_reset_sent(&e, sk, false);
+	emit_reset_sent(&e, sk, false, false);
 	return 0;
 }
 
@@ -184,7 +183,7 @@ int BPF_KPROBE(handle_active_reset, struct sock *sk)
 	if (!sk || !fill_watched_socket_core(&e, sk))
 		return 0;
 	e.flags |= RSTTRACE_FLAG_KPROBE;
-	emit_reset_sent(&e, sk, e.tcp_state == TCP_CLOSE);
+	emit_reset_sent(&e, sk, e.tcp_state == TCP_CLOSE, false);
 	return 0;
 }
 
@@ -208,10 +207,12 @@ int BPF_PROG(handle_receive_reset, struct sock *sk)
 {
 	struct rsttrace_tcp_event e = {};
 
+	/* A loopback flood's client end: its storm known from the socket alone. */
+	if (count_loopback_twin(sk))
+		return 0;
 	if (!fill_watched_socket_btf(&e, sk))
 		return 0;
-	make_sock_cookie(&e, sk);
-	emit(&e, sk, RSTTRACE_KIND_RESET_RECEIVED, RSTTRACE_STAT_RESET_RECEIVED);
+	emit_with_cookie(&e, sk, RSTTRACE_KIND_RESET_RECEIVED, RSTTRACE_STAT_RESET_RECEIVED);
 	return 0;
 }
 
@@ -274,6 +275,10 @@ int BPF_PROG(handle_kfree_skb)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, const struct sock *sk, int oldstate, int newstate)
 {
+	/* Decided on the states first, before any read of the socket: a flood's
+	 * connections run this twice (connect, then CLOSE from SYN_SENT). */
+	if (!state_change_of_interest(oldstate, newstate))
+		return 0;
 	if (sk_protocol_btf(sk) != IPPROTO_TCP)
 		return 0;
 	/* inet_put_port() cleared skc_num before CLOSE is traced (the state is

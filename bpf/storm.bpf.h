@@ -40,32 +40,46 @@ static __always_inline void hash_class_peer(const struct rsttrace_class_peer *pe
  * higher only if another key had both its index and its 31-bit fingerprint).
  * Racing CPUs store whole words: at worst a sighting is lost.
  */
-static __always_inline bool seen_before(const struct rsttrace_class_peer *peer)
+static __always_inline bool seen_before(__u32 index, __u32 fingerprint)
 {
-	__u32 index, fingerprint;
+	__u32 *entry = bpf_map_lookup_elem(&class_first_sightings, &index);
 
-	hash_class_peer(peer, &index, &fingerprint);
-	/* The 6.1 verifier loses the bounds of the hash's mask (as port_watched's):
-	 * mask again where the compiler cannot drop it. */
-	barrier_var(index);
-	index &= RSTTRACE_CLASS_SIGHTINGS - 1;
-	if (class_first_sightings[index] == fingerprint)
+	if (!entry)
+		return false;
+	if (*entry == fingerprint)
 		return true;
-	class_first_sightings[index] = fingerprint;
+	*entry = fingerprint;
 	return false;
 }
 
-/* One more for `peer` in an LRU map of a class storm's peers or prefixes, from its second event. */
-static __always_inline void count_class_peer(void *map, const struct rsttrace_class_peer *peer)
+/*
+ * One more for `peer` in an LRU map of a class storm's peers or prefixes, from its second event.
+ * `marked`: the map is class_peers, whose keys are marked in class_peers_marks before they are
+ * put in (maps.bpf.h): a key whose mark is clear is not there, and needs no lookup (in a flood
+ * from many addresses nearly every one; measured ~60 ns an event).
+ */
+static __always_inline void count_class_peer(void *map, const struct rsttrace_class_peer *peer, bool marked)
 {
-	__u64 two = 2, *value = bpf_map_lookup_elem(map, peer);
+	__u64 two = 2, *value;
+	__u32 index, fingerprint, mark;
 
-	if (value) {
-		__sync_fetch_and_add(value, 1);
-		return;
+	hash_class_peer(peer, &index, &fingerprint);
+	mark = index;
+	/* The 6.1 verifier loses the bounds of the hash's mask (as port_watched's): mask where the compiler keeps it. */
+	barrier_var(mark);
+	mark &= RSTTRACE_CLASS_PEER_MARKS - 1;
+	if (!marked || class_peers_marks[mark]) {
+		value = bpf_map_lookup_elem(map, peer);
+		if (value) {
+			__sync_fetch_and_add(value, 1);
+			return;
+		}
 	}
-	if (!seen_before(peer))
+	if (!seen_before(index, fingerprint))
 		return;
+	/* Marked before it is in the map: a key in the map always finds its mark (a byte: no lost update). */
+	if (marked)
+		class_peers_marks[mark] = 1;
 	/* This event and the first sighting. Another CPU may have added it meanwhile: then add to its entry. */
 	if (bpf_map_update_elem(map, peer, &two, BPF_NOEXIST)) {
 		value = bpf_map_lookup_elem(map, peer);
@@ -84,7 +98,7 @@ static __always_inline void count_class_peers(const struct rsttrace_tcp_event *e
 	peer.slot = slot;
 	peer.family = e->family;
 	peer.prefix_len = e->family == 4 ? 32 : 128;
-	count_class_peer(&class_peers, &peer);
+	count_class_peer(&class_peers, &peer, true);
 	if (e->family == 4) {
 		peer.addr[3] = 0;
 		peer.prefix_len = 24;
@@ -92,7 +106,7 @@ static __always_inline void count_class_peers(const struct rsttrace_tcp_event *e
 		__builtin_memset(peer.addr + 8, 0, 8);
 		peer.prefix_len = 64;
 	}
-	count_class_peer(&class_prefixes, &peer);
+	count_class_peer(&class_prefixes, &peer, false);
 }
 
 /* Counts the event in the storm slot of `key`; false when no storm counts it. */
@@ -136,6 +150,71 @@ static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
 	return count_in_slot(&key, e, watched_local);
 }
 
+/* Word `port` of a shortcut table (maps.bpf.h), read whole. */
+static __always_inline __u64 shortcut_at(const __u64 *table, __u16 port)
+{
+	__u32 index = port;
+
+	/* As port_watched: the 6.1 verifier keeps no bounds after a byte swap. */
+	barrier_var(index);
+	return *(const volatile __u64 *)&table[index & (RSTTRACE_SHORTCUTS - 1)];
+}
+
+/* 4 or 6 when the socket's local address is a loopback scope's (127.0.0.0/8, ::1;
+ * records.h: rsttrace_storm_class_of), else 0. */
+static __always_inline __u8 sock_loopback_family(const struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	if (family == AF_INET)
+		return (bpf_ntohl(sk->__sk_common.skc_rcv_saddr) >> 24) == 127 ? 4 : 0;
+	if (family == AF_INET6) {
+		const __u32 *word = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32;
+
+		return (word[0] | word[1] | word[2]) == 0 && word[3] == bpf_htonl(1) ? 6 : 0;
+	}
+	return 0;
+}
+
+/*
+ * A received twin of a loopback class storm (a reset received in SYN_SENT by a
+ * client on this host): true when counted in its storm, as emit() and
+ * count_in_storm() would count it, decided from the socket alone through
+ * loopback_twin_shortcuts. False: the event takes the ordinary way.
+ */
+static __always_inline bool count_loopback_twin(const struct sock *sk)
+{
+	__u16 port, local_port;
+	__u64 shortcut, *counter;
+	__u32 slot;
+	__u8 family;
+
+	/* A peer's storm would come first (count_in_storm): only while every storm is a class's. */
+	if (!class_storms_in_use || storms_in_use != class_storms_in_use)
+		return false;
+	if (sk->__sk_common.skc_state != TCP_SYN_SENT)
+		return false;
+	port = bpf_ntohs(sk->__sk_common.skc_dport);
+	shortcut = shortcut_at(loopback_twin_shortcuts, port);
+	if (!shortcut || shortcut == RSTTRACE_SHORTCUT_SEVERAL)
+		return false;
+	/* The key rsttrace_storm_key_of() makes: the watched port the remote end's only. */
+	local_port = sk->__sk_common.skc_num;
+	family = sock_loopback_family(sk);
+	if (!family || !local_port || port_watched(local_port) || !port_watched(port))
+		return false;
+	slot = shortcut & (RSTTRACE_STORM_SLOTS - 1);
+	if (shortcut != rsttrace_shortcut_of(sock_netns_btf(sk), port, family, slot))
+		return false;
+	counter = bpf_map_lookup_elem(&storm_counts, &slot);
+	if (!counter)
+		return false;
+	count(RSTTRACE_STAT_RESET_RECEIVED);
+	*counter += 1;
+	count(RSTTRACE_STAT_AGGREGATED);
+	return true;
+}
+
 /*
  * A connect() from a storm's peer to its port (the local end of a loopback
  * storm), or from within a class storm's scope to its port (storm_peers holds
@@ -149,6 +228,21 @@ static __always_inline bool connect_in_storm(const struct sock *sk)
 
 	if (!storms_in_use)
 		return false;
+	/* Only class storms: storm_peers holds loopback scopes only, each mirrored in spared_connect_shortcuts. */
+	if (storms_in_use == class_storms_in_use) {
+		__u16 port = bpf_ntohs(sk->__sk_common.skc_dport);
+		__u8 loopback = sock_loopback_family(sk);
+		__u64 shortcut;
+
+		if (!loopback)
+			return false;
+		shortcut = shortcut_at(spared_connect_shortcuts, port);
+		if (!shortcut)
+			return false;
+		if (shortcut == rsttrace_shortcut_of(sock_netns_btf(sk), port, loopback, 0))
+			return true;
+		/* Several storms share the word, or another's holds it: the map decides. */
+	}
 	family = sk->__sk_common.skc_family;
 	if (family == AF_INET) {
 		peer.family = 4;

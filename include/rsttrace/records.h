@@ -315,8 +315,28 @@ RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_class_peer) == 24, "class_peer lay
 #define RSTTRACE_CLASS_PEERS 16384
 #define RSTTRACE_CLASS_PREFIXES 4096
 #define RSTTRACE_CLASS_SIGHTINGS (1 << 18)
+#define RSTTRACE_CLASS_PEER_MARKS (1 << 14) /* bpf/maps.bpf.h: class_peers_marks; <= RSTTRACE_CLASS_SIGHTINGS */
 /* rsttrace_storm_slot.active bits */
 #define RSTTRACE_STORM_COUNTING 1
 #define RSTTRACE_STORM_TRACK_PEERS 2 /* a class storm: count its peers and prefixes too */
+
+/*
+ * Loopback class storms' shortcuts (bpf/maps.bpf.h: loopback_shortcuts): a
+ * loopback flood runs tcp_receive_reset and a connect() per connection whose
+ * storm is known from (netns, port, family) alone, the scope being 127.0.0.0
+ * or ::1. Userspace mirrors each such storm in a .bss word by port, so the
+ * kernel decides with one load instead of building a key and hashing it. A
+ * word is 0 (no such storm has this index), one storm packed as below, or
+ * RSTTRACE_SHORTCUT_SEVERAL (more than one: the kernel takes the maps' way).
+ * One 64-bit word: read and written whole, never torn.
+ */
+#define RSTTRACE_SHORTCUTS 64 /* a power of two */
+#define RSTTRACE_SHORTCUT_SEVERAL (~(__u64)0) /* bits 6-13 of a packed word are 0: never one */
+static inline __u64 rsttrace_shortcut_of(__u32 netns, __u16 port, __u8 family, __u32 slot)
+{
+	return (__u64)netns << 32 | (__u64)port << 16 | (family == 6 ? 1u << 15 : 0) | 1u << 14 |
+	       (slot & (RSTTRACE_STORM_SLOTS - 1));
+}
+RSTTRACE_STATIC_ASSERT(RSTTRACE_STORM_SLOTS <= 64, "a storm slot fits a shortcut's 6 bits");
 
 #endif /* RSTTRACE_RECORDS_H */

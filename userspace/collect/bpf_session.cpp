@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <spdlog/spdlog.h>
 
 #include "collect/feature_probe.h"
 #include "collect/kernel_btf.h"
+#include "collect/top_counts.h"
 #include "error.h"
 #include "rsttrace.skel.h"
 #include "rsttrace/records.h"
@@ -203,41 +205,39 @@ rsttrace_storm_peer peer_of(const rsttrace_storm_key& key) {
 bool spares_connects(const rsttrace_storm_key& key) { return !key.peerless || rsttrace_storm_key_loopback(&key); }
 
 std::string bytes_of(const rsttrace_storm_peer& peer) { return std::string(reinterpret_cast<const char*>(&peer), sizeof(peer)); }
+std::string bytes_of(const rsttrace_storm_key& key) { return std::string(reinterpret_cast<const char*>(&key), sizeof(key)); }
+
+// Word `index` of a .bss shortcut table as `table` says, stored whole (the programs read it at any time).
+void write_shortcut(__u64* words, const ShortcutTable& table, std::optional<uint32_t> index) {
+  if (index) __atomic_store_n(&words[*index], table.word(*index), __ATOMIC_RELEASE);
+}
 
 }  // namespace
 
 namespace {
 
 // Every entry of a class_peers / class_prefixes map (an LRU hash of
-// rsttrace_class_peer -> u64), in batches; a Failure if the kernel refused.
-Result<std::vector<std::pair<rsttrace_class_peer, uint64_t>>> class_map_entries(const bpf_map* map) {
+// rsttrace_class_peer -> u64) handed to `visit`, in batches small enough to
+// stay on the heap's reused chunks; a Failure if the kernel refused.
+template <typename Visit>
+Result<void> for_each_class_entry(const bpf_map* map, Visit&& visit) {
   const int fd = bpf_map__fd(map);
   const uint32_t capacity = bpf_map__max_entries(map);
-  std::vector<std::pair<rsttrace_class_peer, uint64_t>> entries;
-  std::vector<rsttrace_class_peer> keys(std::min<uint32_t>(capacity, 4096));
+  std::vector<rsttrace_class_peer> keys(std::min<uint32_t>(capacity, 1024));
   std::vector<uint64_t> values(keys.size());
-  uint32_t batch = 0;
+  uint32_t batch = 0, seen = 0;
   bool first = true;
   for (;;) {
     uint32_t count = static_cast<uint32_t>(keys.size());
     const int err = bpf_map_lookup_batch(fd, first ? nullptr : &batch, &batch, keys.data(), values.data(), &count, nullptr);
     const int code = err ? errno : 0;
-    for (uint32_t i = 0; i < count; ++i) entries.emplace_back(keys[i], values[i]);
+    for (uint32_t i = 0; i < count; ++i) visit(keys[i], values[i]);
     first = false;
-    if (code == ENOENT) return entries;  // the last batch
+    seen += count;
+    if (code == ENOENT) return {};  // the last batch
     if (err) return Failure{errno_text(code)};
-    if (entries.size() > capacity) return entries;  // a map that changes while read: enough
+    if (seen > capacity) return {};  // a map that changes while read: enough
   }
-}
-
-std::vector<ClassPeerCount> top_of(std::vector<ClassPeerCount> all, size_t top) {
-  const auto more = [](const ClassPeerCount& a, const ClassPeerCount& b) {
-    return a.count != b.count ? a.count > b.count : a.addr < b.addr;
-  };
-  const size_t n = std::min(top, all.size());
-  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(), more);
-  all.resize(n);
-  return all;
 }
 
 }  // namespace
@@ -246,21 +246,21 @@ ClassPeers BpfSession::class_peers(uint32_t slot, size_t top) const {
   ClassPeers result;
   for (auto [map, list] : {std::pair{skel_->maps.class_peers, &result.peers},
                            std::pair{skel_->maps.class_prefixes, &result.prefixes}}) {
-    const auto entries = class_map_entries(map);
-    if (!entries) {
-      spdlog::warn("failed to read {}: {}; a class storm's line names no peers", bpf_map__name(map), entries.reason());
-      continue;
-    }
-    std::vector<ClassPeerCount> counts;
-    for (const auto& [key, value] : *entries) {
-      if (key.slot != slot) continue;
-      ClassPeerCount& peer = counts.emplace_back();
+    TopCounts most(top);
+    const auto read = for_each_class_entry(map, [&](const rsttrace_class_peer& key, uint64_t value) {
+      if (key.slot != slot) return;
+      ClassPeerCount peer;
       std::memcpy(peer.addr.data(), key.addr, peer.addr.size());
       peer.family = key.family;
       peer.prefix_len = key.prefix_len;
       peer.count = value;
+      most.offer(peer);
+    });
+    if (!read) {
+      spdlog::warn("failed to read {}: {}; a class storm's line names no peers", bpf_map__name(map), read.reason());
+      continue;
     }
-    *list = top_of(std::move(counts), top);
+    *list = std::move(most).take();
   }
   return result;
 }
@@ -269,12 +269,19 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool tra
   if (track_peers) {
     // A new generation: no first sighting of an earlier class storm in this slot matches.
     ++skel_->bss->class_generation;
+    // Alone, it may forget every mark: no counting storm's key is in class_peers (a storm counts only its own slot's).
+    if (peer_counting_storms_.empty())
+      std::memset(skel_->bss->class_peers_marks, 0, sizeof(skel_->bss->class_peers_marks));
+    peer_counting_storms_.insert(bytes_of(key));
     // A slot's entries from an earlier class storm: gone before this one counts.
     for (const bpf_map* map : {skel_->maps.class_peers, skel_->maps.class_prefixes}) {
-      const auto entries = class_map_entries(map);
-      if (!entries) throw failed("read", bpf_map__name(map), entries.reason());
-      for (const auto& [peer, value] : *entries)
-        if (peer.slot == slot) bpf_map__delete_elem(map, &peer, sizeof(peer), 0);  // an LRU may have evicted it already
+      std::vector<rsttrace_class_peer> stale;  // deleted after the walk, which deletions would disturb
+      const auto read = for_each_class_entry(map, [&](const rsttrace_class_peer& peer, uint64_t) {
+        if (peer.slot == slot) stale.push_back(peer);
+      });
+      if (!read) throw failed("read", bpf_map__name(map), read.reason());
+      for (const rsttrace_class_peer& peer : stale)
+        bpf_map__delete_elem(map, &peer, sizeof(peer), 0);  // an LRU may have evicted it already
     }
   }
   const std::vector<uint64_t> zeros(per_cpu_.size(), 0);
@@ -287,22 +294,32 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool tra
     throw failed("add", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = ++storm_keys_;
   if (key.peerless) skel_->bss->class_storms_in_use = ++class_keys_;
+  if (const auto shortcut = twin_shortcut(key, slot, track_peers))
+    write_shortcut(skel_->bss->loopback_twin_shortcuts, twin_shortcuts_, twin_shortcuts_.add(bytes_of(key), *shortcut));
   if (!spares_connects(key)) return;
   // Best effort: without the peer entry, connects from it are only recorded as before.
   // A class's entry holds its scope address: connects from within the scope.
   const rsttrace_storm_peer peer = peer_of(key);
   const uint8_t one = 1;
-  if (storm_peer_refs_[bytes_of(peer)]++ == 0)
-    bpf_map__update_elem(skel_->maps.storm_peers, &peer, sizeof(peer), &one, sizeof(one), BPF_ANY);
+  if (storm_peer_refs_[bytes_of(peer)]++ == 0 &&
+      bpf_map__update_elem(skel_->maps.storm_peers, &peer, sizeof(peer), &one, sizeof(one), BPF_ANY) == 0 &&
+      key.peerless)
+    write_shortcut(skel_->bss->spared_connect_shortcuts, connect_shortcuts_,
+                   connect_shortcuts_.add(bytes_of(peer), connect_shortcut(peer)));
 }
 
 void BpfSession::deactivate(const rsttrace_storm_key& key, uint32_t slot) {
+  // The shortcut first: no event may count in a slot that stopped counting.
+  write_shortcut(skel_->bss->loopback_twin_shortcuts, twin_shortcuts_, twin_shortcuts_.remove(bytes_of(key)));
+  peer_counting_storms_.erase(bytes_of(key));
   const rsttrace_storm_slot value{.index = slot, .active = 0};
   if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_EXIST))
     throw failed("end", "storm", errno_text(errno));
 }
 
 void BpfSession::remove(const rsttrace_storm_key& key) {
+  write_shortcut(skel_->bss->loopback_twin_shortcuts, twin_shortcuts_, twin_shortcuts_.remove(bytes_of(key)));
+  peer_counting_storms_.erase(bytes_of(key));
   if (bpf_map__delete_elem(skel_->maps.storm_keys, &key, sizeof(key), 0))
     throw failed("remove", "storm key", errno_text(errno));
   skel_->bss->storms_in_use = --storm_keys_;
@@ -311,6 +328,7 @@ void BpfSession::remove(const rsttrace_storm_key& key) {
   const rsttrace_storm_peer peer = peer_of(key);
   if (auto it = storm_peer_refs_.find(bytes_of(peer)); it != storm_peer_refs_.end() && --it->second == 0) {
     storm_peer_refs_.erase(it);
+    write_shortcut(skel_->bss->spared_connect_shortcuts, connect_shortcuts_, connect_shortcuts_.remove(bytes_of(peer)));
     bpf_map__delete_elem(skel_->maps.storm_peers, &peer, sizeof(peer), 0);
   }
 }

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "collect/kernel_stats.h"
 #include "collect/ring_buffer_reader.h"
 #include "collect/storm_counters.h"
+#include "collect/storm_shortcuts.h"
 #include "error.h"
 #include "fd.h"
 
@@ -93,6 +95,9 @@ class BpfSession : public StormCounters {
   uint32_t storm_keys_ = 0;  // entries in storm_keys, mirrored to storms_in_use
   uint32_t class_keys_ = 0;  // of which class storms' (peerless), mirrored to class_storms_in_use
   std::map<std::string, int> storm_peer_refs_;  // storm_peers entries (as bytes) -> storms using them
+  ShortcutTable twin_shortcuts_;     // mirrored to .bss loopback_twin_shortcuts
+  ShortcutTable connect_shortcuts_;  // mirrored to .bss spared_connect_shortcuts
+  std::set<std::string> peer_counting_storms_;  // keys (as bytes) of the active storms that count peers
   mutable std::vector<uint64_t> per_cpu_;  // one value per possible CPU, reused by every read
   mutable KernelStats last_stats_;         // what a failed read keeps
   mutable bool stats_failing_ = false;     // in a run of failed reads: logged once
