@@ -53,14 +53,16 @@ static __always_inline bool seen_before(__u32 index, __u32 fingerprint)
 }
 
 /*
- * One more for `peer` in an LRU map of a class storm's peers or prefixes, from its second event.
+ * `weight` more (1, or 2^shift for a sampled event) for `peer` in an LRU map of a class storm's
+ * peers or prefixes, from its second (sampled) event.
  * `marked`: the map is class_peers, whose keys are marked in class_peers_marks before they are
  * put in (maps.bpf.h): a key whose mark is clear is not there, and needs no lookup (in a flood
  * from many addresses nearly every one; measured ~60 ns an event).
  */
-static __always_inline void count_class_peer(void *map, const struct rsttrace_class_peer *peer, bool marked)
+static __always_inline void count_class_peer(void *map, const struct rsttrace_class_peer *peer, bool marked,
+					     __u64 weight)
 {
-	__u64 two = 2, *value;
+	__u64 two = 2 * weight, *value;
 	__u32 index, fingerprint, mark;
 
 	hash_class_peer(peer, &index, &fingerprint);
@@ -71,7 +73,7 @@ static __always_inline void count_class_peer(void *map, const struct rsttrace_cl
 	if (!marked || class_peers_marks[mark]) {
 		value = bpf_map_lookup_elem(map, peer);
 		if (value) {
-			__sync_fetch_and_add(value, 1);
+			__sync_fetch_and_add(value, weight);
 			return;
 		}
 	}
@@ -84,12 +86,13 @@ static __always_inline void count_class_peer(void *map, const struct rsttrace_cl
 	if (bpf_map_update_elem(map, peer, &two, BPF_NOEXIST)) {
 		value = bpf_map_lookup_elem(map, peer);
 		if (value)
-			__sync_fetch_and_add(value, 1);
+			__sync_fetch_and_add(value, weight);
 	}
 }
 
 /* A class storm's event: its peer and its /24 (IPv4) or /64 (IPv6) prefix counted. */
-static __always_inline void count_class_peers(const struct rsttrace_tcp_event *e, __u32 slot, int watched_local)
+static __always_inline void count_class_peers(const struct rsttrace_tcp_event *e, __u32 slot, int watched_local,
+					      __u64 weight)
 {
 	struct rsttrace_class_peer peer = {};
 	const __u8 *addr = watched_local ? e->remote_addr : e->local_addr;
@@ -98,7 +101,7 @@ static __always_inline void count_class_peers(const struct rsttrace_tcp_event *e
 	peer.slot = slot;
 	peer.family = e->family;
 	peer.prefix_len = e->family == 4 ? 32 : 128;
-	count_class_peer(&class_peers, &peer, true);
+	count_class_peer(&class_peers, &peer, true, weight);
 	if (e->family == 4) {
 		peer.addr[3] = 0;
 		peer.prefix_len = 24;
@@ -106,7 +109,7 @@ static __always_inline void count_class_peers(const struct rsttrace_tcp_event *e
 		__builtin_memset(peer.addr + 8, 0, 8);
 		peer.prefix_len = 64;
 	}
-	count_class_peer(&class_prefixes, &peer, false);
+	count_class_peer(&class_prefixes, &peer, false, weight);
 }
 
 /* Counts the event in the storm slot of `key`; false when no storm counts it. */
@@ -125,8 +128,16 @@ static __always_inline bool count_in_slot(const struct rsttrace_storm_key *key, 
 		return false;
 	*counter += 1;
 	count(RSTTRACE_STAT_AGGREGATED);
-	if (slot->active & RSTTRACE_STORM_TRACK_PEERS)
-		count_class_peers(e, index, watched_local);
+	if (slot->active & RSTTRACE_STORM_TRACK_PEERS) {
+		/* A fast storm's peers on 1 in 2^shift events (records.h): the accounting was most
+		 * of a refused connection's BPF time in a flood from many addresses (~250 ns). */
+		__u32 shift = RSTTRACE_STORM_PEER_SHIFT(slot->active);
+
+		if (shift > RSTTRACE_STORM_PEER_SHIFT_MAX)
+			shift = RSTTRACE_STORM_PEER_SHIFT_MAX;
+		if (!shift || !(bpf_get_prandom_u32() & ((1u << shift) - 1)))
+			count_class_peers(e, index, watched_local, 1ull << shift);
+	}
 	return true;
 }
 

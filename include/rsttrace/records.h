@@ -319,6 +319,13 @@ RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_class_peer) == 24, "class_peer lay
 /* rsttrace_storm_slot.active bits */
 #define RSTTRACE_STORM_COUNTING 1
 #define RSTTRACE_STORM_TRACK_PEERS 2 /* a class storm: count its peers and prefixes too */
+/* A fast class storm's peers and prefixes are counted on 1 in 2^shift of its events
+ * (at random), each adding 2^shift: estimates, while storm_counts stays exact. The
+ * shift (0: every event) is bits 8-11 of `active`; userspace sets it from the storm's
+ * rate (attribute/storm.h: peer_sample_shift). */
+#define RSTTRACE_STORM_PEER_SHIFT_BIT 8
+#define RSTTRACE_STORM_PEER_SHIFT_MAX 4
+#define RSTTRACE_STORM_PEER_SHIFT(active) (((active) >> RSTTRACE_STORM_PEER_SHIFT_BIT) & 0xf)
 
 /*
  * Loopback class storms' shortcuts (bpf/maps.bpf.h: loopback_shortcuts): a

@@ -58,6 +58,12 @@ struct ScriptedKernel : StormCounters {
     counts[slot] = 0;
     active[slot] = true;
   }
+  std::map<uint32_t, uint32_t> shifts;  // slot -> its peers' sampling shift
+  bool refuse_sampling = false;
+  void sample_peers(const rsttrace_storm_key&, uint32_t slot, uint32_t shift) override {
+    if (refuse_sampling) throw std::runtime_error("failed to sample class storm's peers: No such file or directory");
+    shifts[slot] = shift;
+  }
   void deactivate(const rsttrace_storm_key& key, uint32_t slot) override {
     deactivated.push_back(key);
     active[slot] = false;
@@ -604,6 +610,56 @@ TEST_CASE("many peers below the threshold start a class storm that names its top
   CHECK(lines[2].top_peers[0].delta == 30);
   CHECK(lines[2].top_peers[1].delta == 30);
   CHECK(lines[2].connections == 3000);
+}
+
+TEST_CASE("a fast class storm's peers are sampled: 1 in 2^shift events from 32,768 a second") {
+  CHECK(peer_sample_shift(0) == 0);
+  CHECK(peer_sample_shift(32767) == 0);
+  CHECK(peer_sample_shift(32768) == 1);
+  CHECK(peer_sample_shift(65535) == 1);
+  CHECK(peer_sample_shift(65536) == 2);
+  CHECK(peer_sample_shift(140000) == 3);
+  CHECK(peer_sample_shift(262144) == 4);
+  CHECK(peer_sample_shift(1e12) == RSTTRACE_STORM_PEER_SHIFT_MAX);
+
+  ScriptedKernel kernel;
+  StormTracker storms(100, kernel, judged);
+  std::vector<StormReport> lines;
+  auto on_line = [&](const StormReport& r) { lines.push_back(r); };
+  for (int i = 0; i < 200; ++i) {
+    const std::string address = "198.51.100." + std::to_string(i % 100);
+    storms.observe(key_for(address.c_str()), event_at(kSecond + i), on_line);
+  }
+  REQUIRE(kernel.activated.size() == 1);
+  const uint32_t slot = 0;
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].peer_sampling == 1);  // the start line: every event so far
+  // 50 ms in: not yet measured.
+  kernel.counts[slot] = 5000;
+  storms.tick(kSecond + kSecond / 20, on_line);
+  CHECK(kernel.shifts.count(slot) == 0);
+  // 100 ms in, 10,000 counted: 100,000 a second, 1 in 4.
+  kernel.counts[slot] = 10000;
+  storms.tick(kSecond + kSecond / 10 + 200, on_line);
+  CHECK(kernel.shifts[slot] == 2);
+  // Its first line: 1 in 4; a slow second after it counts every event again, the line still says 4.
+  kernel.counts[slot] = 110000;
+  storms.tick(2 * kSecond + 200, on_line);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1].peer_sampling == 4);
+  CHECK(kernel.shifts[slot] == 2);
+  kernel.counts[slot] = 115000;
+  storms.tick(3 * kSecond + 300, on_line);
+  REQUIRE(lines.size() == 3);
+  CHECK(kernel.shifts[slot] == 0);
+  CHECK(lines[2].peer_sampling == 4);  // its totals still hold sampled counts
+  // The kernel refuses: the sampling stays as it was, the storm goes on.
+  kernel.refuse_sampling = true;
+  kernel.counts[slot] = 215000;
+  storms.tick(4 * kSecond + 400, on_line);
+  REQUIRE(lines.size() == 4);
+  CHECK(kernel.shifts[slot] == 0);
+  CHECK(lines[3].state == StormState::Ongoing);
 }
 
 TEST_CASE("one peer's flood is that peer's storm, not its class's") {

@@ -183,6 +183,20 @@ void StormTracker::update_verdict_impl(const rsttrace_storm_key& key, Attributio
     }
 }
 
+void StormTracker::sample_peers(Storm& storm, double events_per_second) {
+  const uint32_t shift = peer_sample_shift(events_per_second);
+  if (shift == storm.peer_shift) return;
+  try {
+    kernel_.sample_peers(storm.key, storm.slot, shift);
+  } catch (const std::exception& error) {  // the peers stay counted as they were
+    spdlog::warn("{}; its peers stay counted {}", error.what(),
+                 storm.peer_shift ? "on 1 in " + std::to_string(1u << storm.peer_shift) + " events" : "on every event");
+    return;
+  }
+  storm.peer_shift = shift;
+  storm.max_peer_shift = std::max(storm.max_peer_shift, shift);
+}
+
 void StormTracker::line(Storm& storm, StormState state, uint64_t now_ns, const LineFunction& on_line) {
   const uint64_t counted = kernel_.count(storm.slot);
   StormReport report;
@@ -196,7 +210,10 @@ void StormTracker::line(Storm& storm, StormState state, uint64_t now_ns, const L
   report.interval_s = now_ns > storm.last_line_ns ? static_cast<double>(now_ns - storm.last_line_ns) / 1e9 : 0;
   report.twin = storm.twin;
   report.connections = storm.twin ? 0 : report.count;
-  if (storm.key.peerless && !storm.twin) fill_class_peers(storm, report);
+  if (storm.key.peerless && !storm.twin) {
+    fill_class_peers(storm, report);
+    report.peer_sampling = 1u << storm.max_peer_shift;
+  }
   aggregated_ += report.count;
   storm.reported = counted;
   storm.last_line_ns = now_ns;
@@ -251,10 +268,18 @@ void StormTracker::tick_impl(uint64_t now_ns, bool final, const LineFunction& on
       storm.start_pending = false;  // at exit without its provenance: the lines go out as they are
       line(storm, StormState::Start, now_ns, on_line);
     }
+    const bool counts_peers = storm.key.peerless && !storm.twin && storm.ending_since_ns == 0;
+    // A class storm's first rate, 100 ms in (its first line's is a second away).
+    if (counts_peers && !storm.rate_checked && now_ns >= storm.since_ns + kSecondNs / 10) {
+      storm.rate_checked = true;
+      sample_peers(storm, static_cast<double>(kernel_.count(storm.slot)) * 1e9 / static_cast<double>(now_ns - storm.since_ns));
+    }
     if (storm.ending_since_ns == 0 && now_ns >= storm.last_line_ns + kSecondNs) {
       const uint64_t before = storm.reported;
       const uint64_t span_ns = now_ns - storm.last_line_ns;
       line(storm, StormState::Ongoing, now_ns, on_line);
+      if (counts_peers)
+        sample_peers(storm, static_cast<double>(storm.reported - before) * 1e9 / static_cast<double>(span_ns));
       // Calm: fewer than half the threshold per second over the line's span
       // (in doubles: a long stall times a large threshold overflows 64 bits).
       // A twin ends after its sent storm, never on its own.

@@ -72,7 +72,24 @@ struct StormReport {
     uint64_t delta = 0;
   };
   std::vector<PeerShare> top_peers, top_prefixes;
+  // Their counts are estimates from 1 in `peer_sampling` events (the most the storm
+  // used since its start: peer_sample_shift()); 1: every event, exact.
+  uint32_t peer_sampling = 1;
 };
+
+// Events per second below which a class storm's peers and prefixes are counted on
+// every event; from it, on 1 in 2 (records.h: RSTTRACE_STORM_PEER_SHIFT), from twice
+// it 1 in 4, then 1 in 8, and 1 in 16 from 8 times it. Measured (bench/prog_cost.py,
+// session 10): the peer accounting was ~250 ns of a refused connection's ~720 ns of
+// BPF in a flood from many addresses at the machine's maximum (~140,000 a second).
+inline constexpr double kExactPeersPerSecond = 32768;
+inline uint32_t peer_sample_shift(double events_per_second) {
+  uint32_t shift = 0;
+  for (double limit = kExactPeersPerSecond; shift < RSTTRACE_STORM_PEER_SHIFT_MAX && events_per_second >= limit;
+       limit *= 2)
+    ++shift;
+  return shift;
+}
 
 // The class of the received ends of a loopback reset-sent class: a refused
 // SYN from a loopback address (127.0.0.0/8, ::1) came from a socket of this
@@ -183,7 +200,11 @@ class StormTracker {
     bool twin = false;             // loopback twin (StormReport::twin): follows its sent storm
     std::optional<rsttrace_storm_key> twin_key;  // a sent storm's twin, counting with it
     std::vector<ClassPeerCount> last_peers, last_prefixes;  // a class storm's, as its previous line named them
+    uint32_t peer_shift = 0, max_peer_shift = 0;  // a class storm's sampling (peer_sample_shift()): now, most since start
+    bool rate_checked = false;                    // its rate 100 ms in was measured
   };
+  // A class storm's peers sampled as its rate asks (peer_sample_shift()); best effort.
+  void sample_peers(Storm& storm, double events_per_second);
   void update_verdict_impl(const rsttrace_storm_key& key, Attribution verdict, uint64_t now_ns, const LineFunction& on_line);
   void start(const rsttrace_storm_key& key, const TcpEvent& event, const LineFunction& on_line);
   bool begin_counting(Storm& storm);

@@ -308,6 +308,15 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool tra
                    connect_shortcuts_.add(bytes_of(peer), connect_shortcut(peer)));
 }
 
+void BpfSession::sample_peers(const rsttrace_storm_key& key, uint32_t slot, uint32_t shift) {
+  const rsttrace_storm_slot value{.index = slot,
+                                  .active = RSTTRACE_STORM_COUNTING | RSTTRACE_STORM_TRACK_PEERS |
+                                            (std::min<uint32_t>(shift, RSTTRACE_STORM_PEER_SHIFT_MAX)
+                                             << RSTTRACE_STORM_PEER_SHIFT_BIT)};
+  if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_EXIST))
+    throw failed("sample", "class storm's peers", errno_text(errno));
+}
+
 void BpfSession::deactivate(const rsttrace_storm_key& key, uint32_t slot) {
   // The shortcut first: no event may count in a slot that stopped counting.
   write_shortcut(skel_->bss->loopback_twin_shortcuts, twin_shortcuts_, twin_shortcuts_.remove(bytes_of(key)));

@@ -65,6 +65,7 @@ class BpfSession : public StormCounters {
 
   // StormCounters: the storm_keys and storm_counts maps; throw Error on failure.
   void activate(const rsttrace_storm_key& key, uint32_t slot, bool track_peers) override;
+  void sample_peers(const rsttrace_storm_key& key, uint32_t slot, uint32_t shift) override;
   void deactivate(const rsttrace_storm_key& key, uint32_t slot) override;
   void remove(const rsttrace_storm_key& key) override;
   uint64_t count(uint32_t slot) const override;

@@ -30,6 +30,9 @@ class StormCounters {
   // Zero slot's counters, then count `key` there; track_peers: also count the
   // peers and prefixes of a class storm (key.peerless) in the kernel's LRU maps.
   virtual void activate(const rsttrace_storm_key& key, uint32_t slot, bool track_peers) = 0;
+  // A counting class storm's peers and prefixes on 1 in 2^shift of its events
+  // (records.h: RSTTRACE_STORM_PEER_SHIFT), each adding 2^shift.
+  virtual void sample_peers(const rsttrace_storm_key& key, uint32_t slot, uint32_t shift) = 0;
   // Stop counting `key`: its events are emitted again.
   virtual void deactivate(const rsttrace_storm_key& key, uint32_t slot) = 0;
   virtual void remove(const rsttrace_storm_key& key) = 0;

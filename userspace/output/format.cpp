@@ -280,6 +280,11 @@ void Formatter::append_storm_line(std::string& line, const StormReport& storm) c
     const auto* list = shares;  // a structured binding is not captured by lambdas before C++20's clang 16
     out.json_value(name, [list](std::string& json) { append_peer_shares(json, *list); });
   }
+  // Appended 2026-12-01: their counts come from 1 in N events (1: exact).
+  if (storm.key.peerless && !storm.twin)
+    out.number("peer_sampling", static_cast<uint64_t>(storm.peer_sampling));
+  else
+    out.null("peer_sampling");
   out.close();
 }
 
@@ -299,6 +304,8 @@ std::string Formatter::storm_text(const StormReport& storm) const {
     text += ", many peers";
     append_peer_text(text, "peers", storm.top_peers);
     append_peer_text(text, "prefixes", storm.top_prefixes);
+    if (storm.peer_sampling > 1 && !storm.twin)
+      text += " (their counts estimated from 1 in " + std::to_string(storm.peer_sampling) + " events)";
   } else {
     text += ", peer ";
     append_address(text, verdict.event.family, storm_peer_address(storm.key));
