@@ -181,6 +181,39 @@ static __always_inline bool timewait_reset_reported(__u8 state, const struct sk_
 	return true;
 }
 
+/* The packet a full accept queue refused (handle_listen_overflow_fexit). */
+static __always_inline void remember_listen_overflow(const struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&listen_overflow_packet, &zero);
+
+	if (slot)
+		*slot = (__u64)skb;
+}
+
+/*
+ * True when this drop is the free of the packet handle_listen_overflow_fexit
+ * has just reported as the drop (reasonless before 6.15): one event, not two.
+ * Counted as a drop seen and as folded.
+ */
+static __always_inline bool fold_listen_overflow_drop(const struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&listen_overflow_packet, &zero);
+	bool reported;
+
+	if (!slot || !*slot)
+		return false;
+	/* Cleared by the next drop whatever it is, as fold_answered_drop's slot. */
+	reported = *slot == (__u64)skb;
+	*slot = 0;
+	if (!reported)
+		return false;
+	count(RSTTRACE_STAT_DROP);
+	count(RSTTRACE_STAT_FOLDED);
+	return true;
+}
+
 /*
  * True when this drop is the NO_SOCKET free of the packet a reported reset
  * just answered (core_fixes: drop_is_no_socket): one connection attempt is

@@ -134,6 +134,70 @@ int BPF_PROG(handle_timewait_fexit, struct inet_timewait_sock *tw, struct sk_buf
 }
 
 /*
+ * net/ipv4/tcp_ipv4.c:
+ *   struct sock *tcp_v4_syn_recv_sock(const struct sock *sk, struct sk_buff *skb,
+ *		struct request_sock *req, struct dst_entry *dst,
+ *		struct request_sock *req_unhash, bool *own_req);
+ * net/ipv6/tcp_ipv6.c: tcp_v6_syn_recv_sock(), the same arguments.
+ * Only sk and skb are read; the return value with bpf_get_func_ret().
+ *
+ * The listener `sk` makes the socket of a completed handshake (the segment
+ * `skb` completed it). NULL while its accept queue is full
+ * (sk_acceptq_is_full(): sk_ack_backlog > sk_max_ack_backlog, tested first:
+ * LISTENOVERFLOWS) is the accept-queue overflow; the caller then frees the
+ * segment, with no reason and no socket before 6.15 (core_fixes:
+ * kernel_names_listen_overflow). Reported as that drop, as 6.15's kfree_skb
+ * reports it: the listener, its queue and backlog, with
+ * RSTTRACE_FLAG_LISTEN_OVERFLOW for the missing reason; the reasonless free
+ * that follows is folded (packet.bpf.h). A NULL for another cause (no route,
+ * no memory) while another CPU filled the queue would be misnamed: a race of
+ * nanoseconds on a queue that is full anyway. Loaded where fexit works
+ * (collect/bpf_session.cpp).
+ */
+static __always_inline void report_listen_overflow(const struct sock *sk, const struct sk_buff *skb,
+						   const struct sock *child)
+{
+	struct rsttrace_tcp_event e = {};
+
+	if (kernel_names_listen_overflow() || child || !sk)
+		return;
+	if (READ_BTF(sk, sk_ack_backlog) <= READ_BTF(sk, sk_max_ack_backlog))
+		return;
+	if (!fill_packet_addresses(&e, skb, true) || !event_watched(&e))
+		return;
+	fill_sock_identity_btf(&e, sk);
+	e.flags |= RSTTRACE_FLAG_LISTEN_OVERFLOW;
+	if (skb->_skb_refdst)
+		e.flags |= RSTTRACE_FLAG_ROUTED;
+	fill_packet_device(&e, skb, true);
+	remember_listen_overflow(skb);
+	emit(&e, sk, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP);
+}
+
+SEC("?fexit/tcp_v4_syn_recv_sock")
+int BPF_PROG(handle_listen_overflow_fexit, const struct sock *sk, struct sk_buff *skb)
+{
+	__u64 child = 0;
+
+	if (!bpf_get_func_ret(ctx, &child))
+		report_listen_overflow(sk, skb, (const struct sock *)child);
+	return 0;
+}
+
+/* An IPv4 packet on an IPv6 listener (v4-mapped) goes through
+ * tcp_v4_syn_recv_sock(), whose fexit above reports it. */
+SEC("?fexit/tcp_v6_syn_recv_sock")
+int BPF_PROG(handle_listen_overflow6_fexit, const struct sock *sk, struct sk_buff *skb)
+{
+	__u64 child = 0;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP) || bpf_get_func_ret(ctx, &child))
+		return 0;
+	report_listen_overflow(sk, skb, (const struct sock *)child);
+	return 0;
+}
+
+/*
  * Whether tcp:tcp_send_reset reports active resets on this kernel, asked at
  * start by userspace (collect/active_reset_probe.cpp): it loads this program
  * alone, sets active_reset_probe_port to the port its own client socket is
@@ -235,6 +299,8 @@ int BPF_PROG(handle_kfree_skb)
 	if (protocol != bpf_htons(ETH_P_IP) && protocol != bpf_htons(ETH_P_IPV6))
 		return 0;
 	if (kfree_skb_args >= 3 && fold_answered_drop(skb, (__u32)ctx[2]))
+		return 0;
+	if (listen_overflow_fexit && fold_listen_overflow_drop(skb))
 		return 0;
 	if (!fill_packet_addresses(&e, skb, skb->skb_iif != 0) || !event_watched(&e))
 		return 0;

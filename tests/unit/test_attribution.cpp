@@ -689,6 +689,31 @@ TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog a
         "TcpExtListenOverflows)");
 }
 
+// Before 6.15 the drop has no reason: the fexit on tcp_v4_syn_recv_sock saw the full queue.
+TEST_CASE_METHOD(Fixture, "a full accept queue seen by the syn_recv_sock fexit gets the same verdict, without a reason") {
+  TcpEvent ack = event(EventKind::Drop, 10);
+  ack.listen_overflow = true;
+  ack.tcp_flags = 0x10;
+  ack.ingress = true;
+  ack.sock_id = 0x3000;
+  ack.tcp_state = state("LISTEN");
+  ack.full_socket = true;
+  ack.owner = Process{800, "sshd"};
+  ack.owner_source = OwnerSource::Listen;
+  ack.listen_backlog = 2;
+  ack.accept_queue = 3;
+  auto report = judge({ack});
+  REQUIRE(report);
+  CHECK(report->verdict == Verdict::Kernel);
+  CHECK(report->detail ==
+        "the accept queue of sshd[800] on 127.0.0.1:22 was full (3 waiting, backlog 2): it was not accepting connections "
+        "(stopped, stuck or too slow), and the kernel dropped 1 packet from 127.0.0.2:40022 (no drop reason on this "
+        "kernel: syn_recv_sock found the queue full; nstat TcpExtListenOverflows)");
+  // Without the fexit's mark, the same reasonless drop of an ACK is a teardown drop: no line.
+  ack.listen_overflow = false;
+  CHECK_FALSE(judge({ack}));
+}
+
 TEST_CASE_METHOD(Fixture, "reverse-path filtering is named in words, its reason once") {
   const auto report = judge({syn_drop("IP_RPFILTER", 10)});
   REQUIRE(report);
