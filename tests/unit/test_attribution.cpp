@@ -668,10 +668,11 @@ TEST_CASE_METHOD(Fixture, "a twist command of hosts.deny: the sshd child became 
 
 // Issue 15: kernel refusals, signals, one line per connection.
 
-TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog and that it was not accepting") {
+namespace {
+// The handshake's last ACK, dropped on sshd's listener with 3 waiting, backlog 2.
+TcpEvent ack_dropped_at_full_queue() {
   TcpEvent ack = event(EventKind::Drop, 10);
-  ack.reason = drop_reason("TCP_LISTEN_OVERFLOW");
-  ack.tcp_flags = 0x10;  // the handshake's last ACK
+  ack.tcp_flags = 0x10;
   ack.ingress = true;
   ack.sock_id = 0x3000;
   ack.tcp_state = state("LISTEN");
@@ -680,6 +681,13 @@ TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog a
   ack.owner_source = OwnerSource::Listen;
   ack.listen_backlog = 2;
   ack.accept_queue = 3;
+  return ack;
+}
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog and that it was not accepting") {
+  TcpEvent ack = ack_dropped_at_full_queue();
+  ack.reason = drop_reason("TCP_LISTEN_OVERFLOW");
   const auto report = judge({ack});
   REQUIRE(report);
   CHECK(report->verdict == Verdict::Kernel);
@@ -691,17 +699,8 @@ TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog a
 
 // Before 6.15 the drop has no reason: the fexit on tcp_v4_syn_recv_sock saw the full queue.
 TEST_CASE_METHOD(Fixture, "a full accept queue seen by the syn_recv_sock fexit gets the same verdict, without a reason") {
-  TcpEvent ack = event(EventKind::Drop, 10);
+  TcpEvent ack = ack_dropped_at_full_queue();
   ack.listen_overflow = true;
-  ack.tcp_flags = 0x10;
-  ack.ingress = true;
-  ack.sock_id = 0x3000;
-  ack.tcp_state = state("LISTEN");
-  ack.full_socket = true;
-  ack.owner = Process{800, "sshd"};
-  ack.owner_source = OwnerSource::Listen;
-  ack.listen_backlog = 2;
-  ack.accept_queue = 3;
   auto report = judge({ack});
   REQUIRE(report);
   CHECK(report->verdict == Verdict::Kernel);
