@@ -164,6 +164,14 @@ struct {
 
 const volatile __u8 listen_overflow_fexit = 0;
 
+/* The listener's sk_drops when tcp_check_req() began on this CPU (softirq: no nesting). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} listen_drops_before SEC(".maps");
+
 /*
  * Opens of a TCP wrappers file between sys_enter_openat and sys_exit_openat
  * (wrappers.bpf.h). Keyed by pid_tgid (one syscall at a time per thread);

@@ -134,37 +134,62 @@ int BPF_PROG(handle_timewait_fexit, struct inet_timewait_sock *tw, struct sk_buf
 }
 
 /*
- * net/ipv4/tcp_ipv4.c:
- *   struct sock *tcp_v4_syn_recv_sock(const struct sock *sk, struct sk_buff *skb,
- *		struct request_sock *req, struct dst_entry *dst,
- *		struct request_sock *req_unhash, bool *own_req);
- * net/ipv6/tcp_ipv6.c: tcp_v6_syn_recv_sock(), the same arguments.
- * Only sk and skb are read; the return value with bpf_get_func_ret().
+ * net/ipv4/tcp_minisocks.c:
+ *   struct sock *tcp_check_req(struct sock *sk, struct sk_buff *skb,
+ *		struct request_sock *req, bool fastopen, bool *req_stolen);
+ * (6.15 added `enum skb_drop_reason *drop_reason`; only sk and skb are read,
+ * the return value with bpf_get_func_ret().) Called by tcp_v4_rcv() and
+ * tcp_v6_rcv() alike for a segment of a pending connection, with `sk` its
+ * listener. Hooked here, not on tcp_v4_syn_recv_sock() (where the queue
+ * test is): measured on Debian's 6.1, an fexit there does not attach
+ * (ENOTSUPP, bpftrace's kretfunc neither); here it does.
  *
- * The listener `sk` makes the socket of a completed handshake (the segment
- * `skb` completed it). NULL while its accept queue is full
- * (sk_acceptq_is_full(): sk_ack_backlog > sk_max_ack_backlog, tested first:
- * LISTENOVERFLOWS) is the accept-queue overflow; the caller then frees the
- * segment, with no reason and no socket before 6.15 (core_fixes:
- * kernel_names_listen_overflow). Reported as that drop, as 6.15's kfree_skb
- * reports it: the listener, its queue and backlog, with
+ * A full accept queue: the handshake's completing segment makes
+ * syn_recv_sock() fail at sk_acceptq_is_full() (sk_ack_backlog >
+ * sk_max_ack_backlog, LISTENOVERFLOWS), which counts tcp_listendrop() on the
+ * listener's sk_drops, and tcp_check_req() returns NULL; the caller frees the
+ * segment with no reason and no socket before 6.15 (core_fixes:
+ * kernel_names_listen_overflow). So: NULL, the listener's sk_drops grew
+ * during the call (only that failure counts it there; the entry program
+ * notes it) and its queue is full. Reported as 6.15's kfree_skb reports the
+ * drop (the listener, its queue and backlog), with
  * RSTTRACE_FLAG_LISTEN_OVERFLOW for the missing reason; the reasonless free
- * that follows is folded (packet.bpf.h). A NULL for another cause (no route,
- * no memory) while another CPU filled the queue would be misnamed: a race of
- * nanoseconds on a queue that is full anyway. Loaded where fexit works
- * (collect/bpf_session.cpp).
+ * that follows is folded (packet.bpf.h). A SYN-cookie ACK at a full queue
+ * (cookie_v4_check(), not this function) is not seen. Loaded where fexit
+ * works (collect/bpf_session.cpp), not where the reason exists.
  */
-static __always_inline void report_listen_overflow(const struct sock *sk, const struct sk_buff *skb,
-						   const struct sock *child)
+static __always_inline __u32 listener_drops(const struct sock *sk)
+{
+	return bpf_core_field_exists(sk->sk_drops) ? (__u32)READ_CORE(sk, sk_drops.counter) : 0;
+}
+
+SEC("?fentry/tcp_check_req")
+int BPF_PROG(handle_listen_overflow_entry, struct sock *sk)
+{
+	__u32 zero = 0;
+	__u32 *drops = bpf_map_lookup_elem(&listen_drops_before, &zero);
+
+	if (drops)
+		*drops = listener_drops(sk);
+	return 0;
+}
+
+SEC("?fexit/tcp_check_req")
+int BPF_PROG(handle_listen_overflow_fexit, struct sock *sk, struct sk_buff *skb)
 {
 	struct rsttrace_tcp_event e = {};
+	__u32 zero = 0;
+	__u32 *drops = bpf_map_lookup_elem(&listen_drops_before, &zero);
+	__u64 child = 1;
 
-	if (kernel_names_listen_overflow() || child || !sk)
-		return;
+	if (kernel_names_listen_overflow() || !drops || bpf_get_func_ret(ctx, &child) || child)
+		return 0;
+	if (READ_BTF(sk, __sk_common.skc_state) != TCP_LISTEN || listener_drops(sk) == *drops)
+		return 0;
 	if (READ_BTF(sk, sk_ack_backlog) <= READ_BTF(sk, sk_max_ack_backlog))
-		return;
+		return 0;
 	if (!fill_packet_addresses(&e, skb, true) || !event_watched(&e))
-		return;
+		return 0;
 	fill_sock_identity_btf(&e, sk);
 	e.flags |= RSTTRACE_FLAG_LISTEN_OVERFLOW;
 	if (skb->_skb_refdst)
@@ -172,28 +197,6 @@ static __always_inline void report_listen_overflow(const struct sock *sk, const 
 	fill_packet_device(&e, skb, true);
 	remember_listen_overflow(skb);
 	emit(&e, sk, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP);
-}
-
-SEC("?fexit/tcp_v4_syn_recv_sock")
-int BPF_PROG(handle_listen_overflow_fexit, const struct sock *sk, struct sk_buff *skb)
-{
-	__u64 child = 0;
-
-	if (!bpf_get_func_ret(ctx, &child))
-		report_listen_overflow(sk, skb, (const struct sock *)child);
-	return 0;
-}
-
-/* An IPv4 packet on an IPv6 listener (v4-mapped) goes through
- * tcp_v4_syn_recv_sock(), whose fexit above reports it. */
-SEC("?fexit/tcp_v6_syn_recv_sock")
-int BPF_PROG(handle_listen_overflow6_fexit, const struct sock *sk, struct sk_buff *skb)
-{
-	__u64 child = 0;
-
-	if (skb->protocol == bpf_htons(ETH_P_IP) || bpf_get_func_ret(ctx, &child))
-		return 0;
-	report_listen_overflow(sk, skb, (const struct sock *)child);
 	return 0;
 }
 

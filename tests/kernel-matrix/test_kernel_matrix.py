@@ -78,7 +78,7 @@ KERNELS = {
             (r"fexit \(tcp_timewait_state_process\)\s+works", "the TIME_WAIT fexit should work on 6.1"),
             (r"handle_timewait_fexit", "the TIME_WAIT fexit should be attached on 6.1"),
             # issue 15: 6.1's kfree_skb gives a full accept queue's drop no reason; the fexit names it.
-            (r"fexit \(tcp_v4/v6_syn_recv_sock\)\s+works", "the accept-queue fexit should work on 6.1"),
+            (r"fexit \(tcp_check_req\)\s+works", "the accept-queue fexit should work on 6.1"),
             (r"handle_listen_overflow_fexit", "the accept-queue fexit should be attached on 6.1"),
             (r"with limitations:\n"
              r"  - tcp:tcp_send_reset has no reason on this kernel: reset reasons are null \(it reports resets from "

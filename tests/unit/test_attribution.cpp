@@ -697,8 +697,8 @@ TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog a
         "TcpExtListenOverflows)");
 }
 
-// Before 6.15 the drop has no reason: the fexit on tcp_v4_syn_recv_sock saw the full queue.
-TEST_CASE_METHOD(Fixture, "a full accept queue seen by the syn_recv_sock fexit gets the same verdict, without a reason") {
+// Before 6.15 the drop has no reason: the fexit on tcp_check_req saw the full queue.
+TEST_CASE_METHOD(Fixture, "a full accept queue seen by the tcp_check_req fexit gets the same verdict, without a reason") {
   TcpEvent ack = ack_dropped_at_full_queue();
   ack.listen_overflow = true;
   auto report = judge({ack});
@@ -707,7 +707,7 @@ TEST_CASE_METHOD(Fixture, "a full accept queue seen by the syn_recv_sock fexit g
   CHECK(report->detail ==
         "the accept queue of sshd[800] on 127.0.0.1:22 was full (3 waiting, backlog 2): it was not accepting connections "
         "(stopped, stuck or too slow), and the kernel dropped 1 packet from 127.0.0.2:40022 (no drop reason on this "
-        "kernel: syn_recv_sock found the queue full; nstat TcpExtListenOverflows)");
+        "kernel: tcp_check_req found the queue full; nstat TcpExtListenOverflows)");
   // Without the fexit's mark, the same reasonless drop of an ACK is a teardown drop: no line.
   ack.listen_overflow = false;
   CHECK_FALSE(judge({ack}));

@@ -116,7 +116,7 @@ int run_check() {
   // Issue 15: a full accept queue's drop, where kfree_skb has no TCP_LISTEN_OVERFLOW.
   const bool overflow_named = names.drop_reasons.value("TCP_LISTEN_OVERFLOW").has_value();
   const Result<void> overflow_hooks = overflow_named ? Result<void>{} : probe_listen_overflow_hooks();
-  row("fexit (tcp_v4/v6_syn_recv_sock)", overflow_named ? "not needed: kfree_skb names TCP_LISTEN_OVERFLOW"
+  row("fexit (tcp_check_req)", overflow_named ? "not needed: kfree_skb names TCP_LISTEN_OVERFLOW"
                                          : overflow_hooks ? "works: a full accept queue's drop is named"
                                                           : "no (" + overflow_hooks.reason() + ")");
   // Measured, not inferred from the shape: a session runs it when the shape leaves it open.

@@ -104,7 +104,7 @@ void TraceSession::start() {
     if (const Result<void> overflow = probe_listen_overflow_hooks(); overflow.ok())
       config.listen_overflow_hooks = true;
     else
-      spdlog::debug("no fexit on tcp_v4_syn_recv_sock ({}): a full accept queue's drop is unnamed before 6.15",
+      spdlog::debug("no fexit on tcp_check_req ({}): a full accept queue's drop is unnamed before 6.15",
                     overflow.reason());
   }
   session_.emplace(config,

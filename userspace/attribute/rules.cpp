@@ -528,7 +528,7 @@ class Judge {
 
   // Packets dropped for a reason of the kernel's own.
   std::optional<Attribution> kernel_drop() const {
-    // Before 6.15 the fexit on syn_recv_sock names a full accept queue's drop (no reason).
+    // Before 6.15 the fexit on tcp_check_req names a full accept queue's drop (no reason).
     if (const TcpEvent* overflow = find([](const TcpEvent& e) { return e.kind == EventKind::Drop && e.listen_overflow; }))
       return accept_queue_full(*overflow);
     const TcpEvent* drop = find([](const TcpEvent& e) { return e.kind == EventKind::Drop; });
@@ -540,8 +540,8 @@ class Judge {
   }
 
   // The listener's accept queue was full (kfree_skb TCP_LISTEN_OVERFLOW on
-  // the listening socket, 6.15+; before, the fexit on tcp_v{4,6}_syn_recv_sock
-  // returning no socket at a full queue): its owner did not accept() (stopped,
+  // the listening socket, 6.15+; before, the fexit on tcp_check_req: no
+  // socket, a listen drop counted inside, a full queue): its owner did not accept() (stopped,
   // stuck or too slow). The client's ACK was dropped: it believes it is connected.
   Attribution accept_queue_full(const TcpEvent& drop) const {
     std::string who = drop.owner ? process_text(*drop.owner) : std::string("the listener");
@@ -550,7 +550,7 @@ class Judge {
                              "): it was not accepting connections (stopped, stuck or too slow), and the kernel dropped ",
                              plural(group_.size(), "packet"), " from ", remote(drop),
                              drop.listen_overflow && !drop.reason
-                                 ? " (no drop reason on this kernel: syn_recv_sock found the queue full; nstat "
+                                 ? " (no drop reason on this kernel: tcp_check_req found the queue full; nstat "
                                    "TcpExtListenOverflows)"
                                  : " (TCP_LISTEN_OVERFLOW; nstat TcpExtListenOverflows)");
     return make(drop, Verdict::Kernel, std::move(detail));

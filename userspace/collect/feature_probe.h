@@ -31,10 +31,10 @@ inline Result<void> probe_function_hooks() { return probe_programs(kFunctionHook
 // function in its BTF only loses these resets).
 inline Result<void> probe_timewait_hook() { return probe_program("handle_timewait_fexit", nullptr); }
 // A full accept queue's drop, which kfree_skb names (TCP_LISTEN_OVERFLOW) only
-// from 6.15: fexit on tcp_v4_syn_recv_sock and tcp_v6_syn_recv_sock, where the
-// kernel runs them (bpf/rsttrace.bpf.c). Not wanted where the reason exists.
-inline const std::vector<std::string> kListenOverflowPrograms = {"handle_listen_overflow_fexit",
-                                                                 "handle_listen_overflow6_fexit"};
+// from 6.15: fentry and fexit on tcp_check_req, where the kernel runs them
+// (bpf/rsttrace.bpf.c). Not wanted where the reason exists.
+inline const std::vector<std::string> kListenOverflowPrograms = {"handle_listen_overflow_entry",
+                                                                 "handle_listen_overflow_fexit"};
 inline Result<void> probe_listen_overflow_hooks() { return probe_programs(kListenOverflowPrograms, nullptr); }
 
 // Whether tcp:tcp_send_reset reports active resets (close() with SO_LINGER 0,

@@ -50,7 +50,7 @@ bool kernel_names_listen_overflow() {
   return KernelNames::from_btf(kernel.get()).drop_reasons.value("TCP_LISTEN_OVERFLOW").has_value();
 }
 
-// Before, the tracer sees it where fexit works, on tcp_v4_syn_recv_sock (bpf/rsttrace.bpf.c),
+// Before, the tracer sees it where fexit works, on tcp_check_req (bpf/rsttrace.bpf.c),
 // with the same verdict; with neither, no line.
 bool tracer_names_listen_overflow() { return kernel_names_listen_overflow() || probe_listen_overflow_hooks().ok(); }
 
@@ -220,7 +220,7 @@ const std::vector<Scenario>& kernel_scenarios() {
        [](Lab& lab) { listener_killed(lab, SIGKILL, "SIGKILL"); }},
       {"accept-queue-overflow",
        "sshd, stopped, has a full accept queue when a far client's handshake ends: the kernel drops its ACK "
-       "(TCP_LISTEN_OVERFLOW from 6.15; before, seen where fexit on tcp_v4_syn_recv_sock works, else unreported)",
+       "(TCP_LISTEN_OVERFLOW from 6.15; before, seen where fexit on tcp_check_req works, else unreported)",
        accept_queue_overflow},
   };
   return all;
