@@ -1,5 +1,5 @@
 // The nftables walker on hostile `nft -j list ruleset` output.
-// Input: nft JSON NUL nft text NUL iptables-nft-save text; the nft text is also read as firewalld's zone files.
+// Input: nft JSON NUL nft text NUL iptables-nft-save text; the nft text is also read as firewalld's zone and policy files.
 #include <arpa/inet.h>
 
 #include "fuzz_input.h"
@@ -13,6 +13,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Rulesets rulesets{std::move(parts[0]), std::move(parts[1]), std::move(parts[2]), ""};
   rulesets.firewalld_zones = {{"public", rulesets.nft_text}, {"drop", rulesets.nft_text}};
   for (const bool rich : {false, true}) (void)firewalld_permanent(rulesets.firewalld_zones, "public", "127.0.0.2", rich);
+  // ... and firewalld's policy files (whose a filter_IN_policy_ chain is; is its block permanent).
+  rulesets.firewalld_policies = {{"sshd_deny", rulesets.nft_text}, {"a", rulesets.nft_text}};
+  for (const char* chain : {"filter_IN_policy_sshd_deny_deny", "filter_IN_policy_a"})
+    if (const auto owner = firewalld_policy_owner(chain, rulesets.firewalld_policies, rulesets.firewalld_zones))
+      (void)firewalld_policy_permanent(rulesets.firewalld_policies, *owner, "127.0.0.2");
   const RulesetIndex index(rulesets);
   for (const char* hook : {"input", "prerouting", "output"}) {
     PacketFacts v4;

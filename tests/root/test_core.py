@@ -138,9 +138,12 @@ class CoreTest(unittest.TestCase):
         # (its owner then from the connection's notes: who closed it).
         if sent["tcp_state"] == "TIME_WAIT":
             self.assertEqual(sent["kernel_reason"], "TCP_TIMEWAIT_SOCKET")
-            self.assertIn(f"rst-owner[{server.proc.pid}] had closed it", sent["detail"])
+            self.assertIn(f"rst-owner[{server.proc.pid}] on 127.0.0.1:{PORT} had closed it", sent["detail"])
         else:
             self.assertEqual(sent["kernel_reason"], "TCP_ABORT_ON_DATA")
+        # Either way, one verdict: a process that is not sshd closed it.
+        self.assertEqual(sent["verdict"], "unknown", sent)
+        self.assertTrue(sent["detail"].endswith("it is not sshd"), sent["detail"])
 
     def test_netfilter_drop_of_a_syn(self):
         ruleset = f"""

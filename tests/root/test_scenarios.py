@@ -626,6 +626,21 @@ class FirewalldScenarioTest(unittest.TestCase):
                              ("filter_IN_public_deny", "ip saddr 10.77.0.2 tcp dport 22 reject with icmp port-unreachable",
                               True))
 
+    def test_firewalld_policy(self):
+        # A policy (ANY -> HOST) named sshd_deny, like a part chain: its deny chain is ..._sshd_deny_deny.
+        rich = f'rule family="ipv4" source address="{CLIENT4}" service name="ssh" reject'
+        remedy = [f"firewall-cmd --policy=sshd_deny '--remove-rich-rule={rich}'",
+                  f"firewall-cmd --permanent --policy=sshd_deny '--remove-rich-rule={rich}'"]
+        rows = self.play("firewalld-policy", dict(verdict="firewall", remote_addr=CLIENT4,
+                                                  blocker={"tool": "firewalld", "name": "policy sshd_deny",
+                                                           "rule_number": None, "permanent": True},
+                                                  remedy=remedy, client_says="Connection refused"))
+        for checks in rows.values():
+            rule = checks[0]["event"]["rule"]
+            self.assertEqual((rule["table"], rule["chain"], rule["text"], rule["certain"]),
+                             ("firewalld", "filter_IN_policy_sshd_deny_deny",
+                              "ip saddr 10.77.0.2 tcp dport 22 reject with icmp port-unreachable", True))
+
 
 
 class EstablishedScenarioTest(unittest.TestCase):

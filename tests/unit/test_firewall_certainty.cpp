@@ -570,3 +570,108 @@ TEST_CASE("firewalld: a block is permanent when its zone file holds it", "[firew
   CHECK(firewalld_permanent(files, "block", "10.77.0.2", false) == false);   // no file: as shipped
   CHECK(!firewalld_permanent(files, "work", "10.77.0.2", false));            // never read: not known
 }
+
+TEST_CASE("firewalld: a policy's chain names the policy only when its files prove whose it is", "[firewall]") {
+  const std::string policy = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<policy priority=\"-1\" target=\"CONTINUE\">\n"
+                             "  <ingress-zone name=\"public\"/>\n  <egress-zone name=\"HOST\"/>\n"
+                             "  <rule family=\"ipv4\">\n    <source address=\"10.77.0.2\"/>\n    <service name=\"ssh\"/>\n"
+                             "    <reject/>\n  </rule>\n</policy>\n";
+  const std::string rejecting = "<policy target=\"REJECT\">\n  <ingress-zone name=\"public\"/>\n</policy>\n";
+  using Files = std::vector<FirewalldZoneFile>;
+  // The readings of a name: itself (the policy's own chain), and less a part's suffix.
+  CHECK(firewalld_policy_candidates("filter_IN_policy_ssh_deny") == std::vector<std::string>{"ssh_deny", "ssh"});
+  CHECK(firewalld_policy_candidates("filter_IN_policy_ssh") == std::vector<std::string>{"ssh"});
+  CHECK(firewalld_policy_candidates("filter_IN_policy_").empty());
+  CHECK(firewalld_policy_candidates("filter_IN_public_deny").empty());
+  CHECK(firewalld_policy_candidates("filter_OUT_policy_ssh").empty());
+  // A zone's chain is not a policy, and a policy's chain is not a zone: blocker_of keeps the chain's name.
+  FirewallRule in_policy{"nftables", "inet", "firewalld", "filter_IN_policy_ssh_deny", 7,
+                         "ip saddr 10.77.0.2 tcp dport 22 reject with icmp port-unreachable", "reject"};
+  CHECK(blocker_of(in_policy)->name == "filter_IN_policy_ssh_deny");
+
+  // One policy file: that policy, its deny chain (a rich rule) or its own chain (its target).
+  const auto ssh = firewalld_policy_owner("filter_IN_policy_ssh_deny", Files{{"ssh", policy}, {"ssh_deny", ""}}, {});
+  REQUIRE(ssh);
+  CHECK((ssh->name == "policy ssh" && ssh->policy == "ssh" && ssh->rich));
+  const auto own = firewalld_policy_owner("filter_IN_policy_ssh", Files{{"ssh", rejecting}}, {});
+  REQUIRE(own);
+  CHECK((own->name == "policy ssh" && !own->rich));
+  // A policy named like a part: sshd_deny's deny chain is filter_IN_policy_sshd_deny_deny.
+  const auto odd = firewalld_policy_owner("filter_IN_policy_sshd_deny_deny",
+                                          Files{{"sshd_deny_deny", ""}, {"sshd_deny", policy}}, {});
+  REQUIRE(odd);
+  CHECK((odd->name == "policy sshd_deny" && odd->rich));
+  // Both readings have a file (policies a and a_deny): ambiguous, no name claimed.
+  CHECK(!firewalld_policy_owner("filter_IN_policy_a_deny", Files{{"a_deny", policy}, {"a", policy}}, {}));
+  // A zone named policy_a renders as the same chains: its file alone names the zone, both are ambiguous.
+  const auto zone = firewalld_policy_owner("filter_IN_policy_a_deny", {}, Files{{"policy_a", "<zone/>"}});
+  REQUIRE(zone);
+  CHECK((zone->name == "policy_a" && zone->policy.empty() && zone->rich));
+  CHECK(!firewalld_policy_owner("filter_IN_policy_a_deny", Files{{"a", policy}}, Files{{"policy_a", "<zone/>"}}));
+  // No file at all (a built-in policy, or files not readable): nothing claimed.
+  CHECK(!firewalld_policy_owner("filter_IN_policy_allow-host-ipv6", Files{{"allow-host-ipv6", ""}}, {}));
+  // A hostile chain name (bytes no policy file can be named by: the broker reads [A-Za-z0-9_-] only):
+  // no reading has a file, so nothing is claimed; the chain names itself, escaped on output.
+  CHECK(!firewalld_policy_owner("filter_IN_policy_a\x1b[31m_deny", Files{{"a", policy}}, {}));
+  CHECK(!firewalld_policy_owner("filter_IN_policy_a/../../x_deny", Files{{"a", policy}}, {}));
+  FirewallRule hostile{"nftables", "inet", "firewalld", "filter_IN_policy_a\x1b[31m_deny", 8, "drop", "drop"};
+  CHECK(blocker_of(hostile)->name == hostile.chain);
+  // Another root's file counts too: two roots, two different policies: ambiguous.
+  CHECK(!firewalld_policy_owner("filter_IN_policy_a_post", Files{{"a_post", policy}, {"a", ""}, {"a", policy}}, {}));
+
+  // Permanent: the rich rule's source in the policy's file, or its own target.
+  CHECK(firewalld_policy_permanent(Files{{"ssh", policy}}, *ssh, "10.77.0.2") == true);
+  CHECK(firewalld_policy_permanent(Files{{"ssh", policy}}, *ssh, "10.77.0.3") == false);
+  CHECK(firewalld_policy_permanent(Files{{"ssh", rejecting}}, *own, "10.77.0.2") == true);
+  CHECK(firewalld_policy_permanent(Files{{"ssh", policy}}, *own, "10.77.0.2") == false);  // target CONTINUE
+  CHECK(!firewalld_policy_permanent(Files{{"other", policy}}, *ssh, "10.77.0.2"));
+  CHECK(!firewalld_policy_permanent(Files{{"policy_a", policy}}, *zone, "10.77.0.2"));  // a zone's: zones' files
+}
+
+TEST_CASE("firewalld: a policy's rich rule found in a ruleset is named by the policy's file", "[firewall]") {
+  // firewalld's policy sshd_deny (ingress public, egress HOST), dispatched before the zones.
+  const std::string text =
+      "table inet firewalld {\n"
+      "\tchain filter_INPUT {\n\t\ttype filter hook input priority filter + 10; policy accept;\n"
+      "\t\tjump filter_INPUT_POLICIES_pre # handle 1\n\t}\n"
+      "\tchain filter_INPUT_POLICIES_pre {\n\t\tjump filter_IN_policy_sshd_deny # handle 2\n\t}\n"
+      "\tchain filter_IN_policy_sshd_deny {\n\t\tjump filter_IN_policy_sshd_deny_deny # handle 3\n\t}\n"
+      "\tchain filter_IN_policy_sshd_deny_deny {\n"
+      "\t\tip saddr 10.0.0.2 tcp dport 22 reject with icmp port-unreachable # handle 4\n\t}\n}\n";
+  const std::string json = R"({"nftables": [
+    {"table": {"family": "inet", "name": "firewalld", "handle": 1}},
+    {"chain": {"family": "inet", "table": "firewalld", "name": "filter_INPUT", "handle": 10, "type": "filter",
+               "hook": "input", "prio": 10, "policy": "accept"}},
+    {"chain": {"family": "inet", "table": "firewalld", "name": "filter_INPUT_POLICIES_pre", "handle": 11}},
+    {"chain": {"family": "inet", "table": "firewalld", "name": "filter_IN_policy_sshd_deny", "handle": 12}},
+    {"chain": {"family": "inet", "table": "firewalld", "name": "filter_IN_policy_sshd_deny_deny", "handle": 13}},
+    {"rule": {"family": "inet", "table": "firewalld", "chain": "filter_INPUT", "handle": 1,
+              "expr": [{"jump": {"target": "filter_INPUT_POLICIES_pre"}}]}},
+    {"rule": {"family": "inet", "table": "firewalld", "chain": "filter_INPUT_POLICIES_pre", "handle": 2,
+              "expr": [{"jump": {"target": "filter_IN_policy_sshd_deny"}}]}},
+    {"rule": {"family": "inet", "table": "firewalld", "chain": "filter_IN_policy_sshd_deny", "handle": 3,
+              "expr": [{"jump": {"target": "filter_IN_policy_sshd_deny_deny"}}]}},
+    {"rule": {"family": "inet", "table": "firewalld", "chain": "filter_IN_policy_sshd_deny_deny", "handle": 4,
+              "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "10.0.0.2"}},
+                       {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}},
+                       {"reject": {"type": "icmp", "expr": "port-unreachable"}}]}}
+  ]})";
+  Rulesets rulesets{json, text};
+  rulesets.firewalld_policies = {{"sshd_deny", "<policy>\n  <rule family=\"ipv4\">\n    <source address=\"10.0.0.2\"/>\n"
+                                               "    <service name=\"ssh\"/>\n    <reject/>\n  </rule>\n</policy>\n"},
+                                 {"sshd_deny_deny", ""}};
+  const auto rule = find_dropping_rule(rulesets, ssh_syn_with_evidence());
+  REQUIRE(rule);
+  CHECK(rule->chain == "filter_IN_policy_sshd_deny_deny");
+  CHECK(rule->certain);
+  REQUIRE(rule->blocker);
+  CHECK((rule->blocker->tool == "firewalld" && rule->blocker->name == "policy sshd_deny"));
+  CHECK(rule->blocker->permanent == true);
+  // Without the policy's file the chain is named, nothing claimed; with both readings' files, too.
+  rulesets.firewalld_policies = {};
+  CHECK(find_dropping_rule(rulesets, ssh_syn_with_evidence())->blocker->name == "filter_IN_policy_sshd_deny_deny");
+  rulesets.firewalld_policies = {{"sshd_deny", "<policy/>"}, {"sshd_deny_deny", "<policy/>"}};
+  const auto ambiguous = find_dropping_rule(rulesets, ssh_syn_with_evidence());
+  CHECK(ambiguous->blocker->name == "filter_IN_policy_sshd_deny_deny");
+  CHECK(!ambiguous->blocker->permanent);
+}

@@ -59,6 +59,9 @@ TEST_CASE("the broker opens only namespace and hosts files", "[privsep]") {
   CHECK_FALSE(broker_allows_path("/proc/42/root/etc/ufw/../shadow"));
   CHECK(broker_allows_path("/proc/42/root/etc/firewalld/zones/drop.xml"));
   CHECK(broker_allows_path("/etc/firewalld/zones/my_zone-2.xml"));
+  CHECK(broker_allows_path("/proc/42/root/etc/firewalld/policies/sshd_deny.xml"));
+  CHECK_FALSE(broker_allows_path("/proc/42/root/etc/firewalld/policies/../zones/x.xml"));
+  CHECK_FALSE(broker_allows_path("/proc/42/root/etc/firewalld/policies/a b.xml"));
   CHECK_FALSE(broker_allows_path("/proc/42/root/etc/firewalld/firewalld.conf"));
   CHECK_FALSE(broker_allows_path("/proc/42/root/etc/firewalld/zones/../../shadow.xml"));
   CHECK_FALSE(broker_allows_path("/proc/42/root/etc/firewalld/zones/a/b.xml"));

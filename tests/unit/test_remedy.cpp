@@ -272,3 +272,35 @@ TEST_CASE("front-ends by their blocker: ufw's rule number, firewalld's zone", "[
   ipset.blocker = Blocker{"fail2ban", "sshd", std::nullopt};
   CHECK(remedy_commands(firewall(ipset)) == Commands{"fail2ban-client set sshd unbanip 192.0.2.7"});
 }
+
+TEST_CASE("firewalld's policies: the rich rule removed from the policy, its own target by an allowed ssh", "[remedy]") {
+  FirewallRule rich{.backend = "nftables", .family = "inet", .table = "firewalld",
+                    .chain = "filter_IN_policy_sshd_deny_deny", .handle = 31,
+                    .text = "ip saddr 192.0.2.7 tcp dport 22 reject with icmp port-unreachable", .verdict = "reject"};
+  rich.blocker = Blocker{"firewalld", "policy sshd_deny", std::nullopt, true};
+  const std::string removed = "--remove-rich-rule=rule family=\"ipv4\" source address=\"192.0.2.7\" service name=\"ssh\" reject";
+  const auto commands = remedy_commands(firewall(rich));
+  REQUIRE(commands.size() == 2);
+  CHECK(shell_words(commands[0]) == std::vector<std::string>{"firewall-cmd", "--policy=sshd_deny", removed});
+  CHECK(shell_words(commands[1]) ==
+        std::vector<std::string>{"firewall-cmd", "--permanent", "--policy=sshd_deny", removed});
+  CHECK(firewall_front_end(rich) == "firewalld");
+  rich.blocker->permanent = false;
+  CHECK(remedy_commands(firewall(rich)).size() == 1);
+  // The policy's own target (--set-target REJECT): ssh allowed in the policy, before it.
+  FirewallRule target{.backend = "nftables", .family = "inet", .table = "firewalld", .chain = "filter_IN_policy_sshd_deny",
+                      .handle = 32, .text = "reject with icmpx admin-prohibited", .verdict = "reject"};
+  target.blocker = Blocker{"firewalld", "policy sshd_deny", std::nullopt, true};
+  CHECK(remedy_commands(firewall(target)) == Commands{"firewall-cmd --policy=sshd_deny --add-service=ssh",
+                                                      "firewall-cmd --permanent --policy=sshd_deny --add-service=ssh"});
+  // Unproven (the chain names itself) or not a rich rule firewalld writes: the nft rule by its handle.
+  rich.blocker->name = "filter_IN_policy_sshd_deny_deny";
+  CHECK(remedy_commands(firewall(rich)) == Commands{"nft delete rule inet firewalld filter_IN_policy_sshd_deny_deny handle 31"});
+  rich.blocker->name = "policy sshd_deny";
+  rich.text = "ip saddr 192.0.2.7 tcp dport 22 limit rate 3/minute drop";
+  CHECK(remedy_commands(firewall(rich)) == Commands{"nft delete rule inet firewalld filter_IN_policy_sshd_deny_deny handle 31"});
+  // A hostile name shaped like a policy's is no policy: nothing firewalld-shaped is built from it.
+  target.blocker->name = "policy x; reboot";
+  target.chain = "filter_IN_policy_x; reboot";
+  for (const std::string& command : remedy_commands(firewall(target))) CHECK(command.find("firewall-cmd") == std::string::npos);
+}

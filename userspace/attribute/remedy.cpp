@@ -56,12 +56,29 @@ std::optional<std::string> firewalld_rich_rule(const std::string& text) {
 // service. Anything else: its nft rule by handle (runtime only).
 bool firewalld_remedy(std::vector<std::string>& out, const FirewallRule& rule, const Blocker& blocker,
                       const std::string& address, uint16_t port) {
-  const std::string zone = "--zone=" + blocker.name;
+  // A policy ("policy P", named only when its file proved it: provenance/firewall.h).
+  static const std::regex policy_name("policy [A-Za-z0-9_-]{1,64}");
+  const bool policy = blocker.name.rfind("policy ", 0) == 0;
+  if (policy && !std::regex_match(blocker.name, policy_name)) return false;
+  const std::string owner = policy ? blocker.name.substr(7) : blocker.name;
+  const std::string zone = (policy ? "--policy=" : "--zone=") + owner;
   const bool permanent = blocker.permanent.value_or(true);
   auto now_and_permanent = [&](const std::string& change) {
     add(out, {"firewall-cmd", zone, change});
     if (permanent) add(out, {"firewall-cmd", "--permanent", zone, change});
   };
+  if (policy) {
+    // Its rich rules are in its part chains; its own target (REJECT, DROP) in filter_IN_policy_P, after
+    // them: an allowed ssh in the policy goes first (its allow chain).
+    if (rule.chain.rfind("filter_IN_policy_" + owner + "_", 0) == 0) {
+      const auto rich = firewalld_rich_rule(rule.text);
+      if (rich) now_and_permanent("--remove-rich-rule=" + *rich);
+      return rich.has_value();
+    }
+    if (rule.chain != "filter_IN_policy_" + owner || rule.verdict == "policy drop") return false;
+    now_and_permanent(port == 22 ? "--add-service=ssh" : "--add-port=" + std::to_string(port) + "/tcp");
+    return true;
+  }
   // Rich rules live in the zone's part chains (filter_IN_<zone>_deny...).
   if (rule.chain.rfind("filter_IN_" + blocker.name + "_", 0) == 0) {
     const auto rich = firewalld_rich_rule(rule.text);

@@ -412,7 +412,8 @@ class Judge {
   // None of the above: the child closed it (authentication failed, the client left, ...).
   Attribution sshd_closed(const TcpEvent& e) const {
     return owner_report(e, Verdict::Sshd,
-                        process_text(*e.owner) + " " + how_closed(e) + " the connection from " + remote(e) + " (" +
+                        process_text(*e.owner) + " " + closing_words(e.owner_exiting, e.owner_exit_code) +
+                            " the connection from " + remote(e) + " (" +
                             reason(e) + ", " + plural(e.bytes_received, "byte") + " received, " +
                             plural(e.bytes_acked, "byte") + " sent)");
   }
@@ -421,6 +422,10 @@ class Judge {
   static std::string how_closed(const TcpEvent& e) {
     if (!e.owner_exiting) return "closed it";
     return exit_words(e.owner_exit_code);
+  }
+  // "closed", or "exited (status 1), which closed": before "the connection".
+  static std::string closing_words(bool exiting, uint32_t exit_code) {
+    return exiting ? exit_words(exit_code) + ", which closed" : "closed";
   }
 
   // A TIME_WAIT socket's reset (before 6.10 it has no reason: its state says it).
@@ -454,6 +459,21 @@ class Judge {
       // connection, in its notes (when the FIN's ACK came after close() returned).
       shown.owner = seen->closer;
       shown.owner_source = OwnerSource::Close;
+      // Whether the peer's late segment meets the closed full socket (FIN_WAIT2:
+      // not_sshd) or its TIME_WAIT successor is a race of the kernel's: one verdict.
+      // (Only a connection the server closed first leaves it a TIME_WAIT socket.)
+      const std::string late = "a later segment from " + remote(shown) + " met its TIME_WAIT socket (" + reason(*reset) + ")";
+      if (seen->server_closed_first() && !is_sshd_family(shown.owner->comm))
+        return owner_report(shown, Verdict::Unknown,
+                            "the local process " + process_text(*shown.owner) + " on " + local(shown) +
+                                " had closed it; " + late + "; it is not sshd");
+      // sshd closed it for a reason none of the sshd rules above names: as sshd_closed.
+      if (seen->server_closed_first())
+        return owner_report(shown, Verdict::Sshd,
+                            process_text(*shown.owner) + " " + closing_words(seen->closer_exiting, seen->closer_exit_code) +
+                                " the connection (" + plural(seen->bytes_received, "byte") + " received, " +
+                                plural(seen->bytes_acked, "byte") + " sent) " +
+                                seconds(reset->monotonic_ns - seen->closed_ns) + " before " + late);
       detail += "; " + process_text(*shown.owner) + " had closed it";
     }
     Attribution report = make(shown, Verdict::Kernel, detail);

@@ -130,7 +130,7 @@ bool broker_allows_path(const std::string& path) {
       // error (/proc/PID/fd/2): a magic link the process points anywhere; explain reads it as root
       // for a root-owned listener only, never through the broker.
       "|/proc/[1-9][0-9]*/root/var/log/auth\\.log"
-      "|(/proc/[1-9][0-9]*/root)?/etc/firewalld/zones/[A-Za-z0-9_-]{1,64}\\.xml");
+      "|(/proc/[1-9][0-9]*/root)?/etc/firewalld/(zones|policies)/[A-Za-z0-9_-]{1,64}\\.xml");
   return std::regex_match(path, allowed);
 }
 

@@ -66,8 +66,8 @@ bool broker_allows_command(const std::vector<std::string>& argv);
 // process's root (hosts.allow, hosts.deny, and pattern files named
 // /etc/hosts.*: others are not read once privileges are dropped), and ufw's
 // /etc/ufw/user.rules and user6.rules of a process's root (its rule numbers), an sshd's
-// /var/log/auth.log inside its root, and firewalld's /etc/firewalld/zones/ZONE.xml (is a
-// block permanent). Never a
+// /var/log/auth.log inside its root, and firewalld's /etc/firewalld/zones/ZONE.xml and
+// policies/POLICY.xml (whose chain, is a block permanent). Never a
 // command line: nothing a process says about itself steers the broker.
 bool broker_allows_path(const std::string& path);
 

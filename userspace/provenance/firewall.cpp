@@ -31,7 +31,7 @@ struct RulesetIndex::Parsed {
   IptRuleset iptables_nft;
   IptRuleset iptables_legacy;
   std::vector<UfwFiles> ufw;
-  std::vector<FirewalldZoneFile> firewalld_zones;
+  std::vector<FirewalldZoneFile> firewalld_zones, firewalld_policies;
   firewall::Ipsets ipsets;
   bool read_over_netlink = false;  // nft crashed: `nft` holds nf_tables as netlink stated it
   std::string reader_failure;
@@ -55,6 +55,7 @@ RulesetIndex::RulesetIndex(const Rulesets& rulesets) : parsed_(std::make_unique<
     parsed.iptables_legacy = firewall::parse_iptables_save(rulesets.iptables_legacy, "iptables-legacy-save");
     parsed.ufw = rulesets.ufw;
     parsed.firewalld_zones = rulesets.firewalld_zones;
+    parsed.firewalld_policies = rulesets.firewalld_policies;
     parsed.ipsets = firewall::parse_ipset_save(rulesets.ipsets, parsed.notes);
     if (rulesets.nft_crashed) {
       // nft crashed: nf_tables as netlink states it, decoded into the document nft would have printed.
@@ -104,9 +105,23 @@ std::optional<FirewallRule> RulesetIndex::find_dropping_rule(const PacketFacts& 
 }
 
 // firewalld: the zone of a zone's own drop or reject in its dispatch chain
-// (firewalld 2), and whether its zone file holds the block.
+// (firewalld 2), the policy (or zone) a filter_IN_policy_ chain is, and
+// whether its zone or policy file holds the block.
 void RulesetIndex::add_firewalld_zone(FirewallRule& rule, const PacketFacts& packet) const {
   Blocker& blocker = *rule.blocker;
+  static const std::regex saddr("\\bip6? saddr ([0-9a-fA-F.:/]+) ");
+  std::smatch match;
+  const std::string address =
+      std::regex_search(rule.text, match, saddr) ? match[1].str() : format_address(packet.family, packet.saddr);
+  if (!firewalld_policy_candidates(rule.chain).empty()) {
+    const auto owner = firewalld_policy_owner(rule.chain, parsed_->firewalld_policies, parsed_->firewalld_zones);
+    if (!owner) return;  // ambiguous or no file: the chain's own name, nothing claimed
+    blocker.name = owner->name;
+    blocker.permanent = owner->policy.empty()
+                            ? firewalld_permanent(parsed_->firewalld_zones, owner->name, address, owner->rich)
+                            : firewalld_policy_permanent(parsed_->firewalld_policies, *owner, address);
+    return;
+  }
   if (rule.backend == "nftables" && !parsed_->nft.is_discarded())
     if (const auto previous = firewall::nft_previous_handle(parsed_->nft, rule)) {
       const auto text = parsed_->nft_texts.find(rule.family + "/" + rule.table + "/" + rule.chain + "/" +
@@ -116,11 +131,7 @@ void RulesetIndex::add_firewalld_zone(FirewallRule& rule, const PacketFacts& pac
     }
   // A rich rule (a zone's part chain) names its source; a zone's own drop or
   // reject took the client's address (or the dispatch rule's) as a source.
-  static const std::regex saddr("\\bip6? saddr ([0-9a-fA-F.:/]+) ");
-  std::smatch match;
   const bool rich = rule.chain.rfind("filter_IN_" + blocker.name + "_", 0) == 0;
-  const std::string address =
-      std::regex_search(rule.text, match, saddr) ? match[1].str() : format_address(packet.family, packet.saddr);
   blocker.permanent = firewalld_permanent(parsed_->firewalld_zones, blocker.name, address, rich);
 }
 
@@ -224,7 +235,7 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked
 namespace {
 
 constexpr size_t kMaxUfwRoots = 8;  // mount namespaces whose ufw or firewalld files are read, per network namespace
-constexpr size_t kMaxFirewalldZones = 64;
+constexpr size_t kMaxFirewalldZones = 64;  // zone and policy names read per network namespace
 // firewalld's zone names: letters, digits, '_' and '-' (a name is a file name: nothing else is read).
 constexpr const char* kZoneNameChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 
@@ -264,26 +275,33 @@ std::vector<UfwFiles> read_ufw_files(uint32_t netns_inode, SystemAccess& access)
   return found;
 }
 
-// firewalld's zone files for the zones its chains name (filter_IN_<zone>...).
-// A zone without a file in a root is recorded with an empty text: as shipped,
-// nothing of the client in it.
-std::vector<FirewalldZoneFile> read_firewalld_zones(const std::string& nft_text, uint32_t netns_inode,
-                                                    SystemAccess& access) {
+// firewalld's zone files for the zones its chains name (filter_IN_<zone>...),
+// and for a policy's chain (filter_IN_policy_...) both readings of each name
+// it may stand for: policy P's file and zone policy_P's. A zone without a file
+// in a root is recorded with an empty text: as shipped, nothing of the client
+// in it; a policy without one likewise (firewalld writes no file empty).
+void read_firewalld_files(Rulesets& rulesets, uint32_t netns_inode, SystemAccess& access) {
   constexpr std::string_view kChain = "chain filter_IN_";
-  std::set<std::string> zones;
-  for (size_t at = nft_text.find(kChain); at != std::string::npos && zones.size() < kMaxFirewalldZones;
+  const std::string& nft_text = rulesets.nft_text;
+  std::set<std::string> zones, policies;
+  for (size_t at = nft_text.find(kChain); at != std::string::npos && zones.size() + policies.size() < kMaxFirewalldZones;
        at = nft_text.find(kChain, at + 1)) {
     const size_t end = nft_text.find_first_not_of(kZoneNameChars, at + kChain.size());
     if (end == std::string::npos || end == at + kChain.size() || end - at > kChain.size() + 64) continue;
     FirewallRule named{.table = "firewalld", .chain = nft_text.substr(at + 6, end - at - 6)};
-    if (const auto blocker = blocker_of(named)) zones.insert(blocker->name);
+    for (const std::string& name : firewalld_policy_candidates(named.chain))
+      policies.insert(name), zones.insert("policy_" + name);
+    if (const auto blocker = blocker_of(named); blocker && blocker->name != named.chain) zones.insert(blocker->name);
   }
-  std::vector<FirewalldZoneFile> found;
-  if (zones.empty()) return found;
-  for (const std::string& root : process_roots(netns_inode, access))
+  if (zones.empty()) return;
+  for (const std::string& root : process_roots(netns_inode, access)) {
     for (const std::string& zone : zones)
-      found.push_back({zone, access.read_file(root + "/etc/firewalld/zones/" + zone + ".xml", 1 << 16).value_or("")});
-  return found;
+      rulesets.firewalld_zones.push_back(
+          {zone, access.read_file(root + "/etc/firewalld/zones/" + zone + ".xml", 1 << 16).value_or("")});
+    for (const std::string& policy : policies)
+      rulesets.firewalld_policies.push_back(
+          {policy, access.read_file(root + "/etc/firewalld/policies/" + policy + ".xml", 1 << 16).value_or("")});
+  }
 }
 
 }  // namespace
@@ -349,7 +367,7 @@ Rulesets read_rulesets(uint32_t netns_inode, SystemAccess& access) {
       rulesets.iptables_legacy.find(":ufw-user-") != std::string::npos)
     rulesets.ufw = read_ufw_files(netns_inode, access);
   if (rulesets.nft_text.find("table inet firewalld {") != std::string::npos)
-    rulesets.firewalld_zones = read_firewalld_zones(rulesets.nft_text, netns_inode, access);
+    read_firewalld_files(rulesets, netns_inode, access);
   if (rulesets.iptables_nft.find("--match-set") != std::string::npos ||
       rulesets.iptables_legacy.find("--match-set") != std::string::npos)
     rulesets.ipsets = in_netns({"ipset", "save"});

@@ -78,6 +78,7 @@ struct Rulesets {
   std::optional<int> nft_crashed;  // the signal that killed this host's nft reading the ruleset
   std::string nft_netlink;         // then: nf_tables dumped over netlink (firewall/nft_netlink.h)
   std::vector<FirewalldZoneFile> firewalld_zones;  // firewalld's zone files there, when it has firewalld's table
+  std::vector<FirewalldZoneFile> firewalld_policies;  // its policy files (/etc/firewalld/policies/P.xml; `zone` is P)
 };
 
 // What the detail says when this host's nft crashed reading a namespace's ruleset.
@@ -133,6 +134,33 @@ std::optional<Blocker> blocker_of(const FirewallRule& rule);
 // (`ip saddr S jump filter_IN_drop`, then `ip saddr S drop`). The zone, when
 // `previous` (the rule before `text` in its chain) is that jump.
 std::optional<std::string> firewalld_dispatch_zone(const std::string& text, const std::string& previous);
+
+// firewalld's policies to HOST render as chains filter_IN_policy_<P> (their
+// own target) and filter_IN_policy_<P>_{pre,log,deny,allow,post} (their rich
+// rules...); a zone named policy_<P> renders as the same names, and <P> may
+// itself end in _deny. The names the chain could stand for: the rest after
+// filter_IN_policy_, and that less a part's suffix. None for another chain.
+std::vector<std::string> firewalld_policy_candidates(const std::string& chain);
+
+// Whose a filter_IN_policy_ chain is, when exactly one of its readings has a
+// file: a policy <P> (/etc/firewalld/policies/<P>.xml in `policies`) or a zone
+// policy_<P> (/etc/firewalld/zones/policy_<P>.xml in `zones`); firewalld makes
+// policies only permanently, so a policy of its making has its file. Nullopt
+// when none or several do: ambiguous, the chain names itself, never a policy.
+struct FirewalldOwner {
+  std::string name;    // the blocker's name: "policy P", or the zone "policy_P"
+  std::string policy;  // P, for a policy; "" for a zone
+  bool rich = false;   // the rule is in a part chain (a rich rule's), not the owner's own target
+};
+std::optional<FirewalldOwner> firewalld_policy_owner(const std::string& chain,
+                                                     const std::vector<FirewalldZoneFile>& policies,
+                                                     const std::vector<FirewalldZoneFile>& zones);
+
+// Whether a policy's file holds the block: the client as the source of a rich
+// rule that drops or rejects (`owner.rich`), or its own target REJECT or DROP.
+// Nullopt for a zone, or when no file of the policy was read.
+std::optional<bool> firewalld_policy_permanent(const std::vector<FirewalldZoneFile>& policies,
+                                               const FirewalldOwner& owner, const std::string& address);
 
 // Whether firewalld's permanent configuration holds the block too: a zone
 // file of `zone` lists `address` as a source of the zone (`rich` false) or as

@@ -134,6 +134,8 @@ const char* kRemoteOnly =
     "firewalld accepts whatever arrives on lo (`iifname \"lo\" accept` first in its input chain): its blocks are "
     "met by remote clients only";
 
+const std::string kPolicy = "sshd_deny";  // firewalld-policy's policy
+
 }  // namespace
 
 const std::vector<Scenario>& firewalld_scenarios() {
@@ -187,6 +189,46 @@ const std::vector<Scenario>& firewalld_scenarios() {
              [](const Firewalld& firewalld) {
                if (!blank(firewalld.cmd({"--list-rich-rules"}).out))
                  throw failed("lift", "the rich rule", "firewalld still lists it");
+             });
+       },
+       {"firewalld", "firewall-cmd", "dbus-daemon"}, kRemoteOnly},
+      {"firewalld-policy",
+       "firewalld: a policy from ANY zone to HOST (permanent, reloaded) whose rich rule rejects the client's ssh; the "
+       "remedy lifts it",
+       [](Lab& lab) {
+         firewalld_block(
+             lab,
+             [](const Firewalld& firewalld, const ClientSide& c) {
+               // A policy's name may end like a part chain: `sshd_deny`'s deny chain is
+               // filter_IN_policy_sshd_deny_deny, which policy `sshd_deny_deny` would own too.
+               const std::string rich = "rule family=ipv4 source address=" + c.client4 + " service name=ssh reject";
+               firewalld.cmd_checked({"--permanent", "--new-policy=" + kPolicy});
+               // Ingress ANY: firewalld 1.3 dispatches a policy from a zone by that zone's own
+               // interfaces and sources only, and the lab binds none to the default zone.
+               firewalld.cmd_checked({"--permanent", "--policy=" + kPolicy, "--add-ingress-zone=ANY"});
+               firewalld.cmd_checked({"--permanent", "--policy=" + kPolicy, "--add-egress-zone=HOST"});
+               firewalld.cmd_checked({"--permanent", "--policy=" + kPolicy, "--add-rich-rule=" + rich});
+               firewalld.cmd_checked({"--reload"});
+               return Expectation{
+                   .verdict = Verdict::Firewall,
+                   .detail_says = "(written by firewalld: policy " + kPolicy + ")",
+                   .client_says = "Connection refused",
+                   .rule_backend = "nftables",
+                   .rule_says = "ip saddr " + c.client4 + " tcp dport 22 reject with icmp port-unreachable",
+                   .rule_certain = true,
+                   .blocker_tool = "firewalld", .blocker_name = "policy " + kPolicy, .blocker_rule_number = 0,
+                   .remedy_says = "firewall-cmd --policy=" + kPolicy + " '--remove-rich-rule=rule family=\"ipv4\" "
+                                  "source address=\"" + c.client4 + "\" service name=\"ssh\" reject' ; "
+                                  "firewall-cmd --permanent --policy=" + kPolicy,
+                   .rule_chain = "filter_IN_policy_" + kPolicy + "_deny"};
+             },
+             12,
+             [](const Firewalld& firewalld) {
+               for (const bool permanent : {false, true}) {
+                 std::vector<std::string> args{"--policy=" + kPolicy, "--list-rich-rules"};
+                 if (permanent) args.insert(args.begin(), "--permanent");
+                 if (!blank(firewalld.cmd(args).out)) throw failed("lift", "the policy's rich rule", "firewalld still lists it");
+               }
              });
        },
        {"firewalld", "firewall-cmd", "dbus-daemon"}, kRemoteOnly},

@@ -24,19 +24,33 @@ std::string word_after(const std::string& text, std::string_view option) {
   return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
+constexpr std::string_view kPolicyChain = "filter_IN_policy_";
+
+// The chain's name less a part's suffix (_pre, _log, _deny, _allow, _post), if it has one.
+std::optional<std::string> without_part(const std::string& name) {
+  const size_t last = name.rfind('_');
+  if (last == std::string::npos || last == 0) return std::nullopt;
+  const std::string suffix = name.substr(last + 1);
+  if (suffix == "pre" || suffix == "log" || suffix == "deny" || suffix == "allow" || suffix == "post")
+    return name.substr(0, last);
+  return std::nullopt;
+}
+
 // firewalld's nft chains: filter_IN_<zone> (the zone's own target: drop,
 // reject) and filter_IN_<zone>_{pre,log,deny,allow,post} (its rules).
+// A policy's chains (filter_IN_policy_...) are named by firewalld_policy_owner.
 std::optional<std::string> firewalld_zone(const std::string& chain) {
   constexpr std::string_view kPrefix = "filter_IN_";
-  if (!starts_with(chain, kPrefix) || chain.size() == kPrefix.size()) return std::nullopt;
+  if (!starts_with(chain, kPrefix) || chain.size() == kPrefix.size() || starts_with(chain, kPolicyChain))
+    return std::nullopt;
   const std::string rest = chain.substr(kPrefix.size());
-  const size_t last = rest.rfind('_');
-  if (last != std::string::npos && last > 0) {
-    const std::string suffix = rest.substr(last + 1);
-    if (suffix == "pre" || suffix == "log" || suffix == "deny" || suffix == "allow" || suffix == "post")
-      return rest.substr(0, last);
-  }
-  return rest;
+  return without_part(rest).value_or(rest);
+}
+
+// Whether any root has a file named `name` (firewalld writes none empty).
+bool has_file(const std::vector<FirewalldZoneFile>& files, const std::string& name) {
+  return std::any_of(files.begin(), files.end(),
+                     [&](const FirewalldZoneFile& file) { return file.zone == name && !file.xml.empty(); });
 }
 
 // Whether `xml` has `<source address="ADDRESS"/>` inside a <rule> element
@@ -81,6 +95,46 @@ std::optional<std::string> firewalld_dispatch_zone(const std::string& text, cons
   return zone;
 }
 
+std::vector<std::string> firewalld_policy_candidates(const std::string& chain) {
+  if (!starts_with(chain, kPolicyChain) || chain.size() == kPolicyChain.size()) return {};
+  const std::string rest = chain.substr(kPolicyChain.size());
+  std::vector<std::string> names{rest};
+  if (const auto base = without_part(rest)) names.push_back(*base);
+  return names;
+}
+
+std::optional<FirewalldOwner> firewalld_policy_owner(const std::string& chain,
+                                                     const std::vector<FirewalldZoneFile>& policies,
+                                                     const std::vector<FirewalldZoneFile>& zones) {
+  std::optional<FirewalldOwner> owner;
+  int readings = 0;
+  for (const std::string& name : firewalld_policy_candidates(chain)) {
+    if (has_file(policies, name)) ++readings, owner = FirewalldOwner{"policy " + name, name, chain != std::string(kPolicyChain) + name};
+    const std::string zone = "policy_" + name;
+    if (has_file(zones, zone)) ++readings, owner = FirewalldOwner{zone, "", chain != "filter_IN_" + zone};
+  }
+  if (readings != 1) return std::nullopt;  // none, or more than one: the chain's own name, no claim
+  return owner;
+}
+
+std::optional<bool> firewalld_policy_permanent(const std::vector<FirewalldZoneFile>& policies,
+                                               const FirewalldOwner& owner, const std::string& address) {
+  if (owner.policy.empty()) return std::nullopt;
+  std::optional<bool> permanent;
+  for (const FirewalldZoneFile& file : policies) {
+    if (file.zone != owner.policy || file.xml.empty()) continue;
+    // A rich rule of the policy's part chains, or its own target (<policy target="REJECT" ...>).
+    const size_t open = file.xml.find("<policy"), close = file.xml.find('>', open);
+    const std::string head = open == std::string::npos ? "" : file.xml.substr(open, close - open);
+    const bool held = owner.rich ? zone_file_lists(file.xml, address, true)
+                                 : head.find("target=\"REJECT\"") != std::string::npos ||
+                                       head.find("target=\"DROP\"") != std::string::npos ||
+                                       head.find("target=\"%%REJECT%%\"") != std::string::npos;
+    permanent = permanent.value_or(false) || held;
+  }
+  return permanent;
+}
+
 std::optional<bool> firewalld_permanent(const std::vector<FirewalldZoneFile>& files, const std::string& zone,
                                         const std::string& address, bool rich) {
   std::optional<bool> permanent;
@@ -97,6 +151,7 @@ std::optional<Blocker> blocker_of(const FirewallRule& rule) {
   if (const auto jail = fail2ban_jail_of(word_after(rule.text, "--match-set"))) return Blocker{"fail2ban", *jail, std::nullopt};
   if (starts_with(rule.chain, "ufw-") || starts_with(rule.chain, "ufw6-")) return Blocker{"ufw", rule.chain, std::nullopt};
   if (rule.table == "firewalld" || starts_with(rule.table, "firewalld")) {
+    // A policy's chain keeps its own name until firewalld's files say whose it is (firewall.cpp).
     const auto zone = firewalld_zone(rule.chain);
     return Blocker{"firewalld", zone ? *zone : rule.chain, std::nullopt};
   }
