@@ -175,6 +175,30 @@ struct {
 __u32 tracepoint_sees_timewait;
 
 /*
+ * The packet handle_listen_overflow_fexit just reported on this CPU (its skb
+ * address), 0 when none: tcp_v4_rcv()/tcp_v6_rcv() free it next, in the same
+ * softirq pass, with no reason before TCP_LISTEN_OVERFLOW (packet.bpf.h:
+ * fold_listen_overflow_drop). Userspace sets listen_overflow_fexit when it
+ * loads the fexit, so kfree_skb looks here only then.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} listen_overflow_packet SEC(".maps");
+
+const volatile __u8 listen_overflow_fexit = 0;
+
+/* The listener's sk_drops when tcp_check_req() began on this CPU (softirq: no nesting). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} listen_drops_before SEC(".maps");
+
+/*
  * Opens of a TCP wrappers file between sys_enter_openat and sys_exit_openat
  * (wrappers.bpf.h). Keyed by pid_tgid (one syscall at a time per thread);
  * LRU so that an entry whose exit never ran (a thread killed in between)

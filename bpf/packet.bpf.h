@@ -135,14 +135,39 @@ static __always_inline void fill_netfilter_evidence(struct rsttrace_tcp_event *e
 	}
 }
 
-/* The packet a reset answered (maps.bpf.h: answered_packet). */
-static __always_inline void remember_answered_packet(const struct sk_buff *skb)
+/*
+ * Per-CPU slots (maps.bpf.h) holding the packet a hook has just reported, for
+ * the hook that runs next on the same packet in the same softirq pass.
+ */
+static __always_inline void remember_packet(void *slot_map, const struct sk_buff *skb)
 {
 	__u32 zero = 0;
-	__u64 *slot = bpf_map_lookup_elem(&answered_packet, &zero);
+	__u64 *slot = bpf_map_lookup_elem(slot_map, &zero);
 
 	if (slot)
 		*slot = (__u64)skb;
+}
+
+/* Whether `skb` is the packet in the slot. Cleared by the next drop whatever
+ * it is: a slot left by a packet that was not dropped must never match a
+ * later packet at the same address. */
+static __always_inline bool take_packet(void *slot_map, const struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(slot_map, &zero);
+	bool same;
+
+	if (!slot || !*slot)
+		return false;
+	same = *slot == (__u64)skb;
+	*slot = 0;
+	return same;
+}
+
+/* The packet a reset answered (maps.bpf.h: answered_packet). */
+static __always_inline void remember_answered_packet(const struct sk_buff *skb)
+{
+	remember_packet(&answered_packet, skb);
 }
 
 /*
@@ -157,11 +182,7 @@ static __always_inline void remember_answered_packet(const struct sk_buff *skb)
  */
 static __always_inline void remember_timewait_reset(const struct sk_buff *skb)
 {
-	__u32 zero = 0;
-	__u64 *slot = bpf_map_lookup_elem(&timewait_reset_packet, &zero);
-
-	if (slot)
-		*slot = (__u64)skb;
+	remember_packet(&timewait_reset_packet, skb);
 }
 
 /* At tcp:tcp_send_reset with socket `state`: true when the fexit has reported this reset already. */
@@ -181,6 +202,26 @@ static __always_inline bool timewait_reset_reported(__u8 state, const struct sk_
 	return true;
 }
 
+/* The packet a full accept queue refused (handle_listen_overflow_fexit). */
+static __always_inline void remember_listen_overflow(const struct sk_buff *skb)
+{
+	remember_packet(&listen_overflow_packet, skb);
+}
+
+/*
+ * True when this drop is the free of the packet handle_listen_overflow_fexit
+ * has just reported as the drop (reasonless before 6.15): one event, not two.
+ * Counted as a drop seen and as folded.
+ */
+static __always_inline bool fold_listen_overflow_drop(const struct sk_buff *skb)
+{
+	if (!take_packet(&listen_overflow_packet, skb))
+		return false;
+	count(RSTTRACE_STAT_DROP);
+	count(RSTTRACE_STAT_FOLDED);
+	return true;
+}
+
 /*
  * True when this drop is the NO_SOCKET free of the packet a reported reset
  * just answered (core_fixes: drop_is_no_socket): one connection attempt is
@@ -188,17 +229,7 @@ static __always_inline bool timewait_reset_reported(__u8 state, const struct sk_
  */
 static __always_inline bool fold_answered_drop(const struct sk_buff *skb, __u32 reason)
 {
-	__u32 zero = 0;
-	__u64 *slot = bpf_map_lookup_elem(&answered_packet, &zero);
-	bool answered;
-
-	if (!slot || !*slot)
-		return false;
-	/* Cleared by the next drop whatever it is: a slot left by a packet that was
-	 * not dropped must never match a later packet at the same address. */
-	answered = *slot == (__u64)skb;
-	*slot = 0;
-	if (!answered || !drop_is_no_socket(reason))
+	if (!take_packet(&answered_packet, skb) || !drop_is_no_socket(reason))
 		return false;
 	count(RSTTRACE_STAT_DROP);
 	count(RSTTRACE_STAT_FOLDED);

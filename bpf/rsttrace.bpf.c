@@ -133,6 +133,73 @@ int BPF_PROG(handle_timewait_fexit, struct inet_timewait_sock *tw, struct sk_buf
 }
 
 /*
+ * net/ipv4/tcp_minisocks.c:
+ *   struct sock *tcp_check_req(struct sock *sk, struct sk_buff *skb,
+ *		struct request_sock *req, bool fastopen, bool *req_stolen);
+ * (6.15 added `enum skb_drop_reason *drop_reason`; only sk and skb are read,
+ * the return value with bpf_get_func_ret().) Called by tcp_v4_rcv() and
+ * tcp_v6_rcv() alike for a segment of a pending connection, with `sk` its
+ * listener. Hooked here, not on tcp_v4_syn_recv_sock() (where the queue
+ * test is): measured on Debian's 6.1, an fexit there does not attach
+ * (ENOTSUPP, bpftrace's kretfunc neither); here it does.
+ *
+ * A full accept queue: the handshake's completing segment makes
+ * syn_recv_sock() fail at sk_acceptq_is_full() (sk_ack_backlog >
+ * sk_max_ack_backlog, LISTENOVERFLOWS), which counts tcp_listendrop() on the
+ * listener's sk_drops, and tcp_check_req() returns NULL; the caller frees the
+ * segment with no reason and no socket before 6.15 (core_fixes:
+ * kernel_names_listen_overflow). So: NULL, the listener's sk_drops grew
+ * during the call (only that failure counts it there; the entry program
+ * notes it) and its queue is full. Reported as 6.15's kfree_skb reports the
+ * drop (the listener, its queue and backlog), with
+ * RSTTRACE_FLAG_LISTEN_OVERFLOW for the missing reason; the reasonless free
+ * that follows is folded (packet.bpf.h). A SYN-cookie ACK at a full queue
+ * (cookie_v4_check(), not this function) is not seen. Loaded where fexit
+ * works (collect/bpf_session.cpp), not where the reason exists.
+ */
+static __always_inline __u32 listener_drops(const struct sock *sk)
+{
+	return bpf_core_field_exists(sk->sk_drops) ? (__u32)READ_CORE(sk, sk_drops.counter) : 0;
+}
+
+SEC("?fentry/tcp_check_req")
+int BPF_PROG(handle_listen_overflow_entry, struct sock *sk)
+{
+	__u32 zero = 0;
+	__u32 *drops = bpf_map_lookup_elem(&listen_drops_before, &zero);
+
+	if (drops)
+		*drops = listener_drops(sk);
+	return 0;
+}
+
+SEC("?fexit/tcp_check_req")
+int BPF_PROG(handle_listen_overflow_fexit, struct sock *sk, struct sk_buff *skb)
+{
+	struct rsttrace_tcp_event e = {};
+	__u32 zero = 0;
+	__u32 *drops = bpf_map_lookup_elem(&listen_drops_before, &zero);
+	__u64 child = 1;
+
+	if (kernel_names_listen_overflow() || !drops || bpf_get_func_ret(ctx, &child) || child)
+		return 0;
+	if (READ_BTF(sk, __sk_common.skc_state) != TCP_LISTEN || listener_drops(sk) == *drops)
+		return 0;
+	if (READ_BTF(sk, sk_ack_backlog) <= READ_BTF(sk, sk_max_ack_backlog))
+		return 0;
+	if (!fill_packet_addresses(&e, skb, true) || !event_watched(&e))
+		return 0;
+	fill_sock_identity_btf(&e, sk);
+	e.flags |= RSTTRACE_FLAG_LISTEN_OVERFLOW;
+	if (skb->_skb_refdst)
+		e.flags |= RSTTRACE_FLAG_ROUTED;
+	fill_packet_device(&e, skb, true);
+	remember_listen_overflow(skb);
+	emit(&e, sk, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP);
+	return 0;
+}
+
+/*
  * Whether tcp:tcp_send_reset reports active resets on this kernel, asked at
  * start by userspace (collect/active_reset_probe.cpp): it loads this program
  * alone, sets active_reset_probe_port to the port its own client socket is
@@ -236,6 +303,8 @@ int BPF_PROG(handle_kfree_skb)
 	if (protocol != bpf_htons(ETH_P_IP) && protocol != bpf_htons(ETH_P_IPV6))
 		return 0;
 	if (kfree_skb_args >= 3 && fold_answered_drop(skb, (__u32)ctx[2]))
+		return 0;
+	if (listen_overflow_fexit && fold_listen_overflow_drop(skb))
 		return 0;
 	if (!fill_packet_addresses(&e, skb, skb->skb_iif != 0) || !event_watched(&e))
 		return 0;

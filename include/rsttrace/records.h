@@ -63,6 +63,8 @@ enum rsttrace_event_flags {
 	RSTTRACE_FLAG_BY_CLOSER = 1 << 7,     /* an active reset sent by the process closing the socket */
 	RSTTRACE_FLAG_KPROBE = 1 << 8,        /* seen by the tcp_send_active_reset kprobe (kernels before 6.10) */
 	RSTTRACE_FLAG_NETFILTER = 1 << 9,     /* drops: mark, ct_*, in_ifname and route_type below were read */
+	RSTTRACE_FLAG_LISTEN_OVERFLOW = 1 << 10, /* drops: seen by the fexit on tcp_check_req at a full accept
+						  * queue (kernels without TCP_LISTEN_OVERFLOW); no reason */
 };
 
 /* tcp_event.ct_state: conntrack's view of a dropped packet (skb->_nfct) */

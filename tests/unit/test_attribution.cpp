@@ -706,10 +706,11 @@ TEST_CASE_METHOD(Fixture, "a twist command of hosts.deny: the sshd child became 
 
 // Issue 15: kernel refusals, signals, one line per connection.
 
-TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog and that it was not accepting") {
+namespace {
+// The handshake's last ACK, dropped on sshd's listener with 3 waiting, backlog 2.
+TcpEvent ack_dropped_at_full_queue() {
   TcpEvent ack = event(EventKind::Drop, 10);
-  ack.reason = drop_reason("TCP_LISTEN_OVERFLOW");
-  ack.tcp_flags = 0x10;  // the handshake's last ACK
+  ack.tcp_flags = 0x10;
   ack.ingress = true;
   ack.sock_id = 0x3000;
   ack.tcp_state = state("LISTEN");
@@ -718,6 +719,13 @@ TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog a
   ack.owner_source = OwnerSource::Listen;
   ack.listen_backlog = 2;
   ack.accept_queue = 3;
+  return ack;
+}
+}  // namespace
+
+TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog and that it was not accepting") {
+  TcpEvent ack = ack_dropped_at_full_queue();
+  ack.reason = drop_reason("TCP_LISTEN_OVERFLOW");
   const auto report = judge({ack});
   REQUIRE(report);
   CHECK(report->verdict == Verdict::Kernel);
@@ -725,6 +733,22 @@ TEST_CASE_METHOD(Fixture, "a full accept queue names the listener, its backlog a
         "the accept queue of sshd[800] on 127.0.0.1:22 was full (3 waiting, backlog 2): it was not accepting connections "
         "(stopped, stuck or too slow), and the kernel dropped 1 packet from 127.0.0.2:40022 (TCP_LISTEN_OVERFLOW; nstat "
         "TcpExtListenOverflows)");
+}
+
+// Before 6.15 the drop has no reason: the fexit on tcp_check_req saw the full queue.
+TEST_CASE_METHOD(Fixture, "a full accept queue seen by the tcp_check_req fexit gets the same verdict, without a reason") {
+  TcpEvent ack = ack_dropped_at_full_queue();
+  ack.listen_overflow = true;
+  auto report = judge({ack});
+  REQUIRE(report);
+  CHECK(report->verdict == Verdict::Kernel);
+  CHECK(report->detail ==
+        "the accept queue of sshd[800] on 127.0.0.1:22 was full (3 waiting, backlog 2): it was not accepting connections "
+        "(stopped, stuck or too slow), and the kernel dropped 1 packet from 127.0.0.2:40022 (no drop reason on this "
+        "kernel: tcp_check_req found the queue full; nstat TcpExtListenOverflows)");
+  // Without the fexit's mark, the same reasonless drop of an ACK is a teardown drop: no line.
+  ack.listen_overflow = false;
+  CHECK_FALSE(judge({ack}));
 }
 
 TEST_CASE_METHOD(Fixture, "reverse-path filtering is named in words, its reason once") {

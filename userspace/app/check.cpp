@@ -113,6 +113,12 @@ int run_check() {
   row("fexit (inet_csk_accept, do_filp_open)", function_hooks ? "works" : "no (" + function_hooks.reason() + ")");
   const Result<void> timewait_hook = probe_timewait_hook();
   row("fexit (tcp_timewait_state_process)", timewait_hook ? "works" : "no (" + timewait_hook.reason() + ")");
+  // Issue 15: a full accept queue's drop, where kfree_skb has no TCP_LISTEN_OVERFLOW.
+  const bool overflow_named = names.drop_reasons.value("TCP_LISTEN_OVERFLOW").has_value();
+  const Result<void> overflow_hooks = overflow_named ? Result<void>{} : probe_listen_overflow_hooks();
+  row("fexit (tcp_check_req)", overflow_named ? "not needed: kfree_skb names TCP_LISTEN_OVERFLOW"
+                                         : overflow_hooks ? "works: a full accept queue's drop is named"
+                                                          : "no (" + overflow_hooks.reason() + ")");
   // Measured, not inferred from the shape: a session runs it when the shape leaves it open.
   const Result<ActiveResetCoverage> coverage = probe_active_reset_coverage(TracepointShapes::from_btf(types));
   row("active reset (close, SO_LINGER 0)", coverage ? coverage->how : "unknown: " + coverage.reason());
@@ -122,6 +128,7 @@ int run_check() {
     SessionConfig config{{22}, 0, 1u << 16, tracefs.ok(), false};
     config.function_hooks = function_hooks.ok();
     config.timewait_hook = timewait_hook.ok();
+    config.listen_overflow_hooks = !overflow_named && overflow_hooks.ok();
     BpfSession session(config,
                        TracepointShapes::from_btf(types),
                        [](std::span<const std::byte>) {});

@@ -100,6 +100,13 @@ void TraceSession::start() {
   else
     spdlog::debug("no fexit on tcp_timewait_state_process ({}): a TIME_WAIT socket's reset is seen only where "
                   "tcp:tcp_send_reset shows it (6.10+)", timewait.reason());
+  if (!kernel_.names.drop_reasons.value("TCP_LISTEN_OVERFLOW")) {
+    if (const Result<void> overflow = probe_listen_overflow_hooks(); overflow.ok())
+      config.listen_overflow_hooks = true;
+    else
+      spdlog::debug("no fexit on tcp_check_req ({}): a full accept queue's drop is unnamed before 6.15",
+                    overflow.reason());
+  }
   session_.emplace(config,
                    kernel_.tracepoints, [this](std::span<const std::byte> bytes) { on_record(bytes); });
   malloc_trim(0);  // and libbpf's copy: RSS is watched on long runs

@@ -22,6 +22,7 @@ std::string describe_evidence(const KernelNames& names, const TcpEvent& event) {
       break;
   }
   if (reason) text += " (" + *reason + ")";
+  else if (event.listen_overflow) text += " (at a full accept queue; no drop reason on this kernel)";
   if (event.tcp_flags) text += ", packet flags " + format_tcp_flags(*event.tcp_flags);
   if (auto state = state_name(names, event)) text += ", socket in " + *state;
   if (event.owner)

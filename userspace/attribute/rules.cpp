@@ -103,7 +103,7 @@ class Judge {
   // duplicate or old segments): not a failure of the connection.
   bool only_teardown_drops() const {
     return std::all_of(group_.begin(), group_.end(), [&](const TcpEvent& e) {
-      if (e.kind != EventKind::Drop || is_syn(e)) return false;
+      if (e.kind != EventKind::Drop || is_syn(e) || e.listen_overflow) return false;
       static const char* const failures[] = {"TCP_LISTEN_OVERFLOW", "TCP_REQQFULLDROP", "SOCKET_BACKLOG",
                                              "SOCKET_RCVBUFF",      "PROTO_MEM",        "TCP_RFC7323_PAWS",
                                              "TCP_INVALID_SEQUENCE", "TCP_INVALID_ACK_SEQUENCE", "TCP_MD5",
@@ -548,6 +548,9 @@ class Judge {
 
   // Packets dropped for a reason of the kernel's own.
   std::optional<Attribution> kernel_drop() const {
+    // Before 6.15 the fexit on tcp_check_req names a full accept queue's drop (no reason).
+    if (const TcpEvent* overflow = find([](const TcpEvent& e) { return e.kind == EventKind::Drop && e.listen_overflow; }))
+      return accept_queue_full(*overflow);
     const TcpEvent* drop = find([](const TcpEvent& e) { return e.kind == EventKind::Drop; });
     if (!drop) return std::nullopt;
     const std::string name = reason(*drop).empty() ? "no reason given" : reason(*drop);
@@ -557,15 +560,19 @@ class Judge {
   }
 
   // The listener's accept queue was full (kfree_skb TCP_LISTEN_OVERFLOW on
-  // the listening socket, 6.15+): its owner did not accept() (stopped, stuck
-  // or too slow). The client's ACK was dropped: it believes it is connected.
+  // the listening socket, 6.15+; before, the fexit on tcp_check_req: no
+  // socket, a listen drop counted inside, a full queue): its owner did not accept() (stopped,
+  // stuck or too slow). The client's ACK was dropped: it believes it is connected.
   Attribution accept_queue_full(const TcpEvent& drop) const {
     std::string who = drop.owner ? process_text(*drop.owner) : std::string("the listener");
     std::string detail = cat("the accept queue of ", who, " on ", local(drop), " was full (",
                              std::to_string(drop.accept_queue), " waiting, backlog ", std::to_string(drop.listen_backlog),
                              "): it was not accepting connections (stopped, stuck or too slow), and the kernel dropped ",
                              plural(group_.size(), "packet"), " from ", remote(drop),
-                             " (TCP_LISTEN_OVERFLOW; nstat TcpExtListenOverflows)");
+                             drop.listen_overflow && !drop.reason
+                                 ? " (no drop reason on this kernel: tcp_check_req found the queue full; nstat "
+                                   "TcpExtListenOverflows)"
+                                 : " (TCP_LISTEN_OVERFLOW; nstat TcpExtListenOverflows)");
     return make(drop, Verdict::Kernel, std::move(detail));
   }
 

@@ -96,6 +96,10 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
   bpf_program__set_autoload(skel_->progs.handle_open_fexit, config.function_hooks);
   // TIME_WAIT resets, which tcp:tcp_send_reset shows only from 6.10 (it stops itself there: packet.bpf.h).
   bpf_program__set_autoload(skel_->progs.handle_timewait_fexit, config.timewait_hook);
+  // A full accept queue's drop before TCP_LISTEN_OVERFLOW (6.15); kfree_skb folds its reasonless free.
+  bpf_program__set_autoload(skel_->progs.handle_listen_overflow_entry, config.listen_overflow_hooks);
+  bpf_program__set_autoload(skel_->progs.handle_listen_overflow_fexit, config.listen_overflow_hooks);
+  skel_->rodata->listen_overflow_fexit = config.listen_overflow_hooks ? 1 : 0;
   if (!config.syscall_tracepoints || config.function_hooks) {
     bpf_program__set_autoload(skel_->progs.handle_accept4_exit, false);
     bpf_program__set_autoload(skel_->progs.handle_accept_exit, false);

@@ -42,6 +42,9 @@ struct SessionConfig {
   // TIME_WAIT resets on fexit of tcp_timewait_state_process (bpf/packet.bpf.h):
   // set when probe_timewait_hook() works.
   bool timewait_hook = false;
+  // A full accept queue's drop on fentry/fexit of tcp_check_req, on kernels
+  // without TCP_LISTEN_OVERFLOW: set when probe_listen_overflow_hooks() works there.
+  bool listen_overflow_hooks = false;
 };
 
 class BpfSession : public StormCounters {

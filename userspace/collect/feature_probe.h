@@ -30,6 +30,12 @@ inline Result<void> probe_function_hooks() { return probe_programs(kFunctionHook
 // tcp_timewait_state_process, where the kernel runs it (a kernel without that
 // function in its BTF only loses these resets).
 inline Result<void> probe_timewait_hook() { return probe_program("handle_timewait_fexit", nullptr); }
+// A full accept queue's drop, which kfree_skb names (TCP_LISTEN_OVERFLOW) only
+// from 6.15: fentry and fexit on tcp_check_req, where the kernel runs them
+// (bpf/rsttrace.bpf.c). Not wanted where the reason exists.
+inline const std::vector<std::string> kListenOverflowPrograms = {"handle_listen_overflow_entry",
+                                                                 "handle_listen_overflow_fexit"};
+inline Result<void> probe_listen_overflow_hooks() { return probe_programs(kListenOverflowPrograms, nullptr); }
 
 // Whether tcp:tcp_send_reset reports active resets (close() with SO_LINGER 0,
 // disconnect, unread data) on this kernel: true or false with `how` it was

@@ -109,6 +109,7 @@ DecodeResult decode_tcp_event(const rsttrace_tcp_event& raw, const WatchedPorts*
   event.full_socket = raw.flags & RSTTRACE_FLAG_FULLSOCK;
   event.sent_by_closer = raw.flags & RSTTRACE_FLAG_BY_CLOSER;
   event.from_kprobe = raw.flags & RSTTRACE_FLAG_KPROBE;
+  event.listen_overflow = raw.flags & RSTTRACE_FLAG_LISTEN_OVERFLOW;
   if (raw.flags & RSTTRACE_FLAG_PACKET) {
     event.tcp_flags = raw.tcp_flags;
     event.tcp_seq = raw.tcp_seq;

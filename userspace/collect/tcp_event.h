@@ -62,6 +62,7 @@ struct TcpEvent {
   bool full_socket = false;
   bool sent_by_closer = false;  // an active reset from close()/disconnect in the owner's task
   bool from_kprobe = false;     // seen by the tcp_send_active_reset kprobe (kernels before 6.10)
+  bool listen_overflow = false; // a drop at a full accept queue, seen by the tcp_check_req fexit (no reason: before 6.15)
   uint64_t bytes_received = 0;
   uint64_t bytes_acked = 0;
   uint32_t unread_bytes = 0;
