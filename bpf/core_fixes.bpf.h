@@ -110,9 +110,16 @@ static __always_inline bool drop_is_no_socket(__u32 reason)
  * and handle_listen_overflow_fexit reports it instead: where the reason
  * exists, the fexit stops at once (kfree_skb reports the drop, once).
  */
+/* A flavor of the enum: older vmlinux headers (the checked-in arm64 one) lack the value;
+ * libbpf matches it by its name without the ___ suffix, in the running kernel's BTF. */
+enum skb_drop_reason___listen_overflow {
+	SKB_DROP_REASON_TCP_LISTEN_OVERFLOW___listen_overflow = 1,
+};
+
 static __always_inline bool kernel_names_listen_overflow(void)
 {
-	return bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_TCP_LISTEN_OVERFLOW);
+	return bpf_core_enum_value_exists(enum skb_drop_reason___listen_overflow,
+					  SKB_DROP_REASON_TCP_LISTEN_OVERFLOW___listen_overflow);
 }
 
 /*
