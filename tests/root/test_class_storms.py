@@ -210,9 +210,14 @@ class ClassStormTest(unittest.TestCase):
             count = sum(sent.values())
             wait_until(lambda: rule_packets() - dropped_before == count, 30, "the rule to count every SYN")
             # The metrics' top peers count a class storm's connections under its top peers: the
-            # heavy peer is in the top 10 of every line, so all of its connections are there.
-            wait_until(lambda: top_on_page("rsttrace_top_remote_events").get(HEAVY_PEER) == sent[HEAVY_PEER], 30,
-                       f"the metrics page to count {sent[HEAVY_PEER]} connections from {HEAVY_PEER}")
+            # heavy peer is in the top 10 of every line, so all of its connections are there
+            # (estimated within a third where the storm sampled its peers: a fast machine's python).
+            def heavy_counted():
+                counted = top_on_page("rsttrace_top_remote_events").get(HEAVY_PEER, 0)
+                if any(r["peer_sampling"] > 1 for r in class_lines(rt)):
+                    return abs(counted - sent[HEAVY_PEER]) <= sent[HEAVY_PEER] / 3
+                return counted == sent[HEAVY_PEER]
+            wait_until(heavy_counted, 30, f"the metrics page to count {sent[HEAVY_PEER]} connections from {HEAVY_PEER}")
             prefixes = top_on_page("rsttrace_top_prefix_events")
             self.assertEqual(max(prefixes, key=prefixes.get), str(HOT_PREFIX), prefixes)
             self.stop_when_storms_ended(rt)

@@ -286,7 +286,8 @@ Sshd::~Sshd() = default;
 
 std::vector<std::string> Sshd::userland_exec(const std::vector<std::string>& argv) const {
   std::vector<std::string> full{"nsenter", "-t", std::to_string(pid()), "-m", "-n"};
-  if (ns_.userland().userland == Userland::Debian13) full.push_back("-r");
+  // -w too: in its root the old working directory does not exist (sh: getcwd() failed).
+  if (ns_.userland().userland == Userland::Debian13) full.insert(full.end(), {"-r", "-w"});
   full.push_back("--");
   full.insert(full.end(), argv.begin(), argv.end());
   return full;
