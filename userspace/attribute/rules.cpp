@@ -462,18 +462,19 @@ class Judge {
       // Whether the peer's late segment meets the closed full socket (FIN_WAIT2:
       // not_sshd) or its TIME_WAIT successor is a race of the kernel's: one verdict.
       // (Only a connection the server closed first leaves it a TIME_WAIT socket.)
-      const std::string late = "a later segment from " + remote(shown) + " met its TIME_WAIT socket (" + reason(*reset) + ")";
-      if (seen->server_closed_first() && !is_sshd_family(shown.owner->comm))
-        return owner_report(shown, Verdict::Unknown,
-                            "the local process " + process_text(*shown.owner) + " on " + local(shown) +
-                                " had closed it; " + late + "; it is not sshd");
-      // sshd closed it for a reason none of the sshd rules above names: as sshd_closed.
-      if (seen->server_closed_first())
+      if (seen->server_closed_first()) {
+        const std::string late = "a later segment from " + remote(shown) + " met its TIME_WAIT socket (" + reason(*reset) + ")";
+        if (!is_sshd_family(shown.owner->comm))
+          return owner_report(shown, Verdict::Unknown,
+                              "the local process " + process_text(*shown.owner) + " on " + local(shown) +
+                                  " had closed it; " + late + "; it is not sshd");
+        // sshd closed it for a reason none of the sshd rules above names: as sshd_closed.
         return owner_report(shown, Verdict::Sshd,
                             process_text(*shown.owner) + " " + closing_words(seen->closer_exiting, seen->closer_exit_code) +
                                 " the connection (" + plural(seen->bytes_received, "byte") + " received, " +
                                 plural(seen->bytes_acked, "byte") + " sent) " +
                                 seconds(reset->monotonic_ns - seen->closed_ns) + " before " + late);
+      }
       detail += "; " + process_text(*shown.owner) + " had closed it";
     }
     Attribution report = make(shown, Verdict::Kernel, detail);
