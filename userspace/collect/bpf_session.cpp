@@ -10,7 +10,6 @@
 #include <optional>
 #include <spdlog/spdlog.h>
 
-#include "collect/embedded_object.h"
 #include "collect/feature_probe.h"
 #include "collect/kernel_btf.h"
 #include "collect/top_counts.h"
@@ -129,10 +128,6 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
     links_.emplace_back(link);
     attached_.push_back(program_title(prog));
   }
-
-  size_t object_size = 0;
-  const void* object = rsttrace_bpf__elf_bytes(&object_size);  // sets the size: called before it is read
-  release_embedded_object_pages(object, object_size);
 
   if (config.program_stats) {
     stats_fd_.reset(bpf_enable_stats(BPF_STATS_RUN_TIME));

@@ -14,7 +14,6 @@
 #include <memory>
 #include <thread>
 
-#include "collect/embedded_object.h"
 #include "collect/kernel_btf.h"
 #include "error.h"
 #include "fd.h"
@@ -42,11 +41,7 @@ Result<std::pair<Skeleton, std::vector<bpf_program*>>> open_for(const std::vecto
     return Failure{"no program " + (programs.empty() ? std::string("given") : programs.front())};
   skel->rodata->tcp_send_reset_args = static_cast<__u8>(shapes.tcp_send_reset.value_or(2));
   skel->rodata->kfree_skb_args = static_cast<__u8>(shapes.kfree_skb.value_or(2));
-  const int err = rsttrace_bpf__load(skel.get());
-  size_t object_size = 0;
-  const void* object = rsttrace_bpf__elf_bytes(&object_size);  // sets the size: called before it is read
-  release_embedded_object_pages(object, object_size);
-  if (err) return Failure{"load: " + errno_text(err)};
+  if (int err = rsttrace_bpf__load(skel.get())) return Failure{"load: " + errno_text(err)};
   return std::pair{std::move(skel), std::move(targets)};
 }
 
