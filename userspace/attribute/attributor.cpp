@@ -77,28 +77,37 @@ void Attributor::remember_netfilter_drop(const TcpEvent& event) {
   drops.push_back(NetfilterDrop::of(event));
 }
 
+namespace {
+
+// The facts a netfilter drop keeps, copied either way (the same names in both).
+template <typename To, typename From>
+void copy_drop_facts(To& to, const From& from) {
+  to.monotonic_ns = from.monotonic_ns;
+  to.netns = from.netns;
+  to.family = from.family;
+  to.local = from.local;
+  to.remote = from.remote;
+  to.reason = from.reason;
+  to.tcp_flags = from.tcp_flags;
+  to.ingress = from.ingress;
+  to.routed = from.routed;
+  to.tcp_seq = from.tcp_seq;
+  to.ifindex = from.ifindex;
+  to.netfilter = from.netfilter;
+}
+
+}  // namespace
+
 Attributor::NetfilterDrop Attributor::NetfilterDrop::of(const TcpEvent& drop) {
-  return NetfilterDrop{.monotonic_ns = drop.monotonic_ns, .netns = drop.netns, .family = drop.family, .local = drop.local,
-                       .remote = drop.remote, .reason = drop.reason, .tcp_flags = drop.tcp_flags,
-                       .ingress = drop.ingress, .routed = drop.routed, .tcp_seq = drop.tcp_seq,
-                       .ifindex = drop.ifindex, .netfilter = drop.netfilter};
+  NetfilterDrop facts;
+  copy_drop_facts(facts, drop);
+  return facts;
 }
 
 TcpEvent Attributor::NetfilterDrop::event() const {
   TcpEvent drop;
   drop.kind = EventKind::Drop;
-  drop.monotonic_ns = monotonic_ns;
-  drop.netns = netns;
-  drop.family = family;
-  drop.local = local;
-  drop.remote = remote;
-  drop.reason = reason;
-  drop.tcp_flags = tcp_flags;
-  drop.ingress = ingress;
-  drop.routed = routed;
-  drop.tcp_seq = tcp_seq;
-  drop.ifindex = ifindex;
-  drop.netfilter = netfilter;
+  copy_drop_facts(drop, *this);
   return drop;
 }
 
