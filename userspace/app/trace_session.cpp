@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/privileges.h"
+#include "app/startup_pages.h"
 #include "clock.h"
 #include "collect/drain_pacing.h"
 #include "collect/feature_probe.h"
@@ -148,6 +149,7 @@ void TraceSession::start() {
   publish_metrics(true);
   metrics_.serve();
   if (options_.metrics) spdlog::info("serving metrics at http://{}/metrics", options_.metrics->text());
+  release_startup_pages();  // RSS from here on: what the trace loop touches (app/startup_pages.h)
   ready_.write();
 
   std::string ports;

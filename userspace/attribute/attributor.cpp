@@ -72,9 +72,43 @@ void Attributor::remember_netfilter_drop(const TcpEvent& event) {
   ConnectionKey key = ConnectionKey::of(event);
   key.netns = 0;  // the client's end may be in another namespace of this host
   if (netfilter_drops_.size() >= kMaxNetfilterDrops) netfilter_drops_.clear();  // bounded: a flood forgets
-  std::vector<TcpEvent>& drops = netfilter_drops_[key];
+  std::vector<NetfilterDrop>& drops = netfilter_drops_[key];
   if (drops.size() >= kDropsPerConnection) drops.erase(drops.begin());
-  drops.push_back(event);
+  drops.push_back(NetfilterDrop::of(event));
+}
+
+namespace {
+
+// The facts a netfilter drop keeps, copied either way (the same names in both).
+template <typename To, typename From>
+void copy_drop_facts(To& to, const From& from) {
+  to.monotonic_ns = from.monotonic_ns;
+  to.netns = from.netns;
+  to.family = from.family;
+  to.local = from.local;
+  to.remote = from.remote;
+  to.reason = from.reason;
+  to.tcp_flags = from.tcp_flags;
+  to.ingress = from.ingress;
+  to.routed = from.routed;
+  to.tcp_seq = from.tcp_seq;
+  to.ifindex = from.ifindex;
+  to.netfilter = from.netfilter;
+}
+
+}  // namespace
+
+Attributor::NetfilterDrop Attributor::NetfilterDrop::of(const TcpEvent& drop) {
+  NetfilterDrop facts;
+  copy_drop_facts(facts, drop);
+  return facts;
+}
+
+TcpEvent Attributor::NetfilterDrop::event() const {
+  TcpEvent drop;
+  drop.kind = EventKind::Drop;
+  copy_drop_facts(drop, *this);
+  return drop;
 }
 
 // A peer's reset that netfilter built on this host: REJECT --reject-with
@@ -90,9 +124,9 @@ void Attributor::add_netfilter_reset(Attribution& report) {
   key.netns = 0;
   const auto found = netfilter_drops_.find(key);
   if (found == netfilter_drops_.end()) return;
-  const TcpEvent* nearest = nullptr;
+  const NetfilterDrop* nearest = nullptr;
   int64_t gap_ns = 0;
-  for (const TcpEvent& drop : found->second) {
+  for (const NetfilterDrop& drop : found->second) {
     const int64_t gap = static_cast<int64_t>(reset.monotonic_ns - drop.monotonic_ns);
     if (!(drop.local == reset.remote && drop.remote == reset.local) || gap < -kNetfilterResetSkewNs ||
         gap > kNetfilterResetWindowNs)
@@ -100,8 +134,8 @@ void Attributor::add_netfilter_reset(Attribution& report) {
     if (!nearest || std::llabs(gap) < std::llabs(gap_ns)) nearest = &drop, gap_ns = gap;
   }
   if (!nearest) return;
-  const TcpEvent& drop = *nearest;
-  report.netfilter_reset_drop = drop;
+  const NetfilterDrop& drop = *nearest;
+  report.netfilter_reset_drop = drop.event();
   report.needs_provenance = true;
   const char* hook = drop.routed ? "input" : "prerouting";
   report.detail += "; netfilter on this host built this reset (REJECT with tcp-reset: no tcp_send_reset fired): it "
