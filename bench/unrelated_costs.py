@@ -50,13 +50,7 @@ FLOOD_THREADS = int(os.environ.get("FLOOD_THREADS", "1"))
 
 
 class LoggedRsttrace(bench.Rsttrace):
-    """rsttrace, and the start-up line that says which accept/open hooks it attached."""
-
-    def hooks_line(self):
-        for line in open(os.path.join(bench.WORK, "rsttrace.log"), errors="replace"):
-            if "accept() and wrapper-file opens" in line:
-                return line.strip()
-        return "(no start-up line about accept() and opens)"
+    """rsttrace, and its start-up lines (which accept/open hooks it attached)."""
 
     def startup_lines(self):
         """Its start-up's info and warning lines (what it attached, what this kernel lacks)."""
