@@ -530,15 +530,15 @@ def write_report(results, costs, soak):
 def run_floods():
     """BENCH_SUITE=floods: issue 17's workloads, configurations alternating (A B A B) in each round."""
     results = []
-    configs = [Observer(), Rsttrace(), Rsttrace(["--storm-threshold", "0"], name=PER_CONNECTION),
+    # The floor (empty programs on the same hooks) in every workload: what any observer on
+    # these hooks pays, so that rsttrace's own work is measured apart (rsttrace against it).
+    configs = [Observer(), Rsttrace(), EmptyHooks(), Rsttrace(["--storm-threshold", "0"], name=PER_CONNECTION),
                Rsttrace(["--no-syscall-tracepoints"], name=NO_SYSCALLS), Tcpdump()]
     for workload in FLOOD_MODES:
         drop_rule(workload == "dist_drop_flood")
         for round_number in range(ROUNDS):
             for observer in configs:
                 if workload in ("syscalls", "pingpong") and observer.name == PER_CONNECTION:
-                    continue
-                if workload.startswith("dist_") and observer.name == NO_SYSCALLS:
                     continue
                 record = measure(workload, observer)
                 record["round"] = round_number
@@ -590,7 +590,7 @@ def write_floods_report(results):
              "| kernel count | rsttrace connections | lost | balanced |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for workload in FLOOD_MODES:
-        for config in ("baseline", "rsttrace", PER_CONNECTION, NO_SYSCALLS, "tcpdump"):
+        for config in ("baseline", "rsttrace", EMPTY_HOOKS, PER_CONNECTION, NO_SYSCALLS, "tcpdump"):
             rows = [r for r in results if r["workload"] == workload and r["config"] == config]
             if not rows:
                 continue
@@ -602,8 +602,15 @@ def write_floods_report(results):
                 kernel, seen, lost, balanced = flood_accounting(rows)
             lines.append(f"| {workload} | {config} | {fmt(stats([r['rate'] for r in rows]), digits=0)} | {vs} | {cpu} "
                          f"| {rss} | {kernel} | {seen} | {lost} | {balanced} |")
+    lines += ["", "rsttrace against the floor (empty programs on the same hooks) in the same rounds: the cost of "
+              "its own work, apart from the hooks' dispatch and the syscall slow path (min / median / max):", ""]
+    for workload in FLOOD_MODES:
+        ratios = ratio_rows(results, workload, "rsttrace", EMPTY_HOOKS)
+        if ratios:
+            lines.append(f"- {workload}: {fmt(stats(ratios), percent=True)}")
     lines.append("")
-    path = os.path.join(ROOT, "bench", "results", f"{today}-floods.md")
+    # BENCH_TAG: a second run on one day gets its own file instead of replacing the first.
+    path = os.path.join(ROOT, "bench", "results", f"{today}-floods{os.environ.get('BENCH_TAG', '')}.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))
     with open(path.replace(".md", ".json"), "w") as f:
