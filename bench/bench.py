@@ -548,6 +548,30 @@ def run_floods():
     return results
 
 
+def flood_kernel_count(record):
+    """A flood's connections as the kernel counted them in the bench namespace."""
+    return record["kernel_resets"] if record["workload"] == "dist_reset_flood" else record["nft_drops"]
+
+
+def flood_connections(record):
+    """A flood's connections as rsttrace told them: event lines + storm lines' `connections`."""
+    return record["summary"]["events"] + record["summary"].get("storm_connections", 0)
+
+
+def flood_balanced(record):
+    s, k = record["summary"], record["summary"]["kernel"]
+    return (flood_connections(record) == flood_kernel_count(record) and s["lost"] == 0
+            and s["packets"] + s["absorbed"] + s["ignored"] == k["emitted"]
+            and s.get("aggregated", 0) == k.get("aggregated", 0))
+
+
+def flood_accounting(rows):
+    """The floods table's cells over a configuration's rounds: kernel count, rsttrace's
+    connections, lost (sums), balanced in every round."""
+    return (f"{sum(map(flood_kernel_count, rows)):,}", f"{sum(map(flood_connections, rows)):,}",
+            f"{sum(r['summary'].get('lost', 0) for r in rows):,}", "yes" if all(map(flood_balanced, rows)) else "NO")
+
+
 def write_floods_report(results):
     today = datetime.date.today().isoformat()
     lines = [f"# rsttrace flood benchmarks (issue 17), {today}", "",
@@ -575,20 +599,7 @@ def write_floods_report(results):
             rss = fmt(stats([r["hwm_kb"] / 1024 for r in rows])) if "hwm_kb" in rows[0] else "-"
             kernel, seen, lost, balanced = "-", "-", "-", "-"
             if config.startswith("rsttrace") and workload.startswith("dist_"):
-                def counted(r):
-                    return r["kernel_resets"] if workload == "dist_reset_flood" else r["nft_drops"]
-
-                def connections(r):
-                    return r["summary"]["events"] + r["summary"].get("storm_connections", 0)
-
-                def balanced_round(r):
-                    s, k = r["summary"], r["summary"]["kernel"]
-                    return (connections(r) == counted(r) and s["lost"] == 0
-                            and s["packets"] + s["absorbed"] + s["ignored"] == k["emitted"]
-                            and s.get("aggregated", 0) == k.get("aggregated", 0))
-                kernel, seen = f"{sum(map(counted, rows)):,}", f"{sum(map(connections, rows)):,}"
-                lost = f"{sum(r['summary'].get('lost', 0) for r in rows):,}"
-                balanced = "yes" if all(map(balanced_round, rows)) else "NO"
+                kernel, seen, lost, balanced = flood_accounting(rows)
             lines.append(f"| {workload} | {config} | {fmt(stats([r['rate'] for r in rows]), digits=0)} | {vs} | {cpu} "
                          f"| {rss} | {kernel} | {seen} | {lost} | {balanced} |")
     lines += ["", "rsttrace against the floor (empty programs on the same hooks) in the same rounds: the cost of "

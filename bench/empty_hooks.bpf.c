@@ -46,3 +46,20 @@ int handle_openat_enter(void *ctx) { return 0; }
 
 SEC("tp/syscalls/sys_exit_openat")
 int handle_openat_exit(void *ctx) { return 0; }
+
+/* Where the kernel has fentry/fexit (Debian's 6.1): rsttrace's optional hooks
+ * ("?": loaded only when rsttrace_empty_hooks is asked for them). */
+SEC("?fexit/tcp_timewait_state_process")
+int BPF_PROG(handle_timewait_fexit) { return 0; }
+
+SEC("?fentry/tcp_check_req")
+int BPF_PROG(handle_listen_overflow_entry) { return 0; }
+
+SEC("?fexit/tcp_check_req")
+int BPF_PROG(handle_listen_overflow_fexit) { return 0; }
+
+SEC("?fexit/inet_csk_accept")
+int BPF_PROG(handle_accept_fexit) { return 0; }
+
+SEC("?fexit/do_filp_open")
+int BPF_PROG(handle_open_fexit) { return 0; }

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
       bpf_program__set_autoload(program, false);
       continue;
     }
+    bpf_program__set_autoload(program, true);  // "?" sections (fentry/fexit) load only when named
     const bpf_program* twin = bpf_object__find_program_by_name(reference->obj, name.c_str());
     if (!twin || std::strcmp(bpf_program__section_name(twin), bpf_program__section_name(program)) != 0) {
       std::fprintf(stderr, "rsttrace_empty_hooks: failed to mirror %s: rsttrace's program is in section %s\n",
