@@ -112,26 +112,80 @@ static __always_inline void count_class_peers(const struct rsttrace_tcp_event *e
 	count_class_peer(&class_prefixes, &peer, false, weight);
 }
 
+static __always_inline bool same_storm_key(const struct rsttrace_storm_key *a, const struct rsttrace_storm_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	__u32 differ = 0;
+	int i;
+
+	for (i = 0; i < (int)(sizeof(*a) / sizeof(__u32)); i++)
+		differ |= x[i] ^ y[i];
+	return !differ;
+}
+
+/*
+ * `key`'s storm slot, as storm_keys holds it (active 0: none), through this
+ * CPU's last lookup (maps.bpf.h: storm_lookup_cache). A stale answer is as
+ * stale as a lookup made just before userspace's change: the generation is
+ * bumped after it, so every program run that starts later sees the change.
+ */
+static __always_inline struct rsttrace_storm_slot find_storm_slot(const struct rsttrace_storm_key *key)
+{
+	struct rsttrace_storm_slot found = {}, *slot;
+	__u64 generation = *(volatile __u64 *)&storm_keys_generation;
+	struct storm_lookup *last;
+	__u32 zero = 0, seq;
+
+	last = bpf_map_lookup_elem(&storm_lookup_cache, &zero);
+	if (!last)
+		return found;
+	seq = *(volatile __u32 *)&last->seq;
+	barrier();
+	if (seq & 1) { /* this run interrupted one writing the entry: leave it to that one */
+		slot = bpf_map_lookup_elem(&storm_keys, key);
+		return slot ? *slot : found;
+	}
+	if (generation && last->generation == generation && same_storm_key(&last->key, key)) {
+		found = last->slot;
+		barrier();
+		if (*(volatile __u32 *)&last->seq == seq)
+			return found;
+		found = (struct rsttrace_storm_slot){};
+	}
+	slot = bpf_map_lookup_elem(&storm_keys, key);
+	if (slot)
+		found = *slot;
+	/* `generation` was read before the lookup: a change after it makes the entry stale at once. */
+	*(volatile __u32 *)&last->seq = seq + 1;
+	barrier();
+	last->key = *key;
+	last->generation = generation;
+	last->slot = found;
+	barrier();
+	*(volatile __u32 *)&last->seq = seq + 2;
+	return found;
+}
+
 /* Counts the event in the storm slot of `key`; false when no storm counts it. */
 static __always_inline bool count_in_slot(const struct rsttrace_storm_key *key, const struct rsttrace_tcp_event *e,
 					  int watched_local)
 {
-	struct rsttrace_storm_slot *slot = bpf_map_lookup_elem(&storm_keys, key);
+	struct rsttrace_storm_slot slot = find_storm_slot(key);
 	__u64 *counter;
 	__u32 index;
 
-	if (!slot || !slot->active)
+	if (!slot.active)
 		return false;
-	index = slot->index;
+	index = slot.index;
 	counter = bpf_map_lookup_elem(&storm_counts, &index);
 	if (!counter)
 		return false;
 	*counter += 1;
 	count(RSTTRACE_STAT_AGGREGATED);
-	if (slot->active & RSTTRACE_STORM_TRACK_PEERS) {
+	if (slot.active & RSTTRACE_STORM_TRACK_PEERS) {
 		/* A fast storm's peers on 1 in 2^shift events (records.h): the accounting was most
 		 * of a refused connection's BPF time in a flood from many addresses (~250 ns). */
-		__u32 shift = RSTTRACE_STORM_PEER_SHIFT(slot->active);
+		__u32 shift = RSTTRACE_STORM_PEER_SHIFT(slot.active);
 
 		if (shift > RSTTRACE_STORM_PEER_SHIFT_MAX)
 			shift = RSTTRACE_STORM_PEER_SHIFT_MAX;

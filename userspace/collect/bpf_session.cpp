@@ -296,6 +296,7 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool tra
       .index = slot, .active = RSTTRACE_STORM_COUNTING | (track_peers ? RSTTRACE_STORM_TRACK_PEERS : 0u)};
   if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_NOEXIST))
     throw failed("add", "storm key", errno_text(errno));
+  storm_keys_changed();
   skel_->bss->storms_in_use = ++storm_keys_;
   if (key.peerless) skel_->bss->class_storms_in_use = ++class_keys_;
   if (const auto shortcut = twin_shortcut(key, slot, track_peers))
@@ -312,6 +313,11 @@ void BpfSession::activate(const rsttrace_storm_key& key, uint32_t slot, bool tra
                    connect_shortcuts_.add(bytes_of(peer), connect_shortcut(peer)));
 }
 
+void BpfSession::storm_keys_changed() {
+  // After the map's change (a syscall): a program that reads the new generation finds the new value.
+  __atomic_add_fetch(&skel_->bss->storm_keys_generation, 1, __ATOMIC_RELEASE);
+}
+
 void BpfSession::sample_peers(const rsttrace_storm_key& key, uint32_t slot, uint32_t shift) {
   const rsttrace_storm_slot value{.index = slot,
                                   .active = RSTTRACE_STORM_COUNTING | RSTTRACE_STORM_TRACK_PEERS |
@@ -319,6 +325,7 @@ void BpfSession::sample_peers(const rsttrace_storm_key& key, uint32_t slot, uint
                                              << RSTTRACE_STORM_PEER_SHIFT_BIT)};
   if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_EXIST))
     throw failed("sample", "class storm's peers", errno_text(errno));
+  storm_keys_changed();
 }
 
 void BpfSession::deactivate(const rsttrace_storm_key& key, uint32_t slot) {
@@ -328,6 +335,7 @@ void BpfSession::deactivate(const rsttrace_storm_key& key, uint32_t slot) {
   const rsttrace_storm_slot value{.index = slot, .active = 0};
   if (bpf_map__update_elem(skel_->maps.storm_keys, &key, sizeof(key), &value, sizeof(value), BPF_EXIST))
     throw failed("end", "storm", errno_text(errno));
+  storm_keys_changed();
 }
 
 void BpfSession::remove(const rsttrace_storm_key& key) {
@@ -335,6 +343,7 @@ void BpfSession::remove(const rsttrace_storm_key& key) {
   peer_counting_storms_.erase(bytes_of(key));
   if (bpf_map__delete_elem(skel_->maps.storm_keys, &key, sizeof(key), 0))
     throw failed("remove", "storm key", errno_text(errno));
+  storm_keys_changed();
   skel_->bss->storms_in_use = --storm_keys_;
   if (key.peerless) skel_->bss->class_storms_in_use = --class_keys_;
   if (!spares_connects(key)) return;

@@ -89,6 +89,8 @@ class BpfSession : public StormCounters {
   // One CPU's value after another, of the per-CPU map `map` at `index`,
   // summed; a Failure (errno text) if the kernel refused the read.
   Result<uint64_t> sum_per_cpu(const bpf_map* map, uint32_t index) const;
+  // After every change of storm_keys: the CPUs' cached lookups of it are stale (bpf/maps.bpf.h: storm_lookup_cache).
+  void storm_keys_changed();
 
   RecordSink sink_;
   // Destroyed bottom-up: reader, then links, then the skeleton.
