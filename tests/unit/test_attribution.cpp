@@ -16,7 +16,7 @@ using rsttrace::testing::SyntheticBtf;
 namespace {
 
 constexpr uint64_t kMs = 1'000'000;
-constexpr uint8_t kSyn = 0x02, kAckRst = 0x14;
+constexpr uint8_t kSyn = 0x02, kAck = 0x10, kAckRst = 0x14;
 
 // Values as on some kernel; the rules only ever use the names.
 const KernelNames& names() {
@@ -838,6 +838,41 @@ TEST_CASE("a reused four-tuple is a new connection when its socket's cookie diff
       no_cookies.add(abort);
     }
     CHECK(test::take_all(no_cookies).size() == 1);
+  }
+}
+
+TEST_CASE_METHOD(Fixture, "the listener's reset of the client's late segment after an abort is the same connection") {
+  // Measured (CI, Debian 13's client on loopback, MaxStartups 1): the listener closed what it
+  // accepted with the banner unread (TCP_ABORT_ON_DATA); the client's next segment, already in
+  // flight, met the listener, which reset it (TCP_FLAGS: an ACK with no request behind it).
+  TcpEvent abort = server_reset("TCP_ABORT_ON_DATA", 2000, {800, "sshd"}, OwnerSource::Close);
+  abort.sock_cookie = 4097;
+  abort.acceptor_pid = 800;
+  abort.acceptor_monotonic_ns = 1999 * kMs;
+  TcpEvent received = client_received(2000, "ESTABLISHED");
+  received.sock_cookie = 4098;
+  TcpEvent late = event(EventKind::ResetSent, 2001);
+  late.reason = reset_reason("TCP_FLAGS");
+  late.tcp_state = state("LISTEN");
+  late.tcp_flags = kAck;
+  late.sock_cookie = 17;  // the listener's
+  late.owner = Process{800, "sshd"};
+  late.owner_source = OwnerSource::Listen;
+  Correlator correlator;
+  for (const TcpEvent& e : {abort, received, late}) correlator.add(e);
+  const auto groups = test::take_all(correlator);
+  REQUIRE(groups.size() == 1);
+  CHECK(groups[0].size() == 3);
+  const auto report = judge(groups[0]);
+  REQUIRE(report);
+  CHECK(report->verdict == Verdict::Sshd);
+  CHECK_THAT(report->detail, Catch::Contains("MaxStartups"));
+  SECTION("a listener's reset of a SYN is not a late segment: a new connection") {
+    TcpEvent syn_reset = late;
+    syn_reset.tcp_flags = kSyn;
+    Correlator other;
+    for (const TcpEvent& e : {abort, syn_reset}) other.add(e);
+    CHECK(test::take_all(other).size() == 2);
   }
 }
 

@@ -74,6 +74,14 @@ uint64_t Correlator::due_at(const Group& group) const {
 // connect() from that port often got the freed socket's address), so the
 // address counts only where a kernel gave no cookie.
 bool Correlator::starts_new_connection(const Group& group, const TcpEvent& event) {
+  // A listener's reset of a segment that is not a SYN (TCP_FLAGS: an ACK with
+  // no request behind it) answers a late segment of the four-tuple's
+  // connection, whose socket has just gone (an abort leaves no TIME_WAIT: the
+  // client's next segment, in flight, meets the listener). It ends that
+  // connection; a new one would start with a SYN.
+  constexpr uint8_t kTcpListen = 10;  // the kernel's TCP_LISTEN
+  if (event.kind == EventKind::ResetSent && event.tcp_state == kTcpListen && event.tcp_flags && !is_syn(event))
+    return false;
   return std::any_of(group.events.begin(), group.events.end(), [&](const TcpEvent& seen) {
     // Same hook, same end: as with the address before, two sockets there are two connections.
     if (seen.kind != event.kind || seen.local != event.local) return false;
