@@ -4,7 +4,9 @@ shared machine wall-clock rate ratios mean little, but the kernel's own
 per-program accounting (kernel.bpf_stats_enabled: run_time_ns / run_cnt) does.
 Run as root:
 
-  python3 bench/prog_cost.py A_BINARY B_BINARY [ROUNDS] [SECONDS]
+  python3 bench/prog_cost.py A_BINARY B_BINARY [C_BINARY ...] [ROUNDS] [SECONDS]
+
+PROG_COST_WORKLOADS (comma-separated) picks workloads (default: both floods).
 
 Each run starts the binary with the flood bench's options, waits until its
 class storms count (the storm path is what a flood costs), then reads every
@@ -15,6 +17,7 @@ collector's peak RSS (VmHWM) over the run.
 
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -88,14 +91,15 @@ def one_run(binary, workload, seconds, extra):
 
 
 def main():
-    if len(sys.argv) < 3:
+    binaries = [a for a in sys.argv[1:] if not re.fullmatch(r"[0-9.]+", a)]
+    numbers = [a for a in sys.argv[1:] if re.fullmatch(r"[0-9.]+", a)]
+    if len(binaries) < 2 or len(set(binaries)) != len(binaries) or len(numbers) > 2:
         print(__doc__, file=sys.stderr)
         return 2
-    binaries = sys.argv[1:3]
-    if binaries[0] == binaries[1]:
-        return 2
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 3.0
+    rounds = int(numbers[0]) if numbers else 3
+    seconds = float(numbers[1]) if len(numbers) > 1 else 3.0
+    wanted = os.environ.get("PROG_COST_WORKLOADS")
+    workloads = [w for w in WORKLOADS if not wanted or w in wanted.split(",")]
     extra = os.environ.get("PROG_COST_ARGS", "").split()
     stats_before = bench.sh("sysctl", "-n", "kernel.bpf_stats_enabled").stdout.strip()
     bench.sh("ip", "netns", "add", bench.NS)
@@ -107,7 +111,7 @@ def main():
         bench.sh(*bench.in_ns("nft", "add table inet bench; add chain inet bench input "
                               "{ type filter hook input priority 0; }"))
         bench.sh("sysctl", "-q", "-w", "kernel.bpf_stats_enabled=1")
-        for workload in WORKLOADS:
+        for workload in workloads:
             bench.drop_rule(workload == "dist_drop_flood")
             for _ in range(rounds):
                 for binary in binaries:
@@ -121,7 +125,7 @@ def main():
     print()
     print("| workload | binary | program | ns/run | runs/connection |")
     print("| --- | --- | --- | --- | --- |")
-    for workload in WORKLOADS:
+    for workload in workloads:
         for binary in binaries:
             runs = [r for r in results if r["workload"] == workload and r["binary"] == binary]
             names = sorted({n for r in runs for n in r["progs"]})
