@@ -23,9 +23,10 @@ static __always_inline void fill_context(struct rsttrace_tcp_event *e)
 }
 
 /*
- * emit(), called once an event passed the port filter: filter the netns, count
- * it, then count it in its storm (emit_wanted() false) or complete and emit it. Counted only in the
- * selected netns: a --netns run's counters balance (emitted + folded +
+ * emit(), called once an event passed the port filter: filter the netns, then
+ * count it in its storm (emit_wanted() false) or complete and emit it (emit_kept()).
+ * Counted as seen (`seen_stat`) with its outcome, in one lookup (maps.bpf.h:
+ * count_two), and only in the selected netns: a --netns run's counters balance (emitted + folded +
  * aggregated = seen) whatever other namespaces do. Context and owner are
  * read only here, after the storm check: an aggregated event does not need them.
  */
@@ -34,27 +35,26 @@ static __always_inline bool emit_wanted(struct rsttrace_tcp_event *e, __u8 kind,
 	e->kind = kind;
 	if (!netns_selected(e->netns))
 		return false;
-	count(seen_stat);
-	return !count_in_storm(e);
+	return !count_in_storm(e, seen_stat);
 }
 
 /* The second half of emit(), for an event emit_wanted() kept: complete it and submit it. */
-static __always_inline void emit_kept(struct rsttrace_tcp_event *e, const struct sock *sk)
+static __always_inline void emit_kept(struct rsttrace_tcp_event *e, const struct sock *sk, __u32 seen_stat)
 {
 	fill_sock_counters(e, sk);
 	fill_context(e);
 	fill_owner(e);
 	/* No wakeup: a wakeup per event loses events on some kernels; userspace polls. */
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
-		count(RSTTRACE_STAT_LOST);
+		count_two(seen_stat, RSTTRACE_STAT_LOST);
 	else
-		count(RSTTRACE_STAT_EMITTED);
+		count_two(seen_stat, RSTTRACE_STAT_EMITTED);
 }
 
 static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock *sk, __u8 kind, __u32 seen_stat)
 {
 	if (emit_wanted(e, kind, seen_stat))
-		emit_kept(e, sk);
+		emit_kept(e, sk, seen_stat);
 }
 
 /*
@@ -69,7 +69,7 @@ static __always_inline void emit_with_cookie(struct rsttrace_tcp_event *e, const
 	if (!emit_wanted(e, kind, seen_stat))
 		return;
 	make_sock_cookie(e, sk);
-	emit_kept(e, sk);
+	emit_kept(e, sk, seen_stat);
 }
 
 /* A reset leaving this host; `by_closer`: sent by the process closing `sk`, its owner;

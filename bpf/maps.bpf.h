@@ -24,12 +24,12 @@ struct {
 	__uint(max_entries, 4 << 20); /* resized by userspace before load (--ring-buffer-kib) */
 } events SEC(".maps");
 
-/* Per-CPU counters, indexed by enum rsttrace_stat (records.h). */
+/* Per-CPU counters (records.h: struct rsttrace_counters), in entry 0. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RSTTRACE_STAT_COUNT);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct rsttrace_counters);
 } stats SEC(".maps");
 
 struct sock_owner {
@@ -171,17 +171,29 @@ __u64 loopback_twin_shortcuts[RSTTRACE_SHORTCUTS];
 __u64 spared_connect_shortcuts[RSTTRACE_SHORTCUTS];
 
 /*
- * The packet the last reported stack reset on this CPU answered (its skb
- * address), 0 when none is pending (packet.bpf.h). The kernel sends the
- * reset and frees the packet in one softirq pass on one CPU, so a per-CPU
- * slot suffices.
+ * Packets a hook has just reported on this CPU (skb addresses), 0 when none
+ * is pending, for kfree_skb, which runs next on the same packet in the same
+ * softirq pass on the same CPU (packet.bpf.h):
+ * - answered: the packet the last reported stack reset answered;
+ * - listen_overflow: the packet handle_listen_overflow_fexit reported;
+ *   tcp_v4_rcv()/tcp_v6_rcv() free it with no reason before
+ *   TCP_LISTEN_OVERFLOW (fold_listen_overflow_drop). Userspace sets
+ *   listen_overflow_fexit when it loads the fexit, so kfree_skb looks at it only then.
+ * One entry for both: kfree_skb, which runs for every dropped packet of the
+ * host, looks up one map, not two (a helper call on kernels before 6.10,
+ * which do not inline per-CPU array lookups).
  */
+struct packet_slots {
+	__u64 answered;
+	__u64 listen_overflow;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} answered_packet SEC(".maps");
+	__type(value, struct packet_slots);
+} packet_slots SEC(".maps");
 
 /*
  * The packet whose TIME_WAIT reset handle_timewait_fexit just reported on
@@ -198,20 +210,6 @@ struct {
 } timewait_reset_packet SEC(".maps");
 
 __u32 tracepoint_sees_timewait;
-
-/*
- * The packet handle_listen_overflow_fexit just reported on this CPU (its skb
- * address), 0 when none: tcp_v4_rcv()/tcp_v6_rcv() free it next, in the same
- * softirq pass, with no reason before TCP_LISTEN_OVERFLOW (packet.bpf.h:
- * fold_listen_overflow_drop). Userspace sets listen_overflow_fexit when it
- * loads the fexit, so kfree_skb looks here only then.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} listen_overflow_packet SEC(".maps");
 
 const volatile __u8 listen_overflow_fexit = 0;
 
@@ -244,13 +242,24 @@ struct {
  */
 __u64 wrapper_opens_pending;
 
-/* One more in the per-CPU counter `stat` (enum rsttrace_stat). */
+/* One more in this CPU's counter `stat` and, unless it is RSTTRACE_STAT_COUNT, in `also`
+ * (enum rsttrace_stat; constants in every caller): one lookup for both. */
+static __always_inline void count_two(__u32 stat, __u32 also)
+{
+	__u32 zero = 0;
+	struct rsttrace_counters *counters = bpf_map_lookup_elem(&stats, &zero);
+
+	if (!counters)
+		return;
+	counters->count[stat & (RSTTRACE_STAT_COUNT - 1)] += 1;
+	if (also < RSTTRACE_STAT_COUNT)
+		counters->count[also] += 1;
+}
+
+/* One more in this CPU's counter `stat` (enum rsttrace_stat). */
 static __always_inline void count(__u32 stat)
 {
-	__u64 *value = bpf_map_lookup_elem(&stats, &stat);
-
-	if (value)
-		*value += 1;
+	count_two(stat, RSTTRACE_STAT_COUNT);
 }
 
 #endif /* RSTTRACE_MAPS_BPF_H */

@@ -135,39 +135,35 @@ static __always_inline void fill_netfilter_evidence(struct rsttrace_tcp_event *e
 	}
 }
 
-/*
- * Per-CPU slots (maps.bpf.h) holding the packet a hook has just reported, for
- * the hook that runs next on the same packet in the same softirq pass.
- */
-static __always_inline void remember_packet(void *slot_map, const struct sk_buff *skb)
+/* This CPU's packet slots (maps.bpf.h: packet_slots). */
+static __always_inline struct packet_slots *this_cpu_packet_slots(void)
 {
 	__u32 zero = 0;
-	__u64 *slot = bpf_map_lookup_elem(slot_map, &zero);
 
-	if (slot)
-		*slot = (__u64)skb;
+	return bpf_map_lookup_elem(&packet_slots, &zero);
 }
 
-/* Whether `skb` is the packet in the slot. Cleared by the next drop whatever
+/* Whether `skb` is the packet in `slot`. Cleared by the next drop whatever
  * it is: a slot left by a packet that was not dropped must never match a
  * later packet at the same address. */
-static __always_inline bool take_packet(void *slot_map, const struct sk_buff *skb)
+static __always_inline bool take_packet(__u64 *slot, const struct sk_buff *skb)
 {
-	__u32 zero = 0;
-	__u64 *slot = bpf_map_lookup_elem(slot_map, &zero);
 	bool same;
 
-	if (!slot || !*slot)
+	if (!*slot)
 		return false;
 	same = *slot == (__u64)skb;
 	*slot = 0;
 	return same;
 }
 
-/* The packet a reset answered (maps.bpf.h: answered_packet). */
+/* The packet a reset answered (maps.bpf.h: packet_slots). */
 static __always_inline void remember_answered_packet(const struct sk_buff *skb)
 {
-	remember_packet(&answered_packet, skb);
+	struct packet_slots *slots = this_cpu_packet_slots();
+
+	if (slots)
+		slots->answered = (__u64)skb;
 }
 
 /*
@@ -182,7 +178,11 @@ static __always_inline void remember_answered_packet(const struct sk_buff *skb)
  */
 static __always_inline void remember_timewait_reset(const struct sk_buff *skb)
 {
-	remember_packet(&timewait_reset_packet, skb);
+	__u32 zero = 0;
+	__u64 *slot = bpf_map_lookup_elem(&timewait_reset_packet, &zero);
+
+	if (slot)
+		*slot = (__u64)skb;
 }
 
 /* At tcp:tcp_send_reset with socket `state`: true when the fexit has reported this reset already. */
@@ -205,7 +205,10 @@ static __always_inline bool timewait_reset_reported(__u8 state, const struct sk_
 /* The packet a full accept queue refused (handle_listen_overflow_fexit). */
 static __always_inline void remember_listen_overflow(const struct sk_buff *skb)
 {
-	remember_packet(&listen_overflow_packet, skb);
+	struct packet_slots *slots = this_cpu_packet_slots();
+
+	if (slots)
+		slots->listen_overflow = (__u64)skb;
 }
 
 /*
@@ -213,12 +216,11 @@ static __always_inline void remember_listen_overflow(const struct sk_buff *skb)
  * has just reported as the drop (reasonless before 6.15): one event, not two.
  * Counted as a drop seen and as folded.
  */
-static __always_inline bool fold_listen_overflow_drop(const struct sk_buff *skb)
+static __always_inline bool fold_listen_overflow_drop(struct packet_slots *slots, const struct sk_buff *skb)
 {
-	if (!take_packet(&listen_overflow_packet, skb))
+	if (!take_packet(&slots->listen_overflow, skb))
 		return false;
-	count(RSTTRACE_STAT_DROP);
-	count(RSTTRACE_STAT_FOLDED);
+	count_two(RSTTRACE_STAT_DROP, RSTTRACE_STAT_FOLDED);
 	return true;
 }
 
@@ -227,12 +229,11 @@ static __always_inline bool fold_listen_overflow_drop(const struct sk_buff *skb)
  * just answered (core_fixes: drop_is_no_socket): one connection attempt is
  * then one event, not two. Counted as a drop seen and as folded.
  */
-static __always_inline bool fold_answered_drop(const struct sk_buff *skb, __u32 reason)
+static __always_inline bool fold_answered_drop(struct packet_slots *slots, const struct sk_buff *skb, __u32 reason)
 {
-	if (!take_packet(&answered_packet, skb) || !drop_is_no_socket(reason))
+	if (!take_packet(&slots->answered, skb) || !drop_is_no_socket(reason))
 		return false;
-	count(RSTTRACE_STAT_DROP);
-	count(RSTTRACE_STAT_FOLDED);
+	count_two(RSTTRACE_STAT_DROP, RSTTRACE_STAT_FOLDED);
 	return true;
 }
 

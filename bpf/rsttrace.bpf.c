@@ -298,14 +298,18 @@ int BPF_PROG(handle_kfree_skb)
 	__u16 protocol = skb->protocol;
 	struct rsttrace_tcp_event e = {};
 	const struct sock *sk = 0;
+	struct packet_slots *slots;
 
 	/* Every dropped packet of the host comes here: leave early. */
 	if (protocol != bpf_htons(ETH_P_IP) && protocol != bpf_htons(ETH_P_IPV6))
 		return 0;
-	if (kfree_skb_args >= 3 && fold_answered_drop(skb, (__u32)ctx[2]))
-		return 0;
-	if (listen_overflow_fexit && fold_listen_overflow_drop(skb))
-		return 0;
+	slots = this_cpu_packet_slots();
+	if (slots) {
+		if (kfree_skb_args >= 3 && fold_answered_drop(slots, skb, (__u32)ctx[2]))
+			return 0;
+		if (listen_overflow_fexit && fold_listen_overflow_drop(slots, skb))
+			return 0;
+	}
 	if (!fill_packet_addresses(&e, skb, skb->skb_iif != 0) || !event_watched(&e))
 		return 0;
 	if (kfree_skb_args >= 3) {
@@ -328,7 +332,7 @@ int BPF_PROG(handle_kfree_skb)
 	e.flags |= RSTTRACE_FLAG_NETFILTER;
 	if (emit_wanted(&e, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP)) {
 		fill_netfilter_evidence(&e, skb);
-		emit_kept(&e, sk);
+		emit_kept(&e, sk, RSTTRACE_STAT_DROP);
 	}
 	return 0;
 }

@@ -168,7 +168,7 @@ static __always_inline struct rsttrace_storm_slot find_storm_slot(const struct r
 
 /* Counts the event in the storm slot of `key`; false when no storm counts it. */
 static __always_inline bool count_in_slot(const struct rsttrace_storm_key *key, const struct rsttrace_tcp_event *e,
-					  int watched_local)
+					  int watched_local, __u32 seen_stat)
 {
 	struct rsttrace_storm_slot slot = find_storm_slot(key);
 	__u64 *counter;
@@ -181,7 +181,7 @@ static __always_inline bool count_in_slot(const struct rsttrace_storm_key *key, 
 	if (!counter)
 		return false;
 	*counter += 1;
-	count(RSTTRACE_STAT_AGGREGATED);
+	count_two(seen_stat, RSTTRACE_STAT_AGGREGATED);
 	if (slot.active & RSTTRACE_STORM_TRACK_PEERS) {
 		/* A fast storm's peers on 1 in 2^shift events (records.h): the accounting was most
 		 * of a refused connection's BPF time in a flood from many addresses (~250 ns). */
@@ -199,7 +199,7 @@ static __always_inline bool count_in_slot(const struct rsttrace_storm_key *key, 
  * True when the event belongs to a storm userspace asked to aggregate: counted
  * there. A storm of its peer first, else one of its class (many peers).
  */
-static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
+static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e, __u32 seen_stat)
 {
 	struct rsttrace_storm_key key = {};
 	int watched_local = port_watched(e->local_port);
@@ -207,12 +207,12 @@ static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e)
 	if (!storms_in_use || !rsttrace_storm_key_of(e, watched_local, &key))
 		return false;
 	/* While every storm is a class's (a flood from many peers), no peer's key can match. */
-	if (storms_in_use != class_storms_in_use && count_in_slot(&key, e, watched_local))
+	if (storms_in_use != class_storms_in_use && count_in_slot(&key, e, watched_local, seen_stat))
 		return true;
 	if (!class_storms_in_use)
 		return false;
 	rsttrace_storm_class_of(&key);
-	return count_in_slot(&key, e, watched_local);
+	return count_in_slot(&key, e, watched_local, seen_stat);
 }
 
 /* Word `port` of a shortcut table (maps.bpf.h), read whole. */
@@ -274,9 +274,8 @@ static __always_inline bool count_loopback_twin(const struct sock *sk)
 	counter = bpf_map_lookup_elem(&storm_counts, &slot);
 	if (!counter)
 		return false;
-	count(RSTTRACE_STAT_RESET_RECEIVED);
 	*counter += 1;
-	count(RSTTRACE_STAT_AGGREGATED);
+	count_two(RSTTRACE_STAT_RESET_RECEIVED, RSTTRACE_STAT_AGGREGATED);
 	return true;
 }
 

@@ -78,7 +78,7 @@ enum rsttrace_ct_state {
 };
 #define RSTTRACE_CT_REPLY 0x80      /* or'ed into ct_state: the packet goes in the reply direction */
 
-/* index into the BPF `stats` map: per-CPU counters kept by the programs */
+/* index into struct rsttrace_counters, the BPF `stats` map's one per-CPU value */
 enum rsttrace_stat {
 	RSTTRACE_STAT_EMITTED = 0,     /* tcp events written to the ring buffer */
 	RSTTRACE_STAT_LOST = 1,        /* records that did not fit in the ring buffer */
@@ -90,6 +90,18 @@ enum rsttrace_stat {
 	RSTTRACE_STAT_AGGREGATED = 7,  /* events not emitted: counted in a storm slot instead (also counted above) */
 	RSTTRACE_STAT_COUNT = 8,
 };
+
+/*
+ * The `stats` map's value: every counter of a CPU in one entry, so that a
+ * program counting two (an event seen and emitted, or seen and aggregated)
+ * looks up one entry, not two (a helper call before 6.10, which first inlines
+ * per-CPU array lookups), and userspace reads all of them in one call.
+ */
+struct rsttrace_counters {
+	__u64 count[RSTTRACE_STAT_COUNT];
+};
+RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_counters) == 64, "counters layout");
+RSTTRACE_STATIC_ASSERT((RSTTRACE_STAT_COUNT & (RSTTRACE_STAT_COUNT - 1)) == 0, "a power of two: BPF masks the index");
 
 struct rsttrace_record_header {
 	__u16 type; /* enum rsttrace_record_type */
@@ -270,16 +282,21 @@ static inline int rsttrace_storm_key_of(const struct rsttrace_tcp_event *e, int 
  */
 static inline void rsttrace_storm_class_of(struct rsttrace_storm_key *key)
 {
-	__u8 scope = 0; /* 127 or 1: the byte that tells a loopback scope */
-	int loopback_v6 = key->family == 6 && key->peer_addr[RSTTRACE_ADDR_LEN - 1] == 1;
-	int i;
+	/* Word by word, not byte by byte: the kernel runs this on every event of a
+	 * class storm (compiled for BPF, the byte loops were ~60 instructions). */
+	__u8 loopback_v6_bytes[RSTTRACE_ADDR_LEN] = {0};
+	__u32 addr[RSTTRACE_ADDR_LEN / 4], loopback_v6_words[RSTTRACE_ADDR_LEN / 4];
+	__u8 scope; /* 127 for 127.0.0.0/8, else 0 */
+	int loopback_v6;
 
-	for (i = 0; i < RSTTRACE_ADDR_LEN - 1; i++)
-		loopback_v6 = loopback_v6 && key->peer_addr[i] == 0;
-	if (key->family == 4 && key->peer_addr[0] == 127)
-		scope = 127;
-	for (i = 0; i < RSTTRACE_ADDR_LEN; i++)
-		key->peer_addr[i] = 0;
+	loopback_v6_bytes[RSTTRACE_ADDR_LEN - 1] = 1; /* ::1 */
+	__builtin_memcpy(addr, key->peer_addr, sizeof(addr));
+	__builtin_memcpy(loopback_v6_words, loopback_v6_bytes, sizeof(loopback_v6_words));
+	loopback_v6 = key->family == 6 &&
+		      ((addr[0] ^ loopback_v6_words[0]) | (addr[1] ^ loopback_v6_words[1]) |
+		       (addr[2] ^ loopback_v6_words[2]) | (addr[3] ^ loopback_v6_words[3])) == 0;
+	scope = key->family == 4 && key->peer_addr[0] == 127 ? 127 : 0;
+	__builtin_memset(key->peer_addr, 0, RSTTRACE_ADDR_LEN);
 	key->peer_addr[0] = scope;
 	key->peer_addr[RSTTRACE_ADDR_LEN - 1] = loopback_v6 ? 1 : 0;
 	key->peerless = 1;
@@ -326,7 +343,7 @@ RSTTRACE_STATIC_ASSERT(sizeof(struct rsttrace_class_peer) == 24, "class_peer lay
  * shift (0: every event) is bits 8-11 of `active`; userspace sets it from the storm's
  * rate (attribute/storm.h: peer_sample_shift). */
 #define RSTTRACE_STORM_PEER_SHIFT_BIT 8
-#define RSTTRACE_STORM_PEER_SHIFT_MAX 4
+#define RSTTRACE_STORM_PEER_SHIFT_MAX 6
 #define RSTTRACE_STORM_PEER_SHIFT(active) (((active) >> RSTTRACE_STORM_PEER_SHIFT_BIT) & 0xf)
 
 /*

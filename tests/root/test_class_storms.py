@@ -27,10 +27,10 @@ THRESHOLD = int(os.environ.get("RSTTRACE_CLASS_STORM_THRESHOLD", "300"))
 TAIL = 1000  # sent once the class storms count in the kernel: these must be aggregated
 HOT_PREFIX = ipaddress.ip_network("127.24.7.0/24")  # a quarter of the connections
 HEAVY_PEER = "127.31.0.7"  # one in twenty: the top peer, far below the threshold alone
-# The flood's pace: under 4,096 a second, below which a class storm counts its peers on
+# The flood's pace: under 2,048 a second, below which a class storm counts its peers on
 # every event (storm.h: kExactPeersPerSecond), so that their totals are asserted exact;
 # the sampled estimates at the maximum are test_flood_at_the_maximum_samples_peers'.
-BATCH, BATCH_SECONDS = 50, 0.025  # at most 2,000 a second (a pause never caught up)
+BATCH, BATCH_SECONDS = 25, 0.025  # at most 1,000 a second (a pause never caught up)
 
 
 def sources():
@@ -133,7 +133,7 @@ class ClassStormTest(unittest.TestCase):
                 self.assertEqual(end["top_peers"][0]["addr"], HEAVY_PEER)
                 self.assertEqual(end["top_prefixes"][0]["addr"], str(HOT_PREFIX))
             self.assertLessEqual(len(end["top_peers"]), 10)
-            self.assertEqual(end["peer_sampling"], 1, "a flood under 4,096 a second counts every peer")
+            self.assertEqual(end["peer_sampling"], 1, "a flood under 2,048 a second counts every peer")
             for share in end["top_peers"]:
                 self.assertLessEqual(share["total"], sent.get(share["addr"], 0))
                 # An address enters the kernel's map at its second event: the fresh ones, seen once, never.
@@ -232,7 +232,7 @@ class ClassStormTest(unittest.TestCase):
     def test_flood_at_the_maximum_samples_peers(self):
         """The load generator's flood from many addresses (each /24 of 127.16.0.0/12 gets 256
         connections in a row, 512 where its two threads' stretches overlap): its class storm
-        counts every connection, and from 4,096 a second its prefixes on 1 in N events, each
+        counts every connection, and from 2,048 a second its prefixes on 1 in N events, each
         sampled one weighing N (an estimate near 256 or 512)."""
         loadgen = os.environ.get("RSTTRACE_LOADGEN",
                                  os.path.join(os.path.dirname(harness.RSTTRACE), "bench", "rsttrace_loadgen"))
@@ -253,18 +253,20 @@ class ClassStormTest(unittest.TestCase):
         fastest = max(r["count"] / max(r["interval_ms"], 1) * 1000 for r in lines)
         if max(r["peer_sampling"] for r in lines) == 1:
             # Only a machine too loaded to reach the rate: then every count is exact.
-            self.assertLess(fastest, 4096 * 1.5, "a storm this fast must sample its peers")
+            self.assertLess(fastest, 2048 * 1.5, "a storm this fast must sample its peers")
             self.skipTest(f"the flood reached {fastest:.0f} connections a second: not sampled")
         for line in lines:
             if line["peer_sampling"] == 1:
                 continue
-            self.assertIn(line["peer_sampling"], (2, 4, 8, 16))
+            sampling = line["peer_sampling"]
+            self.assertIn(sampling, (2, 4, 8, 16, 32, 64))
             self.assertTrue(line["top_prefixes"], line)
             for prefix in line["top_prefixes"]:
                 # 256 or 512 connections each: an estimate from 1 in N, weighed N (unweighed it
-                # would be 256 / N or 512 / N; the top 10 are the highest estimates).
+                # would be 256 / N or 512 / N; the top 10 are the highest of ~4,000 estimates,
+                # whose spread grows with N: at 1 in 64, 512 / 64 = 8 samples, the highest ~26).
                 self.assertGreaterEqual(prefix["total"], 100, prefix)
-                self.assertLessEqual(prefix["total"], 1200, prefix)
+                self.assertLessEqual(prefix["total"], 1200 if sampling <= 16 else 2000, prefix)
 
 
 if __name__ == "__main__":

@@ -612,15 +612,16 @@ TEST_CASE("many peers below the threshold start a class storm that names its top
   CHECK(lines[2].connections == 3000);
 }
 
-TEST_CASE("a fast class storm's peers are sampled: 1 in 2^shift events from 4,096 a second") {
+TEST_CASE("a fast class storm's peers are sampled: 1 in 2^shift events from 2,048 a second") {
   CHECK(peer_sample_shift(0) == 0);
-  CHECK(peer_sample_shift(4095) == 0);
-  CHECK(peer_sample_shift(4096) == 1);
-  CHECK(peer_sample_shift(8191) == 1);
-  CHECK(peer_sample_shift(8192) == 2);
-  CHECK(peer_sample_shift(27000) == 3);
-  CHECK(peer_sample_shift(32768) == 4);
-  CHECK(peer_sample_shift(140000) == 4);
+  CHECK(peer_sample_shift(2047) == 0);
+  CHECK(peer_sample_shift(2048) == 1);
+  CHECK(peer_sample_shift(4095) == 1);
+  CHECK(peer_sample_shift(4096) == 2);
+  CHECK(peer_sample_shift(27000) == 4);
+  CHECK(peer_sample_shift(34000) == 5);
+  CHECK(peer_sample_shift(65536) == 6);
+  CHECK(peer_sample_shift(140000) == 6);
   CHECK(peer_sample_shift(1e12) == RSTTRACE_STORM_PEER_SHIFT_MAX);
 
   ScriptedKernel kernel;
@@ -639,21 +640,21 @@ TEST_CASE("a fast class storm's peers are sampled: 1 in 2^shift events from 4,09
   kernel.counts[slot] = 5000;
   storms.tick(kSecond + kSecond / 20, on_line);
   CHECK(kernel.shifts.count(slot) == 0);
-  // 100 ms in, 10,000 counted: 100,000 a second, 1 in 16.
+  // 100 ms in, 10,000 counted: 100,000 a second, 1 in 64.
   kernel.counts[slot] = 10000;
   storms.tick(kSecond + kSecond / 10 + 200, on_line);
-  CHECK(kernel.shifts[slot] == 4);
-  // Its first line: 1 in 16; a slow second after it (3,000 a second) counts every event again, the line still says 16.
+  CHECK(kernel.shifts[slot] == 6);
+  // Its first line: 1 in 64; a slow second after it (1,500 a second) counts every event again, the line still says 64.
   kernel.counts[slot] = 110000;
   storms.tick(2 * kSecond + 200, on_line);
   REQUIRE(lines.size() == 2);
-  CHECK(lines[1].peer_sampling == 16);
-  CHECK(kernel.shifts[slot] == 4);
-  kernel.counts[slot] = 113000;
+  CHECK(lines[1].peer_sampling == 64);
+  CHECK(kernel.shifts[slot] == 6);
+  kernel.counts[slot] = 111500;
   storms.tick(3 * kSecond + 300, on_line);
   REQUIRE(lines.size() == 3);
   CHECK(kernel.shifts[slot] == 0);
-  CHECK(lines[2].peer_sampling == 16);  // its totals still hold sampled counts
+  CHECK(lines[2].peer_sampling == 64);  // its totals still hold sampled counts
   // The kernel refuses: the sampling stays as it was, the storm goes on.
   kernel.refuse_sampling = true;
   kernel.counts[slot] = 215000;

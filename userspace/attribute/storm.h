@@ -79,15 +79,15 @@ struct StormReport {
 
 // Events per second below which a class storm's peers and prefixes are counted on
 // every event; from it, on 1 in 2 (records.h: RSTTRACE_STORM_PEER_SHIFT), from twice
-// it 1 in 4, then 1 in 8, and 1 in 16 from 8 times it. Measured (bench/prog_cost.py,
-// session 10): the peer accounting was ~250 ns of a refused connection's ~720 ns of
-// BPF in a flood from many addresses at this machine's maximum (~140,000 a second).
-// Its share of a connection's cost is the same at any rate, and a machine's maximum
-// can be far lower: Debian's 6.1 in a 1-vCPU guest floods at ~27,000 a second, where
-// exact peers made the drop's program 1,360 instructions of a refused connection's
-// ~2,000 (bench/results/2026-12-01-floods-guest-6.1.md). Below 4,096 a second the
-// accounting costs under 0.1% of a core whatever the machine, and counts stay exact.
-inline constexpr double kExactPeersPerSecond = 4096;
+// it 1 in 4, and so on to 1 in 64 from 32 times it: between 1,024 and 2,048 sampled
+// events a second up to 131,072 a second, enough for the top 10 of a flood. Measured
+// (bench/prog_cost.py, 6.1 guest, --icount): with 1 in 8 to 1 in 16 the accounting was
+// still ~100 of a refused connection's ~1,130 instructions of BPF at the guest's maximum
+// (~30,000 a second); session 10 on this machine's 6.18: ~250 ns of ~720 ns exact.
+// Its share of a connection's cost falls as the rate rises, to the cap.
+// Below 2,048 a second the accounting costs under 0.1% of a core whatever the machine,
+// and counts stay exact.
+inline constexpr double kExactPeersPerSecond = 2048;
 inline uint32_t peer_sample_shift(double events_per_second) {
   uint32_t shift = 0;
   for (double limit = kExactPeersPerSecond; shift < RSTTRACE_STORM_PEER_SHIFT_MAX && events_per_second >= limit;

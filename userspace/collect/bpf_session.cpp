@@ -37,6 +37,7 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
   const int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) throw failed("count", "possible CPUs", errno_text(ncpus ? ncpus : ENOENT));
   per_cpu_.resize(static_cast<size_t>(ncpus));
+  per_cpu_counters_.resize(static_cast<size_t>(ncpus));
   // The tracepoints every run needs, checked before load so a missing one is
   // named instead of surfacing as a verifier error.
   for (const auto& [name, args] : {std::pair{"tcp_send_reset", tracepoints.tcp_send_reset},
@@ -164,11 +165,23 @@ Result<uint64_t> BpfSession::sum_per_cpu(const bpf_map* map, uint32_t index) con
   return total;
 }
 
-bool BpfSession::maps_readable() const { return sum_per_cpu(skel_->maps.stats, RSTTRACE_STAT_EMITTED).ok(); }
+Result<std::array<uint64_t, RSTTRACE_STAT_COUNT>> BpfSession::sum_counters() const {
+  const uint32_t zero = 0;
+  if (int err = bpf_map__lookup_elem(skel_->maps.stats, &zero, sizeof(zero), per_cpu_counters_.data(),
+                                     per_cpu_counters_.size() * sizeof(rsttrace_counters), 0))
+    return Failure{errno_text(err)};
+  std::array<uint64_t, RSTTRACE_STAT_COUNT> totals{};
+  for (const rsttrace_counters& cpu : per_cpu_counters_)
+    for (size_t i = 0; i < totals.size(); ++i) totals[i] += cpu.count[i];
+  return totals;
+}
+
+bool BpfSession::maps_readable() const { return sum_counters().ok(); }
 
 KernelStats BpfSession::stats() const {
   KernelStats& stats = last_stats_;
   const uint64_t failed_before = stats.failed_reads;
+  const auto totals = sum_counters();
   std::string reason;
   for (const auto& [index, field] : {std::pair{RSTTRACE_STAT_EMITTED, &KernelStats::emitted},
                                      std::pair{RSTTRACE_STAT_LOST, &KernelStats::lost},
@@ -178,12 +191,11 @@ KernelStats BpfSession::stats() const {
                                      std::pair{RSTTRACE_STAT_EVIDENCE, &KernelStats::evidence},
                                      std::pair{RSTTRACE_STAT_FOLDED, &KernelStats::folded},
                                      std::pair{RSTTRACE_STAT_AGGREGATED, &KernelStats::aggregated}}) {
-    const Result<uint64_t> sum = sum_per_cpu(skel_->maps.stats, index);
-    if (sum) {
-      stats.*field = *sum;
+    if (totals) {
+      stats.*field = (*totals)[index];
     } else {
       ++stats.failed_reads;
-      reason = sum.reason();
+      reason = totals.reason();
     }
   }
   if (stats.failed_reads > failed_before && !stats_failing_)
