@@ -30,31 +30,36 @@ static __always_inline void fill_context(struct rsttrace_tcp_event *e)
  * aggregated = seen) whatever other namespaces do. Context and owner are
  * read only here, after the storm check: an aggregated event does not need them.
  */
-static __always_inline bool emit_wanted(struct rsttrace_tcp_event *e, __u8 kind, __u32 seen_stat)
+static __always_inline bool emit_wanted(struct cpu_state *cpu, struct rsttrace_tcp_event *e, __u8 kind,
+					__u32 seen_stat)
 {
 	e->kind = kind;
 	if (!netns_selected(e->netns))
 		return false;
-	return !count_in_storm(e, seen_stat);
+	return !cpu || !count_in_storm(cpu, e, seen_stat);
 }
 
 /* The second half of emit(), for an event emit_wanted() kept: complete it and submit it. */
-static __always_inline void emit_kept(struct rsttrace_tcp_event *e, const struct sock *sk, __u32 seen_stat)
+static __always_inline void emit_kept(struct cpu_state *cpu, struct rsttrace_tcp_event *e, const struct sock *sk,
+				      __u32 seen_stat)
 {
+	bool lost;
+
 	fill_sock_counters(e, sk);
 	fill_context(e);
 	fill_owner(e);
 	/* No wakeup: a wakeup per event loses events on some kernels; userspace polls. */
-	if (bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP))
-		count_two(seen_stat, RSTTRACE_STAT_LOST);
-	else
-		count_two(seen_stat, RSTTRACE_STAT_EMITTED);
+	lost = bpf_ringbuf_output(&events, e, sizeof(*e), BPF_RB_NO_WAKEUP) != 0;
+	if (cpu)
+		count_two_in(cpu, seen_stat, lost ? RSTTRACE_STAT_LOST : RSTTRACE_STAT_EMITTED);
 }
 
 static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock *sk, __u8 kind, __u32 seen_stat)
 {
-	if (emit_wanted(e, kind, seen_stat))
-		emit_kept(e, sk, seen_stat);
+	struct cpu_state *cpu = this_cpu_state();
+
+	if (emit_wanted(cpu, e, kind, seen_stat))
+		emit_kept(cpu, e, sk, seen_stat);
 }
 
 /*
@@ -66,10 +71,12 @@ static __always_inline void emit(struct rsttrace_tcp_event *e, const struct sock
 static __always_inline void emit_with_cookie(struct rsttrace_tcp_event *e, const struct sock *sk, __u8 kind,
 					     __u32 seen_stat)
 {
-	if (!emit_wanted(e, kind, seen_stat))
+	struct cpu_state *cpu = this_cpu_state();
+
+	if (!emit_wanted(cpu, e, kind, seen_stat))
 		return;
 	make_sock_cookie(e, sk);
-	emit_kept(e, sk, seen_stat);
+	emit_kept(cpu, e, sk, seen_stat);
 }
 
 /* A reset leaving this host; `by_closer`: sent by the process closing `sk`, its owner;

@@ -24,14 +24,6 @@ struct {
 	__uint(max_entries, 4 << 20); /* resized by userspace before load (--ring-buffer-kib) */
 } events SEC(".maps");
 
-/* Per-CPU counters (records.h: struct rsttrace_counters), in entry 0. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct rsttrace_counters);
-} stats SEC(".maps");
-
 struct sock_owner {
 	__u64 ts_ns;
 	__u64 accept_ts_ns;
@@ -79,7 +71,7 @@ struct {
 } storm_counts SEC(".maps");
 
 /*
- * Each CPU's last storm_keys lookup (storm.bpf.h: find_storm_slot), reused while
+ * Each CPU's last storm_keys lookup (storm.bpf.h: find_storm_slot; in cpu_state), reused while
  * storm_keys_generation is the one it was made under: userspace bumps it after
  * every change of storm_keys. In a flood every event of a CPU looks up the same
  * key; the hash of its 36 bytes and the bucket walk were measured at ~100
@@ -95,13 +87,6 @@ struct storm_lookup {
 	__u64 generation;
 	struct rsttrace_storm_slot slot; /* active 0: no storm counts the key */
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct storm_lookup);
-} storm_lookup_cache SEC(".maps");
 
 /* Peers and ports of the storms (records.h); values unused. */
 struct {
@@ -179,21 +164,39 @@ __u64 spared_connect_shortcuts[RSTTRACE_SHORTCUTS];
  *   tcp_v4_rcv()/tcp_v6_rcv() free it with no reason before
  *   TCP_LISTEN_OVERFLOW (fold_listen_overflow_drop). Userspace sets
  *   listen_overflow_fexit when it loads the fexit, so kfree_skb looks at it only then.
- * One entry for both: kfree_skb, which runs for every dropped packet of the
- * host, looks up one map, not two (a helper call on kernels before 6.10,
- * which do not inline per-CPU array lookups).
  */
 struct packet_slots {
 	__u64 answered;
 	__u64 listen_overflow;
 };
 
+/*
+ * Each CPU's state, one entry of one map: its counters, its packet slots and
+ * its last storm lookup. kfree_skb, which runs for every dropped packet of
+ * the host, looks it up once per run instead of once for each (a helper call
+ * on kernels before 6.10, which first inline per-CPU array lookups: ~20
+ * instructions each on 6.1). The counters come first: userspace reads them
+ * at offset 0 of each CPU's value (records.h: struct rsttrace_counters).
+ */
+struct cpu_state {
+	struct rsttrace_counters counters;
+	struct packet_slots slots;
+	struct storm_lookup storm_lookup;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct packet_slots);
-} packet_slots SEC(".maps");
+	__type(value, struct cpu_state);
+} cpu_state SEC(".maps");
+
+static __always_inline struct cpu_state *this_cpu_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&cpu_state, &zero);
+}
 
 /*
  * The packet whose TIME_WAIT reset handle_timewait_fexit just reported on
@@ -242,18 +245,22 @@ struct {
  */
 __u64 wrapper_opens_pending;
 
-/* One more in this CPU's counter `stat` and, unless it is RSTTRACE_STAT_COUNT, in `also`
- * (enum rsttrace_stat; constants in every caller): one lookup for both. */
+/* One more in `cpu`'s counter `stat` and, unless it is RSTTRACE_STAT_COUNT, in `also`
+ * (enum rsttrace_stat; constants in every caller). */
+static __always_inline void count_two_in(struct cpu_state *cpu, __u32 stat, __u32 also)
+{
+	cpu->counters.count[stat & (RSTTRACE_STAT_COUNT - 1)] += 1;
+	if (also < RSTTRACE_STAT_COUNT)
+		cpu->counters.count[also] += 1;
+}
+
+/* count_two_in() this CPU's state. */
 static __always_inline void count_two(__u32 stat, __u32 also)
 {
-	__u32 zero = 0;
-	struct rsttrace_counters *counters = bpf_map_lookup_elem(&stats, &zero);
+	struct cpu_state *cpu = this_cpu_state();
 
-	if (!counters)
-		return;
-	counters->count[stat & (RSTTRACE_STAT_COUNT - 1)] += 1;
-	if (also < RSTTRACE_STAT_COUNT)
-		counters->count[also] += 1;
+	if (cpu)
+		count_two_in(cpu, stat, also);
 }
 
 /* One more in this CPU's counter `stat` (enum rsttrace_stat). */

@@ -135,14 +135,6 @@ static __always_inline void fill_netfilter_evidence(struct rsttrace_tcp_event *e
 	}
 }
 
-/* This CPU's packet slots (maps.bpf.h: packet_slots). */
-static __always_inline struct packet_slots *this_cpu_packet_slots(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&packet_slots, &zero);
-}
-
 /* Whether `skb` is the packet in `slot`. Cleared by the next drop whatever
  * it is: a slot left by a packet that was not dropped must never match a
  * later packet at the same address. */
@@ -160,10 +152,10 @@ static __always_inline bool take_packet(__u64 *slot, const struct sk_buff *skb)
 /* The packet a reset answered (maps.bpf.h: packet_slots). */
 static __always_inline void remember_answered_packet(const struct sk_buff *skb)
 {
-	struct packet_slots *slots = this_cpu_packet_slots();
+	struct cpu_state *cpu = this_cpu_state();
 
-	if (slots)
-		slots->answered = (__u64)skb;
+	if (cpu)
+		cpu->slots.answered = (__u64)skb;
 }
 
 /*
@@ -205,10 +197,10 @@ static __always_inline bool timewait_reset_reported(__u8 state, const struct sk_
 /* The packet a full accept queue refused (handle_listen_overflow_fexit). */
 static __always_inline void remember_listen_overflow(const struct sk_buff *skb)
 {
-	struct packet_slots *slots = this_cpu_packet_slots();
+	struct cpu_state *cpu = this_cpu_state();
 
-	if (slots)
-		slots->listen_overflow = (__u64)skb;
+	if (cpu)
+		cpu->slots.listen_overflow = (__u64)skb;
 }
 
 /*
@@ -216,11 +208,11 @@ static __always_inline void remember_listen_overflow(const struct sk_buff *skb)
  * has just reported as the drop (reasonless before 6.15): one event, not two.
  * Counted as a drop seen and as folded.
  */
-static __always_inline bool fold_listen_overflow_drop(struct packet_slots *slots, const struct sk_buff *skb)
+static __always_inline bool fold_listen_overflow_drop(struct cpu_state *cpu, const struct sk_buff *skb)
 {
-	if (!take_packet(&slots->listen_overflow, skb))
+	if (!take_packet(&cpu->slots.listen_overflow, skb))
 		return false;
-	count_two(RSTTRACE_STAT_DROP, RSTTRACE_STAT_FOLDED);
+	count_two_in(cpu, RSTTRACE_STAT_DROP, RSTTRACE_STAT_FOLDED);
 	return true;
 }
 
@@ -229,11 +221,11 @@ static __always_inline bool fold_listen_overflow_drop(struct packet_slots *slots
  * just answered (core_fixes: drop_is_no_socket): one connection attempt is
  * then one event, not two. Counted as a drop seen and as folded.
  */
-static __always_inline bool fold_answered_drop(struct packet_slots *slots, const struct sk_buff *skb, __u32 reason)
+static __always_inline bool fold_answered_drop(struct cpu_state *cpu, const struct sk_buff *skb, __u32 reason)
 {
-	if (!take_packet(&slots->answered, skb) || !drop_is_no_socket(reason))
+	if (!take_packet(&cpu->slots.answered, skb) || !drop_is_no_socket(reason))
 		return false;
-	count_two(RSTTRACE_STAT_DROP, RSTTRACE_STAT_FOLDED);
+	count_two_in(cpu, RSTTRACE_STAT_DROP, RSTTRACE_STAT_FOLDED);
 	return true;
 }
 

@@ -298,16 +298,17 @@ int BPF_PROG(handle_kfree_skb)
 	__u16 protocol = skb->protocol;
 	struct rsttrace_tcp_event e = {};
 	const struct sock *sk = 0;
-	struct packet_slots *slots;
+	struct cpu_state *cpu;
 
 	/* Every dropped packet of the host comes here: leave early. */
 	if (protocol != bpf_htons(ETH_P_IP) && protocol != bpf_htons(ETH_P_IPV6))
 		return 0;
-	slots = this_cpu_packet_slots();
-	if (slots) {
-		if (kfree_skb_args >= 3 && fold_answered_drop(slots, skb, (__u32)ctx[2]))
+	/* One lookup for the run: the packet slots, the storm lookup and the counters. */
+	cpu = this_cpu_state();
+	if (cpu) {
+		if (kfree_skb_args >= 3 && fold_answered_drop(cpu, skb, (__u32)ctx[2]))
 			return 0;
-		if (listen_overflow_fexit && fold_listen_overflow_drop(slots, skb))
+		if (listen_overflow_fexit && fold_listen_overflow_drop(cpu, skb))
 			return 0;
 	}
 	if (!fill_packet_addresses(&e, skb, skb->skb_iif != 0) || !event_watched(&e))
@@ -330,9 +331,9 @@ int BPF_PROG(handle_kfree_skb)
 	fill_packet_device(&e, skb, true);
 	/* The flag is in the storm key; the evidence is read only for an event emitted. */
 	e.flags |= RSTTRACE_FLAG_NETFILTER;
-	if (emit_wanted(&e, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP)) {
+	if (emit_wanted(cpu, &e, RSTTRACE_KIND_DROP, RSTTRACE_STAT_DROP)) {
 		fill_netfilter_evidence(&e, skb);
-		emit_kept(&e, sk, RSTTRACE_STAT_DROP);
+		emit_kept(cpu, &e, sk, RSTTRACE_STAT_DROP);
 	}
 	return 0;
 }

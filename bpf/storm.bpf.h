@@ -125,20 +125,18 @@ static __always_inline bool same_storm_key(const struct rsttrace_storm_key *a, c
 
 /*
  * `key`'s storm slot, as storm_keys holds it (active 0: none), through this
- * CPU's last lookup (maps.bpf.h: storm_lookup_cache). A stale answer is as
+ * CPU's last lookup (maps.bpf.h: cpu_state, storm_lookup). A stale answer is as
  * stale as a lookup made just before userspace's change: the generation is
  * bumped after it, so every program run that starts later sees the change.
  */
-static __always_inline struct rsttrace_storm_slot find_storm_slot(const struct rsttrace_storm_key *key)
+static __always_inline struct rsttrace_storm_slot find_storm_slot(struct cpu_state *cpu,
+								 const struct rsttrace_storm_key *key)
 {
 	struct rsttrace_storm_slot found = {}, *slot;
 	__u64 generation = *(volatile __u64 *)&storm_keys_generation;
-	struct storm_lookup *last;
-	__u32 zero = 0, seq;
+	struct storm_lookup *last = &cpu->storm_lookup;
+	__u32 seq;
 
-	last = bpf_map_lookup_elem(&storm_lookup_cache, &zero);
-	if (!last)
-		return found;
 	seq = *(volatile __u32 *)&last->seq;
 	barrier();
 	if (seq & 1) { /* this run interrupted one writing the entry: leave it to that one */
@@ -167,10 +165,10 @@ static __always_inline struct rsttrace_storm_slot find_storm_slot(const struct r
 }
 
 /* Counts the event in the storm slot of `key`; false when no storm counts it. */
-static __always_inline bool count_in_slot(const struct rsttrace_storm_key *key, const struct rsttrace_tcp_event *e,
-					  int watched_local, __u32 seen_stat)
+static __always_inline bool count_in_slot(struct cpu_state *cpu, const struct rsttrace_storm_key *key,
+					  const struct rsttrace_tcp_event *e, int watched_local, __u32 seen_stat)
 {
-	struct rsttrace_storm_slot slot = find_storm_slot(key);
+	struct rsttrace_storm_slot slot = find_storm_slot(cpu, key);
 	__u64 *counter;
 	__u32 index;
 
@@ -181,7 +179,7 @@ static __always_inline bool count_in_slot(const struct rsttrace_storm_key *key, 
 	if (!counter)
 		return false;
 	*counter += 1;
-	count_two(seen_stat, RSTTRACE_STAT_AGGREGATED);
+	count_two_in(cpu, seen_stat, RSTTRACE_STAT_AGGREGATED);
 	if (slot.active & RSTTRACE_STORM_TRACK_PEERS) {
 		/* A fast storm's peers on 1 in 2^shift events (records.h): the accounting was most
 		 * of a refused connection's BPF time in a flood from many addresses (~250 ns). */
@@ -199,7 +197,8 @@ static __always_inline bool count_in_slot(const struct rsttrace_storm_key *key, 
  * True when the event belongs to a storm userspace asked to aggregate: counted
  * there. A storm of its peer first, else one of its class (many peers).
  */
-static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e, __u32 seen_stat)
+static __always_inline bool count_in_storm(struct cpu_state *cpu, const struct rsttrace_tcp_event *e,
+					   __u32 seen_stat)
 {
 	struct rsttrace_storm_key key = {};
 	int watched_local = port_watched(e->local_port);
@@ -207,12 +206,12 @@ static __always_inline bool count_in_storm(const struct rsttrace_tcp_event *e, _
 	if (!storms_in_use || !rsttrace_storm_key_of(e, watched_local, &key))
 		return false;
 	/* While every storm is a class's (a flood from many peers), no peer's key can match. */
-	if (storms_in_use != class_storms_in_use && count_in_slot(&key, e, watched_local, seen_stat))
+	if (storms_in_use != class_storms_in_use && count_in_slot(cpu, &key, e, watched_local, seen_stat))
 		return true;
 	if (!class_storms_in_use)
 		return false;
 	rsttrace_storm_class_of(&key);
-	return count_in_slot(&key, e, watched_local, seen_stat);
+	return count_in_slot(cpu, &key, e, watched_local, seen_stat);
 }
 
 /* Word `port` of a shortcut table (maps.bpf.h), read whole. */

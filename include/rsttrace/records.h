@@ -78,7 +78,7 @@ enum rsttrace_ct_state {
 };
 #define RSTTRACE_CT_REPLY 0x80      /* or'ed into ct_state: the packet goes in the reply direction */
 
-/* index into struct rsttrace_counters, the BPF `stats` map's one per-CPU value */
+/* index into struct rsttrace_counters, which begins each CPU's value of the BPF map cpu_state */
 enum rsttrace_stat {
 	RSTTRACE_STAT_EMITTED = 0,     /* tcp events written to the ring buffer */
 	RSTTRACE_STAT_LOST = 1,        /* records that did not fit in the ring buffer */
@@ -92,10 +92,11 @@ enum rsttrace_stat {
 };
 
 /*
- * The `stats` map's value: every counter of a CPU in one entry, so that a
- * program counting two (an event seen and emitted, or seen and aggregated)
- * looks up one entry, not two (a helper call before 6.10, which first inlines
- * per-CPU array lookups), and userspace reads all of them in one call.
+ * Every counter of a CPU, at the start of its entry of cpu_state
+ * (bpf/maps.bpf.h), so that a program counting two (an event seen and
+ * emitted, or seen and aggregated) updates one entry it has looked up once
+ * (a helper call before 6.10, which first inlines per-CPU array lookups),
+ * and userspace reads all of them in one call.
  */
 struct rsttrace_counters {
 	__u64 count[RSTTRACE_STAT_COUNT];

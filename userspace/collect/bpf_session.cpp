@@ -37,7 +37,6 @@ BpfSession::BpfSession(const SessionConfig& config, const TracepointShapes& trac
   const int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) throw failed("count", "possible CPUs", errno_text(ncpus ? ncpus : ENOENT));
   per_cpu_.resize(static_cast<size_t>(ncpus));
-  per_cpu_counters_.resize(static_cast<size_t>(ncpus));
   // The tracepoints every run needs, checked before load so a missing one is
   // named instead of surfacing as a verifier error.
   for (const auto& [name, args] : {std::pair{"tcp_send_reset", tracepoints.tcp_send_reset},
@@ -166,13 +165,22 @@ Result<uint64_t> BpfSession::sum_per_cpu(const bpf_map* map, uint32_t index) con
 }
 
 Result<std::array<uint64_t, RSTTRACE_STAT_COUNT>> BpfSession::sum_counters() const {
+  // Each CPU's value of cpu_state (bpf/maps.bpf.h) begins with its counters; the
+  // kernel rounds each CPU's value up to 8 bytes.
+  const size_t stride = (bpf_map__value_size(skel_->maps.cpu_state) + 7) / 8 * 8;
+  const size_t ncpus = per_cpu_.size();
+  if (stride < sizeof(rsttrace_counters)) return Failure{"cpu_state is smaller than its counters"};
+  per_cpu_state_.resize(stride * ncpus);
   const uint32_t zero = 0;
-  if (int err = bpf_map__lookup_elem(skel_->maps.stats, &zero, sizeof(zero), per_cpu_counters_.data(),
-                                     per_cpu_counters_.size() * sizeof(rsttrace_counters), 0))
+  if (int err = bpf_map__lookup_elem(skel_->maps.cpu_state, &zero, sizeof(zero), per_cpu_state_.data(),
+                                     per_cpu_state_.size(), 0))
     return Failure{errno_text(err)};
   std::array<uint64_t, RSTTRACE_STAT_COUNT> totals{};
-  for (const rsttrace_counters& cpu : per_cpu_counters_)
-    for (size_t i = 0; i < totals.size(); ++i) totals[i] += cpu.count[i];
+  for (size_t cpu = 0; cpu < ncpus; ++cpu) {
+    rsttrace_counters counters;
+    std::memcpy(&counters, per_cpu_state_.data() + cpu * stride, sizeof(counters));
+    for (size_t i = 0; i < totals.size(); ++i) totals[i] += counters.count[i];
+  }
   return totals;
 }
 

@@ -91,7 +91,7 @@ class BpfSession : public StormCounters {
   // One CPU's value after another, of the per-CPU map `map` at `index`,
   // summed; a Failure (errno text) if the kernel refused the read.
   Result<uint64_t> sum_per_cpu(const bpf_map* map, uint32_t index) const;
-  // Every counter of the `stats` map (records.h: rsttrace_counters), summed over the CPUs.
+  // Every counter of the cpu_state map (records.h: rsttrace_counters), summed over the CPUs.
   Result<std::array<uint64_t, RSTTRACE_STAT_COUNT>> sum_counters() const;
   // After every change of storm_keys: the CPUs' cached lookups of it are stale (bpf/maps.bpf.h: storm_lookup_cache).
   void storm_keys_changed();
@@ -109,7 +109,7 @@ class BpfSession : public StormCounters {
   ShortcutTable connect_shortcuts_;  // mirrored to .bss spared_connect_shortcuts
   std::set<std::string> peer_counting_storms_;  // keys (as bytes) of the active storms that count peers
   mutable std::vector<uint64_t> per_cpu_;  // one value per possible CPU, reused by every read
-  mutable std::vector<rsttrace_counters> per_cpu_counters_;  // the `stats` map's, one per possible CPU
+  mutable std::vector<unsigned char> per_cpu_state_;  // cpu_state's value of every possible CPU
   mutable KernelStats last_stats_;         // what a failed read keeps
   mutable bool stats_failing_ = false;     // in a run of failed reads: logged once
   std::vector<std::string> attached_;
