@@ -93,7 +93,7 @@ class BpfSession : public StormCounters {
   Result<uint64_t> sum_per_cpu(const bpf_map* map, uint32_t index) const;
   // Every counter of the cpu_state map (records.h: rsttrace_counters), summed over the CPUs.
   Result<std::array<uint64_t, RSTTRACE_STAT_COUNT>> sum_counters() const;
-  // After every change of storm_keys: the CPUs' cached lookups of it are stale (bpf/maps.bpf.h: storm_lookup_cache).
+  // After every change of storm_keys: the CPUs' cached lookups of it are stale (bpf/maps.bpf.h: cpu_state, storm_lookup).
   void storm_keys_changed();
 
   RecordSink sink_;
