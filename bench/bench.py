@@ -281,6 +281,11 @@ def measure(workload, observer):
 
 
 def setup_namespace():
+    # bench/run installs them; a direct run of a bench script on a fresh machine would
+    # otherwise wait 10 s for an iperf3 server that cannot start.
+    missing = [tool for tool in ("iperf3", "tcpdump", "nft") if not shutil.which(tool)]
+    if missing:
+        sys.exit(f"bench: failed to find {', '.join(missing)}: run bench/run once, or apt-get install them")
     sh("ip", "netns", "add", NS)
     sh(*in_ns("ip", "link", "set", "lo", "up"))
     # Room for connect/close churn: all ports, and TIME_WAIT reuse.
