@@ -57,15 +57,21 @@ void ban_cuts_established(Lab& lab) {
   };
   rule("-I", "DROP");
   touch(send_now);
-  // The banner and its retransmissions (RTO 200 ms, doubling) are dropped by
-  // the ban; enough of them that the tracer has read the rule before it goes
-  // (a slower machine, RSTTRACE_LAB_TIME_SCALE, waits for two more: the 6.1
-  // guest under host load was still between its nft and iptables-save reads
-  // at the fifth, 6 s after the first drop, and rightly called the rule probable).
+  const auto sent = std::chrono::steady_clock::now();
+  // The banner and its retransmissions (RTO 200 ms, doubling; a tail loss
+  // probe first) are dropped by the ban; enough of them, and for long enough,
+  // that the tracer has read the rule before it goes. A count alone was not:
+  // on loopback four drops can come within 0.21 s, before the tracer's
+  // iptables-nft-save ran, and the tracer rightly called the rule probable.
+  // 2 s is ten times the tracer's usual read; the fold (quiet 3x the last gap)
+  // and the line's hold (5 s) outlast it. A slower machine
+  // (RSTTRACE_LAB_TIME_SCALE) waits for two more drops: the 6.1 guest under
+  // host load was still between its nft and iptables-save reads at the fifth,
+  // 6 s after the first drop.
   const bool slow = scaled(std::chrono::seconds(1)).count() > 1;
   const uint64_t wanted = slow ? 6 : 4;
-  const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(20));
-  while (input_rule_packets(sshd, c.client4) < wanted) {
+  const auto deadline = sent + scaled(std::chrono::seconds(20));
+  while (input_rule_packets(sshd, c.client4) < wanted || std::chrono::steady_clock::now() < sent + std::chrono::seconds(2)) {
     if (std::chrono::steady_clock::now() >= deadline)
       throw failed("see", "the ban drop the client's packets", "its counter stayed under " + std::to_string(wanted));
     sleep_checked(std::chrono::milliseconds(20));
