@@ -16,9 +16,7 @@ kernel path that differs between these kernels: an active reset by close()
 kprobe), a firewall reject and drop (iptables-reject, nft-drop), a reset
 without a socket (no-sshd: 6.1's tracepoint does not fire, the drop stands in)
 and a received reset (peer-abort). 6.12 (Debian 13's userland, the combination
-most servers run) runs it with local and remote clients, and Debian 12's
-userland with remote clients (a Debian 12 userland in a container on a Debian
-13 host; about 95 s); 6.1 with Debian 12's
+most servers run) runs it with local and remote clients; 6.1 with Debian 12's
 userland locally, plus EXTRA_6_1 (fail2ban's thread names and hosts.deny write
 seen by the fexit open hook; sshd's close() with unread data, the tracepoint's
 active reset without a reason), and with
@@ -43,7 +41,16 @@ line; in an emulated guest the scenario keeps the ban until the tracer's line
 names its rule). About 90-210 s for the six, quiet to loaded.
 accept-queue-overflow is not a row (25-36 s a row in the 6.1 guest, its queue
 filled across a slow link): its 6.1 path, fentry/fexit on tcp_check_req, is
-asserted attached by the check rows; by hand 4/4 remote rows passed there."""
+asserted attached by the check rows; by hand 4/4 remote rows passed there.
+
+Left out to keep CI near 45 minutes (measured at 6e5e3a2: 6.1 guest 509 s, 6.12
+guest 482 s, CI 62 min in all): Debian 12's userland on 6.12 (a Debian 12
+container on a Debian 13 host; its sshd and tools are the host's own, which the
+host's lab runs on every row, and 6.12's kernel paths are the Debian 13 rows'),
+and the floods on 6.12 (issue 17: test_floods and test_class_storms run in the
+6.1 guest, whose paths differ: a refused SYN's server end is a NO_SOCKET drop
+there; 6.12's kfree_skb and tcp_send_reset carry what the host's 6.18 does, and
+the host runs both tests)."""
 
 import argparse
 import json
@@ -92,6 +99,7 @@ KERNELS = {
         "absent": [("handle_active_reset", "the kprobe must not be attached where the tracepoint reports active resets")],
         "rows": [("debian12", "loopback", SUBSET + EXTRA_6_1), ("debian13", "remote", SUBSET),
                  ("debian13", "remote-netns", NEW_6_1)],
+        "floods": True,
     },
     "6.12": {
         "check": [
@@ -105,7 +113,8 @@ KERNELS = {
             (r"fexit \(tcp_check_req\)\s+works", "the accept-queue fexit should work on 6.12"),
         ],
         "absent": [("handle_active_reset", "no kprobe on 6.12")],
-        "rows": [("debian13", "loopback", SUBSET), ("debian13", "remote", SUBSET), ("debian12", "remote", SUBSET)],
+        "rows": [("debian13", "loopback", SUBSET), ("debian13", "remote", SUBSET)],
+        "floods": False,
     },
 }
 
@@ -139,9 +148,10 @@ def main():
     # 6.1 reports a refused SYN's server end as a NO_SOCKET drop, not a sent reset); the class
     # storms' threshold lowered for emulation.
     root_tests = os.path.join(os.path.dirname(HERE), "root")
+    flood_tests = ("test_floods", "test_class_storms") if expect["floods"] else ()
     floods = " ".join(f"(cd {root_tests} && RSTTRACE={RSTTRACE} RSTTRACE_CLASS_STORM_THRESHOLD=60 "
                       f"python3 {test}.py 2>&1 | tail -3; echo \"{test} exit $?\");"
-                      for test in ("test_floods", "test_class_storms"))
+                      for test in flood_tests)
     check = in_guest(kernel, "bash", "-c", f"{RSTTRACE} check; echo \"check exit $?\"; {count_script}; "
                      f"set -o pipefail; {floods}", timeout=900)
     print(check.stdout)
@@ -153,7 +163,7 @@ def main():
     for program, message in expect["absent"]:
         assert program not in out.split("a full session", 1)[1], message
     assert re.search(r"^OK: active resets", out, re.M), f"active resets miscounted on {kernel}"
-    for test in ("test_floods", "test_class_storms"):
+    for test in flood_tests:
         assert f"{test} exit 0" in out, f"{test} failed in the {kernel} guest"
 
     rows = expect["rows"]
