@@ -876,6 +876,49 @@ TEST_CASE_METHOD(Fixture, "the listener's reset of the client's late segment aft
   }
 }
 
+TEST_CASE_METHOD(Fixture, "the listener's reset of a late segment after the abort's line was judged is absorbed") {
+  // Measured (CI, Debian 13's sshd refusing by PerSourcePenalties on loopback, the lab
+  // on two jobs): the client's late segment met the listener after the abort's group
+  // had settled (150 ms), and got a 'kernel' line of its own.
+  TcpEvent abort = server_reset("TCP_ABORT_ON_DATA", 2000, {800, "sshd"}, OwnerSource::Close);
+  abort.sock_cookie = 4097;
+  TcpEvent late = event(EventKind::ResetSent, 2400);
+  late.reason = reset_reason("TCP_FLAGS");
+  late.tcp_state = state("LISTEN");
+  late.tcp_flags = kAck;
+  late.sock_cookie = 17;  // the listener's
+  Correlator correlator;
+  correlator.add(abort);
+  size_t lines = 0;
+  correlator.take_due(2300 * kMs, [&](std::vector<TcpEvent>&) { ++lines; });
+  REQUIRE(lines == 1);
+  SECTION("within 3 s of the abort: absorbed, counted") {
+    CHECK_FALSE(correlator.add(late));
+    CHECK(correlator.absorbed() == 1);
+    CHECK(test::take_all(correlator).empty());
+  }
+  SECTION("later: a line of its own") {
+    late.monotonic_ns = 5100 * kMs;
+    CHECK(correlator.add(late));
+    CHECK(test::take_all(correlator).size() == 1);
+  }
+  SECTION("a listener's reset of a SYN: a new connection's, a line of its own") {
+    late.tcp_flags = kSyn;
+    CHECK(correlator.add(late));
+    CHECK(test::take_all(correlator).size() == 1);
+  }
+  SECTION("after a refusal by the listener itself (no accepted socket): a line of its own") {
+    TcpEvent refused = late;
+    refused.tcp_flags = kSyn;
+    refused.monotonic_ns = 3000 * kMs;
+    Correlator other;
+    other.add(refused);
+    other.take_due(3300 * kMs, [](std::vector<TcpEvent>&) {});
+    CHECK(other.add(late));
+    CHECK(other.absorbed() == 0);
+  }
+}
+
 namespace {
 
 // Debian's 6.1, measured in the kernel matrix (--raw, MaxStartups 1 on

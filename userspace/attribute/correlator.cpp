@@ -73,15 +73,23 @@ uint64_t Correlator::due_at(const Group& group) const {
 // once by the slab (issue 15: an abort leaves no TIME_WAIT, and the next
 // connect() from that port often got the freed socket's address), so the
 // address counts only where a kernel gave no cookie.
+namespace {
+
+constexpr uint8_t kTcpListen = 10;  // the kernel's TCP_LISTEN
+
+// A listener's reset of a segment that is not a SYN (TCP_FLAGS: an ACK with
+// no request behind it) answers a late segment of the four-tuple's
+// connection, whose socket has just gone (an abort leaves no TIME_WAIT: the
+// client's next segment, in flight, meets the listener). It ends that
+// connection; a new one would start with a SYN.
+bool is_late_listener_reset(const TcpEvent& event) {
+  return event.kind == EventKind::ResetSent && event.tcp_state == kTcpListen && event.tcp_flags && !is_syn(event);
+}
+
+}  // namespace
+
 bool Correlator::starts_new_connection(const Group& group, const TcpEvent& event) {
-  // A listener's reset of a segment that is not a SYN (TCP_FLAGS: an ACK with
-  // no request behind it) answers a late segment of the four-tuple's
-  // connection, whose socket has just gone (an abort leaves no TIME_WAIT: the
-  // client's next segment, in flight, meets the listener). It ends that
-  // connection; a new one would start with a SYN.
-  constexpr uint8_t kTcpListen = 10;  // the kernel's TCP_LISTEN
-  if (event.kind == EventKind::ResetSent && event.tcp_state == kTcpListen && event.tcp_flags && !is_syn(event))
-    return false;
+  if (is_late_listener_reset(event)) return false;
   return std::any_of(group.events.begin(), group.events.end(), [&](const TcpEvent& seen) {
     // Same hook, same end: as with the address before, two sockets there are two connections.
     if (seen.kind != event.kind || seen.local != event.local) return false;
@@ -101,6 +109,10 @@ bool Correlator::add(TcpEvent&& event) { return add_event(std::move(event)); }
 template <typename Event>
 bool Correlator::add_event(Event&& event) {
   const ConnectionKey key = ConnectionKey::of(event);
+  if (absorbs_late_listener_reset(key, event)) {
+    ++absorbed_;
+    return false;
+  }
   if (is_syn_drop(event)) {
     auto reported = reported_drops_.find(key);
     if (reported != reported_drops_.end() && event.monotonic_ns <= reported->second.until_ns &&
@@ -131,7 +143,7 @@ bool Correlator::add_event(Event&& event) {
   }
   if (slots_[index].open() && starts_new_connection(groups_[slots_[index].group], event)) {
     Group& old = groups_[slots_[index].group];
-    remember_if_drop(key, old);
+    remember_judged(key, old);
     early_.push_back(std::move(old.events));
     close(slots_[index]);
   }
@@ -157,7 +169,7 @@ bool Correlator::add_event(Event&& event) {
     if (oldest == kNoSlot || !slots_[oldest].open()) continue;  // judged already
     Group& evicted = groups_[slots_[oldest].group];
     if (evicted.first_ns != first_ns) continue;  // judged already
-    remember_if_drop(slots_[oldest].key, evicted);
+    remember_judged(slots_[oldest].key, evicted);
     early_.push_back(std::move(evicted.events));
     close(slots_[oldest]);
     ++evicted_;
@@ -198,6 +210,29 @@ void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) 
   // Bounded: in a flood, forgetting means a later retransmission gets a line of its own.
   if (reported_drops_.size() >= settings_.max_open) reported_drops_.clear();
   reported_drops_[key] = {group.last_ns + settings_.absorb_drops_ns, drop->tcp_seq};
+}
+
+// The late segment may reach the listener after the connection's group was
+// judged (its line written): a client scheduled late on a loaded machine sent
+// it more than settle_ns after the abort (CI's lab: Debian 13's sshd refusing
+// by PerSourcePenalties got a second, 'kernel' line). Within absorb_late_ns of
+// the abort it is that connection's, already reported: absorbed, counted.
+bool Correlator::absorbs_late_listener_reset(const ConnectionKey& key, const TcpEvent& event) const {
+  if (aborted_.empty() || !is_late_listener_reset(event)) return false;
+  const auto aborted = aborted_.find(key);
+  if (aborted == aborted_.end() || event.monotonic_ns > aborted->second) return false;
+  const uint32_t slot = find_slot(key, static_cast<uint32_t>(ConnectionKeyHash()(key)));
+  return slot == kNoSlot || !slots_[slot].open();  // an open group takes it (starts_new_connection)
+}
+
+void Correlator::remember_if_aborted(const ConnectionKey& key, const Group& group) {
+  const bool aborted = std::any_of(group.events.begin(), group.events.end(), [](const TcpEvent& event) {
+    return event.kind == EventKind::ResetSent && event.tcp_state != 0 && event.tcp_state != kTcpListen;
+  });
+  if (!aborted) return;
+  // Bounded: in an abort flood, forgetting means a late segment's reset gets a line of its own (as before).
+  if (aborted_.size() >= settings_.max_open) aborted_.clear();
+  aborted_[key] = group.last_ns + settings_.absorb_late_ns;
 }
 
 }  // namespace rsttrace

@@ -49,6 +49,7 @@ struct CorrelatorSettings {
   uint64_t settle_ns = 150'000'000;          // quiet time before a group is judged
   uint64_t drop_wait_ns = 1'300'000'000;     // a dropped SYN waits for its first retransmission (1 s)
   uint64_t absorb_drops_ns = 75'000'000'000; // later retransmissions of a reported drop are not reported again
+  uint64_t absorb_late_ns = 3'000'000'000;   // a listener's reset of a late segment after its connection's abort was judged
   size_t max_open = 16384;                   // groups held at once; the oldest is judged early beyond that
 };
 
@@ -87,6 +88,12 @@ class Correlator {
   uint64_t due_at(const Group& group) const;
   static bool starts_new_connection(const Group& group, const TcpEvent& event);
   void remember_if_drop(const ConnectionKey& key, const Group& group);
+  void remember_if_aborted(const ConnectionKey& key, const Group& group);
+  bool absorbs_late_listener_reset(const ConnectionKey& key, const TcpEvent& event) const;
+  void remember_judged(const ConnectionKey& key, const Group& group) {
+    remember_if_drop(key, group);
+    remember_if_aborted(key, group);
+  }
   void close(Slot& slot);      // the group is taken: the slot holds no open group
   void unref(uint32_t index);  // an entry naming the slot is gone
   void release(uint32_t index);  // neither open nor named: free for another connection
@@ -120,6 +127,9 @@ class Correlator {
     uint32_t isn;  // the dropped SYN's sequence number: its retransmissions carry the same
   };
   std::unordered_map<ConnectionKey, ReportedDrop, ConnectionKeyHash> reported_drops_;
+  // Connections judged with a reset sent by an accepted socket (an abort, which
+  // leaves no TIME_WAIT), until when a listener's reset of their late segment is absorbed.
+  std::unordered_map<ConnectionKey, uint64_t, ConnectionKeyHash> aborted_;
   std::vector<std::vector<TcpEvent>> early_;          // judged early (max_open)
   uint64_t absorbed_ = 0;
   uint64_t evicted_ = 0;
@@ -138,7 +148,7 @@ void Correlator::take_due(uint64_t now_ns, OnGroup&& on_group) {
     Slot& slot = slots_[index];
     if (slot.open() && due_at(groups_[slot.group]) <= now_ns) {  // else a stale entry
       Group& group = groups_[slot.group];
-      remember_if_drop(slot.key, group);
+      remember_judged(slot.key, group);
       on_group(group.events);
       close(slot);
     }
@@ -148,6 +158,7 @@ void Correlator::take_due(uint64_t now_ns, OnGroup&& on_group) {
   while (by_start_.size() > 2 * groups_.open_count() + 1024) by_start_.pop_front();  // stale: their groups are gone
   if (now_ns >= next_expiry_ns_) {  // a sweep a second is enough: entries last 75 s
     std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
+    std::erase_if(aborted_, [now_ns](const auto& entry) { return entry.second < now_ns; });
     next_expiry_ns_ = now_ns + 1'000'000'000ULL;
   }
 }
