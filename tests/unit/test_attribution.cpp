@@ -61,6 +61,16 @@ TcpEvent event(EventKind kind, uint64_t at_ms, bool client_side = false) {
   return e;
 }
 
+// The listener's reset of a late segment (an ACK: TCP_FLAGS) of the client's connection.
+TcpEvent late_listener_reset(uint64_t at_ms) {
+  TcpEvent late = event(EventKind::ResetSent, at_ms);
+  late.reason = reset_reason("TCP_FLAGS");
+  late.tcp_state = state("LISTEN");
+  late.tcp_flags = kAck;
+  late.sock_cookie = 17;  // the listener's
+  return late;
+}
+
 TcpEvent server_reset(const char* reason, uint64_t at_ms, Process owner, OwnerSource source) {
   TcpEvent e = event(EventKind::ResetSent, at_ms);
   e.reason = reset_reason(reason);
@@ -851,11 +861,7 @@ TEST_CASE_METHOD(Fixture, "the listener's reset of the client's late segment aft
   abort.acceptor_monotonic_ns = 1999 * kMs;
   TcpEvent received = client_received(2000, "ESTABLISHED");
   received.sock_cookie = 4098;
-  TcpEvent late = event(EventKind::ResetSent, 2001);
-  late.reason = reset_reason("TCP_FLAGS");
-  late.tcp_state = state("LISTEN");
-  late.tcp_flags = kAck;
-  late.sock_cookie = 17;  // the listener's
+  TcpEvent late = late_listener_reset(2001);
   late.owner = Process{800, "sshd"};
   late.owner_source = OwnerSource::Listen;
   Correlator correlator;
@@ -882,11 +888,7 @@ TEST_CASE_METHOD(Fixture, "the listener's reset of a late segment after the abor
   // had settled (150 ms), and got a 'kernel' line of its own.
   TcpEvent abort = server_reset("TCP_ABORT_ON_DATA", 2000, {800, "sshd"}, OwnerSource::Close);
   abort.sock_cookie = 4097;
-  TcpEvent late = event(EventKind::ResetSent, 2400);
-  late.reason = reset_reason("TCP_FLAGS");
-  late.tcp_state = state("LISTEN");
-  late.tcp_flags = kAck;
-  late.sock_cookie = 17;  // the listener's
+  TcpEvent late = late_listener_reset(2400);
   Correlator correlator;
   correlator.add(abort);
   size_t lines = 0;
