@@ -183,6 +183,7 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked
   PacketFacts packet = asked;
   packet.ipsets = &parsed_->ipsets;
   std::optional<FirewallRule> candidate;
+  bool budget_spent = false;
   // nf_tables: native nftables and iptables-nft alike.
   const nlohmann::json& root = parsed_->nft;
   if (!root.is_discarded()) {
@@ -224,11 +225,14 @@ std::optional<FirewallRule> RulesetIndex::walk_rulesets(const PacketFacts& asked
     Outcome outcome = firewall::walk_nft(root, packet, &iptables_nft);
     if (outcome.candidate) candidate = finish(*outcome.candidate);
     if (outcome.kind == Outcome::Dropped) return finish(*outcome.rule);
+    budget_spent = outcome.budget_spent;
   }
   // iptables-legacy: its own hooks, its own tables.
   Outcome outcome = firewall::walk_iptables(parsed_->iptables_legacy, packet, "iptables-legacy");
   if (outcome.kind == Outcome::Dropped) return outcome.rule;
   if (!candidate) candidate = outcome.candidate;
+  // A candidate is the first doubted drop: one further on, past the budget, may be the one.
+  if (candidate && (budget_spent || outcome.budget_spent)) candidate->undecided += "; " + firewall::budget_note();
   return candidate;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "attribute/blockers.h"
+#include "provenance/firewall/limits.h"
 
 namespace rsttrace::firewall {
 
@@ -16,7 +17,13 @@ struct Outcome {
   enum Kind { Continue, Accepted, Dropped } kind = Continue;
   std::optional<FirewallRule> rule;
   std::optional<FirewallRule> candidate;  // a drop whose matches could not all be evaluated
+  bool budget_spent = false;              // the walk stopped at kWalkBudget rules: rules further on were not read
 };
+
+// Why a candidate found by a walk that ran out of budget is doubted further.
+inline std::string budget_note() {
+  return "the walk stopped after " + std::to_string(kWalkBudget) + " rules (jumps fan out): rules further on were not read";
+}
 
 // One packet's walk: the rules it may still look at, and why a drop found
 // further on would not be certain. A rule whose matches are undecided and

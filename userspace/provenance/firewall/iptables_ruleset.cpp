@@ -66,7 +66,10 @@ class IptWalker {
         outcome.candidate = last.candidate;
         return outcome;
       }
-      if (state.budget < 0) return last;  // out of budget: the walk did not finish, a policy cannot be told
+      if (state.budget < 0) {  // out of budget: the walk did not finish, a policy cannot be told
+        last.budget_spent = true;
+        return last;
+      }
       if (outcome.kind == Outcome::Continue && policy->second == "DROP") {
         outcome.kind = Outcome::Dropped;
         outcome.rule = doubted(FirewallRule{backend_, packet_.family == 4 ? "ip" : "ip6", table, chain, std::nullopt,

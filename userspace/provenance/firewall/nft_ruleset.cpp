@@ -628,6 +628,7 @@ Outcome walk_nft(const Json& root, const PacketFacts& packet, const IptRuleset* 
     }
     if (state.budget < 0) break;
   }
+  found.budget_spent = state.budget < 0;
   return found;
 }
 
