@@ -1,5 +1,7 @@
 #include "attribute/describe.h"
 
+#include <cstdio>
+
 #include "text/escape.h"
 #include "text/event_names.h"
 
@@ -33,6 +35,12 @@ std::string describe_evidence(const KernelNames& names, const TcpEvent& event) {
     text += ", hook ran in " + process_text(event.context);
   else
     text += ", hook ran in softirq/idle";
+  return text;
+}
+
+std::string describe_seconds(uint64_t ns) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.1f s", static_cast<double>(ns) / kSecondNs);
   return text;
 }
 

@@ -2,6 +2,7 @@
 // the attributor (attribute/attributor.h). Strings from the kernel are escaped.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "collect/kernel_btf.h"
@@ -15,5 +16,10 @@ std::string process_text(const Process& process);
 // One sentence of what the kernel showed, e.g. "RST sent for a packet that
 // matched no socket (NO_SOCKET), packet flags SYN, hook ran in ssh[812]".
 std::string describe_evidence(const KernelNames& names, const TcpEvent& event);
+
+constexpr uint64_t kSecondNs = 1'000'000'000;
+
+// "1.5 s": a span of the kernel's monotonic clock, for sentences.
+std::string describe_seconds(uint64_t ns);
 
 }  // namespace rsttrace

@@ -15,22 +15,15 @@
 namespace rsttrace {
 namespace {
 
-constexpr uint64_t kSecond = 1'000'000'000;
 // How far back a wrapper check may lie when the accept() itself was not seen.
-constexpr uint64_t kWrapperLookback = 300 * kSecond;
+constexpr uint64_t kWrapperLookback = 300 * kSecondNs;
 // sshd's default LoginGraceTime; a child that closes later than this after
 // accept() without a word ran into it (or a longer configured one).
-constexpr uint64_t kLoginGraceTime = 120 * kSecond;
+constexpr uint64_t kLoginGraceTime = 120 * kSecondNs;
 // PerSourcePenalties' default max:600: older endings cannot weigh on a refusal.
-constexpr uint64_t kPenaltyWindow = 600 * kSecond;
+constexpr uint64_t kPenaltyWindow = 600 * kSecondNs;
 
 using Group = std::vector<TcpEvent>;
-
-std::string seconds(uint64_t ns) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1f s", static_cast<double>(ns) / kSecond);
-  return text;
-}
 
 // Concatenation with one allocation (details are built per reported connection).
 template <typename... Parts>
@@ -276,7 +269,7 @@ class Judge {
     const char* files = wrapper_files(*check);
     Attribution report = owner_report(e, Verdict::TcpWrappers,
                                  process_text(owner) + " read " + files + ", sent nothing, and " + how_closed(e) + " " +
-                                     seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
+                                     describe_seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
                                      remote(e) + " (" + reason(e) + ")");
     report.wrapper_mnt_ns = check->mnt_ns;
     report.wrapper_pid = owner.pid;
@@ -295,7 +288,8 @@ class Judge {
         e, Verdict::TcpWrappers,
         "the sshd child " + std::to_string(owner.pid) + " read " + wrapper_files(*check) + ", then became " +
             process_text(owner) + " (a hosts_options twist command), which answered the client (" +
-            plural(e.bytes_acked > 1 ? e.bytes_acked - 1 : 0, "byte") + " acknowledged) and " + how_closed(e) + " " + seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
+            plural(e.bytes_acked > 1 ? e.bytes_acked - 1 : 0, "byte") + " acknowledged) and " + how_closed(e) + " " +
+            describe_seconds(e.monotonic_ns - check->last_ns) + " later: TCP wrappers refused " +
             remote(e) + " with twist (" + reason(e) + ")");
     report.wrapper_mnt_ns = check->mnt_ns;
     report.wrapper_pid = owner.pid;
@@ -321,7 +315,7 @@ class Judge {
     if (!e.acceptor_pid || e.acceptor_pid != e.owner->pid) return std::nullopt;
     return listener_refusal(e, *e.owner, e.acceptor_monotonic_ns, e.sock_id,
                             "the listening " + process_text(*e.owner) + " closed the connection from " + remote(e) + " " +
-                                seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
+                                describe_seconds(e.monotonic_ns - e.acceptor_monotonic_ns) +
                                 " after accept(), before any child took it (" + reason(e) + "): ");
   }
 
@@ -338,7 +332,7 @@ class Judge {
       return std::nullopt;
     return listener_refusal(reset, *seen->closer, seen->accepted_ns, seen->sock_id,
                             "the listening " + process_text(*seen->closer) + " closed the connection from " +
-                                remote(reset) + " " + seconds(seen->closed_ns - seen->accepted_ns) +
+                                remote(reset) + " " + describe_seconds(seen->closed_ns - seen->accepted_ns) +
                                 " after accept(), before any child took it; the client's data came after that close "
                                 "was acknowledged, and the closed socket reset it (" +
                                 reason_words("TCP_TIMEWAIT_SOCKET") + "): ");
@@ -371,7 +365,7 @@ class Judge {
       return owner_report(e, Verdict::Sshd,
                           "the listening " + process_text(*e.owner) + " " + how_closed(e) +
                               " holding the connection from " + remote(e) + ", accepted " +
-                              seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " before (" + reason(e) + ")");
+                              describe_seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " before (" + reason(e) + ")");
     if (auto report = listener_closed_unaccepted(e)) return report;
     return owner_report(e, Verdict::Sshd,
                         "the sshd child " + process_text(*e.owner) + " " + how_closed(e) + " holding the connection from " +
@@ -395,7 +389,7 @@ class Judge {
     if (!e.acceptor_monotonic_ns || e.monotonic_ns - e.acceptor_monotonic_ns < kLoginGraceTime) return std::nullopt;
     return owner_report(e, Verdict::Sshd,
                         "the sshd child " + process_text(*e.owner) + " " + how_closed(e) + " " +
-                            seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " after accept: LoginGraceTime expired for " +
+                            describe_seconds(e.monotonic_ns - e.acceptor_monotonic_ns) + " after accept: LoginGraceTime expired for " +
                             remote(e) + " (" + reason(e) + ")");
   }
 
@@ -473,7 +467,7 @@ class Judge {
                             process_text(*shown.owner) + " " + closing_words(seen->closer_exiting, seen->closer_exit_code) +
                                 " the connection (" + plural(seen->bytes_received, "byte") + " received, " +
                                 plural(seen->bytes_acked, "byte") + " sent) " +
-                                seconds(reset->monotonic_ns - seen->closed_ns) + " before " + late);
+                                describe_seconds(reset->monotonic_ns - seen->closed_ns) + " before " + late);
       }
       detail += "; " + process_text(*shown.owner) + " had closed it";
     }
@@ -520,7 +514,7 @@ class Judge {
                         .said_before = cat("sshd closed the connection from ", remote(reset), " when its LoginGraceTime ("),
                         .said_after = cat(") ran out (", grace->evidence,
                                           "); the later reset came from the closed socket: ", later, ", ",
-                                          seconds(reset.monotonic_ns > seen.closed_ns ? reset.monotonic_ns - seen.closed_ns : 0),
+                                          describe_seconds(reset.monotonic_ns > seen.closed_ns ? reset.monotonic_ns - seen.closed_ns : 0),
                                           " after the close")};
     Attribution report =
         owner_report(reset, Verdict::Sshd, note.said_before + login_grace_words(*grace, nullptr) + note.said_after);

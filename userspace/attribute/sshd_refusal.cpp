@@ -13,7 +13,6 @@
 namespace rsttrace {
 namespace {
 
-constexpr uint64_t kSecond = 1'000'000'000;
 // Less than this from the client cannot reach authentication: the banner and
 // KEXINIT alone take about 1.5 KB.
 constexpr uint64_t kNoKexBytes = 1000;
@@ -22,13 +21,7 @@ constexpr uint64_t kNoKexBytes = 1000;
 // when its LoginGraceTime alarm fires; sshd's listener penalises it as grace-exceeded.
 constexpr int kExitLoginGrace = 3;
 // The shortest LoginGraceTime sshd takes (0 means none).
-constexpr uint64_t kShortestGrace = kSecond;
-
-std::string seconds(uint64_t ns) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1f s", static_cast<double>(ns) / kSecond);
-  return text;
-}
+constexpr uint64_t kShortestGrace = kSecondNs;
 
 }  // namespace
 
@@ -58,7 +51,7 @@ std::optional<GraceExpiry> login_grace_expiry(const SeenConnection& seen) {
   const std::string closer = process_text(*seen.closer);
   const std::string received = std::to_string(seen.bytes_received) + (seen.bytes_received == 1 ? " byte" : " bytes");
   GraceExpiry expiry;
-  expiry.grace_seconds = lasted / kSecond;  // the alarm starts after fork (and exec): never before accept()
+  expiry.grace_seconds = lasted / kSecondNs;  // the alarm starts after fork (and exec): never before accept()
   // 9.8+ (sshd-session) sets the alarm to LoginGraceTime plus a random 0-4 s.
   expiry.jitter = seen.closer->comm == "sshd-session";
   expiry.least_seconds = expiry.jitter ? std::max<uint64_t>(1, expiry.grace_seconds > 3 ? expiry.grace_seconds - 3 : 1)
@@ -67,7 +60,7 @@ std::optional<GraceExpiry> login_grace_expiry(const SeenConnection& seen) {
   const int status = seen.closer_exiting && !signal ? static_cast<int>((seen.closer_exit_code >> 8) & 0xff) : -1;
   if (status == kExitLoginGrace && seen.closer->comm == "sshd-session") {
     expiry.certain = true;
-    expiry.evidence = "certain: " + closer + " exited with status 3, OpenSSH's EXIT_LOGIN_GRACE, " + seconds(lasted) +
+    expiry.evidence = "certain: " + closer + " exited with status 3, OpenSSH's EXIT_LOGIN_GRACE, " + describe_seconds(lasted) +
                       " after accept(), with " + received + " from the client";
     return expiry;
   }
@@ -81,7 +74,7 @@ std::optional<GraceExpiry> login_grace_expiry(const SeenConnection& seen) {
     how = "was killed by SIGTERM (sshd's grace alarm signals the session's processes so)";
   else
     return std::nullopt;  // another status, another signal, or closed without exiting: not the alarm
-  expiry.evidence = "probable: " + closer + " " + how + " " + seconds(lasted) + " after accept(), with " + received +
+  expiry.evidence = "probable: " + closer + " " + how + " " + describe_seconds(lasted) + " after accept(), with " + received +
                     " from the client, too few to authenticate; only OpenSSH 9.8+'s sshd-session exit status (3) " +
                     "proves the grace alarm";
   return expiry;
@@ -161,7 +154,7 @@ std::string listener_refusal_cause(const ListenerRefusal& refusal, const SshdLim
   // Counted per class, oldest first, with how long before the refusal each ended.
   std::map<std::string, std::vector<const SeenConnection*>> by_class;
   // LoginGraceTime 0 is none: no connection exceeds it.
-  const uint64_t grace_ns = limits.login_grace_time ? limits.login_grace_time * kSecond : UINT64_MAX;
+  const uint64_t grace_ns = limits.login_grace_time ? limits.login_grace_time * kSecondNs : UINT64_MAX;
   for (const SeenConnection& seen : refusal.earlier) by_class[penalty_class(seen, grace_ns)].push_back(&seen);
   std::string classes;
   for (const auto& [name, list] : by_class) {
@@ -173,11 +166,11 @@ std::string listener_refusal_cause(const ListenerRefusal& refusal, const SshdLim
     const char* separator = " (";
     for (const SeenConnection* seen : list) {
       const uint64_t ago = refusal.refused_ns > seen->closed_ns ? refusal.refused_ns - seen->closed_ns : 0;
-      classes += separator + seconds(ago) + " before: " +
+      classes += separator + describe_seconds(ago) + " before: " +
                  (seen->client_closed_first() ? "closed by the client"
                   : seen->server_closed_first() ? "closed by sshd"
                                                 : "reset") +
-                 " after " + seconds(seen->closed_ns - seen->accepted_ns) + " with " +
+                 " after " + describe_seconds(seen->closed_ns - seen->accepted_ns) + " with " +
                  std::to_string(seen->bytes_received) + (seen->bytes_received == 1 ? " byte" : " bytes") + " received";
       separator = "; ";
     }

@@ -130,7 +130,7 @@ void firewalld_block(Lab& lab, const std::function<Expectation(const Firewalld&,
   firewalld.check_host_untouched();
 }
 
-const char* kRemoteOnly =
+const char* kFirewalldRemoteOnly =
     "firewalld accepts whatever arrives on lo (`iifname \"lo\" accept` first in its input chain): its blocks are "
     "met by remote clients only";
 
@@ -162,7 +162,7 @@ const std::vector<Scenario>& firewalld_scenarios() {
                  throw failed("lift", "the drop zone's source", "the zone still lists it");
              });
        },
-       {"firewalld", "firewall-cmd", "dbus-daemon"}, kRemoteOnly},
+       {"firewalld", "firewall-cmd", "dbus-daemon"}, kFirewalldRemoteOnly},
       {"firewalld-rich-rule",
        "firewalld: a rich rule rejects the client's ssh in the default zone (runtime only); the remedy lifts it",
        [](Lab& lab) {
@@ -191,7 +191,7 @@ const std::vector<Scenario>& firewalld_scenarios() {
                  throw failed("lift", "the rich rule", "firewalld still lists it");
              });
        },
-       {"firewalld", "firewall-cmd", "dbus-daemon"}, kRemoteOnly},
+       {"firewalld", "firewall-cmd", "dbus-daemon"}, kFirewalldRemoteOnly},
       {"firewalld-policy",
        "firewalld: a policy from ANY zone to HOST (permanent, reloaded) whose rich rule rejects the client's ssh; the "
        "remedy lifts it",
@@ -231,7 +231,7 @@ const std::vector<Scenario>& firewalld_scenarios() {
                }
              });
        },
-       {"firewalld", "firewall-cmd", "dbus-daemon"}, kRemoteOnly},
+       {"firewalld", "firewall-cmd", "dbus-daemon"}, kFirewalldRemoteOnly},
   };
   return all;
 }

@@ -13,7 +13,7 @@ namespace {
 
 constexpr const char* kJail = "sshd-lab";
 // Scenario::remote_only: why these scenarios have no loopback row.
-constexpr const char* kRemoteOnly =
+constexpr const char* kFrontEndRemoteOnly =
     "a front-end's block is met by a client on another host (issue 16 asks for a remote client over veth); "
     "the loopback row would add CI time and nothing the front-end does";
 
@@ -187,7 +187,7 @@ void iptables_recent(Lab& lab) {
 }
 
 Scenario remote(Scenario scenario) {
-  scenario.remote_only = kRemoteOnly;
+  scenario.remote_only = kFrontEndRemoteOnly;
   return scenario;
 }
 

@@ -147,19 +147,6 @@ void wait_queue_drained(const Namespace& ns) {
   }
 }
 
-void wait_stopped(pid_t pid) {
-  const auto limit = scaled(std::chrono::seconds(5));
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-    const size_t close = stat.rfind(')');
-    if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'T') return;
-    if (std::chrono::steady_clock::now() >= deadline)
-      throw failed("stop", "sshd's listener", "not stopped after " + std::to_string(limit.count()) + " s");
-    sleep_checked(std::chrono::milliseconds(10));
-  }
-}
-
 // sshd stops accepting (SIGSTOP of the listener alone); two connections wait in its
 // accept queue, which holds three (backlog 2). The client's SYN finds room, but its
 // last ACK crosses a slow link, and a third connection fills the queue meanwhile: the
@@ -176,7 +163,8 @@ void accept_queue_overflow(Lab& lab) {
   lab.start_tracer();
   Sshd sshd(ns, lab.dir(), {});
   ::kill(sshd.pid(), SIGSTOP);
-  wait_stopped(sshd.pid());
+  if (const auto limit = scaled(std::chrono::seconds(5)); !wait_stopped(sshd.pid(), limit))
+    throw failed("stop", "sshd's listener", "not stopped after " + std::to_string(limit.count()) + " s");
   slow_client_link(c, lab.placement() == Placement::Loopback);
   std::vector<std::unique_ptr<Child>> queued;
   for (uint16_t port : {40201, 40202}) {

@@ -172,17 +172,6 @@ std::optional<ServerSocket> server_socket(const Namespace& ns, const std::string
   return std::nullopt;
 }
 
-// Waits (2 s at most) until `pid` is stopped (state T in /proc/PID/stat) or gone.
-void wait_stopped(pid_t pid) {
-  const auto deadline = std::chrono::steady_clock::now() + scaled(std::chrono::seconds(2));
-  while (std::chrono::steady_clock::now() < deadline) {
-    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-    const size_t end = stat.rfind(')');
-    if (stat.empty() || (end != std::string::npos && end + 2 < stat.size() && stat[end + 2] == 'T')) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
-
 // Polls `ns` until the server socket of `peer` satisfies `ready`.
 ServerSocket wait_server_socket(const Namespace& ns, const std::string& peer, const std::string& what,
                                 const std::function<bool(const ServerSocket&)>& ready) {
@@ -234,7 +223,7 @@ void session_killed(Lab& lab) {
         new_holder = true;
       }
     if (!new_holder) break;
-    for (pid_t pid : stopped) wait_stopped(pid);
+    for (pid_t pid : stopped) wait_stopped(pid, scaled(std::chrono::seconds(2)));
     const auto now = server_socket(ns, peer);
     if (!now) break;
     holders = session_holders(*now);

@@ -159,21 +159,21 @@ void sshguard_ban(Lab& lab, Backend backend, int subnet = 32) {
 }
 
 // sshg-blocker never blocks 127.0.0.0/8 or ::1 (it whitelists localhost itself).
-const char* const kRemoteOnly = "sshguard never blocks loopback addresses (it whitelists 127.0.0.0/8 and ::1)";
+const char* const kSshguardRemoteOnly = "sshguard never blocks loopback addresses (it whitelists 127.0.0.0/8 and ::1)";
 
 }  // namespace
 
 const std::vector<Scenario>& sshguard_scenarios() {
   static const std::vector<Scenario> all = {
       {"sshguard-nft-sets", "sshguard bans the client with its nftables backend (table sshguard, set attackers)",
-       [](Lab& lab) { sshguard_ban(lab, Backend::NftSets); }, {"sshguard"}, kRemoteOnly},
+       [](Lab& lab) { sshguard_ban(lab, Backend::NftSets); }, {"sshguard"}, kSshguardRemoteOnly},
       {"sshguard-iptables", "sshguard bans the client with its iptables backend (its chain sshguard, jumped to from INPUT)",
-       [](Lab& lab) { sshguard_ban(lab, Backend::Iptables); }, {"sshguard"}, kRemoteOnly},
+       [](Lab& lab) { sshguard_ban(lab, Backend::Iptables); }, {"sshguard"}, kSshguardRemoteOnly},
       {"sshguard-ipset", "sshguard bans the client with its ipset backend (set sshguard4, matched by an iptables rule)",
-       [](Lab& lab) { sshguard_ban(lab, Backend::Ipset); }, {"sshguard", "ipset"}, kRemoteOnly},
+       [](Lab& lab) { sshguard_ban(lab, Backend::Ipset); }, {"sshguard", "ipset"}, kSshguardRemoteOnly},
       {"sshguard-nft-subnet",
        "sshguard bans the client's whole /24 (IPV4_SUBNET=24) with its nftables backend: the remedy deletes that element",
-       [](Lab& lab) { sshguard_ban(lab, Backend::NftSets, 24); }, {"sshguard"}, kRemoteOnly},
+       [](Lab& lab) { sshguard_ban(lab, Backend::NftSets, 24); }, {"sshguard"}, kSshguardRemoteOnly},
   };
   return all;
 }

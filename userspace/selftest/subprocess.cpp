@@ -41,6 +41,18 @@ void sleep_checked(std::chrono::milliseconds duration) {
   }
 }
 
+bool wait_stopped(pid_t pid, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+    const size_t end = stat.rfind(')');
+    if (stat.empty()) return false;
+    if (end != std::string::npos && end + 2 < stat.size() && stat[end + 2] == 'T') return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    sleep_checked(std::chrono::milliseconds(5));
+  }
+}
+
 int time_scale() {
   const char* text = getenv("RSTTRACE_LAB_TIME_SCALE");
   if (!text || !*text) return 1;

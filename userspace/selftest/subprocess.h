@@ -27,6 +27,10 @@ void sleep_checked(std::chrono::milliseconds duration);
 std::chrono::seconds scaled(std::chrono::seconds base);
 int time_scale();
 
+// Waits until `pid` is stopped (state T in /proc/PID/stat): false when it is
+// gone or still running at `limit`.
+bool wait_stopped(pid_t pid, std::chrono::seconds limit);
+
 // Cleanup must finish even after a stop signal: its waits are not interruptible.
 enum class Wait { Interruptible, ToTheEnd };
 

@@ -13,6 +13,8 @@
 //   I <family> <table> <set> <key>               an interval's end (NFT_SET_ELEM_INTERVAL_END)
 //   N <note>          D                          (the dump ended)
 // Names are hex-encoded: a namespace's owner chooses them.
+// glibc's netinet/in.h before the kernel's: linux/in.h then defers to it (libc-compat.h).
+#include <netinet/in.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <libmnl/libmnl.h>

@@ -133,38 +133,38 @@ std::string joined(const std::vector<std::string>& words, const char* separator)
 }
 
 // A compared value in the load's shape: the right side as nft -j writes it, and its text.
-struct Value {
+struct ComparedValue {
   Json json;
   std::string text;
 };
 
-std::optional<Value> value_of(const Load& load, const std::string& bytes) {
+std::optional<ComparedValue> value_of(const Load& load, const std::string& bytes) {
   switch (load.shape) {
     case Shape::Address: {
       if (bytes.size() != load.length || !load.mask.empty() || load.length > load.field_length) return std::nullopt;
-      if (load.length == load.field_length) return Value{address_text(bytes), address_text(bytes)};
+      if (load.length == load.field_length) return ComparedValue{address_text(bytes), address_text(bytes)};
       std::string full = bytes;  // a load of the prefix's bytes only (nft trims `ip saddr 10.0.0.0/8` so)
       full.resize(load.field_length, '\0');
       const size_t length = load.length * 8;
-      return Value{Json{{"prefix", {{"addr", address_text(full)}, {"len", length}}}},
+      return ComparedValue{Json{{"prefix", {{"addr", address_text(full)}, {"len", length}}}},
                    address_text(full) + "/" + std::to_string(length)};
     }
     case Shape::BigEndian:
       if (bytes.size() != load.length || !load.mask.empty()) return std::nullopt;
-      return Value{big_endian(bytes), std::to_string(big_endian(bytes))};
+      return ComparedValue{big_endian(bytes), std::to_string(big_endian(bytes))};
     case Shape::Byte: {
       if (bytes.size() != 1 || !load.mask.empty()) return std::nullopt;
       const auto number = static_cast<uint64_t>(static_cast<unsigned char>(bytes[0]));
       const char* name = load.text == "meta nfproto" ? (number == NFPROTO_IPV4 ? "ipv4" : number == NFPROTO_IPV6 ? "ipv6" : nullptr)
                                                      : protocol_name(number);
-      return Value{number, name ? name : std::to_string(number)};
+      return ComparedValue{number, name ? name : std::to_string(number)};
     }
     case Shape::HostU32:
       if (bytes.size() != 4 || !load.mask.empty()) return std::nullopt;
     {
       char text[16];
       std::snprintf(text, sizeof text, "0x%08x", host_u32(bytes));  // as nft writes a mark
-      return Value{host_u32(bytes), text};
+      return ComparedValue{host_u32(bytes), text};
     }
     case Shape::Ifname: {
       if (!load.mask.empty() || bytes.empty() || bytes.size() > 16) return std::nullopt;
@@ -174,7 +174,7 @@ std::optional<Value> value_of(const Load& load, const std::string& bytes) {
       if (name.find_first_of("\\\"") != std::string::npos) return std::nullopt;
       if (nul == std::string::npos && bytes.size() < 16) name += "*";  // a prefix: nft's wildcard
       else if (!name.empty() && name.back() == '*') name.insert(name.size() - 1, "\\");
-      return Value{name, "\"" + name + "\""};
+      return ComparedValue{name, "\"" + name + "\""};
     }
     case Shape::CtState:
     case Shape::CtStatus: {
@@ -182,7 +182,7 @@ std::optional<Value> value_of(const Load& load, const std::string& bytes) {
       const auto words = load.shape == Shape::CtState ? flag_words(host_u32(bytes), kCtStates)
                                                       : flag_words(host_u32(bytes), kCtStatus);
       if (!words || words->size() != 1) return std::nullopt;  // ct state is one bit: equal to one word
-      return Value{words->front(), words->front()};
+      return ComparedValue{words->front(), words->front()};
     }
   }
   return std::nullopt;
@@ -444,7 +444,7 @@ class RuleDecoder {
   }
 
   // Masks the walker reads: an address prefix, ct state or status bits tested for any.
-  std::optional<std::pair<Value, std::string>> masked(const Load& load, const std::string& bytes, const std::string& op) {
+  std::optional<std::pair<ComparedValue, std::string>> masked(const Load& load, const std::string& bytes, const std::string& op) {
     if (op != "==" && op != "!=") return std::nullopt;
     if (load.shape == Shape::Address && load.length <= load.field_length && bytes.size() == load.length) {
       // The load may be the prefix's bytes only (`ip saddr 10.0.0.0/20`: 3 bytes, mask ff:ff:f0).
@@ -455,14 +455,14 @@ class RuleDecoder {
         if (static_cast<uint8_t>(full[i]) & ~static_cast<uint8_t>(mask[i]) & 0xff) return std::nullopt;  // never equal
       if (!length) return std::nullopt;
       const std::string text = address_text(full) + "/" + std::to_string(*length);
-      return std::pair{Value{Json{{"prefix", {{"addr", address_text(full)}, {"len", *length}}}}, text}, op};
+      return std::pair{ComparedValue{Json{{"prefix", {{"addr", address_text(full)}, {"len", *length}}}}, text}, op};
     }
     if ((load.shape == Shape::CtState || load.shape == Shape::CtStatus) && bytes.size() == 4 && host_u32(bytes) == 0) {
       const auto words = load.shape == Shape::CtState ? flag_words(host_u32(load.mask), kCtStates)
                                                       : flag_words(host_u32(load.mask), kCtStatus);
       if (!words) return std::nullopt;
       // (value & mask) != 0: any of the words; == 0: none of them.
-      return std::pair{Value{*words, joined(*words, ",")}, std::string(op == "!=" ? "==" : "!=")};
+      return std::pair{ComparedValue{*words, joined(*words, ",")}, std::string(op == "!=" ? "==" : "!=")};
     }
     return std::nullopt;
   }
@@ -477,7 +477,7 @@ class RuleDecoder {
           "[" + (load ? load->text : std::string("?")) + " " + op + " " + hex_text(*bytes) + "]");
       return true;
     }
-    auto decoded = load->mask.empty() ? std::optional<std::pair<Value, std::string>>()
+    auto decoded = load->mask.empty() ? std::optional<std::pair<ComparedValue, std::string>>()
                                       : masked(*load, *bytes, op);
     if (load->mask.empty())
       if (auto value = value_of(*load, *bytes)) decoded = std::pair{*value, std::string(op)};
