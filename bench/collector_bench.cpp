@@ -6,7 +6,7 @@
 // trace loop drains the ring buffer) and only their processing is timed; due()
 // runs after each batch with the simulated clock. Not run by CTest:
 //
-//   collector_bench [--workload reset|drop|mixed] [--connections N] [--rate CONN_PER_S]
+//   collector_bench [--workload reset|drop|abort|mixed] [--connections N] [--rate CONN_PER_S]
 //                   [--text] [--raw] [--poll-ms MS] [--dump FILE] [--repeat R] [--stream]
 //                   [--storm-keys]
 //
@@ -206,6 +206,7 @@ class Generator {
   void connection(RecordBuffer& out, uint64_t i, uint64_t ts_ns) {
     if (workload_ == "reset") return refused(out, i, ts_ns);
     if (workload_ == "drop") return firewall_drop(out, i, ts_ns);
+    if (workload_ == "abort") return sshd_abort(out, i, ts_ns);  // every connection remembered as aborted
     switch (i % 8) {  // mixed
       case 0: case 1: case 2: return refused(out, i, ts_ns);
       case 3: return firewall_drop(out, i, ts_ns);
@@ -361,7 +362,7 @@ long current_rss_kib() {
 
 int usage(const char* argv0) {
   std::fprintf(stderr,
-               "usage: %s [--workload reset|drop|mixed] [--connections N] [--rate CONN_PER_S] [--text] [--raw]\n"
+               "usage: %s [--workload reset|drop|abort|mixed] [--connections N] [--rate CONN_PER_S] [--text] [--raw]\n"
                "          [--poll-ms MS] [--dump FILE] [--repeat R] [--stream] [--storm-keys]\n",
                argv0);
   return 2;
@@ -387,7 +388,7 @@ int main(int argc, char** argv) {
     else if (arg == "--repeat" && (v = value())) s.repeat = std::atoi(v);
     else return usage(argv[0]);
   }
-  if ((s.workload != "reset" && s.workload != "drop" && s.workload != "mixed") || s.rate <= 0 || s.poll_ms == 0)
+  if ((s.workload != "reset" && s.workload != "drop" && s.workload != "abort" && s.workload != "mixed") || s.rate <= 0 || s.poll_ms == 0)
     return usage(argv[0]);
 
   const KernelNames names = make_names();

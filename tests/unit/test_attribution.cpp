@@ -919,6 +919,19 @@ TEST_CASE_METHOD(Fixture, "the listener's reset of a late segment after the abor
     CHECK(other.add(late));
     CHECK(other.absorbed() == 0);
   }
+  SECTION("after a reset sent for no socket (nothing listened): a line of its own") {
+    // No socket, no state (std::nullopt): not an abort. The reset flood's connections
+    // were all remembered as aborted before this was checked (a map insert each).
+    TcpEvent refused = event(EventKind::ResetSent, 3000);
+    refused.reason = reset_reason("NO_SOCKET");
+    refused.tcp_flags = kSyn;
+    Correlator other;
+    other.add(refused);
+    other.take_due(3300 * kMs, [](std::vector<TcpEvent>&) {});
+    late.monotonic_ns = 3400 * kMs;
+    CHECK(other.add(late));
+    CHECK(other.absorbed() == 0);
+  }
 }
 
 namespace {

@@ -219,20 +219,21 @@ void Correlator::remember_if_drop(const ConnectionKey& key, const Group& group) 
 // the abort it is that connection's, already reported: absorbed, counted.
 bool Correlator::absorbs_late_listener_reset(const ConnectionKey& key, const TcpEvent& event) const {
   if (aborted_.empty() || !is_late_listener_reset(event)) return false;
-  const auto aborted = aborted_.find(key);
-  if (aborted == aborted_.end() || event.monotonic_ns > aborted->second) return false;
-  const uint32_t slot = find_slot(key, static_cast<uint32_t>(ConnectionKeyHash()(key)));
+  const size_t hash = ConnectionKeyHash()(key);
+  const AbortedEntry& aborted = aborted_[hash & (kAbortedEntries - 1)];
+  if (event.monotonic_ns > aborted.until_ns || !(aborted.key == key)) return false;
+  const uint32_t slot = find_slot(key, static_cast<uint32_t>(hash));
   return slot == kNoSlot || !slots_[slot].open();  // an open group takes it (starts_new_connection)
 }
 
 void Correlator::remember_if_aborted(const ConnectionKey& key, const Group& group) {
   const bool aborted = std::any_of(group.events.begin(), group.events.end(), [](const TcpEvent& event) {
-    return event.kind == EventKind::ResetSent && event.tcp_state != 0 && event.tcp_state != kTcpListen;
+    // A reset sent for no socket has no state (nullopt): a refusal, not an abort.
+    return event.kind == EventKind::ResetSent && event.tcp_state && *event.tcp_state != kTcpListen;
   });
   if (!aborted) return;
-  // Bounded: in an abort flood, forgetting means a late segment's reset gets a line of its own (as before).
-  if (aborted_.size() >= settings_.max_open) aborted_.clear();
-  aborted_[key] = group.last_ns + settings_.absorb_late_ns;
+  if (aborted_.empty()) aborted_.resize(kAbortedEntries);
+  aborted_[ConnectionKeyHash()(key) & (kAbortedEntries - 1)] = {key, group.last_ns + settings_.absorb_late_ns};
 }
 
 }  // namespace rsttrace

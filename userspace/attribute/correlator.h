@@ -128,8 +128,17 @@ class Correlator {
   };
   std::unordered_map<ConnectionKey, ReportedDrop, ConnectionKeyHash> reported_drops_;
   // Connections judged with a reset sent by an accepted socket (an abort, which
-  // leaves no TIME_WAIT), until when a listener's reset of their late segment is absorbed.
-  std::unordered_map<ConnectionKey, uint64_t, ConnectionKeyHash> aborted_;
+  // leaves no TIME_WAIT), until when a listener's reset of their late segment is
+  // absorbed. Direct-mapped, no allocation per abort: an unordered_map cost an
+  // abort flood 32% more per connection (collector_bench --workload abort,
+  // 2,420 -> 3,195 ns) and 1.7 MB. A newer abort on the same entry replaces the
+  // older, whose late reset then gets a line of its own, as it would without this.
+  struct AbortedEntry {
+    ConnectionKey key;
+    uint64_t until_ns = 0;
+  };
+  static constexpr size_t kAbortedEntries = 4096;  // 224 KiB, allocated at the first abort
+  std::vector<AbortedEntry> aborted_;
   std::vector<std::vector<TcpEvent>> early_;          // judged early (max_open)
   uint64_t absorbed_ = 0;
   uint64_t evicted_ = 0;
@@ -158,7 +167,6 @@ void Correlator::take_due(uint64_t now_ns, OnGroup&& on_group) {
   while (by_start_.size() > 2 * groups_.open_count() + 1024) by_start_.pop_front();  // stale: their groups are gone
   if (now_ns >= next_expiry_ns_) {  // a sweep a second is enough: entries last 75 s
     std::erase_if(reported_drops_, [now_ns](const auto& entry) { return entry.second.until_ns < now_ns; });
-    std::erase_if(aborted_, [now_ns](const auto& entry) { return entry.second < now_ns; });
     next_expiry_ns_ = now_ns + 1'000'000'000ULL;
   }
 }
